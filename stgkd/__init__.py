@@ -1,0 +1,16 @@
+"""stgkd: spatio-temporal GNN traffic forecasting, distilled into small fast students."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "Forecaster"]
+
+
+def __getattr__(name: str):
+    # Forecaster pulls in torch and the export format; keep `import stgkd` light.
+    if name == "Forecaster":
+        from stgkd.forecaster import Forecaster
+
+        return Forecaster
+    raise AttributeError(f"module 'stgkd' has no attribute {name!r}")

@@ -1,0 +1,102 @@
+"""The in-memory form every reader produces: :class:`TrafficData`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from stgkd.errors import DataError
+
+
+@dataclass
+class TrafficData:
+    """Readings of a sensor network plus its graph, in one validated container.
+
+    Args:
+        values: ``(T, N, C)`` float32 readings in raw units. Missing readings are ``0`` (the
+            convention of METR-LA / PEMS-BAY releases); readers turn NaN into ``0`` after counting.
+            Channel 0 is the forecast target (speed for METR-LA/PEMS-BAY, flow for PEMS0x).
+        adj: ``(N, N)`` float32 weighted adjacency, non-negative, row = source, column = target.
+        sensor_ids: the ``N`` sensor ids, in the column order of ``values`` and ``adj``.
+        interval_minutes: sampling interval (5 for every standard dataset).
+        timestamps: ``T`` regular timestamps, or ``None`` when the source has none.
+        name: dataset name (``"metr-la"``, ``"synthetic"``, or the path it came from).
+        split: chronological train/val/test fractions (default: 0.7/0.1/0.2).
+        channel_names: names of the ``C`` channels.
+        source: the files it was read from (for messages and checkpoints).
+    """
+
+    values: np.ndarray
+    adj: np.ndarray
+    sensor_ids: list[str]
+    interval_minutes: int = 5
+    timestamps: pd.DatetimeIndex | None = None
+    name: str = "unnamed"
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    channel_names: list[str] = field(default_factory=lambda: ["value"])
+    source: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        where = self.name
+        if self.values.ndim == 2:
+            self.values = self.values[:, :, None]
+        if self.values.ndim != 3:
+            raise DataError(f"{where}: values must be (T, N) or (T, N, C), got shape {self.values.shape}")
+        self.values = np.ascontiguousarray(self.values, dtype=np.float32)
+        self.adj = np.asarray(self.adj, dtype=np.float32)
+        self.sensor_ids = [str(s) for s in self.sensor_ids]
+        t, n, c = self.values.shape
+        if self.adj.ndim != 2 or self.adj.shape[0] != self.adj.shape[1]:
+            raise DataError(f"{where}: adjacency must be square, got shape {self.adj.shape}")
+        if self.adj.shape[0] != n:
+            raise DataError(
+                f"{where}: data has {n} sensors but the graph has {self.adj.shape[0]} nodes"
+            )
+        if not np.isfinite(self.adj).all():
+            raise DataError(f"{where}: adjacency holds NaN or Inf")
+        if (self.adj < 0).any():
+            raise DataError(f"{where}: adjacency holds {(self.adj < 0).sum()} negative weights")
+        if len(self.sensor_ids) != n:
+            raise DataError(f"{where}: {len(self.sensor_ids)} sensor ids for {n} sensors")
+        if len(set(self.sensor_ids)) != n:
+            raise DataError(f"{where}: duplicate sensor ids")
+        nonfinite = ~np.isfinite(self.values)
+        if nonfinite.any():
+            raise DataError(
+                f"{where}: values hold {int(nonfinite.sum())} NaN/Inf entries; readers must turn "
+                "missing readings into 0 before building TrafficData"
+            )
+        if self.timestamps is not None:
+            if len(self.timestamps) != t:
+                raise DataError(f"{where}: {len(self.timestamps)} timestamps for {t} steps")
+        if len(self.channel_names) != c:
+            self.channel_names = [f"ch{i}" for i in range(c)]
+        if len(self.split) != 3 or abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) <= 0:
+            raise DataError(f"{where}: split must be three positive fractions summing to 1, got {self.split}")
+        self.split = tuple(float(s) for s in self.split)
+
+    @property
+    def num_steps(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_nodes(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def num_channels(self) -> int:
+        return self.values.shape[2]
+
+    @property
+    def missing_fraction(self) -> float:
+        """Fraction of target-channel readings that are missing (zero)."""
+        return float((self.values[..., 0] == 0).mean())
+
+    def __repr__(self) -> str:
+        return (
+            f"TrafficData(name={self.name!r}, steps={self.num_steps}, nodes={self.num_nodes}, "
+            f"channels={self.num_channels}, interval={self.interval_minutes}min, "
+            f"edges={int((self.adj > 0).sum())}, missing={100 * self.missing_fraction:.2f}%)"
+        )

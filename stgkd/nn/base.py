@@ -1,0 +1,93 @@
+"""The interface every teacher and student speaks.
+
+Inputs are ``(B, T_in, N, C)`` (channel 0 is the z-scored target variable, the rest are time
+features), forecasts are ``(B, T_out, N)`` in the same z-scored units; the trainer and the exported
+:class:`~stgkd.Forecaster` convert to raw units. The static graph is given at construction as a dense
+``(N, N)`` weighted adjacency; each model normalises it as its paper does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def as_adjacency(graph: Tensor | np.ndarray | None, num_nodes: int) -> Tensor:
+    """Return ``graph`` as a float32 ``(N, N)`` tensor, or the identity when it is ``None``."""
+    if graph is None:
+        return torch.eye(num_nodes)
+    adj = torch.as_tensor(np.asarray(graph) if not isinstance(graph, Tensor) else graph).float()
+    if adj.shape != (num_nodes, num_nodes):
+        raise ValueError(f"graph must be ({num_nodes}, {num_nodes}), got {tuple(adj.shape)}")
+    return adj
+
+
+class ForecastModel(nn.Module):
+    """Base class of every registered model.
+
+    Subclasses set the class attributes below, take their hyperparameters as typed keyword
+    arguments, call ``super().__init__(num_nodes=..., in_steps=..., out_steps=..., in_channels=...,
+    **hparams)`` so that :meth:`config` can rebuild them, and implement :meth:`forward`.
+
+    Attributes:
+        role: ``"teacher"`` or ``"student"``.
+        feature_names: names of the intermediate representations ``forward(x, return_features=True)``
+            returns, each ``(B, N, D)`` or ``(B, T, N, D)``.
+        distill_feature: the feature that is the natural match for distillation.
+        uses_graph: whether the model reads the graph (graph-free models ignore it).
+    """
+
+    role: ClassVar[str] = "student"
+    feature_names: ClassVar[tuple[str, ...]] = ()
+    distill_feature: ClassVar[str] = ""
+    uses_graph: ClassVar[bool] = True
+    registry_name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        num_nodes: int,
+        in_steps: int = 12,
+        out_steps: int = 12,
+        in_channels: int = 2,
+        **hparams: Any,
+    ) -> None:
+        super().__init__()
+        if num_nodes < 1 or in_steps < 1 or out_steps < 1 or in_channels < 1:
+            raise ValueError(
+                f"num_nodes, in_steps, out_steps and in_channels must be positive, got "
+                f"{num_nodes}, {in_steps}, {out_steps}, {in_channels}"
+            )
+        self.num_nodes = num_nodes
+        self.in_steps = in_steps
+        self.out_steps = out_steps
+        self.in_channels = in_channels
+        self._hparams = dict(hparams)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description that :func:`stgkd.nn.build` turns back into this model
+        (the graph is stored beside it, not in it)."""
+        return {
+            "name": self.registry_name,
+            "num_nodes": self.num_nodes,
+            "in_steps": self.in_steps,
+            "out_steps": self.out_steps,
+            "in_channels": self.in_channels,
+            "hparams": dict(self._hparams),
+        }
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def forward(self, x: Tensor, return_features: bool = False):  # pragma: no cover - abstract
+        raise NotImplementedError  # abstract: every registered model overrides it
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_steps or x.shape[2] != self.num_nodes or x.shape[3] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects x of shape (B, {self.in_steps}, {self.num_nodes}, "
+                f"{self.in_channels}), got {tuple(x.shape)}"
+            )

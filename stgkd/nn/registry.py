@@ -1,0 +1,59 @@
+"""Models by name: ``build("graph-wavenet", num_nodes=207, graph=adj)``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from torch import Tensor
+
+from stgkd.nn.base import ForecastModel
+from stgkd.registry import Registry
+
+MODELS: Registry[type[ForecastModel]] = Registry("model")
+
+
+def register_model(name: str) -> Callable[[type[ForecastModel]], type[ForecastModel]]:
+    """Class decorator: register a :class:`ForecastModel` subclass under ``name``."""
+
+    def wrap(cls: type[ForecastModel]) -> type[ForecastModel]:
+        cls.registry_name = name
+        MODELS.register(name, cls)
+        return cls
+
+    return wrap
+
+
+def build(
+    name: str,
+    *,
+    num_nodes: int,
+    graph: Tensor | np.ndarray | None = None,
+    in_steps: int = 12,
+    out_steps: int = 12,
+    in_channels: int = 2,
+    **hparams: Any,
+) -> ForecastModel:
+    """Build a registered model. Unknown hyperparameters raise a ``TypeError`` (never dropped)."""
+    cls = MODELS.get(name)
+    return cls(
+        num_nodes=num_nodes,
+        graph=graph,
+        in_steps=in_steps,
+        out_steps=out_steps,
+        in_channels=in_channels,
+        **hparams,
+    )
+
+
+def from_config(config: dict[str, Any], graph: Tensor | np.ndarray | None = None) -> ForecastModel:
+    """Rebuild a model from :meth:`ForecastModel.config` and its graph."""
+    return build(
+        config["name"],
+        num_nodes=config["num_nodes"],
+        graph=graph,
+        in_steps=config["in_steps"],
+        out_steps=config["out_steps"],
+        in_channels=config["in_channels"],
+        **config.get("hparams", {}),
+    )
