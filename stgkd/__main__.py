@@ -1,0 +1,7 @@
+"""``python -m stgkd`` (also what ``torchrun -m stgkd`` runs)."""
+
+import sys
+
+from stgkd.cli import main
+
+sys.exit(main())
