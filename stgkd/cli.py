@@ -1,8 +1,8 @@
 """The ``stgkd`` command line: ``main(argv) -> int``, callable in-process.
 
-Each subcommand lives in ``stgkd/commands/<name>.py`` and exposes ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. The table below is the only place that lists them;
-modules are imported only when their command runs, so ``stgkd --help`` stays fast.
+Each subcommand lives in ``stgkd/commands/<name>.py`` and exposes ``add_arguments(parser)`` and
+``run(args) -> int``. The table below is the only place that lists them; a command's module (and so
+torch, pandas, ...) is imported only when that command is asked for, so ``stgkd --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ import traceback
 
 from stgkd.errors import StgkdError
 
-#: command name -> module implementing it
-COMMANDS: dict[str, str] = {
-    "data": "stgkd.commands.data",
-    "train": "stgkd.commands.train",
-    "distill": "stgkd.commands.distill",
-    "evaluate": "stgkd.commands.evaluate",
-    "latency": "stgkd.commands.latency",
-    "export": "stgkd.commands.export",
-    "demo": "stgkd.commands.demo",
+#: command name -> (module implementing it, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("stgkd.commands.demo", "train a teacher, distill a student, print accuracy and latency"),
+    "data": ("stgkd.commands.data", "inspect, synthesise and fetch datasets"),
+    "train": ("stgkd.commands.train", "train a registered model (a teacher, or a student on its own)"),
+    "distill": ("stgkd.commands.distill", "distill a trained teacher into a student"),
+    "evaluate": ("stgkd.commands.evaluate", "masked MAE/RMSE/MAPE of a checkpoint, with a forecast plot"),
+    "latency": ("stgkd.commands.latency", "measure forecast latency (CUDA events, or CPU, labelled)"),
+    "export": ("stgkd.commands.export", "write a self-contained student file for deployment"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported and given its arguments."""
     parser = argparse.ArgumentParser(
         prog="stgkd",
         description="Traffic forecasting with spatio-temporal GNN teachers distilled into fast students.",
@@ -34,18 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
