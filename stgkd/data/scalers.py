@@ -1,0 +1,66 @@
+"""Scalers fit on the training slice with missing readings excluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from stgkd.errors import DataError
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+__all__ = ["StandardScaler"]
+
+
+@dataclass(frozen=True)
+class StandardScaler:
+    """z-score ``(x - mean) / std`` with float statistics (DCRNN's ``StandardScaler``).
+
+    Args:
+        mean: mean of the observed training readings.
+        std: population standard deviation of the observed training readings.
+    """
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray, *, missing: float = 0.0, chunk: int = 1024, where: str = "values") -> "StandardScaler":
+        """Fit on ``values`` (any shape, first axis = time), skipping ``missing`` and non-finite entries.
+
+        Missing readings are excluded because METR-LA-style data stores them as ``0``: counting them
+        would drag the mean down and inflate the std (about 8% of METR-LA). The sums run in float64
+        over chunks of ``chunk`` steps, so fitting allocates no copy of the whole slice.
+        """
+        total = 0.0
+        total_sq = 0.0
+        count = 0
+        for start in range(0, values.shape[0], chunk):
+            block = np.asarray(values[start : start + chunk], dtype=np.float64)
+            ok = np.isfinite(block) & (block != missing)
+            obs = block[ok]
+            count += obs.size
+            total += float(obs.sum())
+        if count == 0:
+            raise DataError(f"{where}: the training slice holds no observed (non-zero) readings")
+        mean = total / count
+        for start in range(0, values.shape[0], chunk):
+            block = np.asarray(values[start : start + chunk], dtype=np.float64)
+            ok = np.isfinite(block) & (block != missing)
+            total_sq += float(((block[ok] - mean) ** 2).sum())
+        std = float(np.sqrt(total_sq / count))
+        if not std > 0:
+            raise DataError(f"{where}: the observed training readings are constant ({mean}); cannot z-score them")
+        return cls(mean=float(mean), std=std)
+
+    def transform(self, x: ArrayT) -> ArrayT:
+        return (x - self.mean) / self.std
+
+    def inverse_transform(self, x: ArrayT) -> ArrayT:
+        return x * self.std + self.mean
+
+    def state_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "std": self.std}

@@ -1,0 +1,411 @@
+"""Sliding windows over a :class:`TrafficData` series, served without copying the series.
+
+:func:`prepare` reproduces DCRNN's ``generate_training_data.py``:
+
+* windows are built over the whole series: input ``x = [t-T_in+1 .. t]``, target
+  ``y = [t+1 .. t+H]``, for every ``t`` with both inside the series, i.e.
+  ``S = T - T_in - H + 1`` windows (``T - 23`` for 12/12);
+* the windows are split chronologically: ``num_test = round(S * test)``,
+  ``num_train = round(S * train)``, ``num_val = S - num_train - num_test`` (Python's ``round``,
+  as DCRNN; fractions from ``split=`` or ``data.split``, 0.7/0.1/0.2 by default, 0.6/0.2/0.2 for PEMS0x);
+* input features: channel 0 z-scored, then ``time_of_day`` = minutes since midnight / 1440 (DCRNN's
+  ``add_time_in_day``), then optionally ``day_of_week`` as *one* channel ``dayofweek / 7``
+  (Monday = 0, values 0, 1/7, ..., 6/7) rather than DCRNN's 7 one-hot channels: it costs one
+  channel of the ``(T, N, C)`` input tensor instead of seven, and models that embed the day recover
+  the index as ``round(7 * x)``. Without timestamps, the series is taken to start on a Monday at
+  midnight and step ``t`` is at ``t * interval_minutes`` minutes;
+* scaling: a :class:`~stgkd.data.scalers.StandardScaler` fit on the steps covered by the training
+  windows' inputs (steps ``0 .. num_train + T_in - 2``, each counted once) of the target channel,
+  with missing readings (``0``) excluded -- counted, they would drag the mean down and inflate the
+  std. Missing input readings become ``0`` in scaled space (the training mean) instead of the large
+  negative value a z-scored raw ``0`` would be;
+* targets stay in raw units with ``mask = y != 0`` (and finite): the loss and the metrics skip
+  missing readings.
+
+The series is stored once: ``inputs`` ``(T, N, C_in)`` (scaled + time features) and ``targets``
+``(T, N)`` raw, shared by the three splits, each of which only holds its window starts.
+:meth:`WindowSplit.batch` gathers a batch with index arithmetic
+(``inputs.index_select(0, starts[idx, None] + arange(T_in))``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from stgkd.data.core import TrafficData
+from stgkd.data.scalers import StandardScaler
+from stgkd.errors import DataError
+
+__all__ = [
+    "Batch",
+    "WindowSplit",
+    "WindowLoader",
+    "PreparedData",
+    "prepare",
+    "split_sizes",
+    "time_features",
+]
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class Batch:
+    """One batch of windows.
+
+    Attributes:
+        x: ``(B, T_in, N, C_in)`` float32, scaled target channel + time features.
+        y: ``(B, H, N)`` float32 targets in RAW units (missing = 0).
+        mask: ``(B, H, N)`` bool, True where ``y`` is observed (non-zero and finite).
+        index: ``(B,)`` long positions of the windows in their split (``0 .. len(split) - 1``).
+    """
+
+    x: Tensor
+    y: Tensor
+    mask: Tensor
+    index: Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return Batch(
+            self.x.to(device, non_blocking=non_blocking),
+            self.y.to(device, non_blocking=non_blocking),
+            self.mask.to(device, non_blocking=non_blocking),
+            self.index.to(device, non_blocking=non_blocking),
+        )
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(eq=False)
+class WindowSplit:
+    """The windows of one split, as start positions into a shared series.
+
+    Attributes:
+        name: ``"train"``, ``"val"`` or ``"test"``.
+        inputs: ``(T, N, C_in)`` float32, the whole series scaled, shared by all splits.
+        targets: ``(T, N)`` float32, the whole target channel in raw units, shared.
+        starts: ``(S,)`` long, first input step of each window of this split.
+        in_steps: ``T_in``.
+        out_steps: ``H``.
+    """
+
+    name: str
+    inputs: Tensor
+    targets: Tensor
+    starts: Tensor
+    in_steps: int
+    out_steps: int
+    _in_offsets: Tensor = field(init=False, repr=False)
+    _out_offsets: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        device = self.inputs.device
+        self.starts = self.starts.to(device=device, dtype=torch.long)
+        self._in_offsets = torch.arange(self.in_steps, device=device)
+        self._out_offsets = torch.arange(self.in_steps, self.in_steps + self.out_steps, device=device)
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+    def batch(self, idx: Tensor | Sequence[int]) -> Batch:
+        """Gather the windows at positions ``idx`` (``(B,)`` long, ``0 .. len(self) - 1``).
+
+        Copies only the batch: ``B * T_in`` rows of ``inputs`` and ``B * H`` rows of ``targets``.
+        """
+        idx = torch.as_tensor(idx, dtype=torch.long, device=self.starts.device).reshape(-1)
+        start = self.starts[idx]
+        b = int(idx.shape[0])
+        _, n, c = self.inputs.shape
+        rows_in = (start[:, None] + self._in_offsets).reshape(-1)
+        rows_out = (start[:, None] + self._out_offsets).reshape(-1)
+        x = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
+        y = self.targets.index_select(0, rows_out).view(b, self.out_steps, n)
+        mask = (y != 0) & torch.isfinite(y)
+        return Batch(x=x, y=y, mask=mask, index=idx)
+
+    def target_steps(self) -> Tensor:
+        """``(S, H)`` long: the series step of each target of each window (for aligning outputs)."""
+        return self.starts[:, None] + self._out_offsets
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowSplit({self.name!r}, windows={len(self)}, in_steps={self.in_steps}, "
+            f"out_steps={self.out_steps}, inputs={tuple(self.inputs.shape)}, device={self.device})"
+        )
+
+
+class WindowLoader:
+    """Iterates a :class:`WindowSplit` in batches.
+
+    Args:
+        split: the windows to serve.
+        batch_size: windows per batch.
+        shuffle: draw a new permutation every epoch (default: ``False``).
+        drop_last: skip the last, incomplete batch (default: ``False``).
+        seed: seed of the loader's own ``torch.Generator``; successive epochs draw successive
+            permutations from it, so a run is reproducible. ``None`` seeds it from torch's global
+            RNG (so ``torch.manual_seed`` governs it) (default: ``None``).
+        indices: positions in the split to serve (default: all), e.g. one rank's shard for
+            distributed training: ``indices=torch.arange(rank, len(split), world_size)``.
+    """
+
+    def __init__(
+        self,
+        split: WindowSplit,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        indices: Tensor | Sequence[int] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise DataError(f"WindowLoader: batch_size must be positive, got {batch_size}")
+        self.split = split
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        if indices is None:
+            order = torch.arange(len(split))
+        else:
+            order = torch.as_tensor(indices, dtype=torch.long).reshape(-1).cpu()
+            if order.numel() and (order.min() < 0 or order.max() >= len(split)):
+                raise DataError(
+                    f"WindowLoader: indices must lie in 0..{len(split) - 1} for the {split.name} split"
+                )
+        self.indices = order
+        self._device_indices = order.to(split.device)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (), dtype=torch.long).item())
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def __len__(self) -> int:
+        n = int(self.indices.numel())
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed to ``seed + epoch`` (so ranks sharing a seed draw the same permutation)."""
+        self.generator.manual_seed(self.seed + int(epoch))
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self._device_indices
+        n = int(order.numel())
+        if self.shuffle:
+            perm = torch.randperm(n, generator=self.generator).to(order.device)
+            order = order[perm]
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        for begin in range(0, stop, self.batch_size):
+            yield self.split.batch(order[begin : begin + self.batch_size])
+
+
+@dataclass(eq=False)
+class PreparedData:
+    """A series cut into scaled windows, ready for training and evaluation.
+
+    Attributes:
+        data: the source :class:`TrafficData`.
+        scaler: z-score of the target channel (train slice, missing excluded).
+        train, val, test: the three :class:`WindowSplit`, sharing one ``inputs`` / ``targets``.
+        in_steps, out_steps: ``T_in`` and ``H``.
+        input_features: names of the ``C_in`` input channels, e.g. ``["value", "time_of_day"]``.
+        split: the fractions used.
+        channel_scalers: scaler of every raw input channel, by channel name (the target's too).
+    """
+
+    data: TrafficData
+    scaler: StandardScaler
+    train: WindowSplit
+    val: WindowSplit
+    test: WindowSplit
+    in_steps: int
+    out_steps: int
+    input_features: list[str]
+    split: tuple[float, float, float]
+    channel_scalers: dict[str, StandardScaler]
+
+    @property
+    def num_nodes(self) -> int:
+        return self.data.num_nodes
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.input_features)
+
+    @property
+    def adj(self) -> np.ndarray:
+        return self.data.adj
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.device
+
+    def get_split(self, name: str) -> WindowSplit:
+        if name not in SPLIT_NAMES:
+            raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
+        return getattr(self, name)
+
+    def loader(
+        self,
+        split_name: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        indices: Tensor | Sequence[int] | None = None,
+    ) -> WindowLoader:
+        """A :class:`WindowLoader` over ``split_name`` (``"train"``, ``"val"`` or ``"test"``)."""
+        return WindowLoader(
+            self.get_split(split_name), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, indices=indices
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedData({self.data.name!r}, nodes={self.num_nodes}, in_steps={self.in_steps}, "
+            f"out_steps={self.out_steps}, features={self.input_features}, windows="
+            f"{len(self.train)}/{len(self.val)}/{len(self.test)}, scaler=({self.scaler.mean:.4g}, "
+            f"{self.scaler.std:.4g}), device={self.device})"
+        )
+
+
+def split_sizes(num_windows: int, split: Sequence[float] = (0.7, 0.1, 0.2)) -> tuple[int, int, int]:
+    """``(num_train, num_val, num_test)`` windows, rounded as DCRNN's ``generate_training_data.py``."""
+    num_test = round(num_windows * split[2])
+    num_train = round(num_windows * split[0])
+    return num_train, num_windows - num_train - num_test, num_test
+
+
+def time_features(data: TrafficData, *, time_of_day: bool = True, day_of_week: bool = False) -> dict[str, np.ndarray]:
+    """Per-step time features ``(T,)`` float32 by name (see the module docstring for the encoding)."""
+    out: dict[str, np.ndarray] = {}
+    if not (time_of_day or day_of_week):
+        return out
+    if data.timestamps is not None:
+        ts = data.timestamps
+        minutes = np.asarray(ts.hour * 60 + ts.minute, dtype=np.float64) + np.asarray(ts.second) / 60.0
+        dow = np.asarray(ts.day_of_week, dtype=np.float64)
+    else:  # no timestamps: step 0 is Monday 00:00
+        elapsed = np.arange(data.num_steps, dtype=np.float64) * data.interval_minutes
+        minutes = np.mod(elapsed, 1440.0)
+        dow = np.mod(np.floor(elapsed / 1440.0), 7.0)
+    if time_of_day:
+        out["time_of_day"] = (minutes / 1440.0).astype(np.float32)
+    if day_of_week:
+        out["day_of_week"] = (dow / 7.0).astype(np.float32)
+    return out
+
+
+def _channel_index(data: TrafficData, channel: int | str) -> int:
+    if isinstance(channel, str):
+        if channel not in data.channel_names:
+            raise DataError(f"prepare: channels: {channel!r} is not one of {data.channel_names}")
+        return data.channel_names.index(channel)
+    if not 0 <= int(channel) < data.num_channels:
+        raise DataError(f"prepare: channels: index {channel} outside 0..{data.num_channels - 1}")
+    return int(channel)
+
+
+def prepare(
+    data: TrafficData,
+    *,
+    in_steps: int = 12,
+    out_steps: int = 12,
+    split: Sequence[float] | None = None,
+    time_of_day: bool = True,
+    day_of_week: bool = False,
+    channels: Sequence[int | str] | None = None,
+    device: torch.device | str = "cpu",
+    chunk: int = 2048,
+) -> PreparedData:
+    """Cut ``data`` into scaled input windows and raw target windows (DCRNN's protocol).
+
+    Args:
+        data: the series; channel 0 is the target.
+        in_steps: input window length ``T_in`` (default: ``12``).
+        out_steps: forecast horizon ``H`` (default: ``12``).
+        split: train/val/test fractions of the windows (default: ``data.split``).
+        time_of_day: append ``minutes since midnight / 1440`` (default: ``True``).
+        day_of_week: append ``dayofweek / 7``, Monday = 0 (default: ``False``).
+        channels: raw channels to feed the model, by index or name (default: the target only);
+            the target channel always comes first, each is z-scored with its own training stats.
+        device: where ``inputs`` and ``targets`` live (e.g. ``"cuda"``) (default: ``"cpu"``).
+        chunk: steps processed at a time while scaling, bounding temporary memory (default: ``2048``).
+
+    Raises:
+        DataError: the series is too short for one window per split, or a split is invalid.
+    """
+    if in_steps < 1 or out_steps < 1:
+        raise DataError(f"prepare: in_steps and out_steps must be positive, got {in_steps}, {out_steps}")
+    fractions = tuple(float(f) for f in (data.split if split is None else split))
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise DataError(f"prepare: split must be three non-negative fractions summing to 1, got {split}")
+    t_total, n, _ = data.values.shape
+    num_windows = t_total - in_steps - out_steps + 1
+    sizes = split_sizes(max(num_windows, 0), fractions)
+    if num_windows < 1 or min(sizes) < 1:
+        raise DataError(
+            f"{data.name}: {t_total} steps give {max(num_windows, 0)} windows of {in_steps}+{out_steps} steps, "
+            f"split {sizes} (train/val/test); every split needs at least one window"
+        )
+    num_train, num_val, _ = sizes
+
+    chans = [0]
+    for c in channels or ():
+        idx = _channel_index(data, c)
+        if idx not in chans:
+            chans.append(idx)
+    times = time_features(data, time_of_day=time_of_day, day_of_week=day_of_week)
+    names = ["value" if i == 0 else data.channel_names[c] for i, c in enumerate(chans)]
+    features = names + list(times)
+
+    train_end = num_train - 1 + in_steps  # exclusive: steps read by the training windows' inputs
+    values = data.values
+    scalers: dict[str, StandardScaler] = {}
+    inputs = torch.empty((t_total, n, len(features)), dtype=torch.float32)
+    view = inputs.numpy()
+    for k, c in enumerate(chans):
+        sc = StandardScaler.fit(values[:train_end, :, c], where=f"{data.name} channel {data.channel_names[c]!r}")
+        scalers[data.channel_names[c]] = sc
+        for begin in range(0, t_total, chunk):
+            block = values[begin : begin + chunk, :, c]
+            out = view[begin : begin + chunk, :, k]
+            np.subtract(block, np.float32(sc.mean), out=out)
+            np.multiply(out, np.float32(1.0 / sc.std), out=out)
+            out[block == 0] = 0.0
+    for k, feat in enumerate(times.values(), start=len(chans)):
+        view[:, :, k] = feat[:, None]
+
+    target = values[..., 0]
+    targets = torch.from_numpy(target if target.flags.c_contiguous else np.ascontiguousarray(target))
+    device = torch.device(device)
+    inputs = inputs.to(device)
+    targets = targets.to(device)
+    bounds = np.cumsum([0, *sizes])
+    splits = [
+        WindowSplit(name, inputs, targets, torch.arange(int(lo), int(hi)), in_steps, out_steps)
+        for name, lo, hi in zip(SPLIT_NAMES, bounds[:-1], bounds[1:])
+    ]
+    return PreparedData(
+        data=data,
+        scaler=scalers[data.channel_names[0]],
+        train=splits[0],
+        val=splits[1],
+        test=splits[2],
+        in_steps=in_steps,
+        out_steps=out_steps,
+        input_features=features,
+        split=fractions,
+        channel_scalers=scalers,
+    )

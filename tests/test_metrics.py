@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+
+from stgkd.errors import DataError
+from stgkd.metrics import MetricAccumulator, horizon_metrics, masked_mae, masked_mape, masked_rmse
+
+
+def example():
+    # (B=1, H=2, N=3); zeros in `true` are missing
+    true = torch.tensor([[[10.0, 0.0, 20.0], [40.0, 50.0, 0.0]]])
+    pred = torch.tensor([[[12.0, 5.0, 17.0], [40.0, 45.0, 9.0]]])
+    return pred, true
+
+
+def test_masked_metrics_by_hand():
+    pred, true = example()
+    # observed errors: 2, 3 (step 1); 0, 5 (step 2)
+    assert masked_mae(pred, true).item() == pytest.approx(10 / 4)
+    assert masked_rmse(pred, true).item() == pytest.approx(math.sqrt((4 + 9 + 0 + 25) / 4))
+    assert masked_mape(pred, true).item() == pytest.approx(100 * (0.2 + 0.15 + 0.0 + 0.1) / 4)
+    assert masked_mae(pred, true, at=1).item() == pytest.approx(2.5)
+    assert masked_mae(pred, true, at=2).item() == pytest.approx(2.5)
+    assert masked_rmse(pred, true, at=2).item() == pytest.approx(math.sqrt(25 / 2))
+    assert masked_mape(pred, true, at=1).item() == pytest.approx(100 * 0.35 / 2)
+
+
+def test_explicit_mask_nan_null_and_empty():
+    pred, true = example()
+    mask = torch.tensor([[[True, False, False], [True, True, False]]])
+    assert masked_mae(pred, true, mask).item() == pytest.approx((2 + 0 + 5) / 3)
+    nan_true = torch.where(true == 0, torch.tensor(float("nan")), true)
+    assert masked_mae(pred, nan_true, null_val=float("nan")).item() == pytest.approx(2.5)
+    assert masked_mae(pred, nan_true).item() == pytest.approx(2.5)  # NaN targets never count
+    assert masked_mae(pred, torch.zeros_like(true)).item() == 0.0
+
+
+def test_dcrnn_formula_equivalence_and_gradient():
+    torch.manual_seed(0)
+    true = torch.randint(0, 4, (4, 12, 5)).float() * 10
+    pred = torch.randn(4, 12, 5, requires_grad=True)
+    m = (true != 0).float()
+    m = m / m.mean()
+    dcrnn = ((pred - true).abs() * m).mean()
+    ours = masked_mae(pred, true)
+    assert torch.allclose(ours, dcrnn)
+    ours.backward()
+    assert pred.grad is not None and torch.all(pred.grad[true == 0] == 0)
+
+
+def test_horizon_metrics_keys_and_values():
+    pred, true = example()
+    out = horizon_metrics(pred, true, steps=(1, 2), interval_minutes=5)
+    assert list(out) == ["5min", "10min", "avg"]
+    assert out["10min"]["rmse"] == pytest.approx(math.sqrt(12.5))
+    assert out["avg"]["mae"] == pytest.approx(2.5)
+    assert all(isinstance(v, float) for d in out.values() for v in d.values())
+    full = horizon_metrics(torch.ones(2, 12, 3) * 2, torch.ones(2, 12, 3))
+    assert list(full) == ["15min", "30min", "60min", "avg"]
+    assert full["60min"] == {"mae": 1.0, "rmse": 1.0, "mape": 100.0}
+
+
+def test_accumulator_equals_whole_set_not_batch_mean():
+    torch.manual_seed(1)
+    true = torch.randint(0, 5, (10, 12, 4)).float() * 10
+    true[:3] = 0.0  # first batch mostly missing -> per-batch averaging would be wrong
+    true[0, 0, 0] = 10.0
+    pred = true + torch.randn(10, 12, 4) * 3
+    acc = MetricAccumulator()
+    for chunk in (slice(0, 3), slice(3, 7), slice(7, 10)):
+        acc.update(pred[chunk], true[chunk])
+    whole = horizon_metrics(pred, true)
+    got = acc.result()
+    for key in whole:
+        for name in ("mae", "rmse", "mape"):
+            assert got[key][name] == pytest.approx(whole[key][name], rel=1e-6)
+    assert got["60min"]["rmse"] == pytest.approx(masked_rmse(pred, true, at=12).item(), rel=1e-5)
+    assert got["avg"]["mape"] == pytest.approx(masked_mape(pred, true).item(), rel=1e-5)
+    with pytest.raises(DataError, match="horizon"):
+        acc.update(pred[:, :6], true[:, :6])
+
+
+def test_bad_arguments():
+    pred, true = example()
+    with pytest.raises(DataError, match="at=13"):
+        masked_mae(pred, true, at=13)
+    with pytest.raises(DataError, match="shape"):
+        masked_mae(pred[:, :1], true)
+    with pytest.raises(DataError, match="no batch"):
+        MetricAccumulator().result()
