@@ -1,0 +1,56 @@
+"""Knowledge distillation from a frozen spatio-temporal teacher into a small student.
+
+``L = w_sup·masked MAE + w_out·output distillation + w_feat·feature matching + w_rel·relation
+distillation`` (:mod:`~stgkd.distill.objective`), built from the pure functions in
+:mod:`~stgkd.distill.losses`, the training-only :mod:`~stgkd.distill.adapters`, the feature pairing
+of :mod:`~stgkd.distill.taps`, and the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs.
+"""
+
+from __future__ import annotations
+
+from stgkd.distill.adapters import TIME_POOLS, FeatureAdapter, pool_time
+from stgkd.distill.cache import ADJACENCY_KEY, TeacherCache
+from stgkd.distill.losses import (
+    ELEMENT_LOSSES,
+    FEATURE_LOSSES,
+    adjacency_relation_distillation,
+    cosine_similarity_matrix,
+    feature_matching,
+    masked_mae,
+    output_distillation,
+    relation_distillation,
+    relation_kl,
+    standardize,
+    trust_weights,
+)
+from stgkd.distill.objective import RELATION_SOURCES, UNITS, DistillationObjective, DistillConfig
+from stgkd.distill.taps import FeaturePair, auto_pairs, default_pairs, parse_pairs, probe_features, resolve_pairs
+
+__all__ = [
+    "ADJACENCY_KEY",
+    "ELEMENT_LOSSES",
+    "FEATURE_LOSSES",
+    "RELATION_SOURCES",
+    "TIME_POOLS",
+    "UNITS",
+    "DistillConfig",
+    "DistillationObjective",
+    "FeatureAdapter",
+    "FeaturePair",
+    "TeacherCache",
+    "adjacency_relation_distillation",
+    "auto_pairs",
+    "cosine_similarity_matrix",
+    "default_pairs",
+    "feature_matching",
+    "masked_mae",
+    "output_distillation",
+    "parse_pairs",
+    "pool_time",
+    "probe_features",
+    "relation_distillation",
+    "relation_kl",
+    "resolve_pairs",
+    "standardize",
+    "trust_weights",
+]

@@ -1,0 +1,271 @@
+"""The terms of the distillation loss, as pure functions.
+
+:class:`~stgkd.distill.objective.DistillationObjective` combines them as::
+
+    L = w_sup · L_sup + w_out · L_out + w_feat · L_feat + w_rel · L_rel
+
+Conventions (the objective passes tensors that follow them):
+
+* forecasts ``(B, H, N)`` in one set of units, z-scored by default (see the objective);
+* ``mask`` ``(B, H, N)`` bool, ``True`` where the truth is observed; unobserved truth values may be
+  anything (``0``, ``nan``): they are never read into a loss value or a gradient;
+* node features ``(B, N, D)``; time-laid-out features are pooled to nodes first
+  (:func:`stgkd.distill.adapters.pool_time`).
+
+Every function is vectorised over the whole batch (no Python loop over elements or nodes), so the
+distillation terms add little to a student step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stgkd.errors import ConfigError
+from stgkd.registry import Registry
+
+__all__ = [
+    "ELEMENT_LOSSES",
+    "FEATURE_LOSSES",
+    "masked_mae",
+    "trust_weights",
+    "output_distillation",
+    "standardize",
+    "feature_matching",
+    "cosine_similarity_matrix",
+    "relation_kl",
+    "relation_distillation",
+    "adjacency_relation_distillation",
+]
+
+#: element-wise penalties ``rho(student - teacher)`` for output distillation, by name.
+ELEMENT_LOSSES: Registry[Callable[[Tensor, float], Tensor]] = Registry("output loss")
+#: feature-matching losses ``(adapted student (B, N, D), teacher (B, N, D)) -> scalar``, by name.
+FEATURE_LOSSES: Registry[Callable[[Tensor, Tensor], Tensor]] = Registry("feature loss")
+
+
+@ELEMENT_LOSSES.register("l1")
+def _l1(diff: Tensor, delta: float) -> Tensor:
+    return diff.abs()
+
+
+@ELEMENT_LOSSES.register("l2")
+def _l2(diff: Tensor, delta: float) -> Tensor:
+    return diff.square()
+
+
+@ELEMENT_LOSSES.register("huber")
+def _huber(diff: Tensor, delta: float) -> Tensor:
+    # 0.5 d^2 for |d| <= delta, delta (|d| - 0.5 delta) beyond (torch's huber_loss).
+    return F.huber_loss(diff, torch.zeros_like(diff), reduction="none", delta=delta)
+
+
+def _check_same(a: Tensor, b: Tensor, what: str) -> None:
+    if a.shape != b.shape:
+        raise ConfigError(f"distill.losses.{what}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+
+
+def masked_mae(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    r"""Mean absolute error over the observed entries (the supervised term).
+
+    .. math::
+        L_{sup} = \frac{\sum_i m_i |\hat y_i - y_i|}{\max(1, \sum_i m_i)}
+
+    An all-missing batch gives ``0`` (with a graph, so ``backward`` still works).
+
+    Shapes:
+        pred, target, mask: ``(B, H, N)`` (any equal shapes); returns a scalar.
+    """
+    _check_same(pred, target, "masked_mae")
+    _check_same(pred, mask, "masked_mae")
+    err = torch.where(mask, (pred - target).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device))
+    return err.sum() / mask.sum().clamp(min=1)
+
+
+def trust_weights(teacher: Tensor, target: Tensor, mask: Tensor, tau: float) -> Tensor:
+    r"""How much to trust the teacher at each element, mean 1 over the observed elements.
+
+    With the teacher's error :math:`e_i = |t_i - y_i|` on the :math:`M` observed elements of the
+    batch (all samples, steps and nodes together),
+
+    .. math::
+        w_i = M \cdot \operatorname{softmax}_{j \in obs}(-e_j / \tau)_i
+            = \frac{M \, e^{-e_i/\tau}}{\sum_{j \in obs} e^{-e_j/\tau}}
+        \quad (i \text{ observed}), \qquad w_i = 1 \quad (i \text{ missing}).
+
+    ``tau`` is in the units of the forecasts (z-scores by default: ``tau = 1`` means an error of one
+    training standard deviation costs a factor ``e`` of trust). As ``tau -> inf`` every weight is 1
+    (plain distillation; ``tau=math.inf`` is exact); as ``tau -> 0`` the weight concentrates on the
+    elements where the teacher is closest to the truth. Where the truth is missing the teacher still
+    teaches, with weight 1: the mean trust of the observed elements. An all-missing batch gives all
+    ones. The weights carry no gradient.
+
+    Shapes:
+        teacher, target, mask: ``(B, H, N)``; returns ``(B, H, N)``.
+    """
+    _check_same(teacher, target, "trust_weights")
+    _check_same(teacher, mask, "trust_weights")
+    if not tau > 0:
+        raise ConfigError(f"distill.losses.trust_weights: tau must be > 0 (or inf), got {tau}")
+    ones = torch.ones_like(teacher, dtype=torch.float32)
+    if math.isinf(tau):
+        return ones
+    with torch.no_grad():
+        err = (teacher.float() - target.float()).abs()
+        logits = torch.where(mask, -err / tau, torch.full_like(err, -math.inf))
+        soft = torch.softmax(logits.flatten(), dim=0).view_as(err)
+        # All-missing batch: softmax of all -inf is nan, but no element selects it.
+        return torch.where(mask, soft * mask.sum(), ones)
+
+
+def output_distillation(
+    student: Tensor,
+    teacher: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    *,
+    tau: float = 1.0,
+    kind: str = "l1",
+    huber_delta: float = 1.0,
+) -> Tensor:
+    r"""Trust-weighted distance between the student's and the teacher's forecasts.
+
+    .. math::
+        L_{out} = \frac{1}{|B \cdot H \cdot N|} \sum_i w_i \, \rho(s_i - t_i)
+
+    with :math:`w` from :func:`trust_weights` (``tau``) and :math:`\rho` the element loss ``kind``:
+    ``"l1"`` :math:`|d|`, ``"l2"`` :math:`d^2` or ``"huber"`` (quadratic below ``huber_delta``).
+    Every element counts, missing truth included (weight 1). The teacher gets no gradient.
+
+    Shapes:
+        student, teacher, target, mask: ``(B, H, N)``; returns a scalar.
+    """
+    _check_same(student, teacher, "output_distillation")
+    rho = ELEMENT_LOSSES.get(kind)
+    w = trust_weights(teacher, target, mask, tau)
+    return (w * rho(student - teacher.detach(), huber_delta)).mean()
+
+
+def standardize(x: Tensor, eps: float = 1e-5) -> Tensor:
+    r"""LayerNorm without affine parameters over the last dim: :math:`(x - \mu) / \sqrt{\sigma^2 + \epsilon}`."""
+    return F.layer_norm(x, x.shape[-1:], eps=eps)
+
+
+@FEATURE_LOSSES.register("mse")
+def _feature_mse(student: Tensor, teacher: Tensor) -> Tensor:
+    return (standardize(student) - standardize(teacher)).square().mean()
+
+
+@FEATURE_LOSSES.register("cosine")
+def _feature_cosine(student: Tensor, teacher: Tensor) -> Tensor:
+    return (1.0 - F.cosine_similarity(student, teacher, dim=-1, eps=1e-8)).mean()
+
+
+def feature_matching(student: Tensor, teacher: Tensor, kind: str = "mse") -> Tensor:
+    r"""Distance between the adapted student features and the teacher's, per node vector.
+
+    ``"mse"`` (default): both sides standardised per vector over the feature dim (LayerNorm without
+    affine, :func:`standardize`), then the mean squared difference over all elements
+
+    .. math:: L_{feat} = \frac{1}{BND} \sum_{b,n,d} (\bar s_{bnd} - \bar t_{bnd})^2,
+        \quad \bar x = (x - \mu_{bn}) / \sigma_{bn}
+
+    which ignores the teacher's feature scale and offset and does not grow with ``D``.
+    ``"cosine"``: :math:`\frac{1}{BN} \sum_{b,n} (1 - \cos(s_{bn}, t_{bn}))`.
+
+    Shapes:
+        student, teacher: ``(B, N, D)`` (or any equal shapes, last dim = features); returns a scalar.
+    """
+    _check_same(student, teacher, "feature_matching")
+    return FEATURE_LOSSES.get(kind)(student, teacher.detach())
+
+
+def cosine_similarity_matrix(x: Tensor, eps: float = 1e-8) -> Tensor:
+    r"""Node-to-node cosine similarity per sample, :math:`S_{bij} = \cos(x_{bi}, x_{bj})`.
+
+    Shapes:
+        x: ``(B, N, D)``; returns ``(B, N, N)``.
+    """
+    unit = x / x.norm(dim=-1, keepdim=True).clamp(min=eps)
+    return unit @ unit.transpose(-1, -2)
+
+
+def _off_diagonal(x: Tensor) -> Tensor:
+    """``(B, N, N) -> (B, N, N-1)``: each row without its diagonal entry (no copy of a mask)."""
+    b, n, _ = x.shape
+    return x.flatten(1)[:, 1:].reshape(b, n - 1, n + 1)[:, :, :-1].reshape(b, n, n - 1)
+
+
+def relation_kl(teacher_scores: Tensor, student_scores: Tensor, tau: float = 1.0, *, exclude_self: bool = True) -> Tensor:
+    r"""Row-wise KL between tempered relation distributions, times :math:`\tau^2`.
+
+    .. math::
+        P^{T}_{bi\cdot} = \operatorname{softmax}_j(S^T_{bij} / \tau), \quad
+        P^{S}_{bi\cdot} = \operatorname{softmax}_j(S^S_{bij} / \tau), \quad
+        L = \frac{\tau^2}{BN} \sum_{b,i} \mathrm{KL}(P^T_{bi\cdot} \,\|\, P^S_{bi\cdot})
+
+    With ``exclude_self`` (default) the diagonal is dropped before the softmax: a node's similarity
+    to itself is 1 for every model and carries nothing. The :math:`\tau^2` keeps the gradient scale
+    independent of ``tau`` (Hinton et al., 2015). The teacher side gets no gradient.
+
+    Shapes:
+        teacher_scores: ``(B, N, N)`` or ``(N, N)`` (shared by the batch);
+        student_scores: ``(B, N, N)``; returns a scalar.
+    """
+    if not tau > 0 or math.isinf(tau):
+        raise ConfigError(f"distill.losses.relation_kl: tau must be finite and > 0, got {tau}")
+    if teacher_scores.dim() == 2:
+        teacher_scores = teacher_scores.unsqueeze(0).expand_as(student_scores)
+    _check_same(teacher_scores, student_scores, "relation_kl")
+    n = student_scores.shape[-1]
+    if exclude_self:
+        if n < 2:
+            return student_scores.sum() * 0.0
+        teacher_scores, student_scores = _off_diagonal(teacher_scores), _off_diagonal(student_scores)
+    log_p_t = torch.log_softmax(teacher_scores.detach().float() / tau, dim=-1)
+    log_p_s = torch.log_softmax(student_scores.float() / tau, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+    return kl.mean() * tau * tau
+
+
+def relation_distillation(student: Tensor, teacher: Tensor, tau: float = 1.0, *, exclude_self: bool = True) -> Tensor:
+    r"""Relation distillation from node features: :func:`relation_kl` of the cosine-similarity
+    matrices, :math:`S^T = \cos(t_{bi}, t_{bj})`, :math:`S^S = \cos(s_{bi}, s_{bj})`. The feature
+    dims of the two sides may differ (no adapter needed).
+
+    Shapes:
+        student: ``(B, N, D_s)``, teacher: ``(B, N, D_t)``; returns a scalar.
+    """
+    if student.shape[:-1] != teacher.shape[:-1]:
+        raise ConfigError(
+            f"distill.losses.relation_distillation: batch/node dims differ, "
+            f"{tuple(student.shape)} vs {tuple(teacher.shape)}"
+        )
+    return relation_kl(cosine_similarity_matrix(teacher), cosine_similarity_matrix(student), tau, exclude_self=exclude_self)
+
+
+def adjacency_relation_distillation(
+    student: Tensor, adjacency: Tensor, tau: float = 1.0, *, exclude_self: bool = True, eps: float = 1e-12
+) -> Tensor:
+    r"""Relation distillation from the teacher's learned adjacency (Graph WaveNet's adaptive
+    :math:`\tilde A = \operatorname{softmax}(\operatorname{ReLU}(E_1 E_2^\top))`).
+
+    The teacher's scores are :math:`\log(A_{ij} + \epsilon)`, so its tempered distribution is
+    :math:`P^T_{i\cdot} \propto A_{i\cdot}^{1/\tau}`: for a row-softmax adjacency
+    :math:`A = \operatorname{softmax}(z)` this is exactly :math:`\operatorname{softmax}(z / \tau)`,
+    the same temperature as on the student's cosine similarities. Then :func:`relation_kl`.
+
+    Shapes:
+        student: ``(B, N, D)``, adjacency: ``(N, N)`` (or ``(B, N, N)``), non-negative; returns a scalar.
+    """
+    if adjacency.shape[-1] != student.shape[-2] or adjacency.shape[-2] != student.shape[-2]:
+        raise ConfigError(
+            f"distill.losses.adjacency_relation_distillation: adjacency {tuple(adjacency.shape)} does not "
+            f"match {student.shape[-2]} nodes"
+        )
+    scores = torch.log(adjacency.detach().float().clamp(min=0) + eps)
+    return relation_kl(scores, cosine_similarity_matrix(student), tau, exclude_self=exclude_self)

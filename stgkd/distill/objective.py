@@ -1,0 +1,335 @@
+"""The combined distillation loss and its JSON-serialisable configuration.
+
+.. math::
+    L = w_{sup} \\, L_{sup} + w_{out} \\, L_{out} + w_{feat} \\, L_{feat} + w_{rel} \\, L_{rel}
+
+* :math:`L_{sup}`: masked MAE of the student against the truth (:func:`~stgkd.distill.losses.masked_mae`);
+* :math:`L_{out}`: trust-weighted distance to the teacher's forecast, temperature ``tau``
+  (:func:`~stgkd.distill.losses.output_distillation`);
+* :math:`L_{feat}`: adapted student features against the teacher's, mean over the feature pairs
+  (:func:`~stgkd.distill.losses.feature_matching`);
+* :math:`L_{rel}`: KL between node-relation distributions at ``relation_tau``, mean over the pairs,
+  the teacher's relations taken from its features or from its learned adaptive adjacency.
+
+Units: forecast terms are computed in z-scored units by default (``units="scaled"``): the models'
+forecasts already are, and the raw truth of a :class:`Batch` is scaled with the training scaler,
+so :math:`L_{sup}` is the raw MAE divided by the training std and ``tau`` and the weights mean the
+same on every dataset. ``units="raw"`` compares in the data's units instead (``tau`` then in e.g.
+mph). The parts dict always carries ``"mae_raw"``, the supervised MAE in raw units, for logging.
+
+Typical use by the trainer::
+
+    objective = DistillationObjective.from_models(config, student, teacher, sample_x=batch.x)
+    cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
+                               time_pool=config.time_pool)
+    optimizer = Adam([*student.parameters(), *objective.parameters()])
+    for batch in loader:
+        s_out, s_feats = student(batch.x, return_features=True)
+        t_out, t_feats = cache.lookup(batch.index)
+        loss, parts = objective(s_out, s_feats, batch, t_out, t_feats, prepared.scaler)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from stgkd.distill.cache import ADJACENCY_KEY
+from stgkd.distill.adapters import TIME_POOLS, FeatureAdapter, pool_time
+from stgkd.distill.losses import (
+    ELEMENT_LOSSES,
+    FEATURE_LOSSES,
+    adjacency_relation_distillation,
+    feature_matching,
+    masked_mae,
+    output_distillation,
+    relation_distillation,
+)
+from stgkd.distill.taps import FeaturePair, parse_pairs, probe_features, resolve_pairs
+from stgkd.errors import ConfigError
+from stgkd.registry import Registry
+
+__all__ = ["ADJACENCY_KEY", "RELATION_SOURCES", "UNITS", "DistillConfig", "DistillationObjective"]
+
+#: where the teacher's node relations come from.
+RELATION_SOURCES: Registry[str] = Registry("relation source")
+RELATION_SOURCES.register("features", "cosine similarity of the teacher's paired node features")
+RELATION_SOURCES.register("adaptive", "the teacher's learned adaptive adjacency (Graph WaveNet)")
+#: units the forecast terms are computed in.
+UNITS: Registry[str] = Registry("loss units")
+UNITS.register("scaled", "z-scores of the training slice")
+UNITS.register("raw", "the data's own units")
+
+
+@dataclass
+class DistillConfig:
+    """Settings of the distillation loss; ``to_json`` / ``from_json`` round-trip for checkpoints and
+    the tuner.
+
+    Args:
+        w_sup: weight of the supervised masked MAE (default: ``1.0``).
+        w_out: weight of output distillation (default: ``1.0``).
+        w_feat: weight of feature matching (default: ``0.1``).
+        w_rel: weight of relation distillation (default: ``0.1``).
+        tau: trust temperature of output distillation, in the loss units (default: ``1.0``, one
+            training std when scaled); ``inf`` trusts the teacher uniformly.
+        relation_tau: softmax temperature of the relation distributions (default: ``0.5``).
+        pairs: ``"default"``, ``"auto"`` or a list of ``"student:teacher"`` feature names
+            (default: ``"default"``).
+        feature_loss: ``"mse"`` (on standardised features) or ``"cosine"`` (default: ``"mse"``).
+        output_loss: ``"l1"``, ``"huber"`` or ``"l2"`` (default: ``"l1"``).
+        huber_delta: threshold of the Huber output loss (default: ``1.0``).
+        relation_source: ``"features"`` or ``"adaptive"`` (default: ``"features"``).
+        time_pool: reduction of ``(B, T, N, D)`` features, ``"mean"`` or ``"last"`` (default: ``"mean"``).
+        units: ``"scaled"`` or ``"raw"`` forecast units (default: ``"scaled"``).
+    """
+
+    w_sup: float = 1.0
+    w_out: float = 1.0
+    w_feat: float = 0.1
+    w_rel: float = 0.1
+    tau: float = 1.0
+    relation_tau: float = 0.5
+    pairs: str | list[str] = "default"
+    feature_loss: str = "mse"
+    output_loss: str = "l1"
+    huber_delta: float = 1.0
+    relation_source: str = "features"
+    time_pool: str = "mean"
+    units: str = "scaled"
+
+    def __post_init__(self) -> None:
+        for name in ("w_sup", "w_out", "w_feat", "w_rel"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"DistillConfig.{name} must be a finite number >= 0, got {value!r}")
+            setattr(self, name, float(value))
+        if not (isinstance(self.tau, (int, float)) and self.tau > 0):
+            raise ConfigError(f"DistillConfig.tau must be > 0 (inf allowed), got {self.tau!r}")
+        if not (isinstance(self.relation_tau, (int, float)) and 0 < self.relation_tau < math.inf):
+            raise ConfigError(f"DistillConfig.relation_tau must be finite and > 0, got {self.relation_tau!r}")
+        if not (isinstance(self.huber_delta, (int, float)) and 0 < self.huber_delta < math.inf):
+            raise ConfigError(f"DistillConfig.huber_delta must be finite and > 0, got {self.huber_delta!r}")
+        self.tau, self.relation_tau, self.huber_delta = float(self.tau), float(self.relation_tau), float(self.huber_delta)
+        FEATURE_LOSSES.get(self.feature_loss)
+        ELEMENT_LOSSES.get(self.output_loss)
+        RELATION_SOURCES.get(self.relation_source)
+        TIME_POOLS.get(self.time_pool)
+        UNITS.get(self.units)
+        if isinstance(self.pairs, str) and self.pairs not in ("default", "auto"):
+            self.pairs = [str(p) for p in parse_pairs(self.pairs)]
+        elif not isinstance(self.pairs, str):
+            self.pairs = [str(p) for p in parse_pairs(list(self.pairs))]
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether the loss reads any student or teacher features."""
+        return self.w_feat > 0 or self.w_rel > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["pairs"] = self.pairs if isinstance(self.pairs, str) else list(self.pairs)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DistillConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"DistillConfig: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_json(cls, text: str) -> "DistillConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"DistillConfig: invalid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"DistillConfig: JSON must hold an object, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+
+class DistillationObjective(nn.Module):
+    """The combined loss; owns the training-only feature adapters.
+
+    Args:
+        config: the loss settings (default: ``DistillConfig()``).
+        pairs: resolved feature pairs; needed when ``config.pairs`` is ``"default"``/``"auto"`` and
+            a feature term is on (:meth:`from_models` resolves them from the models).
+        feature_dims: ``{pair key or "s:t": (student_dim, teacher_dim)}`` to build adapters now;
+            otherwise call :meth:`build_adapters`, or they are built at the first forward (then add
+            their parameters to the optimizer afterwards).
+    """
+
+    def __init__(
+        self,
+        config: DistillConfig | None = None,
+        *,
+        pairs: Sequence[FeaturePair | str] | None = None,
+        feature_dims: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config if config is not None else DistillConfig()
+        if pairs is not None:
+            self.pairs = parse_pairs(list(pairs))
+        elif not isinstance(self.config.pairs, str):
+            self.pairs = parse_pairs(self.config.pairs)
+        elif self.config.uses_features:
+            raise ConfigError(
+                f"DistillationObjective: pairs={self.config.pairs!r} must be resolved against the models; "
+                "use DistillationObjective.from_models(...) or pass pairs="
+            )
+        else:
+            self.pairs = []
+        #: training-only projections, one per feature pair (never part of the student).
+        self.adapters = nn.ModuleDict()
+        if feature_dims:
+            by_key = {FeaturePair.parse(k).key if ":" in k else k: v for k, v in feature_dims.items()}
+            for pair in self.pairs:
+                if pair.key not in by_key:
+                    raise ConfigError(f"DistillationObjective: feature_dims has no entry for pair {str(pair)!r}")
+                self._add_adapter(pair, *by_key[pair.key])
+
+    @classmethod
+    def from_models(
+        cls, config: DistillConfig, student: nn.Module, teacher: nn.Module, *, sample_x: Tensor | None = None
+    ) -> "DistillationObjective":
+        """Resolve ``config.pairs`` against the models and, given ``sample_x`` ``(B, T, N, C)`` and a
+        feature-matching weight, build the adapters from the probed feature widths."""
+        pairs = resolve_pairs(config.pairs, student, teacher, sample_x=sample_x) if config.uses_features else []
+        objective = cls(config, pairs=pairs)
+        if config.w_feat > 0 and sample_x is not None:
+            objective.build_adapters(probe_features(student, sample_x), probe_features(teacher, sample_x))
+        return objective
+
+    @property
+    def student_feature_names(self) -> list[str]:
+        return list(dict.fromkeys(p.student for p in self.pairs)) if self.config.uses_features else []
+
+    @property
+    def teacher_feature_names(self) -> list[str]:
+        """Teacher features the loss reads (what a :class:`TeacherCache` must store)."""
+        if not self.config.uses_features:
+            return []
+        names = [p.teacher for p in self.pairs] if self.config.w_feat > 0 or self.config.relation_source == "features" else []
+        return list(dict.fromkeys(names))
+
+    def resolved_config(self) -> DistillConfig:
+        """The config with the resolved pairs written out (what a checkpoint should record)."""
+        data = self.config.to_dict()
+        if self.pairs:
+            data["pairs"] = [str(p) for p in self.pairs]
+        return DistillConfig.from_dict(data)
+
+    def _add_adapter(self, pair: FeaturePair, student_dim: int, teacher_dim: int) -> FeatureAdapter:
+        adapter = FeatureAdapter(int(student_dim), int(teacher_dim), time_pool=self.config.time_pool)
+        self.adapters[pair.key] = adapter
+        return adapter
+
+    def build_adapters(
+        self, student_feats: Mapping[str, Tensor | Sequence[int]], teacher_feats: Mapping[str, Tensor | Sequence[int]]
+    ) -> None:
+        """Create the missing adapters from example features (tensors or shapes), last dim = width."""
+        for pair in self.pairs:
+            if pair.key in self.adapters:
+                continue
+            s, t = self._get(student_feats, pair.student, "student"), self._get(teacher_feats, pair.teacher, "teacher")
+            s_shape = tuple(s.shape) if isinstance(s, Tensor) else tuple(s)
+            t_shape = tuple(t.shape) if isinstance(t, Tensor) else tuple(t)
+            adapter = self._add_adapter(pair, s_shape[-1], t_shape[-1])
+            if isinstance(s, Tensor):
+                adapter.to(device=s.device, dtype=s.dtype if s.is_floating_point() else None)
+
+    @staticmethod
+    def _get(feats: Mapping[str, Any] | None, name: str, side: str) -> Any:
+        if feats is None or name not in feats:
+            have = [] if feats is None else sorted(feats)
+            raise ConfigError(f"DistillationObjective: {side} features lack {name!r} (got {have})")
+        return feats[name]
+
+    def forward(
+        self,
+        student_out: Tensor,
+        student_feats: Mapping[str, Tensor] | None,
+        batch: Any,
+        teacher_out: Tensor | None,
+        teacher_feats: Mapping[str, Tensor] | None,
+        scaler: Any,
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Combined loss and its unweighted parts.
+
+        Terms whose weight is 0 are not computed (reported as ``0.0``), so with
+        ``w_out = w_feat = w_rel = 0`` the loss is exactly ``w_sup · masked MAE``; teacher inputs may
+        then be ``None``. Parts are fetched from the device in one transfer.
+
+        Args:
+            student_out: student forecast, z-scored.
+            student_feats: the student's ``return_features`` dict.
+            batch: has ``y`` (RAW truth) and ``mask`` (observed).
+            teacher_out: teacher forecast, z-scored (e.g. from :class:`TeacherCache`).
+            teacher_feats: teacher features by name, ``(B, N, D)`` or ``(B, T, N, D)``, plus
+                ``"adaptive_adjacency"`` ``(N, N)`` for ``relation_source="adaptive"``.
+            scaler: has ``transform`` / ``inverse_transform`` (the training scaler).
+
+        Shapes:
+            student_out, teacher_out, batch.y, batch.mask: ``(B, H, N)``; features ``(B, N, D)`` or
+            ``(B, T, N, D)``; returns a scalar loss and ``{"loss", "sup", "out", "feat", "rel",
+            "mae_raw": float}``.
+        """
+        cfg = self.config
+        mask = batch.mask.bool()
+        y_raw = batch.y
+        if cfg.units == "scaled":
+            pred, target = student_out, scaler.transform(y_raw)
+            teacher = teacher_out
+        else:
+            pred, target = scaler.inverse_transform(student_out), y_raw
+            teacher = None if teacher_out is None else scaler.inverse_transform(teacher_out)
+        zero = student_out.new_zeros(())
+        sup = masked_mae(pred, target, mask)
+        with torch.no_grad():
+            mae_raw = masked_mae(scaler.inverse_transform(student_out), y_raw, mask) if cfg.units == "scaled" else sup
+        loss = cfg.w_sup * sup
+        out = feat = rel = zero
+        if cfg.w_out > 0:
+            if teacher is None:
+                raise ConfigError("DistillationObjective: w_out > 0 needs teacher_out")
+            out = output_distillation(
+                pred, teacher.to(pred.dtype), target, mask, tau=cfg.tau, kind=cfg.output_loss, huber_delta=cfg.huber_delta
+            )
+            loss = loss + cfg.w_out * out
+        if cfg.w_feat > 0:
+            if any(p.key not in self.adapters for p in self.pairs):
+                self.build_adapters(student_feats, teacher_feats)
+            terms = []
+            for pair in self.pairs:
+                s = self.adapters[pair.key](self._get(student_feats, pair.student, "student"))
+                t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
+                terms.append(feature_matching(s, t.to(s.dtype), cfg.feature_loss))
+            feat = torch.stack(terms).mean()
+            loss = loss + cfg.w_feat * feat
+        if cfg.w_rel > 0:
+            terms = []
+            for pair in self.pairs:
+                s = pool_time(self._get(student_feats, pair.student, "student"), cfg.time_pool)
+                if cfg.relation_source == "adaptive":
+                    adj = self._get(teacher_feats, ADJACENCY_KEY, "teacher")
+                    terms.append(adjacency_relation_distillation(s, adj, cfg.relation_tau))
+                else:
+                    t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
+                    terms.append(relation_distillation(s, t, cfg.relation_tau))
+            rel = torch.stack(terms).mean()
+            loss = loss + cfg.w_rel * rel
+        values = torch.stack([loss.detach(), sup.detach(), out.detach(), feat.detach(), rel.detach(), mae_raw]).float().tolist()
+        parts = dict(zip(("loss", "sup", "out", "feat", "rel", "mae_raw"), values))
+        return loss, parts
