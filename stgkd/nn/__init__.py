@@ -1,0 +1,27 @@
+"""Models: teachers, students, their layers, the registry and FLOP counting.
+
+Importing this package registers every model (``stgkd.nn.MODELS.names()``).
+"""
+
+from __future__ import annotations
+
+from stgkd.nn import graph_wavenet, students
+from stgkd.nn.base import ForecastModel
+from stgkd.nn.flops import count_flops
+from stgkd.nn.graph_wavenet import GraphWaveNet
+from stgkd.nn.registry import MODELS, build, from_config, register_model
+from stgkd.nn.students import GCNGRUStudent, GRUStudent
+
+__all__ = [
+    "MODELS",
+    "ForecastModel",
+    "GCNGRUStudent",
+    "GRUStudent",
+    "GraphWaveNet",
+    "build",
+    "count_flops",
+    "from_config",
+    "graph_wavenet",
+    "register_model",
+    "students",
+]
