@@ -1,0 +1,309 @@
+"""The search space of ``python -m tuning.search``, in one readable place.
+
+:data:`DEFAULT_SPACE` below is the whole default space, written as the YAML a user would write.
+``--space FILE`` (YAML or JSON) overrides it entry by entry: an entry in the file replaces the entry
+of the same name, entries not in the file keep their defaults. ``--print-space`` prints the default so
+it can be copied and edited.
+
+Each entry is one of:
+
+* a plain value (``lr: 0.001``) -- fixed, not searched, but recorded with every trial;
+* ``null`` (in an override file) -- removes the default entry (the model's own default then applies);
+* ``{type: float, low: L, high: H, log: true|false, step: S}`` -- ``trial.suggest_float``;
+* ``{type: int, low: L, high: H, log: true|false, step: S}`` -- ``trial.suggest_int``;
+* ``{type: categorical, choices: [...]}`` -- ``trial.suggest_categorical``.
+
+Any searched entry may add ``when: {other_param: [values...]}``: it is only suggested when the other
+(categorical) parameter took one of those values, e.g. ``graph_op`` only exists for ``gcn-gru``.
+
+Names the objective understands (:data:`KNOWN`): the student ``family`` (a registered student model)
+with its ``hidden`` width, ``layers`` depth and ``graph_op``; the distillation temperature
+``temperature`` and loss weights ``w_output``, ``w_feature``, ``w_relation`` (``w_supervised`` is fixed
+at 1 by default, see below); the optimiser's ``lr``, ``weight_decay`` and the ``batch_size``. Any other
+student hyperparameter is passed through with a ``student.`` prefix (``student.dropout: {...}``).
+
+Why ``w_supervised`` is fixed at 1 and the other weights are free (not a simplex):
+the loss is ``w_sup·L_sup + w_out·L_out + w_feat·L_feat + w_rel·L_rel`` and trials are scored by the
+masked MAE against the ground truth, so the supervised term is the anchor that should never be
+switched off. Fixing it removes the one redundant degree of freedom (the overall scale, which the
+learning rate already covers) without a simplex: a simplex over four weights has to be sampled through
+a non-linear transform (normalised exponentials / stick breaking), which makes the sampled parameters
+correlated, the TPE model harder and the parameter importances unreadable. With ``w_sup = 1`` each
+distillation weight reads directly as "how much of this term per unit of supervised loss", each one is
+an independent axis, and ``0`` switches a term off. A user who prefers otherwise can search
+``w_supervised`` too (``w_supervised: {type: float, low: 0.1, high: 1.0}``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from stgkd.errors import ConfigError
+
+__all__ = ["DEFAULT_SPACE", "KNOWN", "ParamSpec", "SearchSpace", "load_space"]
+
+#: The default search space (YAML). This text is the single source of the defaults.
+DEFAULT_SPACE = """\
+# Search space of python -m tuning.search. Override any entry with --space FILE (YAML or JSON);
+# entries not in FILE keep these defaults. A plain value fixes a parameter.
+
+# --- student architecture (its latency is measured before training) ---
+family: {type: categorical, choices: [gru, gcn-gru]}      # registered student model
+hidden: {type: int, low: 16, high: 128, step: 16}         # width
+layers: {type: int, low: 1, high: 3}                      # depth
+graph_op: {type: categorical, choices: [dense, gcnconv], when: {family: [gcn-gru]}}
+
+# --- distillation ---
+temperature: {type: float, low: 0.5, high: 8.0, log: true}   # tau of the relation / trust terms
+w_supervised: 1.0                                            # fixed anchor (see tuning/space.py)
+w_output: {type: float, low: 0.0, high: 1.0}                 # teacher-forecast matching
+w_feature: {type: float, low: 0.0, high: 1.0}                # hidden-feature matching
+w_relation: {type: float, low: 0.0, high: 1.0}               # node-relation (similarity) matching
+
+# --- optimisation ---
+lr: {type: float, low: 3.0e-4, high: 1.0e-2, log: true}
+weight_decay: 0.0
+batch_size: 64
+"""
+
+#: names the objective maps onto the student, the distillation config and the optimiser
+KNOWN = (
+    "family",
+    "hidden",
+    "layers",
+    "graph_op",
+    "temperature",
+    "w_supervised",
+    "w_output",
+    "w_feature",
+    "w_relation",
+    "lr",
+    "weight_decay",
+    "batch_size",
+)
+STUDENT_PREFIX = "student."
+_TYPES = ("float", "int", "categorical")
+_KEYS = {
+    "float": {"type", "low", "high", "log", "step", "when"},
+    "int": {"type", "low", "high", "log", "step", "when"},
+    "categorical": {"type", "choices", "when"},
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One entry of the space: a fixed value or one Optuna distribution.
+
+    Args:
+        name: parameter name (the Optuna parameter name when searched).
+        kind: ``"fixed"``, ``"float"``, ``"int"`` or ``"categorical"``.
+        value: the value of a fixed entry.
+        low, high, log, step: bounds of a float/int entry.
+        choices: options of a categorical entry.
+        when: ``{param: allowed values}``; the entry exists only when every condition holds.
+    """
+
+    name: str
+    kind: str
+    value: Any = None
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    @property
+    def searched(self) -> bool:
+        return self.kind != "fixed"
+
+    def active(self, params: Mapping[str, Any]) -> bool:
+        """Whether the ``when`` conditions hold for the values chosen so far."""
+        return all(params.get(other) in allowed for other, allowed in self.when.items())
+
+    def suggest(self, trial: Any) -> Any:
+        """Draw this parameter from ``trial`` (an ``optuna.Trial``/``FixedTrial``), or the fixed value."""
+        if self.kind == "fixed":
+            return self.value
+        if self.kind == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step or 1)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def to_dict(self) -> Any:
+        """The entry as it would be written in a space file."""
+        if self.kind == "fixed":
+            return self.value
+        out: dict[str, Any] = {"type": self.kind}
+        if self.kind == "categorical":
+            out["choices"] = list(self.choices)
+        else:
+            out.update(low=self.low, high=self.high)
+            if self.log:
+                out["log"] = True
+            if self.step is not None:
+                out["step"] = self.step
+        if self.when:
+            out["when"] = {k: list(v) for k, v in self.when.items()}
+        return out
+
+
+def _parse_entry(name: str, raw: Any, where: str) -> ParamSpec:
+    if not isinstance(raw, Mapping):
+        if isinstance(raw, (list, tuple, set)):
+            raise ConfigError(
+                f"{where}: {name!r} is a list; write {{type: categorical, choices: [...]}} to search "
+                "over it or give a single value to fix it"
+            )
+        return ParamSpec(name=name, kind="fixed", value=raw)
+    kind = raw.get("type")
+    if kind not in _TYPES:
+        raise ConfigError(f"{where}: {name!r} needs type: float, int or categorical (got {kind!r})")
+    unknown = set(raw) - _KEYS[kind]
+    if unknown:
+        raise ConfigError(f"{where}: {name!r} ({kind}) has unknown keys {sorted(unknown)}")
+    when_raw = raw.get("when") or {}
+    if not isinstance(when_raw, Mapping):
+        raise ConfigError(f"{where}: {name!r}: 'when' must map a parameter to a list of values")
+    when = {
+        str(k): tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in when_raw.items()
+    }
+    if kind == "categorical":
+        choices = raw.get("choices")
+        if not isinstance(choices, (list, tuple)) or not choices:
+            raise ConfigError(f"{where}: {name!r}: categorical needs a non-empty 'choices' list")
+        if len(set(map(repr, choices))) != len(choices):
+            raise ConfigError(f"{where}: {name!r}: 'choices' has duplicates: {choices}")
+        return ParamSpec(name=name, kind=kind, choices=tuple(choices), when=when)
+
+    if "low" not in raw or "high" not in raw:
+        raise ConfigError(f"{where}: {name!r}: {kind} needs 'low' and 'high'")
+    cast = float if kind == "float" else int
+    try:
+        low, high = cast(raw["low"]), cast(raw["high"])
+        step = None if raw.get("step") is None else cast(raw["step"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {name!r}: low/high/step must be {kind} numbers ({exc})") from None
+    if kind == "int" and (raw["low"] != low or raw["high"] != high):
+        raise ConfigError(f"{where}: {name!r}: int bounds must be whole numbers, got {raw['low']}, {raw['high']}")
+    log = bool(raw.get("log", False))
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise ConfigError(f"{where}: {name!r}: need finite low <= high, got low={low}, high={high}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: {name!r}: log scale needs low > 0, got low={low}")
+    if log and step is not None:
+        raise ConfigError(f"{where}: {name!r}: 'step' and 'log: true' cannot be combined")
+    if step is not None and step <= 0:
+        raise ConfigError(f"{where}: {name!r}: step must be positive, got {step}")
+    return ParamSpec(name=name, kind=kind, low=low, high=high, log=log, step=step, when=when)
+
+
+class SearchSpace:
+    """An ordered set of :class:`ParamSpec`; :meth:`sample` draws one configuration from a trial.
+
+    Example::
+
+        space = load_space("my_space.yaml")       # default space with my entries on top
+        params = space.sample(trial)               # {"family": "gru", "hidden": 32, ..., "lr": 0.001}
+    """
+
+    def __init__(self, specs: list[ParamSpec], *, source: str = "default") -> None:
+        self.specs = list(specs)
+        self.source = source
+        self._validate()
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "<mapping>") -> "SearchSpace":
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{source}: a search space is a mapping of parameter name to entry")
+        return cls([_parse_entry(str(k), v, source) for k, v in raw.items()], source=source)
+
+    @classmethod
+    def default(cls) -> "SearchSpace":
+        return cls.from_mapping(yaml.safe_load(DEFAULT_SPACE), source="default")
+
+    def merged(self, overrides: Mapping[str, Any], *, source: str) -> "SearchSpace":
+        """This space with the entries of ``overrides`` replacing (or adding to) its own."""
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"{source}: a search space file must hold a mapping of name to entry")
+        by_name = {s.name: s for s in self.specs}
+        for key, raw in overrides.items():
+            if raw is None:  # `name: null` removes an entry (e.g. to use the model's own default)
+                by_name.pop(str(key), None)
+                continue
+            by_name[str(key)] = _parse_entry(str(key), raw, source)
+        return SearchSpace(list(by_name.values()), source=f"{self.source} + {source}")
+
+    def _validate(self) -> None:
+        names = [s.name for s in self.specs]
+        for spec in self.specs:
+            if spec.name not in KNOWN and not spec.name.startswith(STUDENT_PREFIX):
+                raise ConfigError(
+                    f"{self.source}: unknown parameter {spec.name!r}; known: {', '.join(KNOWN)}, "
+                    f"or '{STUDENT_PREFIX}<hparam>' for any other student hyperparameter"
+                )
+            for other, allowed in spec.when.items():
+                if other not in names or names.index(other) >= names.index(spec.name):
+                    raise ConfigError(
+                        f"{self.source}: {spec.name!r} depends on {other!r}, which must be defined before it"
+                    )
+        for required in ("family", "hidden", "layers"):
+            if required not in names:
+                raise ConfigError(f"{self.source}: the space must define {required!r}")
+        for name in ("w_supervised", "w_output", "w_feature", "w_relation", "weight_decay"):
+            spec = self[name] if name in names else None
+            if spec is not None and spec.kind == "fixed" and (not isinstance(spec.value, (int, float)) or spec.value < 0):
+                raise ConfigError(f"{self.source}: {name} must be a non-negative number, got {spec.value!r}")
+            if spec is not None and spec.kind in ("float", "int") and spec.low < 0:
+                raise ConfigError(f"{self.source}: {name} must not go below 0, got low={spec.low}")
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(s.name == name for s in self.specs)
+
+    def sample(self, trial: Any) -> dict[str, Any]:
+        """Every active parameter, suggested from ``trial`` in order, plus the fixed values."""
+        params: dict[str, Any] = {}
+        for spec in self.specs:
+            if spec.active(params):
+                params[spec.name] = spec.suggest(trial)
+        return params
+
+    def searched_names(self) -> list[str]:
+        return [s.name for s in self.specs if s.searched]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {s.name: s.to_dict() for s in self.specs}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def load_space(path: str | Path | None = None) -> SearchSpace:
+    """The default space, overridden by the entries of the YAML or JSON file ``path`` if given."""
+    space = SearchSpace.default()
+    if path is None:
+        return space
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--space {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--space {path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+    if raw is None:
+        return space
+    return space.merged(raw, source=str(path))

@@ -1,0 +1,391 @@
+"""Where a study lives, how several workers share it, and how a killed study resumes.
+
+Storage (``--storage``):
+
+* omitted: an Optuna **journal file** ``OUT/study.journal`` (``JournalStorage(JournalFileBackend)``).
+  Every change is one appended JSON line written under a lock, so several processes (and machines on
+  a shared file system) can run the same study at once. The lock is :class:`FlockLock`, an
+  ``fcntl.flock`` on ``OUT/study.journal.flock``: the kernel drops it when its holder dies, so a worker
+  killed with ``kill -9`` never leaves a stale lock behind (Optuna's default symlink lock would make
+  everybody wait 30 s for its grace period). On file systems without working ``flock`` (some NFS set-ups)
+  pass ``--storage journal+symlink:PATH`` to use Optuna's symlink lock instead.
+  SQLite was not chosen as the default: it serialises writers with a database-wide lock, and several
+  workers that write at once see ``database is locked`` errors.
+* a path ending in ``.journal`` / ``.log`` (or ``journal:PATH``): that journal file.
+* ``sqlite:///...``, ``postgresql://...``, ``mysql://...``: Optuna's ``RDBStorage`` with its heartbeat
+  (PostgreSQL is the choice for a cluster).
+* ``redis://...``: ``JournalStorage(JournalRedisBackend)`` (needs the ``redis`` package).
+
+Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL).
+
+Faults. A trial records which process runs it (user attribute ``worker``: host, pid and the process
+start time, so a recycled pid is not mistaken for the original) and, on journal storages, a heartbeat
+(system attribute ``stgkd:heartbeat``, refreshed every :data:`HEARTBEAT_INTERVAL_S` seconds by a thread
+while the trial runs). :func:`recover_stale_trials` runs when a worker starts and after every trial: a
+``RUNNING`` trial whose worker is gone -- same host and that process no longer exists, or no heartbeat
+for :data:`STALE_AFTER_S` seconds (other hosts) -- is marked ``FAIL`` and its parameters are enqueued
+again (``WAITING``), so the next free worker re-runs it. On RDB storages Optuna's own heartbeat does the
+same for other hosts, through the same re-enqueueing callback. A journal line half written by a killed
+process is cut off by :func:`repair_journal` before the study is opened.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import fcntl
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages.journal import (
+    BaseJournalFileLock,
+    JournalFileBackend,
+    JournalFileSymlinkLock,
+    JournalStorage,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from stgkd.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_JOURNAL",
+    "HEARTBEAT_INTERVAL_S",
+    "STALE_AFTER_S",
+    "FlockLock",
+    "Heartbeat",
+    "StorageInfo",
+    "open_storage",
+    "repair_journal",
+    "worker_identity",
+    "worker_alive",
+    "recover_stale_trials",
+    "retry_trial",
+]
+
+DEFAULT_JOURNAL = "study.journal"
+#: seconds between two heartbeats of a running trial
+HEARTBEAT_INTERVAL_S = 30
+#: a running trial of another host without a heartbeat for this long is considered dead
+STALE_AFTER_S = 300
+#: how often a trial is retried after its worker died
+MAX_RETRY = 3
+
+WORKER_ATTR = "worker"
+HEARTBEAT_ATTR = "stgkd:heartbeat"
+RETRY_OF_ATTR = "retry_of"
+_NOT_INHERITED = (WORKER_ATTR, HEARTBEAT_ATTR)
+
+
+class FlockLock(BaseJournalFileLock):
+    """Journal lock on ``fcntl.flock``: exclusive across processes and threads, released by the kernel
+    when the holder dies (so ``kill -9`` cannot leave a stale lock).
+
+    Args:
+        path: the lock file (created if missing), e.g. ``study.journal.flock``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = str(path)
+        self._local = threading.local()
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._local.fd = fd
+        return True
+
+    def release(self) -> None:
+        fd = getattr(self._local, "fd", None)
+        if fd is None:
+            raise RuntimeError(f"{self._path}: lock released without being held")
+        self._local.fd = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def repair_journal(path: str | os.PathLike[str], lock: BaseJournalFileLock) -> int:
+    """Cut a trailing, half-written line (a writer killed mid-append) off the journal ``path``.
+
+    Writers append whole lines under ``lock``; a last line without its newline while we hold the lock
+    can only come from a writer that died. Returns the number of bytes removed (0 when intact).
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    lock.acquire()
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return 0
+        with open(path, "rb+") as fh:
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return 0
+            keep = 0
+            block = 1 << 16
+            pos = size
+            while pos > 0:  # find the last newline, scanning backwards
+                start = max(0, pos - block)
+                fh.seek(start)
+                chunk = fh.read(pos - start)
+                idx = chunk.rfind(b"\n")
+                if idx >= 0:
+                    keep = start + idx + 1
+                    break
+                pos = start
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return size - keep
+    finally:
+        lock.release()
+
+
+class StorageInfo:
+    """An opened storage and how to describe it to the user.
+
+    Attributes:
+        storage: the Optuna storage object to pass to ``optuna.create_study``.
+        url: what the user gave (or the default journal path), for reports and ``optuna-dashboard``.
+        kind: ``"journal"``, ``"rdb"`` or ``"redis"``.
+        has_heartbeat: whether Optuna's own heartbeat watches running trials (RDB storages).
+    """
+
+    def __init__(self, storage: BaseStorage, url: str, kind: str, has_heartbeat: bool) -> None:
+        self.storage = storage
+        self.url = url
+        self.kind = kind
+        self.has_heartbeat = has_heartbeat
+
+    @property
+    def dashboard_command(self) -> str:
+        return f"optuna-dashboard {self.url}"
+
+
+def _journal(path: Path, symlink_lock: bool) -> StorageInfo:
+    if path.is_dir():
+        raise ConfigError(f"--storage {path}: is a directory; give a journal file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock: BaseJournalFileLock
+    if symlink_lock:
+        lock = JournalFileSymlinkLock(str(path))
+    else:
+        lock = FlockLock(str(path) + ".flock")
+        repair_journal(path, lock)
+    backend = JournalFileBackend(str(path), lock_obj=lock)
+    return StorageInfo(JournalStorage(backend), str(path), "journal", False)
+
+
+def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageInfo:
+    """Open ``url`` (see the module docstring), defaulting to ``study_dir/study.journal``."""
+    study_dir = Path(study_dir)
+    if not url:
+        return _journal(study_dir / DEFAULT_JOURNAL, symlink_lock=False)
+    if url.startswith("journal+symlink:"):
+        return _journal(Path(url[len("journal+symlink:"):]).expanduser(), symlink_lock=True)
+    if url.startswith("journal:"):
+        return _journal(Path(url[len("journal:"):]).expanduser(), symlink_lock=False)
+    if url.startswith("redis://") or url.startswith("rediss://"):
+        try:
+            from optuna.storages.journal import JournalRedisBackend
+
+            return StorageInfo(JournalStorage(JournalRedisBackend(url)), url, "redis", False)
+        except ImportError as exc:
+            raise ConfigError(f"--storage {url}: the redis package is needed ({exc})") from None
+    if "://" in url:
+        try:
+            storage = RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=STALE_AFTER_S,
+                heartbeat_stale_trial_callback=retry_trial,
+            )
+        except ImportError as exc:
+            raise ConfigError(f"--storage {url}: a database driver is missing ({exc})") from None
+        except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server
+            raise ConfigError(f"--storage {url}: cannot open the database ({type(exc).__name__}: {exc})") from None
+        return StorageInfo(storage, url, "rdb", True)
+    path = Path(url).expanduser()
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        raise ConfigError(
+            f"--storage {url}: for SQLite give a URL (sqlite:///{path}); a bare path is taken as a journal file"
+        )
+    return _journal(path, symlink_lock=False)
+
+
+# --------------------------------------------------------------------------------------------- workers
+def _process_start_time(pid: int) -> str | None:
+    """Start time of ``pid`` in clock ticks since boot (Linux ``/proc``), or ``None`` where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces: split after the last ')'
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def worker_identity() -> dict[str, Any]:
+    """``{"host", "pid", "start"}`` of this process (``start``: process start time, for pid reuse)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _process_start_time(pid)}
+
+
+def worker_alive(worker: dict[str, Any]) -> bool | None:
+    """Whether the worker process still runs: ``True``/``False`` on this host, ``None`` elsewhere."""
+    if worker.get("host") != socket.gethostname():
+        return None
+    pid = int(worker.get("pid", -1))
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    start = worker.get("start")
+    if start is not None:
+        now = _process_start_time(pid)
+        if now is not None and now != start:
+            return False  # the pid was recycled by another process
+        if now is None and not Path(f"/proc/{pid}").exists():
+            return False
+    # a zombie (killed, not yet reaped by its parent) is dead too
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+        if stat[stat.rfind(")") + 2 :].split()[:1] == ["Z"]:
+            return False
+    except OSError:
+        pass
+    return True
+
+
+def mark_worker(trial: optuna.Trial) -> None:
+    """Record this process as the runner of ``trial`` (first thing an objective does)."""
+    trial.set_user_attr(WORKER_ATTR, worker_identity())
+
+
+class Heartbeat:
+    """Context manager: a daemon thread refreshing ``stgkd:heartbeat`` of a running trial.
+
+    Used on storages without Optuna's heartbeat (journal files). Stopped and joined on exit, before the
+    trial is told its result.
+    """
+
+    def __init__(self, trial: optuna.Trial, interval_s: float = HEARTBEAT_INTERVAL_S) -> None:
+        self._storage = trial.storage
+        self._trial_id = trial._trial_id
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.beat()
+            except Exception:  # the trial finished or the storage is briefly unavailable
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name="stgkd-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def retry_trial(study: optuna.Study, trial: FrozenTrial, max_retry: int = MAX_RETRY) -> int | None:
+    """Enqueue the parameters of the failed ``trial`` again (``WAITING``), at most ``max_retry`` times.
+
+    Like Optuna's ``RetryHeartbeatStaleTrialCallback`` (same ``failed_trial`` / ``retry_history``
+    system attributes), except that the dead worker's identity and heartbeat are not inherited.
+    Returns the number of retries so far, or ``None`` when the limit was reached.
+    """
+    system_attrs = {k: v for k, v in trial.system_attrs.items() if k not in _NOT_INHERITED}
+    history = list(system_attrs.get("retry_history", []))
+    history.append(trial.number)
+    if len(history) > max_retry:
+        return None
+    system_attrs["failed_trial"] = system_attrs.get("failed_trial", trial.number)
+    system_attrs["retry_history"] = history
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED}
+    user_attrs[RETRY_OF_ATTR] = trial.number
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=copy.deepcopy(trial.params),
+            distributions=copy.deepcopy(trial.distributions),
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
+        )
+    )
+    return len(history)
+
+
+def _is_stale(trial: FrozenTrial, now: float, stale_after_s: float) -> tuple[bool, str]:
+    worker = trial.user_attrs.get(WORKER_ATTR)
+    if isinstance(worker, dict):
+        alive = worker_alive(worker)
+        if alive is False:
+            return True, f"worker {worker.get('host')}:{worker.get('pid')} is gone"
+        if alive is True:
+            return False, ""
+    last = trial.system_attrs.get(HEARTBEAT_ATTR)
+    if last is None and trial.datetime_start is not None:
+        last = trial.datetime_start.timestamp()  # naive local time, as Optuna stores it
+    if last is not None and now - float(last) > stale_after_s:
+        return True, f"no heartbeat for {now - float(last):.0f} s"
+    return False, ""
+
+
+def recover_stale_trials(
+    study: optuna.Study, *, stale_after_s: float = STALE_AFTER_S, max_retry: int = MAX_RETRY
+) -> list[tuple[int, str]]:
+    """Mark ``RUNNING`` trials of dead workers ``FAIL`` and enqueue their parameters again.
+
+    Returns ``(trial number, reason)`` for every trial it failed. Safe to run from several workers at
+    once: only the worker whose state change succeeds re-enqueues the trial.
+    """
+    recovered: list[tuple[int, str]] = []
+    now = time.time()
+    storage = study._storage
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        stale, reason = _is_stale(trial, now, stale_after_s)
+        if not stale:
+            continue
+        try:
+            storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"stale: {reason}")
+            changed = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            changed = False  # another worker got there first
+        if not changed:
+            continue
+        retry_trial(study, storage.get_trial(trial._trial_id), max_retry=max_retry)
+        recovered.append((trial.number, reason))
+    return recovered
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
