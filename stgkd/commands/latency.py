@@ -1,0 +1,144 @@
+"""``stgkd latency CKPT_OR_MODEL --batch 1 64 --mode eager cuda-graph --dtype fp32 bf16 [--json out.json]``.
+
+``CKPT_OR_MODEL`` is a training checkpoint (the model inside is timed), an exported student (timed end
+to end: raw readings and timestamps in, raw forecast out), or a registered model name (``--nodes``
+needed; built with default or ``--hparam`` hyperparameters on a seeded random graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+HELP = "measure inference latency (median/p90/p99 ms) over batch sizes, modes and precisions"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="CKPT_OR_MODEL", help="checkpoint, exported student, or registered model name")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes (default: 1)")
+    parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "cuda-graph", "compile"])
+    parser.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--nodes", type=int, default=None, help="number of sensors (for a model name)")
+    parser.add_argument("--steps", type=int, default=12, help="input steps for a model name (default: 12)")
+    parser.add_argument("--channels", type=int, default=2, help="input channels for a model name (default: 2)")
+    parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
+                        help="hyperparameter for a model name (repeatable), e.g. --hparam hidden=32")
+    parser.add_argument("--device", default="auto", help="cuda, cpu, or auto (cuda when available; default)")
+    parser.add_argument("--fallback-to-cpu", action="store_true", help="time on the CPU when --device cuda is unavailable")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+
+
+def _parse_hparams(items: list[str]) -> dict[str, Any]:
+    from stgkd.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--hparam {item!r}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+def _target_model(args: argparse.Namespace):
+    """``(module, label, num_nodes, in_steps, in_channels)`` for the target."""
+    from stgkd.errors import ConfigError
+    from stgkd.export import _student_from_payload, file_kind, load_exported, read_checkpoint
+
+    path = Path(args.target)
+    if path.exists():
+        kind = file_kind(path)
+        if kind == "checkpoint":
+            payload = read_checkpoint(path)
+            model = _student_from_payload(payload, str(path))
+            return model, f"{path.name}:{payload['model'].get('name')}", None, None, None
+        module, meta, kind = load_exported(path)
+        t, n = int(meta["input_steps"]), len(meta["sensor_ids"])
+        return (
+            RawUnitsAdapter(module, t, int(meta["interval_minutes"])),
+            f"{path.name}:{meta['model'].get('name')}",
+            n,
+            t,
+            1,
+        )
+    import stgkd.nn  # noqa: F401  (registers the models)
+    from stgkd.latency import random_graph
+    from stgkd.nn.registry import MODELS, build
+
+    if args.target not in MODELS:
+        raise ConfigError(
+            f"{args.target!r}: neither a file nor a registered model (available: {', '.join(MODELS.names())})"
+        )
+    if not args.nodes:
+        raise ConfigError(f"--nodes is needed to time the model {args.target!r} (e.g. --nodes 207)")
+    hp = _parse_hparams(args.hparam)
+    try:
+        model = build(args.target, num_nodes=args.nodes, graph=torch.from_numpy(random_graph(args.nodes)),
+                      in_steps=args.steps, in_channels=args.channels, **hp)
+    except TypeError as exc:
+        raise ConfigError(f"{args.target}: bad --hparam: {exc}") from None
+    label = args.target + "".join(f"-{k}{v}" for k, v in hp.items())
+    return model, label, None, None, None
+
+
+class RawUnitsAdapter(nn.Module):
+    """Times an exported student end to end: channel 0 of the (B, T, N, C) input as raw readings (made
+    positive) and a fixed run of timestamps ``interval`` apart."""
+
+    def __init__(self, module: Any, in_steps: int, interval_minutes: int) -> None:
+        super().__init__()
+        self.module = module
+        self.register_buffer("stamps", 1_700_000_000 + torch.arange(in_steps, dtype=torch.int64) * interval_minutes * 60)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)`` in raw units."""
+        values = x[..., 0].abs() + 1.0
+        return self.module(values, self.stamps.unsqueeze(0).expand(x.shape[0], -1))
+
+
+def run(args: argparse.Namespace) -> int:
+    from stgkd.latency import format_table, measure
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, label, n, t, c = _target_model(args)
+    results = []
+    for mode in args.mode:
+        for dtype in args.dtype:
+            for batch in args.batch:
+                results.append(
+                    measure(
+                        model,
+                        batch_size=batch,
+                        num_nodes=n,
+                        in_steps=t,
+                        in_channels=c,
+                        device=device,
+                        mode=mode,
+                        dtype=dtype,
+                        warmup=args.warmup,
+                        iters=args.iters,
+                        fallback_to_cpu=args.fallback_to_cpu,
+                        name=label,
+                    )
+                )
+    first = results[0]
+    print(f"# {first.device_kind}: {first.device_name}; torch {first.torch_version}, CUDA {first.cuda_version}; "
+          f"warmup {args.warmup}, iters {args.iters}")
+    print(format_table(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"target": args.target, "results": [r.to_dict() for r in results]}, indent=2))
+        print(f"wrote {args.json}")
+    return 0

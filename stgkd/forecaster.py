@@ -1,0 +1,268 @@
+"""The deployment API: load an exported student and forecast in raw units.
+
+Example::
+
+    from stgkd import Forecaster
+
+    fc = Forecaster.load("student.pt")            # or device="cuda"
+    last_hour = speeds.iloc[-fc.input_steps:]      # DataFrame: DatetimeIndex x sensor ids, raw mph
+    future = fc.predict(last_hour)                 # DataFrame: next H timestamps x the same sensors
+
+This module imports only ``torch``, ``numpy``, ``pandas`` and stgkd's error types and export loader;
+the training code (``stgkd.nn``, ``stgkd.engine``, ``stgkd.data``) is needed only when ``load`` is given
+a training checkpoint instead of an exported file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stgkd.errors import CheckpointError, StgkdError
+from stgkd.export import file_kind, load_exported
+
+__all__ = ["Forecaster"]
+
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+def _wall_seconds(stamps: Any, where: str) -> np.ndarray:
+    """Seconds since 1970-01-01 of the local wall-clock time of each timestamp (int64)."""
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(np.asarray(stamps).ravel() if not isinstance(stamps, pd.DatetimeIndex) else stamps))
+    except (TypeError, ValueError) as exc:
+        raise StgkdError(f"{where}: cannot read timestamps ({exc})") from None
+    if index.tz is not None:
+        index = index.tz_localize(None)  # keep the local wall-clock time
+    if index.hasnans:
+        raise StgkdError(f"{where}: timestamps hold NaT")
+    return np.asarray((index - _EPOCH) // pd.Timedelta(seconds=1), dtype=np.int64)
+
+
+class Forecaster:
+    """An exported student, ready to forecast raw readings.
+
+    Attributes:
+        sensor_ids: the ``N`` sensor ids, in the model's column order.
+        input_steps: ``T_in``, readings per sensor one forecast needs.
+        horizon: ``H``, steps forecast.
+        interval: sampling interval as a :class:`datetime.timedelta` (``interval_minutes`` as an int).
+        input_features: the model's input channels (``"value"``, then calendar features).
+        metadata: everything stored with the file (dataset, metrics, model config, ...).
+        device: where it runs.
+
+    Thread safety: :meth:`predict` may be called from several threads at once. On CUDA, repeated calls
+    at one batch size replay a CUDA graph captured lazily on the first call at that size (pass
+    ``cuda_graphs=False`` to :meth:`load` to disable); the static buffers and replay are guarded by a lock.
+    """
+
+    def __init__(self, module: Any, metadata: dict[str, Any], *, device: str | torch.device = "cpu",
+                 source: str = "", cuda_graphs: bool = True) -> None:
+        self._module = module
+        self.metadata = dict(metadata)
+        self.device = torch.device(device)
+        self.source = source
+        self.sensor_ids: list[str] = [str(s) for s in metadata["sensor_ids"]]
+        self.input_steps = int(metadata["input_steps"])
+        self.horizon = int(metadata["horizon"])
+        self.interval_minutes = int(metadata["interval_minutes"])
+        self.interval = _dt.timedelta(minutes=self.interval_minutes)
+        self.input_features: list[str] = list(metadata["input_features"])
+        self.uses_calendar = any(f != "value" for f in self.input_features)
+        self._index = {s: i for i, s in enumerate(self.sensor_ids)}
+        self._cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        self._graphs: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.sensor_ids)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True) -> "Forecaster":
+        """Load an exported student (``stgkd export``), or a training checkpoint (wrapped in memory).
+
+        Raises:
+            CheckpointError: the file is missing, corrupt, or not one of those; names the file.
+            StgkdError: ``device="cuda"`` without CUDA.
+        """
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise StgkdError(f"device={str(device)!r}: CUDA is not available on this machine")
+        path = Path(path)
+        kind = file_kind(path)
+        if kind == "checkpoint":
+            from stgkd.export import build_forecaster_module, metadata_from_payload, read_checkpoint
+
+            payload = read_checkpoint(path)
+            module = build_forecaster_module(payload, where=str(path)).to(dev)
+            metadata = metadata_from_payload(payload, str(path))
+        else:
+            module, metadata, _ = load_exported(path, device=dev)
+        for key in ("sensor_ids", "input_steps", "horizon", "interval_minutes", "input_features"):
+            if key not in metadata:
+                raise CheckpointError(f"{path}: metadata lacks {key!r}")
+        return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs)
+
+    def __repr__(self) -> str:
+        return (
+            f"Forecaster(sensors={self.num_nodes}, input_steps={self.input_steps}, horizon={self.horizon}, "
+            f"interval={self.interval_minutes}min, features={self.input_features}, device={self.device})"
+        )
+
+    # ------------------------------------------------------------------ forecasting
+
+    def predict(
+        self,
+        history: pd.DataFrame | np.ndarray | torch.Tensor,
+        *,
+        timestamps: Any = None,
+        start: Any = None,
+    ) -> pd.DataFrame | np.ndarray:
+        """Forecast the next ``horizon`` steps from the last ``input_steps`` readings, in raw units.
+
+        Args:
+            history: a DataFrame indexed by ``input_steps`` regular timestamps (``interval`` apart) with
+                one column per sensor id (any order; ids compared as strings; every model sensor must be
+                present and no other column), or an array ``(T_in, N)`` / ``(B, T_in, N)`` with columns in
+                :attr:`sensor_ids` order. Missing readings are ``NaN`` or ``0`` (training convention:
+                they enter the model as the training mean).
+            timestamps: for arrays, the time of each input step: ``T_in`` datetimes, or ``(B, T_in)``.
+            start: for arrays, the time of the first input step (one, or one per window); later steps
+                follow every ``interval``. One of ``timestamps``/``start`` is needed when the model uses
+                calendar features; DataFrames carry their own.
+
+        Returns:
+            For a DataFrame: a DataFrame indexed ``last + interval ... last + horizon * interval``
+            with the input's columns in the input's order. For an array: ``(H, N)`` or ``(B, H, N)``
+            float32.
+
+        Raises:
+            StgkdError: wrong number of steps or sensors, unknown/missing/duplicate sensor ids, a sensor
+                with no reading in the whole history, irregular or missing timestamps, Inf readings.
+        """
+        if isinstance(history, pd.DataFrame):
+            return self._predict_frame(history)
+        if isinstance(history, torch.Tensor):
+            history = history.detach().cpu().numpy()
+        values = np.asarray(history, dtype=np.float32)
+        single = values.ndim == 2
+        if single:
+            values = values[None]
+        if values.ndim != 3 or values.shape[1] != self.input_steps or values.shape[2] != self.num_nodes:
+            raise StgkdError(
+                f"history: expected shape ({self.input_steps}, {self.num_nodes}) or "
+                f"(B, {self.input_steps}, {self.num_nodes}) (input_steps x sensors), got {tuple(np.shape(history))}"
+            )
+        secs = self._array_seconds(values.shape[0], timestamps, start)
+        out = self._forecast(values, secs)
+        return out[0] if single else out
+
+    def _predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(frame.index, pd.DatetimeIndex):
+            raise StgkdError(f"history: a DataFrame needs a DatetimeIndex, got {type(frame.index).__name__}")
+        if len(frame) != self.input_steps:
+            raise StgkdError(
+                f"history: the model needs exactly {self.input_steps} steps ({self.input_steps} x "
+                f"{self.interval_minutes} min), got {len(frame)}; pass history.iloc[-{self.input_steps}:]"
+            )
+        cols = [str(c) for c in frame.columns]
+        if len(set(cols)) != len(cols):
+            dup = sorted({c for c in cols if cols.count(c) > 1})
+            raise StgkdError(f"history: duplicate sensor columns {dup[:5]}")
+        unknown = [c for c in cols if c not in self._index]
+        if unknown:
+            raise StgkdError(
+                f"history: {len(unknown)} unknown sensor(s) not in the model: {unknown[:5]}"
+                f"{' ...' if len(unknown) > 5 else ''} (the model has {self.num_nodes} sensors)"
+            )
+        present = set(cols)
+        missing = [s for s in self.sensor_ids if s not in present]
+        if missing:
+            raise StgkdError(
+                f"history: {len(missing)} sensor(s) of the model missing from the columns: {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''}"
+            )
+        if self.input_steps > 1:
+            deltas = pd.to_timedelta(np.diff(frame.index.values))
+            if not (deltas == pd.Timedelta(self.interval)).all():
+                raise StgkdError(
+                    f"history: timestamps must be regular, {self.interval_minutes} min apart; found steps "
+                    f"{sorted({str(d) for d in deltas})[:3]}"
+                )
+        renamed = frame.copy()
+        renamed.columns = cols
+        values = renamed[self.sensor_ids].to_numpy(dtype=np.float32)[None]
+        secs = _wall_seconds(frame.index, "history index")[None]
+        out = self._forecast(values, secs)[0]
+        order = [self._index[c] for c in cols]
+        future = pd.DatetimeIndex([frame.index[-1] + (k + 1) * self.interval for k in range(self.horizon)])
+        future.name = frame.index.name
+        return pd.DataFrame(out[:, order], index=future, columns=frame.columns)
+
+    def _array_seconds(self, batch: int, timestamps: Any, start: Any) -> np.ndarray:
+        t = self.input_steps
+        if timestamps is not None and start is not None:
+            raise StgkdError("pass either timestamps= or start=, not both")
+        if timestamps is not None:
+            secs = _wall_seconds(timestamps, "timestamps")
+            if secs.size == t:
+                secs = np.broadcast_to(secs.reshape(1, t), (batch, t))
+            elif secs.size == batch * t:
+                secs = secs.reshape(batch, t)
+            else:
+                raise StgkdError(f"timestamps: expected {t} or ({batch}, {t}) timestamps, got {secs.size}")
+            return np.ascontiguousarray(secs)
+        if start is not None:
+            first = _wall_seconds(start if np.ndim(start) else [start], "start")
+            if first.size not in (1, batch):
+                raise StgkdError(f"start: expected one timestamp or {batch}, got {first.size}")
+            offsets = np.arange(t, dtype=np.int64) * self.interval_minutes * 60
+            return np.ascontiguousarray(np.broadcast_to(first.reshape(-1, 1) + offsets, (batch, t)))
+        if self.uses_calendar:
+            raise StgkdError(
+                f"the model uses {[f for f in self.input_features if f != 'value']}: pass timestamps= or start= "
+                "with an array history (or give a DataFrame with a DatetimeIndex)"
+            )
+        return np.zeros((batch, t), dtype=np.int64)
+
+    def _forecast(self, values: np.ndarray, secs: np.ndarray) -> np.ndarray:
+        if np.isinf(values).any():
+            raise StgkdError("history holds Inf readings; use NaN (or 0) for missing readings")
+        observed = np.isfinite(values) & (values != 0)
+        dead = ~observed.any(axis=1)  # (B, N)
+        if dead.any():
+            b, n = np.argwhere(dead)[0]
+            ids = [self.sensor_ids[i] for i in np.flatnonzero(dead[b])]
+            raise StgkdError(
+                f"history: {len(ids)} sensor(s) have no reading in the whole {self.input_steps}-step history"
+                f"{f' of window {b}' if values.shape[0] > 1 else ''}: {ids[:5]}{' ...' if len(ids) > 5 else ''}"
+                " (the model needs at least one observed reading per sensor)"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
+        s = torch.from_numpy(np.ascontiguousarray(secs, dtype=np.int64)).to(self.device)
+        with torch.inference_mode():
+            if self._cuda_graphs:
+                out = self._replay(x, s)
+            else:
+                out = self._module(x, s)
+        return out.float().cpu().numpy()
+
+    def _replay(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        from stgkd.latency import CudaGraphRunner
+
+        batch = int(x.shape[0])
+        with self._lock:
+            runner = self._graphs.get(batch)
+            if runner is None:
+                runner = CudaGraphRunner(self._module, [x, s], warmup=3)
+                self._graphs[batch] = runner
+            return runner(x, s).clone()

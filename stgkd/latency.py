@@ -1,0 +1,382 @@
+"""Inference latency of a forecaster, measured honestly.
+
+:func:`measure` times ``model(x)`` for inputs ``x`` of shape ``(B, T_in, N, C)`` and returns a
+:class:`LatencyResult` that carries the numbers *and* the conditions they were taken under (device,
+versions, shape, mode, precision). Printing is the CLI's job (``stgkd latency``).
+
+How it times:
+
+* **CUDA**: the device is synchronised before every call, then a pair of CUDA events brackets the call
+  and the elapsed time is read after one final synchronisation. A call therefore starts on an idle GPU
+  and its time includes kernel-launch overhead, i.e. the latency of one request, not pipelined
+  throughput. Inputs already live on the GPU; host-device copies are not timed.
+* **CUDA graph** (``mode="cuda-graph"``): the whole forward is captured once at the fixed shape into a
+  ``torch.cuda.CUDAGraph`` reading a static input buffer (after a warm-up on a side stream, as the
+  PyTorch docs prescribe); each timed call copies the next input into the static buffer and replays.
+* **torch.compile** (``mode="compile"``): ``torch.compile(model)``; compilation happens during warm-up
+  and is not timed.
+* **CPU**: ``time.perf_counter`` around each call. CPU results say ``device_kind="cpu"`` and name the
+  CPU model. Asking for ``device="cuda"`` without a GPU raises :class:`~stgkd.errors.ConfigError`,
+  unless ``fallback_to_cpu=True`` (then the result is labelled CPU and records the request).
+
+Low precision (``dtype="bf16"`` / ``"fp16"``) runs under ``torch.autocast``: the weights stay float32
+and matmuls/convolutions run in the low precision, as mixed-precision deployment does; normalisations
+and reductions that autocast keeps in float32 stay there. This is the setting that works for every model
+without per-layer care; a fully cast model can be a little faster, and is not what we report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stgkd.errors import ConfigError
+
+MODES = ("eager", "cuda-graph", "compile")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+__all__ = [
+    "MODES",
+    "DTYPES",
+    "LatencyResult",
+    "measure",
+    "summarize",
+    "device_name",
+    "CudaGraphRunner",
+    "random_graph",
+    "format_table",
+]
+
+
+@dataclass
+class LatencyResult:
+    """Latency of one (model, shape, mode, precision, device) setting, in milliseconds per call.
+
+    ``throughput`` is forecasts per second at the median latency (``batch / median``), one forecast
+    being one window of all ``nodes`` sensors.
+    """
+
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    throughput: float
+    device_kind: str
+    device_name: str
+    torch_version: str
+    cuda_version: str | None
+    batch: int
+    nodes: int
+    steps: int
+    channels: int
+    mode: str
+    dtype: str
+    warmup: int
+    iters: int
+    requested_device: str = ""
+    model: str = ""
+    parameters: int = 0
+    date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Summary statistics of latency samples (ms).
+
+    Percentiles use linear interpolation between order statistics (numpy's default, "type 7"): the
+    q-th percentile of sorted ``s`` (length ``n``) is ``s[k] + (s[k+1] - s[k]) * f`` with
+    ``k + f = q / 100 * (n - 1)``. ``std`` is the sample standard deviation (``n - 1``; 0 for one sample).
+    """
+    if len(samples_ms) == 0:
+        raise ConfigError("summarize: no latency samples")
+    s = np.asarray(samples_ms, dtype=np.float64)
+    if not np.isfinite(s).all():
+        raise ConfigError("summarize: latency samples hold NaN or Inf")
+    return {
+        "median_ms": float(np.percentile(s, 50)),
+        "p90_ms": float(np.percentile(s, 90)),
+        "p99_ms": float(np.percentile(s, 99)),
+        "mean_ms": float(s.mean()),
+        "std_ms": float(statistics.stdev(s.tolist())) if len(s) > 1 else 0.0,
+        "min_ms": float(s.min()),
+        "max_ms": float(s.max()),
+    }
+
+
+def device_name(device: torch.device | str) -> str:
+    """The GPU's name for a CUDA device, the CPU model (plus core count) otherwise."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+def _resolve_device(device: str | torch.device, fallback_to_cpu: bool) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        if fallback_to_cpu:
+            return torch.device("cpu")
+        raise ConfigError(
+            f"device={str(device)!r}: CUDA is not available on this machine (torch {torch.__version__}); "
+            "pass device='cpu', or fallback_to_cpu=True to time on the CPU (the result is then labelled cpu)"
+        )
+    if dev.type not in ("cuda", "cpu"):
+        raise ConfigError(f"device={str(device)!r}: only 'cuda' and 'cpu' are supported")
+    return dev
+
+
+def _autocast(device: torch.device, dtype: str, *, cache_enabled: bool = True):
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=cache_enabled)
+
+
+class CudaGraphRunner:
+    """A forward captured into a CUDA graph at one fixed input shape.
+
+    ``runner(x)`` copies ``x`` into the static input buffer, replays the graph and returns the static
+    output buffer (overwritten by the next call: clone it to keep it). Not thread-safe on its own; the
+    caller serialises replays (see :class:`stgkd.forecaster.Forecaster`).
+
+    Args:
+        fn: the function to capture, called as ``fn(*static_inputs)``; it must not synchronise with
+            the host or allocate shapes that depend on data.
+        example_inputs: CUDA tensors fixing the shapes and dtypes of the static buffers.
+        warmup: eager calls on a side stream before capture (lets lazy initialisation and cuDNN
+            autotuning happen outside the graph).
+        context: optional context-manager factory entered around the warm-up calls and the capture
+            (e.g. autocast, created with ``cache_enabled=False`` as capture requires).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Tensor],
+        example_inputs: Sequence[Tensor],
+        *,
+        warmup: int = 3,
+        context: Callable[[], Any] | None = None,
+    ) -> None:
+        if not all(t.is_cuda for t in example_inputs):
+            raise ConfigError("CudaGraphRunner: every example input must be a CUDA tensor")
+        ctx = context or contextlib.nullcontext
+        self.static_inputs = [t.detach().clone() for t in example_inputs]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.inference_mode(), ctx():
+            for _ in range(max(1, warmup)):
+                fn(*self.static_inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(self.graph), ctx():
+            self.static_output = fn(*self.static_inputs)
+        torch.cuda.synchronize()
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        for buf, x in zip(self.static_inputs, inputs):
+            buf.copy_(x, non_blocking=True)
+        self.graph.replay()
+        return self.static_output
+
+
+def _model_dims(model: nn.Module, num_nodes, in_steps, in_channels) -> tuple[int, int, int]:
+    dims = []
+    for arg, attr in ((num_nodes, "num_nodes"), (in_steps, "in_steps"), (in_channels, "in_channels")):
+        value = arg if arg is not None else getattr(model, attr, None)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"measure: {attr}= is needed (the model has no integer attribute {attr!r}), got {value!r}"
+            )
+        dims.append(int(value))
+    return dims[0], dims[1], dims[2]
+
+
+def measure(
+    model: nn.Module,
+    *,
+    batch_size: int,
+    num_nodes: int | None = None,
+    in_steps: int | None = None,
+    in_channels: int | None = None,
+    device: str | torch.device = "cuda",
+    mode: str = "eager",
+    dtype: str = "fp32",
+    warmup: int = 10,
+    iters: int = 100,
+    fallback_to_cpu: bool = False,
+    seed: int = 0,
+    name: str = "",
+) -> LatencyResult:
+    """Time ``model(x)`` for ``x`` of shape ``(batch_size, in_steps, num_nodes, in_channels)``.
+
+    Shapes:
+        input: ``(B, T_in, N, C)`` standard-normal values (the scaled input a trained model sees);
+        the model's output shape is not constrained.
+
+    Args:
+        model: any module taking one ``(B, T_in, N, C)`` tensor; it is moved to ``device`` and put in
+            eval mode.
+        batch_size: ``B`` (windows per call).
+        num_nodes, in_steps, in_channels: default to the model's attributes of those names
+            (every :class:`~stgkd.nn.ForecastModel` has them).
+        device: ``"cuda"`` (default) or ``"cpu"``. See ``fallback_to_cpu``.
+        mode: ``"eager"``, ``"cuda-graph"`` (CUDA only) or ``"compile"`` (``torch.compile``).
+        dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see the module docstring).
+        warmup: untimed calls first (at least 1; more for ``compile``).
+        iters: timed calls (at least 1); each call gets a fresh random input of the same shape,
+            generated on the device before timing.
+        fallback_to_cpu: when CUDA was asked for but is missing, time on the CPU instead of raising.
+        seed: seed of the random inputs.
+        name: label stored in the result (e.g. ``"gru-h32"``).
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype={dtype!r}: choose one of {', '.join(DTYPES)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer")
+    if warmup < 1 or iters < 1:
+        raise ConfigError(f"warmup={warmup} and iters={iters} must both be at least 1")
+    requested = str(device)
+    dev = _resolve_device(device, fallback_to_cpu)
+    if mode == "cuda-graph" and dev.type != "cuda":
+        raise ConfigError(
+            f"mode='cuda-graph' needs device='cuda' (got device={requested!r}"
+            + (", CUDA unavailable, fell back to cpu" if requested != str(dev) else "")
+            + "); use mode='eager' or mode='compile' on the CPU"
+        )
+    n, t, c = _model_dims(model, num_nodes, in_steps, in_channels)
+    model = model.to(dev).eval()
+    params = sum(p.numel() for p in model.parameters())
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    pool = min(iters, 8)  # a few distinct inputs, cycled: no allocation inside the timed region
+    inputs = [torch.randn(batch_size, t, n, c, generator=gen).to(dev) for _ in range(pool)]
+
+    if mode == "compile":
+        fn: Callable[[Tensor], Tensor] = torch.compile(model)
+    else:
+        fn = model
+
+    samples: list[float] = []
+    with torch.inference_mode():
+        if mode == "cuda-graph":
+            runner = CudaGraphRunner(
+                fn, [inputs[0]], warmup=warmup, context=lambda: _autocast(dev, dtype, cache_enabled=False)
+            )
+            for i in range(warmup):
+                runner(inputs[i % pool])
+            torch.cuda.synchronize(dev)
+            samples = _time_cuda(lambda x: runner(x), inputs, iters, dev)
+        else:
+            with _autocast(dev, dtype):
+                for i in range(warmup):
+                    fn(inputs[i % pool])
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                    samples = _time_cuda(fn, inputs, iters, dev)
+                else:
+                    for i in range(iters):
+                        x = inputs[i % pool]
+                        start = time.perf_counter()
+                        fn(x)
+                        samples.append((time.perf_counter() - start) * 1e3)
+
+    stats = summarize(samples)
+    return LatencyResult(
+        **stats,
+        throughput=batch_size / (stats["median_ms"] / 1e3) if stats["median_ms"] > 0 else float("inf"),
+        device_kind=dev.type,
+        device_name=device_name(dev),
+        torch_version=torch.__version__,
+        cuda_version=torch.version.cuda,
+        batch=batch_size,
+        nodes=n,
+        steps=t,
+        channels=c,
+        mode=mode,
+        dtype=dtype,
+        warmup=warmup,
+        iters=iters,
+        requested_device=requested,
+        model=name or getattr(model, "registry_name", "") or type(model).__name__,
+        parameters=int(params),
+    )
+
+
+def _time_cuda(fn: Callable[[Tensor], Any], inputs: list[Tensor], iters: int, dev: torch.device) -> list[float]:
+    """Per-call CUDA-event times; the GPU is idle when each call starts."""
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
+    for i in range(iters):
+        torch.cuda.synchronize(dev)
+        starts[i].record()
+        fn(inputs[i % len(inputs)])
+        ends[i].record()
+    torch.cuda.synchronize(dev)
+    return [s.elapsed_time(e) for s, e in zip(starts, ends)]
+
+
+def random_graph(num_nodes: int, *, degree: int = 8, seed: int = 0) -> np.ndarray:
+    """A seeded random directed graph for timing: each node links to ``degree`` others with weights in
+    ``(0.1, 1]`` plus a self-loop, as a dense ``(N, N)`` float32 adjacency (sparsity like a road sensor
+    network's thresholded Gaussian-kernel graph)."""
+    rng = np.random.default_rng(seed)
+    adj = np.zeros((num_nodes, num_nodes), dtype=np.float32)
+    k = min(degree, num_nodes - 1)
+    for i in range(num_nodes):
+        if k > 0:
+            others = rng.choice(num_nodes - 1, size=k, replace=False)
+            others = others + (others >= i)
+            adj[i, others] = rng.uniform(0.1, 1.0, size=k)
+        adj[i, i] = 1.0
+    return adj
+
+
+def format_table(results: Sequence[LatencyResult]) -> str:
+    """A plain-text table of results (one row each)."""
+    header = ("model", "device", "mode", "dtype", "batch", "nodes", "median ms", "p90 ms", "p99 ms", "forecasts/s")
+    rows = [
+        (
+            r.model,
+            r.device_kind,
+            r.mode,
+            r.dtype,
+            str(r.batch),
+            str(r.nodes),
+            f"{r.median_ms:.3f}",
+            f"{r.p90_ms:.3f}",
+            f"{r.p99_ms:.3f}",
+            f"{r.throughput:,.0f}",
+        )
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
