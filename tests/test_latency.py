@@ -1,0 +1,192 @@
+"""Latency measurement: summary statistics, CPU labelling, argument validation, CUDA paths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stgkd import latency
+from stgkd.cli import main
+from stgkd.errors import ConfigError
+from stgkd.latency import LatencyResult, format_table, measure, random_graph, summarize
+from stgkd.nn.base import ForecastModel
+from stgkd.nn.registry import MODELS, register_model
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+
+
+class TinyTimed(ForecastModel):
+    """Test double: linear map over the window of each node. Shapes: x (B, T, N, C) -> (B, H, N)."""
+
+    def __init__(self, *, num_nodes, graph=None, in_steps=12, out_steps=12, in_channels=2, hidden: int = 4):
+        super().__init__(num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, in_channels=in_channels,
+                         hidden=hidden)
+        self.a = nn.Linear(in_steps * in_channels, hidden)
+        self.b = nn.Linear(hidden, out_steps)
+
+    def forward(self, x, return_features=False):
+        """Shapes: x (B, T, N, C) -> (B, H, N)."""
+        b, t, n, c = x.shape
+        y = self.b(torch.relu(self.a(x.permute(0, 2, 1, 3).reshape(b, n, t * c)))).transpose(1, 2)
+        return (y, {}) if return_features else y
+
+
+if "test-latency-model" not in MODELS:
+    register_model("test-latency-model")(TinyTimed)
+
+
+def test_summarize_on_known_samples():
+    s = summarize([10, 9, 8, 7, 6, 5, 4, 3, 2, 1])  # order must not matter
+    assert s["median_ms"] == pytest.approx(5.5)
+    # linear interpolation: 0.9 * 9 = 8.1 -> 9 + 0.1 * (10 - 9); 0.99 * 9 = 8.91 -> 9 + 0.91
+    assert s["p90_ms"] == pytest.approx(9.1)
+    assert s["p99_ms"] == pytest.approx(9.91)
+    assert s["mean_ms"] == pytest.approx(5.5)
+    assert s["std_ms"] == pytest.approx(math.sqrt(82.5 / 9))  # sample std, n - 1
+    assert (s["min_ms"], s["max_ms"]) == (1.0, 10.0)
+    one = summarize([2.5])
+    assert one["median_ms"] == one["p99_ms"] == 2.5 and one["std_ms"] == 0.0
+    with pytest.raises(ConfigError, match="no latency samples"):
+        summarize([])
+    with pytest.raises(ConfigError, match="NaN"):
+        summarize([1.0, float("nan")])
+
+
+def test_cpu_timing_uses_perf_counter_per_call(monkeypatch):
+    # a fake clock: each timed call reads start, end; durations 1, 3, 2, 4 ms
+    ticks = iter([0.0, 0.001, 1.0, 1.003, 2.0, 2.002, 3.0, 3.004])
+    monkeypatch.setattr(latency.time, "perf_counter", lambda: next(ticks))
+    model = TinyTimed(num_nodes=6, in_steps=4, out_steps=3, in_channels=2)
+    r = measure(model, batch_size=8, device="cpu", warmup=2, iters=4, name="tiny")
+    assert r.median_ms == pytest.approx(2.5)
+    assert r.mean_ms == pytest.approx(2.5)
+    assert (r.min_ms, r.max_ms) == (pytest.approx(1.0), pytest.approx(4.0))
+    assert r.p90_ms == pytest.approx(3.7)  # 0.9 * 3 = 2.7 -> 3 + 0.7 * (4 - 3)
+    assert r.throughput == pytest.approx(8 / 0.0025)
+    assert (r.batch, r.nodes, r.steps, r.channels) == (8, 6, 4, 2)  # read from the model
+    assert (r.mode, r.dtype, r.warmup, r.iters, r.model) == ("eager", "fp32", 2, 4, "tiny")
+    assert r.device_kind == "cpu" and r.requested_device == "cpu"
+    assert r.parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_result_records_conditions_and_serialises():
+    model = TinyTimed(num_nodes=5, in_steps=3, out_steps=2, in_channels=1)
+    r = measure(model, batch_size=2, device="cpu", warmup=1, iters=3)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["device_kind"] == "cpu" and d["device_name"] and "threads" in d["device_name"]
+    assert d["torch_version"] == torch.__version__ and d["cuda_version"] == torch.version.cuda
+    for key in ("median_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "throughput", "date"):
+        assert key in d
+    assert d["min_ms"] <= d["median_ms"] <= d["p90_ms"] <= d["p99_ms"] <= d["max_ms"]
+    assert "test-latency-model" in format_table([r]) or "TinyTimed" in format_table([r])
+
+
+def test_low_precision_runs_under_autocast_on_cpu():
+    model = TinyTimed(num_nodes=4, in_steps=3, out_steps=2, in_channels=2)
+    r = measure(model, batch_size=1, device="cpu", dtype="bf16", warmup=1, iters=2)
+    assert r.dtype == "bf16" and r.device_kind == "cpu"
+    # the weights were not cast: autocast, not model.to(bfloat16)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_validation_errors_name_the_argument():
+    model = TinyTimed(num_nodes=4, in_steps=3, out_steps=2)
+    with pytest.raises(ConfigError, match="mode='fast'"):
+        measure(model, batch_size=1, device="cpu", mode="fast")
+    with pytest.raises(ConfigError, match="dtype='int8'"):
+        measure(model, batch_size=1, device="cpu", dtype="int8")
+    with pytest.raises(ConfigError, match="mode='cuda-graph' needs device='cuda'"):
+        measure(model, batch_size=1, device="cpu", mode="cuda-graph")
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        measure(model, batch_size=0, device="cpu")
+    with pytest.raises(ConfigError, match="num_nodes="):
+        measure(nn.Linear(2, 2), batch_size=1, device="cpu", in_steps=3, in_channels=2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks behaviour without CUDA")
+def test_cuda_requested_without_gpu_raises_or_falls_back_labelled_cpu():
+    model = TinyTimed(num_nodes=4, in_steps=3, out_steps=2)
+    with pytest.raises(ConfigError, match="CUDA is not available.*fallback_to_cpu=True"):
+        measure(model, batch_size=1, device="cuda")
+    r = measure(model, batch_size=1, device="cuda", fallback_to_cpu=True, warmup=1, iters=2)
+    assert r.device_kind == "cpu" and r.requested_device == "cuda"
+    assert "NVIDIA" not in r.device_name
+    with pytest.raises(ConfigError, match="cuda-graph.*fell back to cpu"):
+        measure(model, batch_size=1, device="cuda", mode="cuda-graph", fallback_to_cpu=True)
+
+
+def test_random_graph_is_seeded_and_sparse():
+    a, b = random_graph(30, degree=4, seed=1), random_graph(30, degree=4, seed=1)
+    assert np.array_equal(a, b) and a.shape == (30, 30)
+    assert ((a > 0).sum(1) == 5).all() and np.allclose(np.diag(a), 1.0)
+
+
+def test_cli_latency_on_model_name_writes_json(tmp_path, capsys):
+    out = tmp_path / "lat.json"
+    code = main(["latency", "test-latency-model", "--nodes", "6", "--steps", "4", "--hparam", "hidden=3",
+                 "--batch", "1", "2", "--dtype", "fp32", "bf16", "--device", "cpu", "--warmup", "1",
+                 "--iters", "3", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "median ms" in text and "cpu" in text
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["batch"], r["dtype"]) for r in rows] == [(1, "fp32"), (2, "fp32"), (1, "bf16"), (2, "bf16")]
+    assert all(r["nodes"] == 6 and r["steps"] == 4 and r["device_kind"] == "cpu" for r in rows)
+    assert rows[0]["model"] == "test-latency-model-hidden3"
+
+
+def test_cli_latency_errors(capsys):
+    assert main(["latency", "test-latency-model", "--device", "cpu"]) == 2
+    assert "--nodes" in capsys.readouterr().err
+    assert main(["latency", "no-such-model", "--nodes", "4"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["latency", "test-latency-model", "--nodes", "4", "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_cli_latency_on_exported_student(tmp_path, capsys):
+    from test_export import make_checkpoint
+
+    from stgkd.export import export_student
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    student = export_student(ckpt, tmp_path / "student.pt")
+    for target in (student, ckpt):
+        out = tmp_path / f"{target.stem}.json"
+        assert main(["latency", str(target), "--device", "cpu", "--warmup", "1", "--iters", "2",
+                     "--json", str(out)]) == 0
+        (row,) = json.loads(out.read_text())["results"]
+        assert row["nodes"] == 5 and row["steps"] == 4 and row["model"].endswith("test-export-student")
+    capsys.readouterr()
+
+
+@cuda
+@pytest.mark.cuda
+def test_cuda_graph_replay_matches_eager_and_is_labelled():
+    model = TinyTimed(num_nodes=8, in_steps=4, out_steps=3).cuda().eval()
+    x = torch.randn(2, 4, 8, 2, device="cuda")
+    runner = latency.CudaGraphRunner(model, [x])
+    with torch.inference_mode():
+        want = model(x)
+        y = torch.randn_like(x)
+        assert torch.allclose(runner(y).clone(), model(y), atol=1e-5)
+        assert torch.allclose(runner(x).clone(), want, atol=1e-5)
+    for mode in ("eager", "cuda-graph"):
+        for dtype in ("fp32", "bf16"):
+            r = measure(model, batch_size=2, device="cuda", mode=mode, dtype=dtype, warmup=2, iters=5)
+            assert r.device_kind == "cuda" and r.device_name == torch.cuda.get_device_name()
+            assert r.cuda_version == torch.version.cuda and r.median_ms > 0
+
+
+@cuda
+@pytest.mark.cuda
+def test_compile_mode_on_cuda():
+    model = TinyTimed(num_nodes=8, in_steps=4, out_steps=3)
+    r = measure(model, batch_size=4, device="cuda", mode="compile", warmup=3, iters=5)
+    assert r.mode == "compile" and r.device_kind == "cuda"
