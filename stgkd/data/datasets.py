@@ -1,0 +1,388 @@
+"""Registered datasets by name, the data root, and :func:`load_dataset` for names and paths.
+
+Data root (where registered datasets live, one folder per dataset, e.g. ``<root>/metr-la/``):
+the ``root`` argument, else the ``STGKD_DATA`` environment variable, else ``<repo>/datasets`` when
+running from a checkout (the package's parent directory holds ``pyproject.toml``), else
+``./datasets``.
+
+Nothing here downloads: a missing file raises :class:`~stgkd.errors.DataError` naming the files,
+the folder looked in, and ``stgkd data fetch NAME`` / where to get them (:mod:`stgkd.data.fetch`
+downloads only when asked).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from stgkd.data.core import TrafficData
+from stgkd.errors import ConfigError, DataError
+from stgkd.registry import Registry
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "RemoteFile",
+    "ENV_DATA_ROOT",
+    "data_root",
+    "dataset_dir",
+    "detect_layout",
+    "get_dataset",
+    "list_datasets",
+    "load_dataset",
+]
+
+#: environment variable naming the data root
+ENV_DATA_ROOT = "STGKD_DATA"
+
+_DCRNN_DRIVE = "https://drive.google.com/drive/folders/10FOTa6HXPqX8Pf5WRoRwcFnW9BrNZEIX"
+_DCRNN_GRAPH = "https://raw.githubusercontent.com/liyaguang/DCRNN/master/data/sensor_graph"
+_ASTGNN_DATA = "https://raw.githubusercontent.com/guoshnBJTU/ASTGNN/main/data"
+_STDMAE_DATA = "https://raw.githubusercontent.com/Jimmy-7664/STD-MAE/main/datasets/raw_data"
+_PEMS_MANUAL = "the STSGCN repository's data link (https://github.com/Davidham3/STSGCN) or ASTGNN's data/ folder (https://github.com/guoshnBJTU/ASTGNN)"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a registered dataset.
+
+    Args:
+        name: file name inside the dataset folder.
+        urls: direct download locations, tried in order (empty: no direct URL, see ``manual``).
+        sha256: hex digest where known (``None``: not checked).
+        manual: where to get the file by hand when it has no direct URL.
+        aliases: other names accepted for the file (e.g. ``adj_mx.pkl`` for ``adj_mx_bay.pkl``).
+        optional: the dataset loads without it.
+    """
+
+    name: str
+    urls: tuple[str, ...] = ()
+    sha256: str | None = None
+    manual: str | None = None
+    aliases: tuple[str, ...] = ()
+    optional: bool = False
+
+    def find(self, folder: Path) -> Path | None:
+        for candidate in (self.name,) + self.aliases:
+            if (folder / candidate).is_file():
+                return folder / candidate
+        return None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered dataset: its files, expected shape and standard split.
+
+    Args:
+        name: registry name (``metr-la``, ...).
+        title: display name.
+        layout: ``"dcrnn"``, ``"astgcn"`` or ``"synthetic"``.
+        files: the files in ``<root>/<name>/``.
+        steps, nodes, channels: expected shape of the values (``None`` for synthetic).
+        interval_minutes: sampling interval.
+        split: standard train/val/test fractions.
+        time_range: first and last timestamp (as released).
+        source: where the data comes from (paper / repository).
+        reader_kwargs: arguments passed to the layout's reader.
+        notes: anything a user should know (gaps, units).
+    """
+
+    name: str
+    title: str
+    layout: str
+    files: tuple[RemoteFile, ...]
+    steps: int | None
+    nodes: int | None
+    channels: int | None
+    interval_minutes: int
+    split: tuple[float, float, float]
+    time_range: tuple[str, str] | None
+    source: str
+    reader_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    notes: str = ""
+
+    def folder(self, root: str | Path | None = None) -> Path:
+        return data_root(root) / self.name
+
+    def missing_files(self, folder: Path) -> list[RemoteFile]:
+        return [f for f in self.files if not f.optional and f.find(folder) is None]
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def _register(info: DatasetInfo) -> DatasetInfo:
+    DATASETS.register(info.name, info)
+    return info
+
+
+_register(DatasetInfo(
+    name="metr-la",
+    title="METR-LA",
+    layout="dcrnn",
+    files=(
+        RemoteFile("metr-la.h5", manual=f"DCRNN's Google Drive folder {_DCRNN_DRIVE} (or its Baidu Yun mirror)"),
+        RemoteFile("adj_mx.pkl", urls=(f"{_DCRNN_GRAPH}/adj_mx.pkl",)),
+    ),
+    steps=34272, nodes=207, channels=1, interval_minutes=5, split=(0.7, 0.1, 0.2),
+    time_range=("2012-03-01 00:00", "2012-06-27 23:55"),
+    source="Li et al., DCRNN (ICLR 2018), https://github.com/liyaguang/DCRNN",
+    reader_kwargs=MappingProxyType({"channel_names": ("speed",)}),
+    notes="loop-detector speeds (mph), Los Angeles County; 0 = missing (about 8% of readings)",
+))
+
+_register(DatasetInfo(
+    name="pems-bay",
+    title="PEMS-BAY",
+    layout="dcrnn",
+    files=(
+        RemoteFile(
+            "pems-bay.h5",
+            urls=("https://zenodo.org/records/4263971/files/pems-bay.h5?download=1",),
+            manual=f"DCRNN's Google Drive folder {_DCRNN_DRIVE}",
+        ),
+        RemoteFile("adj_mx_bay.pkl", urls=(f"{_DCRNN_GRAPH}/adj_mx_bay.pkl",), aliases=("adj_mx.pkl",)),
+    ),
+    steps=52116, nodes=325, channels=1, interval_minutes=5, split=(0.7, 0.1, 0.2),
+    time_range=("2017-01-01 00:00", "2017-06-30 23:55"),
+    source="Li et al., DCRNN (ICLR 2018), https://github.com/liyaguang/DCRNN",
+    reader_kwargs=MappingProxyType({"channel_names": ("speed",), "gaps": "keep"}),
+    notes=(
+        "PeMS speeds (mph), San Francisco Bay Area; the release lacks the 12 steps of the 2017-03-12 "
+        "daylight-saving hour, kept as released (gaps='keep') so the standard split sees 52116 rows"
+    ),
+))
+
+
+def _pems(number: str, steps: int, nodes: int, channels: int, start: str, end: str) -> DatasetInfo:
+    stem = f"PEMS{number}"
+    files = [
+        RemoteFile(f"{stem}.npz", urls=(f"{_ASTGNN_DATA}/{stem}/{stem}.npz", f"{_STDMAE_DATA}/{stem}/{stem}.npz"), manual=_PEMS_MANUAL),
+        RemoteFile(f"{stem}.csv", urls=(f"{_ASTGNN_DATA}/{stem}/{stem}.csv", f"{_STDMAE_DATA}/{stem}/{stem}.csv"), manual=_PEMS_MANUAL),
+    ]
+    if number == "03":
+        files.append(RemoteFile(f"{stem}.txt", urls=(f"{_ASTGNN_DATA}/{stem}/{stem}.txt", f"{_STDMAE_DATA}/{stem}/{stem}.txt"), manual=_PEMS_MANUAL))
+    return DatasetInfo(
+        name=f"pems{number}",
+        title=stem,
+        layout="astgcn",
+        files=tuple(files),
+        steps=steps, nodes=nodes, channels=channels, interval_minutes=5, split=(0.6, 0.2, 0.2),
+        time_range=(start, end),
+        source="Guo et al., ASTGCN (AAAI 2019) / Song et al., STSGCN (AAAI 2020), from Caltrans PeMS",
+        reader_kwargs=MappingProxyType({"start": start}),
+        notes=(
+            "traffic flow (vehicles / 5 min)"
+            + (", occupancy, speed" if channels == 3 else "")
+            + "; the file has no timestamps, the release's known start is used"
+        ),
+    )
+
+
+_register(_pems("03", 26208, 358, 1, "2018-09-01 00:00", "2018-11-30 23:55"))
+_register(_pems("04", 16992, 307, 3, "2018-01-01 00:00", "2018-02-28 23:55"))
+_register(_pems("07", 28224, 883, 1, "2017-05-01 00:00", "2017-08-06 23:55"))
+_register(_pems("08", 17856, 170, 3, "2016-07-01 00:00", "2016-08-31 23:55"))
+
+_register(DatasetInfo(
+    name="synthetic",
+    title="synthetic road network",
+    layout="synthetic",
+    files=(),
+    steps=None, nodes=None, channels=None, interval_minutes=5, split=(0.7, 0.1, 0.2),
+    time_range=None,
+    source="stgkd.data.synthetic.generate() with its defaults, made in memory",
+))
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The data root: ``root``, else ``$STGKD_DATA``, else ``<repo>/datasets`` in a checkout, else ``./datasets``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_DATA_ROOT)
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / "stgkd").is_dir():
+        return repo / "datasets"
+    return Path.cwd() / "datasets"
+
+
+def get_dataset(name: str) -> DatasetInfo:
+    """The registered :class:`DatasetInfo` called ``name`` (:class:`ConfigError` if unknown)."""
+    return DATASETS.get(name)
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.names()
+
+
+def dataset_dir(name: str, root: str | Path | None = None) -> Path:
+    return get_dataset(name).folder(root)
+
+
+def _missing_message(info: DatasetInfo, folder: Path, missing: list[RemoteFile]) -> str:
+    names = ", ".join(f.name for f in missing)
+    fetchable = [f.name for f in missing if f.urls]
+    manual = [f for f in missing if not f.urls]
+    parts = [f"{info.name}: missing {names} in {folder}"]
+    if fetchable:
+        parts.append(f"run `stgkd data fetch {info.name}` to download {', '.join(fetchable)}")
+    for f in manual:
+        parts.append(f"get {f.name} from {f.manual} and put it there")
+    parts.append("see datasets/README.md")
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# layout detection
+
+_VALUE_SUFFIXES = (".csv", ".npz", ".npy", ".h5", ".hdf5")
+_GRAPH_NAMES = ("edges.csv", "graph.csv", "adjacency.csv", "adj.csv", "adjacency.npy", "adj.npy")
+_PEMS_STEM = re.compile(r"^pems\d+$", re.IGNORECASE)
+
+
+def _reader(layout: str) -> Callable[..., TrafficData]:
+    from stgkd.data import readers
+
+    return {
+        "dcrnn": readers.read_dcrnn,
+        "astgcn": readers.read_pems,
+        "los-loop": readers.read_los_loop,
+        "generic": readers.read_generic,
+    }[layout]
+
+
+def detect_layout(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """Which layout ``path`` (a file or a folder) is in -> ``(layout, reader arguments)``.
+
+    Folders: an ``.h5`` + ``adj_mx*.pkl`` is DCRNN's layout whatever the ``.h5`` is called; an
+    ``.npz`` + ``.csv`` of the same stem is ASTGCN's; a ``*_speed.csv`` is T-GCN's (with
+    ``*_adj.csv`` or ``adj_mx.pkl``); ``values.{csv,npz,npy,h5}`` + ``edges.csv`` / ``adjacency.csv``
+    / ``adjacency.npy`` (or ``graph.csv`` / ``adj.csv`` / ``adj.npy``) is the generic layout.
+    Files: the same rules applied to the file and what lies beside it; a generic values file needs
+    ``graph=`` unless a graph file lies beside it.
+    """
+    from stgkd.data.readers import _find_adj_pickle
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        folder = path
+        h5 = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".h5", ".hdf5") and p.is_file())
+        adj_pkl = _find_adj_pickle(folder)
+        if h5 and adj_pkl is not None:
+            if len(h5) > 1:
+                raise DataError(f"{folder}: several HDF5 files ({', '.join(p.name for p in h5)}); point at one of them")
+            return "dcrnn", {"h5_path": h5[0], "adj_path": adj_pkl}
+        pems = [p for p in sorted(folder.glob("*.npz")) if p.with_suffix(".csv").is_file()]
+        if len(pems) == 1:
+            return "astgcn", {"npz_path": pems[0]}
+        if len(pems) > 1:
+            raise DataError(f"{folder}: several .npz + .csv pairs ({', '.join(p.name for p in pems)}); point at one of them")
+        speed = sorted(folder.glob("*_speed.csv"))
+        if len(speed) == 1:
+            return "los-loop", {"speed_path": speed[0]}
+        values = [folder / f"values{s}" for s in _VALUE_SUFFIXES if (folder / f"values{s}").is_file()]
+        graph = [folder / g for g in _GRAPH_NAMES if (folder / g).is_file()]
+        if len(values) == 1 and graph:
+            return "generic", {"values_path": values[0], "graph": graph[0]}
+        present = ", ".join(sorted(p.name for p in folder.iterdir())[:12]) or "nothing"
+        raise DataError(
+            f"{folder}: no supported dataset layout found (it holds {present}); expected an .h5 + "
+            "adj_mx.pkl (DCRNN), PEMS0x.npz + PEMS0x.csv (ASTGCN), *_speed.csv + adjacency (T-GCN), or "
+            "values.{csv,npz,npy,h5} + edges.csv/adjacency.csv/adjacency.npy (generic); see datasets/README.md"
+        )
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such file or folder, and not a registered dataset name "
+            f"(registered: {', '.join(list_datasets())})"
+        )
+    suffix = path.suffix.lower()
+    folder = path.parent
+    if suffix in (".h5", ".hdf5"):
+        adj_pkl = _find_adj_pickle(folder)
+        if adj_pkl is not None:
+            return "dcrnn", {"h5_path": path, "adj_path": adj_pkl}
+    elif suffix == ".npz" and _PEMS_STEM.match(path.stem) and path.with_suffix(".csv").is_file():
+        return "astgcn", {"npz_path": path}
+    elif suffix == ".csv" and path.stem.endswith("_speed"):
+        return "los-loop", {"speed_path": path}
+    elif suffix == ".pkl":
+        raise DataError(f"{path}: this is a graph file; point at the readings (or the folder holding both)")
+    if suffix in _VALUE_SUFFIXES:
+        graph = [folder / g for g in _GRAPH_NAMES if (folder / g).is_file() and folder / g != path]
+        return "generic", ({"values_path": path, "graph": graph[0]} if graph else {"values_path": path})
+    raise DataError(f"{path}: unsupported file type {suffix!r}; see datasets/README.md for the supported layouts")
+
+
+def _call_reader(reader: Callable[..., TrafficData], args: dict[str, Any], kwargs: dict[str, Any], what: str) -> TrafficData:
+    params = inspect.signature(reader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return reader(**{**args, **kwargs})
+    unknown = sorted(k for k in kwargs if k not in params)
+    if unknown:
+        allowed = [p for p in params if p not in args]
+        raise ConfigError(f"{what}: unknown argument(s) {unknown} for {reader.__name__}; it takes {allowed}")
+    return reader(**{**args, **kwargs})
+
+
+def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **kwargs: Any) -> TrafficData:
+    """Load a registered dataset by name, or any supported layout from a path.
+
+    Args:
+        name_or_path: a registered name (``metr-la``, ``pems-bay``, ``pems03``, ``pems04``,
+            ``pems07``, ``pems08``, ``synthetic``), or a file / folder in a supported layout (see
+            :func:`detect_layout`).
+        root: data root for registered names (default: ``$STGKD_DATA``, else ``<repo>/datasets``).
+        **kwargs: passed to the layout's reader (e.g. ``graph=``, ``start=``, ``split=``,
+            ``gaps=``), or to :func:`stgkd.data.synthetic.generate` for ``synthetic``
+            (``num_nodes=``, ``num_days=``, ``seed=``). Unknown arguments raise :class:`ConfigError`.
+
+    A registered dataset must have its standard shape (e.g. METR-LA 34272 x 207); load a
+    non-standard file by its path instead.
+    """
+    key = str(name_or_path)
+    if isinstance(name_or_path, str) and key in DATASETS:
+        info = get_dataset(key)
+        if info.layout == "synthetic":
+            from stgkd.data.synthetic import generate
+
+            data, _ = _call_reader(generate, {}, kwargs, "synthetic")
+            return data
+        folder = info.folder(root)
+        missing = info.missing_files(folder)
+        if missing:
+            raise DataError(_missing_message(info, folder, missing))
+        found = {f.name: f.find(folder) for f in info.files}
+        if info.layout == "dcrnn":
+            h5, pkl = (found[f.name] for f in info.files[:2])
+            args: dict[str, Any] = {"h5_path": h5, "adj_path": pkl}
+        else:
+            args = {"npz_path": found[info.files[0].name], "distance_path": found[info.files[1].name]}
+            if len(info.files) > 2:
+                args["id_map_path"] = found[info.files[2].name]
+        args.update({"name": info.name, "split": info.split, "interval_minutes": info.interval_minutes})
+        args.update(info.reader_kwargs)
+        data = _call_reader(_reader(info.layout), args, kwargs, info.name)
+        expected = (info.steps, info.nodes, info.channels)
+        if (data.num_steps, data.num_nodes, data.num_channels) != expected:
+            raise DataError(
+                f"{info.name}: {folder} holds {data.num_steps} steps x {data.num_nodes} sensors x "
+                f"{data.num_channels} channels, but the standard release has {expected[0]} x {expected[1]} x "
+                f"{expected[2]}; load a non-standard file by its path instead"
+            )
+        return data
+    layout, args = detect_layout(name_or_path)
+    if layout == "generic" and "graph" not in args and "graph" not in kwargs:
+        raise DataError(
+            f"{args['values_path']}: no graph given and no edges.csv / adjacency.csv / adjacency.npy beside it; pass graph="
+        )
+    return _call_reader(_reader(layout), args, kwargs, str(name_or_path))
