@@ -1,0 +1,41 @@
+"""Training: one plain loop with callbacks, checkpoints, distributed helpers, evaluation and the
+``train_model`` / ``distill_student`` recipes the commands, the demo, the tuner and the benchmarks call."""
+
+from __future__ import annotations
+
+from stgkd.engine.callbacks import (
+    Callback,
+    Checkpointing,
+    EarlyStopping,
+    JSONLinesLogger,
+    LambdaCallback,
+    ProgressBar,
+    TensorBoard,
+)
+from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from stgkd.engine.evaluate import HorizonAccumulator, evaluate_split
+from stgkd.engine.recipes import TrainResult, distill_student, prepare_from_meta, train_model
+from stgkd.engine.trainer import SCHEDULES, TrainConfig, Trainer, seed_everything
+
+__all__ = [
+    "SCHEDULES",
+    "Callback",
+    "Checkpointing",
+    "EarlyStopping",
+    "HorizonAccumulator",
+    "JSONLinesLogger",
+    "LambdaCallback",
+    "ProgressBar",
+    "TensorBoard",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "distill_student",
+    "evaluate_split",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "prepare_from_meta",
+    "save_checkpoint",
+    "seed_everything",
+    "train_model",
+]

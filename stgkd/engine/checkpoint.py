@@ -1,0 +1,200 @@
+"""Checkpoints: one plain dict per file, written atomically, read without running code.
+
+A checkpoint (``best.pt`` / ``last.pt``) holds everything needed to rebuild the model, the data
+preparation it was trained on, and the exact training state to resume from::
+
+    {"format": "stgkd/1", "role": "teacher" | "student",
+     "model": model.config(), "state_dict": {...}, "graph": Tensor (N, N),
+     "scaler": {"mean": float, "std": float},
+     "data": {"name", "source", "split", "in_steps", "out_steps", "input_features",
+              "sensor_ids", "interval_minutes"},
+     "metrics": {...}, "epoch": int (last completed epoch, 1-based; 0 = none),
+     "complete": bool (False: written on interrupt, mid-epoch ``epoch + 1``; resume redoes it),
+     "optimizer": ..., "scheduler": ..., "rng": {...}, "callbacks": {...}, "train_config": {...},
+     "history": [...], "best": {...},
+     # students trained by distillation:
+     "distill": {...}, "adapters": {...}, "teacher_checkpoint": str}
+
+Everything in it is a tensor, number, string, ``None`` or a list/dict/tuple of those, so
+``torch.load(..., weights_only=True)`` reads it; that is the only way this module loads files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from stgkd.errors import CheckpointError
+
+FORMAT = "stgkd/1"
+
+
+def save_checkpoint(path: str | Path | Sequence[str | Path], payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` (or to each of several paths) atomically.
+
+    The payload is serialised once; for each path the bytes go to a temporary file in the same
+    directory, which is flushed and fsync'ed and then moved over the path with :func:`os.replace`.
+    A reader, or a process killed at any moment, sees either the old file or the complete new
+    one, never a torn write. Returns the (first) path.
+    """
+    paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    for target in paths:
+        _atomic_write(target, data)
+    return paths[0]
+
+
+def _atomic_write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Make the rename itself durable (POSIX); not possible on every platform.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete ``.<name>.*.tmp`` files a killed writer left behind in ``directory``."""
+    directory = Path(directory)
+    removed = []
+    if directory.is_dir():
+        for tmp in directory.glob(".*.pt.*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: the file is missing, is not a readable torch file, holds objects other
+            than tensors and plain containers (a pickled class or function is refused without
+            being run), or is not an stgkd checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain "
+            f"containers ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: not an stgkd checkpoint (format {found!r}, expected {FORMAT!r})")
+    for key in ("model", "state_dict", "data", "scaler"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: checkpoint lacks the {key!r} entry")
+    return payload
+
+
+def model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device = "cpu"):
+    """Rebuild the model a checkpoint describes and load its weights (in eval mode)."""
+    from stgkd.nn import from_config
+
+    try:
+        model = from_config(payload["model"], payload.get("graph"))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint model does not match its weights or config: {exc}") from None
+    return model.to(device).eval()
+
+
+# --------------------------------------------------------------------------- RNG state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """RNG states of torch (CPU and CUDA), numpy and ``random`` as tensors and lists."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": int(py_version), "state": list(py_internal), "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            int(np_state["pos"]),
+            int(np_state["has_gauss"]),
+            float(np_state["cached_gaussian"]),
+        )
+    )
+    py = state["python"]
+    random.setstate((int(py["version"]), tuple(int(v) for v in py["state"]), py["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = [s.cpu() for s in state["cuda"]]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def data_meta(prepared) -> dict[str, Any]:
+    """The ``"data"`` entry of a checkpoint for a :class:`~stgkd.data.PreparedData`."""
+    data = prepared.data
+    return {
+        "name": str(data.name),
+        "source": [str(s) for s in data.source],
+        "split": [float(s) for s in data.split],
+        "in_steps": int(prepared.in_steps),
+        "out_steps": int(prepared.out_steps),
+        "input_features": [str(f) for f in prepared.input_features],
+        "sensor_ids": [str(s) for s in data.sensor_ids],
+        "interval_minutes": int(data.interval_minutes),
+    }

@@ -1,0 +1,554 @@
+"""The two ways to train, as functions: :func:`train_model` and :func:`distill_student`.
+
+The ``train`` / ``distill`` commands, the demo, the tuner and the benchmarks all call these. Each
+prepares the data, seeds, builds the model, assembles the callbacks (early stopping, checkpoints,
+JSON-lines log, TensorBoard when installed, progress bar, plus the caller's), resumes from
+``out/last.pt`` when asked, runs :class:`~stgkd.engine.trainer.Trainer` (under ``torchrun``: one
+rank of a DistributedDataParallel run) and returns a :class:`TrainResult` holding the model with
+its best validation weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from stgkd.data.core import TrafficData
+from stgkd.engine.callbacks import (
+    Checkpointing,
+    EarlyStopping,
+    JSONLinesLogger,
+    ProgressBar,
+    TensorBoard,
+    tensorboard_available,
+)
+from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from stgkd.engine.distributed import DistContext, init_distributed, shutdown
+from stgkd.engine.trainer import SupervisedStep, TrainConfig, Trainer, _autocast, _jsonable, seed_everything
+from stgkd.errors import CheckpointError, ConfigError, DataError
+
+__all__ = [
+    "TrainResult",
+    "DistillStep",
+    "train_model",
+    "distill_student",
+    "load_data",
+    "prepare_from_meta",
+    "TIME_FEATURES",
+]
+
+#: input features that are computed from timestamps rather than read from a data channel
+TIME_FEATURES = ("time_of_day", "day_of_week")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` and :func:`distill_student` return.
+
+    Attributes:
+        model: the trained model with its best validation weights, in eval mode, on the training
+            device.
+        data: the :class:`~stgkd.data.PreparedData` it was trained on.
+        best_epoch: epoch (1-based) of the best validation masked MAE.
+        best_val: validation metrics of that epoch (``{"15min": {...}, ..., "avg": {...}}``).
+        best_val_mae: ``best_val["avg"]["mae"]``.
+        epochs_run: last completed epoch.
+        stopped_early: whether early stopping (or a callback) ended the run before ``epochs``.
+        history: per-epoch logs (losses, validation metrics, lr, seconds), resumed epochs included.
+        seconds: wall time of this call's training loop.
+        epoch_seconds: seconds of each epoch (training + validation), from ``history``.
+        train_config: the settings used.
+        out: run directory (``None``: nothing written).
+        best_path, last_path: ``out/best.pt`` and ``out/last.pt`` when written.
+        resumed_from: the completed epoch training resumed after (``0``: fresh start).
+        distill: the resolved distillation settings (students from :func:`distill_student` only).
+        teacher_checkpoint: path of the teacher checkpoint (:func:`distill_student` only).
+        test: test-split metrics when asked for with ``evaluate_test=True``.
+    """
+
+    model: nn.Module
+    data: Any
+    best_epoch: int
+    best_val: dict[str, Any]
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]]
+    seconds: float
+    train_config: TrainConfig
+    out: Path | None = None
+    best_path: Path | None = None
+    last_path: Path | None = None
+    resumed_from: int = 0
+    distill: dict[str, Any] | None = None
+    teacher_checkpoint: str | None = None
+    test: dict[str, Any] | None = None
+    rank: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_val_mae(self) -> float:
+        return float(self.best_val.get("avg", {}).get("mae", math.nan))
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [float(h["seconds"]) for h in self.history]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_data(dataset: str | Path | TrafficData, *, data_dir: str | Path | None = None) -> TrafficData:
+    """A :class:`TrafficData` as is, or a registered name / path through
+    :func:`stgkd.data.datasets.load_dataset`."""
+    if isinstance(dataset, TrafficData):
+        return dataset
+    from stgkd.data.datasets import load_dataset
+
+    return load_dataset(str(dataset), root=data_dir)
+
+
+def _prepare(data: TrafficData, *, in_steps: int, out_steps: int, split, input_features: Sequence[str] | None,
+             time_of_day: bool, day_of_week: bool, device: torch.device):
+    from stgkd.data.windows import prepare
+
+    channels: list[str] = []
+    if input_features is not None:
+        time_of_day = "time_of_day" in input_features
+        day_of_week = "day_of_week" in input_features
+        channels = [f for f in list(input_features)[1:] if f not in TIME_FEATURES]
+    prepared = prepare(data, in_steps=in_steps, out_steps=out_steps, split=split, time_of_day=time_of_day,
+                       day_of_week=day_of_week, channels=channels or None, device=device)
+    if input_features is not None and list(prepared.input_features) != list(input_features):
+        raise DataError(
+            f"{data.name}: input features {prepared.input_features} differ from the checkpoint's {list(input_features)}"
+        )
+    return prepared
+
+
+def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData | None = None,
+                      data_dir: str | Path | None = None, device: str | torch.device = "cpu"):
+    """Rebuild the windows a checkpoint was trained on from its ``"data"`` entry.
+
+    The series comes from ``dataset`` when given, else from the checkpoint's dataset name or its
+    source path. Its sensors must be the checkpoint's, in the same order.
+
+    Raises:
+        DataError: the dataset cannot be found or its sensors differ from the checkpoint's.
+    """
+    if dataset is not None:
+        data = load_data(dataset, data_dir=data_dir)
+    else:
+        candidates = [meta.get("name")]
+        sources = [Path(s) for s in meta.get("source", [])]
+        if len(sources) == 1:
+            candidates.append(str(sources[0]))
+        elif sources:
+            candidates.append(str(Path(*Path(sources[0]).parts[: len(Path(sources[0]).parts) - 1])))
+        data, errors = None, []
+        for cand in [c for c in candidates if c]:
+            try:
+                data = load_data(cand, data_dir=data_dir)
+                if [str(s) for s in data.sensor_ids] == list(meta["sensor_ids"]):
+                    break
+                errors.append(f"{cand}: different sensors")
+                data = None
+            except (DataError, FileNotFoundError, ConfigError) as exc:
+                errors.append(str(exc))
+        if data is None:
+            raise DataError(
+                f"cannot find the checkpoint's dataset {meta.get('name')!r} ({'; '.join(errors)}); pass --dataset"
+            )
+    if [str(s) for s in data.sensor_ids] != list(meta["sensor_ids"]):
+        raise DataError(
+            f"{data.name}: its {data.num_nodes} sensors are not the checkpoint's {len(meta['sensor_ids'])} "
+            "(in the same order)"
+        )
+    return _prepare(data, in_steps=int(meta["in_steps"]), out_steps=int(meta["out_steps"]), split=tuple(meta["split"]),
+                    input_features=list(meta["input_features"]), time_of_day=True, day_of_week=False,
+                    device=torch.device(device))
+
+
+# --------------------------------------------------------------------------- distillation step
+
+
+class DistillStep(nn.Module):
+    """Training step of a student under a :class:`~stgkd.distill.DistillationObjective`.
+
+    The teacher's forecasts (and the features the objective reads) come from a
+    :class:`~stgkd.distill.TeacherCache` of the training split, looked up by ``batch.index``; the
+    teacher never runs during training. The objective's adapters are trained with the student
+    and saved under the checkpoint's ``"adapters"`` entry.
+    """
+
+    def __init__(self, model: nn.Module, objective: nn.Module, cache, scaler, *, amp: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.cache = cache
+        self.scaler = scaler
+        self.amp = amp
+        self.needs_features = bool(objective.config.uses_features)
+
+    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
+        """Shapes:
+            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)`` positions in the train split.
+            Returns ``(loss scalar, pred_raw (B, H, N), parts {"sup", "out", "feat", "rel"})``.
+        """
+        from stgkd.data.windows import Batch
+
+        with _autocast(x.device, self.amp):
+            if self.needs_features:
+                out, feats = self.model(x, return_features=True)
+            else:
+                out, feats = self.model(x), None
+        out = out.float()
+        if feats is not None:
+            feats = {k: v.float() for k, v in feats.items()}
+        t_out, t_feats = self.cache.lookup(index)
+        loss, parts = self.objective(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler)
+        pred = self.scaler.inverse_transform(out)
+        return loss, pred, {k: parts[k] for k in ("sup", "out", "feat", "rel") if k in parts}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"adapters": {k: v.detach().cpu() for k, v in self.objective.adapters.state_dict().items()}}
+
+    def load_checkpoint_extras(self, payload: dict[str, Any]) -> None:
+        if "adapters" in payload:
+            self.objective.adapters.load_state_dict(payload["adapters"])
+
+
+# --------------------------------------------------------------------------- shared plumbing
+
+
+def _run_dir(out: str | Path | None, *, resume: bool, overwrite: bool) -> tuple[Path | None, dict | None]:
+    """Check the run directory; return it and the ``last.pt`` payload to resume from (or ``None``)."""
+    if out is None:
+        if resume:
+            raise ConfigError("resume needs an output directory (--out) holding last.pt")
+        return None, None
+    out = Path(out)
+    last = out / "last.pt"
+    if resume:
+        if last.exists():
+            return out, load_checkpoint(last)
+        print(f"note: {last} does not exist; starting a fresh run", file=sys.stderr)
+        return out, None
+    if last.exists() and not overwrite:
+        raise ConfigError(f"{last} exists; pass --resume to continue that run or --overwrite to start again")
+    if overwrite:
+        for name in ("last.pt", "best.pt", "log.jsonl", "metrics.json"):
+            (out / name).unlink(missing_ok=True)
+    return out, None
+
+
+def _callbacks(out: Path | None, cfg: TrainConfig, *, progress: bool, log: bool, extra: Sequence[Any]) -> list[Any]:
+    cbs: list[Any] = []
+    if cfg.patience > 0:
+        cbs.append(EarlyStopping(cfg.patience))
+    if out is not None:
+        if log:
+            cbs.append(JSONLinesLogger(out / "log.jsonl"))
+            if tensorboard_available():
+                cbs.append(TensorBoard(out / "tensorboard"))
+        cbs.append(Checkpointing(out))
+    if progress:
+        cbs.append(ProgressBar())
+    cbs.extend(extra)
+    return cbs
+
+
+def _fit(
+    *,
+    build_model,
+    build_step,
+    prepared,
+    cfg: TrainConfig,
+    ctx: DistContext,
+    out: Path | None,
+    payload: dict | None,
+    meta: dict[str, Any],
+    callbacks: Sequence[Any],
+    progress: bool,
+    log: bool,
+    evaluate_test: bool,
+) -> TrainResult:
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    model = build_model().to(ctx.device)
+    step = build_step(model)
+    trainer = Trainer(model, prepared, config=cfg, step=step, ctx=ctx, meta=meta,
+                      callbacks=_callbacks(out, cfg, progress=progress and ctx.is_main, log=log, extra=callbacks))
+    resumed_from = 0
+    if payload is not None:
+        trainer.restore(payload, path=str(out / "last.pt"))
+        resumed_from = trainer.epoch
+        if ctx.is_main:
+            state = "complete" if payload.get("complete", True) else "interrupted mid-epoch"
+            print(f"resuming {out / 'last.pt'}: epoch {trainer.epoch} {state}; continuing at epoch "
+                  f"{trainer.epoch + 1}/{cfg.epochs}", file=sys.stderr)
+    fit = trainer.fit()
+    best_path = out / "best.pt" if out is not None and (out / "best.pt").exists() else None
+    if trainer.best_state is not None:
+        trainer.load_best()
+    elif best_path is not None:
+        model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+    model.eval()
+    result = TrainResult(
+        model=model, data=prepared, best_epoch=int(trainer.best["epoch"]),
+        best_val=dict(trainer.best.get("metrics", {})), epochs_run=trainer.epoch, stopped_early=fit.stopped_early,
+        history=trainer.history, seconds=fit.seconds, train_config=cfg, out=out, best_path=best_path,
+        last_path=out / "last.pt" if out is not None else None, resumed_from=resumed_from,
+        distill=meta.get("distill"), teacher_checkpoint=meta.get("teacher_checkpoint"), rank=ctx.rank,
+    )
+    if evaluate_test:
+        result.test = {k: v for k, v in trainer.validate("test").items() if k != "per_step"}
+    if out is not None and ctx.is_main:
+        summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                   "stopped_early": result.stopped_early, "val": result.best_val}
+        if result.test is not None:
+            summary["test"] = result.test
+        (out / "metrics.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    return result
+
+
+def _config_for_resume(payload: dict, config: TrainConfig | None) -> TrainConfig:
+    """The run's own settings, except ``epochs`` and ``device`` which the caller may change."""
+    saved = TrainConfig.from_dict(dict(payload["train_config"]))
+    if config is None:
+        return saved
+    return replace(saved, epochs=config.epochs, device=config.device)
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def train_model(
+    dataset: str | Path | TrafficData,
+    model: str = "graph-wavenet",
+    out: str | Path | None = None,
+    *,
+    hparams: dict[str, Any] | None = None,
+    config: TrainConfig | None = None,
+    data_dir: str | Path | None = None,
+    in_steps: int = 12,
+    out_steps: int = 12,
+    split: Sequence[float] | None = None,
+    time_of_day: bool = True,
+    day_of_week: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+    log: bool = True,
+    evaluate_test: bool = False,
+) -> TrainResult:
+    """Train a registered model (a teacher, or a student on its own) with the masked MAE in raw units.
+
+    Args:
+        dataset: a registered dataset name (``"metr-la"``, ``"synthetic"``), a path, or a
+            :class:`TrafficData`.
+        model: registered model name (default: ``"graph-wavenet"``).
+        out: run directory for ``best.pt``, ``last.pt``, ``log.jsonl``, ``metrics.json`` (and
+            ``tensorboard/``); ``None`` writes nothing.
+        hparams: model hyperparameters (default: the model's defaults).
+        config: optimisation settings (default: ``TrainConfig()``).
+        data_dir: root of registered datasets (default: ``$STGKD_DATA`` or ``<repo>/datasets``).
+        in_steps, out_steps: window lengths (default: 12 and 12).
+        split: train/val/test fractions (default: the dataset's).
+        time_of_day, day_of_week: time features appended to the input (default: True, False).
+        resume: continue from ``out/last.pt`` (its model, data and settings; ``config.epochs`` and
+            ``config.device`` may differ); a fresh run when there is none.
+        overwrite: start again in an ``out`` that already holds a run.
+        callbacks: extra callbacks (e.g. the tuner's pruning callback), called after the built-in ones.
+        progress: show the progress bar and per-epoch summary lines on stderr.
+        log: write ``log.jsonl`` (and TensorBoard scalars when ``tensorboard`` is installed).
+        evaluate_test: also compute test-split metrics of the best weights.
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        ConfigError: bad settings, an unknown model or hyperparameter, an existing run without
+            ``resume``/``overwrite``. DataError: the dataset cannot be loaded or prepared.
+        CheckpointError: ``out/last.pt`` is corrupt.
+    """
+    from stgkd.nn import build, from_config
+
+    out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
+    cfg = _config_for_resume(payload, config) if payload is not None else (config or TrainConfig())
+    ctx = init_distributed(cfg.device)
+    cfg = replace(cfg, device=str(ctx.device))
+    try:
+        data = load_data(dataset, data_dir=data_dir)
+        if payload is not None:
+            if payload["model"]["name"] != _canonical_model(model):
+                raise ConfigError(
+                    f"{out_dir / 'last.pt'} trains {payload['model']['name']!r}, not {model!r}; drop --resume or use "
+                    "another --out"
+                )
+            prepared = prepare_from_meta(payload["data"], dataset=data, device=ctx.device)
+            model_config = payload["model"]
+            build_model = lambda: from_config(model_config, prepared.adj)  # noqa: E731
+        else:
+            prepared = _prepare(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
+                                time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device)
+
+            def build_model():
+                try:
+                    return build(model, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
+                                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **(hparams or {}))
+                except TypeError as exc:
+                    raise ConfigError(f"model {model!r}: {exc}") from None
+
+        return _fit(
+            build_model=build_model,
+            build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp),
+            prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta={},
+            callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test,
+        )
+    finally:
+        shutdown(ctx)
+
+
+def _canonical_model(name: str) -> str:
+    from stgkd.nn import MODELS
+
+    return MODELS.get(name).registry_name
+
+
+def distill_student(
+    teacher: str | Path,
+    student: str = "gcn-gru",
+    out: str | Path | None = None,
+    *,
+    width: int | None = None,
+    hparams: dict[str, Any] | None = None,
+    distill: Any = None,
+    config: TrainConfig | None = None,
+    dataset: str | Path | TrafficData | None = None,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+    log: bool = True,
+    evaluate_test: bool = False,
+    cache_dtype: torch.dtype = torch.float16,
+) -> TrainResult:
+    """Distill a trained teacher into a student.
+
+    The data (series, split, window lengths, input features) is the teacher's, rebuilt from its
+    checkpoint, unless ``dataset`` is given (same sensors required). The teacher runs once over
+    the training windows to fill a :class:`~stgkd.distill.TeacherCache` (forecasts plus the
+    features the loss reads); training then only looks them up. With ``w_out = w_feat = w_rel = 0``
+    no teacher output is used and the student is trained exactly as :func:`train_model` would
+    train it (same loss in raw units, same seed, same result).
+
+    Args:
+        teacher: path of the teacher's checkpoint (``best.pt``).
+        student: registered student name (default: ``"gcn-gru"``).
+        out: run directory (as in :func:`train_model`); ``None`` writes nothing.
+        width: the student's ``hidden`` size (overrides ``hparams["hidden"]``).
+        hparams: other student hyperparameters.
+        distill: a :class:`~stgkd.distill.DistillConfig` or a dict of its fields (default: its defaults).
+        config: optimisation settings (default: ``TrainConfig()``).
+        dataset: dataset override (name, path or :class:`TrafficData`).
+        data_dir: root of registered datasets.
+        resume, overwrite, callbacks, progress, log, evaluate_test: as in :func:`train_model`.
+        cache_dtype: storage dtype of the teacher cache (default: ``torch.float16``).
+
+    Returns:
+        :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
+    """
+    from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
+    from stgkd.nn import build, from_config
+
+    teacher_path = Path(teacher).resolve()
+    teacher_payload = load_checkpoint(teacher_path)
+    out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
+    if payload is not None:
+        cfg = _config_for_resume(payload, config)
+        if "distill" not in payload:
+            raise CheckpointError(f"{out_dir / 'last.pt'} is not a distillation run; use `stgkd train --resume`")
+        dcfg = DistillConfig.from_dict(payload["distill"])
+        saved_teacher = payload.get("teacher_checkpoint")
+        if saved_teacher and Path(saved_teacher) != teacher_path:
+            print(f"note: resuming with teacher {teacher_path} (the run started with {saved_teacher})", file=sys.stderr)
+    else:
+        cfg = config or TrainConfig()
+        if distill is None:
+            dcfg = DistillConfig()
+        elif isinstance(distill, dict):
+            dcfg = DistillConfig.from_dict(distill)
+        else:
+            dcfg = distill
+    ctx = init_distributed(cfg.device)
+    cfg = replace(cfg, device=str(ctx.device))
+    try:
+        prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device)
+        t_scaler = teacher_payload["scaler"]
+        if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
+                and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
+            raise DataError(
+                f"the dataset's training statistics (mean {prepared.scaler.mean:.4g}, std {prepared.scaler.std:.4g}) "
+                f"differ from the teacher's ({t_scaler['mean']:.4g}, {t_scaler['std']:.4g}); distill on the "
+                "teacher's dataset"
+            )
+        teacher_model = model_from_checkpoint(teacher_payload, device=ctx.device)
+        for p in teacher_model.parameters():
+            p.requires_grad_(False)
+
+        if payload is not None:
+            student_config = payload["model"]
+            build_model = lambda: from_config(student_config, prepared.adj)  # noqa: E731
+        else:
+            student_hparams = dict(hparams or {})
+            if width is not None:
+                student_hparams["hidden"] = int(width)
+
+            def build_model():
+                try:
+                    return build(student, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
+                                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **student_hparams)
+                except TypeError as exc:
+                    raise ConfigError(f"student {student!r}: {exc}") from None
+
+        plain = dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0
+        resolved: dict[str, Any] = {"cfg": dcfg}
+
+        def build_step(model: nn.Module) -> nn.Module:
+            if plain:
+                return SupervisedStep(model, prepared.scaler, ctx=ctx, amp=cfg.amp)
+            sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(ctx.device)
+            was_training = model.training
+            model.eval()  # probing feature shapes must not draw dropout masks from the RNG
+            objective = DistillationObjective.from_models(dcfg, model, teacher_model, sample_x=sample_x)
+            model.train(was_training)
+            objective = objective.to(ctx.device)
+            resolved["cfg"] = objective.resolved_config()
+            cache = TeacherCache.build(
+                teacher_model, prepared.train, objective.teacher_feature_names, ctx.device,
+                dtype=cache_dtype, batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64), time_pool=dcfg.time_pool,
+            )
+            return DistillStep(model, objective, cache, prepared.scaler, amp=cfg.amp)
+
+        meta: dict[str, Any] = {"teacher_checkpoint": str(teacher_path)}
+
+        def build_step_and_meta(model: nn.Module) -> nn.Module:
+            step = build_step(model)
+            meta["distill"] = resolved["cfg"].to_dict()
+            return step
+
+        return _fit(
+            build_model=build_model, build_step=build_step_and_meta, prepared=prepared, cfg=cfg, ctx=ctx,
+            out=out_dir, payload=payload, meta=meta, callbacks=callbacks, progress=progress, log=log,
+            evaluate_test=evaluate_test,
+        )
+    finally:
+        shutdown(ctx)

@@ -1,0 +1,500 @@
+"""One plain training loop; everything optional happens in callbacks.
+
+Per epoch: iterate the training windows (this rank's shard of a permutation seeded by
+``seed + epoch``), compute the loss **in raw units** (``pred_raw = scaler.inverse_transform(model(x))``
+against ``batch.y`` under ``batch.mask``; or a distillation objective), AdamW step with gradient
+clipping, bf16 autocast on CUDA; then validate (dataset-level masked metrics), step the
+learning-rate schedule and hand ``logs`` to every callback's ``on_epoch_end(trainer, epoch, logs)``.
+Early stopping, checkpoints, logging, progress bars and Optuna pruning are callbacks
+(:mod:`stgkd.engine.callbacks`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stgkd.distill.losses import masked_mae
+from stgkd.engine.checkpoint import FORMAT, capture_rng_state, data_meta, restore_rng_state
+from stgkd.engine.distributed import DistContext, all_reduce_sum, epoch_indices, wrap_ddp
+from stgkd.engine.evaluate import evaluate_split
+from stgkd.errors import CheckpointError, ConfigError
+from stgkd.registry import Registry
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "SupervisedStep",
+    "SCHEDULES",
+    "seed_everything",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; serialised into every checkpoint as ``train_config``.
+
+    Args:
+        epochs: maximum number of epochs (default: ``100``).
+        batch_size: windows per optimiser step, per process (default: ``64``).
+        eval_batch_size: windows per forward pass when evaluating (default: ``batch_size``).
+        lr: AdamW learning rate (default: ``1e-3``).
+        weight_decay: AdamW decoupled weight decay (default: ``1e-4``).
+        schedule: learning-rate schedule, one of :data:`SCHEDULES`: ``"cosine"`` (to
+            ``lr * min_lr_ratio`` at the last epoch), ``"multistep"`` (times ``gamma`` at each of
+            ``milestones``, default 50% and 75% of ``epochs``) or ``"constant"`` (default: ``"cosine"``).
+        min_lr_ratio: final learning rate of the cosine schedule, relative to ``lr`` (default: ``0.01``).
+        milestones: epochs at which ``"multistep"`` decays (default: ``()`` = 50%/75% of ``epochs``).
+        gamma: ``"multistep"`` decay factor (default: ``0.1``).
+        clip_grad: maximum global gradient norm, ``0`` to disable (default: ``5.0``).
+        patience: epochs without a better validation MAE before early stopping, ``0`` to disable
+            (default: ``10``).
+        seed: seed of python, numpy and torch RNGs and of the epoch permutations (default: ``0``).
+        deterministic: ask torch for deterministic kernels (slower on CUDA) (default: ``False``).
+        amp: bf16 autocast of the forward pass on CUDA; ignored on CPU (default: ``True``).
+        device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``...; ``None`` = CUDA when present (default: ``None``).
+        limit_batches: stop each training epoch after this many batches (default: ``None`` = all).
+    """
+
+    epochs: int = 100
+    batch_size: int = 64
+    eval_batch_size: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.01
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    clip_grad: float = 5.0
+    patience: int = 10
+    seed: int = 0
+    deterministic: bool = False
+    amp: bool = True
+    device: str | None = None
+    limit_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(int(m) for m in self.milestones)
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.eval_batch_size is None or self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.clip_grad >= 0, "clip_grad must be >= 0"),
+            (self.patience >= 0, "patience must be >= 0"),
+            (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
+            (self.limit_batches is None or self.limit_batches >= 1, "limit_batches must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"train config: {message}")
+        SCHEDULES.get(self.schedule)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"train config: unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- schedules
+
+SCHEDULES: Registry[Callable[[torch.optim.Optimizer, TrainConfig], Any]] = Registry("lr schedule")
+
+
+@SCHEDULES.register("cosine")
+def _cosine(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr * cfg.min_lr_ratio)
+
+
+@SCHEDULES.register("multistep")
+def _multistep(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    milestones = list(cfg.milestones) or sorted({max(1, int(cfg.epochs * 0.5)), max(1, int(cfg.epochs * 0.75))})
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.gamma)
+
+
+@SCHEDULES.register("constant")
+def _constant(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+def _plain(obj: Any) -> Any:
+    """Counters and other dict/sequence subclasses as plain dicts and lists (for weights_only)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _load_scheduler_state(scheduler: Any, state: dict[str, Any]) -> None:
+    kinds = {k: type(v) for k, v in vars(scheduler).items() if isinstance(v, Counter)}
+    scheduler.load_state_dict(state)
+    for key, kind in kinds.items():  # MultiStepLR keeps its milestones in a Counter
+        setattr(scheduler, key, kind(getattr(scheduler, key)))
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices); with ``deterministic`` also ask for
+    deterministic kernels (``torch.use_deterministic_algorithms``, cuDNN without autotuning,
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8``)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+# --------------------------------------------------------------------------- training steps
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+class SupervisedStep(nn.Module):
+    """Plain training: masked MAE in raw units between ``scaler.inverse_transform(model(x))`` and
+    ``y``.
+
+    Under several processes the loss is ``sum |err| / (global observed count) * world_size``, so
+    DDP's gradient averaging yields exactly the gradient one process would compute on the union of
+    the ranks' batches (plain per-rank means would weight ranks with more missing readings too high).
+    """
+
+    def __init__(self, model: nn.Module, scaler, *, ctx: DistContext | None = None, amp: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.scaler = scaler
+        self.ctx = ctx or DistContext()
+        self.amp = amp
+
+    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
+        """Shapes:
+            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)``.
+            Returns ``(loss scalar, pred_raw (B, H, N), parts {name: scalar})``.
+        """
+        with _autocast(x.device, self.amp):
+            out = self.model(x)
+        pred = self.scaler.inverse_transform(out.float())
+        if self.ctx.enabled:
+            err = torch.where(mask, (pred - y).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device)).sum()
+            count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)
+            loss = err / count.clamp(min=1).to(err.dtype) * self.ctx.world_size
+        else:
+            loss = masked_mae(pred, y, mask)
+        return loss, pred, {}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {}
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    epochs_run: int
+    best_epoch: int
+    best_val: dict[str, Any]
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Train ``model`` on ``data`` (a :class:`~stgkd.data.PreparedData`).
+
+    Args:
+        model: a :class:`~stgkd.nn.ForecastModel` (already built).
+        data: the prepared windows; ``data.scaler`` maps forecasts to raw units.
+        config: optimisation settings.
+        step: the module computing ``(loss, pred_raw, parts)`` from a batch (default:
+            :class:`SupervisedStep`); its parameters beyond the model's (e.g. distillation
+            adapters) are optimised too.
+        callbacks: objects with any of ``on_fit_start(trainer)``, ``on_epoch_start(trainer, epoch)``,
+            ``on_batch_end(trainer, step, logs)``, ``on_epoch_end(trainer, epoch, logs)``,
+            ``on_interrupt(trainer, epoch)``, ``on_fit_end(trainer, result)``; those with
+            ``rank_zero_only = True`` run on rank 0 only. Called in the order given.
+        ctx: distributed context (default: one process on ``config.device``).
+        meta: extra checkpoint entries (``role``, ``distill``, ``teacher_checkpoint``, ...).
+
+    Attributes:
+        epoch: the last completed epoch (1-based; ``0`` before the first).
+        should_stop: set by a callback to end training after the current epoch.
+        best: ``{"epoch", "val_mae", "metrics"}`` of the best validation epoch so far.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        *,
+        config: TrainConfig,
+        step: nn.Module | None = None,
+        callbacks: Sequence[Any] = (),
+        ctx: DistContext | None = None,
+        meta: dict[str, Any] | None = None,
+        find_unused_parameters: bool = False,
+    ) -> None:
+        self.config = config
+        self.ctx = ctx or DistContext(device=torch.device(config.device or "cpu"))
+        self.device = self.ctx.device
+        self.data = data
+        self.model = model.to(self.device)
+        self.step_module = (step or SupervisedStep(model, data.scaler, ctx=self.ctx, amp=config.amp)).to(self.device)
+        self.params = [p for p in self.step_module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = SCHEDULES.get(config.schedule)(self.optimizer, config)
+        self.engine = wrap_ddp(self.step_module, self.ctx, find_unused_parameters=find_unused_parameters)
+        self.callbacks = [cb for cb in callbacks if self.ctx.is_main or not getattr(cb, "rank_zero_only", False)]
+        self.meta = dict(meta or {})
+        self.epoch = 0
+        self.current_epoch = 0
+        self.should_stop = False
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": 0, "val_mae": math.inf, "metrics": {}}
+        self.best_state: dict[str, Tensor] | None = None
+        self.num_batches = 0
+        self.global_step = 0
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> FitResult:
+        """Train from ``self.epoch + 1`` to ``config.epochs`` (or until a callback stops it).
+
+        A ``KeyboardInterrupt`` calls every ``on_interrupt(trainer, epoch)`` (the checkpointing
+        callback saves ``last.pt`` with the running epoch marked incomplete) and is re-raised.
+        """
+        start = time.perf_counter()
+        self._call("on_fit_start")
+        stopped_early = False
+        try:
+            for epoch in range(self.epoch + 1, self.config.epochs + 1):
+                self.current_epoch = epoch
+                logs = self.run_epoch(epoch)
+                self._call("on_epoch_end", epoch, logs)
+                if self.should_stop:
+                    stopped_early = epoch < self.config.epochs
+                    break
+        except KeyboardInterrupt:
+            self._call("on_interrupt", self.current_epoch)
+            raise
+        result = FitResult(
+            epochs_run=self.epoch,
+            best_epoch=int(self.best["epoch"]),
+            best_val=dict(self.best.get("metrics", {})),
+            stopped_early=stopped_early,
+            history=list(self.history),
+            seconds=time.perf_counter() - start,
+        )
+        self._call("on_fit_end", result)
+        return result
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """One training epoch, validation, schedule step; returns the epoch's logs."""
+        t0 = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        train = self.train_epoch(epoch)
+        t_train = time.perf_counter() - t0
+        val = self.validate()
+        self.scheduler.step()
+        self.epoch = epoch
+        logs = {
+            "epoch": epoch,
+            "train_loss": train["loss"],
+            "train_mae": train["mae"],
+            **{f"train_{k}": v for k, v in train["parts"].items()},
+            "val_mae": val["avg"]["mae"],
+            "val_rmse": val["avg"]["rmse"],
+            "val_mape": val["avg"]["mape"],
+            "val": {k: v for k, v in val.items() if k != "per_step"},
+            "lr": lr,
+            "train_seconds": t_train,
+            "seconds": time.perf_counter() - t0,
+        }
+        improved = logs["val_mae"] < self.best["val_mae"]
+        logs["improved"] = bool(improved)
+        if improved:
+            self.best = {"epoch": epoch, "val_mae": logs["val_mae"], "metrics": logs["val"]}
+            self.best_state = {k: v.detach().clone() for k, v in self._bare_model().state_dict().items()}
+        self.history.append(logs)
+        return logs
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """Optimise over this rank's share of the training windows once."""
+        cfg = self.config
+        split = self.data.train
+        self.step_module.train()
+        self._call("on_epoch_start", epoch)
+        order = epoch_indices(len(split), epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
+        chunks = list(torch.split(order, cfg.batch_size))
+        if cfg.limit_batches is not None:
+            chunks = chunks[: cfg.limit_batches]
+        self.num_batches = len(chunks)
+        # sums: loss * windows, windows, |err| (raw), observed count; then the parts
+        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        part_sums: dict[str, Tensor] = {}
+        for i, idx in enumerate(chunks):
+            batch = split.batch(idx.to(split.device)).to(self.device)
+            loss, pred, parts = self.engine(batch.x, batch.y, batch.mask, batch.index)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad > 0:
+                nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
+            self.optimizer.step()
+            self.global_step += 1
+            with torch.no_grad():
+                b = float(len(idx))
+                err = torch.where(batch.mask, (pred.detach() - batch.y).abs(), torch.zeros((), device=pred.device)).sum()
+                count = batch.mask.sum()
+                sums += torch.stack([loss.detach().double() * b, torch.tensor(b, dtype=torch.float64, device=self.device),
+                                     err.double(), count.double()])
+                for k, v in parts.items():
+                    part_sums[k] = part_sums.get(k, 0.0) + torch.as_tensor(v, device=self.device).detach().double() * b
+            # tensors, not floats: a callback that reads them every step would sync the GPU every step
+            self._call("on_batch_end", i + 1, {"loss": loss.detach(), "abs_err": err, "count": count})
+        names = sorted(part_sums)
+        parts_t = torch.stack([part_sums[k] for k in names]) if names else torch.zeros(0, dtype=torch.float64)
+        if self.ctx.enabled:
+            all_reduce_sum(sums, self.ctx)
+            if names:
+                all_reduce_sum(parts_t, self.ctx)
+        part_sums = dict(zip(names, parts_t.tolist()))
+        windows = max(1.0, float(sums[1]))
+        loss_mean = float(sums[0]) / windows
+        if not math.isfinite(loss_mean):
+            raise ConfigError(f"epoch {epoch}: the training loss is {loss_mean}; lower --lr or check the data")
+        return {
+            "loss": loss_mean,
+            "mae": float(sums[2]) / max(1.0, float(sums[3])),
+            "parts": {k: v / windows for k, v in part_sums.items()},
+        }
+
+    def validate(self, split_name: str = "val") -> dict[str, Any]:
+        """Dataset-level masked metrics of the model on ``split_name``, summed over ranks."""
+        cfg = self.config
+        return evaluate_split(
+            self._bare_model(),
+            self.data.get_split(split_name),
+            self.data.scaler,
+            batch_size=cfg.eval_batch_size or cfg.batch_size,
+            device=self.device,
+            ctx=self.ctx,
+            interval_minutes=int(self.data.data.interval_minutes),
+        )
+
+    def _bare_model(self) -> nn.Module:
+        return self.model
+
+    def load_best(self) -> None:
+        """Put the best validation weights seen in this process back into the model."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def checkpoint(self, *, complete: bool = True, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint dict of the current state (see :mod:`stgkd.engine.checkpoint`).
+
+        ``complete=False`` marks a state taken mid-epoch ``epoch + 1`` (on interrupt): resuming
+        redoes that epoch.
+        """
+        model = self._bare_model()
+        payload: dict[str, Any] = {
+            "format": FORMAT,
+            "role": getattr(model, "role", "student"),
+            "model": model.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "graph": torch.as_tensor(np.asarray(self.data.adj), dtype=torch.float32),
+            "scaler": {"mean": float(self.data.scaler.mean), "std": float(self.data.scaler.std)},
+            "data": data_meta(self.data),
+            "metrics": metrics if metrics is not None else (self.history[-1]["val"] if self.history else {}),
+            "epoch": int(self.epoch),
+            "complete": bool(complete),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": _plain(self.scheduler.state_dict()),
+            "rng": capture_rng_state(),
+            "callbacks": {
+                type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")
+            },
+            "train_config": self.config.to_dict(),
+            "history": [_jsonable(h) for h in self.history],
+            "best": {"epoch": int(self.best["epoch"]), "val_mae": float(self.best["val_mae"]),
+                     "metrics": self.best.get("metrics", {})},
+            "global_step": int(self.global_step),
+        }
+        payload.update(self.step_module.checkpoint_extras() if hasattr(self.step_module, "checkpoint_extras") else {})
+        payload.update(self.meta)
+        return payload
+
+    def restore(self, payload: dict[str, Any], *, path: str = "checkpoint") -> None:
+        """Continue from a checkpoint written by :meth:`checkpoint` (weights, optimiser, schedule,
+        RNGs, callbacks' state, history)."""
+        try:
+            self._bare_model().load_state_dict(payload["state_dict"])
+            if hasattr(self.step_module, "load_checkpoint_extras"):
+                self.step_module.load_checkpoint_extras(payload)
+            self.optimizer.load_state_dict(payload["optimizer"])
+            _load_scheduler_state(self.scheduler, payload["scheduler"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot resume from it: {exc}") from None
+        self.epoch = int(payload["epoch"])
+        self.global_step = int(payload.get("global_step", 0))
+        self.history = list(payload.get("history", []))
+        best = payload.get("best") or {}
+        self.best = {"epoch": int(best.get("epoch", 0)), "val_mae": float(best.get("val_mae", math.inf)),
+                     "metrics": best.get("metrics", {})}
+        states = payload.get("callbacks", {})
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            if name in states and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(states[name])
+        if "rng" in payload:
+            restore_rng_state(payload["rng"])
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, int, str)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj
+    if isinstance(obj, Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    return float(obj)
