@@ -192,7 +192,7 @@ class Forecaster:
                 f"{' ...' if len(missing) > 5 else ''}"
             )
         if self.input_steps > 1:
-            deltas = pd.to_timedelta(np.diff(frame.index.values))
+            deltas = frame.index[1:] - frame.index[:-1]
             if not (deltas == pd.Timedelta(self.interval)).all():
                 raise StgkdError(
                     f"history: timestamps must be regular, {self.interval_minutes} min apart; found steps "
@@ -247,8 +247,8 @@ class Forecaster:
                 f"{f' of window {b}' if values.shape[0] > 1 else ''}: {ids[:5]}{' ...' if len(ids) > 5 else ''}"
                 " (the model needs at least one observed reading per sensor)"
             )
-        x = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
-        s = torch.from_numpy(np.ascontiguousarray(secs, dtype=np.int64)).to(self.device)
+        x = torch.from_numpy(np.array(values, dtype=np.float32, order="C", copy=True)).to(self.device)
+        s = torch.from_numpy(np.array(secs, dtype=np.int64, order="C", copy=True)).to(self.device)
         with torch.inference_mode():
             if self._cuda_graphs:
                 out = self._replay(x, s)

@@ -1,0 +1,167 @@
+"""The deployment API: Forecaster.load / predict in raw units."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_export import H, N, T, make_checkpoint, reference_forecast
+
+from stgkd import Forecaster
+from stgkd.errors import CheckpointError, StgkdError
+from stgkd.export import export_student
+
+IDS = [f"s{i}" for i in range(N)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fc")
+    ckpt, model, _ = make_checkpoint(root / "best.pt")
+    return export_student(ckpt, root / "student.pt"), ckpt, model
+
+
+def frame(seed: int = 0, start="2026-11-20 07:40") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(start, periods=T, freq="5min")
+    return pd.DataFrame(rng.uniform(20, 70, (T, N)).astype(np.float32), index=index, columns=IDS)
+
+
+def minutes_of(index) -> np.ndarray:
+    return np.asarray(index.hour * 60 + index.minute, dtype=np.float64)
+
+
+def test_attributes(exported):
+    fc = Forecaster.load(exported[0])
+    assert fc.sensor_ids == IDS and fc.input_steps == T and fc.horizon == H
+    assert fc.interval == pd.Timedelta(minutes=5).to_pytimedelta() and fc.interval_minutes == 5
+    assert fc.input_features == ["value", "time_of_day"]
+    assert fc.metadata["model"]["name"] == "test-export-student" and fc.metadata["epoch"] == 7
+    assert "sensors=5" in repr(fc)
+
+
+def test_dataframe_in_dataframe_out_matches_reference(exported):
+    fc = Forecaster.load(exported[0])
+    df = frame()
+    df.iloc[1, 2] = np.nan  # missing, NaN form
+    df.iloc[0, 3] = 0.0  # missing, zero form
+    out = fc.predict(df)
+    want = reference_forecast(exported[2], df.to_numpy()[None], minutes_of(df.index)[None])[0]
+    assert list(out.columns) == IDS
+    assert list(out.index) == [df.index[-1] + pd.Timedelta(minutes=5 * (k + 1)) for k in range(H)]
+    np.testing.assert_allclose(out.to_numpy(), want, rtol=1e-5, atol=1e-4)
+    # columns in another order are matched by id; the answer keeps the caller's order
+    shuffled = df[IDS[::-1]]
+    out2 = fc.predict(shuffled)
+    assert list(out2.columns) == IDS[::-1]
+    np.testing.assert_allclose(out2[IDS].to_numpy(), out.to_numpy(), rtol=1e-6)
+    # NaN and 0 are the same missing reading
+    df_zero = df.fillna(0.0)
+    np.testing.assert_allclose(fc.predict(df_zero).to_numpy(), out.to_numpy(), rtol=1e-6)
+
+
+def test_arrays_with_start_or_timestamps(exported):
+    fc = Forecaster.load(exported[0])
+    a, b = frame(1), frame(2, start="2026-11-21 23:50")  # b crosses midnight
+    single = fc.predict(a.to_numpy(), start=a.index[0])
+    assert single.shape == (H, N) and single.dtype == np.float32
+    np.testing.assert_allclose(single, fc.predict(a).to_numpy(), rtol=1e-6)
+    stacked = np.stack([a.to_numpy(), b.to_numpy()])
+    batch = fc.predict(stacked, timestamps=np.stack([a.index.values, b.index.values]))
+    assert batch.shape == (2, H, N)
+    want = reference_forecast(exported[2], stacked, np.stack([minutes_of(a.index), minutes_of(b.index)]))
+    np.testing.assert_allclose(batch, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fc.predict(stacked, start=[a.index[0], b.index[0]]), batch, rtol=1e-6)
+    np.testing.assert_allclose(fc.predict(torch.from_numpy(stacked), start=[a.index[0], b.index[0]]), batch, rtol=1e-6)
+    # timezone-aware index: calendar features use the local wall-clock time
+    local = a.tz_localize("America/Los_Angeles")
+    np.testing.assert_allclose(fc.predict(local).to_numpy(), fc.predict(a).to_numpy(), rtol=1e-6)
+
+
+def test_bad_histories_raise_clear_errors(exported):
+    fc = Forecaster.load(exported[0])
+    df = frame()
+    with pytest.raises(StgkdError, match="exactly 4 steps.*got 3"):
+        fc.predict(df.iloc[1:])
+    with pytest.raises(StgkdError, match=r"missing from the columns: \['s3'\]"):
+        fc.predict(df.drop(columns="s3"))
+    with pytest.raises(StgkdError, match=r"unknown sensor.*\['s99'\]"):
+        fc.predict(df.assign(s99=1.0))
+    dead = df.copy()
+    dead["s1"] = np.nan
+    dead.iloc[0, 4] = 0.0
+    dead.iloc[1:, 4] = np.nan
+    with pytest.raises(StgkdError, match=r"no reading in the whole 4-step history: \['s1', 's4'\]"):
+        fc.predict(dead)
+    with pytest.raises(StgkdError, match="regular, 5 min apart"):
+        fc.predict(df.set_axis(pd.DatetimeIndex(list(df.index[:-1]) + [df.index[-1] + pd.Timedelta("1min")])))
+    with pytest.raises(StgkdError, match="DatetimeIndex"):
+        fc.predict(df.reset_index(drop=True))
+    with pytest.raises(StgkdError, match=r"expected shape \(4, 5\)"):
+        fc.predict(np.ones((3, N)), start="2026-01-01")
+    with pytest.raises(StgkdError, match="pass timestamps= or start="):
+        fc.predict(np.ones((T, N)))
+    with pytest.raises(StgkdError, match="Inf"):
+        fc.predict(np.full((T, N), np.inf), start="2026-01-01")
+    with pytest.raises(StgkdError, match="timestamps: expected 4"):
+        fc.predict(np.ones((T, N)), timestamps=pd.date_range("2026-01-01", periods=3, freq="5min"))
+
+
+def test_load_checkpoint_directly_and_bad_files(exported, tmp_path):
+    student, ckpt, _ = exported
+    df = frame(4)
+    np.testing.assert_allclose(Forecaster.load(ckpt).predict(df).to_numpy(), Forecaster.load(student).predict(df).to_numpy(),
+                               rtol=1e-5, atol=1e-5)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(student.read_bytes()[: student.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="broken.pt"):
+        Forecaster.load(broken)
+    with pytest.raises(CheckpointError, match="absent.pt"):
+        Forecaster.load(tmp_path / "absent.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(StgkdError, match="CUDA is not available"):
+            Forecaster.load(student, device="cuda")
+
+
+def test_shared_across_threads_gives_identical_results(exported):
+    fc = Forecaster.load(exported[0])
+    frames = [frame(s) for s in range(8)]
+    expected = [fc.predict(f).to_numpy() for f in frames]
+    results: dict[tuple[int, int], np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            for rep in range(5):
+                i = (w + rep) % len(frames)
+                results[(w, rep)] = (i, fc.predict(frames[i]).to_numpy())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 20
+    for i, got in results.values():
+        np.testing.assert_array_equal(got, expected[i])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_cuda_graph_fast_path_matches_plain_cuda(exported):
+    fast = Forecaster.load(exported[0], device="cuda")
+    plain = Forecaster.load(exported[0], device="cuda", cuda_graphs=False)
+    for seed in range(3):  # first call captures, later calls replay
+        df = frame(seed)
+        np.testing.assert_allclose(fast.predict(df).to_numpy(), plain.predict(df).to_numpy(), rtol=1e-5, atol=1e-4)
+    assert set(fast._graphs) == {1}
+    batch = np.stack([frame(s).to_numpy() for s in range(3)])
+    np.testing.assert_allclose(fast.predict(batch, start="2026-11-20 07:40"),
+                               plain.predict(batch, start="2026-11-20 07:40"), rtol=1e-5, atol=1e-4)
+    assert set(fast._graphs) == {1, 3}
