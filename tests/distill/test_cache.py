@@ -148,3 +148,18 @@ def test_incomplete_or_repeated_sources_are_refused(split, tmp_path):
         TeacherCache.build(teacher, split, ["nope"], "cpu")
     with pytest.raises(DataError, match="not found"):
         TeacherCache.open(tmp_path / "missing")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cache_on_the_gpu_equals_cpu(split):
+    teacher = CountingTeacher()
+    cpu = TeacherCache.build(teacher, split, ["skip"], "cpu", dtype=torch.float32)
+    gpu = TeacherCache.build(teacher.cuda(), split, ["skip"], "cuda", dtype=torch.float32)
+    assert not gpu.on_disk and gpu.forecast.is_cuda
+    idx = torch.tensor([5, 1, 8])
+    for index in (idx, idx.cuda()):
+        out, feats = gpu.lookup(index)
+        assert out.is_cuda and feats["skip"].is_cuda
+        assert torch.allclose(out.cpu(), cpu.lookup(idx)[0], atol=1e-5)
+        assert torch.allclose(feats["skip"].cpu(), cpu.lookup(idx)[1]["skip"], atol=1e-5)
