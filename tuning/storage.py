@@ -43,12 +43,8 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages.journal import (
-    BaseJournalFileLock,
-    JournalFileBackend,
-    JournalFileSymlinkLock,
-    JournalStorage,
-)
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+from optuna.storages.journal._file import BaseJournalFileLock  # the lock interface (not re-exported)
 from optuna.trial import FrozenTrial, TrialState
 
 from stgkd.errors import ConfigError

@@ -1,0 +1,452 @@
+"""One trial of the search: sample, measure the student's latency, distil it if it fits the budget.
+
+Order of a trial (:class:`Objective`):
+
+1. record the worker (``user_attrs["worker"]``) and, on journal storages, start the heartbeat;
+2. sample a configuration from the :class:`~tuning.space.SearchSpace`;
+3. build the student and **measure** its latency with :func:`stgkd.latency.measure` at the requested
+   batch, mode and precision (cached per architecture: in this process, and across processes through
+   the study itself -- a trial stores ``latency_key`` and the measurement, and a later trial of the same
+   architecture on the same device reuses it);
+4. ``trial.set_constraint("latency", latency_ms - budget_ms)`` (Optuna 5's per-trial constraint; the
+   ``constraints_func`` argument of the samplers is deprecated in 5.0). Over budget: the trial is
+   recorded as *infeasible* and ends as ``PRUNED`` without training -- TPE reads the constraint of
+   pruned trials, ranks infeasible trials by how far over budget they are, and steers away; costs
+   seconds;
+5. distil the student from the shared :class:`~stgkd.distill.TeacherCache` (built once per process,
+   never per trial) with a pruning callback that reports the validation masked MAE every epoch
+   (``trial.report`` / ``trial.should_prune``; single-objective only, Optuna does not prune
+   multi-objective studies);
+6. save the student's checkpoint under ``OUT/trials/<number>/student.pt`` and return the best
+   validation MAE (or ``(MAE, latency_ms)`` with ``--multi-objective``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from stgkd.errors import ConfigError
+from tuning.space import STUDENT_PREFIX, SearchSpace
+from tuning.storage import Heartbeat, mark_worker
+
+__all__ = [
+    "LatencySettings",
+    "LatencyCache",
+    "PruningCallback",
+    "SearchContext",
+    "Objective",
+    "architecture_key",
+    "student_hparams",
+    "distill_config",
+]
+
+LATENCY_CONSTRAINT = "latency"
+
+
+@dataclass
+class LatencySettings:
+    """How latency is measured for the budget.
+
+    ``mode``/``device`` are what is actually used; ``requested_*`` what the user asked for. Without a GPU
+    the measurement runs on the CPU (``cuda-graph`` becomes ``eager``, which the CPU supports) and
+    ``note`` says so; the budget is applied to that CPU figure.
+    """
+
+    budget_ms: float
+    batch: int
+    mode: str
+    dtype: str
+    device: str
+    warmup: int = 10
+    iters: int = 100
+    requested_mode: str = ""
+    requested_device: str = ""
+    device_kind: str = ""
+    device_name: str = ""
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.device_kind.upper()} {self.mode} {self.dtype}, batch {self.batch}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "label": self.label}
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        budget_ms: float,
+        batch: int,
+        mode: str,
+        dtype: str,
+        device: str | None = None,
+        warmup: int = 10,
+        iters: int = 100,
+    ) -> "LatencySettings":
+        from stgkd.latency import DTYPES, MODES, device_name
+
+        if not (budget_ms > 0 and math.isfinite(budget_ms)):
+            raise ConfigError(f"--latency-budget-ms must be a positive number, got {budget_ms}")
+        if batch < 1:
+            raise ConfigError(f"--latency-batch must be >= 1, got {batch}")
+        if mode not in MODES:
+            raise ConfigError(f"--latency-mode {mode!r}: choose one of {', '.join(MODES)}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"--latency-dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        requested = device or "cuda"
+        notes = []
+        dev = requested
+        if torch.device(requested).type == "cuda" and not torch.cuda.is_available():
+            dev = "cpu"
+            notes.append("no CUDA device: latency measured on the CPU and the budget applied to that figure")
+        used_mode = mode
+        if mode == "cuda-graph" and torch.device(dev).type != "cuda":
+            used_mode = "eager"
+            notes.append("cuda-graph needs a GPU, measured in eager mode")
+        if dtype != "fp32" and torch.device(dev).type == "cpu" and dtype == "fp16":
+            notes.append("fp16 autocast on the CPU is slow and unrepresentative")
+        return cls(
+            budget_ms=float(budget_ms),
+            batch=int(batch),
+            mode=used_mode,
+            dtype=dtype,
+            device=dev,
+            warmup=int(warmup),
+            iters=int(iters),
+            requested_mode=mode,
+            requested_device=requested,
+            device_kind=torch.device(dev).type,
+            device_name=device_name(dev),
+            note="; ".join(notes),
+        )
+
+
+def architecture_key(model: torch.nn.Module, settings: LatencySettings) -> str:
+    """A short stable id of (architecture, measurement conditions): equal ids mean equal latency."""
+    payload = {
+        "model": model.config(),  # name, sizes and every hyperparameter
+        "batch": settings.batch,
+        "mode": settings.mode,
+        "dtype": settings.dtype,
+        "device": settings.device_name,
+        "iters": settings.iters,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class LatencyCache:
+    """Measured latency per architecture: this process's dict first, then earlier trials of the study
+    (any worker, any earlier run), then a measurement.
+
+    Args:
+        settings: measurement conditions.
+        measure: ``measure(model, settings) -> dict`` (default: :func:`stgkd.latency.measure`).
+    """
+
+    def __init__(
+        self, settings: LatencySettings, measure: Callable[[torch.nn.Module, LatencySettings], dict[str, Any]] | None = None
+    ) -> None:
+        self.settings = settings
+        self._measure = measure or _measure_with_stgkd
+        self._cache: dict[str, dict[str, Any]] = {}
+        self.measured = 0
+
+    def get(self, model: torch.nn.Module, study: optuna.Study | None = None) -> tuple[str, dict[str, Any], str]:
+        """``(key, result, source)`` with ``source`` one of ``"process"``, ``"study"``, ``"measured"``."""
+        key = architecture_key(model, self.settings)
+        if key in self._cache:
+            return key, self._cache[key], "process"
+        if study is not None:
+            for t in study.get_trials(deepcopy=False):
+                if t.user_attrs.get("latency_key") == key and isinstance(t.user_attrs.get("latency"), dict):
+                    self._cache[key] = t.user_attrs["latency"]
+                    return key, self._cache[key], "study"
+        result = self._measure(model, self.settings)
+        self.measured += 1
+        self._cache[key] = result
+        return key, result, "measured"
+
+
+def _measure_with_stgkd(model: torch.nn.Module, settings: LatencySettings) -> dict[str, Any]:
+    from stgkd.latency import measure
+
+    r = measure(
+        model,
+        batch_size=settings.batch,
+        device=settings.device,
+        mode=settings.mode,
+        dtype=settings.dtype,
+        warmup=settings.warmup,
+        iters=settings.iters,
+    )
+    return {
+        "median_ms": float(r.median_ms),
+        "p90_ms": float(r.p90_ms),
+        "device_kind": r.device_kind,
+        "device_name": r.device_name,
+        "mode": r.mode,
+        "dtype": r.dtype,
+        "batch": int(r.batch),
+        "parameters": int(r.parameters),
+    }
+
+
+class PruningCallback:
+    """Trainer callback: report the epoch's validation masked MAE to the trial, prune when told.
+
+    Steps are epochs (1-based). In multi-objective studies Optuna supports neither ``report`` nor
+    pruning, so the callback only records the curve in ``user_attrs["curve"]`` at the end.
+    """
+
+    def __init__(self, trial: optuna.Trial, *, prune: bool = True) -> None:
+        self.trial = trial
+        self.prune = prune
+        self.curve: list[float] = []
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        value = float(logs["val_mae"])
+        self.curve.append(value)
+        if not self.prune:
+            return
+        if not math.isfinite(value):
+            raise optuna.TrialPruned(f"validation MAE is {value} at epoch {epoch}")
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} (val MAE {value:.4f})")
+
+
+@dataclass
+class SearchContext:
+    """Everything the trials share, set up once per process before ``study.optimize``.
+
+    Attributes:
+        prepared: the :class:`~stgkd.data.PreparedData` (train/val windows and scaler).
+        teacher: the frozen teacher model (on ``device``).
+        teacher_path: its checkpoint; ``teacher_sha256`` the file's hash.
+        cache: the :class:`~stgkd.distill.TeacherCache` of the training split.
+        device: training device.
+        epochs: epochs per trial; ``limit_batches`` caps batches per epoch (tests).
+        out_dir: the study directory (trial checkpoints go to ``out_dir/trials``).
+        seed: base seed; trial ``n`` trains with ``seed + n``.
+        multi_objective: minimise (MAE, latency) instead of MAE.
+        heartbeat: run :class:`~tuning.storage.Heartbeat` during trials (journal storages).
+    """
+
+    prepared: Any
+    teacher: torch.nn.Module
+    teacher_path: Path
+    teacher_sha256: str
+    cache: Any
+    device: str
+    epochs: int
+    out_dir: Path
+    seed: int = 0
+    multi_objective: bool = False
+    heartbeat: bool = True
+    limit_batches: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(model name, hyperparameters)`` of the student a sampled configuration describes."""
+    hparams = {"hidden": int(params["hidden"]), "layers": int(params["layers"])}
+    if "graph_op" in params:
+        hparams["graph_op"] = params["graph_op"]
+    for key, value in params.items():
+        if key.startswith(STUDENT_PREFIX):
+            hparams[key[len(STUDENT_PREFIX):]] = value
+    return str(params["family"]), hparams
+
+
+def distill_config(params: dict[str, Any]):
+    """The :class:`~stgkd.distill.DistillConfig` of a sampled configuration.
+
+    ``temperature`` is used for both temperatures of the loss (the trust temperature of output
+    distillation and the softmax temperature of the relation term): one searched τ.
+    """
+    from stgkd.distill import DistillConfig
+
+    kwargs: dict[str, Any] = {}
+    for ours, theirs in (("w_supervised", "w_sup"), ("w_output", "w_out"), ("w_feature", "w_feat"), ("w_relation", "w_rel")):
+        if ours in params:
+            kwargs[theirs] = float(params[ours])
+    if "temperature" in params:
+        kwargs["tau"] = float(params["temperature"])
+        kwargs["relation_tau"] = float(params["temperature"])
+    return DistillConfig(**kwargs)
+
+
+def build_student(ctx: SearchContext, params: dict[str, Any]) -> torch.nn.Module:
+    from stgkd.nn import build
+
+    name, hparams = student_hparams(params)
+    p = ctx.prepared
+    try:
+        return build(
+            name,
+            num_nodes=int(p.num_nodes),
+            graph=p.adj,
+            in_steps=int(p.in_steps),
+            out_steps=int(p.out_steps),
+            in_channels=int(p.in_channels),
+            **hparams,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"search space: student {name!r} does not take {sorted(hparams)} ({exc})") from None
+
+
+class Objective:
+    """The callable handed to ``study.optimize``.
+
+    Args:
+        ctx: the shared :class:`SearchContext`.
+        space: the search space.
+        latency: the :class:`LatencyCache`.
+        train: ``train(ctx, trial, params, student, callback, checkpoint_path) -> dict`` training one
+            student (default: :func:`train_student`); returns at least ``{"val_mae", "epochs_run"}``.
+    """
+
+    def __init__(
+        self,
+        ctx: SearchContext,
+        space: SearchSpace,
+        latency: LatencyCache,
+        *,
+        train: Callable[..., dict[str, Any]] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.space = space
+        self.latency = latency
+        self.train = train or train_student
+        self.running_trial: int | None = None
+        self.trials_run = 0
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        self.running_trial = trial.number
+        self.trials_run += 1
+        mark_worker(trial)
+        beat = Heartbeat(trial) if self.ctx.heartbeat else contextlib.nullcontext()
+        with beat:
+            return self._run(trial)
+
+    def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        ctx = self.ctx
+        budget = self.latency.settings.budget_ms
+        params = self.space.sample(trial)
+        trial.set_user_attr("config", {k: v for k, v in params.items()})
+
+        t0 = time.perf_counter()
+        torch.manual_seed(ctx.seed + trial.number)
+        probe = build_student(ctx, params)
+        key, lat, source = self.latency.get(probe, trial.study)
+        del probe
+        latency_ms = float(lat["median_ms"])
+        trial.set_user_attr("latency_key", key)
+        trial.set_user_attr("latency", lat)
+        trial.set_user_attr("latency_ms", latency_ms)
+        trial.set_user_attr("latency_device", f"{lat['device_kind']}: {lat['device_name']}")
+        trial.set_user_attr("latency_source", source)
+        trial.set_user_attr("latency_seconds", round(time.perf_counter() - t0, 3))
+        trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - budget)
+        if latency_ms > budget:
+            trial.set_user_attr("status", "infeasible")
+            trial.set_user_attr("note", f"latency {latency_ms:.4g} ms > budget {budget:g} ms; not trained")
+            raise optuna.TrialPruned(f"infeasible: latency {latency_ms:.4g} ms > budget {budget:g} ms")
+
+        torch.manual_seed(ctx.seed + trial.number)
+        student = build_student(ctx, params)
+        callback = PruningCallback(trial, prune=not ctx.multi_objective)
+        ckpt = ctx.out_dir / "trials" / f"{trial.number:05d}" / "student.pt"
+        try:
+            result = self.train(ctx, trial, params, student, callback, ckpt)
+        except optuna.TrialPruned:
+            trial.set_user_attr("status", "pruned")
+            trial.set_user_attr("epochs_run", len(callback.curve))
+            raise
+        val_mae = float(result["val_mae"])
+        trial.set_user_attr("status", "complete")
+        trial.set_user_attr("val_mae", val_mae)
+        trial.set_user_attr("epochs_run", int(result.get("epochs_run", len(callback.curve))))
+        trial.set_user_attr("checkpoint", str(ckpt))
+        if ctx.multi_objective:
+            trial.set_user_attr("curve", callback.curve)
+        if not math.isfinite(val_mae):
+            raise FloatingPointError(f"trial {trial.number}: validation MAE is {val_mae}")
+        return (val_mae, latency_ms) if ctx.multi_objective else val_mae
+
+
+def train_student(
+    ctx: SearchContext,
+    trial: optuna.Trial | None,
+    params: dict[str, Any],
+    student: torch.nn.Module,
+    callback: Any,
+    checkpoint_path: Path,
+) -> dict[str, Any]:
+    """Distil ``student`` from the shared teacher cache for ``ctx.epochs`` epochs; save its best
+    validation weights as an stgkd checkpoint at ``checkpoint_path``; return ``{"val_mae",
+    "epochs_run", "best_epoch"}``.
+
+    This is :func:`stgkd.engine.distill_student` minus what a search must not repeat per trial:
+    the data are prepared once, the teacher is loaded once and its :class:`~stgkd.distill.TeacherCache`
+    is built once (``ctx``), and the training step reads that cache. With all distillation weights 0
+    the student is trained with the plain supervised step, as the recipe does.
+    """
+    from stgkd.distill import DistillationObjective
+    from stgkd.engine.checkpoint import save_checkpoint
+    from stgkd.engine.recipes import DistillStep
+    from stgkd.engine.trainer import SupervisedStep, TrainConfig, Trainer, seed_everything
+
+    seed = ctx.seed + (trial.number if trial is not None else 0)
+    cfg = TrainConfig(
+        epochs=ctx.epochs,
+        batch_size=int(params.get("batch_size", 64)),
+        lr=float(params.get("lr", 1e-3)),
+        weight_decay=float(params.get("weight_decay", 0.0)),
+        patience=0,  # the pruner decides when a trial stops early
+        seed=seed,
+        device=ctx.device,
+        limit_batches=ctx.limit_batches,
+    )
+    seed_everything(seed)
+    device = torch.device(ctx.device)
+    prepared = ctx.prepared
+    student = student.to(device)
+    dcfg = distill_config(params)
+    if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
+        step: torch.nn.Module = SupervisedStep(student, prepared.scaler, amp=cfg.amp)
+        resolved = dcfg
+    else:
+        sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)
+        student.eval()  # probing feature shapes must not draw dropout masks
+        objective = DistillationObjective.from_models(dcfg, student, ctx.teacher, sample_x=sample_x).to(device)
+        student.train()
+        missing = [n for n in objective.teacher_feature_names if n not in ctx.cache.feature_names]
+        if missing:
+            raise ConfigError(f"the shared teacher cache lacks features {missing} (it holds {ctx.cache.feature_names})")
+        resolved = objective.resolved_config()
+        step = DistillStep(student, objective, ctx.cache, prepared.scaler, amp=cfg.amp)
+    meta = {"teacher_checkpoint": str(ctx.teacher_path), "distill": resolved.to_dict()}
+    if trial is not None:
+        meta["tuning"] = {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}
+    trainer = Trainer(student, prepared, config=cfg, step=step, callbacks=[callback], meta=meta)
+    fit = trainer.fit()
+    trainer.load_best()
+    payload = trainer.checkpoint(metrics=trainer.best.get("metrics", {}))
+    for key in ("optimizer", "scheduler", "rng"):  # a finished trial is never resumed: keep it small
+        payload.pop(key, None)
+    save_checkpoint(checkpoint_path, payload)
+    return {"val_mae": float(trainer.best["val_mae"]), "epochs_run": int(fit.epochs_run), "best_epoch": int(fit.best_epoch)}
