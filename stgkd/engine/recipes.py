@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -145,12 +146,14 @@ def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData
     if dataset is not None:
         data = load_data(dataset, data_dir=data_dir)
     else:
-        candidates = [meta.get("name")]
+        # the files it was read from first (when still there), then its registered name
+        candidates = []
         sources = [Path(s) for s in meta.get("source", [])]
         if len(sources) == 1:
             candidates.append(str(sources[0]))
         elif sources:
-            candidates.append(str(Path(*Path(sources[0]).parts[: len(Path(sources[0]).parts) - 1])))
+            candidates.append(os.path.commonpath([str(s.parent) for s in sources]))
+        candidates = [c for c in candidates if Path(c).exists()] + [meta.get("name")]
         data, errors = None, []
         for cand in [c for c in candidates if c]:
             try:
@@ -321,7 +324,7 @@ def _config_for_resume(payload: dict, config: TrainConfig | None) -> TrainConfig
     """The run's own settings, except ``epochs`` and ``device`` which the caller may change."""
     saved = TrainConfig.from_dict(dict(payload["train_config"]))
     if config is None:
-        return saved
+        return replace(saved, device=None)
     return replace(saved, epochs=config.epochs, device=config.device)
 
 
@@ -383,7 +386,6 @@ def train_model(
     out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
     cfg = _config_for_resume(payload, config) if payload is not None else (config or TrainConfig())
     ctx = init_distributed(cfg.device)
-    cfg = replace(cfg, device=str(ctx.device))
     try:
         data = load_data(dataset, data_dir=data_dir)
         if payload is not None:
@@ -489,7 +491,6 @@ def distill_student(
         else:
             dcfg = distill
     ctx = init_distributed(cfg.device)
-    cfg = replace(cfg, device=str(ctx.device))
     try:
         prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device)
         t_scaler = teacher_payload["scaler"]

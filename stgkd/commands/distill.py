@@ -1,0 +1,83 @@
+"""``stgkd distill --teacher runs/gwn/best.pt --student gcn-gru --width 32 --temperature T
+--w-sup A --w-out B --w-feat C --w-rel D --out runs/st``.
+
+The dataset, split, window lengths and input features come from the teacher's checkpoint
+(``--dataset`` overrides the series; its sensors must be the teacher's). The teacher runs once over
+the training windows (its forecasts and paired features are cached); then the student trains on
+``w_sup·masked MAE + w_out·output KD + w_feat·feature matching + w_rel·relation KD``. With
+``--w-out 0 --w-feat 0 --w-rel 0`` the student trains plainly, exactly as ``stgkd train`` would.
+Training flags are those of ``stgkd train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from stgkd.commands.train import add_training_arguments, parse_hparams, print_result, train_config_from_args
+
+HELP = "distill a trained teacher into a student"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher", required=True, type=Path, metavar="CKPT", help="teacher checkpoint (best.pt)")
+    parser.add_argument("--student", default="gcn-gru", help="registered student (default: gcn-gru)")
+    parser.add_argument("--width", type=int, help="student width (its 'hidden' hyperparameter)")
+    parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE", help="other student hyperparameters")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory")
+    parser.add_argument("--dataset", metavar="NAME_OR_PATH", help="series to use instead of the teacher's")
+    k = parser.add_argument_group("distillation (defaults: those of stgkd.distill.DistillConfig)")
+    k.add_argument("--temperature", "--tau", dest="tau", type=float,
+                   help="trust temperature of output KD, in z-score units; 'inf' = uniform trust")
+    k.add_argument("--w-sup", type=float, help="weight of the supervised masked MAE")
+    k.add_argument("--w-out", type=float, help="weight of output distillation")
+    k.add_argument("--w-feat", type=float, help="weight of feature matching")
+    k.add_argument("--w-rel", type=float, help="weight of relation distillation")
+    k.add_argument("--relation-tau", type=float, help="softmax temperature of the relation distributions")
+    k.add_argument("--pairs", nargs="+", metavar="S:T", help="feature pairs: default, auto, or student:teacher names")
+    k.add_argument("--relation-source", choices=["features", "adaptive"], help="teacher relations from features or its adaptive adjacency")
+    k.add_argument("--distill-config", metavar="JSON", help="other DistillConfig fields as a JSON object")
+    add_training_arguments(parser)
+
+
+def distill_config_from_args(args: argparse.Namespace) -> dict:
+    """The DistillConfig fields the flags set (the rest keep their defaults)."""
+    from stgkd.errors import ConfigError
+
+    fields: dict = {}
+    if args.distill_config:
+        try:
+            fields.update(json.loads(args.distill_config))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--distill-config: invalid JSON ({exc})") from None
+    for name in ("tau", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_source"):
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    if args.pairs:
+        fields["pairs"] = args.pairs[0] if len(args.pairs) == 1 and args.pairs[0] in ("default", "auto") else args.pairs
+    return fields
+
+
+def run(args: argparse.Namespace) -> int:
+    from stgkd.distill import DistillConfig
+    from stgkd.engine.recipes import distill_student
+
+    config = train_config_from_args(args, args.out)
+    result = distill_student(
+        args.teacher,
+        args.student,
+        args.out,
+        width=args.width,
+        hparams=parse_hparams(args.hparams),
+        distill=DistillConfig.from_dict(distill_config_from_args(args)),
+        config=config,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print_result(result, what=f"distilled {args.student}")
+    return 0

@@ -1,0 +1,196 @@
+"""``stgkd train --dataset NAME_OR_PATH --model graph-wavenet --out runs/gwn [--hparams ...]``.
+
+Trains a registered model (a teacher, or a student on its own) with the masked MAE in raw units;
+writes ``best.pt``, ``last.pt`` (every epoch, atomically), ``log.jsonl`` and ``metrics.json`` into
+``--out``. ``--resume`` continues a run from ``last.pt``. Under ``torchrun --nproc_per_node=K -m
+stgkd train ...`` the K processes train one model with DistributedDataParallel.
+
+The optimisation flags (shared with ``stgkd distill``) live here as :func:`add_training_arguments`
+and :func:`train_config_from_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "train a registered model (a teacher, or a student on its own)"
+
+#: flag -> TrainConfig field, for the flags shared by train and distill
+_CONFIG_FLAGS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "eval_batch_size": "eval_batch_size",
+    "lr": "lr",
+    "weight_decay": "weight_decay",
+    "schedule": "schedule",
+    "milestones": "milestones",
+    "gamma": "gamma",
+    "clip_grad": "clip_grad",
+    "patience": "patience",
+    "seed": "seed",
+    "limit_batches": "limit_batches",
+}
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags common to ``train`` and ``distill``. Defaults are ``None`` so that a resumed run can
+    tell which ones were given."""
+    from stgkd.engine.trainer import SCHEDULES, TrainConfig
+
+    d = TrainConfig()
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help=f"maximum epochs (default: {d.epochs})")
+    g.add_argument("--batch-size", type=int, help=f"windows per step, per process (default: {d.batch_size})")
+    g.add_argument("--eval-batch-size", type=int, help="windows per forward when validating (default: --batch-size)")
+    g.add_argument("--lr", type=float, help=f"AdamW learning rate (default: {d.lr})")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
+    g.add_argument("--schedule", choices=SCHEDULES.names(), help=f"learning-rate schedule (default: {d.schedule})")
+    g.add_argument("--milestones", type=int, nargs="+", help="epochs where 'multistep' decays (default: 50%% and 75%%)")
+    g.add_argument("--gamma", type=float, help=f"'multistep' decay factor (default: {d.gamma})")
+    g.add_argument("--clip-grad", type=float, help=f"max gradient norm, 0 = off (default: {d.clip_grad})")
+    g.add_argument("--patience", type=int, help=f"early-stopping patience in epochs, 0 = off (default: {d.patience})")
+    g.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
+    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
+    g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    g.add_argument("--limit-batches", type=int, help="training batches per epoch at most (quick runs)")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
+    g.add_argument("--data-dir", metavar="DIR", help="root of registered datasets (default: $STGKD_DATA or <repo>/datasets)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    g.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def train_config_from_args(args: argparse.Namespace, out: Path | None):
+    """The :class:`TrainConfig` the flags ask for. With ``--resume`` and an existing ``last.pt``
+    the run's saved settings are used; only ``--epochs`` and ``--device`` may change them (other
+    flags that differ are reported and ignored)."""
+    from dataclasses import replace
+
+    from stgkd.engine.checkpoint import load_checkpoint
+    from stgkd.engine.trainer import TrainConfig
+
+    given = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items() if getattr(args, flag) is not None}
+    if args.deterministic:
+        given["deterministic"] = True
+    if args.no_amp:
+        given["amp"] = False
+    last = out / "last.pt" if out is not None else None
+    if args.resume and last is not None and last.exists():
+        saved = TrainConfig.from_dict(dict(load_checkpoint(last)["train_config"]))
+        ignored = [
+            f"--{k.replace('_', '-')} {v}" for k, v in given.items()
+            if k != "epochs" and _differs(getattr(saved, k), v)
+        ]
+        if ignored:
+            print(f"note: resuming {last} with its own settings; ignoring {', '.join(ignored)}", file=sys.stderr)
+        return replace(saved, epochs=given.get("epochs", saved.epochs), device=args.device)
+    if "milestones" in given:
+        given["milestones"] = tuple(given["milestones"])
+    return TrainConfig(device=args.device, **given)
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return list(a) != list(b)
+    return a != b
+
+
+def parse_hparams(items: list[str] | None, *, flag: str = "--hparams") -> dict[str, Any]:
+    """``--hparams`` as a JSON object, a path to a ``.json`` file, or ``key=value`` pairs (values
+    parsed as JSON when they are: ``16``, ``0.3``, ``true``, ``"dense"``; else taken as strings)."""
+    from stgkd.errors import ConfigError
+
+    if not items:
+        return {}
+    if len(items) == 1 and items[0].lstrip().startswith("{"):
+        try:
+            value = json.loads(items[0])
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{flag}: invalid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{flag}: JSON must be an object")
+        return value
+    if len(items) == 1 and items[0].endswith(".json"):
+        path = Path(items[0])
+        if not path.is_file():
+            raise ConfigError(f"{flag}: {path} not found")
+        try:
+            value = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{flag}: {path}: invalid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{flag}: {path} must hold a JSON object")
+        return value
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{flag}: {item!r} is not KEY=VALUE (or pass one JSON object)")
+        key, raw = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def print_result(result, *, what: str) -> None:
+    """The closing summary of a train/distill run (rank 0)."""
+    from stgkd.engine.evaluate import format_metrics
+
+    if result.rank != 0:
+        return
+    stop = " (early stop)" if result.stopped_early else ""
+    print(f"{what}: {result.epochs_run} epochs{stop}, best epoch {result.best_epoch}, "
+          f"val MAE {result.best_val_mae:.4f}")
+    if result.best_val:
+        print(format_metrics(result.best_val))
+    if result.best_path is not None:
+        print(f"best checkpoint: {result.best_path}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, metavar="NAME_OR_PATH",
+                        help="registered dataset (metr-la, pems-bay, synthetic, ...) or a file/folder")
+    parser.add_argument("--model", default="graph-wavenet", help="registered model name (default: graph-wavenet)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory (checkpoints and logs)")
+    parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE",
+                        help="model hyperparameters: a JSON object, a .json file, or key=value pairs")
+    parser.add_argument("--in-steps", type=int, default=12, help="input window (default: 12)")
+    parser.add_argument("--out-steps", type=int, default=12, help="forecast horizon (default: 12)")
+    parser.add_argument("--day-of-week", action="store_true", help="add a day-of-week input feature")
+    parser.add_argument("--no-time-of-day", action="store_true", help="no time-of-day input feature")
+    parser.add_argument("--test", action="store_true", help="also report test metrics of the best weights")
+    add_training_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stgkd.engine.recipes import train_model
+
+    config = train_config_from_args(args, args.out)
+    result = train_model(
+        args.dataset,
+        args.model,
+        args.out,
+        hparams=parse_hparams(args.hparams),
+        config=config,
+        data_dir=args.data_dir,
+        in_steps=args.in_steps,
+        out_steps=args.out_steps,
+        time_of_day=not args.no_time_of_day,
+        day_of_week=args.day_of_week,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        evaluate_test=args.test,
+    )
+    print_result(result, what=f"trained {args.model}")
+    if result.test is not None and result.rank == 0:
+        from stgkd.engine.evaluate import format_metrics
+
+        print("test:\n" + format_metrics(result.test))
+    return 0
