@@ -340,7 +340,9 @@ def export_student(
             run = program
         elif format == "torch.export":
             program = _to_torch_export(module, dev, str(ckpt_path))
-            torch.export.save(program, str(tmp), extra_files={METADATA_FILE: meta_json})
+            buf = io.BytesIO()  # a buffer: torch.export.save insists on a .pt2 name for paths
+            torch.export.save(program, buf, extra_files={METADATA_FILE: meta_json})
+            tmp.write_bytes(buf.getvalue())
             run = program.module()
         else:
             _to_onnx(module, checks[1], tmp, meta_json, str(ckpt_path))
@@ -460,7 +462,8 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu") -> tu
                 module = torch.jit.load(str(path), map_location=torch.device(device), _extra_files=extra)
                 module.eval()
             elif kind == "torch.export":
-                program = torch.export.load(str(path), extra_files=extra)
+                with open(path, "rb") as fh:
+                    program = torch.export.load(io.BytesIO(fh.read()), extra_files=extra)
                 module = program.module().to(torch.device(device))
             else:
                 raise CheckpointError(
