@@ -79,6 +79,7 @@ _WEIGHT_COLUMNS = ("weight", "w")
 _SOURCE_COLUMNS = ("source", "from", "src", "u")
 _TARGET_COLUMNS = ("target", "to", "dst", "v")
 _TIMESTAMP_COLUMNS = ("timestamp", "timestamps", "time", "datetime", "date")
+_NAN_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})  # written-out missing readings
 
 
 class DataWarning(UserWarning):
@@ -142,7 +143,8 @@ def _numeric_frame(df: pd.DataFrame, path: Path) -> np.ndarray:
             out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
             continue
         converted = pd.to_numeric(col, errors="coerce")
-        bad = converted.isna().to_numpy() & col.notna().to_numpy()
+        written_nan = col.astype(str).str.strip().str.lower().isin(_NAN_TOKENS).to_numpy()
+        bad = converted.isna().to_numpy() & col.notna().to_numpy() & ~written_nan
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataError(

@@ -147,6 +147,18 @@ def test_nan_becomes_missing_and_is_reported(tmp_path):
     assert data.missing_fraction == pytest.approx(2 / (T * N))
 
 
+def test_nan_written_in_csv_is_missing(tmp_path):
+    speed = tmp_path / "los_speed.csv"
+    np.savetxt(tmp_path / "los_adj.csv", _adj(), delimiter=",")
+    rows = ["101,102,103,104"] + [f"{i},1,2,3" for i in range(1, T + 1)]
+    rows[2], rows[3] = "NaN,1,2,3", "2,,2,nan"
+    speed.write_text("\n".join(rows) + "\n")
+    with pytest.warns(DataWarning, match="3 NaN readings"):
+        data = read_los_loop(speed)
+    assert data.values[1, 0, 0] == 0 and data.values[2, 1, 0] == 0 and data.values[2, 3, 0] == 0
+    assert int((data.values == 0).sum()) == 3
+
+
 def test_inf_is_an_error_with_its_count(tmp_path):
     values = _values()
     values[5, 0] = np.inf
