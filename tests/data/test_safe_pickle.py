@@ -57,6 +57,16 @@ def test_roundtrip_of_containers_numbers_and_arrays(tmp_path, protocol):
     assert loaded[6:] == payload[6:]
 
 
+def test_numpy_1x_module_names_load():
+    # DCRNN's pickles (numpy 1.x) name numpy.core.multiarray; numpy 2.x writes numpy._core.multiarray
+    data = pickle.dumps([np.arange(3, dtype=np.float32), np.float64(2.5)], protocol=2)
+    assert b"numpy._core.multiarray\n_reconstruct" in data
+    old_style = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    arr, scalar = safe_loads(old_style)
+    np.testing.assert_array_equal(arr, np.arange(3, dtype=np.float32))
+    assert scalar == 2.5 and type(scalar) is np.float64
+
+
 @pytest.mark.parametrize("payload_cls, refused", [(_CreatesFile, "io.open|builtins.open"), (_RunsShell, "posix.system|nt.system")])
 def test_code_running_pickle_is_refused_and_runs_nothing(tmp_path, payload_cls, refused):
     target = tmp_path / "pwned"
