@@ -73,20 +73,42 @@ class Callback:
 
 
 class LambdaCallback(Callback):
-    """A callback from a function: ``LambdaCallback(on_epoch_end=lambda trainer, epoch, logs: ...)``."""
+    """A callback from functions, e.g. ``LambdaCallback(on_epoch_end=lambda trainer, epoch, logs: ...)``.
 
-    def __init__(self, *, on_epoch_end: Callable[[Any, int, dict], None] | None = None,
-                 on_fit_start: Callable[[Any], None] | None = None) -> None:
-        self._epoch_end = on_epoch_end
-        self._fit_start = on_fit_start
+    Args:
+        **hooks: any of the hook names above, each a function taking the hook's arguments.
+    """
+
+    HOOKS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_interrupt", "on_fit_end")
+
+    def __init__(self, **hooks: Callable[..., None]) -> None:
+        unknown = sorted(set(hooks) - set(self.HOOKS))
+        if unknown:
+            raise ConfigError(f"LambdaCallback: unknown hooks {unknown}; known: {list(self.HOOKS)}")
+        self._hooks = hooks
+
+    def _run(self, name: str, *args: Any) -> None:
+        fn = self._hooks.get(name)
+        if fn is not None:
+            fn(*args)
 
     def on_fit_start(self, trainer) -> None:
-        if self._fit_start is not None:
-            self._fit_start(trainer)
+        self._run("on_fit_start", trainer)
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        self._run("on_epoch_start", trainer, epoch)
+
+    def on_batch_end(self, trainer, step: int, logs: dict[str, Any]) -> None:
+        self._run("on_batch_end", trainer, step, logs)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
-        if self._epoch_end is not None:
-            self._epoch_end(trainer, epoch, logs)
+        self._run("on_epoch_end", trainer, epoch, logs)
+
+    def on_interrupt(self, trainer, epoch: int) -> None:
+        self._run("on_interrupt", trainer, epoch)
+
+    def on_fit_end(self, trainer, result) -> None:
+        self._run("on_fit_end", trainer, result)
 
 
 class EarlyStopping(Callback):
@@ -119,6 +141,10 @@ class EarlyStopping(Callback):
             if self.wait >= self.patience:
                 self.stopped_epoch = epoch
                 trainer.should_stop = True
+
+    def on_fit_start(self, trainer) -> None:
+        if self.wait >= self.patience:  # resumed after the epoch that triggered the stop
+            trainer.should_stop = True
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": float(self.best), "wait": int(self.wait)}

@@ -303,12 +303,12 @@ class Trainer:
         stopped_early = False
         try:
             for epoch in range(self.epoch + 1, self.config.epochs + 1):
+                if self.should_stop:
+                    break
                 self.current_epoch = epoch
                 logs = self.run_epoch(epoch)
                 self._call("on_epoch_end", epoch, logs)
-                if self.should_stop:
-                    stopped_early = epoch < self.config.epochs
-                    break
+            stopped_early = self.should_stop and self.epoch < self.config.epochs
         except KeyboardInterrupt:
             self._call("on_interrupt", self.current_epoch)
             raise

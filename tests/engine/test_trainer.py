@@ -1,0 +1,203 @@
+"""The training loop, its callbacks, metrics accumulation and the two recipes."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stgkd.data.scalers import StandardScaler
+from stgkd.engine import (
+    EarlyStopping,
+    HorizonAccumulator,
+    LambdaCallback,
+    ProgressBar,
+    TensorBoard,
+    TrainConfig,
+    distill_student,
+    load_checkpoint,
+    train_model,
+)
+from stgkd.engine.callbacks import tensorboard_available
+from stgkd.engine.trainer import SupervisedStep
+from stgkd.errors import ConfigError
+
+from .conftest import TINY_STUDENT
+
+
+def _cfg(**kw):
+    base = dict(epochs=1, batch_size=64, device="cpu", seed=0, patience=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_horizon_accumulator_matches_dense_reference():
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(10, 12, 4, generator=g) * 60
+    true = torch.rand(10, 12, 4, generator=g) * 60 + 1
+    mask = torch.rand(10, 12, 4, generator=g) > 0.2
+    true[~mask] = 0.0
+    acc = HorizonAccumulator(12)
+    for chunk in (slice(0, 3), slice(3, 4), slice(4, 10)):  # uneven batches
+        acc.update(pred[chunk], true[chunk], mask[chunk])
+    got = acc.compute()
+    p, t, m = pred.double().numpy(), true.double().numpy(), mask.numpy()
+    for key, step in (("15min", 3), ("30min", 6), ("60min", 12)):
+        e, mm = (p - t)[:, step - 1][m[:, step - 1]], t[:, step - 1][m[:, step - 1]]
+        assert got[key]["mae"] == pytest.approx(np.abs(e).mean(), rel=1e-12)
+        assert got[key]["rmse"] == pytest.approx(np.sqrt((e**2).mean()), rel=1e-12)
+        assert got[key]["mape"] == pytest.approx((np.abs(e) / mm).mean(), rel=1e-12)
+    # "avg" pools every observed entry of every step (not the mean of per-step MAEs)
+    assert got["avg"]["mae"] == pytest.approx(np.abs(p - t)[m].mean(), rel=1e-12)
+    assert set(got) == {"15min", "30min", "60min", "avg"}
+    short = HorizonAccumulator(4)
+    short.update(pred[:, :4], true[:, :4], mask[:, :4])
+    assert set(short.compute()) == {"15min", "avg"}  # steps beyond the horizon are left out
+
+
+class _Constant(nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 2, x.shape[2]), self.value) + 0 * self.dummy
+
+
+def test_supervised_loss_is_masked_mae_in_raw_units():
+    scaler = StandardScaler(mean=50.0, std=10.0)
+    step = SupervisedStep(_Constant(0.5), scaler)  # forecasts 0.5 in z-units = 55 raw
+    y = torch.tensor([[[60.0, 0.0], [40.0, 55.0]]])  # (1, 2, 2), one missing
+    mask = y != 0
+    loss, pred, _ = step(torch.zeros(1, 3, 2, 1), y, mask, torch.zeros(1, dtype=torch.long))
+    assert torch.allclose(pred, torch.full_like(y, 55.0))
+    assert loss.item() == pytest.approx((5.0 + 15.0 + 0.0) / 3)
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    class T:
+        should_stop = False
+
+    trainer, cb = T(), EarlyStopping(patience=2, min_delta=0.1)
+    for epoch, mae in enumerate([5.0, 4.0, 3.95, 3.99, 3.0], start=1):
+        cb.on_epoch_end(trainer, epoch, {"val_mae": mae})
+        if trainer.should_stop:
+            break
+    assert (epoch, cb.best, cb.wait) == (4, 4.0, 2)  # 3.95 is not 0.1 better than 4.0
+    restored = EarlyStopping(patience=2)
+    restored.load_state_dict(cb.state_dict())
+    fresh = T()
+    restored.on_fit_start(fresh)  # a run resumed after the stopping epoch stays stopped
+    assert fresh.should_stop
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="unknown lr schedule 'warm'"):
+        TrainConfig(schedule="warm")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        TrainConfig.from_dict({"epochs": 2, "momentum": 0.9})
+
+
+def test_fit_logs_every_epoch_and_a_callback_can_stop(tmp_path, tiny_data):
+    stop_at_2 = LambdaCallback(on_epoch_end=lambda trainer, epoch, logs: setattr(trainer, "should_stop", epoch == 2))
+    result = train_model(tiny_data, "gru", tmp_path / "run", hparams=TINY_STUDENT, progress=False,
+                         config=_cfg(epochs=4, lr=1e-2, limit_batches=2, schedule="cosine", min_lr_ratio=0.0),
+                         callbacks=[stop_at_2])
+    assert result.epochs_run == 2 and result.stopped_early
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    for r in lines:
+        assert {"train_loss", "train_mae", "val_mae", "val_rmse", "val_mape", "lr", "seconds"} <= set(r)
+        assert set(r["val"]) == {"15min", "30min", "60min", "avg"}
+    assert lines[0]["lr"] == pytest.approx(1e-2)
+    assert lines[1]["lr"] == pytest.approx(1e-2 * (1 + math.cos(math.pi / 4)) / 2)  # cosine over 4 epochs
+    assert result.best_epoch in (1, 2)
+    assert result.best_val_mae == pytest.approx(min(r["val_mae"] for r in lines))
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["best_epoch"] == result.best_epoch
+
+
+def test_multistep_schedule_and_gradient_clipping(tiny_data):
+    norms = []
+
+    def grad_norm(trainer, step, logs):
+        norms.append(torch.sqrt(sum(p.grad.square().sum() for p in trainer.params if p.grad is not None)).item())
+
+    result = train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False,
+                         config=_cfg(epochs=3, limit_batches=2, schedule="multistep", milestones=(2,), gamma=0.1,
+                                     clip_grad=1e-3),
+                         callbacks=[LambdaCallback(on_batch_end=grad_norm)])
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-3, 1e-3, 1e-4])
+    assert len(norms) == 6
+    assert max(norms) <= 1e-3 * (1 + 1e-5)  # clipped (unclipped norms of a fresh model are far larger)
+
+
+def test_same_seed_same_weights(tiny_data):
+    runs = [
+        train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False, config=_cfg(limit_batches=2, seed=s))
+        for s in (7, 7, 8)
+    ]
+    a, b, c = (r.model.state_dict() for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_progress_bar_prints_a_line_per_epoch(tiny_data):
+    stream = io.StringIO()
+    train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False, config=_cfg(epochs=2, limit_batches=1),
+                callbacks=[ProgressBar(bar=False, stream=stream)])
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert "val MAE" in lines[0] and "ETA" in lines[0]
+
+
+def test_tensorboard_needs_its_package(tmp_path):
+    if tensorboard_available():
+        TensorBoard(tmp_path)
+    else:
+        with pytest.raises(ConfigError, match="tensorboard"):
+            TensorBoard(tmp_path)
+
+
+def test_distill_with_zero_weights_is_plain_training(data_dir, teacher_ckpt):
+    cfg = _cfg(limit_batches=2, seed=3)
+    plain = train_model(str(data_dir), "gcn-gru", None, hparams=TINY_STUDENT, config=cfg, progress=False)
+    zero = distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False,
+                           distill={"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0})
+    a, b = plain.model.state_dict(), zero.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert zero.best_val_mae == plain.best_val_mae
+
+
+def test_distillation_trains_and_checkpoints_its_state(tmp_path, teacher_ckpt):
+    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", width=8, progress=False,
+                             config=_cfg(epochs=1, limit_batches=3),
+                             distill={"w_out": 1.0, "w_feat": 0.5, "w_rel": 0.1, "tau": 2.0})
+    ckpt = load_checkpoint(tmp_path / "st" / "last.pt")
+    assert ckpt["role"] == "student" and ckpt["model"]["hparams"]["hidden"] == 8
+    assert ckpt["teacher_checkpoint"] == str(teacher_ckpt.resolve())
+    assert ckpt["distill"]["tau"] == 2.0 and ckpt["distill"]["pairs"] == ["graph:skip"]
+    assert set(ckpt["adapters"]) == {"graph:skip.proj.weight", "graph:skip.proj.bias"}
+    assert ckpt["adapters"]["graph:skip.proj.weight"].shape == (16, 8)  # student width 8 -> teacher skip 16
+    assert not any(k.startswith("adapters") for k in ckpt["state_dict"])  # adapters stay out of the student
+    logs = result.history[0]
+    assert logs["train_out"] > 0 and logs["train_feat"] > 0 and logs["train_rel"] > 0
+    teacher = load_checkpoint(teacher_ckpt)
+    assert ckpt["data"] == teacher["data"] and ckpt["scaler"] == teacher["scaler"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bf16_autocast_on_cuda(tiny_data):
+    result = train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False,
+                         config=_cfg(limit_batches=2, device="cuda"))
+    assert next(result.model.parameters()).dtype == torch.float32  # autocast, not a bf16 model
+    assert math.isfinite(result.best_val_mae)
