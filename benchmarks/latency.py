@@ -1,0 +1,292 @@
+"""Inference latency of the teacher, the students and the PGT peers, in one run.
+
+Everything is timed by :func:`stgkd.latency.measure` (CUDA events with a synchronised start on a GPU,
+``perf_counter`` on a CPU) on untrained models of the right shape; latency does not depend on the weights.
+Three sections:
+
+* ``main``: Graph WaveNet and the students (``gru``, ``gcn-gru``) at widths 16/32/64 on a 207-node graph,
+  batch 1 and 64, eager and CUDA graph, fp32 and bf16 (autocast);
+* ``scaling``: teacher and one student (``gcn-gru``, width 32) at batch 1, eager, fp32, on 207 / 883 /
+  2000 / 8600 nodes (METR-LA, PEMS07, a mid size, and a California-wide network);
+* ``peers``: PyTorch Geometric Temporal models at batch 1, eager, fp32, 207 nodes: ``A3TGCN2``,
+  ``TGCN2`` stepped over the window, ``BatchedDCRNN`` (stgkd's ``dcrnn`` wrapper) and ``MTGNN``
+  (stgkd's ``mtgnn`` wrapper); skipped with the reason when PGT is not installed.
+
+Graphs are seeded random (8 neighbours per node, as a thresholded road-distance kernel gives). Results go
+to ``benchmarks/results/latency-<device kind>-<date>.json`` and ``.md`` with the command, device and date.
+
+    python -m benchmarks.latency                      # the full grid (GPU machine)
+    python -m benchmarks.latency --quick              # reduced CPU run (smaller iters, sizes)
+    python -m benchmarks.latency --sections main --widths 32 --batch 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shlex
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from stgkd.latency import LatencyResult, device_name, measure, random_graph
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("main", "scaling", "peers")
+PEERS = ("a3tgcn2", "tgcn2-stepped", "batched-dcrnn", "mtgnn")
+
+
+# --------------------------------------------------------------------------- peers
+
+
+class _PGTGraph(nn.Module):
+    """Holds a graph as PyG's ``edge_index`` / ``edge_weight`` buffers."""
+
+    def _set_graph(self, adj: Tensor) -> None:
+        idx = adj.nonzero().t().contiguous()
+        self.register_buffer("edge_index", idx)
+        self.register_buffer("edge_weight", adj[idx[0], idx[1]].contiguous())
+
+
+class A3TGCN2Peer(_PGTGraph):
+    """PGT's batched ``A3TGCN2`` (attention over TGCN states of each input step) and a linear head.
+
+    Shapes: x ``(B, T, N, C)`` -> PGT layout ``(B, N, C, T)`` -> state ``(B, N, D)`` -> ``(B, H, N)``.
+    """
+
+    def __init__(self, pgt, adj: Tensor, *, in_steps: int, out_steps: int, in_channels: int, hidden: int, batch: int):
+        super().__init__()
+        self.num_nodes, self.in_steps, self.in_channels = adj.shape[0], in_steps, in_channels
+        self.cell = pgt.nn.recurrent.A3TGCN2(in_channels, hidden, in_steps, batch_size=batch)
+        self.head = nn.Linear(hidden, out_steps)
+        self._set_graph(adj)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)``."""
+        h = self.cell(x.permute(0, 2, 3, 1), self.edge_index, self.edge_weight)
+        return self.head(h).transpose(1, 2)
+
+
+class TGCN2Stepped(_PGTGraph):
+    """PGT's batched ``TGCN2`` cell applied step by step over the window, then a linear head.
+
+    Shapes: x ``(B, T, N, C)`` -> per step ``(B, N, C)`` -> state ``(B, N, D)`` -> ``(B, H, N)``.
+    """
+
+    def __init__(self, pgt, adj: Tensor, *, in_steps: int, out_steps: int, in_channels: int, hidden: int, batch: int):
+        super().__init__()
+        self.num_nodes, self.in_steps, self.in_channels = adj.shape[0], in_steps, in_channels
+        self.cell = pgt.nn.recurrent.TGCN2(in_channels, hidden, batch_size=batch)
+        self.head = nn.Linear(hidden, out_steps)
+        self._set_graph(adj)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)``."""
+        h = None
+        for t in range(x.shape[1]):
+            h = self.cell(x[:, t], self.edge_index, self.edge_weight, h)
+        return self.head(h).transpose(1, 2)
+
+
+def build_peer(name: str, adj: Tensor, *, hidden: int, batch: int, in_steps: int = 12, out_steps: int = 12,
+               in_channels: int = 2) -> nn.Module:
+    """One of :data:`PEERS` (raises ImportError / MissingDependencyError when PGT is absent)."""
+    if name in ("a3tgcn2", "tgcn2-stepped"):
+        from stgkd.compat import import_torch_geometric_temporal
+
+        pgt = import_torch_geometric_temporal()
+        cls = A3TGCN2Peer if name == "a3tgcn2" else TGCN2Stepped
+        return cls(pgt, adj, in_steps=in_steps, out_steps=out_steps, in_channels=in_channels, hidden=hidden,
+                   batch=batch)
+    import stgkd.nn.peers  # noqa: F401  (registers dcrnn, mtgnn)
+    from stgkd.nn import build
+
+    registered = {"batched-dcrnn": "dcrnn", "mtgnn": "mtgnn"}[name]
+    return build(registered, num_nodes=adj.shape[0], graph=adj, in_steps=in_steps, out_steps=out_steps,
+                 in_channels=in_channels)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _student(name: str, n: int, adj: Tensor, width: int) -> nn.Module:
+    from stgkd.nn import build
+
+    return build(name, num_nodes=n, graph=adj, hidden=width)
+
+
+def _teacher(n: int, adj: Tensor) -> nn.Module:
+    from stgkd.nn import build
+
+    return build("graph-wavenet", num_nodes=n, graph=adj)
+
+
+def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[[], nn.Module], *,
+           batches, modes, dtypes, args, nodes: int) -> None:
+    try:
+        model = make()
+    except Exception as exc:  # a missing optional dependency or an unbuildable size: recorded, not fatal
+        rows.append({"section": section, "model": label, "nodes": nodes, "skipped": f"{type(exc).__name__}: {exc}"})
+        print(f"  {label} n={nodes}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return
+    for mode in modes:
+        for dtype in dtypes:
+            for batch in batches:
+                if mode == "cuda-graph" and args.device_kind != "cuda":
+                    rows.append({"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
+                                 "dtype": dtype, "skipped": "cuda-graph needs a CUDA device"})
+                    continue
+                try:
+                    r: LatencyResult = measure(model, batch_size=batch, device=args.device, mode=mode, dtype=dtype,
+                                               warmup=args.warmup, iters=args.iters, name=label)
+                except Exception as exc:  # e.g. out of memory at 8600 nodes: recorded with the reason
+                    if args.debug:
+                        traceback.print_exc()
+                    rows.append({"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
+                                 "dtype": dtype, "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                    print(f"  {label} n={nodes} b={batch} {mode} {dtype}: failed ({type(exc).__name__})", file=sys.stderr)
+                    if args.device_kind == "cuda":
+                        torch.cuda.empty_cache()
+                    continue
+                row = {"section": section, **r.to_dict()}
+                rows.append(row)
+                print(f"  {label:<22} n={nodes:<5} b={batch:<3} {mode:<10} {dtype:<5} median {r.median_ms:9.3f} ms"
+                      f"  p90 {r.p90_ms:9.3f}  {r.throughput:12,.0f}/s", file=sys.stderr)
+    del model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto = cuda when available)")
+    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    p.add_argument("--nodes", type=int, default=207, help="graph size of the main and peer sections")
+    p.add_argument("--students", nargs="+", default=["gru", "gcn-gru"])
+    p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 64])
+    p.add_argument("--modes", nargs="+", default=["eager", "cuda-graph"], choices=["eager", "cuda-graph", "compile"])
+    p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--scaling-nodes", type=int, nargs="+", default=[207, 883, 2000, 8600])
+    p.add_argument("--scaling-student", default="gcn-gru")
+    p.add_argument("--scaling-width", type=int, default=32)
+    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
+    p.add_argument("--peer-hidden", type=int, default=32)
+    p.add_argument("--no-teacher", action="store_true", help="leave Graph WaveNet out (slow on CPUs)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=100)
+    p.add_argument("--quick", action="store_true",
+                   help="reduced run for CPUs: iters 20, warmup 3, scaling 207/883, widths and batches as given")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
+    p.add_argument("--tag", default="", help="suffix of the result file names")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device_kind = torch.device(args.device).type
+    if args.device_kind == "cuda" and not torch.cuda.is_available():
+        print("benchmarks.latency: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    if args.quick:
+        args.iters, args.warmup = min(args.iters, 20), min(args.warmup, 3)
+        if args.scaling_nodes == [207, 883, 2000, 8600]:
+            args.scaling_nodes = [207, 883]
+    started = dt.datetime.now(dt.timezone.utc)
+    rows: list[dict[str, Any]] = []
+    dev_name = device_name(args.device)
+    print(f"# {args.device_kind}: {dev_name}; torch {torch.__version__}", file=sys.stderr)
+
+    if "main" in args.sections:
+        n = args.nodes
+        adj = torch.from_numpy(random_graph(n, seed=0))
+        common = dict(batches=args.batch, modes=args.modes, dtypes=args.dtypes, args=args, nodes=n)
+        if not args.no_teacher:
+            _timed(rows, "main", "graph-wavenet", lambda: _teacher(n, adj), **common)
+        for student in args.students:
+            for width in args.widths:
+                _timed(rows, "main", f"{student}-h{width}", lambda s=student, w=width: _student(s, n, adj, w), **common)
+    if "scaling" in args.sections:
+        for n in args.scaling_nodes:
+            adj = torch.from_numpy(random_graph(n, seed=0))
+            common = dict(batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n)
+            if not args.no_teacher:
+                _timed(rows, "scaling", "graph-wavenet", lambda: _teacher(n, adj), **common)
+            label = f"{args.scaling_student}-h{args.scaling_width}"
+            _timed(rows, "scaling", label, lambda: _student(args.scaling_student, n, adj, args.scaling_width), **common)
+    if "peers" in args.sections:
+        n = args.nodes
+        adj = torch.from_numpy(random_graph(n, seed=0))
+        for peer in args.peers:
+            _timed(rows, "peers", f"pgt-{peer}", lambda p=peer: build_peer(p, adj, hidden=args.peer_hidden, batch=1),
+                   batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n)
+
+    report = {
+        "command": "python -m benchmarks.latency " + shlex.join(argv),
+        "device_kind": args.device_kind,
+        "device": dev_name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "date": started.isoformat(timespec="seconds"),
+        "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "debug")},
+        "results": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"latency-{args.device_kind}-{started:%Y%m%d}{'-' + args.tag if args.tag else ''}"
+    json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    md_path.write_text(to_markdown(report))
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as markdown: conditions, then one table per section."""
+    kind = report["device_kind"].upper()
+    lines = [
+        f"# Inference latency ({kind})",
+        "",
+        f"- device: **{kind}**, {report['device']}",
+        f"- torch {report['torch']}, CUDA {report['cuda']}, Python {report['python']}",
+        f"- date: {report['date']} ({report['seconds']} s)",
+        f"- command: `{report['command']}`",
+        f"- warm-up {report['settings']['warmup']}, timed calls {report['settings']['iters']}; "
+        "per-call latency in ms (median / p90 / p99), forecasts/s = batch / median; "
+        "inputs (B, 12, N, 2) already on the device; bf16/fp16 = autocast",
+        "",
+    ]
+    if kind == "CPU":
+        lines += ["> CPU figures: a reduced run on a CPU, not the GPU numbers the study reports.", ""]
+    for section in SECTIONS:
+        rows = [r for r in report["results"] if r["section"] == section]
+        if not rows:
+            continue
+        lines += [f"## {section}", "", "| model | params | nodes | batch | mode | dtype | median ms | p90 ms | p99 ms | forecasts/s |",
+                  "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+        for r in rows:
+            if "skipped" in r:
+                lines.append(f"| {r['model']} | | {r.get('nodes', '')} | {r.get('batch', '')} | {r.get('mode', '')} | "
+                             f"{r.get('dtype', '')} | skipped: {r['skipped']} | | | |")
+            else:
+                lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r['mode']} | "
+                             f"{r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
+                             f"{r['throughput']:,.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
