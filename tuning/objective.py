@@ -236,7 +236,9 @@ class SearchContext:
         prepared: the :class:`~stgkd.data.PreparedData` (train/val windows and scaler).
         teacher: the frozen teacher model (on ``device``).
         teacher_path: its checkpoint; ``teacher_sha256`` the file's hash.
-        cache: the :class:`~stgkd.distill.TeacherCache` of the training split.
+        cache: the :class:`~stgkd.distill.TeacherCache` of the training split, or a function building
+            it: then it is built at the first trial that trains (once), so a run whose trials are all
+            over budget never runs the teacher.
         device: training device.
         epochs: epochs per trial; ``limit_batches`` caps batches per epoch (tests).
         out_dir: the study directory (trial checkpoints go to ``out_dir/trials``).
@@ -258,6 +260,12 @@ class SearchContext:
     heartbeat: bool = True
     limit_batches: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def teacher_cache(self) -> Any:
+        """The shared teacher cache (built on first use when ``cache`` is a function)."""
+        if callable(self.cache):
+            self.cache = self.cache()
+        return self.cache
 
 
 def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -434,11 +442,12 @@ def train_student(
         student.eval()  # probing feature shapes must not draw dropout masks
         objective = DistillationObjective.from_models(dcfg, student, ctx.teacher, sample_x=sample_x).to(device)
         student.train()
-        missing = [n for n in objective.teacher_feature_names if n not in ctx.cache.feature_names]
+        cache = ctx.teacher_cache()
+        missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
         if missing:
-            raise ConfigError(f"the shared teacher cache lacks features {missing} (it holds {ctx.cache.feature_names})")
+            raise ConfigError(f"the shared teacher cache lacks features {missing} (it holds {cache.feature_names})")
         resolved = objective.resolved_config()
-        step = DistillStep(student, objective, ctx.cache, prepared.scaler, amp=cfg.amp)
+        step = DistillStep(student, objective, cache, prepared.scaler, amp=cfg.amp)
     meta = {"teacher_checkpoint": str(ctx.teacher_path), "distill": resolved.to_dict()}
     if trial is not None:
         meta["tuning"] = {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}

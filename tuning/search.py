@@ -439,12 +439,16 @@ def run(args: argparse.Namespace) -> int:
         for prm in teacher.parameters():
             prm.requires_grad_(False)
         feature = getattr(teacher, "distill_feature", "")
-        t0 = time.perf_counter()
-        cache = TeacherCache.build(teacher, prepared.train, [feature] if feature else [], device)
-        _log(f"teacher cache: {len(cache)} training windows, features {cache.feature_names}, built once in "
-             f"{time.perf_counter() - t0:.1f} s")
+
+        def build_cache() -> Any:
+            t0 = time.perf_counter()
+            cache = TeacherCache.build(teacher, prepared.train, [feature] if feature else [], device)
+            _log(f"teacher cache: {len(cache)} training windows, features {cache.feature_names}, built once in "
+                 f"{time.perf_counter() - t0:.1f} s")
+            return cache
+
         ctx = SearchContext(
-            prepared=prepared, teacher=teacher, teacher_path=teacher_path, teacher_sha256=teacher_sha, cache=cache,
+            prepared=prepared, teacher=teacher, teacher_path=teacher_path, teacher_sha256=teacher_sha, cache=build_cache,
             device=device, epochs=args.epochs, out_dir=out, seed=args.seed, multi_objective=args.multi_objective,
             heartbeat=not storage.has_heartbeat, limit_batches=args.limit_batches,
         )

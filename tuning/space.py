@@ -11,10 +11,13 @@ Each entry is one of:
 * ``null`` (in an override file) -- removes the default entry (the model's own default then applies);
 * ``{type: float, low: L, high: H, log: true|false, step: S}`` -- ``trial.suggest_float``;
 * ``{type: int, low: L, high: H, log: true|false, step: S}`` -- ``trial.suggest_int``;
-* ``{type: categorical, choices: [...]}`` -- ``trial.suggest_categorical``.
+* ``{type: categorical, choices: [...]}`` -- ``trial.suggest_categorical``;
+* ``{type: fixed, value: V}`` -- the same as the plain value ``V``, with room for ``when``.
 
-Any searched entry may add ``when: {other_param: [values...]}``: it is only suggested when the other
-(categorical) parameter took one of those values, e.g. ``graph_op`` only exists for ``gcn-gru``.
+Any entry may add ``when: {other_param: [values...]}``: it is only suggested when the other
+(categorical) parameter took one of those values, e.g. ``graph_op`` only exists for ``gcn-gru``. A plain
+value overriding an entry that has a ``when`` keeps it (``graph_op: dense`` still applies to ``gcn-gru``
+only).
 
 Names the objective understands (:data:`KNOWN`): the student ``family`` (a registered student model)
 with its ``hidden`` width, ``layers`` depth and ``graph_op``; the distillation temperature
@@ -88,8 +91,9 @@ KNOWN = (
     "batch_size",
 )
 STUDENT_PREFIX = "student."
-_TYPES = ("float", "int", "categorical")
+_TYPES = ("float", "int", "categorical", "fixed")
 _KEYS = {
+    "fixed": {"type", "value", "when"},
     "float": {"type", "low", "high", "log", "step", "when"},
     "int": {"type", "low", "high", "log", "step", "when"},
     "categorical": {"type", "choices", "when"},
@@ -140,6 +144,8 @@ class ParamSpec:
     def to_dict(self) -> Any:
         """The entry as it would be written in a space file."""
         if self.kind == "fixed":
+            if self.when:
+                return {"type": "fixed", "value": self.value, "when": {k: list(v) for k, v in self.when.items()}}
             return self.value
         out: dict[str, Any] = {"type": self.kind}
         if self.kind == "categorical":
@@ -165,7 +171,7 @@ def _parse_entry(name: str, raw: Any, where: str) -> ParamSpec:
         return ParamSpec(name=name, kind="fixed", value=raw)
     kind = raw.get("type")
     if kind not in _TYPES:
-        raise ConfigError(f"{where}: {name!r} needs type: float, int or categorical (got {kind!r})")
+        raise ConfigError(f"{where}: {name!r} needs type: float, int, categorical or fixed (got {kind!r})")
     unknown = set(raw) - _KEYS[kind]
     if unknown:
         raise ConfigError(f"{where}: {name!r} ({kind}) has unknown keys {sorted(unknown)}")
@@ -175,6 +181,10 @@ def _parse_entry(name: str, raw: Any, where: str) -> ParamSpec:
     when = {
         str(k): tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in when_raw.items()
     }
+    if kind == "fixed":
+        if "value" not in raw:
+            raise ConfigError(f"{where}: {name!r}: type fixed needs a 'value'")
+        return ParamSpec(name=name, kind="fixed", value=raw["value"], when=when)
     if kind == "categorical":
         choices = raw.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
@@ -238,7 +248,12 @@ class SearchSpace:
             if raw is None:  # `name: null` removes an entry (e.g. to use the model's own default)
                 by_name.pop(str(key), None)
                 continue
-            by_name[str(key)] = _parse_entry(str(key), raw, source)
+            spec = _parse_entry(str(key), raw, source)
+            old = by_name.get(str(key))
+            if spec.kind == "fixed" and not spec.when and old is not None and old.when:
+                # `graph_op: dense` fixes the value where the entry applies (keeps its `when`)
+                spec = ParamSpec(name=spec.name, kind="fixed", value=spec.value, when=old.when)
+            by_name[str(key)] = spec
         return SearchSpace(list(by_name.values()), source=f"{self.source} + {source}")
 
     def _validate(self) -> None:

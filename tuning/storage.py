@@ -38,6 +38,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -202,12 +203,14 @@ def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageI
             raise ConfigError(f"--storage {url}: the redis package is needed ({exc})") from None
     if "://" in url:
         try:
-            storage = RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=STALE_AFTER_S,
-                heartbeat_stale_trial_callback=retry_trial,
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                storage = RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=STALE_AFTER_S,
+                    heartbeat_stale_trial_callback=retry_trial,
+                )
         except ImportError as exc:
             raise ConfigError(f"--storage {url}: a database driver is missing ({exc})") from None
         except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server

@@ -1,0 +1,203 @@
+"""``python -m tuning.search`` in-process: the CLI, a 3-trial CPU study, infeasible budgets,
+multi-objective mode; and the objective's latency gate and pruning callback with fakes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from tuning.objective import LatencyCache, LatencySettings, Objective, PruningCallback, SearchContext
+from tuning.search import build_parser, main
+from tuning.space import DEFAULT_SPACE, SearchSpace
+from tuning_helpers import TEACHER_HPARAMS, search_args
+
+
+def _journal_study(out: Path) -> optuna.Study:
+    from tuning.storage import open_storage
+
+    storage = open_storage(None, out).storage
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_help_explains_every_flag(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for action in build_parser()._actions:
+        if action.option_strings:
+            assert action.help and action.help != argparse.SUPPRESS, action.option_strings
+            assert action.option_strings[-1] in text
+    for flag in ("--dataset", "--teacher", "--latency-budget-ms", "--latency-batch", "--latency-mode", "--n-trials",
+                 "--storage", "--study-name", "--out", "--timeout", "--seed", "--space", "--multi-objective",
+                 "--pruner", "--epochs", "--device", "--latency-dtype", "--data-dir"):
+        assert flag in text
+
+
+def test_print_space_and_missing_arguments(capsys):
+    assert main(["--print-space"]) == 0
+    assert capsys.readouterr().out == DEFAULT_SPACE
+    assert main(["--latency-budget-ms", "1"]) == 2
+    assert "--dataset is required" in capsys.readouterr().err
+    assert main(["--dataset", "synthetic", "--latency-budget-ms", "-1"]) == 2  # argparse usage error
+
+
+def test_cpu_study_of_three_trials(tmp_path, tiny_space, capsys):
+    """The CI study: synthetic data, a teacher trained on the fly, 3 trials on the CPU, report, plots, export;
+    running the same command again adds no trial (--n-trials is the study's target)."""
+    out = tmp_path / "study"
+    teacher = [f"--teacher-hparam={k}={v}" for k, v in TEACHER_HPARAMS.items()]
+    args = [a for a in search_args(out, tiny_space, None, n_trials=3) if a != "--no-plots"]
+    args += ["--teacher-epochs", "1", *teacher, "--study-name", "ci"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "teacher" / "best.pt").is_file()
+    assert report["counts"]["total"] == 3 and report["counts"]["complete"] == 3
+    lat = report["settings"]["latency"]
+    assert lat["device_kind"] == "cpu" and lat["mode"] == "eager" and lat["requested_mode"] == "cuda-graph"
+    assert "CPU" in lat["label"] and "no CUDA device" in lat["note"]
+    assert "measured on **CPU**" in (out / "report.md").read_text()
+    maes = [t["val_mae"] for t in report["trials"]]
+    assert all(m is not None and math.isfinite(m) for m in maes)
+    assert all(0 < t["latency_ms"] < 1000.0 for t in report["trials"])
+    assert report["best"]["val_mae"] == min(maes)
+    assert report["export"]["trial"] == report["best"]["number"]
+    for png in ("history.png", "pareto_front.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["plots"]["importances"] == "importances.png" or report["plots"]["importances"].startswith("skipped")
+    # the exported student loads with plain torch and forecasts raw units
+    program = torch.jit.load(str(out / "best_student.pt"), map_location="cpu")
+    assert program is not None and "test" in report["export"]
+    # each trial reported its epochs for pruning and kept its checkpoint
+    study = _journal_study(out)
+    for t in study.trials:
+        assert sorted(t.intermediate_values) == [1]
+        assert Path(t.user_attrs["checkpoint"]).is_file()
+        assert t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - 1000.0)
+    capsys.readouterr()
+
+    assert main(args) == 0
+    assert "reusing the teacher" in capsys.readouterr().err
+    assert len(_journal_study(out).trials) == 3
+
+
+def test_over_budget_trials_are_infeasible_and_never_trained(tmp_path, tiny_space, tiny_teacher, capsys):
+    out = tmp_path / "study"
+    args = search_args(out, tiny_space, tiny_teacher, n_trials=3, budget=1e-6, extra=["--study-name", "s"])
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "no trial met the latency budget" in err and "teacher cache" not in err  # the teacher never ran
+    study = _journal_study(out)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 3
+    for t in study.trials:
+        assert t.user_attrs["status"] == "infeasible"
+        assert t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - 1e-6) and t.constraints["latency"] > 0
+        assert t.intermediate_values == {}  # no epoch ran
+    assert not (out / "trials").exists() and not (out / "best_student.pt").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["infeasible"] == 3 and report["best"] is None and report["pareto_front"] == []
+    # the same study with another budget is refused (feasibility would mean two things)
+    assert main(search_args(out, tiny_space, tiny_teacher, n_trials=3, budget=2e-6, extra=["--study-name", "s"])) == 2
+    assert "budget_ms" in capsys.readouterr().err
+
+
+def test_multi_objective_reports_the_pareto_front(tmp_path, tiny_space, tiny_teacher):
+    out = tmp_path / "study"
+    assert main(search_args(out, tiny_space, tiny_teacher, n_trials=2, extra=["--multi-objective"])) == 0
+    study = _journal_study(out)
+    assert len(study.directions) == 2
+    report = json.loads((out / "report.json").read_text())
+    assert report["objectives"] == ["val MAE", "latency (ms)"]
+    front = {t["number"] for t in report["pareto_front"]}
+    assert front == {t.number for t in study.best_trials} and front
+    for t in study.trials:
+        assert t.values == [pytest.approx(t.user_attrs["val_mae"]), pytest.approx(t.user_attrs["latency_ms"])]
+    assert (out / "best_student.pt").is_file()
+
+
+# ------------------------------------------------------------------------- objective with fakes
+def _fake_ctx(tmp_path, multi=False) -> SearchContext:
+    prepared = SimpleNamespace(num_nodes=4, adj=np.eye(4, dtype=np.float32), in_steps=3, out_steps=2, in_channels=2)
+    return SearchContext(prepared=prepared, teacher=None, teacher_path=tmp_path / "t.pt", teacher_sha256="0",
+                         cache=None, device="cpu", epochs=3, out_dir=tmp_path, multi_objective=multi, heartbeat=True)
+
+
+def test_objective_measures_once_per_architecture_and_skips_training_over_budget(tmp_path):
+    space = SearchSpace.from_mapping(
+        {"family": "gru", "hidden": {"type": "categorical", "choices": [4, 64]}, "layers": 1}, source="test"
+    )
+    measured: list[int] = []
+
+    def fake_measure(model, settings):  # latency grows with width: hidden 4 -> 0.4 ms, 64 -> 6.4 ms
+        measured.append(model.config()["hparams"]["hidden"])
+        return {"median_ms": model.config()["hparams"]["hidden"] / 10, "device_kind": "cpu", "device_name": "fake"}
+
+    trained: list[int] = []
+
+    def fake_train(ctx, trial, params, student, callback, ckpt):
+        trained.append(trial.number)
+        for epoch in (1, 2, 3):
+            callback.on_epoch_end(None, epoch, {"val_mae": 10.0 / epoch})
+        return {"val_mae": 10.0 / 3, "epochs_run": 3}
+
+    settings = LatencySettings(budget_ms=1.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake")
+    objective = Objective(_fake_ctx(tmp_path), space, LatencyCache(settings, fake_measure), train=fake_train)
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    for hidden in (4, 64, 4, 64):
+        study.enqueue_trial({"hidden": hidden})
+    study.optimize(objective, n_trials=4)
+    assert measured == [4, 64]  # each architecture timed once
+    assert trained == [0, 2]  # the 6.4 ms students were never trained
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE, TrialState.PRUNED]
+    assert [t.constraints["latency"] for t in study.trials] == pytest.approx([-0.6, 5.4, -0.6, 5.4])
+    assert [t.user_attrs["latency_source"] for t in study.trials] == ["measured", "measured", "process", "process"]
+    assert study.best_value == pytest.approx(10.0 / 3)
+    assert study.trials[0].intermediate_values == pytest.approx({1: 10.0, 2: 5.0, 3: 10.0 / 3})
+    # a new process (fresh cache) reuses the study's measurements instead of timing again
+    fresh = Objective(_fake_ctx(tmp_path), space, LatencyCache(settings, fake_measure), train=fake_train)
+    study.enqueue_trial({"hidden": 64})
+    study.optimize(fresh, n_trials=1)
+    assert measured == [4, 64] and study.trials[-1].user_attrs["latency_source"] == "study"
+
+
+def test_pruning_callback_prunes_a_trial_worse_than_the_median():
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
+    for curve in ([3.0, 2.0], [3.2, 2.2]):  # two finished trials: median at epoch 2 is 2.1
+        trial = study.ask()
+        cb = PruningCallback(trial)
+        for epoch, v in enumerate(curve, start=1):
+            cb.on_epoch_end(None, epoch, {"val_mae": v})
+        study.tell(trial, curve[-1])
+    trial = study.ask()
+    cb = PruningCallback(trial)
+    cb.on_epoch_end(None, 1, {"val_mae": 9.0})  # epoch 1 is warm-up: never pruned
+    with pytest.raises(optuna.TrialPruned, match="epoch 2"):
+        cb.on_epoch_end(None, 2, {"val_mae": 5.0})
+    assert cb.curve == [9.0, 5.0]
+    good = study.ask()
+    cb = PruningCallback(good)
+    cb.on_epoch_end(None, 1, {"val_mae": 3.0})
+    cb.on_epoch_end(None, 2, {"val_mae": 2.0})  # better than the median: goes on
+    with pytest.raises(optuna.TrialPruned, match="nan"):
+        cb.on_epoch_end(None, 3, {"val_mae": float("nan")})
+
+
+def test_latency_settings_fall_back_to_cpu_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: no fallback to test")
+    s = LatencySettings.resolve(budget_ms=0.1, batch=1, mode="cuda-graph", dtype="fp32", device="cuda")
+    assert (s.device, s.device_kind, s.mode, s.requested_mode) == ("cpu", "cpu", "eager", "cuda-graph")
+    assert "no CUDA device" in s.note and s.label.startswith("CPU eager")
+    from stgkd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--latency-mode"):
+        LatencySettings.resolve(budget_ms=0.1, batch=1, mode="turbo", dtype="fp32")

@@ -1,0 +1,128 @@
+"""The search space: defaults, YAML/JSON overrides, conditional entries, validation, sampling."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+import yaml
+
+from stgkd.errors import ConfigError
+from tuning.objective import distill_config, student_hparams
+from tuning.space import DEFAULT_SPACE, KNOWN, SearchSpace, load_space
+
+GCN = {"family": "gcn-gru", "hidden": 32, "layers": 2, "graph_op": "gcnconv", "temperature": 2.0,
+       "w_output": 0.5, "w_feature": 0.25, "w_relation": 0.125, "lr": 1e-3}
+
+
+def test_default_space_is_the_documented_yaml():
+    space = load_space()
+    assert space.to_dict() == yaml.safe_load(DEFAULT_SPACE)
+    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "temperature",
+                                      "w_output", "w_feature", "w_relation", "lr"]
+    # w_supervised is fixed at 1 (the anchor); temperature is log-uniform
+    assert space["w_supervised"].kind == "fixed" and space["w_supervised"].value == 1.0
+    assert space["temperature"].log and space["temperature"].low == 0.5 and space["temperature"].high == 8.0
+    assert set(space.to_dict()) <= set(KNOWN)
+
+
+def test_sample_conditional_graph_op():
+    space = load_space()
+    gcn = space.sample(optuna.trial.FixedTrial(GCN))
+    assert gcn == {**GCN, "w_supervised": 1.0, "weight_decay": 0.0, "batch_size": 64}
+    gru_params = {k: v for k, v in GCN.items() if k != "graph_op"} | {"family": "gru"}
+    gru = space.sample(optuna.trial.FixedTrial(gru_params))
+    assert "graph_op" not in gru and gru["family"] == "gru"
+
+
+def test_sample_maps_onto_student_and_distill_config():
+    params = load_space().sample(optuna.trial.FixedTrial(GCN))
+    name, hparams = student_hparams(params)
+    assert name == "gcn-gru" and hparams == {"hidden": 32, "layers": 2, "graph_op": "gcnconv"}
+    cfg = distill_config(params)
+    assert (cfg.w_sup, cfg.w_out, cfg.w_feat, cfg.w_rel) == (1.0, 0.5, 0.25, 0.125)
+    assert cfg.tau == 2.0 and cfg.relation_tau == 2.0
+
+
+def test_yaml_override_merges_entry_by_entry(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "hidden: {type: int, low: 8, high: 16, step: 8}\n"
+        "lr: 0.002\n"                       # fixed
+        "graph_op: dense\n"                 # fixed, keeps 'only for gcn-gru'
+        "weight_decay: null\n"              # removed
+        "student.dropout: {type: float, low: 0.0, high: 0.5}\n"
+    )
+    space = load_space(path)
+    assert space["hidden"].to_dict() == {"type": "int", "low": 8, "high": 16, "step": 8}
+    assert space["lr"].kind == "fixed" and space["lr"].value == 0.002
+    assert "weight_decay" not in space
+    assert space["temperature"].to_dict() == {"type": "float", "low": 0.5, "high": 8.0, "log": True}  # kept
+    gru = space.sample(optuna.trial.FixedTrial({"family": "gru", "hidden": 16, "layers": 1, "temperature": 1.0, "w_output": 0.0,
+                                                "w_feature": 0.0, "w_relation": 0.0, "student.dropout": 0.25}))
+    assert "graph_op" not in gru and gru["lr"] == 0.002 and gru["student.dropout"] == 0.25
+    assert student_hparams(gru) == ("gru", {"hidden": 16, "layers": 1, "dropout": 0.25})
+    gcn = space.sample(optuna.trial.FixedTrial({"family": "gcn-gru", "hidden": 8, "layers": 2, "temperature": 1.0,
+                                                "w_output": 0.0, "w_feature": 0.0, "w_relation": 0.0,
+                                                "student.dropout": 0.0}))
+    assert gcn["graph_op"] == "dense"
+
+
+def test_json_override(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"family": "gru", "layers": {"type": "int", "low": 2, "high": 4}}))
+    space = load_space(path)
+    assert space["family"].value == "gru"
+    assert space["layers"].low == 2 and space["layers"].high == 4
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("depth: 3\n", "unknown parameter 'depth'"),
+        ("temperature: {type: float, low: 0.0, high: 2.0, log: true}\n", "log scale needs low > 0"),
+        ("hidden: {type: int, low: 64, high: 16}\n", "low <= high"),
+        ("hidden: [16, 32]\n", "is a list"),
+        ("family: {type: categorical, choices: []}\n", "non-empty 'choices'"),
+        ("lr: {type: float, low: 0.1}\n", "needs 'low' and 'high'"),
+        ("lr: {type: float, low: 0.1, high: 1, spread: 2}\n", "unknown keys ['spread']"),
+        ("w_output: -1\n", "non-negative"),
+        ("graph_op: {type: categorical, choices: [dense], when: {width: [1]}}\n", "depends on 'width'"),
+        ("hidden: {type: int, low: 1.5, high: 4}\n", "whole numbers"),
+    ],
+)
+def test_invalid_entries_name_the_file_and_the_problem(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_space(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_space(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_space(bad)
+
+
+def test_tpe_samples_stay_in_bounds():
+    space = SearchSpace.default().merged({"hidden": {"type": "int", "low": 8, "high": 24, "step": 8}}, source="test")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3))
+    seen = []
+    for _ in range(8):
+        trial = study.ask()
+        params = space.sample(trial)
+        seen.append(params)
+        study.tell(trial, params["hidden"] * 0.01 + params["lr"])
+    for p in seen:
+        assert p["hidden"] in (8, 16, 24)
+        assert 1 <= p["layers"] <= 3
+        assert 0.5 <= p["temperature"] <= 8.0 and 3e-4 <= p["lr"] <= 1e-2
+        assert all(0.0 <= p[w] <= 1.0 for w in ("w_output", "w_feature", "w_relation"))
+        assert ("graph_op" in p) == (p["family"] == "gcn-gru")
+        assert math.isclose(p["w_supervised"], 1.0)

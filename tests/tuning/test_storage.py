@@ -1,0 +1,180 @@
+"""Storage choice, the journal lock, journal repair and recovery of trials whose worker died."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import subprocess
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from stgkd.errors import ConfigError
+from tuning.storage import (
+    HEARTBEAT_ATTR,
+    FlockLock,
+    open_storage,
+    recover_stale_trials,
+    repair_journal,
+    retry_trial,
+    worker_alive,
+    worker_identity,
+)
+from tuning_helpers import PYTHON, REPO, subprocess_env
+
+
+def _locked_elsewhere(path) -> bool:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_default_is_a_journal_file_in_the_study_directory(tmp_path):
+    info = open_storage(None, tmp_path / "study")
+    assert info.kind == "journal" and not info.has_heartbeat
+    assert info.url == str(tmp_path / "study" / "study.journal")
+    assert info.dashboard_command == f"optuna-dashboard {tmp_path / 'study' / 'study.journal'}"
+    study = optuna.create_study(study_name="s", storage=info.storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    # a second handle on the same file sees the trials (what another worker does)
+    again = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "study" / "study.journal"), tmp_path).storage)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]
+
+
+def test_sqlite_url_uses_rdb_with_heartbeat_and_bare_db_path_is_refused(tmp_path):
+    info = open_storage(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+    assert info.kind == "rdb" and info.has_heartbeat
+    assert info.storage.get_heartbeat_interval() == 30
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        open_storage(str(tmp_path / "study.db"), tmp_path)
+    with pytest.raises(ConfigError, match="is a directory"):
+        open_storage(f"journal:{tmp_path}", tmp_path)
+
+
+def test_flock_lock_excludes_and_dies_with_its_holder(tmp_path):
+    lock_path = tmp_path / "j.flock"
+    lock = FlockLock(lock_path)
+    lock.acquire()
+    assert _locked_elsewhere(lock_path)
+    lock.release()
+    assert not _locked_elsewhere(lock_path)
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+    # a holder killed with SIGKILL leaves no stale lock behind
+    code = (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "from tuning.storage import FlockLock\n"
+        "FlockLock(%r).acquire(); print('locked', flush=True); time.sleep(60)\n"
+    ) % (str(REPO), str(lock_path))
+    proc = subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert _locked_elsewhere(lock_path)
+        proc.kill()
+        proc.wait()
+        assert not _locked_elsewhere(lock_path)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_repair_journal_cuts_a_half_written_line(tmp_path):
+    info = open_storage(None, tmp_path)
+    study = optuna.create_study(study_name="s", storage=info.storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    journal = tmp_path / "study.journal"
+    intact = journal.read_bytes()
+    with open(journal, "ab") as fh:  # a writer killed in the middle of its line
+        fh.write(b'{"op_code":5,"worker_id":"dead","trial_id":3,"sta')
+    lock = FlockLock(str(journal) + ".flock")
+    assert repair_journal(journal, lock) == len(b'{"op_code":5,"worker_id":"dead","trial_id":3,"sta')
+    assert journal.read_bytes() == intact
+    assert repair_journal(journal, lock) == 0
+    # opening the storage repairs too, and the study reads back complete
+    with open(journal, "ab") as fh:
+        fh.write(b'{"op_')
+    reopened = optuna.load_study(study_name="s", storage=open_storage(None, tmp_path).storage)
+    assert [t.state for t in reopened.trials] == [TrialState.COMPLETE] * 3
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([PYTHON, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _running(study: optuna.Study, x: float, worker: dict | None = None, heartbeat: float | None = None) -> int:
+    """Start the next queued trial (its x is ``x``) as if a worker ``worker`` ran it."""
+    trial = study.ask()
+    assert trial.suggest_float("x", 0, 10) == x
+    if worker is not None:
+        trial.set_user_attr("worker", worker)
+    if heartbeat is not None:
+        study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, heartbeat)
+    return trial.number
+
+
+def test_recover_stale_trials(tmp_path):
+    study = optuna.create_study(study_name="s", storage=open_storage(None, tmp_path).storage)
+    study.enqueue_trial({"x": 1.0})
+    study.enqueue_trial({"x": 2.0})
+    study.enqueue_trial({"x": 3.0})
+    study.enqueue_trial({"x": 4.0})
+    host = socket.gethostname()
+    dead = _running(study, 1.0, {"host": host, "pid": _dead_pid(), "start": None})
+    alive = _running(study, 2.0, worker_identity())
+    remote_stale = _running(study, 3.0, {"host": "elsewhere", "pid": 1, "start": None}, heartbeat=time.time() - 3600)
+    remote_fresh = _running(study, 4.0, {"host": "elsewhere", "pid": 1, "start": None}, heartbeat=time.time())
+    done = study.ask()
+    study.tell(done, 0.5)
+
+    recovered = recover_stale_trials(study, stale_after_s=300)
+    assert [n for n, _ in recovered] == [dead, remote_stale]
+    assert "is gone" in recovered[0][1] and "no heartbeat" in recovered[1][1]
+    trials = study.get_trials(deepcopy=False)
+    assert trials[dead].state == TrialState.FAIL and trials[remote_stale].state == TrialState.FAIL
+    assert trials[alive].state == TrialState.RUNNING and trials[remote_fresh].state == TrialState.RUNNING
+    assert trials[done.number].state == TrialState.COMPLETE
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(t.params["x"] for t in waiting) == [1.0, 3.0]
+    for t in waiting:
+        assert t.user_attrs["retry_of"] in (dead, remote_stale)
+        assert "worker" not in t.user_attrs and HEARTBEAT_ATTR not in t.system_attrs  # not the dead worker's
+        assert t.system_attrs["retry_history"] == [t.user_attrs["retry_of"]]
+    # idempotent: nothing left to recover
+    assert recover_stale_trials(study, stale_after_s=300) == []
+    # the next ask() runs a queued retry with the dead trial's parameters
+    nxt = study.ask()
+    assert nxt.suggest_float("x", 0, 10) in (1.0, 3.0)
+
+
+def test_retry_limit(tmp_path):
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    study.tell(trial, state=TrialState.FAIL)
+    frozen = study.trials[0]
+    assert retry_trial(study, frozen, max_retry=1) == 1
+    retried = study.trials[1]
+    assert retry_trial(study, retried, max_retry=1) is None  # second retry of the same trial refused
+    assert len(study.trials) == 2
+
+
+def test_worker_alive():
+    assert worker_alive(worker_identity()) is True
+    assert worker_alive({"host": socket.gethostname(), "pid": _dead_pid(), "start": None}) is False
+    me = worker_identity()
+    if me["start"] is not None:  # a recycled pid (same number, other start time) is not our worker
+        assert worker_alive({**me, "start": "1"}) is False
+    assert worker_alive({"host": "elsewhere", "pid": os.getpid()}) is None
