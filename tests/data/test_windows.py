@@ -174,3 +174,13 @@ def test_errors_and_scaler_roundtrip():
     t = torch.tensor([40.0, 60.0])
     assert torch.allclose(sc.inverse_transform(sc.transform(t)), t)
     assert np.allclose(sc.transform(np.array([60.0])), [1.0])
+
+
+def test_observed_mask_numpy_path_matches_torch():
+    from stgkd.data.windows import observed_mask
+
+    y = torch.tensor([[0.0, 1.0, float("nan")], [float("inf"), -2.0, 0.0]])
+    expected = torch.tensor([[False, True, False], [False, True, False]])
+    assert torch.equal(observed_mask(y), expected)
+    assert torch.equal(observed_mask(y[:, :2].clone()), expected[:, :2])
+    assert torch.equal(observed_mask(y.double()), expected)
