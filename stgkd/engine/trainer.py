@@ -201,7 +201,7 @@ class SupervisedStep(nn.Module):
         pred = self.scaler.inverse_transform(out.float())
         if self.ctx.enabled:
             err = torch.where(mask, (pred - y).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device)).sum()
-            count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)
+            count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)[0]
             loss = err / count.clamp(min=1).to(err.dtype) * self.ctx.world_size
         else:
             loss = masked_mae(pred, y, mask)
