@@ -319,18 +319,23 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, max_retry: int = MAX_RE
     """Enqueue the parameters of the failed ``trial`` again (``WAITING``), at most ``max_retry`` times.
 
     Like Optuna's ``RetryHeartbeatStaleTrialCallback`` (same ``failed_trial`` / ``retry_history``
-    system attributes), except that the dead worker's identity and heartbeat are not inherited.
+    system attributes), except that nothing the dead run recorded is inherited (its worker, heartbeat,
+    latency constraint and results): the retry starts clean, with ``user_attrs["retry_of"]``.
     Returns the number of retries so far, or ``None`` when the limit was reached.
     """
-    system_attrs = {k: v for k, v in trial.system_attrs.items() if k not in _NOT_INHERITED}
+    # the dead run's outputs (constraints, worker, heartbeat, latency, status...) are not carried over:
+    # the retry measures and records them again
+    system_attrs = {
+        k: v for k, v in trial.system_attrs.items() if k not in _NOT_INHERITED and not k.startswith("constraints")
+    }
     history = list(system_attrs.get("retry_history", []))
     history.append(trial.number)
     if len(history) > max_retry:
         return None
     system_attrs["failed_trial"] = system_attrs.get("failed_trial", trial.number)
     system_attrs["retry_history"] = history
-    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED}
-    user_attrs[RETRY_OF_ATTR] = trial.number
+    system_attrs.pop("fail_reason", None)
+    user_attrs = {RETRY_OF_ATTR: trial.number}
     study.add_trial(
         optuna.create_trial(
             state=TrialState.WAITING,

@@ -191,6 +191,28 @@ def test_pruning_callback_prunes_a_trial_worse_than_the_median():
         cb.on_epoch_end(None, 3, {"val_mae": float("nan")})
 
 
+def test_sampler_is_seeded_per_trial_number():
+    """Two workers (two sampler objects, one storage) with the same --seed draw different start-up points,
+    and a single worker reproduces the same point for the same trial number."""
+    from tuning.search import make_sampler
+
+    def draw(study, sampler):
+        study.sampler = sampler
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        study.tell(trial, x)
+        return trial.number, x
+
+    storage = optuna.storages.InMemoryStorage()
+    shared = optuna.create_study(storage=storage, study_name="s")
+    a, b = make_sampler("tpe", 7, False, 50), make_sampler("tpe", 7, False, 50)
+    two_workers = [draw(shared, a), draw(shared, b), draw(shared, a), draw(shared, b)]
+    assert len({x for _, x in two_workers}) == 4
+    alone = optuna.create_study()
+    single = [draw(alone, make_sampler("tpe", 7, False, 50)) for _ in range(4)]
+    assert single == two_workers
+
+
 def test_latency_settings_fall_back_to_cpu_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("CUDA present: no fallback to test")

@@ -1,0 +1,84 @@
+"""A study killed with SIGKILL in the middle of a trial resumes by running the same command again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from tuning.search import main
+from tuning.storage import FlockLock
+from tuning_helpers import PYTHON, REPO, search_args, subprocess_env
+
+N_TRIALS = 4
+
+
+def _study(out: Path) -> optuna.Study | None:
+    journal = out / "study.journal"
+    if not journal.exists():
+        return None
+    backend = optuna.storages.journal.JournalFileBackend(str(journal), lock_obj=FlockLock(str(journal) + ".flock"))
+    storage = optuna.storages.journal.JournalStorage(backend)
+    try:
+        return optuna.load_study(study_name="resume", storage=storage)
+    except KeyError:
+        return None
+
+
+def test_kill_9_mid_trial_then_resume(tmp_path, tiny_space, tiny_teacher):
+    out = tmp_path / "study"
+    args = search_args(out, tiny_space, tiny_teacher, n_trials=N_TRIALS, epochs=4,
+                       extra=["--study-name", "resume", "--pruner", "none"])
+    proc = subprocess.Popen([PYTHON, "-m", "tuning.search", *args], cwd=REPO, env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    try:
+        deadline = time.monotonic() + 240
+        while victim is None:
+            assert proc.poll() is None, f"the study ended before it could be killed:\n{proc.stderr.read()}"
+            assert time.monotonic() < deadline, "no trial reached the middle of its training in time"
+            time.sleep(0.2)
+            study = _study(out)
+            if study is None:
+                continue
+            trials = study.get_trials(deepcopy=False)
+            complete = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+            if complete and running:  # one trial done, the next one in the middle of its epochs
+                proc.kill()  # SIGKILL: no handler, no cleanup
+                victim = running[0].number
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+    before = _study(out).get_trials(deepcopy=False)
+    kept = {t.number: (t.params, t.value) for t in before if t.state == TrialState.COMPLETE}
+    assert before[victim].state == TrialState.RUNNING  # left behind by the dead worker
+
+    assert main(args) == 0  # the same command again
+
+    after = _study(out).get_trials(deepcopy=False)
+    for number, (params, value) in kept.items():  # completed trials are kept as they were
+        assert after[number].state == TrialState.COMPLETE
+        assert (after[number].params, after[number].value) == (params, value)
+    dead = after[victim]
+    assert dead.state == TrialState.FAIL and dead.system_attrs["fail_reason"].startswith("stale: worker")
+    retries = [t for t in after if t.user_attrs.get("retry_of") == victim]
+    assert len(retries) == 1 and retries[0].params == dead.params and retries[0].state == TrialState.COMPLETE
+    finished = [t for t in after if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == N_TRIALS  # --n-trials is the study's target, the failed trial not counted
+    assert not [t for t in after if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    # nothing corrupted: every journal line is a complete JSON record, the report counts the failure
+    for line in (out / "study.journal").read_bytes().splitlines():
+        json.loads(line)
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["failed"] == 1 and report["counts"]["complete"] == N_TRIALS
+    assert (out / "best_student.pt").is_file()
