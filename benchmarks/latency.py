@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import shlex
 import sys
@@ -177,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
     p.add_argument("--peer-hidden", type=int, default=32)
     p.add_argument("--no-teacher", action="store_true", help="leave Graph WaveNet out (slow on CPUs)")
+    p.add_argument("--teacher-batch", type=int, nargs="+", default=None,
+                   help="batch sizes for Graph WaveNet in the main section (default: --batch)")
+    p.add_argument("--teacher-dtypes", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="precisions for Graph WaveNet in the main section (default: --dtypes)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--quick", action="store_true",
@@ -204,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scaling_nodes == [207, 883, 2000, 8600]:
             args.scaling_nodes = [207, 883]
     started = dt.datetime.now(dt.timezone.utc)
+    load_before = _loadavg()
     rows: list[dict[str, Any]] = []
     dev_name = device_name(args.device)
     print(f"# {args.device_kind}: {dev_name}; torch {torch.__version__}", file=sys.stderr)
@@ -213,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         adj = torch.from_numpy(random_graph(n, seed=0))
         common = dict(batches=args.batch, modes=args.modes, dtypes=args.dtypes, args=args, nodes=n)
         if not args.no_teacher:
-            _timed(rows, "main", "graph-wavenet", lambda: _teacher(n, adj), **common)
+            _timed(rows, "main", "graph-wavenet", lambda: _teacher(n, adj),
+                   **{**common, "batches": args.teacher_batch or args.batch, "dtypes": args.teacher_dtypes or args.dtypes})
         for student in args.students:
             for width in args.widths:
                 _timed(rows, "main", f"{student}-h{width}", lambda s=student, w=width: _student(s, n, adj, w), **common)
@@ -241,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "date": started.isoformat(timespec="seconds"),
         "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
+        "cpu_threads": torch.get_num_threads(),
+        "load_average": {"start": load_before, "end": _loadavg()},
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "debug")},
         "results": rows,
     }
@@ -253,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _loadavg() -> list[float] | None:
+    """1/5/15-minute load averages (other processes competing for the CPU skew CPU timings)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     """The report as markdown: conditions, then one table per section."""
     kind = report["device_kind"].upper()
@@ -261,7 +278,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         f"- device: **{kind}**, {report['device']}",
         f"- torch {report['torch']}, CUDA {report['cuda']}, Python {report['python']}",
-        f"- date: {report['date']} ({report['seconds']} s)",
+        f"- date: {report['date']} ({report['seconds']} s); {report.get('cpu_threads')} CPU threads; "
+        f"load average (1/5/15 min) at start {report.get('load_average', {}).get('start')}, "
+        f"at end {report.get('load_average', {}).get('end')}",
         f"- command: `{report['command']}`",
         f"- warm-up {report['settings']['warmup']}, timed calls {report['settings']['iters']}; "
         "per-call latency in ms (median / p90 / p99), forecasts/s = batch / median; "

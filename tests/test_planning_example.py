@@ -1,6 +1,6 @@
 """Worked example for downstream planning tools: forecast speeds -> travel times -> fastest route.
 
-A student is trained on the synthetic road network with the real trainer (two short epochs), exported
+A student is trained on the synthetic road network with the real trainer (one short epoch), exported
 to one file, loaded with :class:`stgkd.Forecaster`, asked for the next hour, and its forecast speeds
 (mph) become edge travel times on the networkx road graph, on which ``networkx.shortest_path`` finds the
 fastest route for a trip leaving now and one leaving in 30 minutes.
@@ -44,7 +44,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("planning")
     data, road = generate(num_nodes=12, num_days=3, seed=0)
     train_model(data, "gcn-gru", root / "run", hparams={"hidden": 16, "graph_op": "dense"},
-                config=TrainConfig(epochs=2, batch_size=32, limit_batches=5, patience=0, device="cpu"),
+                config=TrainConfig(epochs=1, batch_size=32, limit_batches=4, patience=0, device="cpu"),
                 progress=False, log=False)
     student = export_student(root / "run" / "best.pt", root / "student.pt")
     speeds = pd.DataFrame(data.values[:, :, 0], index=data.timestamps, columns=data.sensor_ids)
