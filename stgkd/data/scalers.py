@@ -39,18 +39,18 @@ class StandardScaler:
         total_sq = 0.0
         count = 0
         for start in range(0, values.shape[0], chunk):
-            block = np.asarray(values[start : start + chunk], dtype=np.float64)
+            block = np.array(values[start : start + chunk], dtype=np.float64)  # a copy
             ok = np.isfinite(block) & (block != missing)
-            obs = block[ok]
-            count += obs.size
-            total += float(obs.sum())
+            count += int(ok.sum())
+            total += float(np.sum(block, where=ok))
         if count == 0:
             raise DataError(f"{where}: the training slice holds no observed (non-zero) readings")
         mean = total / count
         for start in range(0, values.shape[0], chunk):
-            block = np.asarray(values[start : start + chunk], dtype=np.float64)
+            block = np.array(values[start : start + chunk], dtype=np.float64)  # a copy
             ok = np.isfinite(block) & (block != missing)
-            total_sq += float(((block[ok] - mean) ** 2).sum())
+            block -= mean
+            total_sq += float(np.sum(np.square(block, out=block), where=ok))
         std = float(np.sqrt(total_sq / count))
         if not std > 0:
             raise DataError(f"{where}: the observed training readings are constant ({mean}); cannot z-score them")

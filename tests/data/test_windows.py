@@ -184,3 +184,5 @@ def test_observed_mask_numpy_path_matches_torch():
     assert torch.equal(observed_mask(y), expected)
     assert torch.equal(observed_mask(y[:, :2].clone()), expected[:, :2])
     assert torch.equal(observed_mask(y.double()), expected)
+    finite = torch.tensor([[0.0, 1.5], [2.0, 0.0]])
+    assert torch.equal(observed_mask(finite, known_finite=True), finite != 0)
