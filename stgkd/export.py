@@ -51,6 +51,9 @@ __all__ = [
     "read_checkpoint",
     "build_forecaster_module",
     "file_kind",
+    "load_exported",
+    "metadata_from_payload",
+    "student_from_payload",
 ]
 
 
@@ -203,7 +206,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def _student_from_payload(payload: dict[str, Any], where: str) -> nn.Module:
+def student_from_payload(payload: dict[str, Any], where: str) -> nn.Module:
+    """Rebuild the checkpoint's model (registered name + config + weights) in eval mode."""
     import stgkd.nn  # noqa: F401  (registers the models)
     from stgkd.nn.registry import from_config
 
@@ -257,7 +261,7 @@ def _jsonable(obj: Any) -> Any:
 def build_forecaster_module(payload: dict[str, Any], *, where: str = "checkpoint") -> RawUnitsForecaster:
     """The eager :class:`RawUnitsForecaster` for a validated checkpoint payload."""
     data = payload["data"]
-    student = _student_from_payload(payload, where)
+    student = student_from_payload(payload, where)
     graph = payload["graph"]
     sensor_ids = list(data["sensor_ids"])
     n = int(payload["model"].get("num_nodes", len(sensor_ids)))

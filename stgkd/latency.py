@@ -192,7 +192,8 @@ class CudaGraphRunner:
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
         self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph), ctx():
+        # thread_local: CUDA work other threads of the process do meanwhile does not spoil the capture
+        with torch.inference_mode(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"), ctx():
             self.static_output = fn(*self.static_inputs)
         torch.cuda.synchronize()
 

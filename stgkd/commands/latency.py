@@ -53,14 +53,14 @@ def _parse_hparams(items: list[str]) -> dict[str, Any]:
 def _target_model(args: argparse.Namespace):
     """``(module, label, num_nodes, in_steps, in_channels)`` for the target."""
     from stgkd.errors import ConfigError
-    from stgkd.export import _student_from_payload, file_kind, load_exported, read_checkpoint
+    from stgkd.export import student_from_payload, file_kind, load_exported, read_checkpoint
 
     path = Path(args.target)
     if path.exists():
         kind = file_kind(path)
         if kind == "checkpoint":
             payload = read_checkpoint(path)
-            model = _student_from_payload(payload, str(path))
+            model = student_from_payload(payload, str(path))
             return model, f"{path.name}:{payload['model'].get('name')}", None, None, None
         module, meta, kind = load_exported(path)
         t, n = int(meta["input_steps"]), len(meta["sensor_ids"])
