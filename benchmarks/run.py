@@ -1,0 +1,513 @@
+"""Run a benchmark suite: teachers, students with and without distillation, peers, latency.
+
+Usage::
+
+    python -m benchmarks.run --suite synthetic                    # anywhere, minutes
+    python -m benchmarks.run --suite metr-la-week --device cuda --seeds 3
+    python -m benchmarks.run --suite los-loop --seeds 3           # T-GCN's protocol, same week
+    python -m benchmarks.run --suite metr-la --device cuda        # full datasets, when present
+    python -m benchmarks.run --suite scaling                      # cost vs. network size
+    python -m benchmarks.run --render                             # only regenerate RESULTS.md
+
+Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` and regenerates
+``benchmarks/RESULTS.md`` from every JSON file in ``benchmarks/results/``. The JSON records the
+command, the device, versions, the training budget and, per model and seed, the test metrics,
+epochs and seconds; per model the parameters, FLOPs and latency.
+
+For every seed the suite trains the teacher (Graph WaveNet), then each student twice (plainly, and
+distilled from that seed's teacher with stgkd's default :class:`~stgkd.distill.DistillConfig`), then
+the peers, all with the same windows, split, scaler, optimiser settings and budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from benchmarks import suites as _suites
+from stgkd.errors import ConfigError, DataError, StgkdError
+
+__all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
+
+SCHEMA = "stgkd-bench/1"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+# ============================================================================ helpers
+
+
+def _log(msg: str) -> None:
+    print(f"[{_dt.datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _train_config(args: argparse.Namespace, seed: int, device: str):
+    from stgkd.engine import TrainConfig
+
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr,
+        patience=args.patience, seed=seed, device=device, limit_batches=args.limit_batches, amp=device == "cuda",
+    )
+
+
+def _reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_mb(device: str) -> float | None:
+    if device != "cuda":
+        return None
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def _strip(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (metrics or {}).items() if k != "per_step"}
+
+
+def _seed_record(result, *, seed: int, device: str, batches_run: int, batches_full: int, peak: float | None,
+                 wall: float) -> dict[str, Any]:
+    hist = result.history
+    train_s = [float(h.get("train_seconds", h["seconds"])) for h in hist]
+    mean_train = sum(train_s) / len(train_s) if train_s else math.nan
+    return {
+        "seed": seed,
+        "test": _strip(result.test),
+        "val": _strip(result.best_val),
+        "best_epoch": int(result.best_epoch),
+        "epochs_run": int(result.epochs_run),
+        "stopped_early": bool(result.stopped_early),
+        "train_seconds_per_epoch": mean_train,
+        "epoch_seconds": [float(h["seconds"]) for h in hist],
+        "batches_per_epoch": batches_run,
+        "batches_per_full_epoch": batches_full,
+        "full_epoch_seconds_est": mean_train * batches_full / max(1, batches_run),
+        "peak_gpu_mem_mb": peak,
+        "wall_seconds": wall,
+    }
+
+
+def _batches(n_train: int, args: argparse.Namespace) -> tuple[int, int]:
+    full = math.ceil(n_train / args.batch_size)
+    run = min(full, args.limit_batches) if args.limit_batches else full
+    return run, full
+
+
+def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
+    """Parameters, FLOPs (batch 1) and latency at batch 1 and 64 of a trained model."""
+    from stgkd.latency import measure
+    from stgkd.nn import count_flops
+
+    model = model.eval()
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    x1 = torch.randn(1, model.in_steps, model.num_nodes, model.in_channels)
+    flops: int | None
+    try:
+        with torch.no_grad():
+            flops = int(count_flops(model.to("cpu"), x1))
+    except Exception as exc:  # a counter failure must not lose the run; recorded instead
+        flops = None
+        _log(f"{label}: FLOP count failed ({type(exc).__name__}: {exc})")
+    latency: dict[str, Any] = {}
+    modes = ["eager", "cuda-graph"] if device == "cuda" else ["eager"]
+    for mode in modes:
+        for batch in args.latency_batches:
+            iters = args.latency_iters if batch == 1 else max(3, args.latency_iters // 4)
+            key = f"{'cuda' if device == 'cuda' else 'cpu'}-{mode}-b{batch}"
+            try:
+                r = measure(model, batch_size=batch, device=device, mode=mode, warmup=args.latency_warmup,
+                            iters=iters, name=label)
+                latency[key] = r.to_dict()
+            except Exception as exc:  # e.g. a model that cannot be captured in a CUDA graph
+                latency[key] = {"error": f"{type(exc).__name__}: {exc}"}
+                _log(f"{label}: latency {key} failed ({type(exc).__name__}: {exc})")
+    model.to(device)
+    return {"parameters": int(params), "flops": flops, "latency": latency}
+
+
+def _environment(device: str) -> dict[str, Any]:
+    from stgkd.latency import device_name
+
+    env = {
+        "device": device,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
+    try:
+        import torch_geometric_temporal  # noqa: F401  (version only)
+        from importlib.metadata import version
+
+        env["torch_geometric_temporal"] = version("torch-geometric-temporal")
+    except Exception:
+        env["torch_geometric_temporal"] = None
+    return env
+
+
+def _selected(items: list[tuple[str, str, dict[str, Any]]], wanted: Sequence[str] | None) -> list:
+    if wanted is None:
+        return items
+    if list(wanted) == ["none"]:
+        return []
+    known = {label for label, _, _ in items} | {name for _, name, _ in items}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ConfigError(f"unknown model(s) {unknown} for this suite; choose from {sorted(known)}")
+    return [it for it in items if it[0] in wanted or it[1] in wanted]
+
+
+# ============================================================================ DCRNN protocol
+
+
+def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[str, Any],
+               students, peers) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from stgkd.engine import distill_student, train_model
+
+    models: dict[str, dict[str, Any]] = {}
+    last_models: dict[str, torch.nn.Module] = {}
+    teacher_name = suite.teacher[0]
+    dataset_info: dict[str, Any] = {}
+
+    def entry(label: str, name: str, kind: str, hp: dict[str, Any]) -> dict[str, Any]:
+        return models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
+
+    for seed in args.seed_list:
+        cfg = _train_config(args, seed, device)
+        common = dict(config=cfg, progress=args.progress, log=False, evaluate_test=True, overwrite=True)
+        # ---------------------------------------------------------------- teacher
+        label = f"{teacher_name} (teacher)"
+        _log(f"seed {seed}: teacher {teacher_name}")
+        _reset_peak(device)
+        t0 = time.perf_counter()
+        tres = train_model(data, teacher_name, work / f"s{seed}" / "teacher", hparams=teacher_hp, **common)
+        run_b, full_b = _batches(len(tres.data.train), args)
+        if not dataset_info:
+            p = tres.data
+            dataset_info = {"windows": [len(p.train), len(p.val), len(p.test)], "scaler": [p.scaler.mean, p.scaler.std],
+                            "input_features": list(p.input_features)}
+        entry(label, teacher_name, "teacher", teacher_hp)["seeds"].append(
+            _seed_record(tres, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
+                         peak=_peak_mb(device), wall=time.perf_counter() - t0))
+        last_models[label] = tres.model
+        teacher_ckpt = tres.best_path
+        _log(f"seed {seed}: teacher test MAE {tres.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
+        # ---------------------------------------------------------------- students
+        for s_label, s_name, s_hp in students:
+            for kind in ("student", "student+kd"):
+                label = s_label if kind == "student" else f"{s_label} + KD"
+                _log(f"seed {seed}: {label}")
+                _reset_peak(device)
+                t0 = time.perf_counter()
+                out = work / f"s{seed}" / label.replace(" ", "_").replace("+", "kd")
+                if kind == "student":
+                    res = train_model(data, s_name, out, hparams=s_hp, **common)
+                else:
+                    res = distill_student(teacher_ckpt, s_name, out, hparams=s_hp, dataset=data, **common)
+                e = entry(label, s_name, kind, s_hp)
+                if kind == "student+kd":
+                    e["distill"] = res.distill
+                e["seeds"].append(_seed_record(res, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
+                                               peak=_peak_mb(device), wall=time.perf_counter() - t0))
+                last_models[label] = res.model
+                _log(f"seed {seed}: {label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
+        # ---------------------------------------------------------------- peers
+        for p_label, p_name, p_hp in peers:
+            _log(f"seed {seed}: peer {p_label}")
+            _reset_peak(device)
+            t0 = time.perf_counter()
+            res = train_model(data, p_name, work / f"s{seed}" / p_name, hparams=p_hp, **common)
+            entry(p_label, p_name, "peer", p_hp)["seeds"].append(
+                _seed_record(res, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
+                             peak=_peak_mb(device), wall=time.perf_counter() - t0))
+            last_models[p_label] = res.model
+            _log(f"seed {seed}: {p_label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
+    for label, model in last_models.items():
+        _log(f"profiling {label}")
+        models[label].update(_model_profile(model, device=device, args=args, label=label))
+    return list(models.values()), dataset_info
+
+
+# ============================================================================ Los-loop protocol
+
+
+def _fit_prepared(model, prepared, cfg, *, step=None):
+    """Train on a hand-made :class:`PreparedData` (the recipes rebuild DCRNN windows, so the
+    Los-loop protocol drives the :class:`Trainer` itself, with the same callbacks' early stopping)."""
+    from stgkd.engine import EarlyStopping, Trainer, seed_everything
+
+    callbacks = [EarlyStopping(cfg.patience)] if cfg.patience > 0 else []
+    trainer = Trainer(model, prepared, config=cfg, step=step, callbacks=callbacks)
+    fit = trainer.fit()
+    trainer.load_best()
+    model.eval()
+    return trainer, fit
+
+
+class _FitResult:
+    """The fields of :class:`~stgkd.engine.TrainResult` that :func:`_seed_record` reads."""
+
+    def __init__(self, trainer, fit, test) -> None:
+        self.history = trainer.history
+        self.test = test
+        self.best_val = trainer.best.get("metrics", {})
+        self.best_epoch = trainer.best["epoch"]
+        self.epochs_run = trainer.epoch
+        self.stopped_early = fit.stopped_early
+
+
+def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], students, peers):
+    from benchmarks.los_loop import horizon_table, prepare_los_loop
+    from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
+    from stgkd.engine import seed_everything
+    from stgkd.engine.evaluate import evaluate_split, predict_split
+    from stgkd.engine.recipes import DistillStep
+    from stgkd.nn import build
+
+    prepared, info = prepare_los_loop(data, device=device)
+    run_b, full_b = _batches(len(prepared.train), args)
+    models: dict[str, dict[str, Any]] = {}
+    last_models: dict[str, torch.nn.Module] = {}
+
+    def make(name: str, hp: dict[str, Any]):
+        return build(name, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
+                     out_steps=prepared.out_steps, in_channels=prepared.in_channels, **hp).to(device)
+
+    def finish(label: str, name: str, kind: str, hp, model, trainer, fit, seed: int, t0: float) -> None:
+        test = _strip(evaluate_split(model, prepared.test, prepared.scaler, batch_size=args.eval_batch_size or 64,
+                                     device=device))
+        fc = predict_split(model, prepared.test, prepared.scaler, batch_size=args.eval_batch_size or 64, device=device)
+        rec = _seed_record(_FitResult(trainer, fit, test), seed=seed, device=device, batches_run=run_b,
+                           batches_full=full_b, peak=_peak_mb(device), wall=time.perf_counter() - t0)
+        rec["tgcn"] = horizon_table(fc.true, fc.pred)
+        e = models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
+        e["seeds"].append(rec)
+        last_models[label] = model
+        _log(f"seed {seed}: {label} test MAE {test['avg']['mae']:.3f}, T-GCN 60 min RMSE "
+             f"{rec['tgcn']['60min']['rmse']:.3f} ({time.perf_counter() - t0:.0f}s)")
+
+    for seed in args.seed_list:
+        cfg = _train_config(args, seed, device)
+        teacher_name = suite.teacher[0]
+        label = f"{teacher_name} (teacher)"
+        _log(f"seed {seed}: teacher {teacher_name}")
+        _reset_peak(device)
+        t0 = time.perf_counter()
+        seed_everything(seed)
+        teacher = make(teacher_name, teacher_hp)
+        trainer, fit = _fit_prepared(teacher, prepared, cfg)
+        finish(label, teacher_name, "teacher", teacher_hp, teacher, trainer, fit, seed, t0)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        for s_label, s_name, s_hp in students:
+            for kind in ("student", "student+kd"):
+                label = s_label if kind == "student" else f"{s_label} + KD"
+                _log(f"seed {seed}: {label}")
+                _reset_peak(device)
+                t0 = time.perf_counter()
+                seed_everything(seed)
+                student = make(s_name, s_hp)
+                step = None
+                if kind == "student+kd":
+                    dcfg = DistillConfig()
+                    sample_x = prepared.train.batch(torch.arange(2)).x.to(device)
+                    student.eval()
+                    objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x).to(device)
+                    student.train()
+                    cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
+                                               batch_size=args.eval_batch_size or 64, time_pool=dcfg.time_pool)
+                    step = DistillStep(student, objective, cache, prepared.scaler, amp=cfg.amp)
+                trainer, fit = _fit_prepared(student, prepared, cfg, step=step)
+                finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0)
+                if kind == "student+kd":
+                    models[label]["distill"] = objective.resolved_config().to_dict()
+        for p_label, p_name, p_hp in peers:
+            _log(f"seed {seed}: peer {p_label}")
+            _reset_peak(device)
+            t0 = time.perf_counter()
+            seed_everything(seed)
+            peer = make(p_name, p_hp)
+            trainer, fit = _fit_prepared(peer, prepared, cfg)
+            finish(p_label, p_name, "peer", p_hp, peer, trainer, fit, seed, t0)
+    for label, model in last_models.items():
+        _log(f"profiling {label}")
+        models[label].update(_model_profile(model, device=device, args=args, label=label))
+    dataset_info = {
+        "windows": [len(prepared.train), len(prepared.val), len(prepared.test)],
+        "regions": {"train": info.train, "val": info.val, "test": info.test},
+        "max_value_train": info.max_value,
+        "max_value_all": info.max_value_all,
+        "input_features": list(prepared.input_features),
+        "adjacency": "DCRNN adj_mx.pkl (Gaussian kernel of road distance, threshold 0.1); no los_adj.csv in the shared folder",
+    }
+    return list(models.values()), dataset_info
+
+
+# ============================================================================ a suite
+
+
+def run_suite(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``args.suite`` and return its JSON record (also written to ``args.results_dir``)."""
+    suite = _suites.get_suite(args.suite)
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: CUDA is not available on this machine; run with --device cpu")
+    data = suite.load(args.tiny)  # DataError names the missing files and where to get them
+    teacher_hp = dict(suite.tiny_teacher if args.tiny else suite.teacher[1])
+    teacher_hp.update(json.loads(args.teacher_hparams) if args.teacher_hparams else {})
+    students = _selected(suite.students, args.students)
+    peers = _selected(suite.peers, args.peers)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"stgkd-bench-{suite.name}-"))
+    try:
+        if suite.protocol == "los-loop":
+            models, dataset_info = _run_los_loop(suite, data, args=args, device=device, teacher_hp=teacher_hp,
+                                                 students=students, peers=peers)
+        else:
+            models, dataset_info = _run_dcrnn(suite, data, args=args, device=device, work=work, teacher_hp=teacher_hp,
+                                              students=students, peers=peers)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    record = {
+        "schema": SCHEMA,
+        "suite": suite.name,
+        "title": suite.title,
+        "protocol": suite.protocol,
+        "description": suite.description,
+        "published": suite.published,
+        "date": started.strftime("%Y-%m-%d"),
+        "started": started.isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - t0,
+        "command": "python -m benchmarks.run " + " ".join(args.argv),
+        "environment": _environment(device),
+        "dataset": {
+            "name": data.name, "nodes": int(data.num_nodes), "steps": int(data.num_steps),
+            "interval_minutes": int(data.interval_minutes), "split": list(data.split),
+            "source": [str(s) for s in (data.source or [])], **dataset_info,
+        },
+        "budget": {
+            "seeds": list(args.seed_list), "epochs": args.epochs, "limit_batches": args.limit_batches,
+            "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "tiny": bool(args.tiny),
+            "teacher_hparams": teacher_hp, "latency_iters": args.latency_iters, "latency_warmup": args.latency_warmup,
+        },
+        "notes": list(args.note or []),
+        "models": models,
+    }
+    return record
+
+
+def _results_path(record: dict[str, Any], results_dir: Path) -> Path:
+    return results_dir / f"{record['suite']}-{record['environment']['device']}-{record['date']}.json"
+
+
+def write_results(record: dict[str, Any], results_dir: Path, markdown: Path) -> Path:
+    """Write the record's JSON file and regenerate ``markdown`` from every JSON file in ``results_dir``."""
+    from benchmarks.table import write_markdown
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = _results_path(record, results_dir)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=float) + "\n")
+    tmp.replace(path)
+    write_markdown(results_dir, markdown)
+    return path
+
+
+# ============================================================================ CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--suite", help=f"one of {', '.join(_suites.SUITES.names())}, or 'scaling'")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train and time (default: cpu)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default: 3)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the suite's)")
+    p.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size (default: 64)")
+    p.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size (default: --batch-size)")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
+    p.add_argument("--patience", type=int, default=10, help="early-stopping patience, 0 = off (default: 10)")
+    p.add_argument("--tiny", action="store_true", help="tiny data and teacher (tests and smoke runs)")
+    p.add_argument("--teacher-hparams", default=None, help="JSON overriding teacher hyperparameters")
+    p.add_argument("--students", nargs="+", default=None, help="student labels or model names to run (default: all)")
+    p.add_argument("--peers", nargs="+", default=None, help="peer labels or model names to run, or 'none' (default: all)")
+    p.add_argument("--latency-iters", type=int, default=50, help="timed calls at batch 1 (batch 64: a quarter) (default: 50)")
+    p.add_argument("--latency-warmup", type=int, default=5, help="untimed calls first (default: 5)")
+    p.add_argument("--latency-batches", type=int, nargs="+", default=[1, 64], help="batch sizes timed (default: 1 64)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON goes (default: benchmarks/results)")
+    p.add_argument("--markdown", default=str(RESULTS_MD), help="RESULTS.md to regenerate (default: benchmarks/RESULTS.md)")
+    p.add_argument("--workdir", default=None, help="keep checkpoints here (default: a temporary directory, removed)")
+    p.add_argument("--note", action="append", help="a note recorded in the JSON and RESULTS.md (repeatable)")
+    p.add_argument("--progress", action="store_true", help="show per-epoch progress")
+    p.add_argument("--render", action="store_true", help="only regenerate RESULTS.md from the JSON files")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    # scaling suite
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="scaling: network sizes (default: 207 883 2000 8600)")
+    p.add_argument("--scaling-batches", type=int, default=3, help="scaling: timed training steps per point (default: 3)")
+    p.add_argument("--scaling-warmup", type=int, default=1, help="scaling: untimed training steps first (default: 1)")
+    p.add_argument("--teacher-max-nodes", type=int, default=None,
+                   help="scaling: skip the teacher above this many sensors (default: none)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        if args.render:
+            from benchmarks.table import write_markdown
+
+            write_markdown(Path(args.results_dir), Path(args.markdown))
+            print(f"wrote {args.markdown}")
+            return 0
+        if not args.suite:
+            parser.error("--suite is required (or --render)")
+        if args.seeds < 1:
+            raise ConfigError("--seeds must be >= 1")
+        args.seed_list = list(range(args.seeds))
+        if args.suite == "scaling":
+            from benchmarks.scaling import run_scaling
+
+            record = run_scaling(args)
+        else:
+            suite = _suites.get_suite(args.suite)
+            if args.epochs is None:
+                args.epochs = 1 if args.tiny else suite.epochs
+            if args.limit_batches is None:
+                args.limit_batches = suite.limit_batches
+            record = run_suite(args)
+        path = write_results(record, Path(args.results_dir), Path(args.markdown))
+        print(f"wrote {path} and {args.markdown}")
+        return 0
+    except (StgkdError, DataError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

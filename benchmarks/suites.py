@@ -1,0 +1,327 @@
+"""The benchmark suites: which data, which protocol, which models, and how much training.
+
+A :class:`Suite` names its dataset (a loader that raises :class:`~stgkd.errors.DataError` naming the
+missing files and where to get them), its protocol (``"dcrnn"``: DCRNN's windows, split and masked
+metrics; ``"los-loop"``: T-GCN's, see :mod:`benchmarks.los_loop`), the teacher, the students (each
+trained plainly and by distillation from that teacher) and the peers (models from
+torch-geometric-temporal trained alone under the same protocol).
+
+Peers come in two kinds:
+
+* ``dcrnn``, ``stgcn``, ``agcrn``, ``mtgnn``: PGT layers behind stgkd's model interface
+  (:mod:`stgkd.nn.peers`);
+* ``pgt-tgcn``, ``pgt-a3tgcn``, ``pgt-gconvgru``: PGT's own recurrent cells (``TGCN2``, ``A3TGCN2``,
+  ``GConvGRU``) wrapped minimally below, the way PGT's METR-LA example uses them: the cell reads the
+  12 input steps, a linear layer maps its last hidden state to the 12 horizons. Their usual recipe
+  (PGT's ``METRLADatasetLoader``) z-scores with statistics of the *whole* series; here they get our
+  protocol (train-slice statistics, missing readings masked), like every other model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stgkd.errors import ConfigError, DataError
+from stgkd.nn.base import ForecastModel, as_adjacency
+from stgkd.nn.registry import MODELS, register_model
+from stgkd.registry import Registry
+
+__all__ = [
+    "Suite",
+    "SUITES",
+    "REPO_ROOT",
+    "SHARED_WEEK",
+    "get_suite",
+    "PGTRecurrent",
+    "PGTTGCN",
+    "PGTA3TGCN",
+    "PGTGConvGRU",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: the real METR-LA week, outside the repository (never copied into it)
+SHARED_WEEK = REPO_ROOT / ".." / "shared" / "data" / "metr-la-week"
+
+
+# ============================================================================ PGT's own models
+
+
+def _edges(adj: Tensor) -> tuple[Tensor, Tensor]:
+    from torch_geometric.utils import dense_to_sparse
+
+    return dense_to_sparse(adj)
+
+
+class PGTRecurrent(ForecastModel):
+    """Common wrapper of a torch-geometric-temporal recurrent cell.
+
+    ``h_t = cell(x_t, h_{t-1})`` over the ``T_in`` inputs (graph: the raw weighted adjacency as PGT's
+    METR-LA loader passes it, edge weights = adjacency entries), then ``ŷ = W h_{T_in} + b``.
+
+    Args:
+        num_nodes: number of sensors ``N``.
+        graph: dense raw ``(N, N)`` weighted adjacency (default: identity).
+        in_steps, out_steps, in_channels: window shape (default: 12, 12, 2).
+        hidden: width of the cell (default: 32, as PGT's METR-LA example).
+    """
+
+    role = "teacher"
+    feature_names = ("hidden",)
+    distill_feature = "hidden"
+    uses_graph = True
+
+    def __init__(self, *, num_nodes: int, graph: Tensor | np.ndarray | None = None, in_steps: int = 12,
+                 out_steps: int = 12, in_channels: int = 2, hidden: int = 32) -> None:
+        super().__init__(num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, in_channels=in_channels,
+                         hidden=hidden)
+        if hidden < 1:
+            raise ConfigError(f"{self.registry_name}: hidden must be >= 1, got {hidden}")
+        from stgkd.compat import import_torch_geometric_temporal
+
+        self._pgt = import_torch_geometric_temporal()
+        edge_index, edge_weight = _edges(as_adjacency(graph, num_nodes))
+        self.register_buffer("edge_index", edge_index, persistent=False)
+        self.register_buffer("edge_weight", edge_weight, persistent=False)
+        self.hidden = hidden
+        self.cell = self._make_cell(in_channels, hidden)
+        self.head = nn.Linear(hidden, out_steps)
+
+    def _make_cell(self, in_channels: int, hidden: int) -> nn.Module:  # pragma: no cover - overridden
+        raise ConfigError(f"{type(self).__name__} does not define a cell")
+
+    def _encode(self, x: Tensor) -> Tensor:
+        """``(B, T, N, C)`` -> last hidden state ``(B, N, D)``."""
+        h = None
+        for t in range(x.shape[1]):
+            h = self.cell(x[:, t], self.edge_index, self.edge_weight, h)
+        return h
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        """Run the cell over the inputs and read all horizons off its last state.
+
+        Shapes:
+            x ``(B, T_in, N, C)`` -> forecast ``(B, T_out, N)``; feature ``"hidden"`` ``(B, N, hidden)``.
+        """
+        self._check_input(x)
+        h = self._encode(x)
+        out = self.head(h).transpose(1, 2)
+        if return_features:
+            return out, {"hidden": h}
+        return out
+
+
+@register_model("pgt-tgcn")
+class PGTTGCN(PGTRecurrent):
+    """PGT's ``TGCN2`` cell (Zhao et al., "T-GCN", IEEE T-ITS 2020): a GRU whose gates read a
+    ``GCNConv`` of the input, batched over ``(B, N, F)``. See :class:`PGTRecurrent` for the arguments."""
+
+    def _make_cell(self, in_channels: int, hidden: int) -> nn.Module:
+        return self._pgt.nn.recurrent.TGCN2(in_channels, hidden, batch_size=1)
+
+
+@register_model("pgt-a3tgcn")
+class PGTA3TGCN(PGTRecurrent):
+    """PGT's ``A3TGCN2`` (Zhu et al., "A3T-GCN", 2020): a TGCN cell applied to every input step and
+    the states combined by a learned softmax attention over steps. PGT's implementation starts every
+    step from a zero state (it passes the same ``H=None`` to each), kept as is. See
+    :class:`PGTRecurrent` for the arguments."""
+
+    def _make_cell(self, in_channels: int, hidden: int) -> nn.Module:
+        cell = self._pgt.nn.recurrent.A3TGCN2(in_channels, hidden, periods=self.in_steps, batch_size=1)
+        return cell
+
+    def _encode(self, x: Tensor) -> Tensor:
+        # A3TGCN2 takes (B, N, F, T)
+        return self.cell(x.permute(0, 2, 3, 1), self.edge_index, self.edge_weight)
+
+
+@register_model("pgt-gconvgru")
+class PGTGConvGRU(PGTRecurrent):
+    """PGT's ``GConvGRU`` (Seo et al., "Structured Sequence Modeling with Graph Convolutional
+    Recurrent Networks", 2018): a GRU with Chebyshev graph convolutions (``K = 2``) in its gates, on
+    ``(B, N, F)``. See :class:`PGTRecurrent` for the arguments."""
+
+    def _make_cell(self, in_channels: int, hidden: int) -> nn.Module:
+        return self._pgt.nn.recurrent.GConvGRU(in_channels, hidden, K=2)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        b, _, n, _ = x.shape
+        h = x.new_zeros(b, n, self.hidden)  # its own default state is (B, D), wrong for batched input
+        for t in range(x.shape[1]):
+            h = self.cell(x[:, t], self.edge_index, self.edge_weight, h)
+        return h
+
+
+# ============================================================================ suites
+
+
+@dataclass
+class Suite:
+    """One benchmark setting.
+
+    Attributes:
+        name: registry name (``--suite``).
+        title: display name.
+        protocol: ``"dcrnn"`` or ``"los-loop"``.
+        load: ``load(tiny) -> TrafficData``; raises :class:`DataError` when files are missing.
+        teacher: teacher model name and hyperparameters.
+        students: ``(label, model name, hparams)`` of each student.
+        peers: ``(label, model name, hparams)`` of each peer.
+        epochs, limit_batches: default training budget (``--epochs`` / ``--limit-batches`` override).
+        published: dataset name in :mod:`benchmarks.published` whose quotes go beside this suite.
+        description: one paragraph for RESULTS.md.
+        tiny_teacher: teacher hyperparameters under ``--tiny``.
+    """
+
+    name: str
+    title: str
+    protocol: str
+    load: Callable[[bool], Any]
+    teacher: tuple[str, dict[str, Any]]
+    students: list[tuple[str, str, dict[str, Any]]]
+    peers: list[tuple[str, str, dict[str, Any]]]
+    epochs: int = 20
+    limit_batches: int | None = None
+    published: str | None = None
+    description: str = ""
+    tiny_teacher: dict[str, Any] = field(default_factory=dict)
+
+
+SUITES: Registry[Suite] = Registry("benchmark suite")
+
+#: the teacher and the students every suite compares (hidden widths chosen so the students are ~100x smaller)
+TEACHER = ("graph-wavenet", {})
+TINY_TEACHER = {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16, "end_channels": 16}
+STUDENTS = [
+    ("gcn-gru h32", "gcn-gru", {"hidden": 32}),
+    ("gru h32", "gru", {"hidden": 32}),
+]
+PEERS_ALL = [
+    ("PGT TGCN", "pgt-tgcn", {"hidden": 32}),
+    ("PGT A3TGCN", "pgt-a3tgcn", {"hidden": 32}),
+    ("PGT GConvGRU", "pgt-gconvgru", {"hidden": 32}),
+    ("DCRNN (PGT layers)", "dcrnn", {}),
+    ("STGCN (PGT layers)", "stgcn", {}),
+    ("AGCRN (PGT layers)", "agcrn", {}),
+    ("MTGNN (PGT layers)", "mtgnn", {}),
+]
+#: the peers that fit a CPU budget (the recurrent PGT cells; see RESULTS.md for what was left out)
+PEERS_CPU = PEERS_ALL[:3]
+
+
+def _synthetic(tiny: bool):
+    from stgkd.data.synthetic import generate
+
+    if tiny:
+        data, _ = generate(num_nodes=6, num_days=1, seed=0)
+    else:
+        data, _ = generate(num_nodes=64, num_days=14, seed=0)
+    return data
+
+
+def _week_folder() -> Path:
+    folder = Path(os.environ.get("STGKD_WEEK", SHARED_WEEK)).resolve()
+    needed = ["metr-la-week.h5", "adj_mx.pkl", "los_speed.csv"]
+    missing = [n for n in needed if not (folder / n).is_file()]
+    if missing:
+        raise DataError(
+            f"metr-la-week: missing {', '.join(missing)} in {folder}; the suite reads the real week from "
+            "../shared/data/metr-la-week relative to the repository root (or $STGKD_WEEK)"
+        )
+    return folder
+
+
+def _week(tiny: bool):
+    from stgkd.data.readers import read_dcrnn
+
+    folder = _week_folder()
+    return read_dcrnn(folder / "metr-la-week.h5", folder / "adj_mx.pkl", name="metr-la-week")
+
+
+def _los(tiny: bool):
+    from stgkd.data.readers import read_los_loop
+
+    folder = _week_folder()
+    return read_los_loop(folder / "los_speed.csv", folder / "adj_mx.pkl", name="los-loop")
+
+
+def _registered(name: str) -> Callable[[bool], Any]:
+    def load(tiny: bool):
+        from stgkd.data.datasets import get_dataset, load_dataset
+
+        info = get_dataset(name)
+        folder = info.folder()
+        missing = info.missing_files(folder)
+        if missing:
+            lines = [f"{name}: the full dataset is not in {folder}; missing:"]
+            for f in missing:
+                where = (f"`stgkd data fetch {name}` downloads it from {f.urls[0]}" if f.urls
+                         else f"get it from {f.manual}")
+                lines.append(f"  - {f.name}: {where}")
+            lines.append(f"put the files in {folder} (or set $STGKD_DATA to the folder holding {name}/)")
+            raise DataError("\n".join(lines))
+        return load_dataset(name)
+
+    return load
+
+
+SUITES.register("synthetic", Suite(
+    name="synthetic", title="Synthetic road network (64 sensors, 14 days)", protocol="dcrnn", load=_synthetic,
+    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU, epochs=5, limit_batches=None,
+    description=(
+        "stgkd's seeded simulator (`stgkd.data.synthetic.generate(num_nodes=64, num_days=14, seed=0)`): "
+        "rush-hour and incident congestion travelling upstream, 4% missing readings; DCRNN protocol "
+        "(70/10/20 chronological split, 12 -> 12 steps, masked metrics). Runs anywhere in minutes."
+    ),
+    tiny_teacher=TINY_TEACHER,
+))
+SUITES.register("metr-la-week", Suite(
+    name="metr-la-week", title="METR-LA, first week (207 sensors, 2,016 steps)", protocol="dcrnn", load=_week,
+    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU, epochs=30, limit_batches=None,
+    description=(
+        "The real first week of METR-LA (2012-03-01 to 03-07, 207 loop detectors, 5 min) from "
+        "`../shared/data/metr-la-week` with DCRNN's adjacency; DCRNN protocol (70/10/20 chronological "
+        "split of the windows: 1,395 / 199 / 399, z-score fit on the training slice, masked "
+        "MAE / RMSE / MAPE at 15 / 30 / 60 min). A week is 1/17 of METR-LA: numbers are not comparable "
+        "with the published full-dataset results (less training data, and the test days are a Saturday "
+        "and a Sunday)."
+    ),
+    tiny_teacher=TINY_TEACHER,
+))
+SUITES.register("los-loop", Suite(
+    name="los-loop", title="Los-loop (T-GCN protocol on the same week)", protocol="los-loop", load=_los,
+    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU[:1], epochs=30, limit_batches=None,
+    description="T-GCN's Los-loop protocol; see the Los-loop section.",
+    tiny_teacher=TINY_TEACHER,
+))
+for _name, _title, _quote in (
+    ("metr-la", "METR-LA (full, 207 sensors, 34,272 steps)", "metr-la"),
+    ("pems-bay", "PEMS-BAY (full, 325 sensors, 52,116 steps)", "pems-bay"),
+    ("pems04", "PEMS04 (307 sensors, flow, 16,992 steps)", "pems04"),
+    ("pems08", "PEMS08 (170 sensors, flow, 17,856 steps)", "pems08"),
+):
+    SUITES.register(_name, Suite(
+        name=_name, title=_title, protocol="dcrnn", load=_registered(_name), teacher=TEACHER, students=STUDENTS,
+        peers=PEERS_ALL, epochs=100, limit_batches=None, published=_quote,
+        description=(
+            f"The full {_title.split(' (')[0]} release in its standard layout and split (registered dataset "
+            f"`{_name}`), DCRNN protocol; published numbers are quoted beside it."
+        ),
+        tiny_teacher=TINY_TEACHER,
+    ))
+
+
+def get_suite(name: str) -> Suite:
+    """The registered suite ``name`` (:class:`ConfigError` listing the suites otherwise)."""
+    return SUITES.get(name)
+
+
+def model_is_registered(name: str) -> bool:
+    return name in MODELS

@@ -1,0 +1,57 @@
+"""``python -m benchmarks.run`` end to end on tiny synthetic data, and its error for missing datasets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.run import main
+
+
+def test_synthetic_suite_writes_json_and_results_md(tmp_path):
+    results = tmp_path / "results"
+    md = tmp_path / "RESULTS.md"
+    argv = ["--suite", "synthetic", "--tiny", "--epochs", "1", "--seeds", "1", "--limit-batches", "2",
+            "--batch-size", "16", "--students", "gcn-gru", "--peers", "pgt-tgcn", "--latency-iters", "2",
+            "--latency-warmup", "1", "--latency-batches", "1", "2", "--results-dir", str(results), "--markdown", str(md)]
+    assert main(argv) == 0
+    files = list(results.glob("synthetic-cpu-*.json"))
+    assert len(files) == 1
+    rec = json.loads(files[0].read_text())
+    assert rec["suite"] == "synthetic" and rec["environment"]["device"] == "cpu"
+    assert rec["command"].startswith("python -m benchmarks.run --suite synthetic")
+    assert rec["dataset"]["nodes"] == 6 and rec["dataset"]["windows"] == [186, 26, 53]
+    kinds = {m["label"]: m["kind"] for m in rec["models"]}
+    assert kinds == {"graph-wavenet (teacher)": "teacher", "gcn-gru h32": "student",
+                     "gcn-gru h32 + KD": "student+kd", "PGT TGCN": "peer"}
+    for m in rec["models"]:
+        (seed,) = m["seeds"]
+        assert seed["epochs_run"] == 1 and seed["batches_per_epoch"] == 2 and seed["batches_per_full_epoch"] == 12
+        for h in ("15min", "30min", "60min", "avg"):
+            assert math.isfinite(seed["test"][h]["mae"]) and seed["test"][h]["rmse"] >= seed["test"][h]["mae"]
+        assert seed["peak_gpu_mem_mb"] is None
+        assert m["parameters"] > 0 and m["flops"] > 0
+        assert set(m["latency"]) == {"cpu-eager-b1", "cpu-eager-b2"}
+        assert m["latency"]["cpu-eager-b1"]["device_kind"] == "cpu"
+    kd = next(m for m in rec["models"] if m["kind"] == "student+kd")
+    assert kd["distill"]["w_out"] > 0
+    text = md.read_text()
+    assert files[0].name in text
+    assert "| gcn-gru h32 + KD | student+kd |" in text and "| PGT TGCN | peer |" in text
+    assert "**CPU** eager b1 ms" in text and "not measured" in text
+
+
+def test_full_dataset_suite_names_missing_files(isolated_data_root, tmp_path, capsys):
+    code = main(["--suite", "pems04", "--results-dir", str(tmp_path), "--markdown", str(tmp_path / "R.md")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "PEMS04.npz" in err and "PEMS04.csv" in err and str(isolated_data_root / "pems04") in err
+    assert "stgkd data fetch pems04" in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_unknown_suite_is_an_error(tmp_path, capsys):
+    assert main(["--suite", "nope", "--results-dir", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err
