@@ -298,6 +298,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         exp = report.get("export")
         if exp and exp.get("path"):
             lines += ["", f"Exported to `{exp['path']}` (from `{exp.get('checkpoint')}`)."]
+            test = (exp.get("test") or {}).get("avg")
+            if test:
+                lines += ["", f"Test split (exported student): MAE {_fmt(test.get('mae'))}, RMSE {_fmt(test.get('rmse'))}, "
+                              f"MAPE {_fmt(test.get('mape'))}."]
         elif exp and exp.get("error"):
             lines += ["", f"Export failed: {exp['error']}"]
     lines += ["", "## Pareto front (val MAE vs measured latency, feasible trials)", ""]

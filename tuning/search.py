@@ -234,6 +234,8 @@ def make_sampler(name: str, seed: int, multi: bool, n_trials: int):
     import optuna
     from optuna.samplers._lazy_random_state import LazyRandomState
 
+    from tuning.storage import worker_identity
+
     class _PerTrialSeed:
         """Reseed the sampler from (seed, trial number) before every trial: one worker reproduces a
         run exactly, and workers sharing a study never draw the same random start-up points."""
@@ -241,6 +243,9 @@ def make_sampler(name: str, seed: int, multi: bool, n_trials: int):
         _base_seed = seed
 
         def before_trial(self, study, trial):  # noqa: D401 - Optuna hook
+            # record the worker at once (the objective does it too): a process killed between creating
+            # the trial and starting the objective still leaves a trial that is recognised as its own
+            study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_identity())
             s = (self._base_seed * 1_000_003 + trial.number) % (2**32)
             for obj in (self, getattr(self, "_random_sampler", None)):
                 rng = getattr(obj, "_rng", None)
@@ -525,6 +530,14 @@ def _export_best(study: Any, out: Path, prepared: Any, device: str) -> dict[str,
         )
         return info
     target = out / "best_student.pt"
+    sidecar = out / "best_student.json"
+    if target.is_file() and sidecar.is_file():  # already exported by an earlier run or another worker
+        try:
+            previous = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("trial") == best.number and previous.get("study") == study.study_name:
+            return {k: v for k, v in previous.items() if k != "study"}
     try:
         export_student(ckpt, target)
     except StgkdError as exc:
@@ -539,6 +552,7 @@ def _export_best(study: Any, out: Path, prepared: Any, device: str) -> dict[str,
         test = evaluate_split(model, prepared.test, prepared.scaler, batch_size=64, device=device,
                               interval_minutes=int(prepared.data.interval_minutes))
         info["test"] = {k: v for k, v in test.items() if k != "per_step"}
+    sidecar.write_text(json.dumps({**info, "study": study.study_name}, indent=1, default=str) + "\n")
     return info
 
 

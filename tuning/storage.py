@@ -23,7 +23,8 @@ start time, so a recycled pid is not mistaken for the original) and, on journal 
 (system attribute ``stgkd:heartbeat``, refreshed every :data:`HEARTBEAT_INTERVAL_S` seconds by a thread
 while the trial runs). :func:`recover_stale_trials` runs when a worker starts and after every trial: a
 ``RUNNING`` trial whose worker is gone -- same host and that process no longer exists, or no heartbeat
-for :data:`STALE_AFTER_S` seconds (other hosts) -- is marked ``FAIL`` and its parameters are enqueued
+for :data:`STALE_AFTER_S` seconds (other hosts; :data:`UNATTRIBUTED_STALE_AFTER_S` for a trial that never
+recorded its worker) -- is marked ``FAIL`` and its parameters are enqueued
 again (``WAITING``), so the next free worker re-runs it. On RDB storages Optuna's own heartbeat does the
 same for other hosts, through the same re-enqueueing callback. A journal line half written by a killed
 process is cut off by :func:`repair_journal` before the study is opened.
@@ -70,6 +71,9 @@ DEFAULT_JOURNAL = "study.journal"
 HEARTBEAT_INTERVAL_S = 30
 #: a running trial of another host without a heartbeat for this long is considered dead
 STALE_AFTER_S = 300
+#: a running trial that never recorded its worker (killed within milliseconds of its creation) is
+#: considered dead after this long
+UNATTRIBUTED_STALE_AFTER_S = 60
 #: how often a trial is retried after its worker died
 MAX_RETRY = 3
 
@@ -357,9 +361,12 @@ def _is_stale(trial: FrozenTrial, now: float, stale_after_s: float) -> tuple[boo
         if alive is True:
             return False, ""
     last = trial.system_attrs.get(HEARTBEAT_ATTR)
+    limit = stale_after_s
     if last is None and trial.datetime_start is not None:
         last = trial.datetime_start.timestamp()  # naive local time, as Optuna stores it
-    if last is not None and now - float(last) > stale_after_s:
+        if not isinstance(worker, dict):
+            limit = min(stale_after_s, UNATTRIBUTED_STALE_AFTER_S)
+    if last is not None and now - float(last) > limit:
         return True, f"no heartbeat for {now - float(last):.0f} s"
     return False, ""
 

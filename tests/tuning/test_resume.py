@@ -14,7 +14,7 @@ from tuning.search import main
 from tuning.storage import FlockLock
 from tuning_helpers import PYTHON, REPO, search_args, subprocess_env
 
-N_TRIALS = 4
+N_TRIALS = 5
 
 
 def _study(out: Path) -> optuna.Study | None:
@@ -31,26 +31,25 @@ def _study(out: Path) -> optuna.Study | None:
 
 def test_kill_9_mid_trial_then_resume(tmp_path, tiny_space, tiny_teacher):
     out = tmp_path / "study"
-    args = search_args(out, tiny_space, tiny_teacher, n_trials=N_TRIALS, epochs=4,
+    args = search_args(out, tiny_space, tiny_teacher, n_trials=N_TRIALS, epochs=3,
                        extra=["--study-name", "resume", "--pruner", "none"])
     proc = subprocess.Popen([PYTHON, "-m", "tuning.search", *args], cwd=REPO, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim = None
+    killed = False
     try:
         deadline = time.monotonic() + 240
-        while victim is None:
+        while not killed:
             assert proc.poll() is None, f"the study ended before it could be killed:\n{proc.stderr.read()}"
-            assert time.monotonic() < deadline, "no trial reached the middle of its training in time"
-            time.sleep(0.2)
+            assert time.monotonic() < deadline, "no trial was running after the first one completed"
+            time.sleep(0.1)
             study = _study(out)
             if study is None:
                 continue
             trials = study.get_trials(deepcopy=False)
-            complete = [t for t in trials if t.state == TrialState.COMPLETE]
-            running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
-            if complete and running:  # one trial done, the next one in the middle of its epochs
+            running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+            if running and any(t.state == TrialState.COMPLETE for t in trials):  # mid-study, mid-trial
                 proc.kill()  # SIGKILL: no handler, no cleanup
-                victim = running[0].number
+                killed = True
         proc.wait()
     finally:
         if proc.poll() is None:
@@ -61,7 +60,7 @@ def test_kill_9_mid_trial_then_resume(tmp_path, tiny_space, tiny_teacher):
 
     before = _study(out).get_trials(deepcopy=False)
     kept = {t.number: (t.params, t.value) for t in before if t.state == TrialState.COMPLETE}
-    assert before[victim].state == TrialState.RUNNING  # left behind by the dead worker
+    (victim,) = [t.number for t in before if t.state == TrialState.RUNNING]  # left behind by the dead worker
 
     assert main(args) == 0  # the same command again
 
@@ -72,7 +71,9 @@ def test_kill_9_mid_trial_then_resume(tmp_path, tiny_space, tiny_teacher):
     dead = after[victim]
     assert dead.state == TrialState.FAIL and dead.system_attrs["fail_reason"].startswith("stale: worker")
     retries = [t for t in after if t.user_attrs.get("retry_of") == victim]
-    assert len(retries) == 1 and retries[0].params == dead.params and retries[0].state == TrialState.COMPLETE
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    # the retry keeps every parameter the dead trial had drawn (it may have been killed before drawing all)
+    assert dead.params.items() <= retries[0].params.items()
     finished = [t for t in after if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == N_TRIALS  # --n-trials is the study's target, the failed trial not counted
     assert not [t for t in after if t.state in (TrialState.RUNNING, TrialState.WAITING)]

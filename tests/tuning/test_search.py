@@ -84,9 +84,11 @@ def test_cpu_study_of_three_trials(tmp_path, tiny_space, capsys):
         assert t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - 1000.0)
     capsys.readouterr()
 
-    assert main(args) == 0
+    exported = (out / "best_student.pt").stat().st_mtime_ns
+    assert main([*args, "--no-plots"]) == 0
     assert "reusing the teacher" in capsys.readouterr().err
     assert len(_journal_study(out).trials) == 3
+    assert (out / "best_student.pt").stat().st_mtime_ns == exported  # same best: not exported again
 
 
 def test_over_budget_trials_are_infeasible_and_never_trained(tmp_path, tiny_space, tiny_teacher, capsys):
