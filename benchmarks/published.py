@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Quote", "PUBLISHED", "UNVERIFIED", "LOS_LOOP_PUBLISHED", "quotes_for"]
+__all__ = ["Quote", "PUBLISHED", "UNVERIFIED", "CHECK_MARKS", "LOS_LOOP_PUBLISHED", "LOS_LOOP_SOURCE", "quotes_for"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,17 @@ def _h(mae: float, rmse: float | None, mape: float | None) -> dict[str, float | 
 _GWN = "Wu et al., Graph WaveNet for Deep Spatial-Temporal Graph Modeling, IJCAI 2019"
 _MTGNN = "Wu et al., Connecting the Dots: Multivariate Time Series Forecasting with Graph Neural Networks, KDD 2020"
 _AGCRN = "Bai et al., Adaptive Graph Convolutional Recurrent Network for Traffic Forecasting, NeurIPS 2020"
-_TRANSCRIPT_LA = (
-    "matches a public transcription of the METR-LA / PEMS-BAY baseline table (HA, VAR, STGCN, DCRNN, "
-    "Graph WaveNet, GMAN, MTGNN rows; found by exact-string search of public repositories)"
-)
-_TRANSCRIPT_PEMS = (
-    "matches a public transcription of the PEMS04/07/08 baseline table (DCRNN, STGCN, MTGNN, GMAN, ... rows; "
-    "found by exact-string search of public repositories)"
-)
+_TRANSCRIPT_LA = "[A]"
+_TRANSCRIPT_PEMS = "[B]"
+#: what the short marks in ``Quote.checked`` stand for
+CHECK_MARKS = {
+    "[A]": "matches a public text transcription of the METR-LA / PEMS-BAY baseline table (STGCN, DCRNN, Graph "
+           "WaveNet, GMAN, MTGNN rows at horizons 3/6/12), found by exact-string search of public repositories; "
+           "the Graph WaveNet rows also match several independent READMEs quoting the paper",
+    "[B]": "matches a public text transcription of a PEMS04/07/08 baseline table (DCRNN, STGCN, MTGNN, GMAN rows), "
+           "found by exact-string search of public repositories",
+    "[C]": "matches a public README quoting AGCRN's PEMS04/08 row",
+}
 
 PUBLISHED: list[Quote] = [
     # ------------------------------------------------------------------ METR-LA
@@ -61,7 +64,7 @@ PUBLISHED: list[Quote] = [
     Quote("STGCN", "metr-la", {"15min": _h(2.88, 5.74, 7.62), "30min": _h(3.47, 7.24, 9.57), "60min": _h(4.59, 9.40, 12.70)},
           _GWN, "Table 2 (STGCN row)", _TRANSCRIPT_LA),
     Quote("Graph WaveNet", "metr-la", {"15min": _h(2.69, 5.15, 6.90), "30min": _h(3.07, 6.22, 8.37), "60min": _h(3.53, 7.37, 10.01)},
-          _GWN, "Table 2", _TRANSCRIPT_LA + "; also several independent READMEs quoting the paper"),
+          _GWN, "Table 2", _TRANSCRIPT_LA),
     Quote("MTGNN", "metr-la", {"15min": _h(2.69, 5.18, 6.86), "30min": _h(3.05, 6.17, 8.19), "60min": _h(3.49, 7.23, 9.87)},
           _MTGNN, "Table 3 (single-step horizons 3/6/12)", _TRANSCRIPT_LA),
     Quote("GMAN", "metr-la", {"15min": _h(2.80, 5.55, 7.41), "30min": _h(3.12, 6.49, 8.73), "60min": _h(3.44, 7.35, 10.07)},
@@ -83,20 +86,20 @@ PUBLISHED: list[Quote] = [
           note="secondary quote; not checked against GMAN's own table, which may differ in RMSE/MAPE"),
     # ------------------------------------------------------------------ PEMS04 (averaged over 12 horizons)
     Quote("AGCRN", "pems04", {"avg": _h(19.83, 32.26, 12.97)}, _AGCRN, "Table 2 (PeMSD4)",
-          "matches a public README quoting the AGCRN row of a PEMS04/08 table"),
+          "[C]"),
     Quote("DCRNN", "pems04", {"avg": _h(21.22, 33.44, 14.17)}, _AGCRN, "Table 2 (DCRNN row, PeMSD4)", _TRANSCRIPT_PEMS),
     Quote("STGCN", "pems04", {"avg": _h(21.16, None, None)}, _AGCRN, "Table 2 (STGCN row, PeMSD4)",
-          "MAE only: the transcription found lists MAE; RMSE / MAPE not verified"),
+          "[B], MAE only: the transcription lists MAE; RMSE / MAPE not verified"),
     Quote("MTGNN", "pems04", {"avg": _h(18.96, 31.05, 13.65)}, "as quoted by later work (MTGNN's paper has no PEMS04)",
           "baseline tables of later work", _TRANSCRIPT_PEMS, note="secondary quote"),
     Quote("GMAN", "pems04", {"avg": _h(19.14, 31.60, 13.19)}, "as quoted by later work (GMAN's paper has no PEMS04)",
           "baseline tables of later work", _TRANSCRIPT_PEMS, note="secondary quote"),
     # ------------------------------------------------------------------ PEMS08
     Quote("AGCRN", "pems08", {"avg": _h(15.95, 25.22, 10.09)}, _AGCRN, "Table 2 (PeMSD8)",
-          "matches a public README quoting the AGCRN row of a PEMS04/08 table"),
+          "[C]"),
     Quote("DCRNN", "pems08", {"avg": _h(16.82, 26.36, 10.92)}, _AGCRN, "Table 2 (DCRNN row, PeMSD8)", _TRANSCRIPT_PEMS),
     Quote("STGCN", "pems08", {"avg": _h(17.50, None, None)}, _AGCRN, "Table 2 (STGCN row, PeMSD8)",
-          "MAE only: the transcription found lists MAE; RMSE / MAPE not verified"),
+          "[B], MAE only: the transcription lists MAE; RMSE / MAPE not verified"),
     Quote("MTGNN", "pems08", {"avg": _h(15.12, 24.23, 9.65)}, "as quoted by later work (MTGNN's paper has no PEMS08)",
           "baseline tables of later work", _TRANSCRIPT_PEMS, note="secondary quote"),
     Quote("GMAN", "pems08", {"avg": _h(15.31, 24.92, 10.13)}, "as quoted by later work (GMAN's paper has no PEMS08)",

@@ -289,9 +289,10 @@ SUITES.register("metr-la-week", Suite(
         "The real first week of METR-LA (2012-03-01 to 03-07, 207 loop detectors, 5 min) from "
         "`../shared/data/metr-la-week` with DCRNN's adjacency; DCRNN protocol (70/10/20 chronological "
         "split of the windows: 1,395 / 199 / 399, z-score fit on the training slice, masked "
-        "MAE / RMSE / MAPE at 15 / 30 / 60 min). A week is 1/17 of METR-LA: numbers are not comparable "
-        "with the published full-dataset results (less training data, and the test days are a Saturday "
-        "and a Sunday)."
+        "MAE / RMSE / MAPE at 15 / 30 / 60 min). The week runs Thursday to Wednesday; the test windows "
+        "forecast Tuesday 6 March 13:50 to Wednesday 7 March 23:55, the training windows cover Thursday "
+        "to Monday (one weekend). A week is 1/17 of METR-LA: numbers are not comparable with the "
+        "published full-dataset results."
     ),
     tiny_teacher=TINY_TEACHER,
 ))

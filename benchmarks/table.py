@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from benchmarks.published import LOS_LOOP_SOURCE, PUBLISHED, UNVERIFIED, quotes_for
+from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
 
 __all__ = ["mean_spread", "aggregate", "load_records", "render", "write_markdown", "fmt_pm", "power_law"]
 
@@ -271,6 +271,9 @@ def _published_section(dataset: str) -> list[str]:
             cells += [cell(m.get(k)) if m else "–" for k in ("mae", "rmse", "mape")]
         note = f" ({q.note})" if q.note else ""
         lines.append(f"| {q.model} | " + " | ".join(cells) + f" | {q.source}, {q.table}{note} | {q.checked} |")
+    marks = sorted({mark for q in quotes for mark in CHECK_MARKS if mark in q.checked})
+    lines.append("")
+    lines += [f"- {mark} {CHECK_MARKS[mark]}." for mark in marks]
     missing = [(m, why) for (m, d), why in UNVERIFIED.items() if d == dataset]
     if missing:
         lines.append("")
@@ -283,22 +286,26 @@ def _scaling_section(rec: dict[str, Any]) -> list[str]:
              rec.get("description", ""), "", f"Command: `{rec['command']}`", "", _budget_line_scaling(rec), ""]
     pts = rec["points"]
     device = rec["environment"]["device"]
-    mem_head = "peak GPU MiB (train)" if device == "cuda" else "peak GPU MiB"
-    lines += [f"| model | N | edges | params | train s/epoch (est., full epoch) | s/batch | latency b1 ms | latency b64 ms | {mem_head} |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    kind = "CUDA graph" if device == "cuda" else "**CPU** eager"
+    lat_batches = list(rec["budget"].get("latency_batches", [1, 64]))
+    lat_head = " | ".join(f"{kind} latency b{b} ms" for b in lat_batches)
+    lines += [f"| model | N | edges | params | train s/epoch (est., full epoch) | s/batch | {lat_head} | peak GPU MiB (train) |",
+              "|" + "---|" * (7 + len(lat_batches))]
     for p in pts:
         mem = "n/a (CPU)" if p.get("peak_gpu_mem_mb") is None else f"{p['peak_gpu_mem_mb']:.0f}"
+        lat = " | ".join(_fmt_ms(p.get(f"latency_b{b}_ms")) for b in lat_batches)
         lines.append(f"| {p['model']} | {p['nodes']:,} | {p['edges']:,} | {_fmt_count(p['parameters'])} | "
-                     f"{p['full_epoch_seconds_est']:.1f} | {p['seconds_per_batch']:.3f} | {_fmt_ms(p.get('latency_b1_ms'))} | "
-                     f"{_fmt_ms(p.get('latency_b64_ms'))} | {mem} |")
+                     f"{p['full_epoch_seconds_est']:.1f} | {p['seconds_per_batch']:.3f} | {lat} | {mem} |")
     lines.append("")
     lines.append("Power-law fits `cost = a · N^k` over the sizes measured (log-log least squares):")
     lines.append("")
     for model in sorted({p["model"] for p in pts}):
         mp = [p for p in pts if p["model"] == model]
         ns = [p["nodes"] for p in mp]
-        for key, what in (("seconds_per_batch", "training time per batch"), ("latency_b1_ms", "latency at batch 1"),
-                          ("latency_b64_ms", "latency at batch 64"), ("peak_gpu_mem_mb", "peak GPU memory")):
+        keys = [("seconds_per_batch", "training time per batch")]
+        keys += [(f"latency_b{b}_ms", f"latency at batch {b}") for b in lat_batches]
+        keys += [("peak_gpu_mem_mb", "peak GPU memory")]
+        for key, what in keys:
             fit = power_law(ns, [p.get(key) or 0 for p in mp])
             if fit:
                 lines.append(f"- {model}: {what} grows as N^{fit[1]:.2f} (over N = {', '.join(map(str, ns))}).")
@@ -423,8 +430,9 @@ SHORTFALLS = """\
   under-trained, and the comparison between teacher, students and peers is a comparison at a small,
   equal budget, not at convergence. The CUDA latency columns (eager and CUDA graph, batch 1 and 64)
   and peak GPU memory are produced by the same code with `--device cuda`, but were not measured.
-- **A week is not METR-LA.** The `metr-la-week` and `los-loop` suites use 1/17 of METR-LA; their
-  test days are a weekend. Published full-dataset numbers are quoted for orientation only.
+- **A week is not METR-LA.** The `metr-la-week` and `los-loop` suites use 1/17 of METR-LA (five
+  days of training data, one weekend); their test part is the last day and a half (Tuesday
+  afternoon to Wednesday night). Published full-dataset numbers are quoted for orientation only.
 - **CPU timings are noisy.** Other jobs shared the machine during the runs; seconds per epoch and
   CPU latency are what was observed, not a clean measurement.
 - **Peers were trimmed on the CPU.** The CPU runs train only the cheapest peers; the full-dataset
