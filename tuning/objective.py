@@ -36,7 +36,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from stgkd.errors import ConfigError
+from stgkd.errors import ConfigError, StgkdError
 from tuning.space import STUDENT_PREFIX, SearchSpace
 from tuning.storage import Heartbeat, mark_worker
 
@@ -46,12 +46,18 @@ __all__ = [
     "PruningCallback",
     "SearchContext",
     "Objective",
+    "TrialFailed",
     "architecture_key",
     "student_hparams",
     "distill_config",
 ]
 
 LATENCY_CONSTRAINT = "latency"
+
+
+class TrialFailed(RuntimeError):
+    """A trial could not be evaluated (e.g. its training diverged); the study records it as ``FAIL``
+    and goes on (``study.optimize(catch=(TrialFailed, ...))``)."""
 
 
 @dataclass
@@ -359,7 +365,11 @@ class Objective:
         t0 = time.perf_counter()
         torch.manual_seed(ctx.seed + trial.number)
         probe = build_student(ctx, params)
-        key, lat, source = self.latency.get(probe, trial.study)
+        try:
+            key, lat, source = self.latency.get(probe, trial.study)
+        except StgkdError as exc:
+            trial.set_user_attr("note", f"latency measurement failed: {exc}")
+            raise TrialFailed(f"trial {trial.number}: latency measurement failed: {exc}") from exc
         del probe
         latency_ms = float(lat["median_ms"])
         trial.set_user_attr("latency_key", key)
@@ -384,6 +394,9 @@ class Objective:
             trial.set_user_attr("status", "pruned")
             trial.set_user_attr("epochs_run", len(callback.curve))
             raise
+        except StgkdError as exc:  # e.g. a diverging loss at this learning rate
+            trial.set_user_attr("note", f"training failed: {exc}")
+            raise TrialFailed(f"trial {trial.number}: training failed: {exc}") from exc
         val_mae = float(result["val_mae"])
         trial.set_user_attr("status", "complete")
         trial.set_user_attr("val_mae", val_mae)

@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     import optuna
     import torch
 
-    from tuning.objective import LatencyCache, LatencySettings, Objective, SearchContext
+    from tuning.objective import LatencyCache, LatencySettings, Objective, SearchContext, TrialFailed
     from tuning.report import best_feasible, write_report
     from tuning.space import load_space
     from tuning.storage import open_storage, recover_stale_trials, retry_trial
@@ -459,7 +459,7 @@ def run(args: argparse.Namespace) -> int:
         )
         objective = Objective(ctx, space, LatencyCache(latency))
         progress = _Progress(study, args.n_trials, enabled=not args.no_progress)
-        catch: tuple[type[BaseException], ...] = (FloatingPointError,)
+        catch: tuple[type[BaseException], ...] = (TrialFailed, FloatingPointError)
         if hasattr(torch, "OutOfMemoryError"):
             catch = catch + (torch.OutOfMemoryError,)
         previous = signal.getsignal(signal.SIGTERM)

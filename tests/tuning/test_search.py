@@ -171,6 +171,23 @@ def test_objective_measures_once_per_architecture_and_skips_training_over_budget
     assert measured == [4, 64] and study.trials[-1].user_attrs["latency_source"] == "study"
 
 
+def test_a_diverging_trial_fails_alone(tmp_path):
+    from stgkd.errors import ConfigError
+    from tuning.objective import TrialFailed
+
+    def diverge(ctx, trial, params, student, callback, ckpt):
+        raise ConfigError("epoch 1: the training loss is nan; lower --lr or check the data")
+
+    settings = LatencySettings(budget_ms=100.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake")
+    space = SearchSpace.from_mapping({"family": "gru", "hidden": 4, "layers": 1}, source="test")
+    measure = lambda model, s: {"median_ms": 1.0, "device_kind": "cpu", "device_name": "fake"}  # noqa: E731
+    study = optuna.create_study()
+    study.optimize(Objective(_fake_ctx(tmp_path), space, LatencyCache(settings, measure), train=diverge),
+                   n_trials=2, catch=(TrialFailed,))
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert "training loss is nan" in study.trials[0].user_attrs["note"]
+
+
 def test_pruning_callback_prunes_a_trial_worse_than_the_median():
     study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2))
     for curve in ([3.0, 2.0], [3.2, 2.2]):  # two finished trials: median at epoch 2 is 2.1
