@@ -15,7 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
-from stgkd.commands.train import add_training_arguments, parse_hparams, print_result, train_config_from_args
+from stgkd.commands.train import (
+    add_training_arguments,
+    parse_hparams,
+    print_result,
+    sigterm_as_interrupt,
+    train_config_from_args,
+)
 
 HELP = "distill a trained teacher into a student"
 
@@ -37,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--relation-tau", type=float, help="softmax temperature of the relation distributions")
     k.add_argument("--pairs", nargs="+", metavar="S:T", help="feature pairs: default, auto, or student:teacher names")
     k.add_argument("--relation-source", choices=["features", "adaptive"], help="teacher relations from features or its adaptive adjacency")
+    parser.add_argument("--test", action="store_true", help="also report test metrics of the best weights")
     k.add_argument("--distill-config", metavar="JSON", help="other DistillConfig fields as a JSON object")
     add_training_arguments(parser)
 
@@ -65,19 +72,25 @@ def run(args: argparse.Namespace) -> int:
     from stgkd.engine.recipes import distill_student
 
     config = train_config_from_args(args, args.out)
-    result = distill_student(
-        args.teacher,
-        args.student,
-        args.out,
-        width=args.width,
-        hparams=parse_hparams(args.hparams),
-        distill=DistillConfig.from_dict(distill_config_from_args(args)),
-        config=config,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
+    with sigterm_as_interrupt():
+        result = distill_student(
+            args.teacher,
+            args.student,
+            args.out,
+            width=args.width,
+            hparams=parse_hparams(args.hparams),
+            distill=DistillConfig.from_dict(distill_config_from_args(args)),
+            config=config,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            evaluate_test=args.test,
+        )
     print_result(result, what=f"distilled {args.student}")
+    if result.test is not None and result.rank == 0:
+        from stgkd.engine.evaluate import format_metrics
+
+        print("test:\n" + format_metrics(result.test))
     return 0

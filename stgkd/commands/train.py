@@ -12,8 +12,11 @@ and :func:`train_config_from_args`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +156,24 @@ def print_result(result, *, what: str) -> None:
         print(f"best checkpoint: {result.best_path}")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM (a scheduler preempting the job, torchrun stopping its workers) like Ctrl-C, so
+    the run saves ``last.pt`` before it exits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, metavar="NAME_OR_PATH",
                         help="registered dataset (metr-la, pems-bay, synthetic, ...) or a file/folder")
@@ -172,22 +193,23 @@ def run(args: argparse.Namespace) -> int:
     from stgkd.engine.recipes import train_model
 
     config = train_config_from_args(args, args.out)
-    result = train_model(
-        args.dataset,
-        args.model,
-        args.out,
-        hparams=parse_hparams(args.hparams),
-        config=config,
-        data_dir=args.data_dir,
-        in_steps=args.in_steps,
-        out_steps=args.out_steps,
-        time_of_day=not args.no_time_of_day,
-        day_of_week=args.day_of_week,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        evaluate_test=args.test,
-    )
+    with sigterm_as_interrupt():
+        result = train_model(
+            args.dataset,
+            args.model,
+            args.out,
+            hparams=parse_hparams(args.hparams),
+            config=config,
+            data_dir=args.data_dir,
+            in_steps=args.in_steps,
+            out_steps=args.out_steps,
+            time_of_day=not args.no_time_of_day,
+            day_of_week=args.day_of_week,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            evaluate_test=args.test,
+        )
     print_result(result, what=f"trained {args.model}")
     if result.test is not None and result.rank == 0:
         from stgkd.engine.evaluate import format_metrics

@@ -119,7 +119,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{path}: refused to load: the file holds objects other than tensors and plain "
             f"containers ({first})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to parse the file means it is unusable
         raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

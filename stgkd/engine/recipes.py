@@ -14,7 +14,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,6 +72,7 @@ class TrainResult:
         distill: the resolved distillation settings (students from :func:`distill_student` only).
         teacher_checkpoint: path of the teacher checkpoint (:func:`distill_student` only).
         test: test-split metrics when asked for with ``evaluate_test=True``.
+        rank: this process's rank (0 unless run under ``torchrun``).
     """
 
     model: nn.Module
@@ -91,7 +92,6 @@ class TrainResult:
     teacher_checkpoint: str | None = None
     test: dict[str, Any] | None = None
     rank: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_val_mae(self) -> float:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from stgkd.distill.losses import masked_mae
 from stgkd.engine.checkpoint import FORMAT, capture_rng_state, data_meta, restore_rng_state
-from stgkd.engine.distributed import DistContext, all_reduce_sum, epoch_indices, wrap_ddp
+from stgkd.engine.distributed import DistContext, all_reduce_sum, epoch_indices, resolve_device, wrap_ddp
 from stgkd.engine.evaluate import evaluate_split
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.registry import Registry
@@ -240,7 +240,8 @@ class Trainer:
             ``on_batch_end(trainer, step, logs)``, ``on_epoch_end(trainer, epoch, logs)``,
             ``on_interrupt(trainer, epoch)``, ``on_fit_end(trainer, result)``; those with
             ``rank_zero_only = True`` run on rank 0 only. Called in the order given.
-        ctx: distributed context (default: one process on ``config.device``).
+        ctx: distributed context (default: one process on ``config.device``, CUDA when present if
+            that is ``None``).
         meta: extra checkpoint entries (``role``, ``distill``, ``teacher_checkpoint``, ...).
 
     Attributes:
@@ -262,7 +263,7 @@ class Trainer:
         find_unused_parameters: bool = False,
     ) -> None:
         self.config = config
-        self.ctx = ctx or DistContext(device=torch.device(config.device or "cpu"))
+        self.ctx = ctx or DistContext(device=resolve_device(config.device))
         self.device = self.ctx.device
         self.data = data
         self.model = model.to(self.device)
@@ -469,6 +470,8 @@ class Trainer:
                 self.step_module.load_checkpoint_extras(payload)
             self.optimizer.load_state_dict(payload["optimizer"])
             _load_scheduler_state(self.scheduler, payload["scheduler"])
+            if hasattr(self.scheduler, "T_max"):  # cosine: a resumed run may have been given more epochs
+                self.scheduler.T_max = self.config.epochs
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: cannot resume from it: {exc}") from None
         self.epoch = int(payload["epoch"])

@@ -61,7 +61,11 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="nope.pt: checkpoint not found"):
         load_checkpoint(tmp_path / "nope.pt")
     garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(os.urandom(256))
+    for seed in range(20):  # arbitrary bytes fail in many different ways inside the unpickler
+        garbage.write_bytes(bytes(random.Random(seed).randrange(256) for _ in range(256)))
+        with pytest.raises(CheckpointError, match="garbage.pt"):
+            load_checkpoint(garbage)
+    garbage.write_bytes(b"\x80\x02}q\x00.")  # a bare pickle, not a torch zip file
     with pytest.raises(CheckpointError, match="garbage.pt"):
         load_checkpoint(garbage)
     good = tmp_path / "good.pt"
