@@ -262,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def _loadavg() -> list[float] | None:
     """1/5/15-minute load averages (other processes competing for the CPU skew CPU timings)."""
     try:
@@ -289,6 +293,12 @@ def to_markdown(report: dict[str, Any]) -> str:
     ]
     if kind == "CPU":
         lines += ["> CPU figures: a reduced run on a CPU, not the GPU numbers the study reports.", ""]
+    load = (report.get("load_average") or {}).get("start")
+    threads = report.get("cpu_threads") or 1
+    if load and load[0] > threads:
+        lines += [f"> The machine was shared: load average {load[0]} on {threads} CPU threads. Other processes "
+                  "competed for the CPU during timing, so these figures (p90/p99 most of all) overstate the "
+                  "latency of an idle machine and compare only loosely with one another.", ""]
     for section in SECTIONS:
         rows = [r for r in report["results"] if r["section"] == section]
         if not rows:
@@ -302,9 +312,16 @@ def to_markdown(report: dict[str, Any]) -> str:
             else:
                 lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r['mode']} | "
                              f"{r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
-                             f"{r['throughput']:,.0f} |")
+                             f"{_rate(r['throughput'])} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def rewrite_markdown(json_path: Path) -> Path:
+    """Re-render the markdown beside a results JSON (after changing :func:`to_markdown`)."""
+    md = json_path.with_suffix(".md")
+    md.write_text(to_markdown(json.loads(json_path.read_text())))
+    return md
 
 
 if __name__ == "__main__":

@@ -190,3 +190,22 @@ def test_compile_mode_on_cuda():
     model = TinyTimed(num_nodes=8, in_steps=4, out_steps=3)
     r = measure(model, batch_size=4, device="cuda", mode="compile", warmup=3, iters=5)
     assert r.mode == "compile" and r.device_kind == "cuda"
+
+
+def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path):
+    from benchmarks import latency as bench
+
+    argv = ["--device", "cpu", "--sections", "main", "--no-teacher", "--nodes", "6", "--widths", "4",
+            "--batch", "1", "--modes", "eager", "cuda-graph", "--dtypes", "fp32", "--iters", "2", "--warmup", "1",
+            "--out", str(tmp_path), "--tag", "t"]
+    assert bench.main(argv) == 0
+    (json_path,) = tmp_path.glob("latency-cpu-*-t.json")
+    report = json.loads(json_path.read_text())
+    assert report["device_kind"] == "cpu" and report["command"].endswith("--tag t") and report["date"]
+    timed = [r for r in report["results"] if "skipped" not in r]
+    assert {r["model"] for r in timed} == {"gru-h4", "gcn-gru-h4"}
+    assert all(r["nodes"] == 6 and r["mode"] == "eager" and r["device_kind"] == "cpu" for r in timed)
+    skipped = [r for r in report["results"] if "skipped" in r]
+    assert skipped and all(r["mode"] == "cuda-graph" for r in skipped)
+    md = json_path.with_suffix(".md").read_text()
+    assert md.startswith("# Inference latency (CPU)") and "gcn-gru-h4" in md
