@@ -123,17 +123,3 @@ def wrap_ddp(module: nn.Module, ctx: DistContext, *, find_unused_parameters: boo
             find_unused_parameters=find_unused_parameters,
         )
     return DistributedDataParallel(module, find_unused_parameters=find_unused_parameters)
-
-
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()
-
-
-def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
-    """Rank 0's ``flag`` on every rank (e.g. "stop now")."""
-    if not ctx.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device if ctx.backend == "nccl" else "cpu")
-    dist.broadcast(t, src=0)
-    return bool(t.item() > 0.5)
