@@ -237,7 +237,8 @@ class STGCN(ForecastModel):
         \Theta *_G X = \sum_{k=0}^{K-1} \theta_k T_k(\tilde L) X,\quad
         \tilde L = \tfrac{2}{\lambda_{max}} L - I,\ L = I - D^{-1/2} W D^{-1/2}
 
-    with PGT's ``lambda_max = 2`` (so :math:`\tilde L = -D^{-1/2} W D^{-1/2}`). ``blocks`` blocks
+    with PyG's default :math:`\lambda_{max} = 2 \max_i L_{ii} = 2` (``STConv`` passes none), so
+    :math:`\tilde L = -D^{-1/2} W D^{-1/2}` (self-loops of ``W`` are dropped). ``blocks`` blocks
     shorten the sequence to ``T' = T_in - 2 * blocks * (kernel_size - 1)``; the output layer maps the
     ``(T', hidden)`` features of each node through a linear layer, layer norm and ReLU (the paper's
     output temporal convolution over all ``T'`` steps) and a linear layer to ``T_out`` steps.
@@ -443,7 +444,9 @@ class MTGNN(ForecastModel):
     and ``layers`` layers of dilated inception temporal convolutions (kernels 2, 3, 6, 7) and
     mix-hop propagation :math:`H^{(k)} = \beta X + (1 - \beta) \tilde A H^{(k-1)}` (both
     directions) feed skip connections, which end convolutions map to ``T_out`` steps at once.
-    The predefined graph is not used (the paper's METR-LA setting learns it).
+    The predefined graph is not used (the paper's METR-LA setting learns it). The wrapper calls
+    PGT's ``MTGNN`` with the adjacency from its own ``_graph_constructor`` (see
+    :meth:`learned_adjacency`), which is what PGT's ``build_adj=True`` path computes.
 
     Args:
         num_nodes: number of sensors ``N``.
@@ -529,7 +532,7 @@ class MTGNN(ForecastModel):
             raise ConfigError(f"mtgnn: dropout must be in [0, 1), got {dropout}")
         self.net = _pgt().nn.attention.MTGNN(
             gcn_true=True,
-            build_adj=True,
+            build_adj=False,  # the learned graph is built in forward (see there), by PGT's own layer
             gcn_depth=gcn_depth,
             num_nodes=num_nodes,
             kernel_set=list(self.kernel_set),
@@ -550,6 +553,18 @@ class MTGNN(ForecastModel):
             tanhalpha=tanhalpha,
             layer_norm_affline=True,
         )
+        # PGT (like the reference code) builds a 1x1 residual conv per layer that only the
+        # graph-free variant (gcn_true=False) calls; drop it so every parameter is trained.
+        for layer in self.net._mtgnn_layers:
+            del layer._residual_conv
+        # Node ids as a buffer: PGT would copy its CPU ``_idx`` to the device on every forward.
+        self.register_buffer("node_index", torch.arange(num_nodes), persistent=False)
+
+    def learned_adjacency(self) -> Tensor:
+        """The ``(N, N)`` learned adjacency (PGT's ``GraphConstructor``), always computed in float32:
+        under bf16 autocast PGT's top-k mask (float32) and the scores (bf16) would not scatter."""
+        with torch.autocast(device_type=self.node_index.device.type, enabled=False):
+            return self.net._graph_constructor(self.node_index)
 
     def forward(self, x: Tensor, return_features: bool = False):
         """Shapes:
@@ -560,14 +575,15 @@ class MTGNN(ForecastModel):
         """
         self._check_input(x)
         native = x.permute(0, 3, 2, 1)
+        adj = self.learned_adjacency()
         if not return_features:
-            return self.net(native).squeeze(-1)
+            return self.net(native, A_tilde=adj, idx=self.node_index).squeeze(-1)
         captured: dict[str, Tensor] = {}
         handle = self.net._end_conv_1.register_forward_hook(
             lambda module, inputs, output: captured.__setitem__("skip", inputs[0])
         )
         try:
-            forecast = self.net(native).squeeze(-1)
+            forecast = self.net(native, A_tilde=adj, idx=self.node_index).squeeze(-1)
         finally:
             handle.remove()
         return forecast, {"skip": captured["skip"].squeeze(-1).transpose(1, 2)}
