@@ -5,7 +5,7 @@ Importing this package registers every model (``stgkd.nn.MODELS.names()``).
 
 from __future__ import annotations
 
-from stgkd.nn import graph_wavenet, students
+from stgkd.nn import graph_wavenet, peers, students
 from stgkd.nn.base import ForecastModel
 from stgkd.nn.flops import count_flops
 from stgkd.nn.graph_wavenet import GraphWaveNet
@@ -22,6 +22,7 @@ __all__ = [
     "count_flops",
     "from_config",
     "graph_wavenet",
+    "peers",
     "register_model",
     "students",
 ]

@@ -14,10 +14,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from stgkd.data.graph import sym_norm_adj, to_edge_index, transition_matrices
 from stgkd.errors import ConfigError
 
 __all__ = [
-    "row_normalize",
     "diffusion_supports",
     "gcn_support",
     "adaptive_adjacency",
@@ -36,29 +36,17 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _square(adj: Tensor, where: str) -> Tensor:
+def _as_tensor(adj: Tensor, where: str) -> Tensor:
     adj = torch.as_tensor(adj, dtype=torch.float32)
     if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
         raise ConfigError(f"{where}: adjacency must be a square (N, N) matrix, got shape {tuple(adj.shape)}")
     return adj
 
 
-def row_normalize(adj: Tensor) -> Tensor:
-    """Random-walk transition matrix ``D^-1 A`` (rows sum to 1; all-zero rows stay zero).
-
-    Shapes:
-        adj ``(N, N)`` -> ``(N, N)``
-    """
-    adj = _square(adj, "row_normalize")
-    deg = adj.sum(dim=1, keepdim=True)
-    inv = torch.where(deg > 0, 1.0 / deg.clamp_min(1e-12), torch.zeros_like(deg))
-    return adj * inv
-
-
 def diffusion_supports(adj: Tensor) -> tuple[Tensor, Tensor]:
     """Forward and backward diffusion supports of DCRNN / Graph WaveNet.
 
-    With ``P_f = D_O^-1 A`` (out-degree transition) and ``P_b = D_I^-1 A^T`` (in-degree transition),
+    With ``(P_f, P_b) = (D_O^-1 A, D_I^-1 A^T)`` (:func:`stgkd.data.graph.transition_matrices`)
     the supports are ``(P_f^T, P_b^T)``: node ``m`` receives ``sum_n P_f[n, m] x[n]``, the signal
     diffused one step forward along the edges (and backward for ``P_b``). This is what the official
     Graph WaveNet code computes with ``einsum('ncvl,vw->ncwl', x, P)``.
@@ -66,28 +54,21 @@ def diffusion_supports(adj: Tensor) -> tuple[Tensor, Tensor]:
     Shapes:
         adj ``(N, N)`` -> two ``(N, N)``
     """
-    adj = _square(adj, "diffusion_supports")
-    forward = row_normalize(adj)
-    backward = row_normalize(adj.t())
+    forward, backward = transition_matrices(_as_tensor(adj, "diffusion_supports"))
     return forward.t().contiguous(), backward.t().contiguous()
 
 
 def gcn_support(adj: Tensor, *, add_self_loops: bool = True) -> Tensor:
-    """Symmetrically normalised GCN operator ``D^-1/2 (A^T + I) D^-1/2`` with ``D`` the in-degree.
+    """GCN operator ``D^-1/2 (A^T + I) D^-1/2`` with ``D`` the in-degree (+1), applied as ``S @ x``.
 
-    This is exactly what PyG's ``GCNConv`` (``gcn_norm``, flow source -> target) applies for the edge
-    list of ``adj``; for a symmetric ``adj`` it is the familiar ``D^-1/2 (A + I) D^-1/2``.
+    This is exactly what PyG's ``GCNConv`` (``gcn_norm``, flow source -> target) computes for the
+    edge list of ``adj``, i.e. :func:`stgkd.data.graph.sym_norm_adj` of ``A^T``; for a symmetric
+    ``adj`` it is the familiar ``D^-1/2 (A + I) D^-1/2``.
 
     Shapes:
         adj ``(N, N)`` -> ``(N, N)``
     """
-    adj = _square(adj, "gcn_support")
-    agg = adj.t()
-    if add_self_loops:
-        agg = agg + torch.eye(agg.shape[0], dtype=agg.dtype)
-    deg = agg.sum(dim=1)
-    inv_sqrt = torch.where(deg > 0, deg.clamp_min(1e-12).rsqrt(), torch.zeros_like(deg))
-    return inv_sqrt[:, None] * agg * inv_sqrt[None, :]
+    return sym_norm_adj(_as_tensor(adj, "gcn_support").t().contiguous(), add_self_loops=add_self_loops)
 
 
 def adaptive_adjacency(source: Tensor, target: Tensor) -> Tensor:
@@ -102,14 +83,13 @@ def adaptive_adjacency(source: Tensor, target: Tensor) -> Tensor:
 def dense_to_edges(support: Tensor) -> tuple[Tensor, Tensor]:
     """Edge list of a support for PyG message passing (flow source -> target).
 
-    ``out = support @ x`` becomes messages ``n -> m`` with weight ``support[m, n]``.
+    ``out = support @ x`` becomes messages ``n -> m`` with weight ``support[m, n]``, i.e. the
+    :func:`stgkd.data.graph.to_edge_index` of ``support^T``.
 
     Shapes:
         support ``(N, N)`` -> edge_index ``(2, E)`` long, edge_weight ``(E,)``
     """
-    support = _square(support, "dense_to_edges")
-    target, source = support.nonzero(as_tuple=True)
-    return torch.stack([source, target]), support[target, source]
+    return to_edge_index(_as_tensor(support, "dense_to_edges").t())
 
 
 def batch_edges(edge_index: Tensor, edge_weight: Tensor, num_nodes: int, batch_size: int) -> tuple[Tensor, Tensor]:
