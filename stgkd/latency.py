@@ -372,7 +372,7 @@ def format_table(results: Sequence[LatencyResult]) -> str:
             f"{r.median_ms:.3f}",
             f"{r.p90_ms:.3f}",
             f"{r.p99_ms:.3f}",
-            f"{r.throughput:,.0f}",
+            f"{r.throughput:,.0f}" if r.throughput >= 100 else f"{r.throughput:.3g}",
         )
         for r in results
     ]
