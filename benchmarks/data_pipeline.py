@@ -118,7 +118,8 @@ def worker(values_path: str, case: str, generate_s: float, seconds: float, batch
     return CaseResult(
         case=case, steps=t, nodes=n, raw_mb=raw / mb, generate_s=generate_s, setup_s=setup_s,
         peak_extra_mb=peak_extra / mb, peak_extra_ratio=peak_extra / raw, tracemalloc_peak_mb=trace_peak / mb,
-        inputs_mb=prep.train.inputs.numel() * 4 / mb, batches_per_s=count / elapsed,
+        inputs_mb=(prep.train.inputs.numel() + (0 if prep.train.step_features is None else prep.train.step_features.numel())) * 4 / mb,
+        batches_per_s=count / elapsed,
         batches_per_cpu_s=count / cpu_elapsed, load_average=os.getloadavg()[0], batch_size=batch_size,
         batches_timed=count, windows_train=len(prep.train),
     )
@@ -190,9 +191,11 @@ def to_markdown(results: list[CaseResult], command: str, info: dict[str, str], w
         )
     lines += [
         "",
-        "The inputs tensor (value + time of day, float32) is by itself 2 x the raw array; targets are a",
-        "view of the raw array (no copy), scaling runs in chunks of about 256k readings, so the peak extra memory",
-        "is the inputs tensor plus a few MB of temporaries.",
+        "The series is held once: the scaled values (T x N float32, 1 x the raw array) and the time of day",
+        "per step (T floats, shared by all sensors and broadcast per batch); targets are a view of the raw",
+        "array (no copy) and scaling runs in chunks of about 256k readings, so the peak extra memory is one",
+        "copy of the array plus a few MB of temporaries. Wall-clock rates depend on what else the machine",
+        "runs (load average column); batches per CPU-second are the per-core figure.",
         "",
         "```json",
         json.dumps([asdict(r) for r in results], indent=1),

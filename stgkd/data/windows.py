@@ -22,10 +22,12 @@
 * targets stay in raw units with ``mask = y != 0`` (and finite): the loss and the metrics skip
   missing readings.
 
-The series is stored once: ``inputs`` ``(T, N, C_in)`` (scaled + time features) and ``targets``
-``(T, N)`` raw, shared by the three splits, each of which only holds its window starts.
-:meth:`WindowSplit.batch` gathers a batch with index arithmetic
-(``inputs.index_select(0, starts[idx, None] + arange(T_in))``).
+The series is stored once: ``inputs`` ``(T, N, C_v)`` (the scaled per-sensor channels),
+``step_features`` ``(T, F)`` (time features, the same for every sensor, so not repeated N times) and
+``targets`` ``(T, N)`` raw (a view of the raw array, not a copy), shared by the three splits, each of
+which only holds its window starts. :meth:`WindowSplit.batch` gathers a batch with index arithmetic
+(``inputs.index_select(0, starts[idx, None] + arange(T_in))``) and broadcasts the time features to
+the sensors of that batch only. Resident memory is thus about the raw array plus one float32 copy.
 """
 
 from __future__ import annotations
@@ -107,11 +109,14 @@ class WindowSplit:
 
     Attributes:
         name: ``"train"``, ``"val"`` or ``"test"``.
-        inputs: ``(T, N, C_in)`` float32, the whole series scaled, shared by all splits.
+        inputs: ``(T, N, C_v)`` float32, the per-sensor input channels of the whole series, scaled,
+            shared by all splits.
         targets: ``(T, N)`` float32, the whole target channel in raw units, shared.
         starts: ``(S,)`` long, first input step of each window of this split.
         in_steps: ``T_in``.
         out_steps: ``H``.
+        step_features: ``(T, F)`` float32 features shared by all sensors (time of day, day of
+            week), appended after the ``C_v`` channels of every batch; ``None`` for none.
     """
 
     name: str
@@ -120,6 +125,7 @@ class WindowSplit:
     starts: Tensor
     in_steps: int
     out_steps: int
+    step_features: Tensor | None = None
     _in_offsets: Tensor = field(init=False, repr=False)
     _out_offsets: Tensor = field(init=False, repr=False)
     _finite: bool = field(init=False, repr=False)
@@ -131,6 +137,12 @@ class WindowSplit:
             bool(torch.isfinite(self.targets[i : i + rows]).all()) for i in range(0, self.targets.shape[0], rows)
         )
         self.starts = self.starts.to(device=device, dtype=torch.long)
+        if self.step_features is not None:
+            self.step_features = self.step_features.to(device=device, dtype=torch.float32)
+            if self.step_features.dim() != 2 or self.step_features.shape[0] != self.inputs.shape[0]:
+                raise DataError(
+                    f"step_features must be (T, F) with T = {self.inputs.shape[0]}, got {tuple(self.step_features.shape)}"
+                )
         self._in_offsets = torch.arange(self.in_steps, device=device)
         self._out_offsets = torch.arange(self.in_steps, self.in_steps + self.out_steps, device=device)
 
@@ -152,7 +164,13 @@ class WindowSplit:
         _, n, c = self.inputs.shape
         rows_in = (start[:, None] + self._in_offsets).reshape(-1)
         rows_out = (start[:, None] + self._out_offsets).reshape(-1)
-        x = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
+        if self.step_features is None:
+            x = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
+        else:
+            f = self.step_features.shape[1]
+            values = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
+            times = self.step_features.index_select(0, rows_in).view(b, self.in_steps, 1, f)
+            x = torch.cat([values, times.expand(b, self.in_steps, n, f)], dim=-1)
         y = self.targets.index_select(0, rows_out).view(b, self.out_steps, n)
         return Batch(x=x, y=y, mask=observed_mask(y, known_finite=self._finite), index=idx)
 
@@ -397,7 +415,7 @@ def prepare(
     train_end = num_train - 1 + in_steps  # exclusive: steps read by the training windows' inputs
     values = data.values
     scalers: dict[str, StandardScaler] = {}
-    inputs = torch.empty((t_total, n, len(features)), dtype=torch.float32)
+    inputs = torch.empty((t_total, n, len(chans)), dtype=torch.float32)
     view = inputs.numpy()
     for k, c in enumerate(chans):
         sc = StandardScaler.fit(values[:train_end, :, c], chunk=chunk,
@@ -409,8 +427,9 @@ def prepare(
             np.subtract(block, np.float32(sc.mean), out=out)
             np.multiply(out, np.float32(1.0 / sc.std), out=out)
             out[block == 0] = 0.0
-    for k, feat in enumerate(times.values(), start=len(chans)):
-        view[:, :, k] = feat[:, None]
+    step_features = (
+        torch.from_numpy(np.stack([np.asarray(f, dtype=np.float32) for f in times.values()], axis=1)) if times else None
+    )
 
     target = values[..., 0]
     targets = torch.from_numpy(target if target.flags.c_contiguous else np.ascontiguousarray(target))
@@ -419,7 +438,7 @@ def prepare(
     targets = targets.to(device)
     bounds = np.cumsum([0, *sizes])
     splits = [
-        WindowSplit(name, inputs, targets, torch.arange(int(lo), int(hi)), in_steps, out_steps)
+        WindowSplit(name, inputs, targets, torch.arange(int(lo), int(hi)), in_steps, out_steps, step_features)
         for name, lo, hi in zip(SPLIT_NAMES, bounds[:-1], bounds[1:])
     ]
     return PreparedData(

@@ -105,15 +105,18 @@ def test_time_features_without_timestamps_and_day_of_week():
     data = make_data(t=40, start="2024-01-03 23:50")
     prep = prepare(data, time_of_day=True, day_of_week=True)
     assert prep.input_features == ["value", "time_of_day", "day_of_week"]
-    x = prep.train.inputs
+    x = prep.train.batch([0]).x[0]  # steps 0..T_in-1 of the series: (T_in, N, C)
     assert x[0, 0, 1].item() == pytest.approx(1430 / 1440)
     assert x[2, 1, 1].item() == pytest.approx(0.0)
     assert x[1, 0, 2].item() == pytest.approx(2 / 7) and x[2, 2, 2].item() == pytest.approx(3 / 7)
+    # the time features are the same for every sensor
+    assert torch.equal(x[:, 0, 1:], x[:, 2, 1:])
     # without timestamps: step 0 = Monday 00:00
     bare = prepare(make_data(timestamps=False), day_of_week=True)
     stamped = prepare(make_data(timestamps=True), day_of_week=True)
-    assert torch.allclose(bare.train.inputs, stamped.train.inputs)
-    assert bare.train.inputs[:, :, 2].max().item() == 0.0  # all on Monday
+    every = torch.arange(len(bare.train))
+    assert torch.allclose(bare.train.batch(every).x, stamped.train.batch(every).x)
+    assert bare.train.batch(every).x[..., 2].max().item() == 0.0  # all on Monday
     only_value = prepare(make_data(), time_of_day=False)
     assert only_value.input_features == ["value"] and only_value.in_channels == 1
 
@@ -122,7 +125,10 @@ def test_series_stored_once_and_targets_share_memory():
     data = make_data()
     prep = prepare(data)
     assert prep.train.inputs is prep.val.inputs is prep.test.inputs
-    assert prep.train.inputs.is_contiguous() and prep.train.inputs.shape == (40, 3, 2)
+    assert prep.train.step_features is prep.test.step_features
+    # per-sensor channels (N x value) and per-step time features (not repeated for every sensor)
+    assert prep.train.inputs.is_contiguous() and prep.train.inputs.shape == (40, 3, 1)
+    assert prep.train.step_features.shape == (40, 1)
     assert prep.train.targets.data_ptr() == data.values.ctypes.data  # no copy of the raw series
 
 
