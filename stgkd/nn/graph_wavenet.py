@@ -180,10 +180,13 @@ class GraphWaveNet(ForecastModel):
         """Forecast all horizons at once.
 
         Shapes:
-            x ``(B, T_in, N, C)`` -> forecast ``(B, T_out, N)``; with ``return_features=True`` also
-            ``{"hidden": (B, T', N, residual_channels)`` (last layer output, ``T' = max(T_in, 13) - 12``
-            for the default stack), ``"skip": (B, N, skip_channels)`` (summed skip connections, last
-            step, before the head), ``"head": (B, N, end_channels)`` (after the first end layer)``}``.
+            x ``(B, T_in, N, C)`` -> forecast ``(B, T_out, N)``. With ``return_features=True`` also a
+            dict of
+            ``"hidden"`` ``(B, T', N, residual_channels)``: output of the last layer, ``T' = 1`` for
+            ``T_in <= 13`` with the default stack (``max(T_in, 13) - 12`` in general);
+            ``"skip"`` ``(B, N, skip_channels)``: the summed skip connections at the last step, the
+            input of the output head (the natural distillation match);
+            ``"head"`` ``(B, N, end_channels)``: after the first end layer and its ReLU.
         """
         self._check_input(x)
         if x.shape[1] < self.receptive_field:

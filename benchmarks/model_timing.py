@@ -1,0 +1,379 @@
+"""Forward and forward+backward time of every registered model, and dense vs GCNConv graph ops.
+
+Run::
+
+    python -m benchmarks.model_timing                      # CUDA when present, else CPU
+    python -m benchmarks.model_timing --device cpu --iters 3 --warmup 1
+
+Part 1 times every model in ``stgkd.nn.MODELS`` (teachers at their paper defaults, students at
+their defaults) on a METR-LA-sized input ``(64, 12, 207, 2)`` in fp32 and bf16 autocast, forward
+(eval, no grad) and forward+backward (train mode, mean of the forecast as the loss), and every
+student at batch 1. Part 2 measures the static-graph operator of the ``gcn-gru`` student,
+``"dense"`` (precomputed ``(N, N)`` matrix, one matmul) against ``"gcnconv"`` (PyG ``GCNConv`` with
+a node-offset batched edge list), as one graph layer alone and as the whole student, at
+``(B=1, N=207, D=32)`` and ``(B=64, N=207, D=32)``; the two are timed in alternating rounds so
+that load changes on a shared machine hit both alike.
+
+The graph is DCRNN's METR-LA adjacency from ``../shared/data/metr-la-week/adj_mx.pkl`` when it is
+there (1722 non-zeros), else a seeded random graph with 8 out-edges per node. On CUDA the times
+are CUDA-event times after warm-up with synchronisation; on the CPU wall-clock ``perf_counter``.
+Results go to ``benchmarks/results/model_timing.{json,md}`` and ``graph_op.{json,md}`` with the
+command, machine, load average and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import stgkd.nn
+from stgkd.errors import ConfigError
+from stgkd.latency import device_name, random_graph
+from stgkd.nn import MODELS, build, count_flops
+
+ROOT = Path(__file__).resolve().parents[1]
+METR_LA_ADJ = ROOT / ".." / "shared" / "data" / "metr-la-week" / "adj_mx.pkl"
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Timing:
+    """Milliseconds per call of one (model, batch, precision, pass) setting."""
+
+    model: str
+    role: str
+    batch: int
+    dtype: str
+    passes: str  # "forward" or "forward+backward"
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    iters: int
+    warmup: int
+    parameters: int
+    gflops: float  # forward FLOPs estimate (stgkd.nn.count_flops), fp32, this batch
+    device: str
+    error: str = ""
+
+
+def load_graph(num_nodes: int) -> tuple[np.ndarray, str]:
+    """METR-LA's adjacency when present and ``num_nodes == 207``, else a seeded random graph."""
+    if num_nodes == 207 and METR_LA_ADJ.exists():
+        from stgkd.data.readers import read_adj_pickle
+
+        _, adj = read_adj_pickle(METR_LA_ADJ)
+        return np.asarray(adj, dtype=np.float32), "METR-LA (DCRNN adj_mx.pkl)"
+    return random_graph(num_nodes), f"random, 8 out-edges per node, seed 0 (N={num_nodes})"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device, *, warmup: int, iters: int) -> list[float]:
+    """Per-call times (ms) of ``fn()``: CUDA events on the GPU, ``perf_counter`` on the CPU."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    samples = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            samples.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+def _autocast(device: torch.device, dtype: str):
+    return torch.autocast(device.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] is not None)
+
+
+def time_model(model: nn.Module, x: Tensor, *, passes: str, dtype: str, device: torch.device,
+               warmup: int, iters: int) -> list[float]:
+    """Time ``model(x)`` (eval, no grad) or one forward+backward (train mode)."""
+    if passes == "forward":
+        model.eval()
+
+        def step() -> None:
+            with torch.no_grad(), _autocast(device, dtype):
+                model(x)
+
+    elif passes == "forward+backward":
+        model.train()
+
+        def step() -> None:
+            with _autocast(device, dtype):
+                loss = model(x).float().mean()
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+
+    else:
+        raise ConfigError(f"passes={passes!r}: 'forward' or 'forward+backward'")
+    return time_call(step, device, warmup=warmup, iters=iters)
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "median_ms": float(statistics.median(samples)),
+        "mean_ms": float(statistics.fmean(samples)),
+        "std_ms": float(statistics.stdev(samples)) if len(samples) > 1 else 0.0,
+        "min_ms": float(min(samples)),
+    }
+
+
+def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[int]], dtypes: list[str],
+                passes: list[str], device: torch.device, warmup: int, iters: int,
+                log: Callable[[str], None] = print) -> list[Timing]:
+    """Time every model in ``names`` at the batches of its role (``batches["teacher"|"student"]``)."""
+    n = adj.shape[0]
+    rows = []
+    for name in names:
+        cls = MODELS.get(name)
+        for batch in batches.get(cls.role, []):
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(batch, 12, n, 2, generator=gen).to(device)
+            try:
+                torch.manual_seed(0)
+                model = build(name, num_nodes=n, graph=adj).to(device)
+                params = model.num_parameters()
+                gflops = count_flops(model.eval(), x) / 1e9
+            except Exception as exc:  # record and go on: one broken model must not hide the others
+                rows.append(Timing(name, cls.role, batch, "-", "-", *([float("nan")] * 4), 0, 0, 0, 0.0,
+                                   str(device), f"{type(exc).__name__}: {exc}"))
+                log(f"{name} B={batch}: build failed: {exc}")
+                continue
+            for dtype in dtypes:
+                for p in passes:
+                    try:
+                        stats = _summary(time_model(model, x, passes=p, dtype=dtype, device=device,
+                                                    warmup=warmup, iters=iters))
+                        error = ""
+                    except Exception as exc:
+                        stats = dict.fromkeys(("median_ms", "mean_ms", "std_ms", "min_ms"), float("nan"))
+                        error = f"{type(exc).__name__}: {exc}"
+                        traceback.print_exc()
+                    row = Timing(name, cls.role, batch, dtype, p, **stats, iters=iters, warmup=warmup,
+                                 parameters=params, gflops=round(gflops, 4), device=str(device), error=error)
+                    rows.append(row)
+                    log(f"{name:14s} B={batch:<3d} {dtype} {p:17s} {row.median_ms:10.2f} ms {error}")
+            del model
+    return rows
+
+
+def time_graph_ops(adj: np.ndarray, *, batches: tuple[int, ...], hidden: int, device: torch.device,
+                   rounds: int, iters_per_round: int, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """``dense`` vs ``gcnconv`` for one graph layer and for the whole ``gcn-gru`` student."""
+    n = adj.shape[0]
+    out = []
+    for batch in batches:
+        models = {}
+        for op in ("dense", "gcnconv"):
+            torch.manual_seed(0)
+            models[op] = build("gcn-gru", num_nodes=n, graph=adj, hidden=hidden, graph_op=op).to(device).eval()
+        h = torch.randn(batch, n, hidden, device=device)
+        x = torch.randn(batch, 12, n, 2, device=device)
+
+        def layer_call(m: nn.Module) -> Callable[[], Any]:
+            layer = m.graph_layers[0]
+            return lambda: layer(h, m.support, (m.edge_index, m.edge_weight), None)
+
+        calls = {}
+        for op, m in models.items():
+            calls[("graph layer", op)] = layer_call(m)
+            calls[("gcn-gru student", op)] = (lambda m=m: m(x))
+        samples: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
+        with torch.no_grad():
+            for fn in calls.values():
+                time_call(fn, device, warmup=3, iters=1)
+            for _ in range(rounds):  # alternate, so drifting load on a shared machine hits both
+                for key, fn in calls.items():
+                    samples[key] += time_call(fn, device, warmup=0, iters=iters_per_round)
+        for (what, op), s in samples.items():
+            row = {"what": what, "graph_op": op, "batch": batch, "nodes": n, "hidden": hidden,
+                   "iters": len(s), **_summary(s), "device": str(device)}
+            out.append(row)
+            log(f"{what:16s} {op:8s} B={batch:<3d} median {row['median_ms']:.3f} ms (min {row['min_ms']:.3f})")
+    return out
+
+
+def machine() -> dict[str, Any]:
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_1_5_15": load,
+    }
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if v != v else f"{v:.2f}"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Model timing",
+        "",
+        f"- command: `{report['command']}`",
+        f"- date: {report['date']}",
+        f"- device: **{report['device']}** ({report['device_name']})",
+        f"- machine: {report['machine']['platform']}, {report['machine']['cpu_count']} CPUs, "
+        f"torch {report['machine']['torch']} ({report['machine']['torch_threads']} threads), "
+        f"load average at start {report['machine']['loadavg_1_5_15']}, at end {report['loadavg_end']}",
+        f"- graph: {report['graph']}; input (B, 12, {report['nodes']}, 2)",
+    ]
+    if report["models"]:
+        lines.append(f"- models: warm-up {report['warmup']}, timed iterations {report['iters']}; median ms per call")
+    if report["graph_ops"]:
+        lines.append(f"- graph operators: {report['graph_ops'][0]['iters']} timed calls per setting, in alternating "
+                     "rounds after 3 warm-up calls")
+    lines.append("")
+    if report.get("note"):
+        lines += [report["note"], ""]
+    if report["models"]:
+        lines += ["| model | role | batch | params | GFLOPs (fwd) | dtype | forward ms | forward+backward ms |",
+                  "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+        keyed: dict[tuple, dict[str, float]] = {}
+        meta: dict[tuple, dict[str, Any]] = {}
+        for r in report["models"]:
+            key = (r["model"], r["batch"], r["dtype"])
+            keyed.setdefault(key, {})[r["passes"]] = r["median_ms"]
+            meta[key] = r
+        for key, by_pass in keyed.items():
+            r = meta[key]
+            if r["error"] and r["dtype"] == "-":
+                lines.append(f"| {r['model']} | {r['role']} | {r['batch']} | | | | build failed: {r['error'][:80]} | |")
+                continue
+            lines.append(
+                f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {r['dtype']} | "
+                f"{_fmt(by_pass.get('forward', float('nan')))} | {_fmt(by_pass.get('forward+backward', float('nan')))} |"
+            )
+        lines.append("")
+    if report["graph_ops"]:
+        lines += ["## gcn-gru graph operator: dense vs gcnconv", "",
+                  "| what | batch | N | D | dense median ms | gcnconv median ms | gcnconv / dense (median) "
+                  "| dense min ms | gcnconv min ms | gcnconv / dense (min) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        by = {(r["what"], r["batch"], r["graph_op"]): r for r in report["graph_ops"]}
+        for (what, batch, op), r in by.items():
+            if op != "dense":
+                continue
+            g = by[(what, batch, "gcnconv")]
+            lines.append(f"| {what} | {batch} | {r['nodes']} | {r['hidden']} | {r['median_ms']:.3f} | "
+                         f"{g['median_ms']:.3f} | {g['median_ms'] / r['median_ms']:.2f} | {r['min_ms']:.3f} | "
+                         f"{g['min_ms']:.3f} | {g['min_ms'] / r['min_ms']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.model_timing", description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: CUDA when present, else CPU (default: auto)")
+    p.add_argument("--models", nargs="*", default=None, help="registered names (default: all)")
+    p.add_argument("--nodes", type=int, default=207, help="N (default: 207, METR-LA)")
+    p.add_argument("--batch", type=int, default=64, help="batch of every model (default: 64)")
+    p.add_argument("--student-batch", type=int, default=1, help="extra batch for students (default: 1)")
+    p.add_argument("--dtypes", nargs="*", default=["fp32", "bf16"], choices=list(DTYPES))
+    p.add_argument("--warmup", type=int, default=None, help="default: 10 on CUDA, 1 on CPU")
+    p.add_argument("--iters", type=int, default=None, help="default: 50 on CUDA, 3 on CPU")
+    p.add_argument("--skip-models", action="store_true", help="only the graph-operator comparison")
+    p.add_argument("--skip-graph-ops", action="store_true", help="only the model table")
+    p.add_argument("--graph-op-rounds", type=int, default=10)
+    p.add_argument("--graph-op-iters", type=int, default=20, help="timed calls per round and setting")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
+    p.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'cpu'")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("model_timing: --device cuda but CUDA is not available here; use --device cpu", file=sys.stderr)
+        return 2
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
+    iters = args.iters if args.iters is not None else (50 if device.type == "cuda" else 3)
+    adj, graph_desc = load_graph(args.nodes)
+    names = args.models if args.models else MODELS.names()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    info = machine()
+    print(f"model_timing on {device} ({device_name(device)}), graph: {graph_desc}")
+
+    rows: list[Timing] = []
+    if not args.skip_models:
+        rows = time_models(
+            names, adj,
+            batches={"teacher": [args.batch], "student": sorted({args.batch, args.student_batch}, reverse=True)},
+            dtypes=args.dtypes, passes=["forward", "forward+backward"], device=device, warmup=warmup, iters=iters,
+        )
+    graph_ops: list[dict[str, Any]] = []
+    if not args.skip_graph_ops:
+        graph_ops = time_graph_ops(adj, batches=(1, args.batch), hidden=32, device=device,
+                                   rounds=args.graph_op_rounds, iters_per_round=args.graph_op_iters)
+    try:
+        load_end = list(os.getloadavg())
+    except OSError:
+        load_end = None
+    report = {
+        "command": "python -m benchmarks.model_timing " + shlex.join(argv),
+        "date": started,
+        "device": device.type,
+        "device_name": device_name(device),
+        "machine": info,
+        "loadavg_end": load_end,
+        "graph": graph_desc,
+        "nodes": args.nodes,
+        "warmup": warmup,
+        "iters": iters,
+        "stgkd_models": names,
+        "note": ("CPU figures on a shared 2-core machine: other jobs were running (see load average), so "
+                 "absolute times are inflated and noisy; compare rows measured in the same run."
+                 if device.type == "cpu" else ""),
+        "models": [asdict(r) for r in rows],
+        "graph_ops": graph_ops,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = f"_{args.tag}" if args.tag else ""
+    stem = "model_timing" if not args.skip_models or args.skip_graph_ops else "graph_op"
+    (args.out / f"{stem}{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{stem}{suffix}.md").write_text(to_markdown(report))
+    print(f"wrote {args.out / f'{stem}{suffix}.json'} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
