@@ -26,6 +26,7 @@ import datetime as _dt
 import json
 import math
 import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -113,7 +114,7 @@ def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namesp
     from stgkd.nn import count_flops
 
     model = model.eval()
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    params = sum(p.numel() for p in model.parameters())  # all of them: a frozen teacher's count too
     x1 = torch.randn(1, model.in_steps, model.num_nodes, model.in_channels)
     flops: int | None
     try:
@@ -396,7 +397,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "date": started.strftime("%Y-%m-%d"),
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - t0,
-        "command": "python -m benchmarks.run " + " ".join(args.argv),
+        "command": "python -m benchmarks.run " + shlex.join(args.argv),
         "environment": _environment(device),
         "dataset": {
             "name": data.name, "nodes": int(data.num_nodes), "steps": int(data.num_steps),

@@ -348,6 +348,38 @@ Runs in this file:
 """
 
 
+def _headline(rec: dict[str, Any]) -> list[str]:
+    """One bullet per (teacher, plain student, distilled student) trio of a suite record."""
+    rows = aggregate(rec)
+    teacher = next((r for r in rows if r["kind"] == "teacher"), None)
+    if teacher is None:
+        return []
+    device = rec["environment"]["device"]
+    lat_key = "cuda-cuda-graph-b1" if device == "cuda" else "cpu-eager-b1"
+
+    def maes(r: dict[str, Any]) -> str:
+        return " / ".join(fmt_pm(*r[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
+
+    out = []
+    for kd in (r for r in rows if r["kind"] == "student+kd"):
+        plain = next((r for r in rows if r["label"] == kd["label"].removesuffix(" + KD")), None)
+        if plain is None:
+            continue
+        sp = kd.get(f"speedup/{lat_key}")
+        ratio = (teacher["parameters"] / kd["parameters"]) if teacher.get("parameters") and kd.get("parameters") else None
+        extra = []
+        if ratio:
+            extra.append(f"{ratio:.0f}× fewer parameters")
+        if sp:
+            extra.append(f"{sp:.1f}× faster at batch 1 ({'CUDA graph' if device == 'cuda' else 'CPU'})")
+        out.append(
+            f"- **{rec.get('title', rec['suite'])}** ({device.upper()}, {teacher['n']} seed(s), budget in its section): "
+            f"test MAE at 15 / 30 / 60 min — teacher {maes(teacher)}; {plain['label']} {maes(plain)}; "
+            f"distilled {maes(kd)}" + (f" ({', '.join(extra)})" if extra else "") + "."
+        )
+    return out
+
+
 def render(records: list[dict[str, Any]]) -> str:
     """The whole RESULTS.md text for ``records``."""
     out = [INTRO]
@@ -357,6 +389,9 @@ def render(records: list[dict[str, Any]]) -> str:
         out.append(f"- `{rec['_file']}` — {rec.get('title', rec['suite'])}, {rec['environment']['device'].upper()} "
                    f"({rec['environment']['device_name']}), {rec['date']}: `{rec['command']}`")
     out.append("")
+    headlines = [line for rec in records if rec["suite"] != "scaling" for line in _headline(rec)]
+    if headlines:
+        out += ["## Headline", ""] + headlines + [""]
     seen_published: set[str] = set()
     for rec in records:
         if rec["suite"] == "scaling":

@@ -67,3 +67,29 @@ def test_horizon_table_scores_the_first_h_steps():
     assert table["15min"]["mae"] == 0.0 and table["15min"]["accuracy"] == 1.0
     assert table["30min"]["mae"] == pytest.approx(2.0 * 3 / 6)
     assert table["60min"]["rmse"] == pytest.approx(math.sqrt(4.0 * 9 / 12))
+
+
+def test_los_loop_protocol_end_to_end_on_a_tiny_network():
+    """Teacher, plain and distilled student: trained on the T-GCN regions, scored per horizon."""
+    from benchmarks.run import _run_los_loop, build_parser
+    from benchmarks.suites import TINY_TEACHER, get_suite
+    from stgkd.data.synthetic import generate
+
+    data, _ = generate(num_nodes=5, num_days=2, seed=1)
+    args = build_parser().parse_args(["--epochs", "1", "--limit-batches", "2", "--batch-size", "16", "--patience", "0",
+                                      "--latency-iters", "2", "--latency-warmup", "1", "--latency-batches", "1"])
+    args.seed_list = [0]
+    suite = get_suite("los-loop")
+    models, info = _run_los_loop(suite, data, args=args, device="cpu", teacher_hp=dict(TINY_TEACHER),
+                                 students=[("gcn-gru h32", "gcn-gru", {"hidden": 8})],
+                                 peers=[])
+    assert [m["kind"] for m in models] == ["teacher", "student", "student+kd"]
+    # 576 steps: train_size = int(0.8 * 576) = 460, of which the last round(46.0) = 46 steps validate
+    assert info["regions"] == {"train": (0, 414), "val": (414, 460), "test": (460, 576)}
+    assert info["windows"] == [414 - 23, 46 - 23, 116 - 23]
+    for m in models:
+        (seed,) = m["seeds"]
+        assert list(seed["tgcn"]) == ["15min", "30min", "45min", "60min"]
+        assert 0 < seed["tgcn"]["60min"]["accuracy"] < 1 and seed["tgcn"]["60min"]["rmse"] > 0
+        assert seed["test"]["avg"]["mae"] > 0 and m["parameters"] > 0
+    assert models[2]["distill"]["w_out"] > 0
