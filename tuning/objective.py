@@ -160,12 +160,19 @@ class LatencyCache:
     Args:
         settings: measurement conditions.
         measure: ``measure(model, settings) -> dict`` (default: :func:`stgkd.latency.measure`).
+        remeasure: how many more times a result over the budget is measured (the smallest median is
+            kept; contention only adds time) (default: ``2``).
     """
 
     def __init__(
-        self, settings: LatencySettings, measure: Callable[[torch.nn.Module, LatencySettings], dict[str, Any]] | None = None
+        self,
+        settings: LatencySettings,
+        measure: Callable[[torch.nn.Module, LatencySettings], dict[str, Any]] | None = None,
+        *,
+        remeasure: int = 2,
     ) -> None:
         self.settings = settings
+        self.remeasure = int(remeasure)
         self._measure = measure or _measure_with_stgkd
         self._cache: dict[str, dict[str, Any]] = {}
         self.measured = 0
@@ -182,6 +189,19 @@ class LatencyCache:
                     return key, self._cache[key], "study"
         result = self._measure(model, self.settings)
         self.measured += 1
+        # Contention from other processes only ever adds time: a result over the budget is measured
+        # again (up to `remeasure` times) and the smallest median kept, so a busy moment does not
+        # make an architecture infeasible for the rest of the study.
+        medians = [float(result["median_ms"])]
+        for _ in range(self.remeasure):
+            if min(medians) <= self.settings.budget_ms:
+                break
+            again = self._measure(model, self.settings)
+            self.measured += 1
+            medians.append(float(again["median_ms"]))
+            if float(again["median_ms"]) < float(result["median_ms"]):
+                result = again
+        result = {**result, "medians_ms": medians}
         self._cache[key] = result
         return key, result, "measured"
 

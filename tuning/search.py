@@ -88,6 +88,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: X)`` only where there is a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, [], argparse.SUPPRESS) or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tuning.search",
@@ -103,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
             "finished trials are kept, an interrupted one is re-queued. Dashboard: optuna-dashboard "
             "OUT/study.journal (or the --storage URL)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     data = p.add_argument_group("data and teacher")
     data.add_argument("--dataset", required=False, help="registered dataset name (metr-la, pems-bay, synthetic, ...) or a path in a supported layout (required)")
@@ -267,7 +276,7 @@ def make_sampler(name: str, seed: int, multi: bool, n_trials: int):
         class SeededTPE(_PerTrialSeed, optuna.samplers.TPESampler):
             pass
 
-        return SeededTPE(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=min(10, max(2, n_trials // 5)))
+        return SeededTPE(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=min(10, max(5, n_trials // 5)))
 
 
 def make_pruner(name: str, epochs: int):
