@@ -16,7 +16,9 @@ Storage (``--storage``):
   (PostgreSQL is the choice for a cluster).
 * ``redis://...``: ``JournalStorage(JournalRedisBackend)`` (needs the ``redis`` package).
 
-Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL).
+Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL). The
+dashboard only reads the study; its own writes (notes) take Optuna's default journal lock, not
+:class:`FlockLock`, so leave notes for when no worker is running.
 
 Faults. A trial records which process runs it (user attribute ``worker``: host, pid and the process
 start time, so a recycled pid is not mistaken for the original) and, on journal storages, a heartbeat
