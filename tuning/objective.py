@@ -34,7 +34,6 @@ from typing import Any, Callable
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from stgkd.errors import ConfigError, StgkdError
 from tuning.space import STUDENT_PREFIX, SearchSpace
