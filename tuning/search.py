@@ -17,6 +17,14 @@ target for the *whole study*: finished trials (complete, pruned or infeasible) a
 count, so running the same command again after a crash only runs what is missing, and a study that
 reached its target only rewrites the report. Several workers stop together once the study reaches the
 target (it can overshoot by at most one trial per extra worker, the trials in flight at that moment).
+
+Teacher cache: each process loads the teacher once and builds one :class:`~stgkd.distill.TeacherCache`
+(its forecasts and distillation feature for every training window), at the first trial that trains,
+shared by all later trials of that process; it is never recomputed per trial. Each worker process builds
+its own (one teacher pass over the training split, seconds to a minute, small next to a study) rather than
+reading one from disk: lookups stay on the training device, and no file can go stale or be half-written
+when a worker dies. The study records the teacher checkpoint's SHA-256; workers or resumed runs with
+another teacher are refused.
 """
 
 from __future__ import annotations
