@@ -380,6 +380,47 @@ def _headline(rec: dict[str, Any]) -> list[str]:
     return out
 
 
+def _steps(rec: dict[str, Any]) -> int | None:
+    """Optimiser steps per model of a run (epochs x batches per epoch of its first model's first seed)."""
+    for m in rec.get("models", []):
+        for s in m.get("seeds", []):
+            b = s.get("batches_per_epoch")
+            if b:
+                return int(b) * int(rec["budget"]["epochs"])
+    return None
+
+
+def _budget_sensitivity(records: list[dict[str, Any]]) -> list[str]:
+    """Where one suite was run at several budgets on one device: average test MAE per budget."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec["suite"] != "scaling":
+            groups.setdefault((rec["suite"], rec["environment"]["device"]), []).append(rec)
+    out: list[str] = []
+    for (suite, device), recs in groups.items():
+        if len(recs) < 2:
+            continue
+        recs = sorted(recs, key=lambda r: _steps(r) or 0)
+        labels = []
+        for rec in recs:
+            for r in aggregate(rec):
+                if r["label"] not in labels:
+                    labels.append(r["label"])
+        out += [f"### {suite} on {device.upper()}: the same models at different budgets", "",
+                "| run | optimiser steps per model | lr | " + " | ".join(f"{l} avg MAE" for l in labels) + " |",
+                "|" + "---|" * (3 + len(labels))]
+        for rec in recs:
+            rows = {r["label"]: r for r in aggregate(rec)}
+            cells = [fmt_pm(*rows[l]["avg/mae"]) if l in rows else "–" for l in labels]
+            out.append(f"| `{rec['_file']}` | {_steps(rec) or '–'} | {rec['budget']['lr']} | " + " | ".join(cells) + " |")
+        out += [""]
+    if out:
+        out = ["## Budget sensitivity", "",
+               "Every model in these runs is far from convergence; how much the numbers move with the budget "
+               "is part of the result:", ""] + out
+    return out
+
+
 def render(records: list[dict[str, Any]]) -> str:
     """The whole RESULTS.md text for ``records``."""
     out = [INTRO]
@@ -399,7 +440,7 @@ def render(records: list[dict[str, Any]]) -> str:
             continue
         device = rec["environment"]["device"]
         rows = aggregate(rec)
-        out += [f"## {rec.get('title', rec['suite'])} — {device.upper()} — {rec['date']}", ""]
+        out += [f"## {rec.get('title', rec['suite'])} — {device.upper()} — {rec['date']} (`{rec['_file']}`)", ""]
         out += [rec.get("description", ""), ""]
         ds = rec["dataset"]
         windows = ds.get("windows")
@@ -443,6 +484,7 @@ def render(records: list[dict[str, Any]]) -> str:
         if pub and pub not in seen_published:
             seen_published.add(pub)
             out += _published_section(pub) + [""]
+    out += _budget_sensitivity(records)
     listed = {rec.get("published") for rec in records}
     remaining = [d for d in ("metr-la", "pems-bay", "pems04", "pems08") if d not in listed]
     if remaining:

@@ -75,9 +75,10 @@ def test_los_loop_protocol_end_to_end_on_a_tiny_network():
     from benchmarks.suites import TINY_TEACHER, get_suite
     from stgkd.data.synthetic import generate
 
-    data, _ = generate(num_nodes=5, num_days=2, seed=1)
+    data, _ = generate(num_nodes=4, num_days=2, seed=1)
     args = build_parser().parse_args(["--epochs", "1", "--limit-batches", "2", "--batch-size", "16", "--patience", "0",
-                                      "--latency-iters", "2", "--latency-warmup", "1", "--latency-batches", "1"])
+                                      "--eval-batch-size", "256", "--latency-iters", "1", "--latency-warmup", "1",
+                                      "--latency-batches", "1"])
     args.seed_list = [0]
     suite = get_suite("los-loop")
     models, info = _run_los_loop(suite, data, args=args, device="cpu", teacher_hp=dict(TINY_TEACHER),
@@ -90,6 +91,7 @@ def test_los_loop_protocol_end_to_end_on_a_tiny_network():
     for m in models:
         (seed,) = m["seeds"]
         assert list(seed["tgcn"]) == ["15min", "30min", "45min", "60min"]
-        assert 0 < seed["tgcn"]["60min"]["accuracy"] < 1 and seed["tgcn"]["60min"]["rmse"] > 0
+        m60 = seed["tgcn"]["60min"]
+        assert math.isfinite(m60["accuracy"]) and m60["accuracy"] < 1 and m60["rmse"] >= m60["mae"] > 0
         assert seed["test"]["avg"]["mae"] > 0 and m["parameters"] > 0
     assert models[2]["distill"]["w_out"] > 0
