@@ -274,7 +274,7 @@ def _registered(name: str) -> Callable[[bool], Any]:
 
 SUITES.register("synthetic", Suite(
     name="synthetic", title="Synthetic road network (64 sensors, 14 days)", protocol="dcrnn", load=_synthetic,
-    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU, epochs=5, limit_batches=None,
+    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU, epochs=3, limit_batches=20,
     description=(
         "stgkd's seeded simulator (`stgkd.data.synthetic.generate(num_nodes=64, num_days=14, seed=0)`): "
         "rush-hour and incident congestion travelling upstream, 4% missing readings; DCRNN protocol "
