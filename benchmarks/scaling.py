@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
+import shlex
 import time
 from typing import Any
 
@@ -138,7 +139,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "date": started.strftime("%Y-%m-%d"),
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - t_start,
-        "command": "python -m benchmarks.run " + " ".join(args.argv),
+        "command": "python -m benchmarks.run " + shlex.join(args.argv),
         "environment": _environment(device),
         "budget": {"sizes": sizes, "batch_size": args.batch_size, "batches": args.scaling_batches,
                    "warmup_batches": args.scaling_warmup, "latency_iters": args.latency_iters,
