@@ -150,7 +150,8 @@ def test_objective_measures_once_per_architecture_and_skips_training_over_budget
             callback.on_epoch_end(None, epoch, {"val_mae": 10.0 / epoch})
         return {"val_mae": 10.0 / 3, "epochs_run": 3}
 
-    settings = LatencySettings(budget_ms=1.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake")
+    settings = LatencySettings(budget_ms=1.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake",
+                               iters=10)  # no quick first timing (see the next test)
     objective = Objective(_fake_ctx(tmp_path), space, LatencyCache(settings, fake_measure), train=fake_train)
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
     for hidden in (4, 64, 4, 64):
@@ -175,12 +176,35 @@ def test_objective_measures_once_per_architecture_and_skips_training_over_budget
 
 def test_a_busy_moment_does_not_make_an_architecture_infeasible(tmp_path):
     readings = iter([9.0, 0.8])  # first timing disturbed by another process, second one clean
-    settings = LatencySettings(budget_ms=1.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake")
+    settings = LatencySettings(budget_ms=1.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake",
+                               iters=10)
     cache = LatencyCache(settings, lambda m, s: {"median_ms": next(readings), "device_kind": "cpu", "device_name": "f"})
     from stgkd.nn import build
 
     _, result, source = cache.get(build("gru", num_nodes=3, hidden=4))
     assert source == "measured" and result["median_ms"] == 0.8 and result["medians_ms"] == [9.0, 0.8]
+
+
+def test_far_over_budget_is_decided_by_a_quick_timing():
+    from stgkd.nn import build
+
+    calls: list[int] = []
+
+    def fake(model, settings):
+        calls.append(settings.iters)
+        return {"median_ms": model.config()["hparams"]["hidden"] / 10, "device_kind": "cpu", "device_name": "f"}
+
+    settings = LatencySettings(budget_ms=1.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake",
+                               iters=100, warmup=10)
+    cache = LatencyCache(settings, fake)
+    _, far, _ = cache.get(build("gru", num_nodes=3, hidden=64))  # 6.4 ms > 5 x budget: quick timings only
+    assert calls == [10, 10, 10] and far["quick"] and far["median_ms"] == 6.4
+    calls.clear()
+    _, near, _ = cache.get(build("gru", num_nodes=3, hidden=20))  # 2 ms: quick says "maybe", full timing decides
+    assert calls == [10, 100, 100, 100] and "quick" not in near and near["medians_ms"] == [2.0, 2.0, 2.0]
+    calls.clear()
+    _, fits, _ = cache.get(build("gru", num_nodes=3, hidden=8))
+    assert calls == [10, 100] and fits["median_ms"] == 0.8
 
 
 def test_a_diverging_trial_fails_alone(tmp_path):
