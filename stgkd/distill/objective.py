@@ -207,7 +207,7 @@ class DistillationObjective(nn.Module):
         """Resolve ``config.pairs`` against the models and, given ``sample_x`` ``(B, T, N, C)`` and a
         feature-matching weight, build the adapters from the probed feature widths."""
         pairs = resolve_pairs(config.pairs, student, teacher, sample_x=sample_x) if config.uses_features else []
-        objective = cls(config, pairs=pairs)
+        objective = cls(config, pairs=pairs or None)
         if config.w_feat > 0 and sample_x is not None:
             objective.build_adapters(probe_features(student, sample_x), probe_features(teacher, sample_x))
         return objective

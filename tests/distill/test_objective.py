@@ -216,3 +216,17 @@ def test_raw_units_scale_the_output_term_by_std(setup):
     assert parts["raw"]["out"] == pytest.approx(2 * parts["scaled"]["out"], rel=1e-5)
     assert parts["raw"]["sup"] == pytest.approx(parts["scaled"]["mae_raw"], rel=1e-5)
     assert parts["raw"]["mae_raw"] == pytest.approx(parts["scaled"]["mae_raw"], rel=1e-5)
+
+
+def test_from_models_with_output_distillation_only(setup):
+    """No feature term: nothing to pair, and the loss is sup + out alone."""
+    student, teacher, batch = setup
+    cfg = DistillConfig(w_sup=1.0, w_out=1.0, w_feat=0.0, w_rel=0.0, tau=math.inf)
+    objective = DistillationObjective.from_models(cfg, student, teacher, sample_x=batch.x)
+    assert objective.pairs == [] and len(objective.adapters) == 0
+    s_out = student(batch.x)
+    t_out = teacher(batch.x)
+    loss, parts = objective(s_out, {}, batch, t_out, {}, Scaler())
+    # tau = inf: uniform trust, so L_out is the plain mean |student - teacher| over every element
+    assert parts["out"] == pytest.approx((s_out - t_out).abs().mean().item(), rel=1e-5)
+    assert loss.item() == pytest.approx(parts["sup"] + parts["out"], rel=1e-5)
