@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph-op-iters", type=int, default=20, help="timed calls per round and setting")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
     p.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'cpu'")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice). On a busy shared VM, 2 OpenMP "
+                        "threads can wait ~200 ms on each other per op; 1 thread gives stable CPU figures")
     return p
 
 
@@ -327,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                           ("cpu" if args.device == "auto" else args.device))
     warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
     iters = args.iters if args.iters is not None else (50 if device.type == "cuda" else 3)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     adj, graph_desc = load_graph(args.nodes)
     names = args.models if args.models else MODELS.names()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
