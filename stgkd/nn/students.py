@@ -173,8 +173,8 @@ class GCNGRUStudent(ForecastModel):
         graph_layers: graph convolutions after the GRU, 1 or 2 (default: 1).
         graph_op: static-graph operator: ``"dense"`` (precomputed normalised matrix, one matmul),
             ``"gcnconv"`` (PyG ``GCNConv`` message passing, batched by node offset) or ``"none"``
-            (adaptive adjacency only) (default: ``"dense"``: as a graph layer it measured 2.6x faster
-            than ``"gcnconv"`` on the CPU at both B=1 and B=64 with N=207, D=32, METR-LA's graph;
+            (adaptive adjacency only) (default: ``"dense"``: as a graph layer it measured 2.4-2.6x faster
+            than ``"gcnconv"`` on the CPU (one thread) at B=1 and B=64 with N=207, D=32 and METR-LA's graph;
             whole-student times are dominated by the GRU; see ``benchmarks/results/graph_op.md``).
         adaptive: add a learned adaptive adjacency (default: False).
         embed_dim: node-embedding size of the adaptive adjacency (default: 10).
