@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 #: setting name -> (student hyperparameters, DistillConfig fields); "plain" is the baseline
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-hparams", type=json.loads,
                         default={"residual_channels": 16, "dilation_channels": 16, "skip_channels": 64, "end_channels": 128})
     parser.add_argument("--teacher-epochs", type=int, default=15)
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="reuse this teacher checkpoint instead of training one (its test metrics are re-measured)")
     parser.add_argument("--student", default="gcn-gru")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--student-epochs", type=int, default=15)
@@ -118,8 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     def config(epochs: int, seed: int) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device=device, patience=0)
 
-    teacher = train_model(data, "graph-wavenet", args.workdir / "teacher", hparams=args.teacher_hparams,
-                          config=config(args.teacher_epochs, 0), overwrite=True, evaluate_test=True, progress=False)
+    if args.teacher is None:
+        teacher = train_model(data, "graph-wavenet", args.workdir / "teacher", hparams=args.teacher_hparams,
+                              config=config(args.teacher_epochs, 0), overwrite=True, evaluate_test=True, progress=False)
+        teacher_info = {"path": str(teacher.best_path), "best_epoch": teacher.best_epoch, "seconds": teacher.seconds,
+                        "epochs": args.teacher_epochs}
+    else:
+        from stgkd.engine.checkpoint import load_checkpoint
+        from stgkd.engine.evaluate import evaluate_checkpoint
+
+        payload = load_checkpoint(args.teacher)
+        args.teacher_hparams = payload["model"]["hparams"]
+        teacher = SimpleNamespace(best_path=args.teacher, test=evaluate_checkpoint(args.teacher, split="test").metrics,
+                                  model=None, parameters=sum(v.numel() for v in payload["state_dict"].values()))
+        teacher_info = {"path": str(args.teacher), "best_epoch": payload["epoch"], "seconds": float("nan"),
+                        "epochs": payload["epoch"]}
     print(f"teacher: test {json.dumps({h: round(teacher.test[h]['mae'], 3) for h in HORIZONS})}", flush=True)
     settings: dict[str, Any] = {}
     for name in args.settings:
@@ -150,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"load average {[round(x, 1) for x in os.getloadavg()]}",
         "data": repr(data),
         "teacher": {"model": "graph-wavenet", "hparams": args.teacher_hparams,
-                    "parameters": sum(p.numel() for p in teacher.model.parameters()),
-                    "epochs": args.teacher_epochs, "best_epoch": teacher.best_epoch, "seconds": teacher.seconds,
-                    "test": teacher.test},
+                    "parameters": (teacher.parameters if teacher.model is None
+                                   else sum(p.numel() for p in teacher.model.parameters())),
+                    **teacher_info, "test": teacher.test},
         "student": args.student, "width": args.width, "student_epochs": args.student_epochs, "seeds": args.seeds,
         "settings": settings, "wall_seconds": time.perf_counter() - started,
     }
