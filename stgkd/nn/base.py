@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stgkd.errors import ConfigError
+
 
 def as_adjacency(graph: Tensor | np.ndarray | None, num_nodes: int) -> Tensor:
     """Return ``graph`` as a float32 ``(N, N)`` tensor, or the identity when it is ``None``."""
@@ -87,7 +89,7 @@ class ForecastModel(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_steps or x.shape[2] != self.num_nodes or x.shape[3] != self.in_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} expects x of shape (B, {self.in_steps}, {self.num_nodes}, "
                 f"{self.in_channels}), got {tuple(x.shape)}"
             )
