@@ -467,10 +467,9 @@ def train_student(
     is built once (``ctx``), and the training step reads that cache. With all distillation weights 0
     the student is trained with the plain supervised step, as the recipe does.
     """
-    from stgkd.distill import DistillationObjective
     from stgkd.engine.checkpoint import save_checkpoint
-    from stgkd.engine.recipes import DistillStep
-    from stgkd.engine.trainer import SupervisedStep, TrainConfig, Trainer, seed_everything
+    from stgkd.engine.recipes import make_distill_step
+    from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
 
     seed = ctx.seed + (trial.number if trial is not None else 0)
     cfg = TrainConfig(
@@ -487,21 +486,8 @@ def train_student(
     device = torch.device(ctx.device)
     prepared = ctx.prepared
     student = student.to(device)
-    dcfg = distill_config(params)
-    if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
-        step: torch.nn.Module = SupervisedStep(student, prepared.scaler, amp=cfg.amp)
-        resolved = dcfg
-    else:
-        sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)
-        student.eval()  # probing feature shapes must not draw dropout masks
-        objective = DistillationObjective.from_models(dcfg, student, ctx.teacher, sample_x=sample_x).to(device)
-        student.train()
-        cache = ctx.teacher_cache()
-        missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
-        if missing:
-            raise ConfigError(f"the shared teacher cache lacks features {missing} (it holds {cache.feature_names})")
-        resolved = objective.resolved_config()
-        step = DistillStep(student, objective, cache, prepared.scaler, amp=cfg.amp)
+    step, resolved = make_distill_step(student, ctx.teacher, ctx.prepared, distill_config(params), device=device,
+                                       amp=cfg.amp, cache=ctx.teacher_cache)
     meta = {"teacher_checkpoint": str(ctx.teacher_path), "distill": resolved.to_dict()}
     if trial is not None:
         meta["tuning"] = {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}

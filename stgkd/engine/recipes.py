@@ -424,6 +424,49 @@ def _canonical_model(name: str) -> str:
     return MODELS.get(name).registry_name
 
 
+def make_distill_step(
+    student: nn.Module,
+    teacher: nn.Module,
+    prepared: Any,
+    dcfg: Any,
+    *,
+    device: torch.device | str,
+    amp: bool = True,
+    ctx: DistContext | None = None,
+    cache: Any = None,
+    cache_dtype: torch.dtype = torch.float16,
+    cache_batch_size: int = 64,
+) -> tuple[nn.Module, Any]:
+    """The training step of ``student`` under the distillation settings ``dcfg``, and the resolved settings.
+
+    With every distillation weight at 0 it is the plain :class:`SupervisedStep` (raw-unit masked MAE,
+    no teacher output read). Otherwise the feature pairs are resolved against the two models, the
+    adapters built, and a :class:`DistillStep` reads the teacher's outputs from ``cache``: a
+    :class:`~stgkd.distill.TeacherCache` of ``prepared.train``, a function returning one (called only
+    when needed, so a search builds it once and only for trials that distill), or ``None`` to build it
+    here from ``teacher``.
+    """
+    from stgkd.distill import DistillationObjective, TeacherCache
+
+    if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
+        return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
+    sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)
+    was_training = student.training
+    student.eval()  # probing feature shapes must not draw dropout masks from the RNG
+    objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x)
+    student.train(was_training)
+    objective = objective.to(device)
+    if cache is None:
+        cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
+                                   dtype=cache_dtype, batch_size=cache_batch_size, time_pool=dcfg.time_pool)
+    elif not isinstance(cache, TeacherCache):
+        cache = cache()
+    missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
+    if missing:
+        raise ConfigError(f"the teacher cache lacks features {missing} (it holds {cache.feature_names})")
+    return DistillStep(student, objective, cache, prepared.scaler, amp=amp), objective.resolved_config()
+
+
 def distill_student(
     teacher: str | Path,
     student: str = "gcn-gru",
@@ -468,7 +511,7 @@ def distill_student(
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
     """
-    from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
+    from stgkd.distill import DistillConfig
     from stgkd.nn import build, from_config
 
     teacher_path = Path(teacher).resolve()
@@ -520,24 +563,14 @@ def distill_student(
                 except TypeError as exc:
                     raise ConfigError(f"student {student!r}: {exc}") from None
 
-        plain = dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0
         resolved: dict[str, Any] = {"cfg": dcfg}
 
         def build_step(model: nn.Module) -> nn.Module:
-            if plain:
-                return SupervisedStep(model, prepared.scaler, ctx=ctx, amp=cfg.amp)
-            sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(ctx.device)
-            was_training = model.training
-            model.eval()  # probing feature shapes must not draw dropout masks from the RNG
-            objective = DistillationObjective.from_models(dcfg, model, teacher_model, sample_x=sample_x)
-            model.train(was_training)
-            objective = objective.to(ctx.device)
-            resolved["cfg"] = objective.resolved_config()
-            cache = TeacherCache.build(
-                teacher_model, prepared.train, objective.teacher_feature_names, ctx.device,
-                dtype=cache_dtype, batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64), time_pool=dcfg.time_pool,
+            step, resolved["cfg"] = make_distill_step(
+                model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache_dtype=cache_dtype,
+                cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64),
             )
-            return DistillStep(model, objective, cache, prepared.scaler, amp=cfg.amp)
+            return step
 
         meta: dict[str, Any] = {"teacher_checkpoint": str(teacher_path)}
 
