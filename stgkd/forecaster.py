@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
