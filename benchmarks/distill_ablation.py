@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -108,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stgkd.engine import TrainConfig
     from stgkd.engine.recipes import distill_student, load_data, train_model
+    from stgkd.latency import device_name
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "date": now.isoformat(timespec="minutes"),
         "command": "python -m benchmarks.distill_ablation " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{device}: {torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or 'CPU'}, "
-                   f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        "machine": f"{device}: {device_name(device)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                    f"load average {[round(x, 1) for x in os.getloadavg()]}",
         "data": repr(data),
         "teacher": {"model": "graph-wavenet", "hparams": args.teacher_hparams,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,15 +26,7 @@ from pathlib import Path
 
 import torch
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from stgkd.latency import device_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- date: {now:%Y-%m-%d %H:%M} UTC",
         f"- command: `{command.strip()}`",
-        f"- machine: {_cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"- machine: {device_name('cpu')}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} intra-op thread(s); load average at the end "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (the machine was shared)",
         f"- data: {data.name} ({data.num_nodes} sensors, {data.num_steps} steps), {prepared_windows} training windows, "

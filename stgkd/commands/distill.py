@@ -89,8 +89,4 @@ def run(args: argparse.Namespace) -> int:
             evaluate_test=args.test,
         )
     print_result(result, what=f"distilled {args.student}")
-    if result.test is not None and result.rank == 0:
-        from stgkd.engine.evaluate import format_metrics
-
-        print("test:\n" + format_metrics(result.test))
     return 0

@@ -154,6 +154,8 @@ def print_result(result, *, what: str) -> None:
         print(format_metrics(result.best_val))
     if result.best_path is not None:
         print(f"best checkpoint: {result.best_path}")
+    if result.test is not None:
+        print("test:\n" + format_metrics(result.test))
 
 
 @contextlib.contextmanager
@@ -211,8 +213,4 @@ def run(args: argparse.Namespace) -> int:
             evaluate_test=args.test,
         )
     print_result(result, what=f"trained {args.model}")
-    if result.test is not None and result.rank == 0:
-        from stgkd.engine.evaluate import format_metrics
-
-        print("test:\n" + format_metrics(result.test))
     return 0
