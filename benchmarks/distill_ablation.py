@@ -34,6 +34,10 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "adaptive student + teacher adjacency (rel 1)": (
         {"adaptive": True}, {"w_out": 1.0, "w_feat": 0.1, "w_rel": 1.0, "relation_source": "adaptive"}),
     "adaptive student, plain": ({"adaptive": True}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
+    "adaptive student, inherited adjacency": (
+        {"adaptive": True}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
+    "adaptive student, inherited adjacency + output (out 1, tau 1)": (
+        {"adaptive": True}, {"w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
 }
 
 HORIZONS = ("15min", "30min", "60min", "avg")
@@ -101,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--workdir", type=Path, default=Path("runs/distill-ablation"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--tag", default="", help="suffix of the result files' names (several runs on one day)")
     args = parser.parse_args(argv)
 
     import torch
@@ -134,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         args.teacher_hparams = payload["model"]["hparams"]
         teacher = SimpleNamespace(best_path=args.teacher, test=evaluate_checkpoint(args.teacher, split="test").metrics,
                                   model=None, parameters=sum(v.numel() for v in payload["state_dict"].values()))
-        teacher_info = {"path": str(args.teacher), "best_epoch": payload["epoch"], "seconds": float("nan"),
-                        "epochs": payload["epoch"]}
+        log = args.teacher.parent / "log.jsonl"  # the run's epoch log, when the checkpoint sits in its run folder
+        epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+        teacher_info = {"path": str(args.teacher), "best_epoch": payload["epoch"],
+                        "seconds": sum(e.get("seconds", 0.0) for e in epochs) if epochs else float("nan"),
+                        "epochs": len(epochs) or payload["epoch"]}
     print(f"teacher: test {json.dumps({h: round(teacher.test[h]['mae'], 3) for h in HORIZONS})}", flush=True)
     settings: dict[str, Any] = {}
     for name in args.settings:
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings, "wall_seconds": time.perf_counter() - started,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"distill-ablation-{device}-{now:%Y-%m-%d}"
+    stem = args.out / f"distill-ablation-{device}-{now:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
     stem.with_suffix(".md").write_text(render(report))
     print(render(report).split("```json")[0])

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--relation-tau", type=float, help="softmax temperature of the relation distributions")
     k.add_argument("--pairs", nargs="+", metavar="S:T", help="feature pairs: default, auto, or student:teacher names")
     k.add_argument("--relation-source", choices=["features", "adaptive"], help="teacher relations from features or its adaptive adjacency")
+    k.add_argument("--inherit-adjacency", action="store_true", default=None,
+                   help="start the student's adaptive adjacency at the teacher's (needs --hparams adaptive=true)")
     parser.add_argument("--test", action="store_true", help="also report test metrics of the best weights")
     k.add_argument("--distill-config", metavar="JSON", help="other DistillConfig fields as a JSON object")
     add_training_arguments(parser)
@@ -58,7 +60,8 @@ def distill_config_from_args(args: argparse.Namespace) -> dict:
             fields.update(json.loads(args.distill_config))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--distill-config: invalid JSON ({exc})") from None
-    for name in ("tau", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_source"):
+    for name in ("tau", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_source",
+                 "inherit_adjacency"):
         value = getattr(args, name)
         if value is not None:
             fields[name] = value

@@ -3,13 +3,15 @@
 ``L = w_sup·masked MAE + w_out·output distillation + w_feat·feature matching + w_rel·relation
 distillation`` (:mod:`~stgkd.distill.objective`), built from the pure functions in
 :mod:`~stgkd.distill.losses`, the training-only :mod:`~stgkd.distill.adapters`, the feature pairing
-of :mod:`~stgkd.distill.taps`, and the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs.
+of :mod:`~stgkd.distill.taps`, the hand-over of the teacher's learned graph in
+:mod:`~stgkd.distill.inherit`, and the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs.
 """
 
 from __future__ import annotations
 
 from stgkd.distill.adapters import TIME_POOLS, FeatureAdapter, pool_time
 from stgkd.distill.cache import ADJACENCY_KEY, TeacherCache
+from stgkd.distill.inherit import inherit_adjacency
 from stgkd.distill.losses import (
     ELEMENT_LOSSES,
     FEATURE_LOSSES,
@@ -43,6 +45,7 @@ __all__ = [
     "cosine_similarity_matrix",
     "default_pairs",
     "feature_matching",
+    "inherit_adjacency",
     "masked_mae",
     "output_distillation",
     "parse_pairs",

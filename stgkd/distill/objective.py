@@ -88,6 +88,10 @@ class DistillConfig:
         relation_source: ``"features"`` or ``"adaptive"`` (default: ``"features"``).
         time_pool: reduction of ``(B, T, N, D)`` features, ``"mean"`` or ``"last"`` (default: ``"mean"``).
         units: ``"scaled"`` or ``"raw"`` forecast units (default: ``"scaled"``).
+        inherit_adjacency: start the student's adaptive adjacency at the teacher's learned one by
+            copying the teacher's node embeddings (:func:`~stgkd.distill.inherit.inherit_adjacency`);
+            the student must be built with ``adaptive=True`` and the teacher's ``embed_dim``
+            (default: ``False``).
     """
 
     w_sup: float = 1.0
@@ -103,6 +107,7 @@ class DistillConfig:
     relation_source: str = "features"
     time_pool: str = "mean"
     units: str = "scaled"
+    inherit_adjacency: bool = False
 
     def __post_init__(self) -> None:
         for name in ("w_sup", "w_out", "w_feat", "w_rel"):
@@ -122,6 +127,8 @@ class DistillConfig:
         RELATION_SOURCES.get(self.relation_source)
         TIME_POOLS.get(self.time_pool)
         UNITS.get(self.units)
+        if not isinstance(self.inherit_adjacency, bool):
+            raise ConfigError(f"DistillConfig.inherit_adjacency must be true or false, got {self.inherit_adjacency!r}")
         if isinstance(self.pairs, str) and self.pairs not in ("default", "auto"):
             self.pairs = [str(p) for p in parse_pairs(self.pairs)]
         elif not isinstance(self.pairs, str):

@@ -439,6 +439,7 @@ def make_distill_step(
 ) -> tuple[nn.Module, Any]:
     """The training step of ``student`` under the distillation settings ``dcfg``, and the resolved settings.
 
+    With ``dcfg.inherit_adjacency`` the student's adaptive adjacency is first copied from the teacher.
     With every distillation weight at 0 it is the plain :class:`SupervisedStep` (raw-unit masked MAE,
     no teacher output read). Otherwise the feature pairs are resolved against the two models, the
     adapters built, and a :class:`DistillStep` reads the teacher's outputs from ``cache``: a
@@ -446,8 +447,10 @@ def make_distill_step(
     when needed, so a search builds it once and only for trials that distill), or ``None`` to build it
     here from ``teacher``.
     """
-    from stgkd.distill import DistillationObjective, TeacherCache
+    from stgkd.distill import DistillationObjective, TeacherCache, inherit_adjacency
 
+    if dcfg.inherit_adjacency:  # before a resumed run's weights are restored, so those win
+        inherit_adjacency(student, teacher)
     if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
         return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
     sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)

@@ -109,3 +109,18 @@ def test_parse_hparams(tmp_path):
         parse_hparams(["hidden"])
     with pytest.raises(ConfigError, match="invalid JSON"):
         parse_hparams(['{"hidden": }'])
+
+
+def test_distill_flags_map_to_config_fields():
+    import argparse
+
+    from stgkd.commands.distill import add_arguments, distill_config_from_args
+    from stgkd.distill import DistillConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--teacher", "t.pt", "--out", "o"]
+    fields = distill_config_from_args(parser.parse_args(base + ["--inherit-adjacency", "--w-rel", "0"]))
+    assert fields == {"inherit_adjacency": True, "w_rel": 0.0}
+    assert DistillConfig.from_dict(fields).inherit_adjacency is True
+    assert distill_config_from_args(parser.parse_args(base)) == {}  # unset flags keep the config's defaults

@@ -177,6 +177,21 @@ def test_distill_with_zero_weights_is_plain_training(data_dir, teacher_ckpt):
     assert zero.best_val_mae == plain.best_val_mae
 
 
+def test_distill_can_start_from_the_teachers_adjacency(teacher_ckpt):
+    from stgkd.engine.checkpoint import model_from_checkpoint
+
+    teacher = model_from_checkpoint(load_checkpoint(teacher_ckpt))
+    cfg = _cfg(limit_batches=1, lr=1e-9, weight_decay=0.0)  # one step that cannot move the embeddings far
+    runs = {flag: distill_student(teacher_ckpt, "gcn-gru", None, width=8, hparams={"adaptive": True}, config=cfg,
+                                  progress=False, distill={"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0,
+                                                           "inherit_adjacency": flag})
+            for flag in (False, True)}
+    for flag, result in runs.items():
+        close = torch.allclose(result.model.source_embedding, teacher.source_embedding, atol=1e-6)
+        assert close is flag
+    torch.testing.assert_close(runs[True].model.adaptive_adjacency(), teacher.adaptive_adjacency(), atol=1e-5, rtol=0)
+
+
 def test_distillation_trains_and_checkpoints_its_state(tmp_path, teacher_ckpt):
     result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", width=8, progress=False,
                              config=_cfg(epochs=1, limit_batches=3),
