@@ -318,8 +318,9 @@ class SearchContext:
 def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(model name, hyperparameters)`` of the student a sampled configuration describes."""
     hparams = {"hidden": int(params["hidden"]), "layers": int(params["layers"])}
-    if "graph_op" in params:
-        hparams["graph_op"] = params["graph_op"]
+    for key in ("graph_op", "adaptive"):
+        if key in params:
+            hparams[key] = params[key]
     for key, value in params.items():
         if key.startswith(STUDENT_PREFIX):
             hparams[key[len(STUDENT_PREFIX):]] = value
@@ -341,6 +342,8 @@ def distill_config(params: dict[str, Any]):
     if "temperature" in params:
         kwargs["tau"] = float(params["temperature"])
         kwargs["relation_tau"] = float(params["temperature"])
+    if "inherit_adjacency" in params:
+        kwargs["inherit_adjacency"] = bool(params["inherit_adjacency"])
     return DistillConfig(**kwargs)
 
 

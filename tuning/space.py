@@ -20,9 +20,10 @@ value overriding an entry that has a ``when`` keeps it (``graph_op: dense`` stil
 only).
 
 Names the objective understands (:data:`KNOWN`): the student ``family`` (a registered student model)
-with its ``hidden`` width, ``layers`` depth and ``graph_op``; the distillation temperature
-``temperature`` and loss weights ``w_output``, ``w_feature``, ``w_relation`` (``w_supervised`` is fixed
-at 1 by default, see below); the optimiser's ``lr``, ``weight_decay`` and the ``batch_size``. Any other
+with its ``hidden`` width, ``layers`` depth, ``graph_op`` and ``adaptive`` (a learned adjacency); the
+distillation temperature ``temperature``, loss weights ``w_output``, ``w_feature``, ``w_relation``
+(``w_supervised`` is fixed at 1 by default, see below) and ``inherit_adjacency`` (start an adaptive
+student's adjacency at the teacher's; give it ``when: {adaptive: [true]}``); the optimiser's ``lr``, ``weight_decay`` and the ``batch_size``. Any other
 student hyperparameter is passed through with a ``student.`` prefix (``student.dropout: {...}``).
 
 Why ``w_supervised`` is fixed at 1 and the other weights are free (not a simplex):
@@ -81,7 +82,9 @@ KNOWN = (
     "hidden",
     "layers",
     "graph_op",
+    "adaptive",
     "temperature",
+    "inherit_adjacency",
     "w_supervised",
     "w_output",
     "w_feature",

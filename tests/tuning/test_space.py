@@ -126,3 +126,16 @@ def test_tpe_samples_stay_in_bounds():
         assert all(0.0 <= p[w] <= 1.0 for w in ("w_output", "w_feature", "w_relation"))
         assert ("graph_op" in p) == (p["family"] == "gcn-gru")
         assert math.isclose(p["w_supervised"], 1.0)
+
+
+def test_adaptive_student_and_inherited_adjacency_can_be_searched(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("adaptive: {type: categorical, choices: [false, true], when: {family: [gcn-gru]}}\n"
+                    "inherit_adjacency: {type: categorical, choices: [false, true], when: {adaptive: [true]}}\n")
+    space = load_space(path)
+    on = space.sample(optuna.trial.FixedTrial({**GCN, "adaptive": True, "inherit_adjacency": True}))
+    assert student_hparams(on)[1] == {"hidden": 32, "layers": 2, "graph_op": "gcnconv", "adaptive": True}
+    assert distill_config(on).inherit_adjacency is True
+    off = space.sample(optuna.trial.FixedTrial({**GCN, "adaptive": False}))
+    assert "inherit_adjacency" not in off  # only drawn for an adaptive student
+    assert student_hparams(off)[1]["adaptive"] is False and distill_config(off).inherit_adjacency is False
