@@ -464,6 +464,9 @@ def make_distill_step(
                                    dtype=cache_dtype, batch_size=cache_batch_size, time_pool=dcfg.time_pool)
     elif not isinstance(cache, TeacherCache):
         cache = cache()
+    if len(cache) != len(prepared.train):
+        raise ConfigError(f"the teacher cache holds {len(cache)} windows, the training split {len(prepared.train)}: "
+                          "it was built over other data")
     missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
     if missing:
         raise ConfigError(f"the teacher cache lacks features {missing} (it holds {cache.feature_names})")
@@ -488,6 +491,7 @@ def distill_student(
     log: bool = True,
     evaluate_test: bool = False,
     cache_dtype: torch.dtype = torch.float16,
+    cache: Any = None,
 ) -> TrainResult:
     """Distill a trained teacher into a student.
 
@@ -510,6 +514,10 @@ def distill_student(
         data_dir: root of registered datasets.
         resume, overwrite, callbacks, progress, log, evaluate_test: as in :func:`train_model`.
         cache_dtype: storage dtype of the teacher cache (default: ``torch.float16``).
+        cache: a :class:`~stgkd.distill.TeacherCache` of this teacher over this training split, to
+            distill several students without running the teacher again (it must hold the features the
+            loss reads); or a function returning one, called only if the loss needs the teacher
+            (default: ``None``, build one here).
 
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
@@ -570,7 +578,8 @@ def distill_student(
 
         def build_step(model: nn.Module) -> nn.Module:
             step, resolved["cfg"] = make_distill_step(
-                model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache_dtype=cache_dtype,
+                model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache=cache,
+                cache_dtype=cache_dtype,
                 cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64),
             )
             return step

@@ -192,6 +192,31 @@ def test_distill_can_start_from_the_teachers_adjacency(teacher_ckpt):
     torch.testing.assert_close(runs[True].model.adaptive_adjacency(), teacher.adaptive_adjacency(), atol=1e-5, rtol=0)
 
 
+def test_distill_reuses_a_given_teacher_cache(teacher_ckpt, monkeypatch):
+    from stgkd.distill import TeacherCache
+    from stgkd.engine.checkpoint import model_from_checkpoint
+    from stgkd.engine.recipes import prepare_from_meta
+
+    cfg = _cfg(limit_batches=2, seed=1)
+    kd = {"w_out": 1.0, "w_feat": 0.5, "w_rel": 0.1}
+    own = distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False, distill=kd)
+    payload = load_checkpoint(teacher_ckpt)
+    prepared = prepare_from_meta(payload["data"])
+    cache = TeacherCache.build(model_from_checkpoint(payload), prepared.train, ["skip"], "cpu")
+
+    def no_teacher_pass(*args, **kwargs):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr(TeacherCache, "build", no_teacher_pass)
+    shared = distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False, distill=kd,
+                             cache=cache)
+    a, b = own.model.state_dict(), shared.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    short = TeacherCache(cache.forecast[:3], {k: v[:3] for k, v in cache.features.items()}, adjacency=cache.adjacency)
+    with pytest.raises(ConfigError, match="holds 3 windows, the training split"):
+        distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False, distill=kd, cache=short)
+
+
 def test_distillation_trains_and_checkpoints_its_state(tmp_path, teacher_ckpt):
     result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", width=8, progress=False,
                              config=_cfg(epochs=1, limit_batches=3),
