@@ -61,25 +61,43 @@ def render(report: dict[str, Any]) -> str:
         f"(best epoch {report['teacher']['best_epoch']}), {report['teacher']['seconds']:.0f} s",
         f"- student: {report['student']} width {report['width']}, {report['student_epochs']} epochs each, "
         f"seeds {report['seeds']}; the best-validation epoch is scored once on the test split",
+        *([] if report.get("complete", True) else
+          [f"- **partial**: {len(report['settings'])} of the requested settings finished so far"]),
         "",
-        "Test masked MAE (mean ± sample std over seeds):",
+        "Test masked MAE (mean ± sample std over seeds); Δ60 is the paired difference to the plain student at",
+        "60 minutes (same seeds; mean ± std of the per-seed differences, negative = better):",
         "",
-        "| setting | params | 15 min | 30 min | 60 min | avg 12 | 60-min gap closed | s/run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| setting | params | 15 min | 30 min | 60 min | avg 12 | Δ60 vs plain | 60-min gap closed | s/run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     t = report["teacher"]["test"]
     lines.append(f"| teacher | {report['teacher']['parameters']:,} | " + " | ".join(
-        f"{t[h]['mae']:.3f}" for h in HORIZONS) + " | | |")
-    plain60 = report["settings"]["plain"]["mae"]["60min"][0]
+        f"{t[h]['mae']:.3f}" for h in HORIZONS) + " | | | |")
+    plain = report["settings"].get("plain")
+    plain_by_seed = {r["seed"]: r["test"]["60min"]["mae"] for r in plain["runs"]} if plain else {}
+
+    def cell(mean: float, sd: float) -> str:
+        return f"{mean:.3f} ± {sd:.3f}" if sd == sd else f"{mean:.3f}"
+
     for name, row in report["settings"].items():
-        cells = []
-        for h in HORIZONS:
-            mean, sd = row["mae"][h]
-            cells.append(f"{mean:.3f} ± {sd:.3f}" if sd == sd else f"{mean:.3f}")
-        gap = plain60 - t["60min"]["mae"]
-        closed = (plain60 - row["mae"]["60min"][0]) / gap if gap > 0 else float("nan")
+        cells = [cell(*row["mae"][h]) for h in HORIZONS]
+        diffs = [r["test"]["60min"]["mae"] - plain_by_seed[r["seed"]] for r in row["runs"] if r["seed"] in plain_by_seed]
+        delta = cell(*_stats(diffs)) if diffs and name != "plain" else ""
+        closed = ""
+        if plain is not None and plain["mae"]["60min"][0] > t["60min"]["mae"]:
+            gap = plain["mae"]["60min"][0] - t["60min"]["mae"]
+            closed = f"{100 * (plain['mae']['60min'][0] - row['mae']['60min'][0]) / gap:.0f} %"
         lines.append(f"| {name} | {row['parameters']:,} | " + " | ".join(cells)
-                     + f" | {100 * closed:.0f} % | {row['seconds']:.0f} |")
+                     + f" | {delta} | {closed} | {row['seconds']:.0f} |")
+    lines += ["", "Test masked RMSE and MAPE at 15 / 30 / 60 minutes (mean over seeds):", "",
+              "| setting | RMSE 15 | RMSE 30 | RMSE 60 | MAPE 15 | MAPE 30 | MAPE 60 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines.append("| teacher | " + " | ".join(f"{t[h]['rmse']:.3f}" for h in HORIZONS[:3]) + " | "
+                 + " | ".join(f"{100 * t[h]['mape']:.2f} %" for h in HORIZONS[:3]) + " |")
+    for name, row in report["settings"].items():
+        rmse = [statistics.fmean(r["test"][h]["rmse"] for r in row["runs"]) for h in HORIZONS[:3]]
+        mape = [statistics.fmean(r["test"][h]["mape"] for r in row["runs"]) for h in HORIZONS[:3]]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in rmse) + " | "
+                     + " | ".join(f"{100 * v:.2f} %" for v in mape) + " |")
     lines += ["", "Settings (DistillConfig fields over its defaults; student hyperparameters):", ""]
     for name, (hp, kd) in SETTINGS.items():
         lines.append(f"- {name}: {json.dumps(kd)}; {json.dumps(hp) if hp else '{}'}")
@@ -164,7 +182,33 @@ def main(argv: list[str] | None = None) -> int:
             shared["seconds"] = time.perf_counter() - t0
         return shared["cache"]
 
+    stamp = dt.datetime.now(dt.timezone.utc)
     settings: dict[str, Any] = {}
+
+    def write_report(complete: bool) -> dict[str, Any]:
+        """Write the JSON and markdown as they stand (after every setting, so a stopped run keeps its rows)."""
+        report = {
+            "date": stamp.isoformat(timespec="minutes"),
+            "command": "python -m benchmarks.distill_ablation " + shlex.join(sys.argv[1:] if argv is None else argv),
+            "machine": f"{device}: {device_name(device)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                       f"load average {[round(x, 1) for x in os.getloadavg()]}",
+            "data": repr(data),
+            "teacher": {"model": "graph-wavenet", "hparams": args.teacher_hparams,
+                        "parameters": (teacher.parameters if teacher.model is None
+                                       else sum(p.numel() for p in teacher.model.parameters())),
+                        **teacher_info, "test": teacher.test},
+            "student": args.student, "width": args.width, "student_epochs": args.student_epochs, "seeds": args.seeds,
+            "settings": settings, "complete": complete, "wall_seconds": time.perf_counter() - started,
+            "teacher_cache_seconds": shared.get("seconds"),
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = args.out / f"distill-ablation-{device}-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
+        for suffix, text in ((".json", json.dumps(report, indent=1, default=str)), (".md", render(report))):
+            tmp = stem.with_name(stem.name + suffix + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, stem.with_name(stem.name + suffix))
+        return report
+
     for name in args.settings:
         hp, kd = SETTINGS[name]
         runs = []
@@ -184,25 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": statistics.fmean(r["seconds"] for r in runs),
             "mae": {h: _stats([r["test"][h]["mae"] for r in runs]) for h in HORIZONS},
         }
-    now = dt.datetime.now(dt.timezone.utc)
-    report = {
-        "date": now.isoformat(timespec="minutes"),
-        "command": "python -m benchmarks.distill_ablation " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "machine": f"{device}: {device_name(device)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                   f"load average {[round(x, 1) for x in os.getloadavg()]}",
-        "data": repr(data),
-        "teacher": {"model": "graph-wavenet", "hparams": args.teacher_hparams,
-                    "parameters": (teacher.parameters if teacher.model is None
-                                   else sum(p.numel() for p in teacher.model.parameters())),
-                    **teacher_info, "test": teacher.test},
-        "student": args.student, "width": args.width, "student_epochs": args.student_epochs, "seeds": args.seeds,
-        "settings": settings, "wall_seconds": time.perf_counter() - started,
-        "teacher_cache_seconds": shared.get("seconds"),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"distill-ablation-{device}-{now:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
-    stem.with_suffix(".md").write_text(render(report))
+        write_report(complete=len(settings) == len(args.settings))
+    report = write_report(complete=True)
     print(render(report).split("```json")[0])
     return 0
 

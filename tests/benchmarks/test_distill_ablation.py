@@ -40,8 +40,10 @@ def test_trains_teacher_then_settings_and_reuses_the_teacher(tmp_path):
         assert all(math.isfinite(row["mae"][h][0]) for h in ("15min", "30min", "60min", "avg"))
     assert report["settings"][PICK[1]]["parameters"] > report["settings"][PICK[0]]["parameters"]  # adaptive tables
     assert report["teacher_cache_seconds"] > 0  # one teacher pass, for the distilled setting
+    assert report["complete"] is True
     md = first.with_suffix(".md").read_text()
-    assert "| plain |" in md and "| adaptive student, inherited adjacency |" in md
+    assert "| plain |" in md and "| adaptive student, inherited adjacency |" in md and "RMSE 60" in md
+    assert not list((tmp_path / "results").glob("*.tmp"))  # written through a temporary file, then renamed
 
     teacher = tmp_path / "a" / "teacher" / "best.pt"
     assert main([*common, "--settings", *PICK[:2], "--teacher", str(teacher), "--workdir", str(tmp_path / "b"),
