@@ -39,6 +39,9 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"adaptive": True}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
     "adaptive student, inherited adjacency + output (out 1, tau 1)": (
         {"adaptive": True}, {"w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
+    "two graph layers, adaptive, plain": ({"adaptive": True, "graph_layers": 2}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
+    "two graph layers, adaptive, inherited + output (out 1, tau 1)": (
+        {"adaptive": True, "graph_layers": 2}, {"w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
 }
 
 HORIZONS = ("15min", "30min", "60min", "avg")
