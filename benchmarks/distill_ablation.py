@@ -42,6 +42,8 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "two graph layers, adaptive, plain": ({"adaptive": True, "graph_layers": 2}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
     "two graph layers, adaptive, inherited + output (out 1, tau 1)": (
         {"adaptive": True, "graph_layers": 2}, {"w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
+    "diffused inputs (2 hops), plain": ({"input_hops": 2}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
+    "diffused inputs (2 hops), output (out 1, tau 1)": ({"input_hops": 2}, {"w_feat": 0.0, "w_rel": 0.0}),
 }
 
 HORIZONS = ("15min", "30min", "60min", "avg")

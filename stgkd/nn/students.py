@@ -9,7 +9,14 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel, as_adjacency
-from stgkd.nn.layers import DenseGraphConv, adaptive_adjacency, batch_edges, dense_to_edges, gcn_support
+from stgkd.nn.layers import (
+    DenseGraphConv,
+    adaptive_adjacency,
+    batch_edges,
+    dense_to_edges,
+    diffusion_supports,
+    gcn_support,
+)
 from stgkd.nn.registry import register_model
 
 __all__ = ["GRUStudent", "GCNGRUStudent", "GRAPH_OPS"]
@@ -155,12 +162,16 @@ class GCNGRUStudent(ForecastModel):
     final states, which is what makes the student fast).
 
     .. math::
-        h = \mathrm{GRU}(x_{1..T_{in}}) \ \text{(per node)}, \quad
+        \tilde x_t = [x_t \,\|\, P_f^{\top k} x_t \,\|\, P_b^{\top k} x_t]_{k=1..K}, \quad
+        h = \mathrm{GRU}(\tilde x_{1..T_{in}}) \ \text{(per node)}, \quad
         z_0 = h, \quad z_{l} = \mathrm{ReLU}(\hat A z_{l-1} W_l + \tilde A_{adp} z_{l-1} V_l + b_l),
         \quad g = h + z_L, \quad \hat y = W g + b
 
     with ``\hat A = D^{-1/2}(A^\top + I)D^{-1/2}`` (GCN, in-degree) and, when ``adaptive``, the
     Graph WaveNet adjacency ``\tilde A_{adp} = \mathrm{SoftMax}(\mathrm{ReLU}(E_1 E_2^\top))``.
+    With ``input_hops = K > 0`` each node's GRU also reads its neighbourhood's readings diffused
+    ``1..K`` steps forward and backward along the roads (DCRNN's transition matrices ``P_f = D_O^{-1} A``,
+    ``P_b = D_I^{-1} A^\top``), so spatial context enters before the temporal encoding as well as after.
 
     Args:
         num_nodes: number of sensors ``N``.
@@ -178,6 +189,8 @@ class GCNGRUStudent(ForecastModel):
             whole-student times are dominated by the GRU; see ``benchmarks/results/graph_op.md``).
         adaptive: add a learned adaptive adjacency (default: False).
         embed_dim: node-embedding size of the adaptive adjacency (default: 10).
+        input_hops: diffusion steps ``K`` of the inputs appended to each node's GRU input, 0 to 3
+            (default: 0, the node's own readings only).
         dropout: dropout between GRU layers and before the head (default: 0.0).
     """
 
@@ -200,6 +213,7 @@ class GCNGRUStudent(ForecastModel):
         graph_op: str = "dense",
         adaptive: bool = False,
         embed_dim: int = 10,
+        input_hops: int = 0,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(
@@ -213,6 +227,7 @@ class GCNGRUStudent(ForecastModel):
             graph_op=graph_op,
             adaptive=adaptive,
             embed_dim=embed_dim,
+            input_hops=input_hops,
             dropout=dropout,
         )
         _check_common("gcn-gru", hidden, layers, dropout)
@@ -224,11 +239,23 @@ class GCNGRUStudent(ForecastModel):
             raise ConfigError("gcn-gru: graph_op='none' needs adaptive=True (without any graph use the 'gru' student)")
         if embed_dim < 1:
             raise ConfigError(f"gcn-gru: embed_dim must be >= 1, got {embed_dim}")
+        if input_hops not in (0, 1, 2, 3):
+            raise ConfigError(f"gcn-gru: input_hops must be 0, 1, 2 or 3, got {input_hops}")
         self.graph_op = graph_op
         self.adaptive = adaptive
         self.dropout = dropout
 
-        support = gcn_support(as_adjacency(graph, num_nodes))
+        adj = as_adjacency(graph, num_nodes)
+        support = gcn_support(adj)
+        self.input_hops = input_hops
+        if input_hops:
+            powers = []
+            for step in diffusion_supports(adj):
+                power = step
+                for _ in range(input_hops):
+                    powers.append(power)
+                    power = step @ power
+            self.register_buffer("input_supports", torch.stack(powers), persistent=False)
         edge_index, edge_weight = dense_to_edges(support)
         self.register_buffer("support", support, persistent=False)
         self.register_buffer("edge_index", edge_index, persistent=False)
@@ -237,7 +264,7 @@ class GCNGRUStudent(ForecastModel):
             self.source_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
             self.target_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
 
-        self.encoder = _NodeGRU(in_channels, hidden, layers, dropout)
+        self.encoder = _NodeGRU(in_channels * (1 + 2 * input_hops), hidden, layers, dropout)
         self.graph_layers = nn.ModuleList(_GraphLayer(hidden, graph_op, adaptive) for _ in range(graph_layers))
         self.head = nn.Linear(hidden, out_steps)
 
@@ -260,6 +287,10 @@ class GCNGRUStudent(ForecastModel):
             convolutions and the residual connection, the input of the head).
         """
         self._check_input(x)
+        if self.input_hops:
+            # (S, N, N) x (B, T, N, C) -> (B, T, N, S*C): every diffused copy of the inputs, side by side
+            diffused = torch.einsum("smn,btnc->btmsc", self.input_supports, x).flatten(-2)
+            x = torch.cat([x, diffused], dim=-1)
         _, h = self.encoder(x)
         adaptive = self.adaptive_adjacency() if self.adaptive else None
         z = h

@@ -41,10 +41,35 @@ class TestGCNGRUAdaptiveOnly(ModelContract):
     node_params = {"source_embedding": 0, "target_embedding": 0}
 
 
+class TestGCNGRUInputHops(ModelContract):
+    name = "gcn-gru"
+    hparams = {"hidden": 16, "input_hops": 2}
+    compile_check = False  # one einsum more than TestGCNGRUDense
+
+
+def test_input_hops_feed_the_gru_the_diffused_readings() -> None:
+    from stgkd.nn.layers import apply_support, diffusion_supports
+
+    graph = random_graph(6, density=0.4)
+    model = build("gcn-gru", num_nodes=6, graph=graph, hidden=4, input_hops=2).eval()
+    x = torch.randn(3, 12, 6, 2)
+    seen = {}
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.setdefault("x", args[0]))
+    model(x)
+    fwd, bwd = diffusion_supports(torch.as_tensor(graph, dtype=torch.float32))
+    expected = torch.cat([x, apply_support(fwd, x), apply_support(fwd @ fwd, x),
+                          apply_support(bwd, x), apply_support(bwd @ bwd, x)], dim=-1)
+    torch.testing.assert_close(seen["x"], expected)
+    assert model.encoder.gru.input_size == 2 * 5
+    with pytest.raises(ConfigError, match="input_hops must be 0, 1, 2 or 3"):
+        build("gcn-gru", num_nodes=6, graph=graph, input_hops=4)
+
+
 @pytest.mark.parametrize("hidden", [32, 64])
 @pytest.mark.parametrize(
     "name,extra",
-    [("gru", {}), ("gcn-gru", {}), ("gcn-gru", {"graph_op": "gcnconv"}), ("gcn-gru", {"adaptive": True})],
+    [("gru", {}), ("gcn-gru", {}), ("gcn-gru", {"graph_op": "gcnconv"}), ("gcn-gru", {"adaptive": True}),
+     ("gcn-gru", {"input_hops": 2, "adaptive": True})],
 )
 def test_students_are_a_tenth_of_the_teacher(name: str, extra: dict, hidden: int) -> None:
     graph = random_graph(207, density=0.05)
