@@ -44,6 +44,8 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"adaptive": True, "graph_layers": 2}, {"w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
     "diffused inputs (2 hops), plain": ({"input_hops": 2}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
     "diffused inputs (2 hops), output (out 1, tau 1)": ({"input_hops": 2}, {"w_feat": 0.0, "w_rel": 0.0}),
+    "sensor embedding (16), plain": ({"node_embed": 16}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
+    "sensor embedding (16), output (out 1, tau 1)": ({"node_embed": 16}, {"w_feat": 0.0, "w_rel": 0.0}),
 }
 
 HORIZONS = ("15min", "30min", "60min", "avg")

@@ -165,13 +165,15 @@ class GCNGRUStudent(ForecastModel):
         \tilde x_t = [x_t \,\|\, P_f^{\top k} x_t \,\|\, P_b^{\top k} x_t]_{k=1..K}, \quad
         h = \mathrm{GRU}(\tilde x_{1..T_{in}}) \ \text{(per node)}, \quad
         z_0 = h, \quad z_{l} = \mathrm{ReLU}(\hat A z_{l-1} W_l + \tilde A_{adp} z_{l-1} V_l + b_l),
-        \quad g = h + z_L, \quad \hat y = W g + b
+        \quad g = h + z_L, \quad \hat y = W [g \,\|\, e_n] + b
 
     with ``\hat A = D^{-1/2}(A^\top + I)D^{-1/2}`` (GCN, in-degree) and, when ``adaptive``, the
     Graph WaveNet adjacency ``\tilde A_{adp} = \mathrm{SoftMax}(\mathrm{ReLU}(E_1 E_2^\top))``.
     With ``input_hops = K > 0`` each node's GRU also reads its neighbourhood's readings diffused
     ``1..K`` steps forward and backward along the roads (DCRNN's transition matrices ``P_f = D_O^{-1} A``,
     ``P_b = D_I^{-1} A^\top``), so spatial context enters before the temporal encoding as well as after.
+    With ``node_embed = E > 0`` the head also reads a learned identity ``e_n`` of each sensor (as STID,
+    Shao et al., CIKM 2022, does), so one shared model can still forecast sensor-specific patterns.
 
     Args:
         num_nodes: number of sensors ``N``.
@@ -191,6 +193,7 @@ class GCNGRUStudent(ForecastModel):
         embed_dim: node-embedding size of the adaptive adjacency (default: 10).
         input_hops: diffusion steps ``K`` of the inputs appended to each node's GRU input, 0 to 3
             (default: 0, the node's own readings only).
+        node_embed: size ``E`` of a learned per-sensor embedding the head reads (default: 0, none).
         dropout: dropout between GRU layers and before the head (default: 0.0).
     """
 
@@ -214,6 +217,7 @@ class GCNGRUStudent(ForecastModel):
         adaptive: bool = False,
         embed_dim: int = 10,
         input_hops: int = 0,
+        node_embed: int = 0,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(
@@ -228,6 +232,7 @@ class GCNGRUStudent(ForecastModel):
             adaptive=adaptive,
             embed_dim=embed_dim,
             input_hops=input_hops,
+            node_embed=node_embed,
             dropout=dropout,
         )
         _check_common("gcn-gru", hidden, layers, dropout)
@@ -241,6 +246,8 @@ class GCNGRUStudent(ForecastModel):
             raise ConfigError(f"gcn-gru: embed_dim must be >= 1, got {embed_dim}")
         if input_hops not in (0, 1, 2, 3):
             raise ConfigError(f"gcn-gru: input_hops must be 0, 1, 2 or 3, got {input_hops}")
+        if node_embed < 0:
+            raise ConfigError(f"gcn-gru: node_embed must be >= 0, got {node_embed}")
         self.graph_op = graph_op
         self.adaptive = adaptive
         self.dropout = dropout
@@ -266,7 +273,8 @@ class GCNGRUStudent(ForecastModel):
 
         self.encoder = _NodeGRU(in_channels * (1 + 2 * input_hops), hidden, layers, dropout)
         self.graph_layers = nn.ModuleList(_GraphLayer(hidden, graph_op, adaptive) for _ in range(graph_layers))
-        self.head = nn.Linear(hidden, out_steps)
+        self.node_embedding = nn.Parameter(0.1 * torch.randn(num_nodes, node_embed)) if node_embed else None
+        self.head = nn.Linear(hidden + node_embed, out_steps)
 
     def adaptive_adjacency(self) -> Tensor:
         """The learned adjacency ``softmax(ReLU(E1 E2^T))`` (rows sum to 1), as in Graph WaveNet.
@@ -297,7 +305,10 @@ class GCNGRUStudent(ForecastModel):
         for layer in self.graph_layers:
             z = F.relu(layer(z, self.support, (self.edge_index, self.edge_weight), adaptive))
         g = h + z
-        out = self.head(F.dropout(g, self.dropout, training=self.training)).transpose(1, 2)
+        head_in = F.dropout(g, self.dropout, training=self.training)
+        if self.node_embedding is not None:
+            head_in = torch.cat([head_in, self.node_embedding.expand(g.shape[0], -1, -1)], dim=-1)
+        out = self.head(head_in).transpose(1, 2)
         if return_features:
             return out, {"hidden": h, "graph": g}
         return out

@@ -47,6 +47,24 @@ class TestGCNGRUInputHops(ModelContract):
     compile_check = False  # one einsum more than TestGCNGRUDense
 
 
+class TestGCNGRUNodeEmbedding(ModelContract):
+    name = "gcn-gru"
+    hparams = {"hidden": 16, "node_embed": 4}
+    compile_check = False  # one concatenation more than TestGCNGRUDense
+    node_params = {"node_embedding": 0}
+
+
+def test_node_embedding_gives_each_sensor_its_own_forecast() -> None:
+    model = build("gcn-gru", num_nodes=5, graph=torch.eye(5), hidden=4, node_embed=3).eval()
+    x = torch.randn(1, 12, 1, 2).expand(2, 12, 5, 2).contiguous()  # every sensor reads the same history
+    out = model(x)
+    assert not torch.allclose(out[..., 0], out[..., 1])  # identity breaks the tie
+    plain = build("gcn-gru", num_nodes=5, graph=torch.eye(5), hidden=4).eval()
+    torch.testing.assert_close(plain(x)[..., 0], plain(x)[..., 1])  # without it, identical sensors tie
+    with pytest.raises(ConfigError, match="node_embed must be >= 0"):
+        build("gcn-gru", num_nodes=5, node_embed=-1)
+
+
 def test_input_hops_feed_the_gru_the_diffused_readings() -> None:
     from stgkd.nn.layers import apply_support, diffusion_supports
 
@@ -69,7 +87,7 @@ def test_input_hops_feed_the_gru_the_diffused_readings() -> None:
 @pytest.mark.parametrize(
     "name,extra",
     [("gru", {}), ("gcn-gru", {}), ("gcn-gru", {"graph_op": "gcnconv"}), ("gcn-gru", {"adaptive": True}),
-     ("gcn-gru", {"input_hops": 2, "adaptive": True})],
+     ("gcn-gru", {"input_hops": 2, "node_embed": 16})],
 )
 def test_students_are_a_tenth_of_the_teacher(name: str, extra: dict, hidden: int) -> None:
     graph = random_graph(207, density=0.05)
