@@ -46,6 +46,13 @@ SETTINGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "diffused inputs (2 hops), output (out 1, tau 1)": ({"input_hops": 2}, {"w_feat": 0.0, "w_rel": 0.0}),
     "sensor embedding (16), plain": ({"node_embed": 16}, {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}),
     "sensor embedding (16), output (out 1, tau 1)": ({"node_embed": 16}, {"w_feat": 0.0, "w_rel": 0.0}),
+    "all structure (adaptive, 2 hops, embedding 16), inherited, plain": (
+        {"adaptive": True, "input_hops": 2, "node_embed": 16},
+        {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0, "inherit_adjacency": True}),
+    "all structure, inherited, tuned KD (trial 12: out 0.11, feat 0.26, rel 0.84, tau 1.13)": (
+        {"adaptive": True, "input_hops": 2, "node_embed": 16},
+        {"w_out": 0.1126, "w_feat": 0.2598, "w_rel": 0.8398, "tau": 1.134, "relation_tau": 1.134,
+         "inherit_adjacency": True}),
 }
 
 HORIZONS = ("15min", "30min", "60min", "avg")
