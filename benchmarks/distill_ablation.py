@@ -165,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         teacher_info = {"path": str(teacher.best_path), "best_epoch": teacher.best_epoch, "seconds": teacher.seconds,
                         "epochs": args.teacher_epochs}
     else:
-        from stgkd.engine.checkpoint import load_checkpoint
+        from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
         from stgkd.engine.evaluate import evaluate_checkpoint
 
         payload = load_checkpoint(args.teacher)
         args.teacher_hparams = payload["model"]["hparams"]
         teacher = SimpleNamespace(best_path=args.teacher, test=evaluate_checkpoint(args.teacher, split="test").metrics,
-                                  model=None, parameters=sum(v.numel() for v in payload["state_dict"].values()))
+                                  model=None, parameters=model_from_checkpoint(payload).num_parameters())
         log = args.teacher.parent / "log.jsonl"  # the run's epoch log, when the checkpoint sits in its run folder
         epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
         teacher_info = {"path": str(args.teacher), "best_epoch": payload["epoch"],
