@@ -23,8 +23,9 @@ Names the objective understands (:data:`KNOWN`): the student ``family`` (a regis
 with its ``hidden`` width, ``layers`` depth, ``graph_op`` and ``adaptive`` (a learned adjacency); the
 distillation temperature ``temperature``, loss weights ``w_output``, ``w_feature``, ``w_relation``
 (``w_supervised`` is fixed at 1 by default, see below) and ``inherit_adjacency`` (start an adaptive
-student's adjacency at the teacher's; give it ``when: {adaptive: [true]}``); the optimiser's ``lr``, ``weight_decay`` and the ``batch_size``. Any other
-student hyperparameter is passed through with a ``student.`` prefix (``student.dropout: {...}``).
+student's adjacency at the teacher's; give it ``when: {adaptive: [true]}``); the optimiser's ``lr``,
+``weight_decay`` and the ``batch_size``. Any other student hyperparameter is passed through with a
+``student.`` prefix (``student.dropout: {...}``, ``student.input_hops: {...}``).
 
 Why ``w_supervised`` is fixed at 1 and the other weights are free (not a simplex):
 the loss is ``w_sup·L_sup + w_out·L_out + w_feat·L_feat + w_rel·L_rel`` and trials are scored by the
