@@ -8,7 +8,8 @@ over a split, in order, in eval mode without gradients, and keeps
 * ``features[name]`` ``(S, N, D)``: each requested feature; a time-laid-out ``(B, T, N, D)`` feature
   is pooled over time (``time_pool``, as the adapters do) before it is stored, so the cache is
   ``T`` times smaller and feature matching reads it directly,
-* the teacher's ``adaptive_adjacency()`` ``(N, N)`` once, when it has one (relation distillation).
+* the teacher's adaptive operator as it applies it, ``adaptive_support()`` ``(N, N)`` (Graph WaveNet:
+  ``A_adp^T``, row ``m`` = what node ``m`` aggregates), once, when it has one (relation distillation).
 
 Storage is a tensor on ``device`` when the whole cache fits in ``max_bytes``, otherwise ``.npy``
 files opened as numpy memmaps in ``cache_dir`` (a temporary directory, removed with the cache, when
@@ -33,7 +34,7 @@ from stgkd.errors import ConfigError, DataError
 
 __all__ = ["TeacherCache", "ADJACENCY_KEY"]
 
-#: key under which lookups carry the teacher's adaptive adjacency ``(N, N)``.
+#: key under which lookups carry the teacher's applied adaptive operator ``(N, N)`` (rows = receivers).
 ADJACENCY_KEY = "adaptive_adjacency"
 _META = "teacher_cache.json"
 _NP_DTYPES = {torch.float16: np.float16, torch.float32: np.float32}
@@ -186,8 +187,9 @@ class TeacherCache:
                         else:
                             store[k][index.to(device)] = o.detach().to(dtype)
                 adjacency = None
-                if callable(getattr(teacher, "adaptive_adjacency", None)):
-                    adjacency = teacher.adaptive_adjacency().detach().float().to(device)
+                if getattr(teacher, "adaptive", True) and callable(getattr(teacher, "adaptive_support", None)):
+                    # the operator as the teacher applies it: row m = what node m aggregates
+                    adjacency = teacher.adaptive_support().detach().float().to(device)
         finally:
             teacher.train(was_training)
         if not bool(seen.all()):

@@ -1,7 +1,8 @@
 """Structural distillation: hand the teacher's learned graph to the student before training.
 
 Graph WaveNet learns a self-adaptive adjacency ``softmax(ReLU(E1 E2^T))`` from two node-embedding
-tables. A ``gcn-gru`` student built with ``adaptive=True`` has the same two tables; copying the
+tables and applies it transposed. A ``gcn-gru`` or ``dcgru`` student built with ``adaptive=True`` has
+the same two tables and applies the matrix the same way; copying the
 teacher's into it starts the student with the spatial dependencies the teacher found, which the
 student then keeps training. Relation distillation (``relation_source="adaptive"``) pulls towards
 the same matrix through a loss; inheriting sets it directly and costs nothing per step.
@@ -33,8 +34,10 @@ def _embeddings(model: nn.Module, role: str) -> tuple[torch.Tensor, torch.Tensor
 def inherit_adjacency(student: nn.Module, teacher: nn.Module) -> None:
     """Copy the teacher's adaptive-adjacency node embeddings into the student, in place.
 
-    Afterwards ``student.adaptive_adjacency()`` equals ``teacher.adaptive_adjacency()``. The
-    student's embeddings stay trainable.
+    Afterwards ``student.adaptive_adjacency()`` equals ``teacher.adaptive_adjacency()`` and, because
+    both apply it transposed (``adaptive_support() = A_adp^T``, node ``m`` aggregates column ``m``),
+    the two operators map any node signal to the same result. The student's embeddings stay
+    trainable.
 
     Raises:
         ConfigError: either model lacks an adaptive adjacency, or their embeddings differ in shape

@@ -254,9 +254,11 @@ def adjacency_relation_distillation(
     r"""Relation distillation from the teacher's learned adjacency (Graph WaveNet's adaptive
     :math:`\tilde A = \operatorname{softmax}(\operatorname{ReLU}(E_1 E_2^\top))`).
 
-    The teacher's scores are :math:`\log(A_{ij} + \epsilon)`, so its tempered distribution is
-    :math:`P^T_{i\cdot} \propto A_{i\cdot}^{1/\tau}`: for a row-softmax adjacency
-    :math:`A = \operatorname{softmax}(z)` this is exactly :math:`\operatorname{softmax}(z / \tau)`,
+    ``adjacency`` is the operator as the teacher applies it (``out = S @ x``, row ``i`` = the nodes
+    node ``i`` aggregates from): Graph WaveNet applies :math:`S = \tilde A^\top`, so row ``i`` of ``S``
+    is column ``i`` of :math:`\tilde A` (:class:`~stgkd.distill.TeacherCache` stores
+    ``teacher.adaptive_support()``). The teacher's scores are :math:`\log(S_{ij} + \epsilon)`, so its
+    tempered distribution is :math:`P^T_{i\cdot} \propto S_{i\cdot}^{1/\tau}` (each row renormalised),
     the same temperature as on the student's cosine similarities. Then :func:`relation_kl`.
 
     Shapes:

@@ -168,12 +168,22 @@ class GraphWaveNet(ForecastModel):
             raise ConfigError("graph-wavenet: adaptive_adjacency() needs adaptive=True")
         return adaptive_adjacency(self.source_embedding, self.target_embedding)
 
+    def adaptive_support(self) -> Tensor:
+        """The adaptive operator as applied, ``A_adp^T`` (``out = A_adp^T @ x``): node ``m`` aggregates
+        ``sum_n A_adp[n, m] x[n]``, like the static transitions (official code: einsum
+        ``'ncvl,vw->ncwl'``). Its columns sum to 1, not its rows.
+
+        Shapes:
+            output ``(N, N)``
+        """
+        return self.adaptive_adjacency().t()
+
     def supports(self) -> list[Tensor]:
-        """The supports every diffusion convolution uses, static first, adaptive last."""
+        """The supports every diffusion convolution applies (``out = S @ x``: ``P_f^T``, ``P_b^T``,
+        ``A_adp^T``), static first, adaptive last."""
         out = [self.support_forward, self.support_backward] if self.static_graph else []
         if self.adaptive:
-            # applied as A^T X, like the static transitions (official code: einsum 'ncvl,vw->ncwl')
-            out.append(self.adaptive_adjacency().t())
+            out.append(self.adaptive_support())
         return out
 
     def forward(self, x: Tensor, return_features: bool = False):

@@ -119,7 +119,9 @@ class GRUStudent(ForecastModel):
 
 class _GraphLayer(nn.Module):
     """One graph convolution of ``gcn-gru``: static operator (dense / GCNConv / none) plus an
-    optional adaptive dense operator, summed."""
+    optional adaptive dense operator, summed. Both are applied as ``out = S @ h`` (row ``m`` of ``S``
+    lists what node ``m`` aggregates): ``S = D^-1/2 (A^T + I) D^-1/2`` for the static graph and
+    ``S = A_adp^T`` for the adaptive one."""
 
     def __init__(self, hidden: int, graph_op: str, adaptive: bool) -> None:
         super().__init__()
@@ -134,7 +136,8 @@ class _GraphLayer(nn.Module):
         self.learned = DenseGraphConv(hidden, hidden, bias=graph_op == "none") if adaptive else None
 
     def forward(self, h: Tensor, support: Tensor, edges: tuple[Tensor, Tensor], adaptive: Tensor | None) -> Tensor:
-        """Aggregate node states over the graph(s).
+        """Aggregate node states over the graph(s): ``support @ h`` (or its edge list) plus
+        ``adaptive @ h``, where ``adaptive`` is the applied operator ``A_adp^T``.
 
         Shapes:
             h ``(B, N, D)``, support ``(N, N)``, edges ``(2, E)`` / ``(E,)``, adaptive ``(N, N)`` or None
@@ -164,11 +167,13 @@ class GCNGRUStudent(ForecastModel):
     .. math::
         \tilde x_t = [x_t \,\|\, P_f^{\top k} x_t \,\|\, P_b^{\top k} x_t]_{k=1..K}, \quad
         h = \mathrm{GRU}(\tilde x_{1..T_{in}}) \ \text{(per node)}, \quad
-        z_0 = h, \quad z_{l} = \mathrm{ReLU}(\hat A z_{l-1} W_l + \tilde A_{adp} z_{l-1} V_l + b_l),
+        z_0 = h, \quad z_{l} = \mathrm{ReLU}(\hat A z_{l-1} W_l + \tilde A_{adp}^\top z_{l-1} V_l + b_l),
         \quad g = h + z_L, \quad \hat y = W [g \,\|\, e_n] + b
 
     with ``\hat A = D^{-1/2}(A^\top + I)D^{-1/2}`` (GCN, in-degree) and, when ``adaptive``, the
-    Graph WaveNet adjacency ``\tilde A_{adp} = \mathrm{SoftMax}(\mathrm{ReLU}(E_1 E_2^\top))``.
+    Graph WaveNet adjacency ``\tilde A_{adp} = \mathrm{SoftMax}(\mathrm{ReLU}(E_1 E_2^\top))``, applied
+    transposed as Graph WaveNet applies it (node ``m`` aggregates column ``m``), so an adjacency inherited
+    from the teacher acts on the student's states exactly as it acted on the teacher's.
     With ``input_hops = K > 0`` each node's GRU also reads its neighbourhood's readings diffused
     ``1..K`` steps forward and backward along the roads (DCRNN's transition matrices ``P_f = D_O^{-1} A``,
     ``P_b = D_I^{-1} A^\top``), so spatial context enters before the temporal encoding as well as after.
@@ -286,6 +291,14 @@ class GCNGRUStudent(ForecastModel):
             raise ConfigError("gcn-gru: adaptive_adjacency() needs adaptive=True")
         return adaptive_adjacency(self.source_embedding, self.target_embedding)
 
+    def adaptive_support(self) -> Tensor:
+        """The adaptive operator as applied, ``A_adp^T`` (as in Graph WaveNet).
+
+        Shapes:
+            output ``(N, N)``
+        """
+        return self.adaptive_adjacency().t()
+
     def forward(self, x: Tensor, return_features: bool = False):
         """Encode each node's history with the shared GRU, mix the states over the graph, forecast.
 
@@ -300,7 +313,7 @@ class GCNGRUStudent(ForecastModel):
             diffused = torch.einsum("smn,btnc->btmsc", self.input_supports, x).flatten(-2)
             x = torch.cat([x, diffused], dim=-1)
         _, h = self.encoder(x)
-        adaptive = self.adaptive_adjacency() if self.adaptive else None
+        adaptive = self.adaptive_support() if self.adaptive else None
         z = h
         for layer in self.graph_layers:
             z = F.relu(layer(z, self.support, (self.edge_index, self.edge_weight), adaptive))

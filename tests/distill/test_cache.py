@@ -19,6 +19,7 @@ class CountingTeacher(nn.Module):
 
     feature_names = ("seq", "skip")
     distill_feature = "skip"
+    adaptive = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -37,6 +38,9 @@ class CountingTeacher(nn.Module):
 
     def adaptive_adjacency(self):
         return torch.softmax(torch.relu(self.nodes), dim=-1)
+
+    def adaptive_support(self):
+        return self.adaptive_adjacency().t()
 
 
 class FakeSplit:
@@ -75,7 +79,7 @@ def test_lookup_equals_running_the_teacher(split):
     assert torch.allclose(out, ref_out, atol=1e-6)
     for name in ("seq", "skip"):
         assert torch.allclose(feats[name], ref_feats[name], atol=1e-6)
-    assert torch.allclose(feats[ADJACENCY_KEY], teacher.adaptive_adjacency())
+    assert torch.allclose(feats[ADJACENCY_KEY], teacher.adaptive_support())  # the operator as applied
 
 
 def test_teacher_runs_once_per_window_and_never_at_lookup(split):
@@ -132,7 +136,8 @@ def test_shuffled_loader_source_places_by_index(split):
     from_loader = TeacherCache.build(teacher, loader, ["skip"], "cpu", dtype=torch.float32, num_samples=S)
     from_split = TeacherCache.build(teacher, split, ["skip"], "cpu", dtype=torch.float32)
     idx = torch.arange(S)
-    assert torch.equal(from_loader.lookup(idx)[0], from_split.lookup(idx)[0])
+    # same values at the same places; batches of other composition may round the last bit differently
+    torch.testing.assert_close(from_loader.lookup(idx)[0], from_split.lookup(idx)[0], rtol=0, atol=1e-6)
     with pytest.raises(ConfigError, match="num_samples"):
         TeacherCache.build(teacher, loader, ["skip"], "cpu")
 

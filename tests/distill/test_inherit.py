@@ -58,3 +58,42 @@ def test_config_flag_round_trips_and_is_validated():
     assert DistillConfig().inherit_adjacency is False
     with pytest.raises(ConfigError, match="inherit_adjacency must be true or false"):
         DistillConfig(inherit_adjacency="yes")
+
+
+def test_inherited_operator_acts_on_a_node_signal_as_the_teachers_does():
+    """Equal matrices are not enough: both models must apply them in the same direction."""
+    teacher, student = _teacher(), _student(adaptive=True)
+    with torch.no_grad():  # a sharply peaked, clearly asymmetric adjacency
+        teacher.source_embedding.mul_(3.0)
+    inherit_adjacency(student, teacher)
+    signal = torch.randn(N, 3)
+    torch.testing.assert_close(student.adaptive_support() @ signal, teacher.adaptive_support() @ signal)
+    # and the teacher's own diffusion convolution applies exactly that operator
+    assert torch.equal(teacher.supports()[-1], teacher.adaptive_support())
+    # the operator differs from the plain matrix here, so the direction is actually tested
+    adj = teacher.adaptive_adjacency()
+    assert not torch.allclose(adj @ signal, teacher.adaptive_support() @ signal, atol=1e-3)
+
+
+def test_student_graph_layer_applies_the_transposed_adaptive_adjacency():
+    student = _student(adaptive=True, graph_op="none").eval()
+    with torch.no_grad():
+        student.source_embedding.mul_(3.0)
+    h = torch.randn(2, N, 4)
+    layer = student.graph_layers[0]
+    expected = layer.learned.lin(student.adaptive_adjacency().t() @ h)
+    torch.testing.assert_close(layer(h, student.support, (student.edge_index, student.edge_weight),
+                                     student.adaptive_support()), expected)
+
+
+def test_cache_stores_the_operator_the_teacher_applies():
+    from stgkd.distill.cache import ADJACENCY_KEY, TeacherCache
+    from stgkd.data.windows import prepare
+    from stgkd.data.synthetic import generate
+
+    data, _ = generate(num_nodes=N, num_days=1, seed=0)
+    prepared = prepare(data)
+    teacher = build("graph-wavenet", num_nodes=N, graph=prepared.adj, **TEACHER)
+    cache = TeacherCache.build(teacher, prepared.train, [], "cpu")
+    _, feats = cache.lookup(torch.arange(2))
+    torch.testing.assert_close(feats[ADJACENCY_KEY], teacher.adaptive_support().detach())
