@@ -10,7 +10,7 @@ Example::
 
 This module imports only ``torch``, ``numpy``, ``pandas`` and stgkd's error types and export loader;
 the training code (``stgkd.nn``, ``stgkd.engine``, ``stgkd.data``) is needed only when ``load`` is given
-a training checkpoint instead of an exported file.
+a training checkpoint instead of an exported file. An ONNX export also needs ``onnxruntime``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from stgkd.errors import CheckpointError, StgkdError
-from stgkd.export import file_kind, load_exported
+from stgkd.export import backend_of, file_kind, load_exported
 
 __all__ = ["Forecaster"]
 
@@ -56,6 +56,9 @@ class Forecaster:
         input_features: the model's input channels (``"value"``, then calendar features).
         metadata: everything stored with the file (dataset, metrics, model config, ...).
         device: where it runs.
+        backend: how it runs: ``"torchscript-int8"`` (a file exported with ``--quantize int8``: torch.ao's
+            dynamic int8 CPU kernels), ``"onnxruntime"`` (an ONNX file), ``"torchscript-fp32"``,
+            ``"torch.export"``, or ``"checkpoint"`` (a training checkpoint, run eagerly).
 
     Thread safety: :meth:`predict` may be called from several threads at once. On CUDA, repeated calls
     at one batch size replay a CUDA graph captured lazily on the first call at that size (pass
@@ -63,11 +66,12 @@ class Forecaster:
     """
 
     def __init__(self, module: Any, metadata: dict[str, Any], *, device: str | torch.device = "cpu",
-                 source: str = "", cuda_graphs: bool = True) -> None:
+                 source: str = "", cuda_graphs: bool = True, backend: str = "") -> None:
         self._module = module
         self.metadata = dict(metadata)
         self.device = torch.device(device)
         self.source = source
+        self.backend = backend
         self.sensor_ids: list[str] = [str(s) for s in metadata["sensor_ids"]]
         self.input_steps = int(metadata["input_steps"])
         self.horizon = int(metadata["horizon"])
@@ -90,8 +94,16 @@ class Forecaster:
     def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True) -> "Forecaster":
         """Load an exported student (``stgkd export``), or a training checkpoint (wrapped in memory).
 
+        On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
+        runs torch.ao's quantised kernels (``"torchscript-int8"``), an ONNX export runs in onnxruntime
+        (``"onnxruntime"``, with ``torch.get_num_threads()`` intra-op threads), an fp32 export in
+        TorchScript (``"torchscript-fp32"``). Which of them is fastest for a given student and machine is
+        what ``stgkd export --quantize int8`` / ``--format onnx`` measure and record in
+        ``metadata["deployment_checks"]``.
+
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
+            ConfigError: an ONNX file without onnxruntime, or an int8 or ONNX file on CUDA.
             StgkdError: ``device="cuda"`` without CUDA.
         """
         dev = torch.device(device)
@@ -106,16 +118,18 @@ class Forecaster:
             module = build_forecaster_module(payload, where=str(path)).to(dev)
             metadata = metadata_from_payload(payload, str(path))
         else:
-            module, metadata, _ = load_exported(path, device=dev)
+            module, metadata, kind = load_exported(path, device=dev, threads=torch.get_num_threads())
         for key in ("sensor_ids", "input_steps", "horizon", "interval_minutes", "input_features"):
             if key not in metadata:
                 raise CheckpointError(f"{path}: metadata lacks {key!r}")
-        return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs)
+        return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs,
+                   backend=backend_of(kind, metadata))
 
     def __repr__(self) -> str:
         return (
             f"Forecaster(sensors={self.num_nodes}, input_steps={self.input_steps}, horizon={self.horizon}, "
-            f"interval={self.interval_minutes}min, features={self.input_features}, device={self.device})"
+            f"interval={self.interval_minutes}min, features={self.input_features}, device={self.device}, "
+            f"backend={self.backend})"
         )
 
     # ------------------------------------------------------------------ forecasting

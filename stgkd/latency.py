@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import platform
 import statistics
 import time
@@ -54,6 +55,9 @@ __all__ = [
     "CudaGraphRunner",
     "random_graph",
     "format_table",
+    "RawUnitsAdapter",
+    "cpu_threads",
+    "load_average",
 ]
 
 
@@ -340,6 +344,49 @@ def _time_cuda(fn: Callable[[Tensor], Any], inputs: list[Tensor], iters: int, de
         ends[i].record()
     torch.cuda.synchronize(dev)
     return [s.elapsed_time(e) for s, e in zip(starts, ends)]
+
+
+class RawUnitsAdapter(nn.Module):
+    """Lets :func:`measure` time an exported program end to end (raw readings and timestamps in, raw
+    forecasts out, as :class:`stgkd.Forecaster` calls it): channel 0 of the ``(B, T, N, C)`` input,
+    made positive, as raw readings, and a fixed run of timestamps ``interval`` apart.
+
+    Args:
+        program: a callable ``(values (B, T, N), timestamps (B, T)) -> (B, H, N)``: a TorchScript or
+            torch.export program, or :class:`stgkd.export.OnnxProgram`.
+        in_steps, interval_minutes: the program's input steps and data interval.
+    """
+
+    def __init__(self, program: Any, in_steps: int, interval_minutes: int) -> None:
+        super().__init__()
+        self.module = program
+        self.register_buffer("stamps", 1_700_000_000 + torch.arange(in_steps, dtype=torch.int64) * interval_minutes * 60)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)`` in raw units."""
+        values = x[..., 0].abs() + 1.0
+        return self.module(values, self.stamps.unsqueeze(0).expand(x.shape[0], -1))
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None):
+    """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages (``os.getloadavg``), ``None`` where the OS has none. A CPU
+    timing taken while the 1-minute figure exceeds ``os.cpu_count()`` shared the cores with other work."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def random_graph(num_nodes: int, *, degree: int = 8, seed: int = 0) -> np.ndarray:

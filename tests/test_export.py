@@ -233,3 +233,158 @@ def test_cli_export(tmp_path, capsys):
     assert summary["sensors"] == N and summary["horizon"] == H and summary["model"] == "test-export-student"
     assert main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.pt")]) == 2
     assert "nope.pt" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- CPU deployment: int8 and ONNX
+
+
+@pytest.fixture(scope="module")
+def gru_student(tmp_path_factory):
+    """A gcn-gru student (GRU + linear + dense graph product) trained briefly on a 6-sensor network:
+    ``(checkpoint, the series, fp32 TorchScript export)``."""
+    from stgkd.data.synthetic import generate
+    from stgkd.engine import TrainConfig, train_model
+
+    root = tmp_path_factory.mktemp("gru-student")
+    data, _ = generate(num_nodes=6, num_days=2, seed=0)
+    train_model(data, "gcn-gru", root / "run", hparams={"hidden": 8, "graph_op": "dense"},
+                config=TrainConfig(epochs=1, batch_size=32, limit_batches=2, device="cpu", seed=0),
+                progress=False, log=False)
+    ckpt = root / "run" / "best.pt"
+    return ckpt, data, export_student(ckpt, root / "fp32.pt")
+
+
+def deployment_inputs(meta: dict, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(4)
+    n, t = len(meta["sensor_ids"]), meta["input_steps"]
+    values = 40.0 + 20.0 * torch.rand(batch, t, n, generator=gen)
+    stamps = 1_704_100_000 + torch.arange(t, dtype=torch.int64)[None] * 300 + 3600 * torch.arange(batch)[:, None]
+    return values, stamps
+
+
+def test_int8_export_quantises_gru_and_linear_and_records_checks(gru_student, tmp_path):
+    ckpt, data, fp32_path = gru_student
+    out = export_student(ckpt, tmp_path / "int8.pt", quantize="int8", dataset=data, latency_iters=2)
+    assert file_kind(out) == "torchscript"
+    module, meta, _ = load_exported(out)
+    assert meta["precision"] == "int8" and meta["backend"] == "torchscript-int8"
+    assert {"encoder.gru", "graph_layers.0.static.lin", "head"} == set(meta["quantized_layers"])
+    # the int8 program forecasts within 2 % of the scaler's std of the fp32 one
+    fp32, fp32_meta, _ = load_exported(fp32_path)
+    assert "deployment_checks" not in fp32_meta and fp32_meta["precision"] == "fp32"
+    values, stamps = deployment_inputs(meta)
+    got, want = module(values, stamps), fp32(values, stamps)
+    diff = float((got - want).abs().max())
+    assert 0 < diff < 0.02 * meta["scaler"]["std"]
+    assert meta["int8_max_abs_diff_examples"] < 0.02 * meta["scaler"]["std"]
+
+    checks = meta["deployment_checks"]
+    assert checks["backend"] == "torchscript-int8" and checks["reference"] == "torchscript-fp32"
+    acc = checks["accuracy"]
+    assert acc["made"] and acc["split"] == "test" and acc["windows"] > 0
+    for name in ("torchscript-fp32", "torchscript-int8"):
+        assert set(acc["metrics"][name]) == {"15min", "30min", "60min", "avg"}
+    ref, q = acc["metrics"]["torchscript-fp32"]["avg"]["mae"], acc["metrics"]["torchscript-int8"]["avg"]["mae"]
+    assert acc["mae_change_pct"]["avg"] == pytest.approx(100 * (q - ref) / ref)
+    assert abs(acc["mae_change_pct"]["avg"]) < 5
+    # the fp32 reference scores what `stgkd evaluate` scores (the same windows and masked metrics)
+    from stgkd.engine.evaluate import evaluate_checkpoint
+
+    assert ref == pytest.approx(evaluate_checkpoint(ckpt, dataset=data, device="cpu").metrics["avg"]["mae"], rel=1e-4)
+    lat = checks["latency"]
+    assert lat["made"] and lat["threads"] == 1 and lat["iters"] == 2 and isinstance(lat["busy"], bool)
+    assert len(lat["load_average"]["before"]) == 3 and lat["cores"] >= 1
+    for name in ("torchscript-fp32", "torchscript-int8"):
+        assert set(lat["results"][name]) == {"1", "64"}
+        assert all(r["median_ms"] > 0 for r in lat["results"][name].values())
+    for b in ("1", "64"):
+        want_speedup = lat["results"]["torchscript-fp32"][b]["median_ms"] / lat["results"]["torchscript-int8"][b]["median_ms"]
+        assert lat["speedup"][b] == pytest.approx(want_speedup)
+
+
+def test_int8_file_loads_in_fresh_interpreter(gru_student, tmp_path):
+    ckpt, data, _ = gru_student
+    out = export_student(ckpt, tmp_path / "int8.pt", quantize="int8", int8_layers=["recurrent"], checks=False)
+    code = ("import sys, torch; extra = {'metadata.json': ''}; m = torch.jit.load(sys.argv[1], _extra_files=extra); "
+            "v = torch.full((2, 12, 6), 50.0); s = 1_704_100_000 + 300 * torch.arange(12).expand(2, 12); "
+            "print(tuple(m(v, s).shape), 'int8' in extra['metadata.json'].decode())")
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["(2,", "12,", "6)", "True"]
+
+
+def test_int8_checks_without_the_data_say_why(tmp_path):
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")  # dataset "synthetic", but 5 sensors s0..s4: not rebuildable
+    out = export_student(ckpt, tmp_path / "int8.pt", quantize="int8", latency_iters=2)
+    module, meta, _ = load_exported(out)
+    assert meta["quantized_layers"] == ["inp", "out"]  # a student without a GRU: its linear layers
+    acc = meta["deployment_checks"]["accuracy"]
+    assert acc == {"made": False, "reason": acc["reason"]} and "could not be rebuilt" in acc["reason"]
+    assert "different sensors" in acc["reason"]
+    assert meta["deployment_checks"]["latency"]["made"]
+    values, secs, minutes = sample_inputs(2)
+    np.testing.assert_allclose(module(torch.from_numpy(values), torch.from_numpy(secs)).numpy(),
+                               reference_forecast(make_checkpoint(tmp_path / "again.pt")[1], values, minutes),
+                               atol=0.05 * 12.0)
+
+
+def test_int8_refusals(tmp_path):
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    with pytest.raises(ConfigError, match="format='torchscript'"):
+        export_student(ckpt, tmp_path / "q.onnx", format="onnx", quantize="int8")
+    with pytest.raises(ConfigError, match="quantize='int4'"):
+        export_student(ckpt, tmp_path / "q.pt", quantize="int4")
+    with pytest.raises(ConfigError, match="no recurrent layer"):
+        export_student(ckpt, tmp_path / "q.pt", quantize="int8", int8_layers=["recurrent"])
+    with pytest.raises(ConfigError, match="int8 layers"):
+        export_student(ckpt, tmp_path / "q.pt", quantize="int8", int8_layers=["conv"])
+    assert not list(tmp_path.glob("q*")) and not list(tmp_path.glob(".q*"))
+    out = export_student(ckpt, tmp_path / "int8.pt", quantize="int8", checks=False)
+    with pytest.raises(ConfigError, match="CPU only"):  # refused before any CUDA kernel is asked for
+        load_exported(out, device="cuda")
+
+
+def test_onnx_export_records_checks_and_runs_in_onnxruntime(gru_student, tmp_path):
+    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'deploy' extra)")
+    from stgkd.export import OnnxProgram
+
+    ckpt, data, fp32_path = gru_student
+    out = export_student(ckpt, tmp_path / "student.onnx", format="onnx", dataset=data, latency_iters=2)
+    assert file_kind(out) == "onnx"
+    program, meta, kind = load_exported(out)
+    assert isinstance(program, OnnxProgram) and kind == "onnx"
+    assert meta["backend"] == "onnxruntime" and meta["checked_with"] == "onnxruntime"
+    checks = meta["deployment_checks"]
+    assert checks["accuracy"]["made"] and abs(checks["accuracy"]["mae_change_pct"]["avg"]) < 1e-3
+    assert set(checks["latency"]["results"]) == {"torchscript-fp32", "onnxruntime"}
+    fp32, _, _ = load_exported(fp32_path)
+    values, stamps = deployment_inputs(meta)
+    np.testing.assert_allclose(program(values, stamps).numpy(), fp32(values, stamps).numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_onnx_without_onnxruntime_is_written_unchecked_and_says_so(tmp_path, monkeypatch):
+    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    out = export_student(ckpt, tmp_path / "s.onnx", format="onnx")
+    import onnx
+
+    meta = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["stgkd_metadata"])
+    assert meta["checked_with"] is None
+    assert "onnxruntime is not installed" in meta["deployment_checks"]["accuracy"]["reason"]
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        load_exported(out)
+
+
+def test_cli_export_int8_prints_the_checks(tmp_path, capsys):
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "q.pt"), "--quantize", "int8", "--latency-iters", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["backend"] == "torchscript-int8" and summary["precision"] == "int8"
+    assert summary["checks"]["accuracy"].startswith("not checked: the test split could not be rebuilt")
+    assert set(summary["checks"]["speedup_vs_fp32"]) == {"1", "64"}
+    assert set(summary["checks"]["cpu_latency_ms_1_thread"]) == {"torchscript-fp32", "torchscript-int8"}
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "q.onnx"), "--format", "onnx", "--quantize", "int8"]) == 2
+    assert "format='torchscript'" in capsys.readouterr().err

@@ -165,3 +165,30 @@ def test_cuda_graph_fast_path_matches_plain_cuda(exported):
     np.testing.assert_allclose(fast.predict(batch, start="2026-11-20 07:40"),
                                plain.predict(batch, start="2026-11-20 07:40"), rtol=1e-5, atol=1e-4)
     assert set(fast._graphs) == {1, 3}
+
+
+def test_backend_says_which_path_runs(exported, tmp_path):
+    student, ckpt, model = exported
+    fp32 = Forecaster.load(student)
+    assert fp32.backend == "torchscript-fp32" and "backend=torchscript-fp32" in repr(fp32)
+    assert Forecaster.load(ckpt).backend == "checkpoint"
+    int8 = Forecaster.load(export_student(ckpt, tmp_path / "int8.pt", quantize="int8", checks=False))
+    assert int8.backend == "torchscript-int8" and int8.metadata["precision"] == "int8"
+    df = frame(5)
+    want = reference_forecast(model, df.to_numpy()[None], minutes_of(df.index)[None])[0]
+    got = int8.predict(df).to_numpy()
+    assert not np.array_equal(got, fp32.predict(df).to_numpy())  # int8 kernels ran
+    np.testing.assert_allclose(got, want, atol=0.05 * 12.0)  # within 5 % of the scaler's std (12)
+
+
+def test_onnx_file_runs_in_onnxruntime(exported, tmp_path):
+    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'deploy' extra)")
+    student, ckpt, _ = exported
+    fc = Forecaster.load(export_student(ckpt, tmp_path / "s.onnx", format="onnx", checks=False))
+    assert fc.backend == "onnxruntime" and fc.device == torch.device("cpu")
+    df = frame(6)
+    np.testing.assert_allclose(fc.predict(df).to_numpy(), Forecaster.load(student).predict(df).to_numpy(),
+                               rtol=1e-4, atol=1e-3)
+    batch = np.stack([frame(s).to_numpy() for s in range(3)])
+    assert fc.predict(batch, start="2026-11-20 07:40").shape == (3, H, N)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 HELP = "measure inference latency (median/p90/p99 ms) over batch sizes, modes and precisions"
 
@@ -54,6 +53,7 @@ def _target_model(args: argparse.Namespace):
     """``(module, label, num_nodes, in_steps, in_channels)`` for the target."""
     from stgkd.errors import ConfigError
     from stgkd.export import student_from_payload, file_kind, load_exported, read_checkpoint
+    from stgkd.latency import RawUnitsAdapter
 
     path = Path(args.target)
     if path.exists():
@@ -89,21 +89,6 @@ def _target_model(args: argparse.Namespace):
         raise ConfigError(f"{args.target}: bad --hparam: {exc}") from None
     label = args.target + "".join(f"-{k}{v}" for k, v in hp.items())
     return model, label, None, None, None
-
-
-class RawUnitsAdapter(nn.Module):
-    """Times an exported student end to end: channel 0 of the (B, T, N, C) input as raw readings (made
-    positive) and a fixed run of timestamps ``interval`` apart."""
-
-    def __init__(self, module: Any, in_steps: int, interval_minutes: int) -> None:
-        super().__init__()
-        self.module = module
-        self.register_buffer("stamps", 1_700_000_000 + torch.arange(in_steps, dtype=torch.int64) * interval_minutes * 60)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)`` in raw units."""
-        values = x[..., 0].abs() + 1.0
-        return self.module(values, self.stamps.unsqueeze(0).expand(x.shape[0], -1))
 
 
 def run(args: argparse.Namespace) -> int:

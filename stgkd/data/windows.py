@@ -52,6 +52,7 @@ __all__ = [
     "prepare",
     "split_sizes",
     "time_features",
+    "wall_clock_seconds",
     "observed_mask",
 ]
 
@@ -345,6 +346,19 @@ def time_features(data: TrafficData, *, time_of_day: bool = True, day_of_week: b
     if day_of_week:
         out["day_of_week"] = (dow / 7.0).astype(np.float32)
     return out
+
+
+def wall_clock_seconds(data: TrafficData) -> np.ndarray:
+    """``(T,)`` int64 seconds since 1970-01-01 of each step's local wall-clock time: the timestamps an
+    exported student is given (:class:`stgkd.export.RawUnitsForecaster` reads its calendar features from
+    them), consistent with :func:`time_features`. Time-zone-aware timestamps keep their local time;
+    without timestamps step 0 is Monday 1970-01-05 00:00 and steps are ``interval_minutes`` apart."""
+    if data.timestamps is not None:
+        ts = data.timestamps
+        if ts.tz is not None:
+            ts = ts.tz_localize(None)
+        return np.asarray(ts.as_unit("s").asi8, dtype=np.int64)
+    return 4 * 86400 + np.arange(data.num_steps, dtype=np.int64) * int(data.interval_minutes) * 60
 
 
 def _channel_index(data: TrafficData, channel: int | str) -> int:

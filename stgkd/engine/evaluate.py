@@ -114,6 +114,52 @@ def evaluate_split(
     return result
 
 
+@torch.no_grad()
+def evaluate_program(
+    program,
+    prepared,
+    *,
+    split: str = "test",
+    batch_size: int = 64,
+    steps: tuple[int, ...] = DEFAULT_STEPS,
+) -> dict[str, Any]:
+    """Masked MAE/RMSE/MAPE of an exported program on every window of a split, fed as in deployment.
+
+    ``program`` is called as :class:`stgkd.Forecaster` calls it: raw readings as the series holds them
+    (its missing readings included) and each input step's wall-clock seconds
+    (:func:`~stgkd.data.windows.wall_clock_seconds`) in, raw forecasts out; the metrics are those of
+    :func:`evaluate_split`, accumulated the same way, on the CPU.
+
+    Shapes:
+        program: values ``(B, T_in, N)`` float32, timestamps ``(B, T_in)`` int64 -> ``(B, H, N)`` raw.
+
+    Args:
+        program: a TorchScript / torch.export program or :class:`stgkd.export.OnnxProgram`.
+        prepared: the :class:`~stgkd.data.windows.PreparedData` the student was trained on.
+        split: ``"train"``, ``"val"`` or ``"test"`` (default: ``"test"``).
+        batch_size: windows per call (default: 64).
+
+    Returns:
+        ``{"15min": {...}, "30min": {...}, "60min": {...}, "avg": {...}, "per_step": [...]}``.
+    """
+    from stgkd.data.windows import wall_clock_seconds
+
+    windows = prepared.get_split(split)
+    seconds = torch.from_numpy(wall_clock_seconds(prepared.data))
+    raw = windows.targets.cpu()
+    starts = windows.starts.cpu()
+    in_offsets = torch.arange(windows.in_steps)
+    acc = HorizonAccumulator(windows.out_steps)
+    for chunk in torch.split(torch.arange(len(windows)), max(1, int(batch_size))):
+        rows = starts[chunk, None] + in_offsets  # (B, T_in) series steps of the inputs
+        batch = windows.batch(chunk)
+        values = raw[rows.reshape(-1)].view(rows.shape[0], windows.in_steps, -1)
+        acc.update(program(values, seconds[rows]).float().cpu(), batch.y.cpu(), batch.mask.cpu())
+    result: dict[str, Any] = acc.compute(steps, int(prepared.data.interval_minutes))
+    result["per_step"] = acc.per_step()
+    return result
+
+
 def _out_steps(model: nn.Module, split) -> int:
     inner = getattr(model, "module", model)
     steps = getattr(inner, "out_steps", None)
