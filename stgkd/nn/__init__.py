@@ -5,14 +5,16 @@ Importing this package registers every model (``stgkd.nn.MODELS.names()``).
 
 from __future__ import annotations
 
-from stgkd.nn import graph_wavenet, peers, students
+from stgkd.nn import dcgru, graph_wavenet, peers, students
 from stgkd.nn.base import ForecastModel
+from stgkd.nn.dcgru import DCGRUStudent
 from stgkd.nn.flops import count_flops
 from stgkd.nn.graph_wavenet import GraphWaveNet
 from stgkd.nn.registry import MODELS, build, from_config, register_model
 from stgkd.nn.students import GCNGRUStudent, GRUStudent
 
 __all__ = [
+    "DCGRUStudent",
     "MODELS",
     "ForecastModel",
     "GCNGRUStudent",
@@ -20,6 +22,7 @@ __all__ = [
     "GraphWaveNet",
     "build",
     "count_flops",
+    "dcgru",
     "from_config",
     "graph_wavenet",
     "peers",
