@@ -63,6 +63,9 @@ class TrainConfig:
         amp: bf16 autocast of the forward pass on CUDA; ignored on CPU (default: ``True``).
         device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``...; ``None`` = CUDA when present (default: ``None``).
         limit_batches: stop each training epoch after this many batches (default: ``None`` = all).
+        train_windows: train on only the last this many windows of the training split, the most
+            recent data (data-budget studies: how a method fares with one day of history instead of
+            five); validation and test are unchanged (default: ``None`` = all).
     """
 
     epochs: int = 100
@@ -81,6 +84,7 @@ class TrainConfig:
     amp: bool = True
     device: str | None = None
     limit_batches: int | None = None
+    train_windows: int | None = None
 
     def __post_init__(self) -> None:
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -94,6 +98,7 @@ class TrainConfig:
             (self.patience >= 0, "patience must be >= 0"),
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
             (self.limit_batches is None or self.limit_batches >= 1, "limit_batches must be >= 1"),
+            (self.train_windows is None or self.train_windows >= 1, "train_windows must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -360,7 +365,11 @@ class Trainer:
         split = self.data.train
         self.step_module.train()
         self._call("on_epoch_start", epoch)
-        order = epoch_indices(len(split), epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
+        if cfg.train_windows is not None and cfg.train_windows < len(split):
+            first = len(split) - cfg.train_windows  # the most recent windows
+            order = first + epoch_indices(cfg.train_windows, epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
+        else:
+            order = epoch_indices(len(split), epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
         chunks = list(torch.split(order, cfg.batch_size))
         if cfg.limit_batches is not None:
             chunks = chunks[: cfg.limit_batches]

@@ -125,6 +125,25 @@ def test_fit_logs_every_epoch_and_a_callback_can_stop(tmp_path, tiny_data):
     assert summary["best_epoch"] == result.best_epoch
 
 
+def test_time_limit_stops_after_the_epoch_that_passes_it(tiny_data):
+    import time
+
+    from stgkd.engine import TimeLimit
+
+    passed = TimeLimit(until=time.monotonic() - 1.0)  # already past: one epoch still runs
+    result = train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False,
+                         config=_cfg(epochs=3, limit_batches=1), callbacks=[passed])
+    assert result.epochs_run == 1 and result.stopped_early and passed.fired and passed.stopped_epoch == 1
+    ample = TimeLimit(seconds=3600)
+    result = train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False,
+                         config=_cfg(epochs=2, limit_batches=1), callbacks=[ample])
+    assert result.epochs_run == 2 and not result.stopped_early and not ample.fired
+    with pytest.raises(ConfigError):
+        TimeLimit()
+    with pytest.raises(ConfigError):
+        TimeLimit(seconds=0)
+
+
 def test_multistep_schedule_and_gradient_clipping(tiny_data):
     norms = []
 
@@ -241,3 +260,27 @@ def test_bf16_autocast_on_cuda(tiny_data):
                          config=_cfg(limit_batches=2, device="cuda"))
     assert next(result.model.parameters()).dtype == torch.float32  # autocast, not a bf16 model
     assert math.isfinite(result.best_val_mae)
+
+
+def test_train_windows_trains_on_the_most_recent_windows_only(tiny_data, monkeypatch):
+    from stgkd.data.windows import WindowSplit
+
+    seen: list[int] = []
+    sizes: dict[str, int] = {}
+    original = WindowSplit.batch
+
+    def recording(self, idx):
+        if self.name == "train":
+            sizes["train"] = len(self)
+            seen.extend(torch.as_tensor(idx).tolist())
+        return original(self, idx)
+
+    monkeypatch.setattr(WindowSplit, "batch", recording)
+    train_model(tiny_data, "gcn-gru", None, hparams=TINY_STUDENT, config=_cfg(epochs=2, batch_size=16, train_windows=40),
+                progress=False, log=False)
+    n = sizes["train"]
+    assert n > 40
+    # each epoch visits exactly the last 40 windows, each once
+    assert sorted(seen) == sorted(list(range(n - 40, n)) * 2)
+    with pytest.raises(ConfigError, match="train_windows"):
+        TrainConfig(train_windows=0)
