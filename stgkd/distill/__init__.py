@@ -4,7 +4,8 @@
 distillation`` (:mod:`~stgkd.distill.objective`), built from the pure functions in
 :mod:`~stgkd.distill.losses`, the training-only :mod:`~stgkd.distill.adapters`, the feature pairing
 of :mod:`~stgkd.distill.taps`, the hand-over of the teacher's learned graph in
-:mod:`~stgkd.distill.inherit`, and the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs.
+:mod:`~stgkd.distill.inherit`, the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs, and
+the epoch schedule of :mod:`~stgkd.distill.stages`.
 """
 
 from __future__ import annotations
@@ -17,22 +18,35 @@ from stgkd.distill.losses import (
     FEATURE_LOSSES,
     adjacency_relation_distillation,
     cosine_similarity_matrix,
+    effective_sample_size,
     feature_matching,
     masked_mae,
     output_distillation,
     relation_distillation,
     relation_kl,
+    relative_temperature,
     standardize,
     trust_weights,
 )
-from stgkd.distill.objective import RELATION_SOURCES, UNITS, DistillationObjective, DistillConfig
+from stgkd.distill.objective import (
+    RELATION_NORMS,
+    RELATION_SOURCES,
+    TERMS,
+    UNITS,
+    DistillationObjective,
+    DistillConfig,
+)
+from stgkd.distill.stages import STAGES, parse_stages, stage_at, stage_bounds
 from stgkd.distill.taps import FeaturePair, auto_pairs, default_pairs, parse_pairs, probe_features, resolve_pairs
 
 __all__ = [
     "ADJACENCY_KEY",
     "ELEMENT_LOSSES",
     "FEATURE_LOSSES",
+    "RELATION_NORMS",
     "RELATION_SOURCES",
+    "STAGES",
+    "TERMS",
     "TIME_POOLS",
     "UNITS",
     "DistillConfig",
@@ -44,16 +58,21 @@ __all__ = [
     "auto_pairs",
     "cosine_similarity_matrix",
     "default_pairs",
+    "effective_sample_size",
     "feature_matching",
     "inherit_adjacency",
     "masked_mae",
     "output_distillation",
     "parse_pairs",
+    "parse_stages",
     "pool_time",
     "probe_features",
     "relation_distillation",
     "relation_kl",
+    "relative_temperature",
     "resolve_pairs",
+    "stage_at",
+    "stage_bounds",
     "standardize",
     "trust_weights",
 ]

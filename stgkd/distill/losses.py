@@ -32,7 +32,9 @@ __all__ = [
     "ELEMENT_LOSSES",
     "FEATURE_LOSSES",
     "masked_mae",
+    "relative_temperature",
     "trust_weights",
+    "effective_sample_size",
     "output_distillation",
     "standardize",
     "feature_matching",
@@ -86,7 +88,38 @@ def masked_mae(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return err.sum() / mask.sum().clamp(min=1)
 
 
-def trust_weights(teacher: Tensor, target: Tensor, mask: Tensor, tau: float) -> Tensor:
+def relative_temperature(teacher: Tensor, target: Tensor, mask: Tensor, tau: float) -> Tensor:
+    r"""A trust temperature expressed as a multiple of the teacher's own mean error on the batch.
+
+    .. math::
+        \tau_{eff} = \tau \cdot \bar e, \qquad
+        \bar e = \frac{\sum_i m_i |t_i - y_i|}{\max(1, \sum_i m_i)}
+
+    (the teacher's masked MAE over the batch's observed elements). With it the trust weights of
+    :func:`trust_weights` are :math:`\propto e^{-(e_i / \bar e) / \tau}`: at ``tau = 1`` an element
+    where the teacher errs by twice its mean error is trusted :math:`e^{-1}` times as much as one where
+    it errs by its mean error, whatever the dataset, the units or how good the teacher is. (An absolute
+    ``tau`` of one training std, against a teacher whose errors are a fraction of a std, leaves the
+    weights nearly uniform.) ``tau = inf`` gives ``inf``; a teacher with no error at all (or an
+    all-missing batch) gives the smallest positive float instead of ``0``, which leaves the weights
+    uniform. No gradient.
+
+    Shapes:
+        teacher, target, mask: ``(B, H, N)``; returns a 0-dim float32 tensor (on their device, so
+        computing it does not synchronise a GPU).
+    """
+    _check_same(teacher, target, "relative_temperature")
+    _check_same(teacher, mask, "relative_temperature")
+    if not tau > 0:
+        raise ConfigError(f"distill.losses.relative_temperature: tau must be > 0 (or inf), got {tau}")
+    if math.isinf(tau):
+        return torch.full((), math.inf, device=teacher.device)
+    with torch.no_grad():
+        mean_err = masked_mae(teacher.float(), target.float(), mask)
+        return (tau * mean_err).clamp(min=torch.finfo(torch.float32).tiny)
+
+
+def trust_weights(teacher: Tensor, target: Tensor, mask: Tensor, tau: float | Tensor) -> Tensor:
     r"""How much to trust the teacher at each element, mean 1 over the observed elements.
 
     With the teacher's error :math:`e_i = |t_i - y_i|` on the :math:`M` observed elements of the
@@ -104,15 +137,18 @@ def trust_weights(teacher: Tensor, target: Tensor, mask: Tensor, tau: float) -> 
     teaches, with weight 1: the mean trust of the observed elements. An all-missing batch gives all
     ones. The weights carry no gradient.
 
+    ``tau`` may be a 0-dim tensor, e.g. :func:`relative_temperature` (then it is not checked on the
+    host, so a GPU is not synchronised; an infinite one gives all ones as well).
+
     Shapes:
         teacher, target, mask: ``(B, H, N)``; returns ``(B, H, N)``.
     """
     _check_same(teacher, target, "trust_weights")
     _check_same(teacher, mask, "trust_weights")
-    if not tau > 0:
+    if not isinstance(tau, Tensor) and not tau > 0:
         raise ConfigError(f"distill.losses.trust_weights: tau must be > 0 (or inf), got {tau}")
     ones = torch.ones_like(teacher, dtype=torch.float32)
-    if math.isinf(tau):
+    if not isinstance(tau, Tensor) and math.isinf(tau):
         return ones
     with torch.no_grad():
         err = (teacher.float() - target.float()).abs()
@@ -122,15 +158,37 @@ def trust_weights(teacher: Tensor, target: Tensor, mask: Tensor, tau: float) -> 
         return torch.where(mask, soft * mask.sum(), ones)
 
 
+def effective_sample_size(weights: Tensor, mask: Tensor) -> Tensor:
+    r"""Kish's effective sample size of the trust weights, as a fraction of the observed elements.
+
+    .. math::
+        \mathrm{ESS} = \frac{1}{M} \cdot \frac{(\sum_{i \in obs} w_i)^2}{\sum_{i \in obs} w_i^2}
+
+    ``1`` for uniform weights (``tau = inf``), ``1/M`` when one element holds all the trust: the
+    share of the batch's observed readings that effectively teach. An all-missing batch gives ``1``.
+    A diagnostic; no gradient.
+
+    Shapes:
+        weights, mask: ``(B, H, N)``; returns a 0-dim float32 tensor.
+    """
+    _check_same(weights, mask, "effective_sample_size")
+    with torch.no_grad():
+        w = torch.where(mask, weights.float(), torch.zeros((), device=weights.device))
+        m = mask.sum().float()
+        ess = w.sum().square() / w.square().sum().clamp(min=torch.finfo(torch.float32).tiny) / m.clamp(min=1)
+        return torch.where(m > 0, ess, torch.ones((), device=weights.device))
+
+
 def output_distillation(
     student: Tensor,
     teacher: Tensor,
     target: Tensor,
     mask: Tensor,
     *,
-    tau: float = 1.0,
+    tau: float | Tensor = 1.0,
     kind: str = "l1",
     huber_delta: float = 1.0,
+    weights: Tensor | None = None,
 ) -> Tensor:
     r"""Trust-weighted distance between the student's and the teacher's forecasts.
 
@@ -140,13 +198,19 @@ def output_distillation(
     with :math:`w` from :func:`trust_weights` (``tau``) and :math:`\rho` the element loss ``kind``:
     ``"l1"`` :math:`|d|`, ``"l2"`` :math:`d^2` or ``"huber"`` (quadratic below ``huber_delta``).
     Every element counts, missing truth included (weight 1). The teacher gets no gradient.
+    ``weights`` passes trust weights already computed with :func:`trust_weights` (``tau`` is then
+    not used).
 
     Shapes:
         student, teacher, target, mask: ``(B, H, N)``; returns a scalar.
     """
     _check_same(student, teacher, "output_distillation")
     rho = ELEMENT_LOSSES.get(kind)
-    w = trust_weights(teacher, target, mask, tau)
+    if weights is None:
+        w = trust_weights(teacher, target, mask, tau)
+    else:
+        _check_same(weights, student, "output_distillation")
+        w = weights
     return (w * rho(student - teacher.detach(), huber_delta)).mean()
 
 
@@ -200,7 +264,14 @@ def _off_diagonal(x: Tensor) -> Tensor:
     return x.flatten(1)[:, 1:].reshape(b, n - 1, n + 1)[:, :, :-1].reshape(b, n, n - 1)
 
 
-def relation_kl(teacher_scores: Tensor, student_scores: Tensor, tau: float = 1.0, *, exclude_self: bool = True) -> Tensor:
+def relation_kl(
+    teacher_scores: Tensor,
+    student_scores: Tensor,
+    tau: float = 1.0,
+    *,
+    exclude_self: bool = True,
+    standardize_scores: bool = False,
+) -> Tensor:
     r"""Row-wise KL between tempered relation distributions, times :math:`\tau^2`.
 
     .. math::
@@ -211,6 +282,20 @@ def relation_kl(teacher_scores: Tensor, student_scores: Tensor, tau: float = 1.0
     With ``exclude_self`` (default) the diagonal is dropped before the softmax: a node's similarity
     to itself is 1 for every model and carries nothing. The :math:`\tau^2` keeps the gradient scale
     independent of ``tau`` (Hinton et al., 2015). The teacher side gets no gradient.
+
+    With ``standardize_scores`` each row of scores is first z-scored over its entries ``j`` (the
+    diagonal already dropped), on both sides (:func:`standardize`):
+
+    .. math::
+        \bar S_{bij} = (S_{bij} - \mu_{bi}) / \sqrt{\sigma^2_{bi} + \epsilon}
+
+    so ``tau`` is measured in standard deviations of the row and the loss no longer depends on how
+    spread a model's raw scores are (logit standardisation, Sun et al., CVPR 2024). Without it,
+    cosine similarities of features that are all alike (e.g. post-ReLU channels, cosines near 1)
+    give near-uniform distributions on both sides, whose KL and gradient are tiny whatever the
+    relations are; with it the distributions keep their shape and the term's gradient is of the
+    order of the other terms'. The loss is then invariant to any per-row ``a·S + b`` (``a > 0``) of
+    either side.
 
     Shapes:
         teacher_scores: ``(B, N, N)`` or ``(N, N)`` (shared by the batch);
@@ -226,16 +311,20 @@ def relation_kl(teacher_scores: Tensor, student_scores: Tensor, tau: float = 1.0
         if n < 2:
             return student_scores.sum() * 0.0
         teacher_scores, student_scores = _off_diagonal(teacher_scores), _off_diagonal(student_scores)
+    if standardize_scores:
+        teacher_scores, student_scores = standardize(teacher_scores.detach().float()), standardize(student_scores.float())
     log_p_t = torch.log_softmax(teacher_scores.detach().float() / tau, dim=-1)
     log_p_s = torch.log_softmax(student_scores.float() / tau, dim=-1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
     return kl.mean() * tau * tau
 
 
-def relation_distillation(student: Tensor, teacher: Tensor, tau: float = 1.0, *, exclude_self: bool = True) -> Tensor:
+def relation_distillation(
+    student: Tensor, teacher: Tensor, tau: float = 1.0, *, exclude_self: bool = True, standardize_scores: bool = False
+) -> Tensor:
     r"""Relation distillation from node features: :func:`relation_kl` of the cosine-similarity
     matrices, :math:`S^T = \cos(t_{bi}, t_{bj})`, :math:`S^S = \cos(s_{bi}, s_{bj})`. The feature
-    dims of the two sides may differ (no adapter needed).
+    dims of the two sides may differ (no adapter needed). ``standardize_scores``: see :func:`relation_kl`.
 
     Shapes:
         student: ``(B, N, D_s)``, teacher: ``(B, N, D_t)``; returns a scalar.
@@ -245,11 +334,18 @@ def relation_distillation(student: Tensor, teacher: Tensor, tau: float = 1.0, *,
             f"distill.losses.relation_distillation: batch/node dims differ, "
             f"{tuple(student.shape)} vs {tuple(teacher.shape)}"
         )
-    return relation_kl(cosine_similarity_matrix(teacher), cosine_similarity_matrix(student), tau, exclude_self=exclude_self)
+    return relation_kl(cosine_similarity_matrix(teacher), cosine_similarity_matrix(student), tau,
+                       exclude_self=exclude_self, standardize_scores=standardize_scores)
 
 
 def adjacency_relation_distillation(
-    student: Tensor, adjacency: Tensor, tau: float = 1.0, *, exclude_self: bool = True, eps: float = 1e-12
+    student: Tensor,
+    adjacency: Tensor,
+    tau: float = 1.0,
+    *,
+    exclude_self: bool = True,
+    eps: float = 1e-12,
+    standardize_scores: bool = False,
 ) -> Tensor:
     r"""Relation distillation from the teacher's learned adjacency (Graph WaveNet's adaptive
     :math:`\tilde A = \operatorname{softmax}(\operatorname{ReLU}(E_1 E_2^\top))`).
@@ -270,4 +366,6 @@ def adjacency_relation_distillation(
             f"match {student.shape[-2]} nodes"
         )
     scores = torch.log(adjacency.detach().float().clamp(min=0) + eps)
-    return relation_kl(scores, cosine_similarity_matrix(student), tau, exclude_self=exclude_self)
+    # with standardize_scores the log-adjacency rows are z-scored too (see relation_kl)
+    return relation_kl(scores, cosine_similarity_matrix(student), tau, exclude_self=exclude_self,
+                       standardize_scores=standardize_scores)

@@ -4,18 +4,25 @@
     L = w_{sup} \\, L_{sup} + w_{out} \\, L_{out} + w_{feat} \\, L_{feat} + w_{rel} \\, L_{rel}
 
 * :math:`L_{sup}`: masked MAE of the student against the truth (:func:`~stgkd.distill.losses.masked_mae`);
-* :math:`L_{out}`: trust-weighted distance to the teacher's forecast, temperature ``tau``
-  (:func:`~stgkd.distill.losses.output_distillation`);
+* :math:`L_{out}`: trust-weighted distance to the teacher's forecast, temperature ``tau``, by default
+  a multiple of the teacher's mean error on the batch (``tau_relative``,
+  :func:`~stgkd.distill.losses.relative_temperature`; :func:`~stgkd.distill.losses.output_distillation`);
 * :math:`L_{feat}`: adapted student features against the teacher's, mean over the feature pairs
   (:func:`~stgkd.distill.losses.feature_matching`);
 * :math:`L_{rel}`: KL between node-relation distributions at ``relation_tau``, mean over the pairs,
-  the teacher's relations taken from its features or from its learned adaptive adjacency.
+  the teacher's relations taken from its features or from its learned adaptive adjacency, each row
+  of scores standardised first by default (``relation_norm``).
+
+``stages`` switches terms on and off by epoch (:mod:`~stgkd.distill.stages`; the trainer's
+:class:`~stgkd.engine.callbacks.DistillStages` callback calls :meth:`DistillationObjective.set_terms`).
 
 Units: forecast terms are computed in z-scored units by default (``units="scaled"``): the models'
 forecasts already are, and the raw truth of a :class:`Batch` is scaled with the training scaler,
 so :math:`L_{sup}` is the raw MAE divided by the training std and ``tau`` and the weights mean the
 same on every dataset. ``units="raw"`` compares in the data's units instead (``tau`` then in e.g.
-mph). The parts dict always carries ``"mae_raw"``, the supervised MAE in raw units, for logging.
+mph). The parts dict always carries ``"mae_raw"``, the supervised MAE in raw units, for logging, and
+with the output term ``"trust_ess"`` (the effective sample size of the trust weights, 1 = uniform)
+and ``"tau_eff"`` (the trust temperature used, in the loss units; finite ``tau`` only).
 
 Typical use by the trainer::
 
@@ -35,7 +42,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -46,16 +53,24 @@ from stgkd.distill.losses import (
     ELEMENT_LOSSES,
     FEATURE_LOSSES,
     adjacency_relation_distillation,
+    effective_sample_size,
     feature_matching,
     masked_mae,
     output_distillation,
     relation_distillation,
+    relative_temperature,
+    trust_weights,
 )
+from stgkd.distill.stages import STAGES, format_stages, parse_stages
 from stgkd.distill.taps import FeaturePair, parse_pairs, probe_features, resolve_pairs
 from stgkd.errors import ConfigError
 from stgkd.registry import Registry
 
-__all__ = ["ADJACENCY_KEY", "RELATION_SOURCES", "UNITS", "DistillConfig", "DistillationObjective"]
+__all__ = ["ADJACENCY_KEY", "RELATION_NORMS", "RELATION_SOURCES", "TERMS", "UNITS", "DistillConfig",
+           "DistillationObjective"]
+
+#: the loss terms, in the order they are added.
+TERMS = ("sup", "out", "feat", "rel")
 
 #: where the teacher's node relations come from.
 RELATION_SOURCES: Registry[str] = Registry("relation source")
@@ -65,6 +80,10 @@ RELATION_SOURCES.register("adaptive", "the teacher's learned adaptive adjacency 
 UNITS: Registry[str] = Registry("loss units")
 UNITS.register("scaled", "z-scores of the training slice")
 UNITS.register("raw", "the data's own units")
+#: how relation scores are prepared before the tempered softmax.
+RELATION_NORMS: Registry[str] = Registry("relation norm")
+RELATION_NORMS.register("standardize", "each row z-scored, so tau is in row standard deviations")
+RELATION_NORMS.register("none", "raw scores (cosine similarities, log adjacency)")
 
 
 @dataclass
@@ -77,9 +96,17 @@ class DistillConfig:
         w_out: weight of output distillation (default: ``1.0``).
         w_feat: weight of feature matching (default: ``0.1``).
         w_rel: weight of relation distillation (default: ``0.1``).
-        tau: trust temperature of output distillation, in the loss units (default: ``1.0``, one
-            training std when scaled); ``inf`` trusts the teacher uniformly.
+        tau: trust temperature of output distillation (default: ``1.0``); ``inf`` trusts the
+            teacher uniformly. A multiple of the teacher's mean absolute error on the batch's
+            observed readings when ``tau_relative``, else in the loss units (one training std when
+            scaled).
+        tau_relative: read ``tau`` relative to the teacher's own error,
+            ``tau_eff = tau · mean|teacher - truth|`` (default: ``True``; ``False`` is how runs saved
+            before the option read it).
         relation_tau: softmax temperature of the relation distributions (default: ``0.5``).
+        relation_norm: ``"standardize"`` (z-score each row of relation scores before the softmax, so
+            the term's gradient is of the order of the others') or ``"none"`` (default:
+            ``"standardize"``; ``"none"`` for runs saved before the option).
         pairs: ``"default"``, ``"auto"`` or a list of ``"student:teacher"`` feature names
             (default: ``"default"``).
         feature_loss: ``"mse"`` (on standardised features) or ``"cosine"`` (default: ``"mse"``).
@@ -92,6 +119,10 @@ class DistillConfig:
             copying the teacher's node embeddings (:func:`~stgkd.distill.inherit.inherit_adjacency`);
             the student must be built with ``adaptive=True`` and the teacher's ``embed_dim``
             (default: ``False``).
+        stages: ``None`` (every term in every epoch) or a schedule such as
+            ``"hint:0.2,kd:0.6,fine:0.2"``: fractions of the epochs for feature hints (sup + feat),
+            output/relation distillation (sup + out + rel) and a fine-tune on the truth (sup)
+            (:mod:`~stgkd.distill.stages`) (default: ``None``).
     """
 
     w_sup: float = 1.0
@@ -108,6 +139,13 @@ class DistillConfig:
     time_pool: str = "mean"
     units: str = "scaled"
     inherit_adjacency: bool = False
+    tau_relative: bool = True
+    relation_norm: str = "standardize"
+    stages: str | None = None
+
+    #: values that reproduce the behaviour of configs saved before a field existed (see
+    #: :meth:`from_checkpoint`); a field missing here had no earlier behaviour to keep.
+    LEGACY: ClassVar[dict[str, Any]] = {"tau_relative": False, "relation_norm": "none", "stages": None}
 
     def __post_init__(self) -> None:
         for name in ("w_sup", "w_out", "w_feat", "w_rel"):
@@ -129,10 +167,20 @@ class DistillConfig:
         UNITS.get(self.units)
         if not isinstance(self.inherit_adjacency, bool):
             raise ConfigError(f"DistillConfig.inherit_adjacency must be true or false, got {self.inherit_adjacency!r}")
+        if not isinstance(self.tau_relative, bool):
+            raise ConfigError(f"DistillConfig.tau_relative must be true or false, got {self.tau_relative!r}")
+        RELATION_NORMS.get(self.relation_norm)
+        if self.stages is not None:
+            self.stages = format_stages(parse_stages(self.stages))
         if isinstance(self.pairs, str) and self.pairs not in ("default", "auto"):
             self.pairs = [str(p) for p in parse_pairs(self.pairs)]
         elif not isinstance(self.pairs, str):
             self.pairs = [str(p) for p in parse_pairs(list(self.pairs))]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """``{"sup": w_sup, "out": w_out, "feat": w_feat, "rel": w_rel}``."""
+        return {"sup": self.w_sup, "out": self.w_out, "feat": self.w_feat, "rel": self.w_rel}
 
     @property
     def uses_features(self) -> bool:
@@ -154,6 +202,17 @@ class DistillConfig:
         if unknown:
             raise ConfigError(f"DistillConfig: unknown keys {unknown}; known: {sorted(known)}")
         return cls(**dict(data))
+
+    @classmethod
+    def from_checkpoint(cls, data: Mapping[str, Any]) -> "DistillConfig":
+        """A config saved in a checkpoint (its ``"distill"`` entry), read as it was meant.
+
+        Fields added since the checkpoint was written take the :attr:`LEGACY` values, which behave as
+        the code that wrote it did (an old ``tau`` stays in loss units), rather than the current
+        defaults. :meth:`from_dict` instead fills missing fields with the current defaults (what a
+        partial dict of overrides wants).
+        """
+        return cls.from_dict({**cls.LEGACY, **dict(data)})
 
     @classmethod
     def from_json(cls, text: str) -> "DistillConfig":
@@ -200,6 +259,7 @@ class DistillationObjective(nn.Module):
             self.pairs = []
         #: training-only projections, one per feature pair (never part of the student).
         self.adapters = nn.ModuleDict()
+        self._active: frozenset[str] | None = None
         if feature_dims:
             by_key = {FeaturePair.parse(k).key if ":" in k else k: v for k, v in feature_dims.items()}
             for pair in self.pairs:
@@ -230,6 +290,31 @@ class DistillationObjective(nn.Module):
             return []
         names = [p.teacher for p in self.pairs] if self.config.w_feat > 0 or self.config.relation_source == "features" else []
         return list(dict.fromkeys(names))
+
+    def set_terms(self, terms: Sequence[str] | None) -> None:
+        """Keep only ``terms`` (names from :data:`TERMS`) on, at their configured weights; ``None``
+        turns every term back on. A stage of a staged run (:mod:`~stgkd.distill.stages`) calls this."""
+        if terms is None:
+            self._active = None
+            return
+        unknown = sorted(set(terms) - set(TERMS))
+        if unknown:
+            raise ConfigError(f"DistillationObjective.set_terms: unknown terms {unknown}; known: {list(TERMS)}")
+        self._active = frozenset(terms)
+
+    def set_stage(self, stage: str | None) -> None:
+        """Keep on the terms of the named stage (``None``: all terms)."""
+        self.set_terms(None if stage is None else STAGES.get(stage))
+
+    @property
+    def active_terms(self) -> tuple[str, ...] | None:
+        """The terms :meth:`set_terms` keeps on (``None``: all)."""
+        return None if self._active is None else tuple(t for t in TERMS if t in self._active)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The weight each term has now: the configured one, ``0`` for a term switched off."""
+        return {k: (w if self._active is None or k in self._active else 0.0) for k, w in self.config.weights.items()}
 
     def resolved_config(self) -> DistillConfig:
         """The config with the resolved pairs written out (what a checkpoint should record)."""
@@ -264,6 +349,73 @@ class DistillationObjective(nn.Module):
             raise ConfigError(f"DistillationObjective: {side} features lack {name!r} (got {have})")
         return feats[name]
 
+    def terms(
+        self,
+        student_out: Tensor,
+        student_feats: Mapping[str, Tensor] | None,
+        batch: Any,
+        teacher_out: Tensor | None,
+        teacher_feats: Mapping[str, Tensor] | None,
+        scaler: Any,
+        *,
+        weights: Mapping[str, float] | None = None,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The unweighted loss terms and the diagnostics, as tensors (arguments as in :meth:`forward`).
+
+        ``"sup"`` is always computed; ``"out"``, ``"feat"`` and ``"rel"`` only when their weight in
+        ``weights`` (default: :attr:`weights`) is above 0. Diagnostics: ``"mae_raw"`` always, and
+        with the output term ``"trust_ess"`` and (finite ``tau``) ``"tau_eff"``.
+        """
+        cfg = self.config
+        w = self.weights if weights is None else weights
+        mask = batch.mask.bool()
+        y_raw = batch.y
+        if cfg.units == "scaled":
+            pred, target = student_out, scaler.transform(y_raw)
+            teacher = teacher_out
+        else:
+            pred, target = scaler.inverse_transform(student_out), y_raw
+            teacher = None if teacher_out is None else scaler.inverse_transform(teacher_out)
+        terms: dict[str, Tensor] = {"sup": masked_mae(pred, target, mask)}
+        diag: dict[str, Tensor] = {}
+        with torch.no_grad():
+            diag["mae_raw"] = (masked_mae(scaler.inverse_transform(student_out), y_raw, mask)
+                               if cfg.units == "scaled" else terms["sup"].detach())
+        if w["out"] > 0:
+            if teacher is None:
+                raise ConfigError("DistillationObjective: w_out > 0 needs teacher_out")
+            teacher = teacher.to(pred.dtype)
+            tau = relative_temperature(teacher, target, mask, cfg.tau) if cfg.tau_relative else cfg.tau
+            trust = trust_weights(teacher, target, mask, tau)
+            terms["out"] = output_distillation(pred, teacher, target, mask, weights=trust, kind=cfg.output_loss,
+                                               huber_delta=cfg.huber_delta)
+            diag["trust_ess"] = effective_sample_size(trust, mask)
+            if not math.isinf(cfg.tau):
+                diag["tau_eff"] = torch.as_tensor(tau, dtype=torch.float32, device=pred.device)
+        if w["feat"] > 0:
+            if any(p.key not in self.adapters for p in self.pairs):
+                self.build_adapters(student_feats, teacher_feats)
+            parts = []
+            for pair in self.pairs:
+                s = self.adapters[pair.key](self._get(student_feats, pair.student, "student"))
+                t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
+                parts.append(feature_matching(s, t.to(s.dtype), cfg.feature_loss))
+            terms["feat"] = torch.stack(parts).mean()
+        if w["rel"] > 0:
+            standardize_scores = cfg.relation_norm == "standardize"
+            parts = []
+            for pair in self.pairs:
+                s = pool_time(self._get(student_feats, pair.student, "student"), cfg.time_pool)
+                if cfg.relation_source == "adaptive":
+                    adj = self._get(teacher_feats, ADJACENCY_KEY, "teacher")
+                    parts.append(adjacency_relation_distillation(s, adj, cfg.relation_tau,
+                                                                 standardize_scores=standardize_scores))
+                else:
+                    t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
+                    parts.append(relation_distillation(s, t, cfg.relation_tau, standardize_scores=standardize_scores))
+            terms["rel"] = torch.stack(parts).mean()
+        return terms, diag
+
     def forward(
         self,
         student_out: Tensor,
@@ -275,9 +427,10 @@ class DistillationObjective(nn.Module):
     ) -> tuple[Tensor, dict[str, float]]:
         """Combined loss and its unweighted parts.
 
-        Terms whose weight is 0 are not computed (reported as ``0.0``), so with
-        ``w_out = w_feat = w_rel = 0`` the loss is exactly ``w_sup · masked MAE``; teacher inputs may
-        then be ``None``. Parts are fetched from the device in one transfer.
+        Terms whose weight is 0 (configured, or switched off by :meth:`set_terms`) are not computed
+        (reported as ``0.0``), so with ``w_out = w_feat = w_rel = 0`` the loss is exactly
+        ``w_sup · masked MAE``; teacher inputs may then be ``None``. Parts are fetched from the
+        device in one transfer.
 
         Args:
             student_out: student forecast, z-scored.
@@ -291,52 +444,16 @@ class DistillationObjective(nn.Module):
         Shapes:
             student_out, teacher_out, batch.y, batch.mask: ``(B, H, N)``; features ``(B, N, D)`` or
             ``(B, T, N, D)``; returns a scalar loss and ``{"loss", "sup", "out", "feat", "rel",
-            "mae_raw": float}``.
+            "mae_raw": float}``, plus ``"trust_ess"`` and ``"tau_eff"`` when the output term is on.
         """
-        cfg = self.config
-        mask = batch.mask.bool()
-        y_raw = batch.y
-        if cfg.units == "scaled":
-            pred, target = student_out, scaler.transform(y_raw)
-            teacher = teacher_out
-        else:
-            pred, target = scaler.inverse_transform(student_out), y_raw
-            teacher = None if teacher_out is None else scaler.inverse_transform(teacher_out)
+        w = self.weights
+        terms, diag = self.terms(student_out, student_feats, batch, teacher_out, teacher_feats, scaler, weights=w)
+        loss = w["sup"] * terms["sup"]
+        for name in TERMS[1:]:
+            if name in terms:
+                loss = loss + w[name] * terms[name]
         zero = student_out.new_zeros(())
-        sup = masked_mae(pred, target, mask)
-        with torch.no_grad():
-            mae_raw = masked_mae(scaler.inverse_transform(student_out), y_raw, mask) if cfg.units == "scaled" else sup
-        loss = cfg.w_sup * sup
-        out = feat = rel = zero
-        if cfg.w_out > 0:
-            if teacher is None:
-                raise ConfigError("DistillationObjective: w_out > 0 needs teacher_out")
-            out = output_distillation(
-                pred, teacher.to(pred.dtype), target, mask, tau=cfg.tau, kind=cfg.output_loss, huber_delta=cfg.huber_delta
-            )
-            loss = loss + cfg.w_out * out
-        if cfg.w_feat > 0:
-            if any(p.key not in self.adapters for p in self.pairs):
-                self.build_adapters(student_feats, teacher_feats)
-            terms = []
-            for pair in self.pairs:
-                s = self.adapters[pair.key](self._get(student_feats, pair.student, "student"))
-                t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
-                terms.append(feature_matching(s, t.to(s.dtype), cfg.feature_loss))
-            feat = torch.stack(terms).mean()
-            loss = loss + cfg.w_feat * feat
-        if cfg.w_rel > 0:
-            terms = []
-            for pair in self.pairs:
-                s = pool_time(self._get(student_feats, pair.student, "student"), cfg.time_pool)
-                if cfg.relation_source == "adaptive":
-                    adj = self._get(teacher_feats, ADJACENCY_KEY, "teacher")
-                    terms.append(adjacency_relation_distillation(s, adj, cfg.relation_tau))
-                else:
-                    t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
-                    terms.append(relation_distillation(s, t, cfg.relation_tau))
-            rel = torch.stack(terms).mean()
-            loss = loss + cfg.w_rel * rel
-        values = torch.stack([loss.detach(), sup.detach(), out.detach(), feat.detach(), rel.detach(), mae_raw]).float().tolist()
-        parts = dict(zip(("loss", "sup", "out", "feat", "rel", "mae_raw"), values))
-        return loss, parts
+        names = ["loss", *TERMS, *diag]
+        values = torch.stack([loss.detach(), *(terms.get(k, zero).detach() for k in TERMS),
+                              *(v.detach().float() for v in diag.values())]).float().tolist()
+        return loss, dict(zip(names, values))

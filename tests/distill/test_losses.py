@@ -10,11 +10,13 @@ import torch
 from stgkd.distill.losses import (
     adjacency_relation_distillation,
     cosine_similarity_matrix,
+    effective_sample_size,
     feature_matching,
     masked_mae,
     output_distillation,
     relation_distillation,
     relation_kl,
+    relative_temperature,
     trust_weights,
 )
 from stgkd.errors import ConfigError
@@ -97,6 +99,49 @@ def test_trust_weights_all_missing_and_bad_tau():
     assert torch.equal(trust_weights(TEACHER, TARGET, none, tau=1.0), torch.ones(1, 1, 4))
     with pytest.raises(ConfigError, match="tau"):
         trust_weights(TEACHER, TARGET, MASK, tau=0.0)
+
+
+def test_relative_temperature_is_tau_times_the_teachers_mean_error():
+    # observed teacher errors 0, 1, 3 (the missing element's 5 is not read): mean 4/3
+    assert relative_temperature(TEACHER, TARGET, MASK, 1.0).item() == pytest.approx(4 / 3)
+    assert relative_temperature(TEACHER, TARGET, MASK, 0.5).item() == pytest.approx(2 / 3)
+    assert math.isinf(relative_temperature(TEACHER, TARGET, MASK, math.inf).item())
+    # a perfect teacher or an all-missing batch: a tiny positive temperature, uniform weights
+    perfect = relative_temperature(TARGET.nan_to_num(), TARGET.nan_to_num(), MASK, 1.0)
+    assert 0 < perfect.item() < 1e-30
+    assert torch.allclose(trust_weights(TARGET.nan_to_num(), TARGET.nan_to_num(), MASK, perfect), torch.ones(1, 1, 4))
+    with pytest.raises(ConfigError, match="tau"):
+        relative_temperature(TEACHER, TARGET, MASK, -1.0)
+
+
+def test_trust_weights_with_a_relative_temperature_hand_value():
+    # tau_eff = 4/3: exponents 0, -3/4, -9/4; an error of twice the mean (8/3) would get e^-2 of e^0
+    w = trust_weights(TEACHER, TARGET, MASK, relative_temperature(TEACHER, TARGET, MASK, 1.0))
+    z = 1 + math.exp(-0.75) + math.exp(-2.25)
+    assert torch.allclose(w, t([[[3 / z, 3 * math.exp(-0.75) / z, 3 * math.exp(-2.25) / z, 1.0]]]), atol=1e-6)
+    # the relative temperature is invariant to the units: errors x10, same weights
+    w10 = trust_weights(10 * TEACHER, TARGET, MASK, relative_temperature(10 * TEACHER, TARGET, MASK, 1.0))
+    assert torch.allclose(w10, w, atol=1e-6)
+
+
+def test_effective_sample_size_hand_value():
+    w = trust_weights(TEACHER, TARGET, MASK, tau=1.0)
+    # (sum w)^2 / sum w^2 / M over the three observed elements, with w = 3 e^-e / Z
+    expected = Z**2 / (3 * (1 + math.exp(-2) + math.exp(-6)))
+    assert effective_sample_size(w, MASK).item() == pytest.approx(expected, rel=1e-6)
+    assert effective_sample_size(torch.ones(1, 1, 4), MASK).item() == pytest.approx(1.0)
+    one_hot = t([[[3.0, 0.0, 0.0, 1.0]]])
+    assert effective_sample_size(one_hot, MASK).item() == pytest.approx(1 / 3)
+    assert effective_sample_size(one_hot, torch.zeros(1, 1, 4, dtype=torch.bool)).item() == 1.0
+
+
+def test_output_distillation_takes_precomputed_weights():
+    student = t([[[1.0, 1.0, 1.0, 1.0]]])
+    w = trust_weights(TEACHER, TARGET, MASK, tau=1.0)
+    given = output_distillation(student, TEACHER, TARGET, MASK, weights=w, tau=123.0)
+    assert given.item() == pytest.approx(output_distillation(student, TEACHER, TARGET, MASK, tau=1.0).item())
+    with pytest.raises(ConfigError, match="shapes differ"):
+        output_distillation(student, TEACHER, TARGET, MASK, weights=w[..., :2])
 
 
 def test_output_distillation_l1_l2_huber_hand_values():
@@ -212,6 +257,54 @@ def test_adjacency_softmax_tempering_matches_logits():
     via_adj = adjacency_relation_distillation(s, adj, 0.7, exclude_self=False)
     via_logits = relation_kl(z, cosine_similarity_matrix(s), 0.7, exclude_self=False)
     assert via_adj.item() == pytest.approx(via_logits.item(), rel=1e-5)
+
+
+def test_standardized_relation_three_nodes_hand_value():
+    # Off-diagonal rows: teacher [0, c], [0, c], [c, c]; student [1, 0], [1, 0], [0, 0]. Standardised
+    # over their two entries: teacher [-1, 1], [-1, 1], [0, 0]; student [1, -1], [1, -1], [0, 0]
+    # (up to the eps of 1e-5 in the variance).
+    for tau in (1.0, 0.5):
+        p, q = softmax([-1 / tau, 1 / tau]), softmax([1 / tau, -1 / tau])
+        expected = (kl(p, q) + kl(p, q) + 0.0) / 3 * tau**2
+        loss = relation_distillation(S_FEAT, T_FEAT, tau, standardize_scores=True)
+        assert loss.item() == pytest.approx(expected, rel=1e-3)
+
+
+def test_standardized_relation_ignores_per_row_scale_and_offset():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(2, 5, 5), torch.randn(2, 5, 5, requires_grad=True)
+    scale, offset = torch.rand(2, 5, 1) + 0.1, torch.randn(2, 5, 1)
+    base = relation_kl(teacher, student, 0.5, standardize_scores=True)
+    moved = relation_kl(3 * teacher - 7, scale * student + offset, 0.5, standardize_scores=True)
+    assert moved.item() == pytest.approx(base.item(), rel=1e-4)
+    assert relation_kl(teacher, 0.1 * teacher + 2, 0.5, standardize_scores=True).item() == pytest.approx(0, abs=1e-5)
+    # without it, squeezing the student's scores changes the loss
+    plain = relation_kl(teacher, student, 0.5)
+    assert relation_kl(teacher, 0.01 * student, 0.5).item() != pytest.approx(plain.item(), rel=1e-2)
+    base.backward()
+    assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
+
+
+def test_standardized_relation_lifts_near_uniform_relations():
+    # features whose cosines all lie near 1 (as post-ReLU features do) give nearly uniform relation
+    # distributions: raw KL is tiny, standardised it is of order one
+    torch.manual_seed(1)
+    teacher = 5 + 0.3 * torch.randn(4, 8, 6)
+    student = 5 + 0.3 * torch.randn(4, 8, 6)
+    raw = relation_distillation(student, teacher, 0.5).item()
+    std = relation_distillation(student, teacher, 0.5, standardize_scores=True).item()
+    assert raw < 1e-3 and std > 0.1
+
+
+def test_adjacency_relation_standardized_is_relation_kl_of_log_adjacency():
+    adj = t([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5]])
+    via_adj = adjacency_relation_distillation(S_FEAT, adj, 0.5, standardize_scores=True)
+    via_kl = relation_kl(torch.log(adj), cosine_similarity_matrix(S_FEAT), 0.5, standardize_scores=True)
+    assert via_adj.item() == pytest.approx(via_kl.item(), rel=1e-5)
+    # a sharper adjacency with the same order (A^2, renormalised) differs only in row scale: same loss
+    sharp = adj.square() / adj.square().sum(-1, keepdim=True)
+    assert adjacency_relation_distillation(S_FEAT, sharp, 0.5, standardize_scores=True).item() == pytest.approx(
+        via_adj.item(), rel=1e-4)
 
 
 def test_relation_single_node_and_bad_inputs():

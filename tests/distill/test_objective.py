@@ -20,6 +20,7 @@ from stgkd.distill import (
     masked_mae,
     output_distillation,
     relation_distillation,
+    relative_temperature,
 )
 from stgkd.errors import ConfigError
 
@@ -106,6 +107,37 @@ def test_config_json_round_trip_and_validation():
         DistillConfig.from_json("{")
 
 
+def test_new_fields_defaults_and_checkpoints_that_predate_them():
+    cfg = DistillConfig()
+    assert cfg.tau_relative is True and cfg.relation_norm == "standardize" and cfg.stages is None
+    # a config as checkpoints saved it before these fields existed
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("tau_relative", "relation_norm", "stages")}
+    assert DistillConfig.from_dict(old) == cfg  # as overrides: today's defaults fill the rest
+    legacy = DistillConfig.from_checkpoint(old)  # as a record: read the way it was written
+    assert legacy.tau_relative is False and legacy.relation_norm == "none" and legacy.stages is None
+    assert DistillConfig.from_checkpoint(cfg.to_dict()) == cfg  # a new record is read as written
+    assert DistillConfig.from_json(DistillConfig(stages="kd:0.8,fine:0.2").to_json()).stages == "kd:0.8,fine:0.2"
+    with pytest.raises(ConfigError, match="tau_relative"):
+        DistillConfig(tau_relative="yes")
+    with pytest.raises(ConfigError, match="relation norm"):
+        DistillConfig(relation_norm="softmax")
+
+
+def test_relative_tau_changes_the_trust_weights_of_a_good_teacher(setup):
+    """A teacher whose errors are a fraction of a std: tau = 1 std trusts it almost uniformly, tau = 1
+    teacher-MAE does not."""
+    _, _, batch = setup
+    target = Scaler().transform(batch.y)
+    torch.manual_seed(1)
+    teacher = target + 0.2 * torch.randn_like(target)  # errors of ~0.16 std
+    student = torch.zeros_like(target)
+    ess = {}
+    for relative in (False, True):
+        objective = DistillationObjective(DistillConfig(w_feat=0.0, w_rel=0.0, tau_relative=relative))
+        ess[relative] = objective(student, None, batch, teacher, None, Scaler())[1]["trust_ess"]
+    assert ess[False] > 0.98 and ess[True] < 0.85
+
+
 def test_zero_distillation_weights_reduce_to_weighted_masked_mae():
     cfg = DistillConfig(w_sup=2.0, w_out=0.0, w_feat=0.0, w_rel=0.0)
     objective = DistillationObjective(cfg)
@@ -129,21 +161,25 @@ def test_full_loss_is_the_weighted_sum_of_the_terms(setup):
     loss, parts = objective(s_out, s_feats, batch, t_out, t_feats, Scaler())
     assert set(objective.adapters) == {"h:skip", "seq:seq"}  # built lazily from the widths
 
+    # by default tau is relative to the teacher's mean error and relation scores are standardised
     target = Scaler().transform(batch.y)
     sup = masked_mae(s_out, target, batch.mask)
-    out = output_distillation(s_out, t_out, target, batch.mask, tau=0.7)
+    tau_eff = 0.7 * (t_out - target).abs()[batch.mask].mean()
+    assert relative_temperature(t_out, target, batch.mask, 0.7).item() == pytest.approx(tau_eff.item(), rel=1e-6)
+    out = output_distillation(s_out, t_out, target, batch.mask, tau=tau_eff)
     feat = (
         feature_matching(objective.adapters["h:skip"](s_feats["h"]), t_feats["skip"])
         + feature_matching(objective.adapters["seq:seq"](s_feats["seq"]), t_feats["seq"].mean(1))
     ) / 2
     rel = (
-        relation_distillation(s_feats["h"], t_feats["skip"], 0.4)
-        + relation_distillation(s_feats["seq"].mean(1), t_feats["seq"].mean(1), 0.4)
+        relation_distillation(s_feats["h"], t_feats["skip"], 0.4, standardize_scores=True)
+        + relation_distillation(s_feats["seq"].mean(1), t_feats["seq"].mean(1), 0.4, standardize_scores=True)
     ) / 2
     expected = sup + 0.5 * out + 0.3 * feat + 0.2 * rel
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert parts["sup"] == pytest.approx(sup.item()) and parts["rel"] == pytest.approx(rel.item(), rel=1e-6)
     assert parts["mae_raw"] == pytest.approx(2 * sup.item(), rel=1e-6)
+    assert parts["tau_eff"] == pytest.approx(tau_eff.item(), rel=1e-6) and 0 < parts["trust_ess"] < 1
 
     loss.backward()
     assert all(p.grad is not None for p in student.parameters())
@@ -181,7 +217,8 @@ def test_unresolved_pairs_and_missing_inputs(setup):
 
 def test_adaptive_relation_source_uses_the_teacher_adjacency(setup):
     student, teacher, batch = setup
-    cfg = DistillConfig(w_out=0.0, w_feat=0.0, w_rel=1.0, relation_source="adaptive", relation_tau=0.5)
+    cfg = DistillConfig(w_out=0.0, w_feat=0.0, w_rel=1.0, relation_source="adaptive", relation_tau=0.5,
+                        relation_norm="none")
     objective = DistillationObjective.from_models(cfg, student, teacher)
     assert objective.teacher_feature_names == []
     cache = TeacherCache.build(teacher, _Split(batch), objective.teacher_feature_names, "cpu")
