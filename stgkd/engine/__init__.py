@@ -11,6 +11,7 @@ from stgkd.engine.callbacks import (
     LambdaCallback,
     ProgressBar,
     TensorBoard,
+    TimeLimit,
 )
 from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from stgkd.engine.evaluate import HorizonAccumulator, evaluate_split
@@ -29,6 +30,7 @@ __all__ = [
     "TensorBoard",
     "TrainConfig",
     "TrainResult",
+    "TimeLimit",
     "Trainer",
     "distill_student",
     "evaluate_split",

@@ -30,6 +30,7 @@ import importlib.util
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,6 +41,7 @@ __all__ = [
     "Callback",
     "LambdaCallback",
     "EarlyStopping",
+    "TimeLimit",
     "Checkpointing",
     "JSONLinesLogger",
     "ProgressBar",
@@ -152,6 +154,46 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state["best"])
         self.wait = int(state["wait"])
+
+
+class TimeLimit(Callback):
+    """Stop after the epoch during which a wall-clock limit passed (at least one epoch always runs).
+
+    The limit is ``seconds`` from the start of :meth:`Trainer.fit`, or the absolute
+    :func:`time.monotonic` instant ``until`` (for a share of a larger budget that started before this
+    run, e.g. a benchmark suite's). An epoch is never cut short, so a run ends at most one epoch
+    past the limit; ``stopped_epoch`` is the epoch after which it stopped (``0``: the limit was not hit).
+
+    Args:
+        seconds: limit counted from the start of training (default: none).
+        until: absolute :func:`time.monotonic` limit (default: none); with both, the earlier one applies.
+    """
+
+    def __init__(self, seconds: float | None = None, *, until: float | None = None) -> None:
+        if seconds is None and until is None:
+            raise ConfigError("TimeLimit: give seconds or until")
+        if seconds is not None and not seconds > 0:
+            raise ConfigError(f"TimeLimit: seconds must be > 0, got {seconds}")
+        self.seconds = seconds
+        self.until = until
+        self.end = until
+        self.stopped_epoch = 0
+
+    def on_fit_start(self, trainer) -> None:
+        ends = [t for t in (self.until, time.monotonic() + self.seconds if self.seconds is not None else None)
+                if t is not None]
+        self.end = min(ends)
+        self.stopped_epoch = 0
+
+    @property
+    def fired(self) -> bool:
+        """Whether the limit ended training."""
+        return self.stopped_epoch > 0
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        if time.monotonic() >= self.end and not trainer.should_stop and epoch < trainer.config.epochs:
+            self.stopped_epoch = epoch
+            trainer.should_stop = True
 
 
 class Checkpointing(Callback):
