@@ -4,8 +4,9 @@ Everything is timed by :func:`stgkd.latency.measure` (CUDA events with a synchro
 ``perf_counter`` on a CPU) on untrained models of the right shape; latency does not depend on the weights.
 Three sections:
 
-* ``main``: Graph WaveNet and the students (``gru``, ``gcn-gru``) at widths 16/32/64 on a 207-node graph,
-  batch 1 and 64, eager and CUDA graph, fp32 and bf16 (autocast);
+* ``main``: Graph WaveNet and every registered student family (``stgkd.nn.registry.model_names("student")``:
+  ``gru``, ``gcn-gru``, and any added later) at widths 16/32/64 on a 207-node graph, batch 1 and 64, eager and
+  CUDA graph, fp32 and bf16 (autocast);
 * ``scaling``: teacher and one student (``gcn-gru``, width 32) at batch 1, eager, fp32, on 207 / 883 /
   2000 / 8600 nodes (METR-LA, PEMS07, a mid size, and a California-wide network);
 * ``peers``: PyTorch Geometric Temporal models at batch 1, eager, fp32, 207 nodes: ``A3TGCN2``,
@@ -14,6 +15,9 @@ Three sections:
 
 Graphs are seeded random (8 neighbours per node, as a thresholded road-distance kernel gives). Results go
 to ``benchmarks/results/latency-<device kind>-<date>.json`` and ``.md`` with the command, device and date.
+Settings a CPU cannot run (CUDA graphs) are rows with ``"skipped": "no CUDA device"``, never figures.
+:func:`collect` is the measuring loop without the files (``python -m benchmarks.gpu`` calls it under a
+time budget).
 
     python -m benchmarks.latency                      # the full grid (GPU machine)
     python -m benchmarks.latency --quick              # reduced CPU run (smaller iters, sizes)
@@ -36,11 +40,20 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from benchmarks.budget import Deadline
 from stgkd.latency import LatencyResult, device_name, measure, random_graph
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("main", "scaling", "peers")
 PEERS = ("a3tgcn2", "tgcn2-stepped", "batched-dcrnn", "mtgnn")
+NO_CUDA = "no CUDA device"
+
+
+def student_families() -> list[str]:
+    """Every registered student model (a family registered later joins without a change here)."""
+    from stgkd.nn.registry import model_names
+
+    return model_names("student")
 
 
 # --------------------------------------------------------------------------- peers
@@ -129,7 +142,9 @@ def _teacher(n: int, adj: Tensor) -> nn.Module:
 
 
 def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[[], nn.Module], *,
-           batches, modes, dtypes, args, nodes: int) -> None:
+           batches, modes, dtypes, args, nodes: int, deadline: Deadline | None = None) -> None:
+    deadline = deadline or Deadline()
+    deadline.check(f"{section}: {label} n={nodes}")
     try:
         model = make()
     except Exception as exc:  # a missing optional dependency or an unbuildable size: recorded, not fatal
@@ -141,8 +156,9 @@ def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[
             for batch in batches:
                 if mode == "cuda-graph" and args.device_kind != "cuda":
                     rows.append({"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
-                                 "dtype": dtype, "skipped": "cuda-graph needs a CUDA device"})
+                                 "dtype": dtype, "skipped": NO_CUDA})
                     continue
+                deadline.check(f"{section}: {label} n={nodes} b={batch} {mode} {dtype}")
                 try:
                     r: LatencyResult = measure(model, batch_size=batch, device=args.device, mode=mode, dtype=dtype,
                                                warmup=args.warmup, iters=args.iters, name=label)
@@ -167,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto = cuda when available)")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     p.add_argument("--nodes", type=int, default=207, help="graph size of the main and peer sections")
-    p.add_argument("--students", nargs="+", default=["gru", "gcn-gru"])
+    p.add_argument("--students", nargs="+", default=None,
+                   help="student families (default: every registered student model)")
     p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
     p.add_argument("--batch", type=int, nargs="+", default=[1, 64])
     p.add_argument("--modes", nargs="+", default=["eager", "cuda-graph"], choices=["eager", "cuda-graph", "compile"])
@@ -193,31 +210,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in what the parser leaves open: the device, the student families, ``--quick``."""
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.device_kind = torch.device(args.device).type
-    if args.device_kind == "cuda" and not torch.cuda.is_available():
-        print("benchmarks.latency: --device cuda but CUDA is not available", file=sys.stderr)
-        return 2
+    if args.students is None:
+        args.students = student_families()
     if args.quick:
         args.iters, args.warmup = min(args.iters, 20), min(args.warmup, 3)
         if args.scaling_nodes == [207, 883, 2000, 8600]:
             args.scaling_nodes = [207, 883]
-    started = dt.datetime.now(dt.timezone.utc)
-    load_before = _loadavg()
-    rows: list[dict[str, Any]] = []
-    dev_name = device_name(args.device)
-    print(f"# {args.device_kind}: {dev_name}; torch {torch.__version__}", file=sys.stderr)
+    return args
 
+
+def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Deadline | None = None) -> None:
+    """Measure the sections of ``args`` (resolved by :func:`resolve_args`), appending one row per setting
+    to ``rows``. Past ``deadline`` it raises :class:`~benchmarks.budget.OutOfTime` before the next setting;
+    the rows measured so far stay in ``rows``."""
     if "main" in args.sections:
         n = args.nodes
         adj = torch.from_numpy(random_graph(n, seed=0))
-        common = dict(batches=args.batch, modes=args.modes, dtypes=args.dtypes, args=args, nodes=n)
+        common = dict(batches=args.batch, modes=args.modes, dtypes=args.dtypes, args=args, nodes=n, deadline=deadline)
         if not args.no_teacher:
             _timed(rows, "main", "graph-wavenet", lambda: _teacher(n, adj),
                    **{**common, "batches": args.teacher_batch or args.batch, "dtypes": args.teacher_dtypes or args.dtypes})
@@ -227,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if "scaling" in args.sections:
         for n in args.scaling_nodes:
             adj = torch.from_numpy(random_graph(n, seed=0))
-            common = dict(batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n)
+            common = dict(batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
             if not args.no_teacher:
                 _timed(rows, "scaling", "graph-wavenet", lambda: _teacher(n, adj), **common)
             label = f"{args.scaling_student}-h{args.scaling_width}"
@@ -237,12 +251,16 @@ def main(argv: list[str] | None = None) -> int:
         adj = torch.from_numpy(random_graph(n, seed=0))
         for peer in args.peers:
             _timed(rows, "peers", f"pgt-{peer}", lambda p=peer: build_peer(p, adj, hidden=args.peer_hidden, batch=1),
-                   batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n)
+                   batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
 
-    report = {
-        "command": "python -m benchmarks.latency " + shlex.join(argv),
+
+def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, Any]], started: dt.datetime,
+                load_before: list[float] | None, *, command: str | None = None) -> dict[str, Any]:
+    """The JSON report of a run: conditions, settings and the rows."""
+    return {
+        "command": command or "python -m benchmarks.latency " + shlex.join(argv),
         "device_kind": args.device_kind,
-        "device": dev_name,
+        "device": device_name(args.device),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
@@ -253,6 +271,23 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "debug")},
         "results": rows,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args = resolve_args(args)
+    if args.device_kind == "cuda" and not torch.cuda.is_available():
+        print("benchmarks.latency: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    started = dt.datetime.now(dt.timezone.utc)
+    load_before = _loadavg()
+    rows: list[dict[str, Any]] = []
+    print(f"# {args.device_kind}: {device_name(args.device)}; torch {torch.__version__}", file=sys.stderr)
+    collect(args, rows)
+    report = make_report(args, argv, rows, started, load_before)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"latency-{args.device_kind}-{started:%Y%m%d}{'-' + args.tag if args.tag else ''}"
     json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
@@ -303,18 +338,23 @@ def to_markdown(report: dict[str, Any]) -> str:
         rows = [r for r in report["results"] if r["section"] == section]
         if not rows:
             continue
-        lines += [f"## {section}", "", "| model | params | nodes | batch | mode | dtype | median ms | p90 ms | p99 ms | forecasts/s |",
-                  "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
-        for r in rows:
-            if "skipped" in r:
-                lines.append(f"| {r['model']} | | {r.get('nodes', '')} | {r.get('batch', '')} | {r.get('mode', '')} | "
-                             f"{r.get('dtype', '')} | skipped: {r['skipped']} | | | |")
-            else:
-                lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r['mode']} | "
-                             f"{r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
-                             f"{_rate(r['throughput'])} |")
-        lines.append("")
+        lines += [f"## {section}", ""] + rows_table(rows) + [""]
     return "\n".join(lines)
+
+
+def rows_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One markdown table row per setting (skipped settings say why)."""
+    lines = ["| model | params | nodes | batch | mode | dtype | median ms | p90 ms | p99 ms | forecasts/s |",
+             "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['model']} | | {r.get('nodes', '')} | {r.get('batch', '')} | {r.get('mode', '')} | "
+                         f"{r.get('dtype', '')} | skipped: {r['skipped']} | | | |")
+        else:
+            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r['mode']} | "
+                         f"{r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{_rate(r['throughput'])} |")
+    return lines
 
 
 def rewrite_markdown(json_path: Path) -> Path:

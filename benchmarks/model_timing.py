@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 import stgkd.nn
+from benchmarks.budget import Deadline
 from stgkd.errors import ConfigError
 from stgkd.latency import device_name, random_graph
 from stgkd.nn import MODELS, build, count_flops
@@ -147,13 +148,20 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[int]], dtypes: list[str],
                 passes: list[str], device: torch.device, warmup: int, iters: int,
-                log: Callable[[str], None] = print) -> list[Timing]:
-    """Time every model in ``names`` at the batches of its role (``batches["teacher"|"student"]``)."""
+                log: Callable[[str], None] = print, rows: list[Timing] | None = None,
+                deadline: Deadline | None = None) -> list[Timing]:
+    """Time every model in ``names`` at the batches of its role (``batches["teacher"|"student"]``).
+
+    Rows are appended to ``rows`` (a new list by default) and returned. Past ``deadline`` it raises
+    :class:`~benchmarks.budget.OutOfTime` before the next setting; ``rows`` keeps what was timed.
+    """
     n = adj.shape[0]
-    rows = []
+    rows = [] if rows is None else rows
+    deadline = deadline or Deadline()
     for name in names:
         cls = MODELS.get(name)
         for batch in batches.get(cls.role, []):
+            deadline.check(f"{name} B={batch}")
             gen = torch.Generator().manual_seed(0)
             x = torch.randn(batch, 12, n, 2, generator=gen).to(device)
             try:
@@ -168,6 +176,7 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[in
                 continue
             for dtype in dtypes:
                 for p in passes:
+                    deadline.check(f"{name} B={batch} {dtype} {p}")
                     try:
                         stats = _summary(time_model(model, x, passes=p, dtype=dtype, device=device,
                                                     warmup=warmup, iters=iters))
@@ -241,6 +250,28 @@ def _fmt(v: float) -> str:
     return "n/a" if v != v else f"{v:.2f}"
 
 
+def models_table(models: list[dict[str, Any]]) -> list[str]:
+    """One markdown row per (model, batch, precision): forward and forward+backward median ms."""
+    lines = ["| model | role | batch | params | GFLOPs (fwd) | dtype | forward ms | forward+backward ms |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    keyed: dict[tuple, dict[str, float]] = {}
+    meta: dict[tuple, dict[str, Any]] = {}
+    for r in models:
+        key = (r["model"], r["batch"], r["dtype"])
+        keyed.setdefault(key, {})[r["passes"]] = r["median_ms"]
+        meta[key] = r
+    for key, by_pass in keyed.items():
+        r = meta[key]
+        if r["error"] and r["dtype"] == "-":
+            lines.append(f"| {r['model']} | {r['role']} | {r['batch']} | | | | build failed: {r['error'][:80]} | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {r['dtype']} | "
+            f"{_fmt(by_pass.get('forward', float('nan')))} | {_fmt(by_pass.get('forward+backward', float('nan')))} |"
+        )
+    return lines
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Model timing",
@@ -262,24 +293,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     if report.get("note"):
         lines += [report["note"], ""]
     if report["models"]:
-        lines += ["| model | role | batch | params | GFLOPs (fwd) | dtype | forward ms | forward+backward ms |",
-                  "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
-        keyed: dict[tuple, dict[str, float]] = {}
-        meta: dict[tuple, dict[str, Any]] = {}
-        for r in report["models"]:
-            key = (r["model"], r["batch"], r["dtype"])
-            keyed.setdefault(key, {})[r["passes"]] = r["median_ms"]
-            meta[key] = r
-        for key, by_pass in keyed.items():
-            r = meta[key]
-            if r["error"] and r["dtype"] == "-":
-                lines.append(f"| {r['model']} | {r['role']} | {r['batch']} | | | | build failed: {r['error'][:80]} | |")
-                continue
-            lines.append(
-                f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {r['dtype']} | "
-                f"{_fmt(by_pass.get('forward', float('nan')))} | {_fmt(by_pass.get('forward+backward', float('nan')))} |"
-            )
-        lines.append("")
+        lines += models_table(report["models"]) + [""]
     if report["graph_ops"]:
         lines += ["## gcn-gru graph operator: dense vs gcnconv", "",
                   "| what | batch | N | D | dense median ms | gcnconv median ms | gcnconv / dense (median) "

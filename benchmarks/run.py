@@ -32,12 +32,14 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from benchmarks import suites as _suites
+from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from stgkd.errors import ConfigError, DataError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
@@ -45,6 +47,11 @@ __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
 SCHEMA = "stgkd-bench/1"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+#: share of a time budget a teacher's training gets against one student's (a Graph WaveNet epoch
+#: costs several student epochs); peers and students count 1
+TEACHER_WEIGHT = 3.0
+#: share of a suite's time budget kept back for timing the trained models at the end
+PROFILE_RESERVE = 0.1
 
 
 # ============================================================================ helpers
@@ -81,7 +88,7 @@ def _strip(metrics: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _seed_record(result, *, seed: int, device: str, batches_run: int, batches_full: int, peak: float | None,
-                 wall: float) -> dict[str, Any]:
+                 wall: float, time_limited: bool = False) -> dict[str, Any]:
     hist = result.history
     train_s = [float(h.get("train_seconds", h["seconds"])) for h in hist]
     mean_train = sum(train_s) / len(train_s) if train_s else math.nan
@@ -92,6 +99,7 @@ def _seed_record(result, *, seed: int, device: str, batches_run: int, batches_fu
         "best_epoch": int(result.best_epoch),
         "epochs_run": int(result.epochs_run),
         "stopped_early": bool(result.stopped_early),
+        "time_limited": bool(time_limited),
         "train_seconds_per_epoch": mean_train,
         "epoch_seconds": [float(h["seconds"]) for h in hist],
         "batches_per_epoch": batches_run,
@@ -177,83 +185,134 @@ def _selected(items: list[tuple[str, str, dict[str, Any]]], wanted: Sequence[str
 # ============================================================================ DCRNN protocol
 
 
-def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[str, Any],
-               students, peers) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+@dataclass
+class _SuiteState:
+    """What a suite has produced so far: kept when a time budget cuts it short."""
+
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+    runs_done: int = 0
+    profiled: set[str] = field(default_factory=set)
+    unprofiled: list[str] = field(default_factory=list)
+
+    def entry(self, label: str, name: str, kind: str, hp: dict[str, Any]) -> dict[str, Any]:
+        return self.models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
+
+    def profile(self, *, device: str, args: argparse.Namespace, deadline: Deadline) -> None:
+        """Parameters, FLOPs and latency of the last trained model of each label not yet timed
+        (those left when the deadline has passed are listed in ``unprofiled``)."""
+        self.unprofiled = []
+        for label, model in self.last_models.items():
+            if label in self.profiled:
+                continue
+            if deadline.expired():
+                self.unprofiled.append(label)
+                continue
+            _log(f"profiling {label}")
+            self.models[label].update(_model_profile(model, device=device, args=args, label=label))
+            self.profiled.add(label)
+
+    def result(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return list(self.models.values()), self.dataset_info
+
+
+def _run_weights(seeds: int, students, peers) -> float:
+    return seeds * (TEACHER_WEIGHT + 2 * len(students) + len(peers))
+
+
+def _limited(callbacks: list) -> bool:
+    return any(getattr(cb, "fired", False) for cb in callbacks)
+
+
+def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[str, Any], students, peers,
+               state: _SuiteState | None = None, deadline: Deadline | None = None,
+               shares: TimeShares | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train and time every model of a DCRNN-protocol suite; returns ``(models, dataset info)``.
+
+    Results accumulate in ``state``, so a caller that catches :class:`OutOfTime` keeps them."""
     from stgkd.engine import distill_student, train_model
 
-    models: dict[str, dict[str, Any]] = {}
-    last_models: dict[str, torch.nn.Module] = {}
+    state = state if state is not None else _SuiteState()
+    deadline = deadline or Deadline()
+    shares = shares or TimeShares(None, 0)
+
     teacher_name = suite.teacher[0]
-    dataset_info: dict[str, Any] = {}
-
-    def entry(label: str, name: str, kind: str, hp: dict[str, Any]) -> dict[str, Any]:
-        return models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
-
     for seed in args.seed_list:
         cfg = _train_config(args, seed, device)
         common = dict(config=cfg, progress=args.progress, log=False, evaluate_test=True, overwrite=True)
         # ---------------------------------------------------------------- teacher
         label = f"{teacher_name} (teacher)"
+        deadline.check(f"seed {seed}: {label}")
         _log(f"seed {seed}: teacher {teacher_name}")
         _reset_peak(device)
         t0 = time.perf_counter()
-        tres = train_model(data, teacher_name, work / f"s{seed}" / "teacher", hparams=teacher_hp, **common)
+        cbs = shares.callbacks(TEACHER_WEIGHT)
+        tres = train_model(data, teacher_name, work / f"s{seed}" / "teacher", hparams=teacher_hp, callbacks=cbs,
+                           **common)
         run_b, full_b = _batches(len(tres.data.train), args)
-        if not dataset_info:
+        if not state.dataset_info:
             p = tres.data
-            dataset_info = {"windows": [len(p.train), len(p.val), len(p.test)], "scaler": [p.scaler.mean, p.scaler.std],
-                            "input_features": list(p.input_features)}
-        entry(label, teacher_name, "teacher", teacher_hp)["seeds"].append(
+            state.dataset_info = {"windows": [len(p.train), len(p.val), len(p.test)],
+                                  "scaler": [p.scaler.mean, p.scaler.std], "input_features": list(p.input_features)}
+        state.entry(label, teacher_name, "teacher", teacher_hp)["seeds"].append(
             _seed_record(tres, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
-                         peak=_peak_mb(device), wall=time.perf_counter() - t0))
-        last_models[label] = tres.model
+                         peak=_peak_mb(device), wall=time.perf_counter() - t0, time_limited=_limited(cbs)))
+        state.last_models[label] = tres.model
+        state.runs_done += 1
         teacher_ckpt = tres.best_path
         _log(f"seed {seed}: teacher test MAE {tres.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
         # ---------------------------------------------------------------- students
         for s_label, s_name, s_hp in students:
             for kind in ("student", "student+kd"):
                 label = s_label if kind == "student" else f"{s_label} + KD"
+                deadline.check(f"seed {seed}: {label}")
                 _log(f"seed {seed}: {label}")
                 _reset_peak(device)
                 t0 = time.perf_counter()
+                cbs = shares.callbacks(1.0)
                 out = work / f"s{seed}" / label.replace(" ", "_").replace("+", "kd")
                 if kind == "student":
-                    res = train_model(data, s_name, out, hparams=s_hp, **common)
+                    res = train_model(data, s_name, out, hparams=s_hp, callbacks=cbs, **common)
                 else:
-                    res = distill_student(teacher_ckpt, s_name, out, hparams=s_hp, dataset=data, **common)
-                e = entry(label, s_name, kind, s_hp)
+                    res = distill_student(teacher_ckpt, s_name, out, hparams=s_hp, dataset=data, callbacks=cbs,
+                                          **common)
+                e = state.entry(label, s_name, kind, s_hp)
                 if kind == "student+kd":
                     e["distill"] = res.distill
                 e["seeds"].append(_seed_record(res, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
-                                               peak=_peak_mb(device), wall=time.perf_counter() - t0))
-                last_models[label] = res.model
+                                               peak=_peak_mb(device), wall=time.perf_counter() - t0,
+                                               time_limited=_limited(cbs)))
+                state.last_models[label] = res.model
+                state.runs_done += 1
                 _log(f"seed {seed}: {label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
         # ---------------------------------------------------------------- peers
         for p_label, p_name, p_hp in peers:
+            deadline.check(f"seed {seed}: {p_label}")
             _log(f"seed {seed}: peer {p_label}")
             _reset_peak(device)
             t0 = time.perf_counter()
-            res = train_model(data, p_name, work / f"s{seed}" / p_name, hparams=p_hp, **common)
-            entry(p_label, p_name, "peer", p_hp)["seeds"].append(
+            cbs = shares.callbacks(1.0)
+            res = train_model(data, p_name, work / f"s{seed}" / p_name, hparams=p_hp, callbacks=cbs, **common)
+            state.entry(p_label, p_name, "peer", p_hp)["seeds"].append(
                 _seed_record(res, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
-                             peak=_peak_mb(device), wall=time.perf_counter() - t0))
-            last_models[p_label] = res.model
+                             peak=_peak_mb(device), wall=time.perf_counter() - t0, time_limited=_limited(cbs)))
+            state.last_models[p_label] = res.model
+            state.runs_done += 1
             _log(f"seed {seed}: {p_label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
-    for label, model in last_models.items():
-        _log(f"profiling {label}")
-        models[label].update(_model_profile(model, device=device, args=args, label=label))
-    return list(models.values()), dataset_info
+    state.profile(device=device, args=args, deadline=deadline)
+    return state.result()
 
 
 # ============================================================================ Los-loop protocol
 
 
-def _fit_prepared(model, prepared, cfg, *, step=None):
+def _fit_prepared(model, prepared, cfg, *, step=None, callbacks=()):
     """Train on a hand-made :class:`PreparedData` (the recipes rebuild DCRNN windows, so the
     Los-loop protocol drives the :class:`Trainer` itself, with the same callbacks' early stopping)."""
-    from stgkd.engine import EarlyStopping, Trainer, seed_everything
+    from stgkd.engine import EarlyStopping, Trainer
 
-    callbacks = [EarlyStopping(cfg.patience)] if cfg.patience > 0 else []
+    callbacks = ([EarlyStopping(cfg.patience)] if cfg.patience > 0 else []) + list(callbacks)
     trainer = Trainer(model, prepared, config=cfg, step=step, callbacks=callbacks)
     fit = trainer.fit()
     trainer.load_best()
@@ -273,7 +332,11 @@ class _FitResult:
         self.stopped_early = fit.stopped_early
 
 
-def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], students, peers):
+def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], students, peers,
+                  state: _SuiteState | None = None, deadline: Deadline | None = None,
+                  shares: TimeShares | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train and time every model under T-GCN's Los-loop protocol; returns ``(models, dataset info)``
+    (accumulated in ``state`` as :func:`_run_dcrnn` does)."""
     from benchmarks.los_loop import horizon_table, prepare_los_loop
     from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
     from stgkd.engine import seed_everything
@@ -281,25 +344,35 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
     from stgkd.engine.recipes import DistillStep
     from stgkd.nn import build
 
+    state = state if state is not None else _SuiteState()
+    deadline = deadline or Deadline()
+    shares = shares or TimeShares(None, 0)
     prepared, info = prepare_los_loop(data, device=device)
     run_b, full_b = _batches(len(prepared.train), args)
-    models: dict[str, dict[str, Any]] = {}
-    last_models: dict[str, torch.nn.Module] = {}
+    state.dataset_info = {
+        "windows": [len(prepared.train), len(prepared.val), len(prepared.test)],
+        "regions": {"train": info.train, "val": info.val, "test": info.test},
+        "max_value_train": info.max_value,
+        "max_value_all": info.max_value_all,
+        "input_features": list(prepared.input_features),
+        "adjacency": "DCRNN adj_mx.pkl (Gaussian kernel of road distance, threshold 0.1); no los_adj.csv in the shared folder",
+    }
 
     def make(name: str, hp: dict[str, Any]):
         return build(name, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
                      out_steps=prepared.out_steps, in_channels=prepared.in_channels, **hp).to(device)
 
-    def finish(label: str, name: str, kind: str, hp, model, trainer, fit, seed: int, t0: float) -> None:
+    def finish(label: str, name: str, kind: str, hp, model, trainer, fit, seed: int, t0: float, cbs) -> None:
         test = _strip(evaluate_split(model, prepared.test, prepared.scaler, batch_size=args.eval_batch_size or 64,
                                      device=device))
         fc = predict_split(model, prepared.test, prepared.scaler, batch_size=args.eval_batch_size or 64, device=device)
         rec = _seed_record(_FitResult(trainer, fit, test), seed=seed, device=device, batches_run=run_b,
-                           batches_full=full_b, peak=_peak_mb(device), wall=time.perf_counter() - t0)
+                           batches_full=full_b, peak=_peak_mb(device), wall=time.perf_counter() - t0,
+                           time_limited=_limited(cbs))
         rec["tgcn"] = horizon_table(fc.true, fc.pred)
-        e = models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
-        e["seeds"].append(rec)
-        last_models[label] = model
+        state.entry(label, name, kind, hp)["seeds"].append(rec)
+        state.last_models[label] = model
+        state.runs_done += 1
         _log(f"seed {seed}: {label} test MAE {test['avg']['mae']:.3f}, T-GCN 60 min RMSE "
              f"{rec['tgcn']['60min']['rmse']:.3f} ({time.perf_counter() - t0:.0f}s)")
 
@@ -307,21 +380,25 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
         cfg = _train_config(args, seed, device)
         teacher_name = suite.teacher[0]
         label = f"{teacher_name} (teacher)"
+        deadline.check(f"seed {seed}: {label}")
         _log(f"seed {seed}: teacher {teacher_name}")
         _reset_peak(device)
         t0 = time.perf_counter()
         seed_everything(seed)
         teacher = make(teacher_name, teacher_hp)
-        trainer, fit = _fit_prepared(teacher, prepared, cfg)
-        finish(label, teacher_name, "teacher", teacher_hp, teacher, trainer, fit, seed, t0)
+        cbs = shares.callbacks(TEACHER_WEIGHT)
+        trainer, fit = _fit_prepared(teacher, prepared, cfg, callbacks=cbs)
+        finish(label, teacher_name, "teacher", teacher_hp, teacher, trainer, fit, seed, t0, cbs)
         for p in teacher.parameters():
             p.requires_grad_(False)
         for s_label, s_name, s_hp in students:
             for kind in ("student", "student+kd"):
                 label = s_label if kind == "student" else f"{s_label} + KD"
+                deadline.check(f"seed {seed}: {label}")
                 _log(f"seed {seed}: {label}")
                 _reset_peak(device)
                 t0 = time.perf_counter()
+                cbs = shares.callbacks(1.0)
                 seed_everything(seed)
                 student = make(s_name, s_hp)
                 step = None
@@ -334,59 +411,78 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
                     cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
                                                batch_size=args.eval_batch_size or 64, time_pool=dcfg.time_pool)
                     step = DistillStep(student, objective, cache, prepared.scaler, amp=cfg.amp)
-                trainer, fit = _fit_prepared(student, prepared, cfg, step=step)
-                finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0)
+                trainer, fit = _fit_prepared(student, prepared, cfg, step=step, callbacks=cbs)
+                finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0, cbs)
                 if kind == "student+kd":
-                    models[label]["distill"] = objective.resolved_config().to_dict()
+                    state.models[label]["distill"] = objective.resolved_config().to_dict()
         for p_label, p_name, p_hp in peers:
+            deadline.check(f"seed {seed}: {p_label}")
             _log(f"seed {seed}: peer {p_label}")
             _reset_peak(device)
             t0 = time.perf_counter()
+            cbs = shares.callbacks(1.0)
             seed_everything(seed)
             peer = make(p_name, p_hp)
-            trainer, fit = _fit_prepared(peer, prepared, cfg)
-            finish(p_label, p_name, "peer", p_hp, peer, trainer, fit, seed, t0)
-    for label, model in last_models.items():
-        _log(f"profiling {label}")
-        models[label].update(_model_profile(model, device=device, args=args, label=label))
-    dataset_info = {
-        "windows": [len(prepared.train), len(prepared.val), len(prepared.test)],
-        "regions": {"train": info.train, "val": info.val, "test": info.test},
-        "max_value_train": info.max_value,
-        "max_value_all": info.max_value_all,
-        "input_features": list(prepared.input_features),
-        "adjacency": "DCRNN adj_mx.pkl (Gaussian kernel of road distance, threshold 0.1); no los_adj.csv in the shared folder",
-    }
-    return list(models.values()), dataset_info
+            trainer, fit = _fit_prepared(peer, prepared, cfg, callbacks=cbs)
+            finish(p_label, p_name, "peer", p_hp, peer, trainer, fit, seed, t0, cbs)
+    state.profile(device=device, args=args, deadline=deadline)
+    return state.result()
 
 
 # ============================================================================ a suite
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``args.suite`` and return its JSON record (also written to ``args.results_dir``)."""
+    """Run ``args.suite`` and return its JSON record (also written to ``args.results_dir``).
+
+    With a time budget (``args.deadline``, a :class:`~benchmarks.budget.Deadline`, or
+    ``args.time_budget`` seconds) every training run gets its share of the time left
+    (:class:`~benchmarks.budget.TimeShares`; a teacher :data:`TEACHER_WEIGHT` shares, :data:`PROFILE_RESERVE`
+    of the budget kept for timing the models) and stops after the epoch that passes it; past the
+    deadline no further run starts, and the record keeps what finished with ``"completed": false``
+    and ``"reached"`` naming the first run not started.
+    """
     suite = _suites.get_suite(args.suite)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: CUDA is not available on this machine; run with --device cpu")
-    data = suite.load(args.tiny)  # DataError names the missing files and where to get them
+    deadline = getattr(args, "deadline", None) or Deadline.after(getattr(args, "time_budget", None))
+    data = suite.load(args.tiny, week=getattr(args, "week", None))  # DataError names missing files and where to get them
     teacher_hp = dict(suite.tiny_teacher if args.tiny else suite.teacher[1])
     teacher_hp.update(json.loads(args.teacher_hparams) if args.teacher_hparams else {})
     students = _selected(suite.students, args.students)
     peers = _selected(suite.peers, args.peers)
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
+    budget_s = deadline.remaining() if deadline.end is not None else None
+    shares = TimeShares(deadline, _run_weights(len(args.seed_list), students, peers),
+                        reserve=PROFILE_RESERVE * budget_s if budget_s is not None else 0.0)
+    state = _SuiteState()
+    reached = None
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"stgkd-bench-{suite.name}-"))
     try:
-        if suite.protocol == "los-loop":
-            models, dataset_info = _run_los_loop(suite, data, args=args, device=device, teacher_hp=teacher_hp,
-                                                 students=students, peers=peers)
-        else:
-            models, dataset_info = _run_dcrnn(suite, data, args=args, device=device, work=work, teacher_hp=teacher_hp,
-                                              students=students, peers=peers)
+        runner = _run_los_loop if suite.protocol == "los-loop" else _run_dcrnn
+        extra = {} if suite.protocol == "los-loop" else {"work": work}
+        try:
+            runner(suite, data, args=args, device=device, teacher_hp=teacher_hp, students=students, peers=peers,
+                   state=state, deadline=deadline, shares=shares, **extra)
+        except OutOfTime as exc:
+            reached = exc.what
+            _log(f"time budget spent: stopped before {exc.what}")
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
+    notes = list(args.note or [])
+    if reached is not None:
+        total = len(args.seed_list) * (1 + 2 * len(students) + len(peers))
+        of = f" of {budget_s:.0f} s" if budget_s is not None else ""
+        notes.append(f"Time budget{of} spent: {state.runs_done} of {total} training runs finished, "
+                     f"stopped before {reached}.")
+    state.profile(device=device, args=args, deadline=deadline)  # what an early stop left untimed
+    unprofiled = state.unprofiled
+    if unprofiled:
+        notes.append(f"Not timed (time budget spent): {', '.join(unprofiled)}.")
+    models, dataset_info = state.result()
     record = {
         "schema": SCHEMA,
         "suite": suite.name,
@@ -408,8 +504,11 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "seeds": list(args.seed_list), "epochs": args.epochs, "limit_batches": args.limit_batches,
             "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "tiny": bool(args.tiny),
             "teacher_hparams": teacher_hp, "latency_iters": args.latency_iters, "latency_warmup": args.latency_warmup,
+            "time_budget_s": budget_s,
         },
-        "notes": list(args.note or []),
+        "completed": reached is None and not unprofiled,
+        "reached": reached,
+        "notes": notes,
         "models": models,
     }
     return record
@@ -454,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-warmup", type=int, default=5, help="untimed calls first (default: 5)")
     p.add_argument("--latency-batches", type=int, nargs="+", default=[1, 64], help="batch sizes timed (default: 1 64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="wall-clock seconds for the whole suite: each training run gets its share and stops after "
+                        "the epoch that spends it; no run starts past it (default: none)")
+    p.add_argument("--week", default=None,
+                   help="folder of the real METR-LA week (default: $STGKD_WEEK, else ../shared/data/metr-la-week, "
+                        "else .gpu/data/metr-la-week)")
     p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON goes (default: benchmarks/results)")
     p.add_argument("--markdown", default=str(RESULTS_MD), help="RESULTS.md to regenerate (default: benchmarks/RESULTS.md)")
     p.add_argument("--workdir", default=None, help="keep checkpoints here (default: a temporary directory, removed)")

@@ -15,6 +15,11 @@ for the teacher (Graph WaveNet) and the student (``gcn-gru``, hidden 32):
 
 A power law ``cost = a · N^k`` is fitted per model and quantity in RESULTS.md
 (:func:`benchmarks.table.power_law`).
+
+Under a time budget (``args.deadline`` or ``--time-budget``) a point whose predicted cost (the model's
+last point scaled by the power law fitted so far, ``N^2`` before two points exist) exceeds the time
+left is skipped with that reason, and no point starts past the deadline; the record then says
+``"completed": false`` and ``"reached"`` names the first point left out.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import time
 from typing import Any
 
 import torch
+
+from benchmarks.budget import Deadline
 
 __all__ = ["run_scaling", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES"]
 
@@ -71,6 +78,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     import json
 
     from benchmarks.run import _environment, _log
+    from benchmarks.table import power_law
     from stgkd.data.synthetic import generate
     from stgkd.data.windows import prepare
     from stgkd.errors import ConfigError
@@ -83,11 +91,29 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     sizes = list(args.sizes or DEFAULT_SIZES)
     teacher_hp = json.loads(args.teacher_hparams) if args.teacher_hparams else {}
     lineup = [("graph-wavenet", teacher_hp, args.teacher_max_nodes), ("gcn-gru", {"hidden": 32}, None)]
+    deadline = getattr(args, "deadline", None) or Deadline.after(getattr(args, "time_budget", None))
+    budget_s = deadline.remaining() if deadline.end is not None else None
     started = _dt.datetime.now(_dt.timezone.utc)
     t_start = time.perf_counter()
     points = []
     skipped = []
+    walls: dict[str, list[tuple[int, float]]] = {}  # model -> (N, seconds of its point)
+    reached = None
+
+    def predicted(name: str, n: int) -> float | None:
+        done = walls.get(name, [])
+        if not done:
+            return None
+        fit = power_law([m for m, _ in done], [w for _, w in done]) if len(done) >= 2 else None
+        k = max(1.0, fit[1]) if fit else 2.0
+        last_n, last_w = done[-1]
+        return last_w * (n / last_n) ** k
+
     for n in sizes:
+        if deadline.expired():
+            reached = reached or f"N={n}"
+            skipped.append(f"every model at N={n} (time budget spent)")
+            continue
         _log(f"scaling: generating a {n}-sensor network")
         data, _ = generate(num_nodes=n, num_days=1, seed=0)
         prepared = prepare(data, device=device)
@@ -96,6 +122,15 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
             if max_nodes is not None and n > max_nodes:
                 skipped.append(f"{name} at N={n} (above --teacher-max-nodes {max_nodes})")
                 continue
+            guess = predicted(name, n)
+            if deadline.expired() or (guess is not None and guess > deadline.remaining()):
+                why = ("time budget spent" if deadline.expired() else
+                       f"predicted {guess:.0f} s from the smaller sizes, {deadline.remaining():.0f} s left")
+                skipped.append(f"{name} at N={n} ({why})")
+                reached = reached or f"{name} N={n}"
+                _log(f"scaling: {name} N={n} skipped ({why})")
+                continue
+            t_point = time.perf_counter()
             torch.manual_seed(0)
             model = build(name, num_nodes=n, graph=prepared.adj, in_channels=prepared.in_channels, **hp).to(device)
             _log(f"scaling: {name} N={n}: training steps")
@@ -118,6 +153,8 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                     point[f"latency_b{b}_ms"] = None
                     point[f"latency_b{b}_error"] = f"{type(exc).__name__}: {exc}"
             point["latency_mode"] = mode
+            point["wall_seconds"] = time.perf_counter() - t_point
+            walls.setdefault(name, []).append((n, point["wall_seconds"]))
             points.append(point)
             del model
             if device == "cuda":
@@ -143,7 +180,10 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "environment": _environment(device),
         "budget": {"sizes": sizes, "batch_size": args.batch_size, "batches": args.scaling_batches,
                    "warmup_batches": args.scaling_warmup, "latency_iters": args.latency_iters,
-                   "latency_batches": list(args.latency_batches), "teacher_hparams": teacher_hp},
+                   "latency_batches": list(args.latency_batches), "teacher_hparams": teacher_hp,
+                   "time_budget_s": budget_s},
+        "completed": reached is None,
+        "reached": reached,
         "notes": notes,
         "points": points,
     }

@@ -38,7 +38,11 @@ __all__ = [
     "SUITES",
     "REPO_ROOT",
     "SHARED_WEEK",
+    "DEVICE_WEEK",
+    "STUDENT_REFERENCE",
+    "STUDENT_STRUCTURED",
     "get_suite",
+    "week_folder",
     "PGTRecurrent",
     "PGTTGCN",
     "PGTA3TGCN",
@@ -48,6 +52,10 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: the real METR-LA week, outside the repository (never copied into it)
 SHARED_WEEK = REPO_ROOT / ".." / "shared" / "data" / "metr-la-week"
+#: where the GPU machine finds the week: copied into the ignored .gpu/ folder that travels with the
+#: checkout (see benchmarks/README.md)
+DEVICE_WEEK = REPO_ROOT / ".gpu" / "data" / "metr-la-week"
+WEEK_FILES = ("metr-la-week.h5", "adj_mx.pkl", "los_speed.csv")
 
 
 # ============================================================================ PGT's own models
@@ -170,7 +178,9 @@ class Suite:
         name: registry name (``--suite``).
         title: display name.
         protocol: ``"dcrnn"`` or ``"los-loop"``.
-        load: ``load(tiny) -> TrafficData``; raises :class:`DataError` when files are missing.
+        load: ``load(tiny, week=None) -> TrafficData``; raises :class:`DataError` when files are
+            missing. ``week`` is the folder of the real METR-LA week (:func:`week_folder`), read by the
+            suites built on it and ignored by the others.
         teacher: teacher model name and hyperparameters.
         students: ``(label, model name, hparams)`` of each student.
         peers: ``(label, model name, hparams)`` of each peer.
@@ -199,10 +209,18 @@ SUITES: Registry[Suite] = Registry("benchmark suite")
 #: the teacher and the students every suite compares (hidden widths chosen so the students are ~100x smaller)
 TEACHER = ("graph-wavenet", {})
 TINY_TEACHER = {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16, "end_channels": 16}
+#: the reference student
+STUDENT_REFERENCE = ("gcn-gru h32", "gcn-gru", {"hidden": 32})
+#: the best student structure found on the real week (README, "Accuracy on the real METR-LA week"): a
+#: learned adjacency, the neighbours' readings diffused 2 hops into the input, a 16-wide sensor embedding
+STUDENT_STRUCTURED = ("gcn-gru h32 structured", "gcn-gru",
+                      {"hidden": 32, "adaptive": True, "input_hops": 2, "node_embed": 16})
 STUDENTS = [
-    ("gcn-gru h32", "gcn-gru", {"hidden": 32}),
+    STUDENT_REFERENCE,
     ("gru h32", "gru", {"hidden": 32}),
 ]
+#: the real-data suites also train the structured student
+STUDENTS_REAL = STUDENTS + [STUDENT_STRUCTURED]
 PEERS_ALL = [
     ("PGT TGCN", "pgt-tgcn", {"hidden": 32}),
     ("PGT A3TGCN", "pgt-a3tgcn", {"hidden": 32}),
@@ -216,7 +234,7 @@ PEERS_ALL = [
 PEERS_CPU = PEERS_ALL[:3]
 
 
-def _synthetic(tiny: bool):
+def _synthetic(tiny: bool, week: str | Path | None = None):
     from stgkd.data.synthetic import generate
 
     if tiny:
@@ -226,34 +244,43 @@ def _synthetic(tiny: bool):
     return data
 
 
-def _week_folder() -> Path:
-    folder = Path(os.environ.get("STGKD_WEEK", SHARED_WEEK)).resolve()
-    needed = ["metr-la-week.h5", "adj_mx.pkl", "los_speed.csv"]
-    missing = [n for n in needed if not (folder / n).is_file()]
-    if missing:
-        raise DataError(
-            f"metr-la-week: missing {', '.join(missing)} in {folder}; the suite reads the real week from "
-            "../shared/data/metr-la-week relative to the repository root (or $STGKD_WEEK)"
-        )
-    return folder
+def week_folder(week: str | Path | None = None) -> Path:
+    """The folder of the real METR-LA week: ``week`` when given, else ``$STGKD_WEEK``, else the first of
+    ``../shared/data/metr-la-week`` and ``.gpu/data/metr-la-week`` that holds the files.
+
+    Raises :class:`DataError` naming the missing files and the folders looked at."""
+    if week is not None or os.environ.get("STGKD_WEEK"):
+        candidates = [Path(week if week is not None else os.environ["STGKD_WEEK"])]
+    else:
+        candidates = [SHARED_WEEK, DEVICE_WEEK]
+    for folder in candidates:
+        if all((folder / n).is_file() for n in WEEK_FILES):
+            return folder.resolve()
+    folder = candidates[0].resolve()
+    missing = [n for n in WEEK_FILES if not (folder / n).is_file()]
+    raise DataError(
+        f"metr-la-week: missing {', '.join(missing)} in {folder}; the suite reads the real week from --week, "
+        "$STGKD_WEEK, ../shared/data/metr-la-week relative to the repository root or .gpu/data/metr-la-week "
+        f"(looked in {', '.join(str(c.resolve()) for c in candidates)})"
+    )
 
 
-def _week(tiny: bool):
+def _week(tiny: bool, week: str | Path | None = None):
     from stgkd.data.readers import read_dcrnn
 
-    folder = _week_folder()
+    folder = week_folder(week)
     return read_dcrnn(folder / "metr-la-week.h5", folder / "adj_mx.pkl", name="metr-la-week")
 
 
-def _los(tiny: bool):
+def _los(tiny: bool, week: str | Path | None = None):
     from stgkd.data.readers import read_los_loop
 
-    folder = _week_folder()
+    folder = week_folder(week)
     return read_los_loop(folder / "los_speed.csv", folder / "adj_mx.pkl", name="los-loop")
 
 
-def _registered(name: str) -> Callable[[bool], Any]:
-    def load(tiny: bool):
+def _registered(name: str) -> Callable[..., Any]:
+    def load(tiny: bool, week: str | Path | None = None):
         from stgkd.data.datasets import get_dataset, load_dataset
 
         info = get_dataset(name)
@@ -284,7 +311,7 @@ SUITES.register("synthetic", Suite(
 ))
 SUITES.register("metr-la-week", Suite(
     name="metr-la-week", title="METR-LA, first week (207 sensors, 2,016 steps)", protocol="dcrnn", load=_week,
-    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU, epochs=30, limit_batches=None,
+    teacher=TEACHER, students=STUDENTS_REAL, peers=PEERS_CPU, epochs=30, limit_batches=None,
     description=(
         "The real first week of METR-LA (2012-03-01 to 03-07, 207 loop detectors, 5 min) from "
         "`../shared/data/metr-la-week` with DCRNN's adjacency; DCRNN protocol (70/10/20 chronological "
@@ -298,7 +325,7 @@ SUITES.register("metr-la-week", Suite(
 ))
 SUITES.register("los-loop", Suite(
     name="los-loop", title="Los-loop (T-GCN protocol on the same week)", protocol="los-loop", load=_los,
-    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU[:1], epochs=30, limit_batches=None,
+    teacher=TEACHER, students=STUDENTS_REAL, peers=PEERS_CPU[:1], epochs=30, limit_batches=None,
     description=(
         "T-GCN's Los-loop protocol (Zhao et al., IEEE T-ITS 2020) on the same real week: `los_speed.csv` "
         "(207 sensors, 2,016 steps) with DCRNN's `adj_mx.pkl` as the graph (the shared folder has no "
@@ -316,7 +343,7 @@ for _name, _title, _quote in (
     ("pems08", "PEMS08 (170 sensors, flow, 17,856 steps)", "pems08"),
 ):
     SUITES.register(_name, Suite(
-        name=_name, title=_title, protocol="dcrnn", load=_registered(_name), teacher=TEACHER, students=STUDENTS,
+        name=_name, title=_title, protocol="dcrnn", load=_registered(_name), teacher=TEACHER, students=STUDENTS_REAL,
         peers=PEERS_ALL, epochs=100, limit_batches=None, published=_quote,
         description=(
             f"The full {_title.split(' (')[0]} release in its standard layout and split (registered dataset "

@@ -195,8 +195,8 @@ def test_compile_mode_on_cuda():
 def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path):
     from benchmarks import latency as bench
 
-    argv = ["--device", "cpu", "--sections", "main", "--no-teacher", "--nodes", "6", "--widths", "4",
-            "--batch", "1", "--modes", "eager", "cuda-graph", "--dtypes", "fp32", "--iters", "2", "--warmup", "1",
+    argv = ["--device", "cpu", "--sections", "main", "--no-teacher", "--students", "gru", "gcn-gru", "--nodes", "6",
+            "--widths", "4", "--batch", "1", "--modes", "eager", "cuda-graph", "--dtypes", "fp32", "--iters", "2", "--warmup", "1",
             "--out", str(tmp_path), "--tag", "t"]
     assert bench.main(argv) == 0
     (json_path,) = tmp_path.glob("latency-cpu-*-t.json")

@@ -1,0 +1,82 @@
+"""Wall-clock budgets for benchmark parts: a deadline checked between units of work, and fair shares.
+
+A :class:`Deadline` is an instant on :func:`time.monotonic` (or none). Code that measures many
+settings calls :meth:`Deadline.check` before each one; past the deadline it raises
+:class:`OutOfTime` naming the unit it did not start, and whatever was measured before stays in the
+caller's lists. A unit is never interrupted, so a part ends at most one unit past its deadline.
+
+:class:`TimeShares` splits what is left of a deadline between training runs still to do, by weight:
+each run gets ``(time left - reserve) * weight / (weight of the runs left)`` as a
+:class:`~stgkd.engine.callbacks.TimeLimit`, so a run that stops early (early stopping) leaves its
+time to the runs after it, and the last run of the last seed still gets its share.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+__all__ = ["Deadline", "OutOfTime", "TimeShares"]
+
+
+class OutOfTime(Exception):
+    """Raised by :meth:`Deadline.check` past the deadline; ``what`` names the unit not started."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"out of time before {what}")
+        self.what = what
+
+
+@dataclass
+class Deadline:
+    """An instant on :func:`time.monotonic` (``end=None``: no limit)."""
+
+    end: float | None = None
+
+    @classmethod
+    def after(cls, seconds: float | None) -> "Deadline":
+        """``seconds`` from now (``None``: no limit)."""
+        return cls(None if seconds is None else time.monotonic() + float(seconds))
+
+    def remaining(self) -> float:
+        """Seconds left (``inf`` without a limit, negative once past it)."""
+        return math.inf if self.end is None else self.end - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def check(self, what: str) -> None:
+        """Raise :class:`OutOfTime` (naming ``what``, the unit about to start) past the deadline."""
+        if self.expired():
+            raise OutOfTime(what)
+
+    def earliest(self, other: "Deadline") -> "Deadline":
+        """The earlier of the two deadlines."""
+        ends = [e for e in (self.end, other.end) if e is not None]
+        return Deadline(min(ends) if ends else None)
+
+
+class TimeShares:
+    """Hands out a :class:`~stgkd.engine.callbacks.TimeLimit` per training run from a deadline.
+
+    Args:
+        deadline: the budget being shared (no limit: :meth:`callbacks` returns no callback).
+        total_weight: the weights of every run still to come, summed.
+        reserve: seconds kept back for the work after the last run (e.g. timing the trained models).
+    """
+
+    def __init__(self, deadline: Deadline | None, total_weight: float, *, reserve: float = 0.0) -> None:
+        self.deadline = deadline or Deadline()
+        self.left = float(total_weight)
+        self.reserve = float(reserve)
+
+    def callbacks(self, weight: float) -> list:
+        """The callbacks of the next run (weight ``weight``); its weight is then taken off."""
+        from stgkd.engine.callbacks import TimeLimit
+
+        left, self.left = self.left, max(0.0, self.left - weight)
+        if self.deadline.end is None:
+            return []
+        share = max(0.0, self.deadline.remaining() - self.reserve) * weight / max(left, weight)
+        return [TimeLimit(until=time.monotonic() + share)]
