@@ -3,7 +3,9 @@
 :func:`aggregate` turns one suite record into rows (mean ± sample standard deviation over seeds,
 ``n`` given); :func:`render` writes the whole results section from every record in
 ``benchmarks/results/`` (newest run of each suite and device first), the quoted published numbers
-(:mod:`benchmarks.published`) and the scaling study. Nothing here measures anything.
+(:mod:`benchmarks.published`), the scaling study, and the parts of a ``python -m benchmarks.gpu`` run
+(environment, latency table, model timing, tuning study; a part cut short by its time budget or failed
+says so). Nothing here measures anything.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quote
 __all__ = ["mean_spread", "aggregate", "load_records", "render", "write_markdown", "fmt_pm", "power_law"]
 
 HORIZONS = ("15min", "30min", "60min", "avg")
-SUITE_ORDER = ("synthetic", "metr-la-week", "los-loop", "metr-la", "pems-bay", "pems04", "pems08", "scaling")
+SUITE_ORDER = ("environment", "latency", "model-timing", "synthetic", "metr-la-week", "los-loop", "metr-la", "pems-bay",
+               "pems04", "pems08", "scaling", "tuning")
+#: protocols of the accuracy suites (records with models trained over seeds)
+SUITE_PROTOCOLS = ("dcrnn", "los-loop")
+#: the latency goals of the study (README): a width-32 student under 0.1 ms at batch 1 as a CUDA graph, at
+#: least 10x faster than Graph WaveNet at batch 1 and 5x at batch 64, 100x faster than PGT's recurrent peers
+GOALS = {"b1_graph_ms": 0.1, "speedup_b1": 10.0, "speedup_b64": 5.0, "speedup_peers": 100.0}
+#: torch-geometric-temporal's recurrent peers in the latency table
+RECURRENT_PEERS = ("pgt-a3tgcn2", "pgt-tgcn2-stepped", "pgt-batched-dcrnn")
 KIND_ORDER = {"teacher": 0, "student": 1, "student+kd": 2, "peer": 3}
 
 
@@ -149,6 +159,9 @@ def _budget_line(rec: dict[str, Any]) -> str:
     env = rec["environment"]
     lim = f", at most {b['limit_batches']} batches per epoch" if b.get("limit_batches") else ""
     tiny = " (--tiny: tiny data and teacher)" if b.get("tiny") else ""
+    if b.get("time_budget_s"):
+        lim += (f"; a time budget of {b['time_budget_s']:.0f} s shared by the training runs (each stops after the "
+                "epoch that spends its share)")
     th = b.get("teacher_hparams") or {}
     teacher = f"; teacher hyperparameters {json.dumps(th)}" if th else "; teacher at the paper's size"
     return (
@@ -326,6 +339,255 @@ def _budget_line_scaling(rec: dict[str, Any]) -> str:
             f"{env['device'].upper()} — {env['device_name']}, torch {env['torch']}, {env['threads']} thread(s).")
 
 
+# ============================================================================ parts of a GPU run
+
+
+#: the key holding what a record measured, per protocol (a part cut short before its first unit has none)
+PAYLOAD = {"environment": "details", "latency": "results", "model-timing": "models", "tuning": "report",
+           "scaling": "points", "dcrnn": "models", "los-loop": "models"}
+
+
+def _has_payload(rec: dict[str, Any]) -> bool:
+    return PAYLOAD.get(rec.get("protocol", ""), "") in rec or rec.get("protocol") not in PAYLOAD
+
+
+def _is_suite(rec: dict[str, Any]) -> bool:
+    return rec.get("protocol") in SUITE_PROTOCOLS and "models" in rec and not (rec.get("run") or {}).get("error")
+
+
+def _part_lines(rec: dict[str, Any]) -> list[str]:
+    """Notes on how a part of a GPU run ended (cut short by its time budget), and smoke runs."""
+    run = rec.get("run") or {}
+    out = []
+    if run.get("smoke"):
+        out += ["> **Smoke run** (`--smoke`): toy sizes on the CPU, checking that the part runs end to end; its "
+                "figures mean nothing.", ""]
+    if rec.get("completed") is False and rec.get("reached"):
+        budget = f" of {run['budget_s']:g} s" if run.get("budget_s") is not None else ""
+        out += [f"> **Cut short** by its time budget{budget}: stopped before {rec['reached']}; everything before it "
+                "is reported.", ""]
+    return out
+
+
+def _failed_section(rec: dict[str, Any]) -> list[str]:
+    run = rec.get("run") or {}
+    return [f"## {rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
+            f"(`{rec['_file']}`)", "", f"Command: `{rec['command']}`", "",
+            f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; no figures."]
+
+
+def _gpu_runs(records: list[dict[str, Any]]) -> list[str]:
+    """One table per ``python -m benchmarks.gpu`` run: its parts, budgets, wall times and how each ended."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if (rec.get("run") or {}).get("id"):
+            runs.setdefault(rec["run"]["id"], []).append(rec)
+    out: list[str] = []
+    for run_id, recs in sorted(runs.items(), reverse=True):
+        recs = sorted(recs, key=lambda r: r["run"]["index"])
+        env = recs[0]["environment"]
+        smoke = " (smoke run, toy sizes)" if recs[0]["run"].get("smoke") else ""
+        out += [f"## GPU run `{run_id}` — {env['device'].upper()} — {env['device_name']}{smoke}", "",
+                f"Command: `{recs[0]['command']}`", "",
+                "| # | part | budget s | wall s | ended | file |", "|---:|---|---:|---:|---|---|"]
+        for r in recs:
+            run = r["run"]
+            ended = ("failed: " + str(run["error"])[:80] if run.get("error") else
+                     f"cut short before {run['reached']}" if run.get("reached") else "completed")
+            out.append(f"| {run['index']} | {run['part']} | {run['budget_s']:g} | {run['wall_s']:.1f} | {ended} | "
+                       f"`{r['_file']}` |")
+        out.append("")
+    return out
+
+
+def _section_head(rec: dict[str, Any]) -> list[str]:
+    return [f"## {rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
+            f"(`{rec['_file']}`)", "", f"Command: `{rec['command']}`", ""] + _part_lines(rec)
+
+
+def _environment_section(rec: dict[str, Any]) -> list[str]:
+    env, d = rec["environment"], rec.get("details", {})
+    out = _section_head(rec)
+    out.append(f"- device: **{env['device'].upper()}** — {env['device_name']}; torch {env['torch']}, CUDA "
+               f"{env.get('cuda')}, Python {env.get('python')}, {env.get('platform')}, {d.get('cpu_count')} CPUs")
+    gpu = d.get("gpu") or {}
+    if "skipped" in gpu:
+        out.append(f"- GPU: skipped: {gpu['skipped']}")
+    else:
+        out.append(f"- GPU: {gpu.get('name')}, compute capability {gpu.get('capability')}, {gpu.get('memory_gib')} GiB, "
+                   f"{gpu.get('multiprocessors')} SMs, {gpu.get('devices')} device(s); cuDNN {gpu.get('cudnn')}; TF32 "
+                   f"matmul {gpu.get('tf32_matmul')}, cuDNN {gpu.get('tf32_cudnn')}; float32 matmul precision "
+                   f"{d.get('float32_matmul_precision')}")
+    smi = d.get("nvidia_smi") or {}
+    if "skipped" in smi:
+        out.append(f"- nvidia-smi: skipped: {smi['skipped']}")
+    elif smi:
+        out.append("- nvidia-smi: " + "; ".join(f"{k} {v}" for k, v in smi.items()))
+    pk = d.get("packages") or {}
+    out.append("- packages: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in pk.items()))
+    for note in rec.get("notes", []):
+        out += ["", f"> {note}"]
+    return out
+
+
+def _lat_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    if "skipped" in row:
+        return f"skipped: {str(row['skipped'])[:40]}"
+    return f"{row['median_ms']:.3f}"
+
+
+def _latency_section(rec: dict[str, Any]) -> list[str]:
+    from benchmarks.latency import rows_table
+
+    rows = rec.get("results", [])
+    st = rec.get("settings", {})
+    out = _section_head(rec)
+    out += [f"Median ms per call ({st.get('iters')} timed calls after {st.get('warmup')} warm-up, "
+            "`stgkd.latency.measure`; inputs already on the device; bf16 = autocast); untrained models of the right "
+            "shape on a seeded random graph (8 neighbours per sensor).", ""]
+    main = [r for r in rows if r.get("section") == "main"]
+    by: dict[tuple, dict[str, Any]] = {}
+    for r in main:
+        by[(r["model"], r.get("batch"), r.get("mode"), r.get("dtype"))] = r
+    models = list(dict.fromkeys(r["model"] for r in main))
+    batches = sorted({r["batch"] for r in main if r.get("batch") is not None})
+    combos = [(b, m, d) for b in batches for m in ("eager", "cuda-graph") for d in ("fp32", "bf16")
+              if any(k[1:] == (b, m, d) for k in by)]
+    if main:
+        out += ["| model | params | " + " | ".join(f"b{b} {'graph' if m == 'cuda-graph' else m} {d}" for b, m, d in combos)
+                + " |", "|---|---:|" + "---:|" * len(combos)]
+        for model in models:
+            params = next((r.get("parameters") for r in main if r["model"] == model and "parameters" in r), None)
+            built = next((r for r in main if r["model"] == model and "batch" not in r), None)
+            if built is not None:
+                out.append(f"| {model} | | skipped: {str(built['skipped'])[:60]} |" + " |" * (len(combos) - 1))
+                continue
+            out.append(f"| {model} | {_fmt_count(params)} | "
+                       + " | ".join(_lat_cell(by.get((model, b, m, d))) for b, m, d in combos) + " |")
+        out.append("")
+    peers = [r for r in rows if r.get("section") == "peers"]
+    if peers:
+        out += ["torch-geometric-temporal's models (batch 1, eager, fp32):", ""] + rows_table(peers) + [""]
+    goals = _latency_goals(rec)
+    if goals:
+        out += ["**Against the goals** (computed from the table):", ""] + goals
+    return out
+
+
+def _latency_goals(rec: dict[str, Any]) -> list[str]:
+    rows = [r for r in rec.get("results", []) if "median_ms" in r]
+
+    def get(model: str, batch: int, mode: str, dtype: str = "fp32") -> float | None:
+        return next((r["median_ms"] for r in rows if r["model"] == model and r["batch"] == batch and r["mode"] == mode
+                     and r["dtype"] == dtype), None)
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    skipped = next((r["skipped"] for r in rec.get("results", []) if r.get("mode") == "cuda-graph" and "skipped" in r),
+                   None)
+    batches = sorted({r["batch"] for r in rows if r.get("section") == "main"})
+    big = max(batches) if batches else 64
+    out = []
+    for family in rec.get("students", []):
+        label = f"{family}-h32"
+        g1, g64 = get(label, 1, "cuda-graph"), get(label, big, "cuda-graph")
+        t1, t64 = get("graph-wavenet", 1, "cuda-graph"), get("graph-wavenet", big, "cuda-graph")
+        if g1 is None:
+            why = f"skipped: {skipped}" if skipped else "not measured"
+            out.append(f"- {label}: CUDA-graph latency {why}; the goals (< {GOALS['b1_graph_ms']} ms at batch 1, "
+                       f"≥ {GOALS['speedup_b1']:.0f}× / {GOALS['speedup_b64']:.0f}× faster than Graph WaveNet at batch 1 / "
+                       f"{big}) are not assessed.")
+        else:
+            parts = [f"{g1:.3f} ms at batch 1 as a CUDA graph (goal < {GOALS['b1_graph_ms']} ms: "
+                     f"{verdict(g1 < GOALS['b1_graph_ms'])})"]
+            if t1:
+                parts.append(f"{t1 / g1:.1f}× faster than Graph WaveNet's CUDA graph at batch 1 (goal ≥ "
+                             f"{GOALS['speedup_b1']:.0f}×: {verdict(t1 / g1 >= GOALS['speedup_b1'])})")
+            if t64 and g64:
+                parts.append(f"{t64 / g64:.1f}× at batch {big} (goal ≥ {GOALS['speedup_b64']:.0f}×: "
+                             f"{verdict(t64 / g64 >= GOALS['speedup_b64'])})")
+            out.append(f"- {label}: " + "; ".join(parts) + ".")
+        e1 = get(label, 1, "eager")
+        peer_ms = {p: get(p, 1, "eager") for p in RECURRENT_PEERS}
+        peer_ms = {p: v for p, v in peer_ms.items() if v}
+        if peer_ms and (g1 or e1):
+            best = g1 or e1
+            how = "its CUDA graph" if g1 else "eager (no CUDA graph measured)"
+            ratios = ", ".join(f"{p.removeprefix('pgt-')} {v / best:.0f}×" + (f" ({v / e1:.0f}× eager to eager)" if g1 and e1 else "")
+                               for p, v in peer_ms.items())
+            low = min(peer_ms.values()) / best
+            out.append(f"- {label} against torch-geometric-temporal's recurrent peers at batch 1 (they run eager, "
+                       f"{label} as {how}): {ratios}; goal ≥ {GOALS['speedup_peers']:.0f}× against each: "
+                       f"{verdict(low >= GOALS['speedup_peers'])}.")
+    return out
+
+
+def _timing_section(rec: dict[str, Any]) -> list[str]:
+    from benchmarks.model_timing import models_table
+
+    out = _section_head(rec)
+    out += [f"Median ms per call ({rec.get('iters')} timed after {rec.get('warmup')} warm-up) on input "
+            f"(B, 12, {rec.get('nodes')}, 2), graph: {rec.get('graph')}; forward in eval mode without gradients, "
+            "forward+backward in train mode with the forecast's mean as the loss; bf16 = autocast.", ""]
+    if rec.get("models"):
+        out += models_table(rec["models"])
+    return out
+
+
+def _tuning_section(rec: dict[str, Any]) -> list[str]:
+    report = rec.get("report") or {}
+    cal = rec.get("calibration") or {}
+    c = report.get("counts") or {}
+    lat = (report.get("settings") or {}).get("latency") or {}
+    out = _section_head(rec)
+    out += [f"Study command: `{rec.get('search_command')}`", ""]
+    for note in rec.get("notes", []):
+        out += [f"> {note}", ""]
+    if cal:
+        widest = ", ".join(f"{k} {v:.3f} ms" for k, v in (cal.get("widest") or {}).items())
+        out += [f"Latency budget **{cal['budget_ms']:.4g} ms** ({lat.get('label') or cal.get('mode')}): "
+                f"{cal.get('rule')}; reference gcn-gru width 32, one layer {cal['reference']['median_ms']:.3f} ms; "
+                f"widest: {widest}.", ""]
+    if c:
+        out += [f"Trials: {c.get('total')} — {c.get('complete')} complete, {c.get('pruned')} pruned, "
+                f"{c.get('infeasible')} infeasible (over the budget, not trained), {c.get('failed')} failed.", ""]
+    best = report.get("best")
+    if best:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        out += [f"Best feasible trial {best['number']}: val MAE **{best['val_mae']:.4f}** at "
+                f"**{best['latency_ms']:.4g} ms**; {params}."]
+        test = ((report.get("export") or {}).get("test") or {}).get("avg")
+        if test:
+            out += ["", f"Its test split (exported student): MAE {test['mae']:.3f}, RMSE {test['rmse']:.3f}, "
+                        f"MAPE {100 * test['mape']:.1f} %."]
+        out.append("")
+    elif report:
+        out += ["No trial met the budget and completed.", ""]
+    files = rec.get("files") or {}
+    if files:
+        out += ["The study's own report and plots, beside this file: "
+                + ", ".join(f"[`{v}`](results/{v})" for v in files.values()) + ".", ""]
+    front = report.get("pareto_front") or []
+    if front:
+        out += ["| trial | val MAE | latency ms | family | hidden | layers |", "|---:|---:|---:|---|---:|---:|"]
+        for t in front:
+            p = t.get("params", {})
+            out.append(f"| {t['number']} | {t['val_mae']:.4f} | {t['latency_ms']:.4g} | {p.get('family', '')} | "
+                       f"{p.get('hidden', '')} | {p.get('layers', '')} |")
+    return out
+
+
+PART_SECTIONS = {
+    "environment": _environment_section,
+    "latency": _latency_section,
+    "model-timing": _timing_section,
+    "tuning": _tuning_section,
+}
+
+
 INTRO = """\
 # Benchmark results
 
@@ -380,8 +642,11 @@ def _headline(rec: dict[str, Any]) -> list[str]:
                          "twice, the range is timing noise)")
         elif sps:
             extra.append(f"{sps[-1]:.1f}× faster at batch 1 ({where})")
+        time_budget = rec["budget"].get("time_budget_s")
+        budget = (f"a {time_budget:.0f} s time budget shared by the training runs" if time_budget else
+                  f"{_steps(rec) or '?'} optimiser steps per model")
         out.append(
-            f"- **{rec.get('title', rec['suite'])}** ({device.upper()}, {teacher['n']} seed(s), {_steps(rec) or '?'} optimiser steps per model): "
+            f"- **{rec.get('title', rec['suite'])}** ({device.upper()}, {teacher['n']} seed(s), {budget}): "
             f"test MAE at 15 / 30 / 60 min — teacher {maes(teacher)}; {plain['label']} {maes(plain)}; "
             f"distilled {maes(kd)}" + (f" ({', '.join(extra)})" if extra else "") + "."
         )
@@ -402,7 +667,7 @@ def _budget_sensitivity(records: list[dict[str, Any]]) -> list[str]:
     """Where one suite was run at several budgets on one device: average test MAE per budget."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
-        if rec["suite"] != "scaling":
+        if _is_suite(rec):
             groups.setdefault((rec["suite"], rec["environment"]["device"]), []).append(rec)
     out: list[str] = []
     for (suite, device), recs in groups.items():
@@ -438,13 +703,25 @@ def render(records: list[dict[str, Any]]) -> str:
         out.append(f"- `{rec['_file']}` — {rec.get('title', rec['suite'])}, {rec['environment']['device'].upper()} "
                    f"({rec['environment']['device_name']}), {rec['date']}: `{rec['command']}`")
     out.append("")
-    headlines = [line for rec in records if rec["suite"] != "scaling" for line in _headline(rec)]
+    headlines = [line for rec in records if _is_suite(rec) for line in _headline(rec)]
     if headlines:
         out += ["## Headline", ""] + headlines + [""]
+    out += _gpu_runs(records)
     seen_published: set[str] = set()
     for rec in records:
+        if (rec.get("run") or {}).get("error"):
+            out += _failed_section(rec) + [""]
+            continue
+        if not _has_payload(rec):
+            out += _section_head(rec) + ["Nothing measured."] + [""]
+            continue
         if rec["suite"] == "scaling":
-            out += ["## Scaling with the network size", ""] + _scaling_section(rec) + [""]
+            out += ["## Scaling with the network size", ""] + _part_lines(rec) + _scaling_section(rec) + [""]
+            continue
+        if rec.get("protocol") in PART_SECTIONS:
+            out += PART_SECTIONS[rec["protocol"]](rec) + [""]
+            continue
+        if not _is_suite(rec):
             continue
         device = rec["environment"]["device"]
         rows = aggregate(rec)
@@ -459,6 +736,7 @@ def render(records: list[dict[str, Any]]) -> str:
         out.append("")
         out.append(f"Command: `{rec['command']}`")
         out.append("")
+        out += _part_lines(rec)
         for note in rec.get("notes", []):
             out.append(f"> {note}")
             out.append("")

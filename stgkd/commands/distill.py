@@ -4,7 +4,9 @@
 The dataset, split, window lengths and input features come from the teacher's checkpoint
 (``--dataset`` overrides the series; its sensors must be the teacher's). The teacher runs once over
 the training windows (its forecasts and paired features are cached); then the student trains on
-``w_sup·masked MAE + w_out·output KD + w_feat·feature matching + w_rel·relation KD``. With
+``w_sup·masked MAE + w_out·output KD + w_feat·feature matching + w_rel·relation KD`` (``--stages``:
+some terms in some epochs only). Each epoch logs the student's fidelity to the teacher on the
+validation windows; the first and last each term's share of the gradient norm. With
 ``--w-out 0 --w-feat 0 --w-rel 0`` the student trains plainly, exactly as ``stgkd train`` would.
 Training flags are those of ``stgkd train``.
 """
@@ -35,12 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", metavar="NAME_OR_PATH", help="series to use instead of the teacher's")
     k = parser.add_argument_group("distillation (defaults: those of stgkd.distill.DistillConfig)")
     k.add_argument("--temperature", "--tau", dest="tau", type=float,
-                   help="trust temperature of output KD, in z-score units; 'inf' = uniform trust")
+                   help="trust temperature of output KD: a multiple of the teacher's mean error on each batch "
+                        "(or, with --no-tau-relative, in z-score units); 'inf' = uniform trust")
+    k.add_argument("--tau-relative", action=argparse.BooleanOptionalAction, default=None,
+                   help="read --temperature relative to the teacher's mean absolute error (default: on)")
     k.add_argument("--w-sup", type=float, help="weight of the supervised masked MAE")
     k.add_argument("--w-out", type=float, help="weight of output distillation")
     k.add_argument("--w-feat", type=float, help="weight of feature matching")
     k.add_argument("--w-rel", type=float, help="weight of relation distillation")
     k.add_argument("--relation-tau", type=float, help="softmax temperature of the relation distributions")
+    k.add_argument("--relation-norm", choices=["standardize", "none"],
+                   help="z-score each row of relation scores before the softmax (default: standardize)")
+    k.add_argument("--stages", metavar="SPEC",
+                   help="staged distillation, e.g. hint:0.2,kd:0.6,fine:0.2 (fractions of the epochs: feature "
+                        "hints, then output/relation KD, then a fine-tune on the truth; default: all terms throughout)")
     k.add_argument("--pairs", nargs="+", metavar="S:T", help="feature pairs: default, auto, or student:teacher names")
     k.add_argument("--relation-source", choices=["features", "adaptive"], help="teacher relations from features or its adaptive adjacency")
     k.add_argument("--inherit-adjacency", action="store_true", default=None,
@@ -60,8 +70,8 @@ def distill_config_from_args(args: argparse.Namespace) -> dict:
             fields.update(json.loads(args.distill_config))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--distill-config: invalid JSON ({exc})") from None
-    for name in ("tau", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_source",
-                 "inherit_adjacency"):
+    for name in ("tau", "tau_relative", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_norm",
+                 "relation_source", "inherit_adjacency", "stages"):
         value = getattr(args, name)
         if value is not None:
             fields[name] = value

@@ -3,12 +3,17 @@
 Prints masked MAE/RMSE/MAPE at 15/30/60 minutes and averaged over the horizon (accumulated over
 every window of the split, not per batch), writes them as ``DIR/metrics-<split>.json`` and draws
 ``DIR/forecast-<split>.png``: the truth and the 15/30/60-minute forecasts of the chosen sensors.
+
+A distilled student is compared with its teacher (the checkpoint it records, or ``--teacher CKPT``):
+the teacher's metrics, the student's fidelity (its metrics against the teacher's forecasts, where the
+truth is observed; also in the JSON) and the teacher's forecasts as dashed lines in the plot.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 HELP = "masked MAE/RMSE/MAPE of a checkpoint, with a forecast plot"
@@ -27,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot-windows", type=int, default=576,
                         help="windows shown in the plot, from the split's start (default: 576 = two days at 5 min)")
     parser.add_argument("--no-plot", action="store_true", help="metrics only")
+    teacher = parser.add_mutually_exclusive_group()
+    teacher.add_argument("--teacher", type=Path, metavar="CKPT",
+                         help="compare with this teacher (default: the one a distilled student records)")
+    teacher.add_argument("--no-teacher", action="store_true", help="no teacher comparison")
 
 
 def resolve_sensors(items: list[str] | None, sensor_ids: list[str]) -> list[int]:
@@ -57,12 +66,20 @@ def run(args: argparse.Namespace) -> int:
     evaluation = evaluate_checkpoint(
         args.checkpoint, split=args.split, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
         batch_size=args.batch_size, keep_forecasts=0 if args.no_plot else args.plot_windows,
+        teacher=False if args.no_teacher else args.teacher,
     )
     sensors = resolve_sensors(args.sensors, evaluation.sensor_ids)
     out = args.out if args.out is not None else args.checkpoint.parent
     out.mkdir(parents=True, exist_ok=True)
     print(f"{evaluation.model} on {evaluation.dataset}, {evaluation.split} split ({evaluation.windows} windows):")
     print(format_metrics(evaluation.metrics))
+    if evaluation.teacher_note:
+        print(f"note: {evaluation.teacher_note}", file=sys.stderr)
+    if evaluation.teacher_checkpoint is not None:
+        print(f"teacher {evaluation.teacher_checkpoint}:")
+        print(format_metrics(evaluation.teacher_metrics))
+        print("fidelity (student against the teacher's forecasts, where the truth is observed):")
+        print(format_metrics(evaluation.fidelity))
     metrics_path = out / f"metrics-{args.split}.json"
     metrics_path.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
     print(f"wrote {metrics_path}")

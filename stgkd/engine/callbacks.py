@@ -34,6 +34,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+from torch import Tensor
+
 from stgkd.engine.checkpoint import remove_stale_temporaries, save_checkpoint
 from stgkd.errors import ConfigError
 
@@ -46,6 +49,10 @@ __all__ = [
     "JSONLinesLogger",
     "ProgressBar",
     "TensorBoard",
+    "DistillStages",
+    "Fidelity",
+    "GradientShare",
+    "measure_gradient_share",
     "tensorboard_available",
 ]
 
@@ -385,6 +392,165 @@ class TensorBoard(Callback):
 
     def on_interrupt(self, trainer, epoch: int) -> None:
         self.on_fit_end(trainer, None)
+
+
+class DistillStages(Callback):
+    """Apply a staged-distillation schedule (:mod:`stgkd.distill.stages`): at the start of each epoch
+    keep on only the loss terms of that epoch's stage (the step's ``objective.set_stage``), and log
+    the stage as ``"stage"``. Steps without an objective (plain training) are left alone.
+
+    Args:
+        stages: a schedule such as ``"hint:0.2,kd:0.6,fine:0.2"`` (fractions of ``config.epochs``).
+    """
+
+    def __init__(self, stages: str) -> None:
+        from stgkd.distill.stages import parse_stages
+
+        self.stages = parse_stages(stages)
+        self.stage: str | None = None
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        from stgkd.distill.stages import stage_at
+
+        self.stage = stage_at(self.stages, epoch, trainer.config.epochs)
+        objective = getattr(trainer.step_module, "objective", None)
+        if objective is not None:
+            objective.set_stage(self.stage)
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        if self.stage is not None:
+            logs["stage"] = self.stage
+
+
+class Fidelity(Callback):
+    """How closely the student follows its teacher: every epoch, the masked MAE (RMSE, MAPE) of the
+    student's forecasts against the teacher's on the validation windows, where the truth is observed
+    (the same readings as ``val_mae``), logged as ``"val_fidelity_mae"`` and ``"val_fidelity"``
+    (``{"15min": {...}, ..., "avg": {...}}``). Costs one student pass over the split per epoch.
+
+    Args:
+        teacher_forecast: the teacher's forecasts of every window of the split in raw units,
+            ``(S, H, N)``, or a function returning them, called once at the start of fitting.
+        split: the split they belong to (default: ``"val"``).
+    """
+
+    def __init__(self, teacher_forecast: Tensor | Callable[[], Tensor], *, split: str = "val") -> None:
+        self._source = teacher_forecast
+        self.reference: Tensor | None = teacher_forecast if isinstance(teacher_forecast, Tensor) else None
+        self.split = split
+
+    def on_fit_start(self, trainer) -> None:
+        if self.reference is None:
+            self.reference = self._source()
+        self.reference = torch.as_tensor(self.reference, dtype=torch.float32).to(trainer.device)
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        from stgkd.engine.evaluate import evaluate_split
+
+        cfg = trainer.config
+        metrics = evaluate_split(
+            trainer.model, trainer.data.get_split(self.split), trainer.data.scaler, reference=self.reference,
+            batch_size=cfg.eval_batch_size or cfg.batch_size, device=trainer.device, ctx=trainer.ctx,
+            interval_minutes=int(trainer.data.data.interval_minutes),
+        )
+        logs[f"{self.split}_fidelity_mae"] = metrics["avg"]["mae"]
+        logs[f"{self.split}_fidelity"] = {k: v for k, v in metrics.items() if k != "per_step"}
+
+
+def measure_gradient_share(step, split, params: list[Tensor], *, batches: int = 4, batch_size: int = 64,
+                           device: torch.device | str = "cpu") -> dict[str, Any]:
+    r"""Each loss term's gradient norm with respect to ``params``, on a few fixed training windows.
+
+    ``step.loss_terms(x, y, mask, index)`` gives the weighted terms :math:`w_k L_k` (at the configured
+    weights); for each, :math:`g_k = \nabla_\theta w_k L_k` by ``torch.autograd.grad`` on one shared
+    graph. Per batch, :math:`\|g_k\|`, :math:`\|\sum_k g_k\|` and :math:`\cos(g_k, g_{sup})` are
+    taken, then averaged over the batches. The share of a term is
+    :math:`\|g_k\| / \sum_j \|g_j\|` (the shares sum to 1).
+
+    The windows are ``batches · batch_size`` evenly spaced positions of ``split``, the same at every
+    call. The step runs in eval mode (no dropout mask is drawn, no normalisation statistic moves)
+    and no ``.grad`` is touched, so training continues exactly as without the measurement.
+
+    Returns:
+        ``{"batches", "windows", "norm": {term: float}, "share": {term: float}, "total": float,
+        "cos_sup": {term: float}}`` (``cos_sup`` for the terms other than ``sup``, when ``sup`` is on).
+    """
+    n = len(split)
+    count = max(1, min(n, int(batches) * int(batch_size)))
+    order = torch.linspace(0, n - 1, count).round().long().unique()
+    norm_sums: dict[str, float] = {}
+    cos_sums: dict[str, float] = {}
+    total, seen = 0.0, 0
+    was_training = step.training
+    step.eval()
+    try:
+        for idx in torch.split(order, max(1, int(batch_size))):
+            batch = split.batch(idx.to(split.device)).to(device)
+            terms = step.loss_terms(batch.x, batch.y, batch.mask, batch.index)
+            grads = {}
+            for name, term in terms.items():
+                g = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+                grads[name] = torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten().float()
+                                         for gi, p in zip(g, params)])
+            if not grads:
+                continue
+            stats = [g.norm() for g in grads.values()] + [torch.stack(list(grads.values())).sum(0).norm()]
+            cos_names = [k for k in grads if k != "sup"] if "sup" in grads else []
+            stats += [torch.nn.functional.cosine_similarity(grads[k], grads["sup"], dim=0, eps=1e-12) for k in cos_names]
+            values = torch.stack(stats).tolist()  # one transfer per batch
+            for k, v in zip(grads, values):
+                norm_sums[k] = norm_sums.get(k, 0.0) + v
+            total += values[len(grads)]
+            for k, v in zip(cos_names, values[len(grads) + 1:]):
+                cos_sums[k] = cos_sums.get(k, 0.0) + v
+            seen += 1
+    finally:
+        step.train(was_training)
+    seen = max(1, seen)
+    norm = {k: v / seen for k, v in norm_sums.items()}
+    whole = sum(norm.values())
+    return {
+        "batches": seen,
+        "windows": int(order.numel()),
+        "norm": norm,
+        "share": {k: (v / whole if whole > 0 else 0.0) for k, v in norm.items()},
+        "total": total / seen,
+        "cos_sup": {k: v / seen for k, v in cos_sums.items()},
+    }
+
+
+class GradientShare(Callback):
+    """Record each loss term's share of the gradient norm (:func:`measure_gradient_share`) at the end
+    of the first epoch and of the last one (the configured last epoch, or the one after which a
+    callback listed before this one, such as early stopping, ends the run), as ``"grad_share"`` in that
+    epoch's logs (so in ``log.jsonl`` and the checkpoint's history). Only for steps with
+    ``loss_terms`` (distillation); the terms are measured at their configured weights, whatever
+    stage a staged run is in.
+
+    Args:
+        batches: batches measured each time (default: ``4``).
+        batch_size: windows per batch (default: the run's ``batch_size``).
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, *, batches: int = 4, batch_size: int | None = None) -> None:
+        if batches < 1:
+            raise ConfigError(f"GradientShare: batches must be >= 1, got {batches}")
+        self.batches = batches
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        step = trainer.step_module
+        last = epoch >= trainer.config.epochs or trainer.should_stop
+        if not hasattr(step, "loss_terms") or (epoch != 1 and not last):
+            return
+        params = [p for p in trainer.model.parameters() if p.requires_grad]
+        record = measure_gradient_share(step, trainer.data.train, params, batches=self.batches,
+                                        batch_size=self.batch_size or trainer.config.batch_size, device=trainer.device)
+        record["epoch"] = epoch
+        record["at"] = [name for name, flag in (("first", epoch == 1), ("last", last)) if flag]
+        logs["grad_share"] = record
 
 
 def _clock(seconds: float) -> str:

@@ -91,12 +91,18 @@ def evaluate_split(
     ctx: DistContext | None = None,
     steps: tuple[int, ...] = DEFAULT_STEPS,
     interval_minutes: int = 5,
+    reference: Tensor | None = None,
 ) -> dict[str, Any]:
     """Masked MAE/RMSE/MAPE of ``model`` on every window of ``split`` (a ``WindowSplit``).
 
     Returns ``{"15min": {...}, "30min": {...}, "60min": {...}, "avg": {...}, "per_step": [...]}``
     (steps beyond the model's horizon are left out). Under ``ctx`` each rank evaluates its shard
     and the sums are all-reduced, so every rank returns the full-split metrics.
+
+    With ``reference``, raw forecasts ``(S, H, N)`` of every window of the split by another model
+    (a teacher), the errors are measured against those instead of the truth, still only where the
+    truth is observed: the model's *fidelity* to the reference on the readings its accuracy is
+    scored on.
     """
     ctx = ctx or DistContext(device=torch.device(device))
     was_training = model.training
@@ -106,7 +112,8 @@ def evaluate_split(
     for chunk in torch.split(indices, max(1, int(batch_size))):
         batch = split.batch(chunk).to(device)
         pred = scaler.inverse_transform(_forward(model, batch.x).float())
-        acc.update(pred, batch.y, batch.mask)
+        target = batch.y if reference is None else reference[chunk.to(reference.device)].to(pred.device)
+        acc.update(pred, target, batch.mask)
     acc.all_reduce(ctx)
     model.train(was_training)
     result: dict[str, Any] = acc.compute(steps, interval_minutes)
@@ -216,9 +223,19 @@ class Evaluation:
     sensor_ids: list[str] | None = None
     target_times: np.ndarray | None = None
     interval_minutes: int = 5
+    #: the teacher compared with (a distilled student's recorded teacher, or the one asked for)
+    teacher_checkpoint: str | None = None
+    #: the teacher's own metrics on the split
+    teacher_metrics: dict[str, Any] | None = None
+    #: the model's metrics against the teacher's forecasts, where the truth is observed
+    fidelity: dict[str, Any] | None = None
+    #: the teacher's raw forecasts of the same first windows as ``forecasts`` ``(S, H, N)``
+    teacher_forecasts: np.ndarray | None = None
+    #: why no teacher comparison was made although the checkpoint names a teacher
+    teacher_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "checkpoint": self.checkpoint,
             "split": self.split,
             "model": self.model,
@@ -227,6 +244,10 @@ class Evaluation:
             "metrics": self.metrics,
             "per_step": self.per_step,
         }
+        if self.teacher_checkpoint is not None:
+            out["teacher"] = {"checkpoint": self.teacher_checkpoint, "metrics": self.teacher_metrics}
+            out["fidelity"] = self.fidelity
+        return out
 
 
 def evaluate_checkpoint(
@@ -238,12 +259,22 @@ def evaluate_checkpoint(
     device: str | None = None,
     batch_size: int = 64,
     keep_forecasts: int | None = 0,
+    teacher=None,
 ) -> Evaluation:
     """Masked MAE/RMSE/MAPE at 15/30/60 min and over the horizon of a checkpoint on ``split``.
 
     The data is rebuilt from the checkpoint (``dataset`` overrides the series). With
     ``keep_forecasts`` (a number of windows, ``None`` = all) the raw forecasts of the first windows
     are returned too, for plotting.
+
+    A distilled student is also compared with its teacher (``teacher``: a teacher checkpoint path;
+    ``None``: the one the student's checkpoint records, skipped with a ``teacher_note`` when that file
+    is gone; ``False``: none): the teacher's own metrics, the student's *fidelity* (its metrics
+    against the teacher's forecasts, where the truth is observed) and, with ``keep_forecasts``, the
+    teacher's forecasts of the same windows.
+
+    Raises:
+        ConfigError: the teacher's windows (sensors, steps, input features) are not the checkpoint's.
     """
     from pathlib import Path
 
@@ -266,16 +297,53 @@ def evaluate_checkpoint(
         steps = windows.target_steps()[: forecasts.pred.shape[0]].cpu().numpy()
         ts = prepared.data.timestamps
         times = np.asarray(ts)[steps] if ts is not None else steps * interval / 60.0
-    return Evaluation(
+    evaluation = Evaluation(
         checkpoint=str(Path(path)), split=split, model=payload["model"]["name"], dataset=str(prepared.data.name),
         windows=len(windows), metrics=metrics, per_step=per_step, forecasts=forecasts,
         sensor_ids=list(prepared.data.sensor_ids), target_times=times, interval_minutes=interval,
     )
+    teacher_path = None if teacher is False else teacher if teacher is not None else payload.get("teacher_checkpoint")
+    if teacher_path is not None and teacher is None and not Path(teacher_path).exists():
+        evaluation.teacher_note = f"the student's teacher {teacher_path} is gone; no fidelity (pass a teacher)"
+    elif teacher_path is not None:
+        _compare_with_teacher(evaluation, model, prepared, windows, Path(teacher_path), batch_size=batch_size,
+                              device=dev)
+    return evaluation
+
+
+def _compare_with_teacher(evaluation: Evaluation, model: nn.Module, prepared, windows, teacher_path, *,
+                          batch_size: int, device) -> None:
+    """Fill ``evaluation``'s teacher fields: one teacher pass over ``windows``."""
+    from stgkd.data.scalers import StandardScaler
+    from stgkd.engine.checkpoint import data_meta, load_checkpoint, model_from_checkpoint
+    from stgkd.errors import ConfigError
+
+    t_payload = load_checkpoint(teacher_path)
+    ours = data_meta(prepared)
+    differ = [k for k in ("sensor_ids", "in_steps", "out_steps", "input_features") if t_payload["data"].get(k) != ours[k]]
+    if differ:
+        raise ConfigError(f"teacher {teacher_path}: its windows differ from the checkpoint's in {differ}")
+    teacher = model_from_checkpoint(t_payload, device=device)
+    t_scaler = StandardScaler(**t_payload["scaler"])
+    reference = torch.from_numpy(predict_split(teacher, windows, t_scaler, batch_size=batch_size, device=device).pred)
+    acc = HorizonAccumulator(reference.shape[1], device=device)
+    for chunk in torch.split(torch.arange(len(windows)), max(1, int(batch_size))):
+        batch = windows.batch(chunk).to(device)
+        acc.update(reference[chunk].to(device), batch.y, batch.mask)
+    evaluation.teacher_checkpoint = str(teacher_path)
+    evaluation.teacher_metrics = acc.compute(DEFAULT_STEPS, evaluation.interval_minutes)
+    fidelity = evaluate_split(model, windows, prepared.scaler, batch_size=batch_size, device=device,
+                              interval_minutes=evaluation.interval_minutes, reference=reference.to(device))
+    evaluation.fidelity = {k: v for k, v in fidelity.items() if k != "per_step"}
+    if evaluation.forecasts is not None:
+        evaluation.teacher_forecasts = reference[: evaluation.forecasts.pred.shape[0]].numpy()
 
 
 def plot_forecasts(evaluation: Evaluation, sensors: list[int], path, *, horizons: tuple[int, ...] = DEFAULT_STEPS) -> None:
     """A PNG with one panel per sensor: the truth and the forecasts made ``h`` steps ahead,
-    aligned to the time they forecast (missing truth left blank)."""
+    aligned to the time they forecast (missing truth left blank); with the teacher's forecasts in the
+    evaluation (a distilled student), the teacher's ``h``-step forecasts as dashed lines of the same
+    colour as the student's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -292,15 +360,23 @@ def plot_forecasts(evaluation: Evaluation, sensors: list[int], path, *, horizons
         # truth: step 1 of each window, i.e. the series at each window's first target time
         truth = np.where(fc.mask[:, 0, node], fc.true[:, 0, node], np.nan)
         ax.plot(times[:, 0], truth, color="black", lw=1.2, label="truth")
+        teacher = evaluation.teacher_forecasts
         for h in hs:
-            ax.plot(times[:, h - 1], fc.pred[:, h - 1, node], lw=1.0, alpha=0.85,
-                    label=f"{h * evaluation.interval_minutes} min ahead")
+            line, = ax.plot(times[:, h - 1], fc.pred[:, h - 1, node], lw=1.0, alpha=0.85,
+                            label=f"{h * evaluation.interval_minutes} min ahead" + (" (student)" if teacher is not None else ""))
+            if teacher is not None:
+                ax.plot(times[:, h - 1], teacher[:, h - 1, node], lw=1.0, alpha=0.85, ls="--", color=line.get_color(),
+                        label=f"{h * evaluation.interval_minutes} min ahead (teacher)")
         ax.set_title(f"sensor {evaluation.sensor_ids[node]} (#{node})", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="lower left", fontsize=8, ncol=len(hs) + 1)
     axes[-1, 0].set_xlabel("time" if np.issubdtype(np.asarray(times).dtype, np.datetime64) else "hours")
-    fig.suptitle(f"{evaluation.model} on {evaluation.dataset} ({evaluation.split}): "
-                 f"MAE {evaluation.metrics['avg']['mae']:.3f}", fontsize=10)
+    title = (f"{evaluation.model} on {evaluation.dataset} ({evaluation.split}): "
+             f"MAE {evaluation.metrics['avg']['mae']:.3f}")
+    if evaluation.teacher_metrics is not None and evaluation.fidelity is not None:
+        title += (f"; teacher MAE {evaluation.teacher_metrics['avg']['mae']:.3f}; "
+                  f"student-teacher MAE {evaluation.fidelity['avg']['mae']:.3f}")
+    fig.suptitle(title, fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

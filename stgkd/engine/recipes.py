@@ -24,7 +24,10 @@ from torch import Tensor, nn
 from stgkd.data.core import TrafficData
 from stgkd.engine.callbacks import (
     Checkpointing,
+    DistillStages,
     EarlyStopping,
+    Fidelity,
+    GradientShare,
     JSONLinesLogger,
     ProgressBar,
     TensorBoard,
@@ -100,6 +103,14 @@ class TrainResult:
     @property
     def epoch_seconds(self) -> list[float]:
         return [float(h["seconds"]) for h in self.history]
+
+    @property
+    def grad_share(self) -> dict[str, Any]:
+        """``{"first": record, "last": record}``: each loss term's share of the gradient norm at the
+        end of the first and the last epoch (:class:`~stgkd.engine.callbacks.GradientShare`; distilled
+        students only, else ``{}``)."""
+        records = [h["grad_share"] for h in self.history if "grad_share" in h]
+        return {"first": records[0], "last": records[-1]} if records else {}
 
 
 # --------------------------------------------------------------------------- data
@@ -199,13 +210,10 @@ class DistillStep(nn.Module):
         self.amp = amp
         self.needs_features = bool(objective.config.uses_features)
 
-    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
-        """Shapes:
-            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)`` positions in the train split.
-            Returns ``(loss scalar, pred_raw (B, H, N), parts {"sup", "out", "feat", "rel"})``.
-        """
-        from stgkd.data.windows import Batch
+    #: parts of the objective reported per batch (averaged into the epoch's ``train_<name>`` logs)
+    LOGGED_PARTS = ("sup", "out", "feat", "rel", "trust_ess", "tau_eff")
 
+    def _outputs(self, x: Tensor, index: Tensor):
         with _autocast(x.device, self.amp):
             if self.needs_features:
                 out, feats = self.model(x, return_features=True)
@@ -215,9 +223,32 @@ class DistillStep(nn.Module):
         if feats is not None:
             feats = {k: v.float() for k, v in feats.items()}
         t_out, t_feats = self.cache.lookup(index)
+        return out, feats, t_out, t_feats
+
+    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
+        """Shapes:
+            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)`` positions in the train split.
+            Returns ``(loss scalar, pred_raw (B, H, N), parts {"sup", "out", "feat", "rel"}``, plus
+            ``"trust_ess"`` and ``"tau_eff"`` while the output term is on``)``.
+        """
+        from stgkd.data.windows import Batch
+
+        out, feats, t_out, t_feats = self._outputs(x, index)
         loss, parts = self.objective(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler)
         pred = self.scaler.inverse_transform(out)
-        return loss, pred, {k: parts[k] for k in ("sup", "out", "feat", "rel") if k in parts}
+        return loss, pred, {k: parts[k] for k in self.LOGGED_PARTS if k in parts}
+
+    def loss_terms(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor) -> dict[str, Tensor]:
+        """The weighted terms ``{name: w_k · L_k}`` of a batch at the configured weights (every term
+        with a weight above 0, whatever stage a staged run is in), each with its graph, for measuring
+        its gradient (:func:`~stgkd.engine.callbacks.measure_gradient_share`)."""
+        from stgkd.data.windows import Batch
+
+        weights = self.objective.config.weights
+        out, feats, t_out, t_feats = self._outputs(x, index)
+        terms, _ = self.objective.terms(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler,
+                                        weights=weights)
+        return {k: weights[k] * v for k, v in terms.items() if weights[k] > 0}
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return {"adapters": {k: v.detach().cpu() for k, v in self.objective.adapters.state_dict().items()}}
@@ -251,10 +282,14 @@ def _run_dir(out: str | Path | None, *, resume: bool, overwrite: bool) -> tuple[
     return out, None
 
 
-def _callbacks(out: Path | None, cfg: TrainConfig, *, progress: bool, log: bool, extra: Sequence[Any]) -> list[Any]:
+def _callbacks(out: Path | None, cfg: TrainConfig, *, progress: bool, log: bool, extra: Sequence[Any],
+               run: Sequence[Any] = ()) -> list[Any]:
+    """Early stopping, then the run's own callbacks (``run``: they add to an epoch's logs, so they come
+    before the writers and after the stop decision), logging, checkpoints, progress, then ``extra``."""
     cbs: list[Any] = []
     if cfg.patience > 0:
         cbs.append(EarlyStopping(cfg.patience))
+    cbs.extend(run)
     if out is not None:
         if log:
             cbs.append(JSONLinesLogger(out / "log.jsonl"))
@@ -281,12 +316,14 @@ def _fit(
     progress: bool,
     log: bool,
     evaluate_test: bool,
+    run_callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     model = build_model().to(ctx.device)
     step = build_step(model)
     trainer = Trainer(model, prepared, config=cfg, step=step, ctx=ctx, meta=meta,
-                      callbacks=_callbacks(out, cfg, progress=progress and ctx.is_main, log=log, extra=callbacks))
+                      callbacks=_callbacks(out, cfg, progress=progress and ctx.is_main, log=log, extra=callbacks,
+                                           run=run_callbacks))
     resumed_from = 0
     if payload is not None:
         trainer.restore(payload, path=str(out / "last.pt"))
@@ -316,6 +353,11 @@ def _fit(
                    "stopped_early": result.stopped_early, "val": result.best_val}
         if result.test is not None:
             summary["test"] = result.test
+        best_logs = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
+        if "val_fidelity" in best_logs:
+            summary["val_fidelity"] = best_logs["val_fidelity"]
+        if result.grad_share:
+            summary["grad_share"] = result.grad_share
         (out / "metrics.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
     return result
 
@@ -502,6 +544,12 @@ def distill_student(
     no teacher output is used and the student is trained exactly as :func:`train_model` would
     train it (same loss in raw units, same seed, same result).
 
+    Besides the usual logs, every epoch records the student's fidelity to the teacher on the
+    validation windows (``val_fidelity_mae``: masked MAE to the teacher's forecasts, which are
+    computed once per run), a staged run (``DistillConfig.stages``) its ``stage``, and the first
+    and last epochs each loss term's share of the gradient norm (``grad_share``); ``metrics.json``
+    repeats the best epoch's fidelity and the two gradient records.
+
     Args:
         teacher: path of the teacher's checkpoint (``best.pt``).
         student: registered student name (default: ``"gcn-gru"``).
@@ -532,7 +580,7 @@ def distill_student(
         cfg = _config_for_resume(payload, config)
         if "distill" not in payload:
             raise CheckpointError(f"{out_dir / 'last.pt'} is not a distillation run; use `stgkd train --resume`")
-        dcfg = DistillConfig.from_dict(payload["distill"])
+        dcfg = DistillConfig.from_checkpoint(payload["distill"])  # a run saved before a field existed keeps its meaning
         saved_teacher = payload.get("teacher_checkpoint")
         if saved_teacher and Path(saved_teacher) != teacher_path:
             print(f"note: resuming with teacher {teacher_path} (the run started with {saved_teacher})", file=sys.stderr)
@@ -591,10 +639,19 @@ def distill_student(
             meta["distill"] = resolved["cfg"].to_dict()
             return step
 
+        def teacher_val_forecast() -> Tensor:  # once per run, raw units, for the fidelity metric
+            from stgkd.engine.evaluate import predict_split
+
+            fc = predict_split(teacher_model, prepared.val, prepared.scaler, device=ctx.device,
+                               batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
+            return torch.from_numpy(fc.pred)
+
+        run_callbacks: list[Any] = [DistillStages(dcfg.stages)] if dcfg.stages else []
+        run_callbacks += [Fidelity(teacher_val_forecast), GradientShare()]
         return _fit(
             build_model=build_model, build_step=build_step_and_meta, prepared=prepared, cfg=cfg, ctx=ctx,
             out=out_dir, payload=payload, meta=meta, callbacks=callbacks, progress=progress, log=log,
-            evaluate_test=evaluate_test,
+            evaluate_test=evaluate_test, run_callbacks=run_callbacks,
         )
     finally:
         shutdown(ctx)
