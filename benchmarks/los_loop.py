@@ -90,13 +90,14 @@ def prepare_los_loop(
     train_size = int(t_total * train_rate)  # T-GCN: train_size = int(time_len * rate)
     fit_end = train_size - int(round(train_size * val_fraction))
     regions = {"train": (0, fit_end), "val": (fit_end, train_size), "test": (train_size, t_total)}
-    values = np.asarray(data.values[..., 0], dtype=np.float32)
-    max_value = float(values[:fit_end].max())
+    values = np.asarray(data.values[..., 0], dtype=np.float32)  # NaN where a reading is missing
+    readings = np.nan_to_num(values, nan=0.0)  # T-GCN feeds a missing reading (recorded as 0) as 0
+    max_value = float(readings[:fit_end].max())
     if not math.isfinite(max_value) or max_value <= 0:
         raise DataError(f"{data.name}: the training region's maximum is {max_value}; cannot scale by it")
     scaler = StandardScaler(mean=0.0, std=max_value)
-    inputs = torch.from_numpy(values / np.float32(max_value)).unsqueeze(-1).contiguous().to(device)
-    targets = torch.from_numpy(np.ascontiguousarray(values)).to(device)
+    inputs = torch.from_numpy(readings / np.float32(max_value)).unsqueeze(-1).contiguous().to(device)
+    targets = torch.from_numpy(np.ascontiguousarray(values)).to(device)  # missing: masked by the windows
     length = in_steps + out_steps
     splits = {}
     for name, (lo, hi) in regions.items():
@@ -110,7 +111,7 @@ def prepare_los_loop(
                                                               (t_total - train_size) / t_total),
         channel_scalers={data.channel_names[0]: scaler},
     )
-    info = LosLoopSplit(regions["train"], regions["val"], regions["test"], max_value, float(values.max()))
+    info = LosLoopSplit(regions["train"], regions["val"], regions["test"], max_value, float(readings.max()))
     return prepared, info
 
 

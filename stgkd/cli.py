@@ -3,14 +3,19 @@
 Each subcommand lives in ``stgkd/commands/<name>.py`` and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. The table below is the only place that lists them; a command's module (and so
 torch, pandas, ...) is imported only when that command is asked for, so ``stgkd --help`` stays fast.
+
+While a command runs, a warning is printed as one line, ``warning: MESSAGE`` (stgkd's messages start
+with the file they are about), instead of Python's ``FILE:LINE: Category: MESSAGE`` and source line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import traceback
+import warnings
 
 from stgkd.errors import StgkdError
 
@@ -44,6 +49,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """``warnings.showwarning`` for the command line: ``warning: MESSAGE`` on one line of stderr."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    try:
+        print(f"warning: {text}", file=file if file is not None else sys.stderr)
+    except OSError:  # stderr closed or gone: nothing to tell
+        pass
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """Print warnings with :func:`show_warning` inside the block; the previous ``showwarning`` after it."""
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -54,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0)
     try:
-        return int(args._run(args) or 0)
+        with one_line_warnings():
+            return int(args._run(args) or 0)
     except (StgkdError, FileNotFoundError) as exc:
         if args.debug:
             traceback.print_exc()

@@ -1,7 +1,9 @@
 """``stgkd data info|synth|fetch|list``: inspect, synthesise and download datasets.
 
-* ``stgkd data info NAME_OR_PATH [--data-dir DIR]``: steps, nodes, channels, interval, time range,
-  missing %, and the graph summary of :func:`stgkd.data.graph.graph_info`.
+* ``stgkd data info NAME_OR_PATH [--data-dir DIR] [--missing zero|nan|none|NUMBER]``: steps, nodes,
+  channels, interval, time range, the missing-value convention, missing %, the sensors with no reading
+  at all (by id), and the graph summary of :func:`stgkd.data.graph.graph_info`. A large share of
+  missing readings is a warning that says how to change the convention.
 * ``stgkd data synth --out DIR [--nodes N --days D --seed S]``: a synthetic network written in
   DCRNN's layout (``synthetic.h5`` + ``adj_mx.pkl``) plus its road graph as ``edges.csv``
   (``source,target,length_km``); ``load_dataset(DIR)`` reads it back.
@@ -17,6 +19,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from stgkd.missing import add_missing_argument
+
 HELP = "inspect, synthesise and fetch datasets"
 
 
@@ -29,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--data-dir", "--root", dest="root", metavar="DIR", help="data root (default: $STGKD_DATA or <repo>/datasets)")
     info.add_argument("--start", help="first timestamp, for files without timestamps (Los-loop CSV, generic)")
     info.add_argument("--graph", metavar="FILE", help="graph file for a generic values file")
+    add_missing_argument(info, default="the registered dataset's convention, zero for a path")
     info.set_defaults(_action=_info)
 
     synth = sub.add_parser("synth", help="write a synthetic dataset in DCRNN's layout")
@@ -68,6 +73,8 @@ def _fmt(value: Any) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from stgkd.data.datasets import load_dataset
     from stgkd.data.graph import graph_info
 
@@ -76,7 +83,7 @@ def _info(args: argparse.Namespace) -> int:
         kwargs["start"] = args.start
     if args.graph is not None:
         kwargs["graph"] = args.graph
-    data = load_dataset(args.dataset, root=args.root, **kwargs)
+    data = load_dataset(args.dataset, root=args.root, missing=args.missing, **kwargs)
     values = data.values
     lines = [
         f"dataset: {data.name}",
@@ -90,8 +97,12 @@ def _info(args: argparse.Namespace) -> int:
         lines.append(f"time range: {data.timestamps[0]} .. {data.timestamps[-1]}")
     else:
         lines.append("time range: no timestamps")
-    lines.append(f"missing: {100.0 * data.missing_fraction:.2f}% of channel-0 readings (0 = missing)")
-    observed = values[..., 0][values[..., 0] != 0]
+    lines.append(f"missing: {100.0 * data.missing_fraction:.2f}% of channel-0 readings "
+                 f"({data.missing_policy.describe()})")
+    silent = data.silent_sensors
+    shown = ", ".join(silent[:20]) + (f", ... ({len(silent) - 20} more)" if len(silent) > 20 else "")
+    lines.append(f"sensors without any reading: {len(silent)}{f' ({shown})' if silent else ''}")
+    observed = values[..., 0][np.isfinite(values[..., 0])]
     if observed.size:
         lines.append(
             f"values (observed, channel 0): min {observed.min():.4g}, mean {observed.mean():.4g}, max {observed.max():.4g}"
@@ -126,7 +137,8 @@ def _synth(args: argparse.Namespace) -> int:
     stamps = data.timestamps
     if stamps is None:
         stamps = pd.date_range("2024-01-01", periods=data.num_steps, freq=pd.Timedelta(minutes=data.interval_minutes))
-    frame = pd.DataFrame(data.values[..., 0], index=pd.DatetimeIndex(stamps), columns=list(data.sensor_ids))
+    readings = np.nan_to_num(data.values[..., 0], nan=0.0)  # DCRNN's layout records a missing reading as 0
+    frame = pd.DataFrame(readings, index=pd.DatetimeIndex(stamps), columns=list(data.sensor_ids))
     _atomic_write(targets[0], lambda tmp: frame.to_hdf(tmp, key="df", mode="w"))
 
     ids = [str(s) for s in data.sensor_ids]

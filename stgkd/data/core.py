@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from stgkd.errors import DataError
+from stgkd.missing import MissingPolicy, parse_missing, silent_sensors
 
 
 @dataclass
@@ -15,9 +16,11 @@ class TrafficData:
     """Readings of a sensor network plus its graph, in one validated container.
 
     Args:
-        values: ``(T, N, C)`` float32 readings in raw units. Missing readings are ``0`` (the
-            convention of METR-LA / PEMS-BAY releases); readers turn NaN into ``0`` after counting.
-            Channel 0 is the forecast target (speed for METR-LA/PEMS-BAY, flow for PEMS0x).
+        values: ``(T, N, C)`` float32 readings in raw units, ``NaN`` where a reading is missing.
+            Built with the values as recorded, the ``missing`` convention turns the readings it marks
+            missing (the ``0`` of METR-LA / PEMS-BAY) into ``NaN``; the caller's array is copied first
+            when there is something to mark. Channel 0 is the forecast target (speed for
+            METR-LA/PEMS-BAY, flow for PEMS0x).
         adj: ``(N, N)`` float32 weighted adjacency, non-negative, row = source, column = target.
         sensor_ids: the ``N`` sensor ids, in the column order of ``values`` and ``adj``.
         interval_minutes: sampling interval (5 for every standard dataset).
@@ -26,6 +29,10 @@ class TrafficData:
         split: chronological train/val/test fractions (default: 0.7/0.1/0.2).
         channel_names: names of the ``C`` channels.
         source: the files it was read from (for messages and checkpoints).
+        missing: the missing-value convention the readings were recorded with: ``"zero"`` (0 and NaN
+            are missing), ``"nan"``, ``"none"`` or a sentinel number (:mod:`stgkd.missing`);
+            stored as the convention's name, and carried into checkpoints and exported students
+            (default: ``"zero"``).
     """
 
     values: np.ndarray
@@ -37,6 +44,7 @@ class TrafficData:
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     channel_names: list[str] = field(default_factory=lambda: ["value"])
     source: list[str] = field(default_factory=list)
+    missing: str = "zero"
 
     def __post_init__(self) -> None:
         where = self.name
@@ -44,6 +52,7 @@ class TrafficData:
             self.values = self.values[:, :, None]
         if self.values.ndim != 3:
             raise DataError(f"{where}: values must be (T, N) or (T, N, C), got shape {self.values.shape}")
+        given = self.values
         self.values = np.ascontiguousarray(self.values, dtype=np.float32)
         self.adj = np.asarray(self.adj, dtype=np.float32)
         self.sensor_ids = [str(s) for s in self.sensor_ids]
@@ -62,12 +71,13 @@ class TrafficData:
             raise DataError(f"{where}: {len(self.sensor_ids)} sensor ids for {n} sensors")
         if len(set(self.sensor_ids)) != n:
             raise DataError(f"{where}: duplicate sensor ids")
-        nonfinite = ~np.isfinite(self.values)
-        if nonfinite.any():
-            raise DataError(
-                f"{where}: values hold {int(nonfinite.sum())} NaN/Inf entries; readers must turn "
-                "missing readings into 0 before building TrafficData"
-            )
+        inf = np.isinf(self.values)
+        if inf.any():
+            raise DataError(f"{where}: values hold {int(inf.sum())} infinite entries; use NaN for missing readings")
+        policy = parse_missing(self.missing, where=f"{where}: missing")
+        self.missing = policy.name
+        owned = not np.may_share_memory(self.values, given)
+        self.values = policy.apply(self.values, where=where, copy=not owned)
         if self.timestamps is not None:
             if len(self.timestamps) != t:
                 raise DataError(f"{where}: {len(self.timestamps)} timestamps for {t} steps")
@@ -90,9 +100,18 @@ class TrafficData:
         return self.values.shape[2]
 
     @property
+    def missing_policy(self) -> MissingPolicy:
+        return parse_missing(self.missing)
+
+    @property
     def missing_fraction(self) -> float:
-        """Fraction of target-channel readings that are missing (zero)."""
-        return float((self.values[..., 0] == 0).mean())
+        """Fraction of target-channel readings that are missing (``NaN``)."""
+        return float(np.isnan(self.values[..., 0]).mean())
+
+    @property
+    def silent_sensors(self) -> list[str]:
+        """Ids of the sensors with no target-channel reading at all."""
+        return [self.sensor_ids[i] for i in silent_sensors(self.values[..., 0])]
 
     def __repr__(self) -> str:
         return (

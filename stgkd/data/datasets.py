@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 from stgkd.data.core import TrafficData
 from stgkd.errors import ConfigError, DataError
+from stgkd.missing import MissingSpec, parse_missing
 from stgkd.registry import Registry
 
 __all__ = [
@@ -90,6 +91,8 @@ class DatasetInfo:
         source: where the data comes from (paper / repository).
         reader_kwargs: arguments passed to the layout's reader.
         notes: anything a user should know (gaps, units).
+        missing: the release's missing-value convention (:mod:`stgkd.missing`), used unless
+            ``load_dataset(..., missing=)`` says otherwise (default: ``"zero"``).
     """
 
     name: str
@@ -105,6 +108,7 @@ class DatasetInfo:
     source: str
     reader_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     notes: str = ""
+    missing: str = "zero"
 
     def folder(self, root: str | Path | None = None) -> Path:
         return data_root(root) / self.name
@@ -134,6 +138,7 @@ _register(DatasetInfo(
     source="Li et al., DCRNN (ICLR 2018), https://github.com/liyaguang/DCRNN",
     reader_kwargs=MappingProxyType({"channel_names": ("speed",)}),
     notes="loop-detector speeds (mph), Los Angeles County; 0 = missing (about 8% of readings)",
+    missing="zero",
 ))
 
 _register(DatasetInfo(
@@ -153,9 +158,10 @@ _register(DatasetInfo(
     source="Li et al., DCRNN (ICLR 2018), https://github.com/liyaguang/DCRNN",
     reader_kwargs=MappingProxyType({"channel_names": ("speed",), "gaps": "keep"}),
     notes=(
-        "PeMS speeds (mph), San Francisco Bay Area; the release lacks the 12 steps of the 2017-03-12 "
-        "daylight-saving hour, kept as released (gaps='keep') so the standard split sees 52116 rows"
+        "PeMS speeds (mph), San Francisco Bay Area; 0 = missing; the release lacks the 12 steps of the "
+        "2017-03-12 daylight-saving hour, kept as released (gaps='keep') so the standard split sees 52116 rows"
     ),
+    missing="zero",
 ))
 
 
@@ -179,8 +185,10 @@ def _pems(number: str, steps: int, nodes: int, channels: int, start: str, end: s
         notes=(
             "traffic flow (vehicles / 5 min)"
             + (", occupancy, speed" if channels == 3 else "")
-            + "; the file has no timestamps, the release's known start is used"
+            + "; 0 = missing, as in the masked metrics reported on these files; the file has no "
+            "timestamps, the release's known start is used"
         ),
+        missing="zero",
     )
 
 
@@ -197,6 +205,8 @@ _register(DatasetInfo(
     steps=None, nodes=None, channels=None, interval_minutes=5, split=(0.7, 0.1, 0.2),
     time_range=None,
     source="stgkd.data.synthetic.generate() with its defaults, made in memory",
+    notes="speeds (mph); the generator reports a missing reading as 0",
+    missing="zero",
 ))
 
 
@@ -334,7 +344,9 @@ def _call_reader(reader: Callable[..., TrafficData], args: dict[str, Any], kwarg
     return reader(**{**args, **kwargs})
 
 
-def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **kwargs: Any) -> TrafficData:
+def load_dataset(
+    name_or_path: str | Path, *, root: str | Path | None = None, missing: MissingSpec = None, **kwargs: Any
+) -> TrafficData:
     """Load a registered dataset by name, or any supported layout from a path.
 
     Args:
@@ -342,6 +354,9 @@ def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **
             ``pems07``, ``pems08``, ``synthetic``), or a file / folder in a supported layout (see
             :func:`detect_layout`).
         root: data root for registered names (default: ``$STGKD_DATA``, else ``<repo>/datasets``).
+        missing: which readings are missing: ``"zero"`` (0 and NaN), ``"nan"`` (only NaN / empty
+            cells; 0 is a reading), ``"none"``, or a sentinel number (:mod:`stgkd.missing`).
+            Default: the registered dataset's convention (``"zero"`` for every one), ``"zero"`` for a path.
         **kwargs: passed to the layout's reader (e.g. ``graph=``, ``start=``, ``split=``,
             ``gaps=``), or to :func:`stgkd.data.synthetic.generate` for ``synthetic``
             (``num_nodes=``, ``num_days=``, ``seed=``). Unknown arguments raise :class:`ConfigError`.
@@ -352,10 +367,11 @@ def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **
     key = str(name_or_path)
     if isinstance(name_or_path, str) and key in DATASETS:
         info = get_dataset(key)
+        convention = parse_missing(info.missing if missing is None else missing, where=f"{key}: missing").name
         if info.layout == "synthetic":
             from stgkd.data.synthetic import generate
 
-            data, _ = _call_reader(generate, {}, kwargs, "synthetic")
+            data, _ = _call_reader(generate, {"missing": convention}, kwargs, "synthetic")
             return data
         folder = info.folder(root)
         missing = info.missing_files(folder)
@@ -369,7 +385,8 @@ def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **
             args = {"npz_path": found[info.files[0].name], "distance_path": found[info.files[1].name]}
             if len(info.files) > 2:
                 args["id_map_path"] = found[info.files[2].name]
-        args.update({"name": info.name, "split": info.split, "interval_minutes": info.interval_minutes})
+        args.update({"name": info.name, "split": info.split, "interval_minutes": info.interval_minutes,
+                     "missing": convention})
         args.update(info.reader_kwargs)
         data = _call_reader(_reader(info.layout), args, kwargs, info.name)
         expected = (info.steps, info.nodes, info.channels)
@@ -385,4 +402,5 @@ def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **
         raise DataError(
             f"{args['values_path']}: no graph given and no edges.csv / adjacency.csv / adjacency.npy beside it; pass graph="
         )
+    args["missing"] = parse_missing(missing, where=f"{name_or_path}: missing").name
     return _call_reader(_reader(layout), args, kwargs, str(name_or_path))

@@ -16,8 +16,13 @@ Layouts:
 
 Conventions every reader applies (nothing is silently truncated or reordered):
 
-* ``0`` is a missing reading. ``NaN`` is missing too: it becomes ``0``, is counted and reported by a
-  :class:`DataWarning` naming the file. ``Inf`` is an error (with its count).
+* Missing readings follow the ``missing=`` convention (:mod:`stgkd.missing`; default ``"zero"``:
+  ``0`` and ``NaN`` are missing, as METR-LA / PEMS-BAY are released; ``"nan"``: only ``NaN`` / empty
+  cells, a ``0`` is a reading; ``"none"``: no reading is missing; or a sentinel number). Every missing
+  reading becomes ``NaN`` in :attr:`TrafficData.values`. ``NaN`` in a file whose convention uses
+  another marker is counted and reported by a :class:`DataWarning` naming the file; more than 20 %
+  missing readings, and sensors with no reading at all (by id), are reported too. ``Inf`` is an error
+  (with its count).
 * Non-numeric cells, a short or long CSV row, a corrupt or truncated file, a wrong key: an error
   naming the file and what is wrong.
 * Timestamps must be strictly increasing with one interval. Duplicates and unordered timestamps are
@@ -46,6 +51,7 @@ import pandas as pd
 from stgkd.data.core import TrafficData
 from stgkd.data.safe_pickle import safe_load
 from stgkd.errors import DataError
+from stgkd.missing import MissingPolicy, MissingSpec, missing_warnings, parse_missing
 
 __all__ = [
     "DataWarning",
@@ -83,7 +89,9 @@ _NAN_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})  # written-out
 
 
 class DataWarning(UserWarning):
-    """Something was changed on load and is reported: NaN turned into missing, columns reordered by id."""
+    """Something on load deserves a look and is reported: NaN counted as missing where the convention
+    uses another marker, columns reordered by id, a large share of missing readings, sensors with no
+    reading at all."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,8 +163,9 @@ def _numeric_frame(df: pd.DataFrame, path: Path) -> np.ndarray:
     return out
 
 
-def _clean_values(values: np.ndarray, path: PathLike) -> np.ndarray:
-    """float32 copy with NaN -> 0 (counted, warned); Inf is an error."""
+def _clean_values(values: np.ndarray, path: PathLike, policy: MissingPolicy) -> np.ndarray:
+    """float32 copy with every missing reading ``NaN`` under ``policy``; NaN where the convention uses
+    another marker is counted and warned about, ``Inf`` is an error."""
     values = np.asarray(values)
     if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
         raise DataError(f"{path}: values have non-numeric dtype {values.dtype}")
@@ -165,16 +174,15 @@ def _clean_values(values: np.ndarray, path: PathLike) -> np.ndarray:
     if inf.any():
         first = tuple(int(i) for i in np.argwhere(inf)[0])
         raise DataError(f"{path}: values hold {int(inf.sum())} infinite entries (first at index {first})")
-    nan = np.isnan(values)
-    n_nan = int(nan.sum())
-    if n_nan:
-        values[nan] = 0.0
-        warnings.warn(
-            f"{path}: {n_nan} NaN readings ({100.0 * n_nan / values.size:.3f}%) treated as missing (set to 0)",
-            DataWarning,
-            stacklevel=3,
-        )
-    return values
+    if policy.sentinel is not None:
+        n_nan = int(np.isnan(values).sum())
+        if n_nan:
+            warnings.warn(
+                f"{path}: {n_nan} NaN readings ({100.0 * n_nan / values.size:.3f}%) treated as missing",
+                DataWarning,
+                stacklevel=3,
+            )
+    return policy.apply(values, where=str(path), copy=False)
 
 
 def _check_timestamps(
@@ -248,7 +256,7 @@ def _check_timestamps(
 
 
 def _fill_gaps(values: np.ndarray, positions: np.ndarray, length: int) -> np.ndarray:
-    out = np.zeros((length,) + values.shape[1:], dtype=values.dtype)
+    out = np.full((length,) + values.shape[1:], np.nan, dtype=values.dtype)
     out[positions] = values
     return out
 
@@ -605,9 +613,12 @@ def _finish(
     split: Sequence[float],
     channel_names: Sequence[str] | None,
     sources: Sequence[PathLike],
+    missing: MissingSpec,
 ) -> TrafficData:
-    """Shared tail of every reader: clean, check sizes/timestamps/length, build :class:`TrafficData`."""
-    values = _clean_values(values, values_path)
+    """Shared tail of every reader: clean, check sizes/timestamps/length, build :class:`TrafficData`,
+    warn about what the missing readings suggest."""
+    policy = parse_missing(missing, where=f"{values_path}: missing")
+    values = _clean_values(values, values_path, policy)
     if values.ndim == 2:
         values = values[:, :, None]
     if adj.shape[0] != values.shape[1]:
@@ -626,6 +637,11 @@ def _finish(
         given = interval_minutes
         stamps, interval_minutes, positions = _check_timestamps(stamps, values_path, interval_minutes=given, gaps=gaps)
         if positions is not None:
+            if policy.name == "none":
+                raise DataError(
+                    f"{values_path}: gaps='fill' inserts missing readings, but missing='none' says no reading is "
+                    "missing; load with missing='nan'"
+                )
             values = _fill_gaps(values, positions, len(stamps))
     interval = int(interval_minutes or 5)
     if interval <= 0:
@@ -638,7 +654,7 @@ def _finish(
         raise DataError(
             f"{values_path}: {len(channel_names)} channel names {list(channel_names)} for {values.shape[2]} channels"
         )
-    return TrafficData(
+    data = TrafficData(
         values=values,
         adj=adj,
         sensor_ids=list(sensor_ids),
@@ -648,7 +664,12 @@ def _finish(
         split=split,  # type: ignore[arg-type]
         channel_names=_channel_names(channel_names, values.shape[2]),
         source=[str(Path(s)) for s in sources],
+        missing=policy.name,
     )
+    for message in missing_warnings(str(values_path), policy, data.missing_fraction, data.silent_sensors,
+                                    data.num_nodes):
+        warnings.warn(message, DataWarning, stacklevel=3)
+    return data
 
 
 def _channel_names(names: Sequence[str] | None, channels: int) -> list[str]:
@@ -671,6 +692,7 @@ def read_dcrnn(
     name: str | None = None,
     split: Sequence[float] = (0.7, 0.1, 0.2),
     channel_names: Sequence[str] | None = ("speed",),
+    missing: MissingSpec = "zero",
 ) -> TrafficData:
     """METR-LA / PEMS-BAY in DCRNN's layout.
 
@@ -685,6 +707,8 @@ def read_dcrnn(
         name: dataset name (default: the h5 file's stem).
         split: train/val/test fractions (default: DCRNN's 0.7/0.1/0.2).
         channel_names: names of the channels (default: ``("speed",)``).
+        missing: which readings are missing: ``"zero"`` (0 and NaN), ``"nan"``, ``"none"`` or a
+            sentinel number (see the module docstring; default: ``"zero"``).
 
     Columns are matched to the pickle's ``sensor_ids`` by id: equal order passes, a different order
     is reordered by id with a :class:`DataWarning`, different sets raise.
@@ -707,7 +731,7 @@ def read_dcrnn(
         values, adj, graph_ids,
         values_path=h5_path, graph_path=adj_path, stamps=df.index, start=None,
         interval_minutes=interval_minutes, gaps=gaps, name=name or h5_path.stem, split=split,
-        channel_names=channel_names, sources=[h5_path, adj_path],
+        channel_names=channel_names, sources=[h5_path, adj_path], missing=missing,
     )
 
 
@@ -733,6 +757,7 @@ def read_pems(
     name: str | None = None,
     split: Sequence[float] = (0.6, 0.2, 0.2),
     channel_names: Sequence[str] | None = None,
+    missing: MissingSpec = "zero",
 ) -> TrafficData:
     """PEMS03/04/07/08 in the ASTGCN/STSGCN layout.
 
@@ -753,6 +778,8 @@ def read_pems(
         name: dataset name (default: the file stem, lower-cased).
         split: train/val/test fractions (default: 0.6/0.2/0.2, the ASTGCN/STSGCN split).
         channel_names: default ``flow, occupancy, speed`` for 3 channels, ``flow`` for 1.
+        missing: which readings are missing: ``"zero"`` (0 and NaN), ``"nan"``, ``"none"`` or a
+            sentinel number (see the module docstring; default: ``"zero"``).
     """
     npz_path = _require_file(npz_path, "PEMS readings file")
     stem = npz_path.stem
@@ -791,7 +818,7 @@ def read_pems(
         data, adj, ids,
         values_path=npz_path, graph_path=distance_path, stamps=None, start=start,
         interval_minutes=interval_minutes, gaps="error", name=name or stem.lower(), split=split,
-        channel_names=channel_names, sources=sources,
+        channel_names=channel_names, sources=sources, missing=missing,
     )
 
 
@@ -804,6 +831,7 @@ def read_los_loop(
     name: str | None = None,
     split: Sequence[float] = (0.7, 0.1, 0.2),
     channel_names: Sequence[str] | None = ("speed",),
+    missing: MissingSpec = "zero",
 ) -> TrafficData:
     """T-GCN's CSV layout: ``los_speed.csv`` (header of sensor ids, one row per step) + adjacency.
 
@@ -817,6 +845,8 @@ def read_los_loop(
         name: dataset name (default: the prefix, e.g. ``"los"``).
         split: train/val/test fractions (default: 0.7/0.1/0.2).
         channel_names: default ``("speed",)``.
+        missing: which readings are missing: ``"zero"`` (0 and NaN), ``"nan"``, ``"none"`` or a
+            sentinel number (see the module docstring; default: ``"zero"``).
 
     With a pickle the columns are matched to its ``sensor_ids`` as in :func:`read_dcrnn`; a dense
     matrix carries no ids, so its order is taken to be the CSV's column order.
@@ -855,7 +885,7 @@ def read_los_loop(
         values, matrix, graph_ids,
         values_path=speed_path, graph_path=graph_path, stamps=None, start=start,
         interval_minutes=interval_minutes, gaps="error", name=name or prefix, split=split,
-        channel_names=channel_names, sources=sources,
+        channel_names=channel_names, sources=sources, missing=missing,
     )
 
 
@@ -874,6 +904,7 @@ def read_generic(
     name: str | None = None,
     split: Sequence[float] = (0.7, 0.1, 0.2),
     channel_names: Sequence[str] | None = None,
+    missing: MissingSpec = "zero",
 ) -> TrafficData:
     """A user's own network: values file + graph file.
 
@@ -893,6 +924,9 @@ def read_generic(
         name: dataset name (default: the values file stem).
         split: train/val/test fractions (default: 0.7/0.1/0.2).
         channel_names: names of the ``C`` channels (default: ``value`` or ``ch0..``).
+        missing: which readings are missing: ``"zero"`` (0 and NaN), ``"nan"`` (only NaN / empty
+            cells: a count or flow series whose zeros are readings), ``"none"`` or a sentinel number
+            (see the module docstring; default: ``"zero"``).
     """
     values_path = _require_file(values_path, "values file")
     values, ids, stamps = read_values(values_path, key=key, timestamp_column=timestamp_column)
@@ -917,7 +951,7 @@ def read_generic(
         values, adj, ids,
         values_path=values_path, graph_path=graph_path, stamps=stamps, start=start,
         interval_minutes=interval_minutes, gaps=gaps, name=name or values_path.stem, split=split,
-        channel_names=channel_names, sources=sources,
+        channel_names=channel_names, sources=sources, missing=missing,
     )
 
 

@@ -28,27 +28,31 @@ class StandardScaler:
     std: float
 
     @classmethod
-    def fit(cls, values: np.ndarray, *, missing: float = 0.0, chunk: int = 1024, where: str = "values") -> "StandardScaler":
-        """Fit on ``values`` (any shape, first axis = time), skipping ``missing`` and non-finite entries.
+    def fit(
+        cls, values: np.ndarray, *, missing: float | None = None, chunk: int = 1024, where: str = "values"
+    ) -> "StandardScaler":
+        """Fit on ``values`` (any shape, first axis = time), skipping missing readings: ``NaN`` (how
+        :class:`~stgkd.data.TrafficData` holds them, whatever the dataset's convention) and, when given,
+        the value ``missing``.
 
-        Missing readings are excluded because METR-LA-style data stores them as ``0``: counting them
-        would drag the mean down and inflate the std (about 8% of METR-LA). The sums run in float64
-        over chunks of ``chunk`` steps, so fitting allocates no copy of the whole slice.
+        Counted, missing readings stored as a number would drag the mean and inflate the std (METR-LA's
+        zeros are about 8% of its readings). The sums run in float64 over chunks of ``chunk`` steps, so
+        fitting allocates no copy of the whole slice.
         """
         total = 0.0
         total_sq = 0.0
         count = 0
         for start in range(0, values.shape[0], chunk):
             block = np.array(values[start : start + chunk], dtype=np.float64)  # a copy
-            ok = np.isfinite(block) & (block != missing)
+            ok = _observed(block, missing)
             count += int(ok.sum())
             total += float(np.sum(block, where=ok))
         if count == 0:
-            raise DataError(f"{where}: the training slice holds no observed (non-zero) readings")
+            raise DataError(f"{where}: the training slice holds no observed readings")
         mean = total / count
         for start in range(0, values.shape[0], chunk):
             block = np.array(values[start : start + chunk], dtype=np.float64)  # a copy
-            ok = np.isfinite(block) & (block != missing)
+            ok = _observed(block, missing)
             block -= mean
             total_sq += float(np.sum(np.square(block, out=block), where=ok))
         std = float(np.sqrt(total_sq / count))
@@ -64,3 +68,10 @@ class StandardScaler:
 
     def state_dict(self) -> dict[str, float]:
         return {"mean": self.mean, "std": self.std}
+
+
+def _observed(block: np.ndarray, missing: float | None) -> np.ndarray:
+    ok = np.isfinite(block)
+    if missing is not None:
+        ok &= block != missing
+    return ok

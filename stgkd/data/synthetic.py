@@ -18,8 +18,9 @@ Both travel *upstream* like a shockwave: congestion at node ``j`` at time ``t`` 
 (``d`` km upstream along the roads, ``i -> ... -> j``) at ``t + d / wave_speed_kmh`` with
 strength ``exp(-d / decay_km)``, up to ``reach_km``. A node's future therefore shows first at its
 downstream neighbours, which is what graph models can exploit and single-node models cannot.
-Readings then get Gaussian noise and missing values (``0``): isolated dropouts, per-sensor outages
-of 5 min to 3 h and, rarely, network-wide outages.
+Readings then get Gaussian noise and missing values, reported as ``0`` as METR-LA's detectors do
+(``NaN`` in ``values`` under the default ``missing="zero"``): isolated dropouts, per-sensor outages of
+5 min to 3 h and, rarely, network-wide outages.
 
 The adjacency is DCRNN's: the thresholded Gaussian kernel of road (shortest-path) distances
 between sensors, over pairs within ``adjacency_radius_km``.
@@ -223,6 +224,7 @@ def generate(
     adjacency_radius_km: float | None = None,
     split: tuple[float, float, float] = (0.7, 0.1, 0.2),
     network: dict[str, Any] | None = None,
+    missing: str = "zero",
 ) -> tuple[TrafficData, nx.DiGraph]:
     """Simulate speeds on a synthetic road network (see the module docstring for the model).
 
@@ -242,14 +244,18 @@ def generate(
         fluctuation_minutes: correlation time of that modulation (default: ``20.0``).
         incident_rate: incidents per node per day (default: ``0.02``).
         noise_mph: std of the sensor noise (default: ``1.0``).
-        missing_rate: expected fraction of missing (zero) readings (default: ``0.04``).
+        missing_rate: expected fraction of readings the sensors fail to report, reported as ``0``
+            as in METR-LA (default: ``0.04``).
         adjacency_radius_km: road distance beyond which sensors are unconnected in the kernel
             (default: 4.5 x the median road length).
         split: train/val/test fractions stored in the result (default: ``(0.7, 0.1, 0.2)``).
         network: extra keyword arguments of :func:`road_network`.
+        missing: the convention the readings are read with (:mod:`stgkd.missing`); with
+            ``"zero"`` the unreported readings are missing (``NaN`` in ``values``), with ``"nan"`` they
+            count as readings of 0 mph (default: ``"zero"``).
 
     Returns:
-        ``(TrafficData, networkx.DiGraph)``: speeds ``(T, N, 1)`` in mph (missing = 0) with
+        ``(TrafficData, networkx.DiGraph)``: speeds ``(T, N, 1)`` in mph (missing = ``NaN``) with
         timestamps, sensor ids and the kernel adjacency; the road graph whose node ``i`` is
         column ``i`` (node attribute ``sensor_id``), with bottlenecks in ``graph["bottlenecks"]``
         and the incidents in ``graph["incidents"]`` (``node``, ``start``, ``steps``, ``severity``).
@@ -344,6 +350,7 @@ def generate(
         split=split,
         channel_names=["speed"],
         source=[f"synthetic(num_nodes={n}, steps={total}, interval_minutes={interval_minutes}, seed={seed})"],
+        missing=missing,
     )
     return data, g
 

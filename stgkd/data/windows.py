@@ -14,13 +14,15 @@
   channel of the ``(T, N, C)`` input tensor instead of seven, and models that embed the day recover
   the index as ``round(7 * x)``. Without timestamps, the series is taken to start on a Monday at
   midnight and step ``t`` is at ``t * interval_minutes`` minutes;
+* missing readings are ``NaN`` in :attr:`TrafficData.values` (the dataset's ``missing`` convention,
+  :mod:`stgkd.missing`, was applied when it was built: under DCRNN's ``"zero"`` a ``0`` is
+  missing, under ``"nan"`` or ``"none"`` it is a reading like any other);
 * scaling: a :class:`~stgkd.data.scalers.StandardScaler` fit on the steps covered by the training
   windows' inputs (steps ``0 .. num_train + T_in - 2``, each counted once) of the target channel,
-  with missing readings (``0``) excluded -- counted, they would drag the mean down and inflate the
-  std. Missing input readings become ``0`` in scaled space (the training mean) instead of the large
-  negative value a z-scored raw ``0`` would be;
-* targets stay in raw units with ``mask = y != 0`` (and finite): the loss and the metrics skip
-  missing readings.
+  with missing readings excluded. Missing input readings become ``0`` in scaled space (the training
+  mean);
+* targets stay in raw units with ``mask = isfinite(y)``, and ``y = 0`` where the mask is ``False``
+  (never read, and no ``NaN`` to leak into a gradient): the loss and the metrics skip missing readings.
 
 The series is stored once: ``inputs`` ``(T, N, C_v)`` (the scaled per-sensor channels),
 ``step_features`` ``(T, F)`` (time features, the same for every sensor, so not repeated N times) and
@@ -65,8 +67,9 @@ class Batch:
 
     Attributes:
         x: ``(B, T_in, N, C_in)`` float32, scaled target channel + time features.
-        y: ``(B, H, N)`` float32 targets in RAW units (missing = 0).
-        mask: ``(B, H, N)`` bool, True where ``y`` is observed (non-zero and finite).
+        y: ``(B, H, N)`` float32 targets in RAW units; ``0`` where ``mask`` is False (a filler).
+        mask: ``(B, H, N)`` bool, True where ``y`` is an observed reading (under the dataset's
+            ``missing`` convention; a real ``0`` is observed under ``"nan"`` and ``"none"``).
         index: ``(B,)`` long positions of the windows in their split (``0 .. len(split) - 1``).
     """
 
@@ -87,21 +90,25 @@ class Batch:
         return int(self.x.shape[0])
 
 
-def observed_mask(y: Tensor, *, known_finite: bool = False) -> Tensor:
-    """``(y != 0) & isfinite(y)`` as a bool tensor of ``y``'s shape.
+def observed_mask(y: Tensor, *, known_finite: bool = False, fill: bool = False) -> Tensor:
+    """``isfinite(y)`` as a bool tensor of ``y``'s shape (``NaN`` marks a missing reading).
 
     On the CPU it is computed with numpy, whose vectorised comparisons are about 10x faster than
-    torch's single-threaded bool kernels at batch sizes (this was a third of a batch's cost).
-    ``known_finite`` skips the finiteness test (the series was checked once, as a whole).
+    torch's single-threaded bool kernels at batch sizes. ``known_finite`` skips the test (the series
+    was checked once, as a whole). ``fill`` also sets ``y`` to ``0`` where it is missing, in place.
     """
+    if known_finite:
+        return torch.ones(y.shape, dtype=torch.bool, device=y.device)
     if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64) and not y.requires_grad:
         arr = y.numpy()
-        ok = arr != 0
-        if not known_finite:
-            ok &= np.isfinite(arr)
+        ok = np.isfinite(arr)
+        if fill:
+            arr[~ok] = 0.0
         return torch.from_numpy(ok)
-    mask = y != 0
-    return mask if known_finite else mask & torch.isfinite(y)
+    mask = torch.isfinite(y)
+    if fill:
+        y.masked_fill_(~mask, 0.0)
+    return mask
 
 
 @dataclass(eq=False)
@@ -112,7 +119,7 @@ class WindowSplit:
         name: ``"train"``, ``"val"`` or ``"test"``.
         inputs: ``(T, N, C_v)`` float32, the per-sensor input channels of the whole series, scaled,
             shared by all splits.
-        targets: ``(T, N)`` float32, the whole target channel in raw units, shared.
+        targets: ``(T, N)`` float32, the whole target channel in raw units (``NaN`` = missing), shared.
         starts: ``(S,)`` long, first input step of each window of this split.
         in_steps: ``T_in``.
         out_steps: ``H``.
@@ -172,8 +179,8 @@ class WindowSplit:
             values = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
             times = self.step_features.index_select(0, rows_in).view(b, self.in_steps, 1, f)
             x = torch.cat([values, times.expand(b, self.in_steps, n, f)], dim=-1)
-        y = self.targets.index_select(0, rows_out).view(b, self.out_steps, n)
-        return Batch(x=x, y=y, mask=observed_mask(y, known_finite=self._finite), index=idx)
+        y = self.targets.index_select(0, rows_out).view(b, self.out_steps, n)  # a copy: filled in place
+        return Batch(x=x, y=y, mask=observed_mask(y, known_finite=self._finite, fill=True), index=idx)
 
     def target_steps(self) -> Tensor:
         """``(S, H)`` long: the series step of each target of each window (for aligning outputs)."""
@@ -440,7 +447,7 @@ def prepare(
             out = view[begin : begin + chunk, :, k]
             np.subtract(block, np.float32(sc.mean), out=out)
             np.multiply(out, np.float32(1.0 / sc.std), out=out)
-            out[block == 0] = 0.0
+            out[np.isnan(block)] = 0.0  # missing: the training mean
     step_features = (
         torch.from_numpy(np.stack([np.asarray(f, dtype=np.float32) for f in times.values()], axis=1)) if times else None
     )

@@ -57,17 +57,17 @@ def test_deterministic_by_seed(small):
 def test_missing_fraction_and_outages(small):
     data, _ = small
     assert 0.02 < data.missing_fraction < 0.07
-    zero = data.values[:, :, 0] == 0
-    runs = zero[1:] & zero[:-1]  # consecutive missing steps: outages, not only isolated drops
-    assert runs.sum() > 0.3 * zero.sum()
+    gone = np.isnan(data.values[:, :, 0])
+    runs = gone[1:] & gone[:-1]  # consecutive missing steps: outages, not only isolated drops
+    assert runs.sum() > 0.3 * gone.sum()
     clean, _ = generate(**SMALL, seed=0, missing_rate=0.0)
     assert clean.missing_fraction == 0.0
 
 
 def _network_mean(data, days):
     v = data.values[:, :, 0]
-    observed = (v > 0).sum(axis=1)
-    mean = np.where(observed > 0, v.sum(axis=1) / np.maximum(observed, 1), np.nan)  # NaN in network outages
+    observed = np.isfinite(v).sum(axis=1)
+    mean = np.where(observed > 0, np.nansum(v, axis=1) / np.maximum(observed, 1), np.nan)  # NaN in network outages
     return mean.reshape(days, 288)
 
 
@@ -104,7 +104,7 @@ def test_neighbours_improve_a_linear_forecast():
         own = _lags(v[:, i], t_idx, lags)
         nb = np.concatenate([own] + [_lags(v[:, j], t_idx, lags) for j in neighbours], axis=1)
         y = v[t_idx + horizon, i]
-        ok = (y != 0) & (nb != 0).all(axis=1)  # only fully observed samples
+        ok = np.isfinite(y) & np.isfinite(nb).all(axis=1)  # only fully observed samples
         tr, te = ok & (np.arange(t_idx.size) < split), ok & (np.arange(t_idx.size) >= split)
         for feats, errs in ((own, own_err), (nb, nb_err)):
             x = np.column_stack([feats, np.ones(len(feats))])

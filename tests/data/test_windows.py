@@ -12,7 +12,7 @@ from stgkd.errors import DataError
 def make_data(t=40, n=3, c=1, seed=0, timestamps=True, start="2024-01-01 00:00"):
     rng = np.random.default_rng(seed)
     values = rng.uniform(20, 70, size=(t, n, c)).astype(np.float32)
-    values[rng.random((t, n)) < 0.15, 0] = 0.0  # missing target readings
+    values[rng.random((t, n)) < 0.15, 0] = 0.0  # missing target readings, recorded as 0 (missing="zero")
     ts = pd.date_range(start, periods=t, freq="5min") if timestamps else None
     return TrafficData(values=values, adj=np.eye(n), sensor_ids=[f"s{i}" for i in range(n)], timestamps=ts,
                        name="tiny", channel_names=[f"c{i}" for i in range(c)])
@@ -55,11 +55,11 @@ def test_windows_match_naive_dcrnn_construction():
         offset += len(split)
         assert b.x.shape == (len(split), 12, 3, 2) and b.x.dtype == torch.float32
         assert b.y.shape == (len(split), 12, 3) and b.mask.dtype == torch.bool
-        expected_x = np.where(x_ref[sl] == 0, 0.0, (x_ref[sl] - sc.mean) / sc.std)
+        expected_x = np.where(np.isnan(x_ref[sl]), 0.0, (x_ref[sl] - sc.mean) / sc.std)
         np.testing.assert_allclose(b.x[..., 0].numpy(), expected_x, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(b.x[..., 1].numpy(), np.broadcast_to(tod_ref[sl, :, None], (len(split), 12, 3)))
-        np.testing.assert_array_equal(b.y.numpy(), y_ref[sl])
-        np.testing.assert_array_equal(b.mask.numpy(), y_ref[sl] != 0)
+        np.testing.assert_array_equal(b.y.numpy(), np.nan_to_num(y_ref[sl], nan=0.0))  # 0 where missing
+        np.testing.assert_array_equal(b.mask.numpy(), np.isfinite(y_ref[sl]))
         np.testing.assert_array_equal(b.index.numpy(), np.arange(len(split)))
     assert prep.input_features == ["value", "time_of_day"]
     assert prep.in_channels == 2 and prep.num_nodes == 3
@@ -72,7 +72,7 @@ def test_batch_gathers_arbitrary_positions():
     n_train, n_val, _ = split_sizes(40 - 4)
     idx = torch.tensor([2, 0, 2])
     b = prep.test.batch(idx)
-    np.testing.assert_array_equal(b.y.numpy(), y_ref[n_train + n_val + idx.numpy()])
+    np.testing.assert_array_equal(b.y.numpy(), np.nan_to_num(y_ref[n_train + n_val + idx.numpy()], nan=0.0))
     np.testing.assert_array_equal(b.index.numpy(), [2, 0, 2])
 
 
@@ -80,10 +80,10 @@ def test_scaler_excludes_missing_and_uses_train_inputs_only():
     data = make_data()
     prep = prepare(data)
     train_steps = data.values[: 12 - 1 + 12, :, 0]  # steps read by the 12 training windows' inputs
-    observed = train_steps[train_steps != 0].astype(np.float64)
+    observed = train_steps[np.isfinite(train_steps)].astype(np.float64)
     assert prep.scaler.mean == pytest.approx(observed.mean(), rel=1e-9)
     assert prep.scaler.std == pytest.approx(observed.std(), rel=1e-9)
-    with_zeros = train_steps.astype(np.float64)
+    with_zeros = np.nan_to_num(train_steps, nan=0.0).astype(np.float64)
     assert with_zeros.mean() < observed.mean() - 1  # zeros would drag the mean down
 
 
@@ -186,9 +186,12 @@ def test_observed_mask_numpy_path_matches_torch():
     from stgkd.data.windows import observed_mask
 
     y = torch.tensor([[0.0, 1.0, float("nan")], [float("inf"), -2.0, 0.0]])
-    expected = torch.tensor([[False, True, False], [False, True, False]])
+    expected = torch.tensor([[True, True, False], [False, True, True]])  # NaN is missing; a 0 is a reading
     assert torch.equal(observed_mask(y), expected)
     assert torch.equal(observed_mask(y[:, :2].clone()), expected[:, :2])
     assert torch.equal(observed_mask(y.double()), expected)
     finite = torch.tensor([[0.0, 1.5], [2.0, 0.0]])
-    assert torch.equal(observed_mask(finite, known_finite=True), finite != 0)
+    assert observed_mask(finite, known_finite=True).all()
+    filled = y.clone()
+    assert torch.equal(observed_mask(filled, fill=True), expected)
+    assert torch.equal(filled, torch.where(expected, y, torch.zeros(())))  # no NaN left to reach a gradient
