@@ -1,0 +1,65 @@
+"""``python -m benchmarks.distill_regime`` end to end on a tiny synthetic network."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from benchmarks.distill_regime import RECIPES, main, paired
+from stgkd.cli import main as cli
+
+TINY_TEACHER = {"residual_channels": 4, "dilation_channels": 4, "skip_channels": 8, "end_channels": 8,
+                "blocks": 1, "layers": 2}
+PICK = ["dcgru w16 plain", "dcgru w16 KD"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pairs_distilled_with_plain_by_days_and_resumes(tmp_path):
+    data = tmp_path / "syn"
+    assert cli(["data", "synth", "--out", str(data), "--nodes", "6", "--days", "3", "--seed", "0"]) == 0
+    assert cli(["train", "--dataset", str(data), "--model", "graph-wavenet", "--out", str(tmp_path / "t"),
+                "--hparams", json.dumps(TINY_TEACHER), "--epochs", "1", "--device", "cpu", "--no-progress"]) == 0
+    teacher = tmp_path / "t" / "best.pt"
+    args = ["--teacher", str(teacher), "--recipes", *PICK, "--days", "0.5", "all", "--seeds", "0",
+            "--epochs", "1", "--batch-size", "32", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "r"),
+            "--tag", "t"]
+    assert main(args) == 0
+    (path,) = (tmp_path / "r").glob("distill-regime-cpu-*-t.json")
+    report = json.loads(path.read_text())
+    assert report["complete"] and len(report["runs"]) == 4
+    half = report["runs"]["dcgru w16 plain | 0.5 | 0"]
+    assert half["train_windows"] == report["steps_per_day"] // 2
+    assert report["runs"]["dcgru w16 plain | all | 0"]["train_windows"] is None
+    for run in report["runs"].values():
+        assert all(math.isfinite(run["test"][h]["mae"]) for h in ("15min", "60min", "avg"))
+    rows = paired(report)
+    assert [(r["recipe"], r["days"]) for r in rows] == [("dcgru w16 KD", "0.5"), ("dcgru w16 KD", "all")]
+    kd, plain = report["runs"]["dcgru w16 KD | all | 0"], report["runs"]["dcgru w16 plain | all | 0"]
+    assert rows[1]["60min"]["delta"] == pytest.approx(kd["test"]["60min"]["mae"] - plain["test"]["60min"]["mae"])
+    assert rows[1]["60min"]["pays"] is False  # one seed cannot show a gain beyond the seed spread
+    assert RECIPES["dcgru w16 KD"]["baseline"] == "dcgru w16 plain"
+    md = path.with_suffix(".md").read_text()
+    assert "| dcgru w16 KD | dcgru w16 plain | 0.5 | 1 |" in md
+    assert path.with_suffix(".png").stat().st_size > 1000
+    # the same command continues a study: finished runs are kept, not trained again
+    seconds = {k: r["seconds"] for k, r in report["runs"].items()}
+    assert main(args) == 0
+    again = json.loads(path.read_text())
+    assert {k: r["seconds"] for k, r in again["runs"].items()} == seconds
+
+
+def test_unknown_recipe_and_bad_days_are_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--teacher", str(tmp_path / "x.pt"), "--recipes", "no such recipe"])
+    with pytest.raises(SystemExit):
+        main(["--teacher", str(tmp_path / "x.pt"), "--days", "zero"])
