@@ -344,6 +344,10 @@ def distill_config(params: dict[str, Any]):
         kwargs["relation_tau"] = float(params["temperature"])
     if "inherit_adjacency" in params:
         kwargs["inherit_adjacency"] = bool(params["inherit_adjacency"])
+    if "tau_relative" in params:
+        kwargs["tau_relative"] = bool(params["tau_relative"])
+    if params.get("stages") not in (None, "", "none"):
+        kwargs["stages"] = str(params["stages"])
     return DistillConfig(**kwargs)
 
 
@@ -470,6 +474,7 @@ def train_student(
     is built once (``ctx``), and the training step reads that cache. With all distillation weights 0
     the student is trained with the plain supervised step, as the recipe does.
     """
+    from stgkd.engine.callbacks import DistillStages
     from stgkd.engine.checkpoint import save_checkpoint
     from stgkd.engine.recipes import make_distill_step
     from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
@@ -494,7 +499,8 @@ def train_student(
     meta = {"teacher_checkpoint": str(ctx.teacher_path), "distill": resolved.to_dict()}
     if trial is not None:
         meta["tuning"] = {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}
-    trainer = Trainer(student, prepared, config=cfg, step=step, callbacks=[callback], meta=meta)
+    callbacks = [DistillStages(resolved.stages)] if resolved.stages else []
+    trainer = Trainer(student, prepared, config=cfg, step=step, callbacks=[*callbacks, callback], meta=meta)
     fit = trainer.fit()
     trainer.load_best()
     payload = trainer.checkpoint(metrics=trainer.best.get("metrics", {}))

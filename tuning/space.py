@@ -21,7 +21,9 @@ only).
 
 Names the objective understands (:data:`KNOWN`): the student ``family`` (a registered student model)
 with its ``hidden`` width, ``layers`` depth, ``graph_op`` and ``adaptive`` (a learned adjacency); the
-distillation temperature ``temperature``, loss weights ``w_output``, ``w_feature``, ``w_relation``
+distillation temperature ``temperature`` (read relative to the teacher's mean error unless
+``tau_relative: false``), the staged schedule ``stages`` (e.g. ``{type: categorical, choices: [null,
+"hint:0.2,kd:0.6,fine:0.2"]}``), loss weights ``w_output``, ``w_feature``, ``w_relation``
 (``w_supervised`` is fixed at 1 by default, see below) and ``inherit_adjacency`` (start an adaptive
 student's adjacency at the teacher's; give it ``when: {adaptive: [true]}``); the optimiser's ``lr``,
 ``weight_decay`` and the ``batch_size``. Any other student hyperparameter is passed through with a
@@ -85,6 +87,8 @@ KNOWN = (
     "graph_op",
     "adaptive",
     "temperature",
+    "tau_relative",
+    "stages",
     "inherit_adjacency",
     "w_supervised",
     "w_output",

@@ -139,3 +139,16 @@ def test_adaptive_student_and_inherited_adjacency_can_be_searched(tmp_path):
     off = space.sample(optuna.trial.FixedTrial({**GCN, "adaptive": False}))
     assert "inherit_adjacency" not in off  # only drawn for an adaptive student
     assert student_hparams(off)[1]["adaptive"] is False and distill_config(off).inherit_adjacency is False
+
+
+def test_relative_tau_and_stages_map_onto_the_distill_config(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text('tau_relative: {type: categorical, choices: [true, false]}\n'
+                    'stages: {type: categorical, choices: [null, "hint:0.2,kd:0.6,fine:0.2"]}\n')
+    space = load_space(path)
+    params = space.sample(optuna.trial.FixedTrial({**GCN, "tau_relative": False, "stages": "hint:0.2,kd:0.6,fine:0.2"}))
+    cfg = distill_config(params)
+    assert cfg.tau_relative is False and cfg.stages == "hint:0.2,kd:0.6,fine:0.2" and cfg.tau == 2.0
+    plain = distill_config(space.sample(optuna.trial.FixedTrial({**GCN, "tau_relative": True, "stages": None})))
+    assert plain.tau_relative is True and plain.stages is None
+    assert distill_config(GCN).tau_relative is True  # not in the space: DistillConfig's default
