@@ -120,8 +120,11 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stgkd.missing import add_missing_argument
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_ablation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="../shared/data/metr-la-week", help="name or path (default: the real week)")
+    add_missing_argument(parser, default="the dataset's convention, zero for a path")
     parser.add_argument("--teacher-hparams", type=json.loads,
                         default={"residual_channels": 16, "dilation_channels": 16, "skip_channels": 64, "end_channels": 128})
     parser.add_argument("--teacher-epochs", type=int, default=15)
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown settings {unknown}; known: {list(SETTINGS)}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    data = load_data(args.dataset)
+    data = load_data(args.dataset, missing=args.missing)
     started = time.perf_counter()
 
     def config(epochs: int, seed: int) -> TrainConfig:

@@ -27,11 +27,13 @@ from pathlib import Path
 import torch
 
 from stgkd.latency import device_name
+from stgkd.missing import add_missing_argument
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="synthetic")
+    add_missing_argument(parser, default="the dataset's convention, zero for a path")
     parser.add_argument("--student", default="gcn-gru")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_data(args.dataset)
+    data = load_data(args.dataset, missing=args.missing)
     work = Path(tempfile.mkdtemp(prefix="stgkd-distill-epoch-"))
     train_model(data, "graph-wavenet", work / "teacher", config=TrainConfig(epochs=1, limit_batches=1, device=args.device),
                 progress=False, log=False)

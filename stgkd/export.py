@@ -82,8 +82,10 @@ __all__ = [
 class RawUnitsForecaster(nn.Module):
     """A student with its data preparation baked in: raw readings in, raw forecasts out.
 
-    Computes, in order: the missing mask (NaN or ``0``, the training convention), the z-scored value
-    channel with missing readings set to ``0`` in scaled space (= the training mean), the calendar
+    Computes, in order: the missing mask (``NaN``, and the sentinel of the training data's missing-value
+    convention: ``0`` under ``"zero"``, nothing more under ``"nan"`` / ``"none"``, where a ``0`` is a
+    reading), the z-scored value channel with missing readings set to ``0`` in scaled space (= the
+    training mean), the calendar
     channels from the timestamps (``time_of_day`` = minutes since midnight / 1440, ``day_of_week`` =
     Monday-based weekday / 7, as :func:`stgkd.data.prepare` builds them), the student's forward, and the
     inverse z-score.
@@ -94,6 +96,9 @@ class RawUnitsForecaster(nn.Module):
         mean, std: the training scaler.
         input_features: names of the ``C`` input channels, in order; ``"value"`` first.
         num_nodes, in_steps, out_steps, interval_minutes: the student's shapes and the data interval.
+        missing: the training data's missing-value convention (:mod:`stgkd.missing`): ``"zero"``,
+            ``"nan"``, ``"none"`` or a sentinel number (default: ``"zero"``, that of checkpoints written
+            before conventions were recorded).
     """
 
     def __init__(
@@ -108,8 +113,12 @@ class RawUnitsForecaster(nn.Module):
         in_steps: int,
         out_steps: int,
         interval_minutes: int,
+        missing: str = "zero",
     ) -> None:
         super().__init__()
+        from stgkd.missing import parse_missing
+
+        policy = parse_missing(missing, where="missing")
         unknown = [f for f in input_features if f not in FEATURE_CODES]
         if unknown or not input_features or input_features[0] != "value":
             raise CheckpointError(
@@ -126,19 +135,25 @@ class RawUnitsForecaster(nn.Module):
         self.out_steps = int(out_steps)
         self.in_channels = len(input_features)
         self.interval_minutes = int(interval_minutes)
+        self.missing: str = policy.name
+        self.has_sentinel: bool = policy.sentinel is not None
+        self.sentinel: float = float(policy.sentinel) if policy.sentinel is not None else 0.0
 
     def forward(self, values: Tensor, timestamps: Tensor) -> Tensor:
         """Forecast ``H`` steps in raw units.
 
         Args:
-            values: raw readings; ``NaN`` or ``0`` marks a missing reading.
+            values: raw readings; ``NaN`` marks a missing reading, and so does the convention's sentinel
+                (``0`` under ``missing="zero"``).
             timestamps: int64 seconds since 1970-01-01 of each input step's *local wall-clock* time
                 (a naive ``DatetimeIndex``'s ``asi8 // 10**9``); only its calendar features are used.
 
         Shapes:
             values: ``(B, T_in, N)``; timestamps: ``(B, T_in)``; output: ``(B, H, N)`` raw units.
         """
-        missing = torch.isnan(values) | (values == 0)
+        missing = torch.isnan(values)
+        if self.has_sentinel:
+            missing = missing | (values == self.sentinel)
         scaled = torch.where(missing, torch.zeros_like(values), (values - self.mean) / self.std)
         b, t, n = scaled.shape[0], scaled.shape[1], scaled.shape[2]
         secs = timestamps.to(torch.int64)
@@ -344,6 +359,7 @@ def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any
         "input_steps": int(data["in_steps"]),
         "horizon": int(data["out_steps"]),
         "input_features": [str(f) for f in data["input_features"]],
+        "missing": str(data.get("missing", "zero")),
         "scaler": {"mean": float(payload["scaler"]["mean"]), "std": float(payload["scaler"]["std"])},
         "model": payload["model"],
         "dataset": {
@@ -391,6 +407,7 @@ def build_forecaster_module(payload: dict[str, Any], *, where: str = "checkpoint
         in_steps=int(data["in_steps"]),
         out_steps=int(data["out_steps"]),
         interval_minutes=int(data["interval_minutes"]),
+        missing=str(data.get("missing", "zero")),
     ).eval().requires_grad_(False)
 
 
@@ -406,15 +423,17 @@ def _rewrap(module: RawUnitsForecaster, student: nn.Module) -> RawUnitsForecaste
         in_steps=module.in_steps,
         out_steps=module.out_steps,
         interval_minutes=module.interval_minutes,
+        missing=module.missing,
     ).eval().requires_grad_(False)
 
 
 def example_inputs(module: RawUnitsForecaster, batch: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Plausible raw inputs (positive readings, a few missing) and 5-minute timestamps."""
+    """Plausible raw inputs (positive readings, a few missing: ``NaN``, missing under every convention)
+    and 5-minute timestamps."""
     gen = torch.Generator().manual_seed(seed)
     values = module.mean + module.std * torch.randn(batch, module.in_steps, module.num_nodes, generator=gen)
     values = values.abs() + 1.0
-    values[torch.rand(values.shape, generator=gen) < 0.05] = 0.0
+    values[torch.rand(values.shape, generator=gen) < 0.05] = float("nan")
     base = 1_700_000_000 + torch.randint(0, 7 * 1440, (batch, 1), generator=gen) * 60
     steps = torch.arange(module.in_steps, dtype=torch.int64) * module.interval_minutes * 60
     return values, base + steps

@@ -8,7 +8,8 @@ Example::
     last_hour = speeds.iloc[-fc.input_steps:]      # DataFrame: DatetimeIndex x sensor ids, raw mph
     future = fc.predict(last_hour)                 # DataFrame: next H timestamps x the same sensors
 
-This module imports only ``torch``, ``numpy``, ``pandas`` and stgkd's error types and export loader;
+This module imports only ``torch``, ``numpy``, ``pandas`` and stgkd's error types, missing-value
+conventions (:mod:`stgkd.missing`, numpy only) and export loader;
 the training code (``stgkd.nn``, ``stgkd.engine``, ``stgkd.data``) is needed only when ``load`` is given
 a training checkpoint instead of an exported file. An ONNX export also needs ``onnxruntime``.
 """
@@ -26,6 +27,7 @@ import torch
 
 from stgkd.errors import CheckpointError, StgkdError
 from stgkd.export import backend_of, file_kind, load_exported
+from stgkd.missing import parse_missing
 
 __all__ = ["Forecaster"]
 
@@ -54,6 +56,10 @@ class Forecaster:
         horizon: ``H``, steps forecast.
         interval: sampling interval as a :class:`datetime.timedelta` (``interval_minutes`` as an int).
         input_features: the model's input channels (``"value"``, then calendar features).
+        missing: the missing-value convention the model was trained with (:mod:`stgkd.missing`):
+            ``"zero"`` (a ``0`` reading is missing, as in METR-LA), ``"nan"`` or ``"none"`` (a ``0`` is a
+            reading), or a sentinel number. ``NaN`` is a missing reading under every convention.
+            Files written before conventions were recorded are ``"zero"``.
         metadata: everything stored with the file (dataset, metrics, model config, ...).
         device: where it runs.
         backend: how it runs: ``"torchscript-int8"`` (a file exported with ``--quantize int8``: torch.ao's
@@ -79,6 +85,8 @@ class Forecaster:
         self.interval = _dt.timedelta(minutes=self.interval_minutes)
         self.input_features: list[str] = list(metadata["input_features"])
         self.uses_calendar = any(f != "value" for f in self.input_features)
+        self._missing = parse_missing(metadata.get("missing", "zero"), where=f"{source or 'metadata'}: missing")
+        self.missing = self._missing.name
         self._index = {s: i for i, s in enumerate(self.sensor_ids)}
         self._cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._graphs: dict[int, Any] = {}
@@ -147,8 +155,9 @@ class Forecaster:
             history: a DataFrame indexed by ``input_steps`` regular timestamps (``interval`` apart) with
                 one column per sensor id (any order; ids compared as strings; every model sensor must be
                 present and no other column), or an array ``(T_in, N)`` / ``(B, T_in, N)`` with columns in
-                :attr:`sensor_ids` order. Missing readings are ``NaN`` or ``0`` (training convention:
-                they enter the model as the training mean).
+                :attr:`sensor_ids` order. Missing readings are ``NaN``, plus what the training data's
+                convention marks (:attr:`missing`: a ``0`` under ``"zero"``; under ``"nan"`` and ``"none"`` a
+                ``0`` is a reading); they enter the model as the training mean.
             timestamps: for arrays, the time of each input step: ``T_in`` datetimes, or ``(B, T_in)``.
             start: for arrays, the time of the first input step (one, or one per window); later steps
                 follow every ``interval``. One of ``timestamps``/``start`` is needed when the model uses
@@ -250,8 +259,8 @@ class Forecaster:
 
     def _forecast(self, values: np.ndarray, secs: np.ndarray) -> np.ndarray:
         if np.isinf(values).any():
-            raise StgkdError("history holds Inf readings; use NaN (or 0) for missing readings")
-        observed = np.isfinite(values) & (values != 0)
+            raise StgkdError("history holds Inf readings; use NaN for missing readings")
+        observed = ~self._missing.is_missing(values)
         dead = ~observed.any(axis=1)  # (B, N)
         if dead.any():
             b, n = np.argwhere(dead)[0]

@@ -82,3 +82,32 @@ def test_info_on_real_week(real_data_dir, capsys):
     assert info["edges"] == "1515" and info["self loops"] == "207"
     assert main(["data", "info", str(real_data_dir / "los_speed.csv"), "--start", "2012-03-01"]) == 0
     assert _lines(capsys.readouterr().out)["time range"] == "2012-03-01 00:00:00 .. 2012-03-07 23:55:00"
+
+
+def test_info_on_counts_warns_in_one_line_and_names_the_closed_stop(tmp_path, capsys):
+    import warnings
+
+    from test_missing import CLOSED, write_counts
+
+    folder = write_counts(tmp_path / "bus")
+    before = warnings.showwarning
+    assert main(["data", "info", str(folder)]) == 0
+    assert warnings.showwarning is before  # the command line's format is not left behind
+    captured = capsys.readouterr()
+    info = _lines(captured.out)
+    assert info["missing"].endswith("of channel-0 readings (missing='zero': 0 and NaN are missing)")
+    assert info["sensors without any reading"] == f"1 ({CLOSED})"
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith(f"warning: {folder / 'values.csv'}: ") for line in err)
+    assert "% of channel-0 readings are missing" in err[0] and "--missing nan" in err[0]
+    assert f"no channel-0 reading at all (missing='zero': 0 and NaN are missing): {CLOSED}" in err[1]
+    assert "DataWarning" not in captured.err and "warnings.warn" not in captured.err
+
+    assert main(["data", "info", str(folder), "--missing", "nan"]) == 0
+    captured = capsys.readouterr()
+    info = _lines(captured.out)
+    assert info["missing"].startswith("0.00%") and "missing='nan'" in info["missing"]
+    assert info["sensors without any reading"] == "0" and captured.err == ""
+
+    assert main(["data", "info", str(folder), "--missing", "zeros"]) == 2
+    assert "argument --missing: 'zeros' is not a missing-value convention" in capsys.readouterr().err

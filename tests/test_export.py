@@ -55,7 +55,9 @@ if "test-export-student" not in MODELS:
     register_model("test-export-student")(TinyGraphStudent)
 
 
-def make_checkpoint(path: Path, *, features=("value", "time_of_day"), seed: int = 0) -> tuple[Path, TinyGraphStudent, dict]:
+def make_checkpoint(path: Path, *, features=("value", "time_of_day"), seed: int = 0,
+                    missing: str | None = None) -> tuple[Path, TinyGraphStudent, dict]:
+    """A student checkpoint; ``missing=None`` leaves out the convention, as files written before it was recorded."""
     torch.manual_seed(seed)
     graph = torch.tensor(np.random.default_rng(seed).uniform(0, 1, (N, N)) > 0.5, dtype=torch.float32)
     model = TinyGraphStudent(num_nodes=N, graph=graph, in_steps=T, out_steps=H, in_channels=len(features)).eval()
@@ -75,14 +77,18 @@ def make_checkpoint(path: Path, *, features=("value", "time_of_day"), seed: int 
         "distill": {"alpha": 0.5},
         "adapters": {"proj.weight": torch.randn(4, 6)},
     }
+    if missing is not None:
+        payload["data"]["missing"] = missing
     torch.save(payload, path)
     return path, model, payload
 
 
-def reference_forecast(model, values: np.ndarray, minutes: np.ndarray, mean=55.0, std=12.0, dow=None) -> np.ndarray:
-    """By hand: mask NaN/0 -> 0 in scaled space, tod = minutes/1440, forward, inverse."""
+def reference_forecast(model, values: np.ndarray, minutes: np.ndarray, mean=55.0, std=12.0, dow=None,
+                       sentinel: float | None = 0.0) -> np.ndarray:
+    """By hand: mask NaN (and the sentinel, 0 by default) -> 0 in scaled space, tod = minutes/1440, forward,
+    inverse."""
     v = torch.tensor(values, dtype=torch.float32)
-    miss = torch.isnan(v) | (v == 0)
+    miss = torch.isnan(v) if sentinel is None else torch.isnan(v) | (v == sentinel)
     z = torch.where(miss, torch.zeros_like(v), (v - mean) / std)
     chans = [z, torch.tensor(minutes / 1440.0, dtype=torch.float32)[:, :, None].expand_as(z)]
     if dow is not None:

@@ -40,6 +40,7 @@ def test_attributes(exported):
     assert fc.interval == pd.Timedelta(minutes=5).to_pytimedelta() and fc.interval_minutes == 5
     assert fc.input_features == ["value", "time_of_day"]
     assert fc.metadata["model"]["name"] == "test-export-student" and fc.metadata["epoch"] == 7
+    assert fc.missing == "zero"  # a checkpoint written before conventions were recorded
     assert "sensors=5" in repr(fc)
 
 
@@ -61,6 +62,25 @@ def test_dataframe_in_dataframe_out_matches_reference(exported):
     # NaN and 0 are the same missing reading
     df_zero = df.fillna(0.0)
     np.testing.assert_allclose(fc.predict(df_zero).to_numpy(), out.to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("missing", "sentinel"), [("zero", 0.0), ("nan", None), ("none", None), ("-1", -1.0)])
+def test_a_zero_is_missing_or_a_reading_as_the_training_data_said(tmp_path, missing, sentinel):
+    ckpt, model, _ = make_checkpoint(tmp_path / "best.pt", missing=missing)
+    fc = Forecaster.load(export_student(ckpt, tmp_path / "student.pt"))
+    assert fc.missing == missing and fc.metadata["missing"] == missing
+    df = frame()
+    df.iloc[0, 3] = 0.0  # a reading of 0, or a missing one under "zero"
+    df.iloc[1, 2] = np.nan  # missing under every convention
+    df.iloc[2, 1] = -1.0  # missing under "-1", a (strange) reading otherwise
+    want = reference_forecast(model, df.to_numpy()[None], minutes_of(df.index)[None], sentinel=sentinel)[0]
+    np.testing.assert_allclose(fc.predict(df).to_numpy(), want, rtol=1e-5, atol=1e-4)
+    zeros = df.assign(s0=0.0)  # a sensor that reads 0 all along
+    if missing == "zero":
+        with pytest.raises(StgkdError, match=r"no reading in the whole 4-step history: \['s0'\]"):
+            fc.predict(zeros)
+    else:
+        assert np.isfinite(fc.predict(zeros).to_numpy()).all()
 
 
 def test_arrays_with_start_or_timestamps(exported):

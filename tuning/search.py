@@ -48,6 +48,7 @@ from typing import Any, Iterator
 import yaml
 
 from stgkd.errors import CheckpointError, ConfigError, StgkdError
+from stgkd.missing import add_missing_argument
 
 __all__ = ["build_parser", "main"]
 
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=None, help="root of registered datasets (default: $STGKD_DATA, else <repo>/datasets)")
     data.add_argument("--data-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                       help="extra argument for the dataset loader, repeatable (e.g. num_nodes=8 for synthetic)")
+    add_missing_argument(data, default="the dataset's convention, zero for a path; a --teacher must have been "
+                                       "trained with the same")
     data.add_argument("--teacher", default=None,
                       help="teacher checkpoint (best.pt). Omitted: a small Graph WaveNet is trained once into OUT/teacher and reused by later runs and other workers")
     data.add_argument("--teacher-model", default="graph-wavenet", help="model trained when --teacher is omitted")
@@ -242,7 +245,7 @@ def ensure_teacher(args: argparse.Namespace, data: Any, out: Path, device: str) 
 
 
 def _settings_conflicts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = ("dataset", "data_args", "teacher_sha256", "budget_ms", "latency_batch", "latency_mode", "latency_dtype",
+    keys = ("dataset", "data_args", "missing", "teacher_sha256", "budget_ms", "latency_batch", "latency_mode", "latency_dtype",
             "latency_device_kind", "epochs", "multi_objective")
     return [f"{k}: study has {old.get(k)!r}, this run {new.get(k)!r}" for k in keys if k in old and old.get(k) != new.get(k)]
 
@@ -373,9 +376,9 @@ def run(args: argparse.Namespace) -> int:
     if data_args:
         from stgkd.data.datasets import load_dataset
 
-        data = load_dataset(args.dataset, root=args.data_dir, **data_args)
+        data = load_dataset(args.dataset, root=args.data_dir, missing=args.missing, **data_args)
     else:
-        data = load_data(args.dataset, data_dir=args.data_dir)
+        data = load_data(args.dataset, data_dir=args.data_dir, missing=args.missing)
     teacher_path = ensure_teacher(args, data, out, device).resolve()
     teacher_sha = sha256_file(teacher_path)
 
@@ -388,6 +391,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         "dataset": str(args.dataset),
         "data_args": {k: v for k, v in sorted(data_args.items())},
+        "missing": data.missing,
         "teacher": str(teacher_path),
         "teacher_sha256": teacher_sha,
         "budget_ms": latency.budget_ms,
@@ -586,8 +590,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(DEFAULT_SPACE, end="")
         return 0
+    from stgkd.cli import one_line_warnings
+
     try:
-        return run(args)
+        with one_line_warnings():
+            return run(args)
     except (StgkdError, FileNotFoundError) as exc:
         if args.debug:
             traceback.print_exc()

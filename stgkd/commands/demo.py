@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from stgkd.metrics import MetricAccumulator
+from stgkd.missing import add_missing_argument
 
 HORIZONS = ("15min", "30min", "60min", "avg")
 
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synthetic",
                         help="registered name or path (default: synthetic, generated in memory)")
     parser.add_argument("--data-dir", default=None, help="root of registered datasets")
+    add_missing_argument(parser, default="the dataset's convention, zero for a path")
     parser.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     parser.add_argument("--teacher", default="graph-wavenet", help="teacher model (default: graph-wavenet)")
     parser.add_argument("--student", default="gcn-gru", help="student model (default: gcn-gru)")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from stgkd.latency import measure
 
     out = Path(args.out)
-    data = load_data(args.dataset, data_dir=args.data_dir)
+    data = load_data(args.dataset, data_dir=args.data_dir, missing=args.missing)
     print(f"dataset: {data}")
 
     def config(epochs: int) -> TrainConfig:

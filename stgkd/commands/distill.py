@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             evaluate_test=args.test,
+            missing=args.missing,
         )
     print_result(result, what=f"distilled {args.student}")
     return 0

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from stgkd.missing import add_missing_argument
+
 HELP = "masked MAE/RMSE/MAPE of a checkpoint, with a forecast plot"
 
 
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="where to write (default: the checkpoint's folder)")
     parser.add_argument("--dataset", metavar="NAME_OR_PATH", help="series to use instead of the checkpoint's")
     parser.add_argument("--data-dir", metavar="DIR", help="root of registered datasets")
+    add_missing_argument(parser, default="the checkpoint's, the only one accepted")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per forward (default: 64)")
     parser.add_argument("--plot-windows", type=int, default=576,
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     evaluation = evaluate_checkpoint(
         args.checkpoint, split=args.split, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
-        batch_size=args.batch_size, keep_forecasts=0 if args.no_plot else args.plot_windows,
+        batch_size=args.batch_size, keep_forecasts=0 if args.no_plot else args.plot_windows, missing=args.missing,
         teacher=False if args.no_teacher else args.teacher,
     )
     sensors = resolve_sensors(args.sensors, evaluation.sensor_ids)

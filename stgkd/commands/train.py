@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from stgkd.missing import add_missing_argument
+
 HELP = "train a registered model (a teacher, or a student on its own)"
 
 #: flag -> TrainConfig field, for the flags shared by train and distill
@@ -62,6 +64,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--limit-batches", type=int, help="training batches per epoch at most (quick runs)")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
     g.add_argument("--data-dir", metavar="DIR", help="root of registered datasets (default: $STGKD_DATA or <repo>/datasets)")
+    add_missing_argument(g, default="train: the dataset's convention, zero for a path, the run's with --resume; "
+                                    "distill: the teacher's, the only one accepted")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     g.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
     g.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
@@ -211,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             evaluate_test=args.test,
+            missing=args.missing,
         )
     print_result(result, what=f"trained {args.model}")
     return 0

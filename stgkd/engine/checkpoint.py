@@ -7,7 +7,7 @@ preparation it was trained on, and the exact training state to resume from::
      "model": model.config(), "state_dict": {...}, "graph": Tensor (N, N),
      "scaler": {"mean": float, "std": float},
      "data": {"name", "source", "split", "in_steps", "out_steps", "input_features",
-              "sensor_ids", "interval_minutes"},
+              "sensor_ids", "interval_minutes", "missing"},
      "metrics": {...}, "epoch": int (last completed epoch, 1-based; 0 = none),
      "complete": bool (False: written on interrupt, mid-epoch ``epoch + 1``; resume redoes it),
      "optimizer": ..., "scheduler": ..., "rng": {...}, "callbacks": {...}, "train_config": {...},
@@ -197,4 +197,5 @@ def data_meta(prepared) -> dict[str, Any]:
         "input_features": [str(f) for f in prepared.input_features],
         "sensor_ids": [str(s) for s in data.sensor_ids],
         "interval_minutes": int(data.interval_minutes),
+        "missing": str(data.missing),  # the missing-value convention; absent in older files: "zero"
     }

@@ -25,30 +25,34 @@ DEFAULT_STEPS = (3, 6, 12)
 class HorizonAccumulator:
     """Running sums of masked errors per horizon step.
 
-    ``update(pred, true, mask)`` takes ``(B, H, N)`` tensors in raw units; :meth:`compute`
-    returns ``{"15min": {"mae", "rmse", "mape"}, ..., "avg": {...}}``. :meth:`all_reduce` sums the
+    ``update(pred, true, mask)`` takes ``(B, H, N)`` tensors in raw units and the observed mask
+    (``batch.mask``: which readings are missing is the dataset's convention, so the mask is never
+    guessed from ``true``); :meth:`compute` returns ``{"15min": {"mae", "rmse", "mape"}, ...,
+    "avg": {...}}``. MAPE is taken over the observed readings that are not ``0`` (a real ``0``, as in a
+    count series, counts in MAE and RMSE but has no percentage error). :meth:`all_reduce` sums the
     state over distributed ranks before computing.
     """
 
     def __init__(self, out_steps: int, device: torch.device | str = "cpu") -> None:
         self.out_steps = out_steps
-        # rows: |err|, err^2, |err|/|y|, count
-        self.sums = torch.zeros(4, out_steps, dtype=torch.float64, device=device)
+        # rows: |err|, err^2, |err|/|y|, count, count of the non-zero truths (MAPE's)
+        self.sums = torch.zeros(5, out_steps, dtype=torch.float64, device=device)
 
     @torch.no_grad()
-    def update(self, pred: Tensor, true: Tensor, mask: Tensor | None = None) -> None:
+    def update(self, pred: Tensor, true: Tensor, mask: Tensor) -> None:
         pred = pred.detach().to(torch.float64)
         true = true.detach().to(torch.float64)
-        if mask is None:
-            mask = (true != 0) & torch.isfinite(true)
+        mask = mask.bool()
         m = mask.to(torch.float64)
         err = torch.where(mask, pred - true, torch.zeros_like(pred))
-        safe_true = torch.where(mask, true.abs(), torch.ones_like(true))
+        ape_ok = mask & (true != 0)
+        safe_true = torch.where(ape_ok, true.abs(), torch.ones_like(true))
         dims = (0, 2)
         self.sums[0] += (err.abs() * m).sum(dims)
         self.sums[1] += (err.square() * m).sum(dims)
-        self.sums[2] += (err.abs() / safe_true * m).sum(dims)
+        self.sums[2] += (err.abs() / safe_true * ape_ok.to(torch.float64)).sum(dims)
         self.sums[3] += m.sum(dims)
+        self.sums[4] += ape_ok.to(torch.float64).sum(dims)
 
     def all_reduce(self, ctx: DistContext) -> "HorizonAccumulator":
         all_reduce_sum(self.sums, ctx)
@@ -59,7 +63,9 @@ class HorizonAccumulator:
         n = float(s[3])
         if n == 0:
             return {"mae": float("nan"), "rmse": float("nan"), "mape": float("nan")}
-        return {"mae": float(s[0]) / n, "rmse": (float(s[1]) / n) ** 0.5, "mape": float(s[2]) / n}
+        n_ape = float(s[4])
+        return {"mae": float(s[0]) / n, "rmse": (float(s[1]) / n) ** 0.5,
+                "mape": float(s[2]) / n_ape if n_ape else float("nan")}
 
     def compute(self, steps: tuple[int, ...] = DEFAULT_STEPS, interval_minutes: int = 5) -> dict[str, dict[str, float]]:
         sums = self.sums.cpu()
@@ -259,11 +265,13 @@ def evaluate_checkpoint(
     device: str | None = None,
     batch_size: int = 64,
     keep_forecasts: int | None = 0,
+    missing=None,
     teacher=None,
 ) -> Evaluation:
     """Masked MAE/RMSE/MAPE at 15/30/60 min and over the horizon of a checkpoint on ``split``.
 
-    The data is rebuilt from the checkpoint (``dataset`` overrides the series). With
+    The data is rebuilt from the checkpoint (``dataset`` overrides the series; it is read with the
+    checkpoint's missing-value convention, which ``missing`` may repeat but not change). With
     ``keep_forecasts`` (a number of windows, ``None`` = all) the raw forecasts of the first windows
     are returned too, for plotting.
 
@@ -284,7 +292,7 @@ def evaluate_checkpoint(
 
     dev = resolve_device(device)
     payload = load_checkpoint(path)
-    prepared = prepare_from_meta(payload["data"], dataset=dataset, data_dir=data_dir, device=dev)
+    prepared = prepare_from_meta(payload["data"], dataset=dataset, data_dir=data_dir, device=dev, missing=missing)
     model = model_from_checkpoint(payload, device=dev)
     windows = prepared.get_split(split)
     interval = int(payload["data"].get("interval_minutes", 5))

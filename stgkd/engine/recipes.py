@@ -37,6 +37,7 @@ from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.trainer import SupervisedStep, TrainConfig, Trainer, _autocast, _jsonable, seed_everything
 from stgkd.errors import CheckpointError, ConfigError, DataError
+from stgkd.missing import MissingSpec, parse_missing
 
 __all__ = [
     "TrainResult",
@@ -116,14 +117,25 @@ class TrainResult:
 # --------------------------------------------------------------------------- data
 
 
-def load_data(dataset: str | Path | TrafficData, *, data_dir: str | Path | None = None) -> TrafficData:
+def load_data(dataset: str | Path | TrafficData, *, data_dir: str | Path | None = None,
+              missing: MissingSpec = None) -> TrafficData:
     """A :class:`TrafficData` as is, or a registered name / path through
-    :func:`stgkd.data.datasets.load_dataset`."""
+    :func:`stgkd.data.datasets.load_dataset` with the missing-value convention ``missing`` (default:
+    the dataset's).
+
+    Raises:
+        ConfigError: ``missing`` differs from the convention a given :class:`TrafficData` was built with.
+    """
     if isinstance(dataset, TrafficData):
+        if missing is not None and parse_missing(missing).name != dataset.missing:
+            raise ConfigError(
+                f"{dataset.name}: loaded with missing={dataset.missing!r}, not {parse_missing(missing).name!r}; "
+                "load it again with the convention you want"
+            )
         return dataset
     from stgkd.data.datasets import load_dataset
 
-    return load_dataset(str(dataset), root=data_dir)
+    return load_dataset(str(dataset), root=data_dir, missing=missing)
 
 
 def _prepare(data: TrafficData, *, in_steps: int, out_steps: int, split, input_features: Sequence[str] | None,
@@ -145,17 +157,31 @@ def _prepare(data: TrafficData, *, in_steps: int, out_steps: int, split, input_f
 
 
 def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData | None = None,
-                      data_dir: str | Path | None = None, device: str | torch.device = "cpu"):
+                      data_dir: str | Path | None = None, device: str | torch.device = "cpu",
+                      missing: MissingSpec = None):
     """Rebuild the windows a checkpoint was trained on from its ``"data"`` entry.
 
     The series comes from ``dataset`` when given, else from the checkpoint's dataset name or its
-    source path. Its sensors must be the checkpoint's, in the same order.
+    source path. Its sensors must be the checkpoint's, in the same order. It is read with the
+    checkpoint's missing-value convention (``"zero"`` for checkpoints that predate the entry);
+    ``missing``, when given, must be that convention.
 
     Raises:
-        DataError: the dataset cannot be found or its sensors differ from the checkpoint's.
+        DataError: the dataset cannot be found, its sensors differ from the checkpoint's, or it was
+            read with another missing-value convention than the checkpoint's.
     """
+    convention = parse_missing(meta.get("missing", "zero")).name
+    asked = parse_missing(missing).name if missing is not None else convention
+    given = dataset.missing if isinstance(dataset, TrafficData) else asked
+    if given != convention:
+        raise DataError(
+            f"the checkpoint was trained with missing={convention!r} "
+            f"({parse_missing(convention).describe().split(': ', 1)[1]}); the data was "
+            f"{'loaded' if isinstance(dataset, TrafficData) else 'asked for'} with missing={given!r}; "
+            f"use --missing {convention} (a model's missing-value convention is part of what it learned)"
+        )
     if dataset is not None:
-        data = load_data(dataset, data_dir=data_dir)
+        data = load_data(dataset, data_dir=data_dir, missing=None if isinstance(dataset, TrafficData) else convention)
     else:
         # the files it was read from first (when still there), then its registered name
         candidates = []
@@ -168,7 +194,7 @@ def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData
         data, errors = None, []
         for cand in [c for c in candidates if c]:
             try:
-                data = load_data(cand, data_dir=data_dir)
+                data = load_data(cand, data_dir=data_dir, missing=convention)
                 if [str(s) for s in data.sensor_ids] == list(meta["sensor_ids"]):
                     break
                 errors.append(f"{cand}: different sensors")
@@ -392,6 +418,7 @@ def train_model(
     progress: bool = True,
     log: bool = True,
     evaluate_test: bool = False,
+    missing: MissingSpec = None,
 ) -> TrainResult:
     """Train a registered model (a teacher, or a student on its own) with the masked MAE in raw units.
 
@@ -414,6 +441,9 @@ def train_model(
         progress: show the progress bar and per-epoch summary lines on stderr.
         log: write ``log.jsonl`` (and TensorBoard scalars when ``tensorboard`` is installed).
         evaluate_test: also compute test-split metrics of the best weights.
+        missing: which readings are missing when ``dataset`` is a name or a path: ``"zero"``,
+            ``"nan"``, ``"none"`` or a sentinel number (:mod:`stgkd.missing`; default: the
+            dataset's convention, or the resumed run's). Recorded in the checkpoints.
 
     Returns:
         :class:`TrainResult`.
@@ -429,7 +459,9 @@ def train_model(
     cfg = _config_for_resume(payload, config) if payload is not None else (config or TrainConfig())
     ctx = init_distributed(cfg.device)
     try:
-        data = load_data(dataset, data_dir=data_dir)
+        if payload is not None and missing is None and not isinstance(dataset, TrafficData):
+            missing = payload["data"].get("missing", "zero")  # the resumed run's convention
+        data = load_data(dataset, data_dir=data_dir, missing=missing)
         if payload is not None:
             if payload["model"]["name"] != _canonical_model(model):
                 raise ConfigError(
@@ -534,6 +566,7 @@ def distill_student(
     evaluate_test: bool = False,
     cache_dtype: torch.dtype = torch.float16,
     cache: Any = None,
+    missing: MissingSpec = None,
 ) -> TrainResult:
     """Distill a trained teacher into a student.
 
@@ -566,6 +599,8 @@ def distill_student(
             distill several students without running the teacher again (it must hold the features the
             loss reads); or a function returning one, called only if the loss needs the teacher
             (default: ``None``, build one here).
+        missing: the missing-value convention to read ``dataset`` with; the teacher's (the default),
+            since the student learns from the same readings.
 
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
@@ -594,7 +629,8 @@ def distill_student(
             dcfg = distill
     ctx = init_distributed(cfg.device)
     try:
-        prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device)
+        prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
+                                     missing=missing)
         t_scaler = teacher_payload["scaler"]
         if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
                 and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):

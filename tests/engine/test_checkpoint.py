@@ -140,7 +140,7 @@ def test_training_checkpoint_holds_everything(tmp_path, tiny_data):
     assert ckpt["data"] == {
         "name": "synthetic", "source": list(tiny_data.source), "split": [0.7, 0.1, 0.2], "in_steps": 12,
         "out_steps": 12, "input_features": ["value", "time_of_day"], "sensor_ids": list(tiny_data.sensor_ids),
-        "interval_minutes": 5,
+        "interval_minutes": 5, "missing": "zero",
     }
     assert ckpt["train_config"]["schedule"] == "multistep"
     assert set(ckpt["metrics"]) == {"15min", "30min", "60min", "avg"}
