@@ -262,6 +262,22 @@ def _params(p: dict[str, Any]) -> str:
     return ", ".join(f"{k}={_fmt(v)}" for k, v in p.items())
 
 
+def _teacher_lines(info: dict[str, Any] | None) -> list[str]:
+    """The teacher's line of the report: epochs its run trained (of those asked for) and its val MAE."""
+    if not info:
+        return []
+    if info.get("epochs_trained") is None:
+        run = f"its run's end unknown (no last.pt beside it), asked for {_fmt(info.get('epochs_requested'))} epoch(s)"
+    else:
+        run = f"trained {info['epochs_trained']} of {_fmt(info.get('epochs_requested'))} epoch(s)"
+        if info.get("stopped_early"):
+            run += " (stopped early)"
+        elif info.get("finished") is False:
+            run += " (**unfinished**)"
+    return [f"- teacher: {_fmt(info.get('model'))}, {run}; weights of epoch {info.get('epoch')}, "
+            f"val MAE **{_fmt(info.get('val_mae'))}**"]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
     lat = s.get("latency", {})
@@ -277,6 +293,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         + (f" -- {lat['note']}" if lat.get("note") else ""),
         f"- dataset `{s.get('dataset')}`, teacher `{s.get('teacher')}`, {s.get('epochs')} epoch(s) per trial, "
         f"sampler {s.get('sampler')}, pruner {s.get('pruner')}",
+        *_teacher_lines(s.get("teacher_training")),
         f"- storage `{s.get('storage')}` (open it with `{s.get('dashboard')}`)",
         f"- trials: {c['total']} total -- {c['complete']} complete, {c['pruned']} pruned, "
         f"{c['infeasible']} infeasible (over budget, not trained), {c['failed']} failed"

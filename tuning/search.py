@@ -214,34 +214,82 @@ def _log(msg: str) -> None:
 
 def ensure_teacher(args: argparse.Namespace, data: Any, out: Path, device: str) -> Path:
     """``--teacher``, or ``OUT/teacher/best.pt`` trained once (under a lock, so concurrent workers train
-    it once; a killed training resumes from its ``last.pt``)."""
+    it once).
+
+    A teacher run that was killed (its ``last.pt`` records fewer epochs than the run was asked for, and
+    early stopping did not end it) is finished from that ``last.pt`` before any trial starts: trials never
+    distil from a half-trained teacher.
+    """
     if args.teacher:
         path = Path(args.teacher)
         if not path.is_file():
             raise CheckpointError(f"--teacher {path}: no such file")
         return path
+    from stgkd.engine.checkpoint import load_checkpoint, run_progress
+
     teacher_dir = out / "teacher"
-    best = teacher_dir / "best.pt"
+    best, last = teacher_dir / "best.pt", teacher_dir / "last.pt"
     with file_lock(out / ".teacher.lock"):
-        if best.is_file():
-            _log(f"reusing the teacher {best}")
+        progress = run_progress(load_checkpoint(last)) if last.is_file() else None
+        if best.is_file() and (progress is None or progress.finished):
+            _log(f"reusing the teacher {best}"
+                 + (f" ({_describe_run(progress)})" if progress is not None else f" (no {last.name} beside it)"))
             return best
         from stgkd.engine import TrainConfig, train_model
 
+        if progress is not None:
+            epochs = progress.requested
+            _log(f"the teacher run in {teacher_dir} stopped after epoch {progress.epochs} of {epochs}; "
+                 f"finishing it from {last} before any trial starts")
+            if args.teacher_epochs != epochs:
+                _log(f"note: --teacher-epochs {args.teacher_epochs} ignored: that run was asked for {epochs}")
+        else:
+            epochs = args.teacher_epochs
         hparams = {**SMALL_TEACHER, **dict(args.teacher_hparam)} if args.teacher_model == "graph-wavenet" else dict(args.teacher_hparam)
-        _log(f"no --teacher: training {args.teacher_model} {hparams} for {args.teacher_epochs} epoch(s) into {teacher_dir}")
+        if progress is None:
+            _log(f"no --teacher: training {args.teacher_model} {hparams} for {epochs} epoch(s) into {teacher_dir}")
         result = train_model(
             data,
             args.teacher_model,
             teacher_dir,
             hparams=hparams,
-            config=TrainConfig(epochs=args.teacher_epochs, device=device, seed=args.seed, limit_batches=args.limit_batches),
+            config=TrainConfig(epochs=epochs, device=device, seed=args.seed, limit_batches=args.limit_batches),
             resume=True,
             progress=not args.no_progress,
         )
         if result.best_path is None or not best.is_file():
             raise CheckpointError(f"training the teacher did not produce {best}")
+        _log(f"teacher {best}: {_describe_run(run_progress(load_checkpoint(last)))}")
         return best
+
+
+def _describe_run(progress: Any) -> str:
+    """``"20 of 20 epochs, best val MAE 2.31 at epoch 18"`` for a :class:`~stgkd.engine.checkpoint.RunProgress`."""
+    stop = f", stopped early after {progress.epochs}" if progress.stopped_early else ""
+    return (f"{progress.epochs} of {progress.requested} epochs{stop}, best val MAE {progress.best_val_mae:.4g} "
+            f"at epoch {progress.best_epoch}")
+
+
+def teacher_summary(path: Path) -> dict[str, Any]:
+    """What the report says about the teacher: its checkpoint, the epoch and validation masked MAE of
+    its weights, and the epochs its run trained and was asked for (read from the ``last.pt`` beside
+    it; ``None`` where there is none, since a ``best.pt`` alone does not tell how its run ended)."""
+    from stgkd.engine.checkpoint import load_checkpoint, run_progress
+
+    payload = load_checkpoint(path)
+    last = path.with_name("last.pt")
+    progress = run_progress(payload if path.name == "last.pt" else load_checkpoint(last)) if last.is_file() else None
+    val_mae = ((payload.get("metrics") or {}).get("avg") or {}).get("mae")
+    return {
+        "path": str(path),
+        "model": (payload.get("model") or {}).get("name"),
+        "epoch": int(payload.get("epoch", 0)),
+        "val_mae": float(val_mae) if val_mae is not None else None,
+        "epochs_trained": progress.epochs if progress else None,
+        "epochs_requested": int((payload.get("train_config") or {}).get("epochs", 0)) or None,
+        "stopped_early": progress.stopped_early if progress else None,
+        "finished": progress.finished if progress else None,
+    }
 
 
 def _settings_conflicts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -381,6 +429,10 @@ def run(args: argparse.Namespace) -> int:
         data = load_data(args.dataset, data_dir=args.data_dir, missing=args.missing)
     teacher_path = ensure_teacher(args, data, out, device).resolve()
     teacher_sha = sha256_file(teacher_path)
+    teacher_info = teacher_summary(teacher_path)
+    if teacher_info["finished"] is False:  # a --teacher whose run is unfinished: the user's choice, said once
+        _log(f"note: the run of --teacher {teacher_path} trained {teacher_info['epochs_trained']} of its "
+             f"{teacher_info['epochs_requested']} epochs; its weights are used as they are")
 
     storage = open_storage(args.storage, out)
     study_name = args.study_name or (
@@ -448,6 +500,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "space": space.to_dict(),
         "latency": latency.to_dict(),
+        "teacher_training": teacher_info,
     }
     prepared = None
     if done < args.n_trials:

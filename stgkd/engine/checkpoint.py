@@ -22,10 +22,12 @@ Everything in it is a tensor, number, string, ``None`` or a list/dict/tuple of t
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import random
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -140,6 +142,52 @@ def model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint model does not match its weights or config: {exc}") from None
     return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far the training run that wrote a checkpoint got (read from ``last.pt``).
+
+    Attributes:
+        epochs: the last completed epoch.
+        requested: the epochs the run was asked for (its ``train_config``).
+        stopped_early: early stopping ended the run (its patience ran out) before ``requested``.
+        best_epoch: the epoch of the best validation masked MAE so far (``0``: none).
+        best_val_mae: that MAE (``nan`` before the first epoch).
+    """
+
+    epochs: int
+    requested: int
+    stopped_early: bool
+    best_epoch: int
+    best_val_mae: float
+
+    @property
+    def finished(self) -> bool:
+        """Whether training the run again with ``resume`` would not run another epoch."""
+        return self.epochs >= self.requested or self.stopped_early
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "finished": self.finished}
+
+
+def run_progress(payload: dict[str, Any]) -> RunProgress:
+    """The :class:`RunProgress` of a checkpoint ``payload``.
+
+    Only ``last.pt`` tells whether early stopping ended its run (``best.pt`` is written at an
+    improvement, when the patience counter is 0). The stop rule is
+    :class:`~stgkd.engine.callbacks.EarlyStopping`'s:
+    ``wait >= patience`` epochs without improvement.
+    """
+    epochs = int(payload.get("epoch", 0))
+    train_config = payload.get("train_config") or {}
+    requested = int(train_config.get("epochs", epochs))
+    patience = int(train_config.get("patience", 0))
+    stopper = (payload.get("callbacks") or {}).get("EarlyStopping") or {}
+    stopped = patience > 0 and int(stopper.get("wait", 0)) >= patience and epochs < requested
+    best = payload.get("best") or {}
+    return RunProgress(epochs=epochs, requested=requested, stopped_early=bool(stopped),
+                       best_epoch=int(best.get("epoch", 0)), best_val_mae=float(best.get("val_mae", math.nan)))
 
 
 # --------------------------------------------------------------------------- RNG state

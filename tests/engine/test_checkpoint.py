@@ -149,3 +149,27 @@ def test_training_checkpoint_holds_everything(tmp_path, tiny_data):
     x = result.data.test.batch(torch.arange(4)).x
     with torch.no_grad():
         assert torch.equal(model(x), result.model(x))
+
+
+def test_run_progress_tells_a_finished_run_from_a_killed_one(tmp_path, tiny_data):
+    from stgkd.engine import TrainConfig, train_model
+    from stgkd.engine.checkpoint import run_progress
+
+    # a learning rate too small to move a float32 weight: the validation MAE never improves after epoch 1,
+    # so early stopping with patience 1 ends the run after epoch 2 of 5
+    cfg = TrainConfig(epochs=5, batch_size=64, limit_batches=1, lr=1e-12, patience=1, device="cpu")
+    train_model(tiny_data, "gru", tmp_path / "stopped", hparams=TINY_STUDENT, config=cfg, progress=False)
+    last = load_checkpoint(tmp_path / "stopped" / "last.pt")
+    stopped = run_progress(last)
+    assert (stopped.epochs, stopped.requested, stopped.stopped_early, stopped.finished) == (2, 5, True, True)
+    assert (stopped.best_epoch, stopped.best_val_mae) == (1, last["best"]["val_mae"])
+    # best.pt is written at an improvement: it cannot tell that its run stopped early
+    assert not run_progress(load_checkpoint(tmp_path / "stopped" / "best.pt")).finished
+
+    cfg = TrainConfig(epochs=2, batch_size=64, limit_batches=1, patience=0, device="cpu")
+    train_model(tiny_data, "gru", tmp_path / "full", hparams=TINY_STUDENT, config=cfg, progress=False)
+    full = run_progress(load_checkpoint(tmp_path / "full" / "last.pt"))
+    assert (full.epochs, full.requested, full.stopped_early, full.finished) == (2, 2, False, True)
+    # what a run killed after its first epoch leaves: one epoch of the two it was asked for
+    killed = run_progress({**load_checkpoint(tmp_path / "full" / "last.pt"), "epoch": 1})
+    assert not killed.finished and killed.to_dict()["finished"] is False
