@@ -13,7 +13,8 @@ Storage (``--storage``):
   workers that write at once see ``database is locked`` errors.
 * a path ending in ``.journal`` / ``.log`` (or ``journal:PATH``): that journal file.
 * ``sqlite:///...``, ``postgresql://...``, ``mysql://...``: Optuna's ``RDBStorage`` with its heartbeat
-  (PostgreSQL is the choice for a cluster).
+  (PostgreSQL is the choice for a cluster; its driver, psycopg 3, comes with ``pip install 'stgkd[cluster]'``,
+  and a plain ``postgresql://`` URL uses it when psycopg2 is not installed).
 * ``redis://...``: ``JournalStorage(JournalRedisBackend)`` (needs the ``redis`` package).
 
 Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL). The
@@ -34,6 +35,7 @@ process is cut off by :func:`repair_journal` before the study is opened.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import fcntl
@@ -43,7 +45,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
@@ -78,6 +80,9 @@ STALE_AFTER_S = 300
 UNATTRIBUTED_STALE_AFTER_S = 60
 #: how often a trial is retried after its worker died
 MAX_RETRY = 3
+
+#: PostgreSQL advisory lock taken while Optuna sets up its tables (any constant; "stgkd" in ASCII)
+SCHEMA_LOCK_KEY = 0x7374676B64
 
 WORKER_ATTR = "worker"
 HEARTBEAT_ATTR = "stgkd:heartbeat"
@@ -191,6 +196,38 @@ def _journal(path: Path, symlink_lock: bool) -> StorageInfo:
     return StorageInfo(JournalStorage(backend), str(path), "journal", False)
 
 
+def _sqlalchemy_url(url: str) -> str:
+    """``url`` with a driver SQLAlchemy can load: a plain ``postgresql://`` means psycopg2 to SQLAlchemy;
+    where only psycopg 3 is installed (the ``cluster`` extra) it becomes ``postgresql+psycopg://``."""
+    import importlib.util
+
+    plain = url.startswith("postgresql://")
+    if plain and importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while Optuna creates or checks its tables (other databases:
+    nothing). Workers started together on an empty database otherwise race on ``CREATE TABLE`` and all
+    but one fail with ``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``.
+    The lock belongs to the connection, so a worker killed while holding it releases it."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            yield
+    finally:
+        engine.dispose()
+
+
 def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageInfo:
     """Open ``url`` (see the module docstring), defaulting to ``study_dir/study.journal``."""
     study_dir = Path(study_dir)
@@ -209,16 +246,17 @@ def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageI
             raise ConfigError(f"--storage {url}: the redis package is needed ({exc})") from None
     if "://" in url:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _schema_lock(_sqlalchemy_url(url)):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
                 storage = RDBStorage(
-                    url,
+                    _sqlalchemy_url(url),
                     heartbeat_interval=HEARTBEAT_INTERVAL_S,
                     grace_period=STALE_AFTER_S,
                     heartbeat_stale_trial_callback=retry_trial,
                 )
         except ImportError as exc:
-            raise ConfigError(f"--storage {url}: a database driver is missing ({exc})") from None
+            hint = " (pip install 'stgkd[cluster]' for PostgreSQL)" if url.startswith("postgresql") else ""
+            raise ConfigError(f"--storage {url}: a database driver is missing ({exc}){hint}") from None
         except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server
             raise ConfigError(f"--storage {url}: cannot open the database ({type(exc).__name__}: {exc})") from None
         return StorageInfo(storage, url, "rdb", True)
