@@ -1,7 +1,10 @@
 """Masked forecasting metrics with DCRNN's definitions, per horizon step.
 
-A reading is *observed* when ``true != null_val`` and finite (zeros are missing in METR-LA /
-PEMS-BAY / PEMS0x). As in DCRNN's ``masked_mae_loss``, errors are averaged over observed entries
+A reading is *observed* where ``mask`` says so (and ``true`` is finite). Pass ``batch.mask``: it carries
+the dataset's missing-value convention (:mod:`stgkd.missing`; a real ``0`` of a count series is
+observed, a ``0`` of METR-LA is not), and ``batch.y`` holds a filler ``0`` where a reading is missing.
+Without a mask, ``true != null_val`` decides (DCRNN's rule, ``0`` by default). As in DCRNN's
+``masked_mae_loss``, errors are averaged over observed entries
 only: ``sum(|e| * m) / sum(m)``, which equals DCRNN's ``mean(|e| * m / mean(m))``. RMSE is the square
 root of the masked MSE over the whole set, MAPE is in percent.
 
