@@ -19,29 +19,34 @@ __all__ = ["DCGRUStudent", "DIFFUSION_MIXING", "diffuse"]
 DIFFUSION_MIXING = ("separable", "full")
 
 
-def diffuse(x: Tensor, supports: Tensor, order: int) -> list[Tensor]:
-    """``x`` and its diffusions ``S_s^k x`` for every support ``s`` and hop ``k = 1..order``.
+def diffuse(x: Tensor, supports: Tensor, order: int) -> Tensor:
+    """``x`` and its diffusions ``S_s^k x`` for every support ``s`` and hop ``k = 1..order``, stacked.
 
     Node-major layout, so that every hop of every support is one batched matrix product with no
     transposition: each support is applied as ``out = S @ x`` over the node axis (row ``m`` of ``S``
-    lists what node ``m`` aggregates). Returned in the order ``x, S_1 x, ..., S_1^K x, S_2 x, ...,
-    S_M^K x``.
+    lists what node ``m`` aggregates). Copies along the first axis in the order ``x, S_1 x, ...,
+    S_1^K x, S_2 x, ..., S_M^K x``; one stacked tensor, so the backward pass accumulates into one
+    buffer instead of one per copy.
 
     Shapes:
-        x ``(N, ..., C)``, supports ``(M, N, N)`` -> ``1 + M * order`` tensors ``(N, ..., C)``
+        x ``(N, ..., C)``, supports ``(M, N, N)`` -> ``(1 + M * order, N, ..., C)``
     """
-    flat = x.reshape(x.shape[0], -1)  # (N, rest)
-    out = [x]
     if supports.shape[0] == 0:
-        return out
+        return x.unsqueeze(0)
+    flat = x.reshape(x.shape[0], -1)  # (N, rest)
     hop = torch.matmul(supports, flat)  # (M, N, rest)
     hops = [hop]
     for _ in range(order - 1):
         hop = torch.bmm(supports, hop)
         hops.append(hop)
-    for s in range(supports.shape[0]):
-        out.extend(h[s].view_as(x) for h in hops)
-    return out
+    # (K, M, N, rest) -> support-major, hop-minor (M * K, N, rest)
+    stacked = torch.stack(hops, dim=1).reshape(-1, *flat.shape)
+    return torch.cat([flat.unsqueeze(0), stacked]).reshape(-1, *x.shape)
+
+
+def _channels_last(copies: Tensor) -> Tensor:
+    """``(K', N, ..., C) -> (N, ..., K' * C)``: the copies side by side along the channels."""
+    return copies.movedim(0, -2).flatten(-2)
 
 
 class _DiffusionGRUCell(nn.Module):
@@ -77,12 +82,11 @@ class _DiffusionGRUCell(nn.Module):
         Shapes:
             gx ``(N, B, 3D)``, h ``(N, B, D)``, supports ``(M, N, N)`` -> ``(N, B, D)``
         """
-        copies = diffuse(h, supports, self.order)
+        copies = diffuse(h, supports, self.order)  # (K', N, B, D)
         if self.mixing == "separable":
-            mixed = torch.stack(copies, dim=-2).mul(self.theta).sum(-2) if len(copies) > 1 else h * self.theta[0]
-            gh = self.h_lin(mixed)
+            gh = self.h_lin((copies * self.theta[:, None, None, :]).sum(0))
         else:
-            gh = self.h_lin(torch.cat(copies, dim=-1))
+            gh = self.h_lin(_channels_last(copies))
         xr, xu, xc = gx.chunk(3, dim=-1)
         hr, hu, hc = gh.chunk(3, dim=-1)
         r = torch.sigmoid(xr + hr)
@@ -250,11 +254,11 @@ class DCGRUStudent(ForecastModel):
         self._check_input(x)
         supports = self.supports()
         xn = x.permute(2, 1, 0, 3)  # node-major (N, T, B, C): one matmul per support and hop
-        gx = self.cell.x_lin(torch.cat(diffuse(xn, supports, self.order), dim=-1))  # (N, T, B, 3D), all steps
+        gx = self.cell.x_lin(_channels_last(diffuse(xn, supports, self.order)))  # (N, T, B, 3D), all steps
         h = gx.new_zeros(self.num_nodes, x.shape[0], self.cell.h_lin.out_features // 3)
         states = []
-        for t in range(x.shape[1]):
-            h = self.cell(gx[:, t], h, supports)
+        for g in gx.unbind(1):  # one backward buffer for all steps (indexing would zero-fill gx per step)
+            h = self.cell(g, h, supports)
             states.append(h)
         seq = torch.stack(states).permute(2, 0, 1, 3)  # (B, T, N, D)
         h = seq[:, -1]

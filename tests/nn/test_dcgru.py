@@ -42,7 +42,7 @@ def test_diffuse_matches_explicit_powers():
     expected = [x]
     for s in supports:
         expected += [torch.einsum("mn,nbc->mbc", s, x), torch.einsum("mn,nbc->mbc", s @ s, x)]
-    assert len(out) == 5
+    assert out.shape == (5, 5, 3, 4)
     for got, want in zip(out, expected):
         torch.testing.assert_close(got, want)
 
