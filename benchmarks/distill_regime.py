@@ -199,6 +199,14 @@ def plot(report: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _grad_shares(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each loss term's share of the gradient norm at the first and last epoch (from the epoch log)."""
+    records = [h["grad_share"] for h in history if isinstance(h.get("grad_share"), dict)]
+    if not records:
+        return None
+    return {"first": records[0].get("share", {}), "last": records[-1].get("share", {})}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_regime", description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (trained on the whole slice)")
@@ -294,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                     "recipe": recipe, "days": days, "seed": seed, "train_windows": windows, "test": res.test,
                     "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
                     "train_mae": best.get("train_mae", float("nan")), "val_mae": best.get("val_mae"),
-                    "val_fidelity": best.get("val_teacher_mae"),
-                    "grad_share": res.history[-1].get("grad_share") if res.history else None,
+                    "val_fidelity": best.get("val_fidelity_mae"),
+                    "grad_share": _grad_shares(res.history),
                     "seconds": time.perf_counter() - t0, "parameters": res.model.num_parameters(),
                 }
                 print(f"{key}: test " + json.dumps({h: round(res.test[h]["mae"], 3) for h in HORIZONS})

@@ -42,6 +42,8 @@ def test_pairs_distilled_with_plain_by_days_and_resumes(tmp_path):
     assert report["runs"]["dcgru w16 plain | all | 0"]["train_windows"] is None
     for run in report["runs"].values():
         assert all(math.isfinite(run["test"][h]["mae"]) for h in ("15min", "60min", "avg"))
+    assert kd_has_diagnostics(report["runs"]["dcgru w16 KD | all | 0"])
+    assert report["runs"]["dcgru w16 plain | all | 0"]["val_fidelity"] > 0  # a plain student's distance too
     rows = paired(report)
     assert [(r["recipe"], r["days"]) for r in rows] == [("dcgru w16 KD", "0.5"), ("dcgru w16 KD", "all")]
     kd, plain = report["runs"]["dcgru w16 KD | all | 0"], report["runs"]["dcgru w16 plain | all | 0"]
@@ -56,6 +58,12 @@ def test_pairs_distilled_with_plain_by_days_and_resumes(tmp_path):
     assert main(args) == 0
     again = json.loads(path.read_text())
     assert {k: r["seconds"] for k, r in again["runs"].items()} == seconds
+
+
+def kd_has_diagnostics(run) -> bool:
+    shares = run["grad_share"]
+    return (run["val_fidelity"] > 0 and set(shares) == {"first", "last"}
+            and sum(shares["first"].values()) == pytest.approx(1.0))
 
 
 def test_unknown_recipe_and_bad_days_are_refused(tmp_path):
