@@ -6,7 +6,8 @@ observed, a ``0`` of METR-LA is not), and ``batch.y`` holds a filler ``0`` where
 Without a mask, ``true != null_val`` decides (DCRNN's rule, ``0`` by default). As in DCRNN's
 ``masked_mae_loss``, errors are averaged over observed entries
 only: ``sum(|e| * m) / sum(m)``, which equals DCRNN's ``mean(|e| * m / mean(m))``. RMSE is the square
-root of the masked MSE over the whole set, MAPE is in percent.
+root of the masked MSE over the whole set, MAPE is a fraction (``0.07`` is 7 %) everywhere in stgkd:
+these functions, :class:`MetricAccumulator`, the engine's evaluation and every JSON file they fill.
 
 Tensors are laid out with the horizon on dim 1: forecasts ``(B, H, N)`` (or ``(B, H, N, C)``).
 ``at`` picks a 1-based horizon step (3 / 6 / 12 are 15 / 30 / 60 minutes at 5-minute intervals).
@@ -32,6 +33,7 @@ __all__ = [
     "masked_rmse",
     "masked_mape",
     "horizon_metrics",
+    "DEFAULT_STEPS",
     "MetricAccumulator",
 ]
 
@@ -103,18 +105,36 @@ def masked_rmse(
 def masked_mape(
     pred: Tensor, true: Tensor, mask: Tensor | None = None, *, null_val: float = 0.0, at: int | None = None
 ) -> Tensor:
-    """Mean absolute percentage error in % over observed, non-zero targets."""
+    """Mean absolute percentage error, as a fraction (``0.07`` is 7 %), over observed, non-zero targets."""
     pred, true, mask = _select(pred, true, mask, at)
     observed = _mask(true, mask, null_val) & (true != 0)
     ape = (pred - true).abs() / true.abs().clamp_min(torch.finfo(true.dtype).tiny)
-    return 100.0 * _masked_mean(ape, observed)
+    return _masked_mean(ape, observed)
+
+
+#: horizon steps reported by default: 15, 30 and 60 minutes at a 5-minute interval
+DEFAULT_STEPS = (3, 6, 12)
 
 
 class MetricAccumulator:
     """Running per-horizon-step sums of ``|e|``, ``e^2``, ``|e|/|y|`` and counts (float64).
 
-    ``update`` takes batches ``(B, H, N[, C])``; :meth:`result` returns the exact metrics of
-    everything seen, as if computed on the concatenation of the batches.
+    ``update`` takes batches ``(B, H, N[, C])`` in raw units; :meth:`result` returns the exact
+    metrics of everything seen, as if computed on the concatenation of the batches, MAPE as a
+    fraction (as :func:`masked_mape`). MAPE is taken over the observed readings that are not ``0`` (a
+    real ``0``, as in a count series, counts in MAE and RMSE but has no percentage error). A horizon
+    step with no observed reading has ``nan`` metrics.
+
+    The state is one float64 tensor, :attr:`sums` ``(5, H)`` (rows: ``|e|``, ``e^2``, ``|e|/|y|``,
+    observed count, count of the non-zero observed truths), so summing it over processes (the
+    engine's ``all_reduce_sum``) before :meth:`result` gives the metrics of all their windows.
+
+    Args:
+        out_steps: the horizon ``H``; ``None`` takes it from the first batch (default: ``None``).
+        device: where the sums live (default: ``"cpu"``; with ``out_steps=None``, the first batch's).
+        null_val: which target marks a missing reading when ``update`` gets no mask (default: ``0.0``;
+            pass ``batch.mask`` instead: it carries the dataset's missing-value convention).
+        interval_minutes: minutes per step, for the keys of :meth:`result` (default: ``5``).
 
     Example::
 
@@ -124,18 +144,17 @@ class MetricAccumulator:
         acc.result()  # {"15min": {"mae": ..., "rmse": ..., "mape": ...}, ..., "avg": {...}}
     """
 
-    def __init__(self, *, null_val: float = 0.0, interval_minutes: int = 5) -> None:
+    def __init__(self, out_steps: int | None = None, device: torch.device | str | None = None, *,
+                 null_val: float = 0.0, interval_minutes: int = 5) -> None:
         self.null_val = null_val
         self.interval_minutes = interval_minutes
-        self.abs_sum: Tensor | None = None
-        self.sq_sum: Tensor | None = None
-        self.ape_sum: Tensor | None = None
-        self.count: Tensor | None = None
-        self.ape_count: Tensor | None = None
+        self.sums: Tensor | None = None
+        if out_steps is not None:
+            self.sums = torch.zeros(5, int(out_steps), dtype=torch.float64, device=device or "cpu")
 
     @property
     def horizon(self) -> int:
-        return 0 if self.count is None else int(self.count.numel())
+        return 0 if self.sums is None else int(self.sums.shape[1])
 
     @torch.no_grad()
     def update(self, pred: Tensor, true: Tensor, mask: Tensor | None = None) -> None:
@@ -145,67 +164,75 @@ class MetricAccumulator:
                 f"MetricAccumulator.update: need pred and true of one shape (B, H, ...), got "
                 f"{tuple(pred.shape)} and {tuple(true.shape)}"
             )
-        observed = _mask(true, mask, self.null_val)
-        err = torch.where(observed, (pred - true).double(), torch.zeros((), dtype=torch.float64, device=true.device))
-        true64 = true.double()
-        ape_ok = observed & (true != 0)
-        ape = torch.where(ape_ok, err.abs() / torch.where(ape_ok, true64.abs(), torch.ones_like(true64)),
-                          torch.zeros_like(err))
-        dims = [0] + list(range(2, true.dim()))
-        stats = [err.abs().sum(dims), (err * err).sum(dims), ape.sum(dims),
-                 observed.sum(dims).double(), ape_ok.sum(dims).double()]
-        stats = [s.cpu() for s in stats]
-        if self.count is None:
-            self.abs_sum, self.sq_sum, self.ape_sum, self.count, self.ape_count = stats
-            return
-        if stats[3].numel() != self.count.numel():
+        if self.sums is None:
+            self.sums = torch.zeros(5, true.shape[1], dtype=torch.float64, device=true.device)
+        if true.shape[1] != self.horizon:
             raise DataError(
-                f"MetricAccumulator.update: horizon {stats[3].numel()} differs from earlier batches' "
-                f"{self.count.numel()}"
+                f"MetricAccumulator.update: horizon {true.shape[1]} differs from earlier batches' {self.horizon}"
             )
-        self.abs_sum += stats[0]
-        self.sq_sum += stats[1]
-        self.ape_sum += stats[2]
-        self.count += stats[3]
-        self.ape_count += stats[4]
+        observed = _mask(true, mask, self.null_val)
+        pred = pred.detach().to(self.sums.device, torch.float64)
+        true = true.detach().to(self.sums.device, torch.float64)
+        observed = observed.to(self.sums.device)
+        err = torch.where(observed, pred - true, torch.zeros_like(pred))
+        ape_ok = observed & (true != 0)
+        safe_true = torch.where(ape_ok, true.abs(), torch.ones_like(true))
+        dims = [0] + list(range(2, true.dim()))
+        self.sums[0] += err.abs().sum(dims)
+        self.sums[1] += err.square().sum(dims)
+        self.sums[2] += torch.where(ape_ok, err.abs() / safe_true, torch.zeros_like(err)).sum(dims)
+        self.sums[3] += observed.to(torch.float64).sum(dims)
+        self.sums[4] += ape_ok.to(torch.float64).sum(dims)
+
+    @staticmethod
+    def _finish(s: Tensor) -> dict[str, float]:
+        n = float(s[3])
+        if n == 0:
+            return {"mae": float("nan"), "rmse": float("nan"), "mape": float("nan")}
+        n_ape = float(s[4])
+        return {"mae": float(s[0]) / n, "rmse": (float(s[1]) / n) ** 0.5,
+                "mape": float(s[2]) / n_ape if n_ape else float("nan")}
+
+    def _state(self) -> Tensor:
+        if self.sums is None:
+            raise DataError("MetricAccumulator: no batch was added")
+        return self.sums.cpu()
 
     def metrics(self, at: int | None = None) -> dict[str, float]:
         """``{"mae", "rmse", "mape"}`` at 1-based step ``at``, or over all steps when ``None``."""
-        if self.count is None:
-            raise DataError("MetricAccumulator: no batch was added")
+        sums = self._state()
         if at is None:
-            sl = slice(None)
-        elif 1 <= at <= self.horizon:
-            sl = slice(at - 1, at)
-        else:
+            return self._finish(sums.sum(1))
+        if not 1 <= at <= self.horizon:
             raise DataError(f"MetricAccumulator: at={at} is outside the horizon 1..{self.horizon}")
-        n = float(self.count[sl].sum())
-        n_ape = float(self.ape_count[sl].sum())
-        if n == 0:
-            return {"mae": 0.0, "rmse": 0.0, "mape": 0.0}
-        return {
-            "mae": float(self.abs_sum[sl].sum()) / n,
-            "rmse": math.sqrt(float(self.sq_sum[sl].sum()) / n),
-            "mape": 100.0 * float(self.ape_sum[sl].sum()) / n_ape if n_ape else 0.0,
-        }
+        return self._finish(sums[:, at - 1])
 
-    def result(self, steps: Sequence[int] = (3, 6, 12)) -> dict[str, dict[str, float]]:
+    def result(self, steps: Sequence[int] = DEFAULT_STEPS,
+               interval_minutes: int | None = None) -> dict[str, dict[str, float]]:
         """Metrics at each of ``steps`` (keyed ``"15min"`` etc.) plus ``"avg"`` over all steps.
 
-        Steps beyond the accumulated horizon are skipped.
+        Steps beyond the accumulated horizon are skipped; ``interval_minutes`` overrides the
+        constructor's for the keys.
         """
-        out = {
-            f"{step * self.interval_minutes}min": self.metrics(step) for step in steps if step <= self.horizon
-        }
+        minutes = self.interval_minutes if interval_minutes is None else interval_minutes
+        out = {f"{step * minutes}min": self.metrics(step) for step in steps if 1 <= step <= self.horizon}
         out["avg"] = self.metrics(None)
         return out
+
+    #: the name the engine used for :meth:`result`
+    compute = result
+
+    def per_step(self) -> list[dict[str, float]]:
+        """Metrics of every horizon step, in order."""
+        sums = self._state()
+        return [self._finish(sums[:, h]) for h in range(self.horizon)]
 
 
 def horizon_metrics(
     pred: Tensor,
     true: Tensor,
     mask: Tensor | None = None,
-    steps: Sequence[int] = (3, 6, 12),
+    steps: Sequence[int] = DEFAULT_STEPS,
     interval_minutes: int = 5,
     *,
     null_val: float = 0.0,

@@ -28,3 +28,7 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
     # the student is far smaller than the teacher
     assert summary["rows"][2]["parameters"] < summary["rows"][1]["parameters"]
     assert (out / "student-distilled" / "best.pt").exists()
+    # one MAPE unit in every row (a fraction): the ratio MAPE / MAE depends on the data, not the model
+    ratios = [row["test"]["avg"]["mape"] / row["test"]["avg"]["mae"] for row in summary["rows"]]
+    assert all(0 < row["test"]["avg"]["mape"] < 1 for row in summary["rows"])
+    assert max(ratios) < 5 * min(ratios)

@@ -19,11 +19,11 @@ def test_masked_metrics_by_hand():
     # observed errors: 2, 3 (step 1); 0, 5 (step 2)
     assert masked_mae(pred, true).item() == pytest.approx(10 / 4)
     assert masked_rmse(pred, true).item() == pytest.approx(math.sqrt((4 + 9 + 0 + 25) / 4))
-    assert masked_mape(pred, true).item() == pytest.approx(100 * (0.2 + 0.15 + 0.0 + 0.1) / 4)
+    assert masked_mape(pred, true).item() == pytest.approx((0.2 + 0.15 + 0.0 + 0.1) / 4)
     assert masked_mae(pred, true, at=1).item() == pytest.approx(2.5)
     assert masked_mae(pred, true, at=2).item() == pytest.approx(2.5)
     assert masked_rmse(pred, true, at=2).item() == pytest.approx(math.sqrt(25 / 2))
-    assert masked_mape(pred, true, at=1).item() == pytest.approx(100 * 0.35 / 2)
+    assert masked_mape(pred, true, at=1).item() == pytest.approx(0.35 / 2)
 
 
 def test_explicit_mask_nan_null_and_empty():
@@ -58,7 +58,7 @@ def test_horizon_metrics_keys_and_values():
     assert all(isinstance(v, float) for d in out.values() for v in d.values())
     full = horizon_metrics(torch.ones(2, 12, 3) * 2, torch.ones(2, 12, 3))
     assert list(full) == ["15min", "30min", "60min", "avg"]
-    assert full["60min"] == {"mae": 1.0, "rmse": 1.0, "mape": 100.0}
+    assert full["60min"] == {"mae": 1.0, "rmse": 1.0, "mape": 1.0}  # MAPE is a fraction
 
 
 def test_accumulator_equals_whole_set_not_batch_mean():

@@ -4,7 +4,8 @@ Metrics are accumulated exactly over the whole split (sums of absolute, squared 
 errors and of observed entries per horizon step, in float64), not averaged per batch, so the
 result does not depend on the batch size or on how the windows are sharded over processes:
 ``MAE_h = sum |pred - y| * mask / sum mask`` over every window of the split, the DCRNN masked
-definitions at dataset level. ``"avg"`` pools all horizon steps the same way.
+definitions at dataset level. ``"avg"`` pools all horizon steps the same way. The sums are
+:class:`stgkd.metrics.MetricAccumulator`'s (MAPE as a fraction).
 """
 
 from __future__ import annotations
@@ -17,68 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from stgkd.engine.distributed import DistContext, all_reduce_sum, shard_eval_indices
+from stgkd.metrics import DEFAULT_STEPS, MetricAccumulator
 
-#: horizon steps reported by default: 15, 30 and 60 minutes at a 5-minute interval
-DEFAULT_STEPS = (3, 6, 12)
-
-
-class HorizonAccumulator:
-    """Running sums of masked errors per horizon step.
-
-    ``update(pred, true, mask)`` takes ``(B, H, N)`` tensors in raw units and the observed mask
-    (``batch.mask``: which readings are missing is the dataset's convention, so the mask is never
-    guessed from ``true``); :meth:`compute` returns ``{"15min": {"mae", "rmse", "mape"}, ...,
-    "avg": {...}}``. MAPE is taken over the observed readings that are not ``0`` (a real ``0``, as in a
-    count series, counts in MAE and RMSE but has no percentage error). :meth:`all_reduce` sums the
-    state over distributed ranks before computing.
-    """
-
-    def __init__(self, out_steps: int, device: torch.device | str = "cpu") -> None:
-        self.out_steps = out_steps
-        # rows: |err|, err^2, |err|/|y|, count, count of the non-zero truths (MAPE's)
-        self.sums = torch.zeros(5, out_steps, dtype=torch.float64, device=device)
-
-    @torch.no_grad()
-    def update(self, pred: Tensor, true: Tensor, mask: Tensor) -> None:
-        pred = pred.detach().to(torch.float64)
-        true = true.detach().to(torch.float64)
-        mask = mask.bool()
-        m = mask.to(torch.float64)
-        err = torch.where(mask, pred - true, torch.zeros_like(pred))
-        ape_ok = mask & (true != 0)
-        safe_true = torch.where(ape_ok, true.abs(), torch.ones_like(true))
-        dims = (0, 2)
-        self.sums[0] += (err.abs() * m).sum(dims)
-        self.sums[1] += (err.square() * m).sum(dims)
-        self.sums[2] += (err.abs() / safe_true * ape_ok.to(torch.float64)).sum(dims)
-        self.sums[3] += m.sum(dims)
-        self.sums[4] += ape_ok.to(torch.float64).sum(dims)
-
-    def all_reduce(self, ctx: DistContext) -> "HorizonAccumulator":
-        all_reduce_sum(self.sums, ctx)
-        return self
-
-    @staticmethod
-    def _finish(s: Tensor) -> dict[str, float]:
-        n = float(s[3])
-        if n == 0:
-            return {"mae": float("nan"), "rmse": float("nan"), "mape": float("nan")}
-        n_ape = float(s[4])
-        return {"mae": float(s[0]) / n, "rmse": (float(s[1]) / n) ** 0.5,
-                "mape": float(s[2]) / n_ape if n_ape else float("nan")}
-
-    def compute(self, steps: tuple[int, ...] = DEFAULT_STEPS, interval_minutes: int = 5) -> dict[str, dict[str, float]]:
-        sums = self.sums.cpu()
-        out: dict[str, dict[str, float]] = {}
-        for step in steps:
-            if 1 <= step <= self.out_steps:
-                out[f"{step * interval_minutes}min"] = self._finish(sums[:, step - 1])
-        out["avg"] = self._finish(sums.sum(1))
-        return out
-
-    def per_step(self) -> list[dict[str, float]]:
-        sums = self.sums.cpu()
-        return [self._finish(sums[:, h]) for h in range(self.out_steps)]
+#: the metrics' one accumulator, by the name the engine gave it first
+HorizonAccumulator = MetricAccumulator
 
 
 def _forward(model: nn.Module, x: Tensor) -> Tensor:
@@ -113,16 +56,16 @@ def evaluate_split(
     ctx = ctx or DistContext(device=torch.device(device))
     was_training = model.training
     model.eval()
-    acc = HorizonAccumulator(_out_steps(model, split), device=device)
+    acc = MetricAccumulator(_out_steps(model, split), device=device)
     indices = shard_eval_indices(len(split), ctx)
     for chunk in torch.split(indices, max(1, int(batch_size))):
         batch = split.batch(chunk).to(device)
         pred = scaler.inverse_transform(_forward(model, batch.x).float())
         target = batch.y if reference is None else reference[chunk.to(reference.device)].to(pred.device)
         acc.update(pred, target, batch.mask)
-    acc.all_reduce(ctx)
+    all_reduce_sum(acc.sums, ctx)
     model.train(was_training)
-    result: dict[str, Any] = acc.compute(steps, interval_minutes)
+    result: dict[str, Any] = acc.result(steps, interval_minutes)
     result["per_step"] = acc.per_step()
     return result
 
@@ -162,13 +105,13 @@ def evaluate_program(
     raw = windows.targets.cpu()
     starts = windows.starts.cpu()
     in_offsets = torch.arange(windows.in_steps)
-    acc = HorizonAccumulator(windows.out_steps)
+    acc = MetricAccumulator(windows.out_steps)
     for chunk in torch.split(torch.arange(len(windows)), max(1, int(batch_size))):
         rows = starts[chunk, None] + in_offsets  # (B, T_in) series steps of the inputs
         batch = windows.batch(chunk)
         values = raw[rows.reshape(-1)].view(rows.shape[0], windows.in_steps, -1)
         acc.update(program(values, seconds[rows]).float().cpu(), batch.y.cpu(), batch.mask.cpu())
-    result: dict[str, Any] = acc.compute(steps, int(prepared.data.interval_minutes))
+    result: dict[str, Any] = acc.result(steps, int(prepared.data.interval_minutes))
     result["per_step"] = acc.per_step()
     return result
 
@@ -334,12 +277,12 @@ def _compare_with_teacher(evaluation: Evaluation, model: nn.Module, prepared, wi
     teacher = model_from_checkpoint(t_payload, device=device)
     t_scaler = StandardScaler(**t_payload["scaler"])
     reference = torch.from_numpy(predict_split(teacher, windows, t_scaler, batch_size=batch_size, device=device).pred)
-    acc = HorizonAccumulator(reference.shape[1], device=device)
+    acc = MetricAccumulator(reference.shape[1], device=device)
     for chunk in torch.split(torch.arange(len(windows)), max(1, int(batch_size))):
         batch = windows.batch(chunk).to(device)
         acc.update(reference[chunk].to(device), batch.y, batch.mask)
     evaluation.teacher_checkpoint = str(teacher_path)
-    evaluation.teacher_metrics = acc.compute(DEFAULT_STEPS, evaluation.interval_minutes)
+    evaluation.teacher_metrics = acc.result(DEFAULT_STEPS, evaluation.interval_minutes)
     fidelity = evaluate_split(model, windows, prepared.scaler, batch_size=batch_size, device=device,
                               interval_minutes=evaluation.interval_minutes, reference=reference.to(device))
     evaluation.fidelity = {k: v for k, v in fidelity.items() if k != "per_step"}
