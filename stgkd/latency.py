@@ -58,6 +58,7 @@ __all__ = [
     "RawUnitsAdapter",
     "cpu_threads",
     "load_average",
+    "is_busy",
 ]
 
 
@@ -66,7 +67,10 @@ class LatencyResult:
     """Latency of one (model, shape, mode, precision, device) setting, in milliseconds per call.
 
     ``throughput`` is forecasts per second at the median latency (``batch / median``), one forecast
-    being one window of all ``nodes`` sensors.
+    being one window of all ``nodes`` sensors. ``load_average`` is the 1/5/15-minute load average when
+    timing ended and ``cpu_count`` the machine's cores; ``busy`` says the 1-minute figure, before or after
+    timing, exceeded one runnable process per core (:func:`is_busy`): other work shared the cores, and
+    the numbers measure it too.
     """
 
     median_ms: float
@@ -92,6 +96,9 @@ class LatencyResult:
     requested_device: str = ""
     model: str = ""
     parameters: int = 0
+    load_average: list[float] | None = None
+    cpu_count: int = 0
+    busy: bool = False
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,6 +295,7 @@ def measure(
         fn = model
 
     samples: list[float] = []
+    load_before = load_average()
     with torch.inference_mode():
         if mode == "cuda-graph":
             runner = CudaGraphRunner(
@@ -312,6 +320,7 @@ def measure(
                         samples.append((time.perf_counter() - start) * 1e3)
 
     stats = summarize(samples)
+    load_after = load_average()
     return LatencyResult(
         **stats,
         throughput=batch_size / (stats["median_ms"] / 1e3) if stats["median_ms"] > 0 else float("inf"),
@@ -330,6 +339,9 @@ def measure(
         requested_device=requested,
         model=name or getattr(model, "registry_name", "") or type(model).__name__,
         parameters=int(params),
+        load_average=load_after,
+        cpu_count=os.cpu_count() or 1,
+        busy=is_busy(load_before) or is_busy(load_after),
     )
 
 
@@ -387,6 +399,12 @@ def load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def is_busy(load: Sequence[float] | None, cores: int | None = None) -> bool:
+    """Whether a load average (:func:`load_average`) shows more than one runnable process per core: its
+    1-minute figure exceeds ``cores`` (default ``os.cpu_count()``). ``False`` where no load is known."""
+    return bool(load) and float(load[0]) > (cores or os.cpu_count() or 1)
 
 
 def random_graph(num_nodes: int, *, degree: int = 8, seed: int = 0) -> np.ndarray:

@@ -85,6 +85,28 @@ def test_result_records_conditions_and_serialises():
     assert d["min_ms"] <= d["median_ms"] <= d["p90_ms"] <= d["p99_ms"] <= d["max_ms"]
     assert "test-latency-model" in format_table([r]) or "TinyTimed" in format_table([r])
 
+def test_result_records_the_load_and_flags_a_busy_machine(monkeypatch):
+    import os
+
+    model = TinyTimed(num_nodes=5, in_steps=3, out_steps=2, in_channels=1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.7, 0.9))
+    idle = measure(model, batch_size=2, device="cpu", warmup=1, iters=2)
+    assert (idle.load_average, idle.cpu_count, idle.busy) == ([0.5, 0.7, 0.9], 2, False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 1.0, 1.0))  # 2.5 runnable on 2 cores
+    busy = measure(model, batch_size=2, device="cpu", warmup=1, iters=2)
+    assert busy.busy and busy.load_average[0] == 2.5 and busy.to_dict()["busy"] is True
+    # exactly one runnable process per core is not busy; no load average known is not busy
+    assert not latency.is_busy([2.0, 0, 0], 2) and latency.is_busy([2.01, 0, 0], 2) and not latency.is_busy(None)
+
+    def no_load():
+        raise OSError("no load average on this OS")
+
+    monkeypatch.setattr(os, "getloadavg", no_load)
+    unknown = measure(model, batch_size=2, device="cpu", warmup=1, iters=2)
+    assert unknown.load_average is None and not unknown.busy
+
+
 
 def test_low_precision_runs_under_autocast_on_cpu():
     model = TinyTimed(num_nodes=4, in_steps=3, out_steps=2, in_channels=2)
