@@ -38,7 +38,6 @@ import datetime as _dt
 import io
 import json
 import os
-import pickle
 import warnings
 import zipfile
 from pathlib import Path
@@ -75,7 +74,6 @@ __all__ = [
     "file_kind",
     "load_exported",
     "metadata_from_payload",
-    "student_from_payload",
 ]
 
 
@@ -304,48 +302,23 @@ def file_kind(path: str | Path) -> str:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and validate a checkpoint with ``torch.load(weights_only=True)`` (no code runs).
+    """A checkpoint as :func:`stgkd.engine.checkpoint.load_checkpoint` reads it (``weights_only``, no
+    code runs), checked for the entries an exported student is built from.
 
     Raises:
-        CheckpointError: missing, corrupt, unsafe (pickled objects), or not format ``stgkd/1``, or lacking
+        CheckpointError: missing, corrupt, unsafe (pickled objects), not an stgkd checkpoint, or lacking
             an entry export needs; the message names the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(
-            f"{path}: refused to load: it holds objects other than tensors and plain containers ({first})"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != "stgkd/1":
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: not an stgkd checkpoint (format {found!r}, expected 'stgkd/1')")
-    for key in ("model", "state_dict", "data", "scaler", "graph"):
-        if key not in payload:
-            raise CheckpointError(f"{path}: checkpoint lacks the {key!r} entry")
+    from stgkd.engine.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    if "graph" not in payload:
+        raise CheckpointError(f"{path}: checkpoint lacks the 'graph' entry")
     data = payload["data"]
     for key in ("in_steps", "out_steps", "input_features", "sensor_ids", "interval_minutes"):
         if not isinstance(data, dict) or key not in data:
             raise CheckpointError(f"{path}: checkpoint's 'data' entry lacks {key!r}")
     return payload
-
-
-def student_from_payload(payload: dict[str, Any], where: str) -> nn.Module:
-    """Rebuild the checkpoint's model (registered name + config + weights) in eval mode."""
-    import stgkd.nn  # noqa: F401  (registers the models)
-    from stgkd.nn.registry import from_config
-
-    try:
-        model = from_config(payload["model"], payload["graph"])
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{where}: the checkpoint's model does not match its config/weights: {exc}") from None
-    return model.eval()
 
 
 def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any]:
@@ -390,8 +363,10 @@ def _jsonable(obj: Any) -> Any:
 
 def build_forecaster_module(payload: dict[str, Any], *, where: str = "checkpoint") -> RawUnitsForecaster:
     """The eager :class:`RawUnitsForecaster` for a validated checkpoint payload."""
+    from stgkd.engine.checkpoint import model_from_checkpoint
+
     data = payload["data"]
-    student = student_from_payload(payload, where)
+    student = model_from_checkpoint(payload, where=where)
     graph = payload["graph"]
     sensor_ids = list(data["sensor_ids"])
     n = int(payload["model"].get("num_nodes", len(sensor_ids)))

@@ -52,7 +52,8 @@ def _parse_hparams(items: list[str]) -> dict[str, Any]:
 def _target_model(args: argparse.Namespace):
     """``(module, label, num_nodes, in_steps, in_channels)`` for the target."""
     from stgkd.errors import ConfigError
-    from stgkd.export import student_from_payload, file_kind, load_exported, read_checkpoint
+    from stgkd.engine.checkpoint import model_from_checkpoint
+    from stgkd.export import file_kind, load_exported, read_checkpoint
     from stgkd.latency import RawUnitsAdapter
 
     path = Path(args.target)
@@ -60,7 +61,7 @@ def _target_model(args: argparse.Namespace):
         kind = file_kind(path)
         if kind == "checkpoint":
             payload = read_checkpoint(path)
-            model = student_from_payload(payload, str(path))
+            model = model_from_checkpoint(payload, where=str(path))
             return model, f"{path.name}:{payload['model'].get('name')}", None, None, None
         module, meta, kind = load_exported(path)
         t, n = int(meta["input_steps"]), len(meta["sensor_ids"])

@@ -132,15 +132,23 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     return payload
 
 
-def model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device = "cpu"):
-    """Rebuild the model a checkpoint describes and load its weights (in eval mode)."""
-    from stgkd.nn import from_config
+def model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device = "cpu",
+                          where: str = "checkpoint"):
+    """Rebuild the model a checkpoint describes (registered name, config, graph) and load its weights,
+    in eval mode.
+
+    Raises:
+        CheckpointError: the config names no registered model or does not match the weights; the
+            message starts with ``where`` (the file, when known).
+    """
+    import stgkd.nn  # noqa: F401  (registers the models)
+    from stgkd.nn.registry import from_config
 
     try:
         model = from_config(payload["model"], payload.get("graph"))
         model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint model does not match its weights or config: {exc}") from None
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: the checkpoint's model does not match its config/weights: {exc}") from None
     return model.to(device).eval()
 
 
