@@ -97,8 +97,10 @@ def machine() -> dict[str, Any]:
 
 
 def busy(load: list[float] | None) -> bool:
-    """The 1-minute load average exceeds the number of cores."""
-    return bool(load) and load[0] > (os.cpu_count() or 1)
+    """The 1-minute load average exceeds the number of cores (:func:`stgkd.latency.is_busy`)."""
+    from stgkd.latency import is_busy
+
+    return is_busy(load)
 
 
 def train_student(args: argparse.Namespace, work: Path) -> tuple[Path, Any]:

@@ -14,12 +14,20 @@ Three sections:
   (stgkd's ``mtgnn`` wrapper); skipped with the reason when PGT is not installed.
 
 Graphs are seeded random (8 neighbours per node, as a thresholded road-distance kernel gives). Results go
-to ``benchmarks/results/latency-<device kind>-<date>.json`` and ``.md`` with the command, device and date.
-Settings a CPU cannot run (CUDA graphs) are rows with ``"skipped": "no CUDA device"``, never figures.
+to ``benchmarks/results/latency-<device kind>-<date>[-tag].json`` (a ``stgkd-bench`` record that
+``benchmarks/table.py`` renders into RESULTS.md) and ``.md`` with the command, device, date and load
+average. Settings a CPU cannot run (CUDA graphs) are rows with ``"skipped": "no CUDA device"``, never
+figures. ``--threads 1 2`` times every setting once per CPU thread count (each row says its ``threads``).
 :func:`collect` is the measuring loop without the files (``python -m benchmarks.gpu`` calls it under a
 time budget).
 
+The script refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
+see :mod:`benchmarks.idle`); ``--allow-busy`` times anyway, and every row measured while the machine was
+busy says ``"busy": true`` and is left out of RESULTS.md's tables.
+
     python -m benchmarks.latency                      # the full grid (GPU machine)
+    python -m benchmarks.latency --device cpu --sections main peers --threads 1 2 --batch 1 64 \
+        --modes eager --dtypes fp32 --nodes 207 --tag idle   # the CPU table of RESULTS.md (idle machine)
     python -m benchmarks.latency --quick              # reduced CPU run (smaller iters, sizes)
     python -m benchmarks.latency --sections main --widths 32 --batch 1
 """
@@ -41,7 +49,9 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.budget import Deadline
-from stgkd.latency import LatencyResult, device_name, measure, random_graph
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
+import stgkd.latency
+from stgkd.latency import LatencyResult, cpu_threads, device_name, is_busy, measure, random_graph
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("main", "scaling", "peers")
@@ -171,10 +181,11 @@ def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[
                     if args.device_kind == "cuda":
                         torch.cuda.empty_cache()
                     continue
-                row = {"section": section, **r.to_dict()}
+                row = {"section": section, **r.to_dict(), "threads": torch.get_num_threads()}
                 rows.append(row)
-                print(f"  {label:<22} n={nodes:<5} b={batch:<3} {mode:<10} {dtype:<5} median {r.median_ms:9.3f} ms"
-                      f"  p90 {r.p90_ms:9.3f}  {r.throughput:12,.0f}/s", file=sys.stderr)
+                print(f"  {label:<22} n={nodes:<5} b={batch:<3} {mode:<10} {dtype:<5} t={row['threads']:<2} median "
+                      f"{r.median_ms:9.3f} ms  p90 {r.p90_ms:9.3f}  {r.throughput:12,.0f}/s"
+                      + ("  (busy machine)" if r.busy else ""), file=sys.stderr)
     del model
 
 
@@ -205,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reduced run for CPUs: iters 20, warmup 3, scaling 207/883, widths and batches as given")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
     p.add_argument("--tag", default="", help="suffix of the result file names")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="torch CPU thread counts: every setting is timed once per count, e.g. --threads 1 2 "
+                        "(default: torch's choice)")
+    add_allow_busy(p)
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -256,18 +270,35 @@ def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Dead
 
 def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, Any]], started: dt.datetime,
                 load_before: list[float] | None, *, command: str | None = None) -> dict[str, Any]:
-    """The JSON report of a run: conditions, settings and the rows."""
+    """The JSON report of a run: conditions, settings and the rows, as a ``stgkd-bench`` record of protocol
+    ``latency`` (what ``benchmarks/table.py`` renders); ``busy`` when any row was timed on a busy machine."""
+    from benchmarks.run import SCHEMA
+
     return {
+        "schema": SCHEMA,
+        "suite": "latency",
+        "protocol": "latency",
+        "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)",
+        "started": started.isoformat(timespec="seconds"),
+        "environment": {"device": args.device_kind, "device_name": device_name(args.device).rsplit(" (", 1)[0],
+                        "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+                        "platform": platform.platform(), "threads": sorted({r.get("threads", 0) for r in rows
+                                                                             if "threads" in r}) or None,
+                        "cpu_count": os.cpu_count()},
+        "students": list(args.students),
+        "widths": list(args.widths),
+        "notes": [],
+        "busy": any(r.get("busy") for r in rows) or is_busy(load_before),
         "command": command or "python -m benchmarks.latency " + shlex.join(argv),
         "device_kind": args.device_kind,
         "device": device_name(args.device),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
-        "date": started.isoformat(timespec="seconds"),
+        "date": started.strftime("%Y-%m-%d"),
         "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
         "cpu_threads": torch.get_num_threads(),
-        "load_average": {"start": load_before, "end": _loadavg()},
+        "load_average": {"start": load_before, "end": stgkd.latency.load_average()},
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "debug")},
         "results": rows,
     }
@@ -276,18 +307,25 @@ def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     args = resolve_args(args)
     if args.device_kind == "cuda" and not torch.cuda.is_available():
         print("benchmarks.latency: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
+    if refuse_busy("benchmarks.latency", args.allow_busy):
+        return EXIT_BUSY
     started = dt.datetime.now(dt.timezone.utc)
-    load_before = _loadavg()
+    load_before = stgkd.latency.load_average()
     rows: list[dict[str, Any]] = []
     print(f"# {args.device_kind}: {device_name(args.device)}; torch {torch.__version__}", file=sys.stderr)
-    collect(args, rows)
+    for threads in args.threads or [None]:
+        with cpu_threads(threads):
+            collect(args, rows)
     report = make_report(args, argv, rows, started, load_before)
+    busy_rows = sum(1 for r in rows if r.get("busy"))
+    if busy_rows:
+        print(f"benchmarks.latency: {busy_rows} of {len(rows)} settings were timed while the load average exceeded "
+              f"the {os.cpu_count()} cores; they are labelled busy and left out of RESULTS.md's tables",
+              file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"latency-{args.device_kind}-{started:%Y%m%d}{'-' + args.tag if args.tag else ''}"
     json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
@@ -301,14 +339,6 @@ def _rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
-def _loadavg() -> list[float] | None:
-    """1/5/15-minute load averages (other processes competing for the CPU skew CPU timings)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def to_markdown(report: dict[str, Any]) -> str:
     """The report as markdown: conditions, then one table per section."""
     kind = report["device_kind"].upper()
@@ -317,7 +347,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         f"- device: **{kind}**, {report['device']}",
         f"- torch {report['torch']}, CUDA {report['cuda']}, Python {report['python']}",
-        f"- date: {report['date']} ({report['seconds']} s); {report.get('cpu_threads')} CPU threads; "
+        f"- date: {report.get('started', report['date'])} ({report['seconds']} s); CPU threads "
+        f"{(report.get('environment') or {}).get('threads') or report.get('cpu_threads')}; "
         f"load average (1/5/15 min) at start {report.get('load_average', {}).get('start')}, "
         f"at end {report.get('load_average', {}).get('end')}",
         f"- command: `{report['command']}`",
@@ -326,14 +357,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         "inputs (B, 12, N, 2) already on the device; bf16/fp16 = autocast",
         "",
     ]
-    if kind == "CPU":
-        lines += ["> CPU figures: a reduced run on a CPU, not the GPU numbers the study reports.", ""]
     load = (report.get("load_average") or {}).get("start")
-    threads = report.get("cpu_threads") or 1
-    if load and load[0] > threads:
-        lines += [f"> The machine was shared: load average {load[0]} on {threads} CPU threads. Other processes "
-                  "competed for the CPU during timing, so these figures (p90/p99 most of all) overstate the "
-                  "latency of an idle machine and compare only loosely with one another.", ""]
+    cores = (report.get("environment") or {}).get("cpu_count") or report.get("cpu_threads") or 1
+    busy_rows = [r for r in report["results"] if r.get("busy")]
+    if busy_rows or is_busy(load, cores):
+        lines += [f"> **Busy machine**: the load average exceeded the {cores} cores (at start {load}; "
+                  f"{len(busy_rows)} settings timed busy, marked \"busy\"). Other processes competed for the CPU, "
+                  "so those figures measure them too; RESULTS.md leaves them out.", ""]
     for section in SECTIONS:
         rows = [r for r in report["results"] if r["section"] == section]
         if not rows:
@@ -344,15 +374,19 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def rows_table(rows: list[dict[str, Any]]) -> list[str]:
     """One markdown table row per setting (skipped settings say why)."""
-    lines = ["| model | params | nodes | batch | mode | dtype | median ms | p90 ms | p99 ms | forecasts/s |",
-             "|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+    lines = ["| model | params | nodes | batch | threads | mode | dtype | median ms | p90 ms | p99 ms | forecasts/s |",
+             "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['model']} | | {r.get('nodes', '')} | {r.get('batch', '')} | {r.get('mode', '')} | "
-                         f"{r.get('dtype', '')} | skipped: {r['skipped']} | | | |")
+            lines.append(f"| {r['model']} | | {r.get('nodes', '')} | {r.get('batch', '')} | {r.get('threads', '')} | "
+                         f"{r.get('mode', '')} | {r.get('dtype', '')} | skipped: {r['skipped']} | | | |")
+        elif r.get("busy"):
+            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r.get('threads', '')} | "
+                         f"{r['mode']} | {r['dtype']} | busy, not a figure (load {(r.get('load_average') or ['?'])[0]} on "
+                         f"{r.get('cpu_count')} cores) | | | |")
         else:
-            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r['mode']} | "
-                         f"{r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
+            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r.get('threads', '')} | "
+                         f"{r['mode']} | {r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{_rate(r['throughput'])} |")
     return lines
 

@@ -18,7 +18,9 @@ The graph is DCRNN's METR-LA adjacency from ``../shared/data/metr-la-week/adj_mx
 there (1722 non-zeros), else a seeded random graph with 8 out-edges per node. On CUDA the times
 are CUDA-event times after warm-up with synchronisation; on the CPU wall-clock ``perf_counter``.
 Results go to ``benchmarks/results/model_timing.{json,md}`` and ``graph_op.{json,md}`` with the
-command, machine, load average and date.
+command, machine, load average and date. The script refuses to start on a busy machine (1-minute load
+average above the core count; exit code 2, :mod:`benchmarks.idle`); with ``--allow-busy`` it times anyway
+and the report says ``"busy": true``.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from torch import Tensor, nn
 
 import stgkd.nn
 from benchmarks.budget import Deadline
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from stgkd.errors import ConfigError
-from stgkd.latency import device_name, random_graph
+from stgkd.latency import device_name, is_busy, random_graph
 from stgkd.nn import MODELS, build, count_flops
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice). On a busy shared VM, 2 OpenMP "
                         "threads can wait ~200 ms on each other per op; 1 thread gives stable CPU figures")
+    add_allow_busy(p)
     return p
 
 
@@ -344,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                           ("cpu" if args.device == "auto" else args.device))
     warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
     iters = args.iters if args.iters is not None else (50 if device.type == "cuda" else 3)
+    if refuse_busy("benchmarks.model_timing", args.allow_busy):
+        return EXIT_BUSY
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     adj, graph_desc = load_graph(args.nodes)
@@ -367,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         load_end = list(os.getloadavg())
     except OSError:
         load_end = None
+    busy = is_busy(info["loadavg_1_5_15"]) or is_busy(load_end)
     report = {
         "command": "python -m benchmarks.model_timing " + shlex.join(argv),
         "date": started,
@@ -374,14 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         "device_name": device_name(device),
         "machine": info,
         "loadavg_end": load_end,
+        "busy": busy,
         "graph": graph_desc,
         "nodes": args.nodes,
         "warmup": warmup,
         "iters": iters,
         "stgkd_models": names,
-        "note": ("CPU figures on a shared 2-core machine: other jobs were running (see load average), so "
-                 "absolute times are inflated and noisy; compare rows measured in the same run."
-                 if device.type == "cpu" else ""),
+        "note": (f"**Busy machine**: the load average exceeded the {os.cpu_count()} cores (see above); other "
+                 "work shared the CPU, so absolute times are inflated and noisy; compare rows measured in the same "
+                 "run." if busy else ""),
         "models": [asdict(r) for r in rows],
         "graph_ops": graph_ops,
     }

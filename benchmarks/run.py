@@ -9,6 +9,10 @@ Usage::
     python -m benchmarks.run --suite scaling                      # cost vs. network size
     python -m benchmarks.run --render                             # only regenerate RESULTS.md
 
+A run refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
+:mod:`benchmarks.idle`); ``--allow-busy`` runs anyway and latency timed while the machine was busy is
+labelled ``"busy"`` (RESULTS.md shows no figure for it).
+
 Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` and regenerates
 ``benchmarks/RESULTS.md`` from every JSON file in ``benchmarks/results/``. The JSON records the
 command, the device, versions, the training budget and, per model and seed, the test metrics,
@@ -40,6 +44,7 @@ import torch
 
 from benchmarks import suites as _suites
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from stgkd.errors import ConfigError, DataError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
@@ -514,6 +519,13 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def timed_busy(record: dict[str, Any]) -> bool:
+    """Whether any figure of a suite or scaling record was timed on a busy machine (``"busy"`` in its
+    latency results or points; :func:`stgkd.latency.is_busy`)."""
+    lat = [entry for m in record.get("models", []) for entry in (m.get("latency") or {}).values()]
+    return any(bool(x.get("busy")) for x in lat + list(record.get("points", [])))
+
+
 def _results_path(record: dict[str, Any], results_dir: Path) -> Path:
     return results_dir / f"{record['suite']}-{record['environment']['device']}-{record['date']}.json"
 
@@ -565,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", action="append", help="a note recorded in the JSON and RESULTS.md (repeatable)")
     p.add_argument("--progress", action="store_true", help="show per-epoch progress")
     p.add_argument("--render", action="store_true", help="only regenerate RESULTS.md from the JSON files")
+    add_allow_busy(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     # scaling suite
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="scaling: network sizes (default: 207 883 2000 8600)")
@@ -591,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.suite:
             parser.error("--suite is required (or --render)")
+        if refuse_busy("benchmarks.run", args.allow_busy):
+            return EXIT_BUSY
         if args.seeds < 1:
             raise ConfigError("--seeds must be >= 1")
         args.seed_list = list(range(args.seeds))
@@ -605,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.limit_batches is None:
                 args.limit_batches = suite.limit_batches
             record = run_suite(args)
+        record["busy"] = timed_busy(record)
         path = write_results(record, Path(args.results_dir), Path(args.markdown))
         print(f"wrote {path} and {args.markdown}")
         return 0

@@ -82,7 +82,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from stgkd.data.synthetic import generate
     from stgkd.data.windows import prepare
     from stgkd.errors import ConfigError
-    from stgkd.latency import measure
+    from stgkd.latency import is_busy, load_average, measure
     from stgkd.nn import build
 
     device = args.device
@@ -149,10 +149,13 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                     r = measure(model, batch_size=b, device=device, mode=mode, warmup=args.latency_warmup,
                                 iters=args.latency_iters if b == 1 else max(3, args.latency_iters // 4), name=name)
                     point[f"latency_b{b}_ms"] = r.median_ms
+                    point["busy"] = point.get("busy", False) or r.busy
                 except Exception as exc:  # e.g. out of memory at the largest size: recorded, not fatal
                     point[f"latency_b{b}_ms"] = None
                     point[f"latency_b{b}_error"] = f"{type(exc).__name__}: {exc}"
             point["latency_mode"] = mode
+            point["load_average"] = load_average()
+            point["busy"] = point.get("busy", False) or is_busy(point["load_average"])
             point["wall_seconds"] = time.perf_counter() - t_point
             walls.setdefault(name, []).append((n, point["wall_seconds"]))
             points.append(point)

@@ -214,9 +214,10 @@ def test_compile_mode_on_cuda():
     assert r.mode == "compile" and r.device_kind == "cuda"
 
 
-def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path):
+def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path, monkeypatch):
     from benchmarks import latency as bench
 
+    monkeypatch.setattr(latency, "load_average", lambda: [0.1, 0.1, 0.1])  # an idle machine
     argv = ["--device", "cpu", "--sections", "main", "--no-teacher", "--students", "gru", "gcn-gru", "--nodes", "6",
             "--widths", "4", "--batch", "1", "--modes", "eager", "cuda-graph", "--dtypes", "fp32", "--iters", "2", "--warmup", "1",
             "--out", str(tmp_path), "--tag", "t"]
@@ -224,6 +225,7 @@ def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path):
     (json_path,) = tmp_path.glob("latency-cpu-*-t.json")
     report = json.loads(json_path.read_text())
     assert report["device_kind"] == "cpu" and report["command"].endswith("--tag t") and report["date"]
+    assert report["schema"].startswith("stgkd-bench/") and report["protocol"] == "latency" and not report["busy"]
     timed = [r for r in report["results"] if "skipped" not in r]
     assert {r["model"] for r in timed} == {"gru-h4", "gcn-gru-h4"}
     assert all(r["nodes"] == 6 and r["mode"] == "eager" and r["device_kind"] == "cpu" for r in timed)

@@ -7,7 +7,14 @@ import math
 
 import pytest
 
+import stgkd.latency
 from benchmarks.run import main
+
+
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch):
+    """The load average of an idle machine (a busy one is refused: tests/benchmarks/test_idle.py)."""
+    monkeypatch.setattr(stgkd.latency, "load_average", lambda: [0.1, 0.1, 0.1])
 
 
 def test_synthetic_suite_writes_json_and_results_md(tmp_path):
@@ -34,7 +41,8 @@ def test_synthetic_suite_writes_json_and_results_md(tmp_path):
         assert seed["peak_gpu_mem_mb"] is None
         assert m["parameters"] > 0 and m["flops"] > 0
         assert set(m["latency"]) == {"cpu-eager-b1", "cpu-eager-b2"}
-        assert m["latency"]["cpu-eager-b1"]["device_kind"] == "cpu"
+        assert m["latency"]["cpu-eager-b1"]["device_kind"] == "cpu" and m["latency"]["cpu-eager-b1"]["busy"] is False
+    assert rec["busy"] is False
     kd = next(m for m in rec["models"] if m["kind"] == "student+kd")
     assert kd["distill"]["w_out"] > 0
     text = md.read_text()
