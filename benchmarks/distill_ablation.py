@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from stgkd.engine import TrainConfig
-    from stgkd.engine.recipes import distill_student, load_data, train_model
+    from stgkd.data.rebuild import load_data
+    from stgkd.engine.recipes import distill_student, train_model
     from stgkd.latency import device_name
 
     if args.threads:
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cache" not in shared:
             from stgkd.distill import TeacherCache
             from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-            from stgkd.engine.recipes import prepare_from_meta
+            from stgkd.data.rebuild import prepare_from_meta
 
             payload = load_checkpoint(teacher.best_path)
             model = model_from_checkpoint(payload, device=device)

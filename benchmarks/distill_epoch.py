@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stgkd.distill import DistillConfig
     from stgkd.engine import TrainConfig, distill_student, train_model
-    from stgkd.engine.recipes import load_data
+    from stgkd.data.rebuild import load_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,8 +132,8 @@ def _paired_steps(teacher_path: Path, prepared, resolved: dict, args) -> dict[st
 
     from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from stgkd.engine.recipes import DistillStep
-    from stgkd.engine.trainer import SupervisedStep, seed_everything
+    from stgkd.engine.steps import DistillStep, SupervisedStep
+    from stgkd.engine.trainer import seed_everything
     from stgkd.nn import build
 
     seed_everything(0)

@@ -298,7 +298,7 @@ def test_student_trained_with_zeros_as_missing_skips_them(trained):
 
 def test_a_checkpoint_keeps_its_convention_when_reloaded(trained, counts):
     from stgkd.engine.evaluate import evaluate_checkpoint
-    from stgkd.engine.recipes import prepare_from_meta
+    from stgkd.data.rebuild import prepare_from_meta
 
     ckpt = trained["nan"][0]
     evaluation = evaluate_checkpoint(ckpt, dataset=str(counts), device="cpu")  # read as counts, no warning

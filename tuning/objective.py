@@ -476,7 +476,7 @@ def train_student(
     """
     from stgkd.engine.callbacks import DistillStages
     from stgkd.engine.checkpoint import save_checkpoint
-    from stgkd.engine.recipes import make_distill_step
+    from stgkd.engine.steps import make_distill_step
     from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
 
     seed = ctx.seed + (trial.number if trial is not None else 0)

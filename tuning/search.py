@@ -418,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
     if latency.note:
         _log(latency.note)
 
-    from stgkd.engine.recipes import load_data
+    from stgkd.data.rebuild import load_data
 
     data_args = dict(args.data_arg)
     if data_args:
@@ -506,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
     if done < args.n_trials:
         from stgkd.distill import TeacherCache
         from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-        from stgkd.engine.recipes import prepare_from_meta
+        from stgkd.data.rebuild import prepare_from_meta
 
         payload = load_checkpoint(teacher_path)
         prepared = prepare_from_meta(payload["data"], dataset=data, device=device)

@@ -64,7 +64,8 @@ def _row(name: str, params: int | None, metrics: dict[str, Any], latency: dict[s
 
 def run(args: argparse.Namespace) -> int:
     from stgkd.distill import DistillConfig
-    from stgkd.engine.recipes import distill_student, load_data, train_model
+    from stgkd.data.rebuild import load_data
+    from stgkd.engine.recipes import distill_student, train_model
     from stgkd.engine.trainer import TrainConfig
     from stgkd.latency import measure
 

@@ -18,13 +18,16 @@ from stgkd.engine.callbacks import (
 )
 from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from stgkd.engine.evaluate import HorizonAccumulator, evaluate_split
-from stgkd.engine.recipes import TrainResult, distill_student, prepare_from_meta, train_model
+from stgkd.data.rebuild import prepare_from_meta
+from stgkd.engine.recipes import TrainResult, distill_student, train_model
+from stgkd.engine.steps import DistillStep, SupervisedStep, make_distill_step
 from stgkd.engine.trainer import SCHEDULES, TrainConfig, Trainer, seed_everything
 
 __all__ = [
     "SCHEDULES",
     "Callback",
     "Checkpointing",
+    "DistillStep",
     "DistillStages",
     "EarlyStopping",
     "Fidelity",
@@ -32,6 +35,7 @@ __all__ = [
     "HorizonAccumulator",
     "JSONLinesLogger",
     "LambdaCallback",
+    "SupervisedStep",
     "ProgressBar",
     "TensorBoard",
     "TrainConfig",
@@ -41,6 +45,7 @@ __all__ = [
     "distill_student",
     "evaluate_split",
     "load_checkpoint",
+    "make_distill_step",
     "model_from_checkpoint",
     "prepare_from_meta",
     "save_checkpoint",

@@ -239,19 +239,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         cuda_states = [s.cpu() for s in state["cuda"]]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
-
-
-def data_meta(prepared) -> dict[str, Any]:
-    """The ``"data"`` entry of a checkpoint for a :class:`~stgkd.data.PreparedData`."""
-    data = prepared.data
-    return {
-        "name": str(data.name),
-        "source": [str(s) for s in data.source],
-        "split": [float(s) for s in data.split],
-        "in_steps": int(prepared.in_steps),
-        "out_steps": int(prepared.out_steps),
-        "input_features": [str(f) for f in prepared.input_features],
-        "sensor_ids": [str(s) for s in data.sensor_ids],
-        "interval_minutes": int(data.interval_minutes),
-        "missing": str(data.missing),  # the missing-value convention; absent in older files: "zero"
-    }

@@ -231,7 +231,7 @@ def evaluate_checkpoint(
 
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from stgkd.engine.distributed import resolve_device
-    from stgkd.engine.recipes import prepare_from_meta
+    from stgkd.data.rebuild import prepare_from_meta
 
     dev = resolve_device(device)
     payload = load_checkpoint(path)
@@ -266,7 +266,8 @@ def _compare_with_teacher(evaluation: Evaluation, model: nn.Module, prepared, wi
                           batch_size: int, device) -> None:
     """Fill ``evaluation``'s teacher fields: one teacher pass over ``windows``."""
     from stgkd.data.scalers import StandardScaler
-    from stgkd.engine.checkpoint import data_meta, load_checkpoint, model_from_checkpoint
+    from stgkd.data.rebuild import data_meta
+    from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from stgkd.errors import ConfigError
 
     t_payload = load_checkpoint(teacher_path)

@@ -1,6 +1,8 @@
 """The two ways to train, as functions: :func:`train_model` and :func:`distill_student`.
 
-The ``train`` / ``distill`` commands, the demo, the tuner and the benchmarks all call these. Each
+The ``train`` / ``distill`` commands, the demo, the tuner and the benchmarks all call these. They
+compose the data layer (:mod:`stgkd.data.rebuild`: the series, its windows, or those a checkpoint was
+trained on) with the training steps (:mod:`stgkd.engine.steps`) and the loop. Each
 prepares the data, seeds, builds the model, assembles the callbacks (early stopping, checkpoints,
 JSON-lines log, TensorBoard when installed, progress bar, plus the caller's), resumes from
 ``out/last.pt`` when asked, runs :class:`~stgkd.engine.trainer.Trainer` (under ``torchrun``: one
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from stgkd.data.core import TrafficData
+from stgkd.data.rebuild import load_data, prepare_data, prepare_from_meta
 from stgkd.engine.callbacks import (
     Checkpointing,
     DistillStages,
@@ -35,22 +37,16 @@ from stgkd.engine.callbacks import (
 )
 from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
-from stgkd.engine.trainer import SupervisedStep, TrainConfig, Trainer, _autocast, _jsonable, seed_everything
+from stgkd.engine.steps import DistillStep, SupervisedStep, make_distill_step  # noqa: F401  (DistillStep: its former home)
+from stgkd.engine.trainer import TrainConfig, Trainer, _jsonable, seed_everything
 from stgkd.errors import CheckpointError, ConfigError, DataError
-from stgkd.missing import MissingSpec, parse_missing
+from stgkd.missing import MissingSpec
 
 __all__ = [
     "TrainResult",
-    "DistillStep",
     "train_model",
     "distill_student",
-    "load_data",
-    "prepare_from_meta",
-    "TIME_FEATURES",
 ]
-
-#: input features that are computed from timestamps rather than read from a data channel
-TIME_FEATURES = ("time_of_day", "day_of_week")
 
 
 @dataclass
@@ -112,176 +108,6 @@ class TrainResult:
         students only, else ``{}``)."""
         records = [h["grad_share"] for h in self.history if "grad_share" in h]
         return {"first": records[0], "last": records[-1]} if records else {}
-
-
-# --------------------------------------------------------------------------- data
-
-
-def load_data(dataset: str | Path | TrafficData, *, data_dir: str | Path | None = None,
-              missing: MissingSpec = None) -> TrafficData:
-    """A :class:`TrafficData` as is, or a registered name / path through
-    :func:`stgkd.data.datasets.load_dataset` with the missing-value convention ``missing`` (default:
-    the dataset's).
-
-    Raises:
-        ConfigError: ``missing`` differs from the convention a given :class:`TrafficData` was built with.
-    """
-    if isinstance(dataset, TrafficData):
-        if missing is not None and parse_missing(missing).name != dataset.missing:
-            raise ConfigError(
-                f"{dataset.name}: loaded with missing={dataset.missing!r}, not {parse_missing(missing).name!r}; "
-                "load it again with the convention you want"
-            )
-        return dataset
-    from stgkd.data.datasets import load_dataset
-
-    return load_dataset(str(dataset), root=data_dir, missing=missing)
-
-
-def _prepare(data: TrafficData, *, in_steps: int, out_steps: int, split, input_features: Sequence[str] | None,
-             time_of_day: bool, day_of_week: bool, device: torch.device):
-    from stgkd.data.windows import prepare
-
-    channels: list[str] = []
-    if input_features is not None:
-        time_of_day = "time_of_day" in input_features
-        day_of_week = "day_of_week" in input_features
-        channels = [f for f in list(input_features)[1:] if f not in TIME_FEATURES]
-    prepared = prepare(data, in_steps=in_steps, out_steps=out_steps, split=split, time_of_day=time_of_day,
-                       day_of_week=day_of_week, channels=channels or None, device=device)
-    if input_features is not None and list(prepared.input_features) != list(input_features):
-        raise DataError(
-            f"{data.name}: input features {prepared.input_features} differ from the checkpoint's {list(input_features)}"
-        )
-    return prepared
-
-
-def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData | None = None,
-                      data_dir: str | Path | None = None, device: str | torch.device = "cpu",
-                      missing: MissingSpec = None):
-    """Rebuild the windows a checkpoint was trained on from its ``"data"`` entry.
-
-    The series comes from ``dataset`` when given, else from the checkpoint's dataset name or its
-    source path. Its sensors must be the checkpoint's, in the same order. It is read with the
-    checkpoint's missing-value convention (``"zero"`` for checkpoints that predate the entry);
-    ``missing``, when given, must be that convention.
-
-    Raises:
-        DataError: the dataset cannot be found, its sensors differ from the checkpoint's, or it was
-            read with another missing-value convention than the checkpoint's.
-    """
-    convention = parse_missing(meta.get("missing", "zero")).name
-    asked = parse_missing(missing).name if missing is not None else convention
-    given = dataset.missing if isinstance(dataset, TrafficData) else asked
-    if given != convention:
-        raise DataError(
-            f"the checkpoint was trained with missing={convention!r} "
-            f"({parse_missing(convention).describe().split(': ', 1)[1]}); the data was "
-            f"{'loaded' if isinstance(dataset, TrafficData) else 'asked for'} with missing={given!r}; "
-            f"use --missing {convention} (a model's missing-value convention is part of what it learned)"
-        )
-    if dataset is not None:
-        data = load_data(dataset, data_dir=data_dir, missing=None if isinstance(dataset, TrafficData) else convention)
-    else:
-        # the files it was read from first (when still there), then its registered name
-        candidates = []
-        sources = [Path(s) for s in meta.get("source", [])]
-        if len(sources) == 1:
-            candidates.append(str(sources[0]))
-        elif sources:
-            candidates.append(os.path.commonpath([str(s.parent) for s in sources]))
-        candidates = [c for c in candidates if Path(c).exists()] + [meta.get("name")]
-        data, errors = None, []
-        for cand in [c for c in candidates if c]:
-            try:
-                data = load_data(cand, data_dir=data_dir, missing=convention)
-                if [str(s) for s in data.sensor_ids] == list(meta["sensor_ids"]):
-                    break
-                errors.append(f"{cand}: different sensors")
-                data = None
-            except (DataError, FileNotFoundError, ConfigError) as exc:
-                errors.append(str(exc))
-        if data is None:
-            raise DataError(
-                f"cannot find the checkpoint's dataset {meta.get('name')!r} ({'; '.join(errors)}); pass --dataset"
-            )
-    if [str(s) for s in data.sensor_ids] != list(meta["sensor_ids"]):
-        raise DataError(
-            f"{data.name}: its {data.num_nodes} sensors are not the checkpoint's {len(meta['sensor_ids'])} "
-            "(in the same order)"
-        )
-    return _prepare(data, in_steps=int(meta["in_steps"]), out_steps=int(meta["out_steps"]), split=tuple(meta["split"]),
-                    input_features=list(meta["input_features"]), time_of_day=True, day_of_week=False,
-                    device=torch.device(device))
-
-
-# --------------------------------------------------------------------------- distillation step
-
-
-class DistillStep(nn.Module):
-    """Training step of a student under a :class:`~stgkd.distill.DistillationObjective`.
-
-    The teacher's forecasts (and the features the objective reads) come from a
-    :class:`~stgkd.distill.TeacherCache` of the training split, looked up by ``batch.index``; the
-    teacher never runs during training. The objective's adapters are trained with the student
-    and saved under the checkpoint's ``"adapters"`` entry.
-    """
-
-    def __init__(self, model: nn.Module, objective: nn.Module, cache, scaler, *, amp: bool = True) -> None:
-        super().__init__()
-        self.model = model
-        self.objective = objective
-        self.cache = cache
-        self.scaler = scaler
-        self.amp = amp
-        self.needs_features = bool(objective.config.uses_features)
-
-    #: parts of the objective reported per batch (averaged into the epoch's ``train_<name>`` logs)
-    LOGGED_PARTS = ("sup", "out", "feat", "rel", "trust_ess", "tau_eff")
-
-    def _outputs(self, x: Tensor, index: Tensor):
-        with _autocast(x.device, self.amp):
-            if self.needs_features:
-                out, feats = self.model(x, return_features=True)
-            else:
-                out, feats = self.model(x), None
-        out = out.float()
-        if feats is not None:
-            feats = {k: v.float() for k, v in feats.items()}
-        t_out, t_feats = self.cache.lookup(index)
-        return out, feats, t_out, t_feats
-
-    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
-        """Shapes:
-            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)`` positions in the train split.
-            Returns ``(loss scalar, pred_raw (B, H, N), parts {"sup", "out", "feat", "rel"}``, plus
-            ``"trust_ess"`` and ``"tau_eff"`` while the output term is on``)``.
-        """
-        from stgkd.data.windows import Batch
-
-        out, feats, t_out, t_feats = self._outputs(x, index)
-        loss, parts = self.objective(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler)
-        pred = self.scaler.inverse_transform(out)
-        return loss, pred, {k: parts[k] for k in self.LOGGED_PARTS if k in parts}
-
-    def loss_terms(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor) -> dict[str, Tensor]:
-        """The weighted terms ``{name: w_k · L_k}`` of a batch at the configured weights (every term
-        with a weight above 0, whatever stage a staged run is in), each with its graph, for measuring
-        its gradient (:func:`~stgkd.engine.callbacks.measure_gradient_share`)."""
-        from stgkd.data.windows import Batch
-
-        weights = self.objective.config.weights
-        out, feats, t_out, t_feats = self._outputs(x, index)
-        terms, _ = self.objective.terms(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler,
-                                        weights=weights)
-        return {k: weights[k] * v for k, v in terms.items() if weights[k] > 0}
-
-    def checkpoint_extras(self) -> dict[str, Any]:
-        return {"adapters": {k: v.detach().cpu() for k, v in self.objective.adapters.state_dict().items()}}
-
-    def load_checkpoint_extras(self, payload: dict[str, Any]) -> None:
-        if "adapters" in payload:
-            self.objective.adapters.load_state_dict(payload["adapters"])
 
 
 # --------------------------------------------------------------------------- shared plumbing
@@ -472,8 +298,8 @@ def train_model(
             model_config = payload["model"]
             build_model = lambda: from_config(model_config, prepared.adj)  # noqa: E731
         else:
-            prepared = _prepare(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
-                                time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device)
+            prepared = prepare_data(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
+                                    time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device)
 
             def build_model():
                 try:
@@ -496,55 +322,6 @@ def _canonical_model(name: str) -> str:
     from stgkd.nn import MODELS
 
     return MODELS.get(name).registry_name
-
-
-def make_distill_step(
-    student: nn.Module,
-    teacher: nn.Module,
-    prepared: Any,
-    dcfg: Any,
-    *,
-    device: torch.device | str,
-    amp: bool = True,
-    ctx: DistContext | None = None,
-    cache: Any = None,
-    cache_dtype: torch.dtype = torch.float16,
-    cache_batch_size: int = 64,
-) -> tuple[nn.Module, Any]:
-    """The training step of ``student`` under the distillation settings ``dcfg``, and the resolved settings.
-
-    With ``dcfg.inherit_adjacency`` the student's adaptive adjacency is first copied from the teacher.
-    With every distillation weight at 0 it is the plain :class:`SupervisedStep` (raw-unit masked MAE,
-    no teacher output read). Otherwise the feature pairs are resolved against the two models, the
-    adapters built, and a :class:`DistillStep` reads the teacher's outputs from ``cache``: a
-    :class:`~stgkd.distill.TeacherCache` of ``prepared.train``, a function returning one (called only
-    when needed, so a search builds it once and only for trials that distill), or ``None`` to build it
-    here from ``teacher``.
-    """
-    from stgkd.distill import DistillationObjective, TeacherCache, inherit_adjacency
-
-    if dcfg.inherit_adjacency:  # before a resumed run's weights are restored, so those win
-        inherit_adjacency(student, teacher)
-    if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
-        return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
-    sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)
-    was_training = student.training
-    student.eval()  # probing feature shapes must not draw dropout masks from the RNG
-    objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x)
-    student.train(was_training)
-    objective = objective.to(device)
-    if cache is None:
-        cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
-                                   dtype=cache_dtype, batch_size=cache_batch_size, time_pool=dcfg.time_pool)
-    elif not isinstance(cache, TeacherCache):
-        cache = cache()
-    if len(cache) != len(prepared.train):
-        raise ConfigError(f"the teacher cache holds {len(cache)} windows, the training split {len(prepared.train)}: "
-                          "it was built over other data")
-    missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
-    if missing:
-        raise ConfigError(f"the teacher cache lacks features {missing} (it holds {cache.feature_names})")
-    return DistillStep(student, objective, cache, prepared.scaler, amp=amp), objective.resolved_config()
 
 
 def distill_student(

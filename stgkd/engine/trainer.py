@@ -23,17 +23,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stgkd.distill.losses import masked_mae
-from stgkd.engine.checkpoint import FORMAT, capture_rng_state, data_meta, restore_rng_state
+from stgkd.data.rebuild import data_meta
+from stgkd.engine.checkpoint import FORMAT, capture_rng_state, restore_rng_state
 from stgkd.engine.distributed import DistContext, all_reduce_sum, epoch_indices, resolve_device, wrap_ddp
 from stgkd.engine.evaluate import evaluate_split
+from stgkd.engine.steps import SupervisedStep
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.registry import Registry
 
 __all__ = [
     "TrainConfig",
     "Trainer",
-    "SupervisedStep",
     "SCHEDULES",
     "seed_everything",
 ]
@@ -173,49 +173,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-# --------------------------------------------------------------------------- training steps
-
-
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
-
-
-class SupervisedStep(nn.Module):
-    """Plain training: masked MAE in raw units between ``scaler.inverse_transform(model(x))`` and
-    ``y``.
-
-    Under several processes the loss is ``sum |err| / (global observed count) * world_size``, so
-    DDP's gradient averaging yields exactly the gradient one process would compute on the union of
-    the ranks' batches (plain per-rank means would weight ranks with more missing readings too high).
-    """
-
-    def __init__(self, model: nn.Module, scaler, *, ctx: DistContext | None = None, amp: bool = True) -> None:
-        super().__init__()
-        self.model = model
-        self.scaler = scaler
-        self.ctx = ctx or DistContext()
-        self.amp = amp
-
-    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
-        """Shapes:
-            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)``.
-            Returns ``(loss scalar, pred_raw (B, H, N), parts {name: scalar})``.
-        """
-        with _autocast(x.device, self.amp):
-            out = self.model(x)
-        pred = self.scaler.inverse_transform(out.float())
-        if self.ctx.enabled:
-            err = torch.where(mask, (pred - y).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device)).sum()
-            count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)[0]
-            loss = err / count.clamp(min=1).to(err.dtype) * self.ctx.world_size
-        else:
-            loss = masked_mae(pred, y, mask)
-        return loss, pred, {}
-
-    def checkpoint_extras(self) -> dict[str, Any]:
-        return {}
-
-
 # --------------------------------------------------------------------------- trainer
 
 
@@ -239,7 +196,7 @@ class Trainer:
         data: the prepared windows; ``data.scaler`` maps forecasts to raw units.
         config: optimisation settings.
         step: the module computing ``(loss, pred_raw, parts)`` from a batch (default:
-            :class:`SupervisedStep`); its parameters beyond the model's (e.g. distillation
+            :class:`~stgkd.engine.steps.SupervisedStep`); its parameters beyond the model's (e.g. distillation
             adapters) are optimised too.
         callbacks: objects with any of ``on_fit_start(trainer)``, ``on_epoch_start(trainer, epoch)``,
             ``on_batch_end(trainer, step, logs)``, ``on_epoch_end(trainer, epoch, logs)``,

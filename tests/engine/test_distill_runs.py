@@ -19,8 +19,8 @@ from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
 from stgkd.engine import LambdaCallback, TrainConfig, Trainer, distill_student, load_checkpoint, seed_everything
 from stgkd.engine.callbacks import measure_gradient_share
 from stgkd.engine.checkpoint import model_from_checkpoint
-from stgkd.engine.recipes import DistillStep, make_distill_step, prepare_from_meta
-from stgkd.engine.trainer import SupervisedStep
+from stgkd.data.rebuild import prepare_from_meta
+from stgkd.engine.steps import DistillStep, SupervisedStep, make_distill_step
 from stgkd.nn import build
 
 KD = {"w_out": 1.0, "w_feat": 0.5, "w_rel": 0.5}

@@ -24,7 +24,7 @@ from stgkd.engine import (
     train_model,
 )
 from stgkd.engine.callbacks import tensorboard_available
-from stgkd.engine.trainer import SupervisedStep
+from stgkd.engine.steps import SupervisedStep
 from stgkd.errors import ConfigError
 
 from .conftest import TINY_STUDENT
@@ -214,7 +214,7 @@ def test_distill_can_start_from_the_teachers_adjacency(teacher_ckpt):
 def test_distill_reuses_a_given_teacher_cache(teacher_ckpt, monkeypatch):
     from stgkd.distill import TeacherCache
     from stgkd.engine.checkpoint import model_from_checkpoint
-    from stgkd.engine.recipes import prepare_from_meta
+    from stgkd.data.rebuild import prepare_from_meta
 
     cfg = _cfg(limit_batches=2, seed=1)
     kd = {"w_out": 1.0, "w_feat": 0.5, "w_rel": 0.1}

@@ -1,0 +1,178 @@
+"""Training steps: one batch in, ``(loss, raw forecasts, logged parts)`` out.
+
+:class:`SupervisedStep` trains on the truth (masked MAE in raw units); :class:`DistillStep` trains a
+student under a :class:`~stgkd.distill.DistillationObjective`, reading the teacher's outputs from a
+:class:`~stgkd.distill.TeacherCache`; :func:`make_distill_step` assembles the right one from
+distillation settings. :class:`~stgkd.engine.trainer.Trainer` calls whichever step it is given;
+checkpoints keep what a step adds (``checkpoint_extras``: a distillation step's adapters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from stgkd.distill.losses import masked_mae
+from stgkd.engine.distributed import DistContext, all_reduce_sum
+from stgkd.errors import ConfigError
+
+__all__ = ["autocast", "SupervisedStep", "DistillStep", "make_distill_step"]
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (every forward pass of a training
+    step, and the benchmarks' timed ones, run under it)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+class SupervisedStep(nn.Module):
+    """Plain training: masked MAE in raw units between ``scaler.inverse_transform(model(x))`` and
+    ``y``.
+
+    Under several processes the loss is ``sum |err| / (global observed count) * world_size``, so
+    DDP's gradient averaging yields exactly the gradient one process would compute on the union of
+    the ranks' batches (plain per-rank means would weight ranks with more missing readings too high).
+    """
+
+    def __init__(self, model: nn.Module, scaler, *, ctx: DistContext | None = None, amp: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.scaler = scaler
+        self.ctx = ctx or DistContext()
+        self.amp = amp
+
+    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
+        """Shapes:
+            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)``.
+            Returns ``(loss scalar, pred_raw (B, H, N), parts {name: scalar})``.
+        """
+        with autocast(x.device, self.amp):
+            out = self.model(x)
+        pred = self.scaler.inverse_transform(out.float())
+        if self.ctx.enabled:
+            err = torch.where(mask, (pred - y).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device)).sum()
+            count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)[0]
+            loss = err / count.clamp(min=1).to(err.dtype) * self.ctx.world_size
+        else:
+            loss = masked_mae(pred, y, mask)
+        return loss, pred, {}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {}
+
+
+class DistillStep(nn.Module):
+    """Training step of a student under a :class:`~stgkd.distill.DistillationObjective`.
+
+    The teacher's forecasts (and the features the objective reads) come from a
+    :class:`~stgkd.distill.TeacherCache` of the training split, looked up by ``batch.index``; the
+    teacher never runs during training. The objective's adapters are trained with the student
+    and saved under the checkpoint's ``"adapters"`` entry.
+    """
+
+    def __init__(self, model: nn.Module, objective: nn.Module, cache, scaler, *, amp: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.cache = cache
+        self.scaler = scaler
+        self.amp = amp
+        self.needs_features = bool(objective.config.uses_features)
+
+    #: parts of the objective reported per batch (averaged into the epoch's ``train_<name>`` logs)
+    LOGGED_PARTS = ("sup", "out", "feat", "rel", "trust_ess", "tau_eff")
+
+    def _outputs(self, x: Tensor, index: Tensor):
+        with autocast(x.device, self.amp):
+            if self.needs_features:
+                out, feats = self.model(x, return_features=True)
+            else:
+                out, feats = self.model(x), None
+        out = out.float()
+        if feats is not None:
+            feats = {k: v.float() for k, v in feats.items()}
+        t_out, t_feats = self.cache.lookup(index)
+        return out, feats, t_out, t_feats
+
+    def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
+        """Shapes:
+            x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)`` positions in the train split.
+            Returns ``(loss scalar, pred_raw (B, H, N), parts {"sup", "out", "feat", "rel"}``, plus
+            ``"trust_ess"`` and ``"tau_eff"`` while the output term is on``)``.
+        """
+        from stgkd.data.windows import Batch
+
+        out, feats, t_out, t_feats = self._outputs(x, index)
+        loss, parts = self.objective(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler)
+        pred = self.scaler.inverse_transform(out)
+        return loss, pred, {k: parts[k] for k in self.LOGGED_PARTS if k in parts}
+
+    def loss_terms(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor) -> dict[str, Tensor]:
+        """The weighted terms ``{name: w_k · L_k}`` of a batch at the configured weights (every term
+        with a weight above 0, whatever stage a staged run is in), each with its graph, for measuring
+        its gradient (:func:`~stgkd.engine.callbacks.measure_gradient_share`)."""
+        from stgkd.data.windows import Batch
+
+        weights = self.objective.config.weights
+        out, feats, t_out, t_feats = self._outputs(x, index)
+        terms, _ = self.objective.terms(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler,
+                                        weights=weights)
+        return {k: weights[k] * v for k, v in terms.items() if weights[k] > 0}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"adapters": {k: v.detach().cpu() for k, v in self.objective.adapters.state_dict().items()}}
+
+    def load_checkpoint_extras(self, payload: dict[str, Any]) -> None:
+        if "adapters" in payload:
+            self.objective.adapters.load_state_dict(payload["adapters"])
+
+
+def make_distill_step(
+    student: nn.Module,
+    teacher: nn.Module,
+    prepared: Any,
+    dcfg: Any,
+    *,
+    device: torch.device | str,
+    amp: bool = True,
+    ctx: DistContext | None = None,
+    cache: Any = None,
+    cache_dtype: torch.dtype = torch.float16,
+    cache_batch_size: int = 64,
+) -> tuple[nn.Module, Any]:
+    """The training step of ``student`` under the distillation settings ``dcfg``, and the resolved settings.
+
+    With ``dcfg.inherit_adjacency`` the student's adaptive adjacency is first copied from the teacher.
+    With every distillation weight at 0 it is the plain :class:`SupervisedStep` (raw-unit masked MAE,
+    no teacher output read). Otherwise the feature pairs are resolved against the two models, the
+    adapters built, and a :class:`DistillStep` reads the teacher's outputs from ``cache``: a
+    :class:`~stgkd.distill.TeacherCache` of ``prepared.train``, a function returning one (called only
+    when needed, so a search builds it once and only for trials that distill), or ``None`` to build it
+    here from ``teacher``.
+    """
+    from stgkd.distill import DistillationObjective, TeacherCache, inherit_adjacency
+
+    if dcfg.inherit_adjacency:  # before a resumed run's weights are restored, so those win
+        inherit_adjacency(student, teacher)
+    if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
+        return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
+    sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)
+    was_training = student.training
+    student.eval()  # probing feature shapes must not draw dropout masks from the RNG
+    objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x)
+    student.train(was_training)
+    objective = objective.to(device)
+    if cache is None:
+        cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
+                                   dtype=cache_dtype, batch_size=cache_batch_size, time_pool=dcfg.time_pool)
+    elif not isinstance(cache, TeacherCache):
+        cache = cache()
+    if len(cache) != len(prepared.train):
+        raise ConfigError(f"the teacher cache holds {len(cache)} windows, the training split {len(prepared.train)}: "
+                          "it was built over other data")
+    missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
+    if missing:
+        raise ConfigError(f"the teacher cache lacks features {missing} (it holds {cache.feature_names})")
+    return DistillStep(student, objective, cache, prepared.scaler, amp=amp), objective.resolved_config()
