@@ -74,7 +74,15 @@ def _masked_mean(values: Tensor, observed: Tensor) -> Tensor:
 def masked_mae(
     pred: Tensor, true: Tensor, mask: Tensor | None = None, *, null_val: float = 0.0, at: int | None = None
 ) -> Tensor:
-    """Mean absolute error over observed entries (0 when none is observed). Differentiable.
+    r"""Mean absolute error over observed entries; also the supervised loss term :math:`L_{sup}`.
+
+    .. math::
+        \mathrm{MAE} = \frac{\sum_i m_i |\hat y_i - y_i|}{\max(1, \sum_i m_i)}
+
+    Differentiable; an all-missing batch gives ``0`` (with a graph, so ``backward`` still works).
+
+    Shapes:
+        pred, true, mask: ``(B, H, N)`` (any equal shapes); returns a scalar.
 
     Args:
         pred: forecasts, horizon on dim 1, e.g. ``(B, H, N)``.

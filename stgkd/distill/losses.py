@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stgkd.errors import ConfigError
+from stgkd.metrics import masked_mae  # the supervised term L_sup: the metric itself
 from stgkd.registry import Registry
 
 __all__ = [
@@ -69,23 +70,6 @@ def _huber(diff: Tensor, delta: float) -> Tensor:
 def _check_same(a: Tensor, b: Tensor, what: str) -> None:
     if a.shape != b.shape:
         raise ConfigError(f"distill.losses.{what}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-
-
-def masked_mae(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    r"""Mean absolute error over the observed entries (the supervised term).
-
-    .. math::
-        L_{sup} = \frac{\sum_i m_i |\hat y_i - y_i|}{\max(1, \sum_i m_i)}
-
-    An all-missing batch gives ``0`` (with a graph, so ``backward`` still works).
-
-    Shapes:
-        pred, target, mask: ``(B, H, N)`` (any equal shapes); returns a scalar.
-    """
-    _check_same(pred, target, "masked_mae")
-    _check_same(pred, mask, "masked_mae")
-    err = torch.where(mask, (pred - target).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device))
-    return err.sum() / mask.sum().clamp(min=1)
 
 
 def relative_temperature(teacher: Tensor, target: Tensor, mask: Tensor, tau: float) -> Tensor:
