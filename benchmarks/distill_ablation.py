@@ -146,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from stgkd.engine import TrainConfig
     from stgkd.data.rebuild import load_data
+    from stgkd.engine import TrainConfig
     from stgkd.engine.recipes import distill_student, train_model
+    from stgkd.files import atomic_write
     from stgkd.latency import device_name
 
     if args.threads:
@@ -222,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"distill-ablation-{device}-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
         for suffix, text in ((".json", json.dumps(report, indent=1, default=str)), (".md", render(report))):
-            tmp = stem.with_name(stem.name + suffix + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, stem.with_name(stem.name + suffix))
+            atomic_write(stem.with_name(stem.name + suffix), text)
         return report
 
     for name in args.settings:

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from stgkd.errors import CheckpointError, ConfigError
+from stgkd.files import to_jsonable
 
 FORMATS = ("torchscript", "torch.export", "onnx")
 #: ``quantize=`` choices of :func:`export_student`
@@ -340,25 +341,13 @@ def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any
             "source": [str(s) for s in data.get("source", [])],
             "split": data.get("split"),
         },
-        "metrics": _jsonable(payload.get("metrics", {})),
+        "metrics": to_jsonable(payload.get("metrics", {})),
         "epoch": payload.get("epoch"),
-        "distill": _jsonable(payload.get("distill")),
+        "distill": to_jsonable(payload.get("distill")),
         "checkpoint": source,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Tensor):
-        return obj.tolist()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def build_forecaster_module(payload: dict[str, Any], *, where: str = "checkpoint") -> RawUnitsForecaster:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from stgkd.files import atomic_write
 
 __all__ = [
     "trial_status",
@@ -348,13 +349,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(
     study: optuna.Study,
     out_dir: str | os.PathLike[str],
@@ -373,6 +367,6 @@ def write_report(
         if plots else {}
     )
     report = build_report(study, settings=settings, plots=plot_files, importance=importance, export=export)
-    _atomic_write(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")
-    _atomic_write(out / "report.md", render_markdown(report))
+    atomic_write(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write(out / "report.md", render_markdown(report))
     return report

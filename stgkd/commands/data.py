@@ -121,6 +121,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     from stgkd.data.synthetic import generate
     from stgkd.errors import ConfigError
+    from stgkd.files import atomic_write
 
     kwargs = {k: v for k, v in (("num_nodes", args.nodes), ("num_days", args.days), ("seed", args.seed)) if v is not None}
     for key, value in kwargs.items():
@@ -139,11 +140,11 @@ def _synth(args: argparse.Namespace) -> int:
         stamps = pd.date_range("2024-01-01", periods=data.num_steps, freq=pd.Timedelta(minutes=data.interval_minutes))
     readings = np.nan_to_num(data.values[..., 0], nan=0.0)  # DCRNN's layout records a missing reading as 0
     frame = pd.DataFrame(readings, index=pd.DatetimeIndex(stamps), columns=list(data.sensor_ids))
-    _atomic_write(targets[0], lambda tmp: frame.to_hdf(tmp, key="df", mode="w"))
+    atomic_write(targets[0], lambda tmp: frame.to_hdf(tmp, key="df", mode="w"))
 
     ids = [str(s) for s in data.sensor_ids]
     payload = [ids, {s: i for i, s in enumerate(ids)}, np.asarray(data.adj, dtype=np.float32)]
-    _atomic_write(targets[1], lambda tmp: tmp.write_bytes(pickle.dumps(payload, protocol=2)))
+    atomic_write(targets[1], pickle.dumps(payload, protocol=2))
 
     rows = []
     for u, v, attrs in graph.edges(data=True):
@@ -151,7 +152,7 @@ def _synth(args: argparse.Namespace) -> int:
         sv = graph.nodes[v].get("sensor_id", v)
         rows.append((str(su), str(sv), float(attrs["length_km"])))
     edges = pd.DataFrame(rows, columns=["source", "target", "length_km"])
-    _atomic_write(targets[2], lambda tmp: edges.to_csv(tmp, index=False))
+    atomic_write(targets[2], lambda tmp: edges.to_csv(tmp, index=False))
 
     dropped = f" (channel 0 of {data.num_channels})" if data.num_channels > 1 else ""
     print(
@@ -161,17 +162,6 @@ def _synth(args: argparse.Namespace) -> int:
     )
     print(f"load it with: stgkd data info {out}")
     return 0
-
-
-def _atomic_write(path: Path, write) -> None:  # noqa: ANN001 - a callable taking the temp path
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@
 * HTTPS with certificate verification only; plain ``http://`` is accepted for loopback hosts (a local
   mirror, the tests), never for the internet, and redirects may not downgrade to it.
 * Every file is written to a temporary file in the target folder and moved into place with
-  :func:`os.replace` once complete and, where the digest is known, once its SHA-256 matches; a failed
-  or mismatching download leaves nothing behind.
+  :func:`os.replace` (:func:`stgkd.files.atomic_write`) once complete and, where the digest is known,
+  once its SHA-256 matches; a failed or mismatching download leaves nothing behind.
 * ``base_url`` (argument, or ``$STGKD_DATA_URL``) replaces every location by ``{base_url}/{name}/{file}``
   (a mirror laid out like the data root).
 """
@@ -20,7 +20,6 @@ import os
 import socket
 import ssl
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from stgkd.data.datasets import DatasetInfo, RemoteFile, get_dataset
 from stgkd.errors import DataError
+from stgkd.files import atomic_write
 
 __all__ = ["ENV_BASE_URL", "FetchResult", "download_file", "fetch", "sha256sum"]
 
@@ -110,8 +110,6 @@ def download_file(
 
 
 def _download(url: str, dest: Path, *, sha256: str | None, progress: bool, timeout: float) -> Path:
-    from tqdm import tqdm
-
     _check_url(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": "stgkd-data-fetch"})
@@ -124,39 +122,37 @@ def _download(url: str, dest: Path, *, sha256: str | None, progress: bool, timeo
         if isinstance(reason, ssl.SSLError):
             raise DataError(f"{url}: TLS certificate verification failed ({reason}); not downloading {dest.name}") from None
         raise _Unreachable(str(reason)) from None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        received = 0
-        with response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                      disable=not progress, file=sys.stderr, leave=False) as bar:
-                while True:
-                    try:
-                        block = response.read(_CHUNK)
-                    except (socket.timeout, ConnectionError, OSError) as exc:
-                        raise DataError(f"{url}: connection lost after {received} bytes of {dest.name} ({exc})") from None
-                    if not block:
-                        break
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
-        if total is not None and received != total:
-            raise DataError(f"{url}: received {received} of {total} bytes of {dest.name}; the download was cut short")
-        got = digest.hexdigest()
-        if sha256 is not None and got.lower() != sha256.lower():
-            raise DataError(f"{dest.name}: SHA-256 mismatch (expected {sha256}, got {got}) for {url}; file discarded")
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
+    with response:
+        return atomic_write(dest, lambda tmp: _receive(response, tmp, url=url, dest=dest, sha256=sha256,
+                                                        progress=progress))
+
+
+def _receive(response, tmp: Path, *, url: str, dest: Path, sha256: str | None, progress: bool) -> None:
+    """Stream ``response`` into ``tmp``; raise when it is cut short or its SHA-256 is not ``sha256``."""
+    from tqdm import tqdm
+
+    digest = hashlib.sha256()
+    received = 0
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+                                      disable=not progress, file=sys.stderr, leave=False) as bar:
+        while True:
+            try:
+                block = response.read(_CHUNK)
+            except (socket.timeout, ConnectionError, OSError) as exc:
+                raise DataError(f"{url}: connection lost after {received} bytes of {dest.name} ({exc})") from None
+            if not block:
+                break
+            out.write(block)
+            digest.update(block)
+            received += len(block)
+            bar.update(len(block))
+    if total is not None and received != total:
+        raise DataError(f"{url}: received {received} of {total} bytes of {dest.name}; the download was cut short")
+    got = digest.hexdigest()
+    if sha256 is not None and got.lower() != sha256.lower():
+        raise DataError(f"{dest.name}: SHA-256 mismatch (expected {sha256}, got {got}) for {url}; file discarded")
 
 
 def fetch(

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from stgkd.engine.checkpoint import remove_stale_temporaries, save_checkpoint
 from stgkd.errors import ConfigError
+from stgkd.files import to_jsonable
 
 __all__ = [
     "Callback",
@@ -274,7 +275,7 @@ class JSONLinesLogger(Callback):
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
         record = {k: v for k, v in logs.items() if k != "improved"}
         with self.path.open("a") as fh:
-            fh.write(json.dumps(_jsonable(record)) + "\n")
+            fh.write(json.dumps(to_jsonable(record, finite=True)) + "\n")
             fh.flush()
 
 
@@ -558,15 +559,3 @@ def _clock(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item"):
-        return obj.item()
-    return obj

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import pickle
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +33,7 @@ import numpy as np
 import torch
 
 from stgkd.errors import CheckpointError
+from stgkd.files import atomic_write
 
 FORMAT = "stgkd/1"
 
@@ -42,50 +41,17 @@ FORMAT = "stgkd/1"
 def save_checkpoint(path: str | Path | Sequence[str | Path], payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` (or to each of several paths) atomically.
 
-    The payload is serialised once; for each path the bytes go to a temporary file in the same
-    directory, which is flushed and fsync'ed and then moved over the path with :func:`os.replace`.
-    A reader, or a process killed at any moment, sees either the old file or the complete new
-    one, never a torn write. Returns the (first) path.
+    The payload is serialised once and written to each path with :func:`stgkd.files.atomic_write`:
+    a reader, or a process killed at any moment, sees either the old file or the complete new one,
+    never a torn write. Returns the (first) path.
     """
     paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getbuffer()
     for target in paths:
-        _atomic_write(target, data)
+        atomic_write(target, data)
     return paths[0]
-
-
-def _atomic_write(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Make the rename itself durable (POSIX); not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def remove_stale_temporaries(directory: str | Path) -> list[Path]:

@@ -38,8 +38,9 @@ from stgkd.engine.callbacks import (
 from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.steps import DistillStep, SupervisedStep, make_distill_step  # noqa: F401  (DistillStep: its former home)
-from stgkd.engine.trainer import TrainConfig, Trainer, _jsonable, seed_everything
+from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
 from stgkd.errors import CheckpointError, ConfigError, DataError
+from stgkd.files import to_jsonable
 from stgkd.missing import MissingSpec
 
 __all__ = [
@@ -210,7 +211,7 @@ def _fit(
             summary["val_fidelity"] = best_logs["val_fidelity"]
         if result.grad_share:
             summary["grad_share"] = result.grad_share
-        (out / "metrics.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+        (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     return result
 
 

@@ -29,6 +29,7 @@ from stgkd.engine.distributed import DistContext, all_reduce_sum, epoch_indices,
 from stgkd.engine.evaluate import evaluate_split
 from stgkd.engine.steps import SupervisedStep
 from stgkd.errors import CheckpointError, ConfigError
+from stgkd.files import to_jsonable
 from stgkd.registry import Registry
 
 __all__ = [
@@ -418,7 +419,7 @@ class Trainer:
                 type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")
             },
             "train_config": self.config.to_dict(),
-            "history": [_jsonable(h) for h in self.history],
+            "history": [to_jsonable(h) for h in self.history],
             "best": {"epoch": int(self.best["epoch"]), "val_mae": float(self.best["val_mae"]),
                      "metrics": self.best.get("metrics", {})},
             "global_step": int(self.global_step),
@@ -453,17 +454,3 @@ class Trainer:
                 cb.load_state_dict(states[name])
         if "rng" in payload:
             restore_rng_state(payload["rng"])
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, int, str)) or obj is None:
-        return obj
-    if isinstance(obj, float):
-        return obj
-    if isinstance(obj, Tensor):
-        return obj.item() if obj.numel() == 1 else obj.tolist()
-    return float(obj)
