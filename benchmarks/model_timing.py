@@ -49,10 +49,12 @@ from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from stgkd.errors import ConfigError
 from stgkd.latency import device_name, is_busy, random_graph
 from stgkd.nn import MODELS, build, count_flops
+from stgkd.precision import autocast
 
 ROOT = Path(__file__).resolve().parents[1]
 METR_LA_ADJ = ROOT / ".." / "shared" / "data" / "metr-la-week" / "adj_mx.pkl"
-DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+#: the precisions timed (names of :data:`stgkd.precision.DTYPES`)
+DTYPES = ("fp32", "bf16")
 
 
 @dataclass
@@ -112,10 +114,6 @@ def time_call(fn: Callable[[], Any], device: torch.device, *, warmup: int, iters
     return samples
 
 
-def _autocast(device: torch.device, dtype: str):
-    return torch.autocast(device.type, dtype=DTYPES[dtype], enabled=DTYPES[dtype] is not None)
-
-
 def time_model(model: nn.Module, x: Tensor, *, passes: str, dtype: str, device: torch.device,
                warmup: int, iters: int) -> list[float]:
     """Time ``model(x)`` (eval, no grad) or one forward+backward (train mode)."""
@@ -123,14 +121,14 @@ def time_model(model: nn.Module, x: Tensor, *, passes: str, dtype: str, device: 
         model.eval()
 
         def step() -> None:
-            with torch.no_grad(), _autocast(device, dtype):
+            with torch.no_grad(), autocast(device, dtype):
                 model(x)
 
     elif passes == "forward+backward":
         model.train()
 
         def step() -> None:
-            with _autocast(device, dtype):
+            with autocast(device, dtype):
                 loss = model(x).float().mean()
             loss.backward()
             model.zero_grad(set_to_none=True)
@@ -322,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=207, help="N (default: 207, METR-LA)")
     p.add_argument("--batch", type=int, default=64, help="batch of every model (default: 64)")
     p.add_argument("--student-batch", type=int, default=1, help="extra batch for students (default: 1)")
-    p.add_argument("--dtypes", nargs="*", default=["fp32", "bf16"], choices=list(DTYPES))
+    p.add_argument("--dtypes", nargs="*", default=["fp32", "bf16"], choices=DTYPES)
     p.add_argument("--warmup", type=int, default=None, help="default: 10 on CUDA, 1 on CPU")
     p.add_argument("--iters", type=int, default=None, help="default: 50 on CUDA, 3 on CPU")
     p.add_argument("--skip-models", action="store_true", help="only the graph-operator comparison")

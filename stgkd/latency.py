@@ -41,9 +41,9 @@ import torch
 from torch import Tensor, nn
 
 from stgkd.errors import ConfigError
+from stgkd.precision import DTYPES, autocast
 
 MODES = ("eager", "cuda-graph", "compile")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 __all__ = [
     "MODES",
@@ -158,12 +158,6 @@ def _resolve_device(device: str | torch.device, fallback_to_cpu: bool) -> torch.
     if dev.type not in ("cuda", "cpu"):
         raise ConfigError(f"device={str(device)!r}: only 'cuda' and 'cpu' are supported")
     return dev
-
-
-def _autocast(device: torch.device, dtype: str, *, cache_enabled: bool = True):
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=cache_enabled)
 
 
 class CudaGraphRunner:
@@ -299,14 +293,14 @@ def measure(
     with torch.inference_mode():
         if mode == "cuda-graph":
             runner = CudaGraphRunner(
-                fn, [inputs[0]], warmup=warmup, context=lambda: _autocast(dev, dtype, cache_enabled=False)
+                fn, [inputs[0]], warmup=warmup, context=lambda: autocast(dev, dtype, cache_enabled=False)
             )
             for i in range(warmup):
                 runner(inputs[i % pool])
             torch.cuda.synchronize(dev)
             samples = _time_cuda(lambda x: runner(x), inputs, iters, dev)
         else:
-            with _autocast(dev, dtype):
+            with autocast(dev, dtype):
                 for i in range(warmup):
                     fn(inputs[i % pool])
                 if dev.type == "cuda":

@@ -17,14 +17,9 @@ from torch import Tensor, nn
 from stgkd.distill.losses import masked_mae
 from stgkd.engine.distributed import DistContext, all_reduce_sum
 from stgkd.errors import ConfigError
+from stgkd.precision import training_autocast
 
-__all__ = ["autocast", "SupervisedStep", "DistillStep", "make_distill_step"]
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (every forward pass of a training
-    step, and the benchmarks' timed ones, run under it)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+__all__ = ["SupervisedStep", "DistillStep", "make_distill_step"]
 
 
 class SupervisedStep(nn.Module):
@@ -48,7 +43,7 @@ class SupervisedStep(nn.Module):
             x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)``.
             Returns ``(loss scalar, pred_raw (B, H, N), parts {name: scalar})``.
         """
-        with autocast(x.device, self.amp):
+        with training_autocast(x.device, self.amp):
             out = self.model(x)
         pred = self.scaler.inverse_transform(out.float())
         if self.ctx.enabled:
@@ -85,7 +80,7 @@ class DistillStep(nn.Module):
     LOGGED_PARTS = ("sup", "out", "feat", "rel", "trust_ess", "tau_eff")
 
     def _outputs(self, x: Tensor, index: Tensor):
-        with autocast(x.device, self.amp):
+        with training_autocast(x.device, self.amp):
             if self.needs_features:
                 out, feats = self.model(x, return_features=True)
             else:
