@@ -130,24 +130,21 @@ def _paired_steps(teacher_path: Path, prepared, resolved: dict, args) -> dict[st
     first), many times; the per-pair ratio cancels the slow drift of a shared machine's load."""
     import copy
 
-    from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
+    from stgkd.distill import DistillConfig
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from stgkd.engine.steps import DistillStep, SupervisedStep
+    from stgkd.engine.steps import SupervisedStep, make_distill_step
     from stgkd.engine.trainer import seed_everything
-    from stgkd.nn import build
+    from stgkd.nn import build_for
 
     seed_everything(0)
     device = torch.device(args.device)
     teacher = model_from_checkpoint(load_checkpoint(teacher_path), device=device)
-    student = build(args.student, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
-                    out_steps=prepared.out_steps, in_channels=prepared.in_channels, hidden=args.width).to(device)
+    student = build_for(args.student, prepared, hidden=args.width).to(device)
     other = copy.deepcopy(student)
     split = prepared.val
-    dcfg = DistillConfig.from_dict(resolved)
-    sample_x = split.batch(torch.arange(2)).x.to(device)
-    objective = DistillationObjective.from_models(dcfg, other, teacher, sample_x=sample_x).to(device)
-    cache = TeacherCache.build(teacher, split, objective.teacher_feature_names, device, time_pool=dcfg.time_pool)
-    steps = {"plain": SupervisedStep(student, prepared.scaler), "distill": DistillStep(other, objective, cache, prepared.scaler)}
+    distill, _ = make_distill_step(other, teacher, prepared, DistillConfig.from_dict(resolved), device=device,
+                                   split=split)
+    steps = {"plain": SupervisedStep(student, prepared.scaler), "distill": distill}
     optims = {k: torch.optim.AdamW([p for p in v.parameters() if p.requires_grad], lr=1e-3) for k, v in steps.items()}
     gen = torch.Generator().manual_seed(0)
     times: dict[str, list[float]] = {"plain": [], "distill": []}

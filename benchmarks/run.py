@@ -343,11 +343,11 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
     """Train and time every model under T-GCN's Los-loop protocol; returns ``(models, dataset info)``
     (accumulated in ``state`` as :func:`_run_dcrnn` does)."""
     from benchmarks.los_loop import horizon_table, prepare_los_loop
-    from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
+    from stgkd.distill import DistillConfig
     from stgkd.engine import seed_everything
     from stgkd.engine.evaluate import evaluate_split, predict_split
-    from stgkd.engine.recipes import DistillStep
-    from stgkd.nn import build
+    from stgkd.engine.steps import make_distill_step
+    from stgkd.nn import build_for
 
     state = state if state is not None else _SuiteState()
     deadline = deadline or Deadline()
@@ -364,8 +364,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
     }
 
     def make(name: str, hp: dict[str, Any]):
-        return build(name, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
-                     out_steps=prepared.out_steps, in_channels=prepared.in_channels, **hp).to(device)
+        return build_for(name, prepared, **hp).to(device)
 
     def finish(label: str, name: str, kind: str, hp, model, trainer, fit, seed: int, t0: float, cbs) -> None:
         test = _strip(evaluate_split(model, prepared.test, prepared.scaler, batch_size=args.eval_batch_size or 64,
@@ -408,18 +407,12 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
                 student = make(s_name, s_hp)
                 step = None
                 if kind == "student+kd":
-                    dcfg = DistillConfig()
-                    sample_x = prepared.train.batch(torch.arange(2)).x.to(device)
-                    student.eval()
-                    objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x).to(device)
-                    student.train()
-                    cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
-                                               batch_size=args.eval_batch_size or 64, time_pool=dcfg.time_pool)
-                    step = DistillStep(student, objective, cache, prepared.scaler, amp=cfg.amp)
+                    step, resolved = make_distill_step(student, teacher, prepared, DistillConfig(), device=device,
+                                                       amp=cfg.amp, cache_batch_size=args.eval_batch_size or 64)
                 trainer, fit = _fit_prepared(student, prepared, cfg, step=step, callbacks=cbs)
                 finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0, cbs)
                 if kind == "student+kd":
-                    state.models[label]["distill"] = objective.resolved_config().to_dict()
+                    state.models[label]["distill"] = resolved.to_dict()
         for p_label, p_name, p_hp in peers:
             deadline.check(f"seed {seed}: {p_label}")
             _log(f"seed {seed}: peer {p_label}")

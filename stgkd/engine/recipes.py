@@ -280,7 +280,7 @@ def train_model(
             ``resume``/``overwrite``. DataError: the dataset cannot be loaded or prepared.
         CheckpointError: ``out/last.pt`` is corrupt.
     """
-    from stgkd.nn import build, from_config
+    from stgkd.nn import build_for, from_config
 
     out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
     cfg = _config_for_resume(payload, config) if payload is not None else (config or TrainConfig())
@@ -304,8 +304,7 @@ def train_model(
 
             def build_model():
                 try:
-                    return build(model, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
-                                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **(hparams or {}))
+                    return build_for(model, prepared, **(hparams or {}))
                 except TypeError as exc:
                     raise ConfigError(f"model {model!r}: {exc}") from None
 
@@ -384,7 +383,7 @@ def distill_student(
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
     """
     from stgkd.distill import DistillConfig
-    from stgkd.nn import build, from_config
+    from stgkd.nn import build_for, from_config
 
     teacher_path = Path(teacher).resolve()
     teacher_payload = load_checkpoint(teacher_path)
@@ -431,8 +430,7 @@ def distill_student(
 
             def build_model():
                 try:
-                    return build(student, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
-                                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **student_hparams)
+                    return build_for(student, prepared, **student_hparams)
                 except TypeError as exc:
                     raise ConfigError(f"student {student!r}: {exc}") from None
 

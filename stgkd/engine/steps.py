@@ -136,6 +136,7 @@ def make_distill_step(
     cache: Any = None,
     cache_dtype: torch.dtype = torch.float16,
     cache_batch_size: int = 64,
+    split: Any = None,
 ) -> tuple[nn.Module, Any]:
     """The training step of ``student`` under the distillation settings ``dcfg``, and the resolved settings.
 
@@ -143,9 +144,10 @@ def make_distill_step(
     With every distillation weight at 0 it is the plain :class:`SupervisedStep` (raw-unit masked MAE,
     no teacher output read). Otherwise the feature pairs are resolved against the two models, the
     adapters built, and a :class:`DistillStep` reads the teacher's outputs from ``cache``: a
-    :class:`~stgkd.distill.TeacherCache` of ``prepared.train``, a function returning one (called only
+    :class:`~stgkd.distill.TeacherCache` of the training windows, a function returning one (called only
     when needed, so a search builds it once and only for trials that distill), or ``None`` to build it
-    here from ``teacher``.
+    here from ``teacher``. The training windows are ``prepared.train`` unless ``split`` names others
+    (a benchmark that steps over the validation windows).
     """
     from stgkd.distill import DistillationObjective, TeacherCache, inherit_adjacency
 
@@ -153,19 +155,20 @@ def make_distill_step(
         inherit_adjacency(student, teacher)
     if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
         return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
-    sample_x = prepared.train.batch(torch.arange(min(2, len(prepared.train)))).x.to(device)
+    split = prepared.train if split is None else split
+    sample_x = split.batch(torch.arange(min(2, len(split)))).x.to(device)
     was_training = student.training
     student.eval()  # probing feature shapes must not draw dropout masks from the RNG
     objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x)
     student.train(was_training)
     objective = objective.to(device)
     if cache is None:
-        cache = TeacherCache.build(teacher, prepared.train, objective.teacher_feature_names, device,
+        cache = TeacherCache.build(teacher, split, objective.teacher_feature_names, device,
                                    dtype=cache_dtype, batch_size=cache_batch_size, time_pool=dcfg.time_pool)
     elif not isinstance(cache, TeacherCache):
         cache = cache()
-    if len(cache) != len(prepared.train):
-        raise ConfigError(f"the teacher cache holds {len(cache)} windows, the training split {len(prepared.train)}: "
+    if len(cache) != len(split):
+        raise ConfigError(f"the teacher cache holds {len(cache)} windows, the training split {len(split)}: "
                           "it was built over other data")
     missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
     if missing:

@@ -10,7 +10,7 @@ from stgkd.nn.base import ForecastModel
 from stgkd.nn.dcgru import DCGRUStudent
 from stgkd.nn.flops import count_flops
 from stgkd.nn.graph_wavenet import GraphWaveNet
-from stgkd.nn.registry import MODELS, build, from_config, register_model
+from stgkd.nn.registry import MODELS, build, build_for, from_config, register_model
 from stgkd.nn.students import GCNGRUStudent, GRUStudent
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "GRUStudent",
     "GraphWaveNet",
     "build",
+    "build_for",
     "count_flops",
     "dcgru",
     "from_config",

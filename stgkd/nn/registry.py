@@ -1,4 +1,4 @@
-"""Models by name: ``build("graph-wavenet", num_nodes=207, graph=adj)``."""
+"""Models by name: ``build("graph-wavenet", num_nodes=207, graph=adj)``, or ``build_for(name, prepared)``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ def build(
         in_channels=in_channels,
         **hparams,
     )
+
+
+def build_for(name: str, prepared: Any, **hparams: Any) -> ForecastModel:
+    """Build a registered model for prepared data (a :class:`~stgkd.data.windows.PreparedData`, or
+    anything with its ``num_nodes``, ``adj``, ``in_steps``, ``out_steps`` and ``in_channels``): its
+    sensors, graph, window lengths and input channels. Unknown hyperparameters raise a ``TypeError``."""
+    return build(name, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
+                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **hparams)
 
 
 def from_config(config: dict[str, Any], graph: Tensor | np.ndarray | None = None) -> ForecastModel:
