@@ -60,7 +60,8 @@ from typing import Any, Callable
 import torch
 
 from benchmarks.budget import Deadline, OutOfTime
-from benchmarks.run import SCHEMA, _environment
+from benchmarks.record import environment
+from benchmarks.run import SCHEMA
 
 __all__ = ["PARTS", "Part", "build_parser", "main"]
 
@@ -109,7 +110,7 @@ class Context:
 
 def part_environment(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     """GPU, driver, clocks, library versions; ``"skipped: no CUDA device"`` for what needs a GPU."""
-    env = _environment(ctx.device)
+    env = environment(ctx.device)
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
@@ -411,15 +412,10 @@ def _now() -> dt.datetime:
 
 def _write_json(record: dict[str, Any], name: str, folders: list[Path]) -> list[Path]:
     """Write ``record`` to ``folder/name`` in every folder, atomically (fsync'ed temp file, then rename)."""
-    from stgkd.engine.checkpoint import _atomic_write  # the one atomic writer of stgkd
+    from stgkd.files import atomic_write
 
     data = (json.dumps(record, indent=1, default=_json_default) + "\n").encode()
-    paths = []
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / name, data)
-        paths.append(folder / name)
-    return paths
+    return [atomic_write(folder / name, data) for folder in folders]
 
 
 def _json_default(obj: Any) -> Any:
@@ -470,7 +466,7 @@ def run_part(part: Part, ctx: Context, deadline: Deadline, *, index: int, budget
     record.setdefault("suite", part.name)
     record.setdefault("title", part.title)
     record.setdefault("protocol", record["suite"])
-    record.setdefault("environment", _environment(ctx.device))
+    record.setdefault("environment", environment(ctx.device))
     record.setdefault("notes", [])
     record["schema"] = SCHEMA
     record["date"] = started.strftime("%Y-%m-%d")

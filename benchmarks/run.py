@@ -29,7 +29,6 @@ import argparse
 import datetime as _dt
 import json
 import math
-import platform
 import shlex
 import shutil
 import sys
@@ -45,6 +44,7 @@ import torch
 from benchmarks import suites as _suites
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
+from benchmarks.record import environment, log
 from stgkd.errors import ConfigError, DataError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
@@ -60,10 +60,6 @@ PROFILE_RESERVE = 0.1
 
 
 # ============================================================================ helpers
-
-
-def _log(msg: str) -> None:
-    print(f"[{_dt.datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def _train_config(args: argparse.Namespace, seed: int, device: str):
@@ -135,7 +131,7 @@ def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namesp
             flops = int(count_flops(model.to("cpu"), x1))
     except Exception as exc:  # a counter failure must not lose the run; recorded instead
         flops = None
-        _log(f"{label}: FLOP count failed ({type(exc).__name__}: {exc})")
+        log(f"{label}: FLOP count failed ({type(exc).__name__}: {exc})")
     latency: dict[str, Any] = {}
     modes = ["eager", "cuda-graph"] if device == "cuda" else ["eager"]
     for mode in modes:
@@ -148,31 +144,9 @@ def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namesp
                 latency[key] = r.to_dict()
             except Exception as exc:  # e.g. a model that cannot be captured in a CUDA graph
                 latency[key] = {"error": f"{type(exc).__name__}: {exc}"}
-                _log(f"{label}: latency {key} failed ({type(exc).__name__}: {exc})")
+                log(f"{label}: latency {key} failed ({type(exc).__name__}: {exc})")
     model.to(device)
     return {"parameters": int(params), "flops": flops, "latency": latency}
-
-
-def _environment(device: str) -> dict[str, Any]:
-    from stgkd.latency import device_name
-
-    env = {
-        "device": device,
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
-    }
-    try:
-        import torch_geometric_temporal  # noqa: F401  (version only)
-        from importlib.metadata import version
-
-        env["torch_geometric_temporal"] = version("torch-geometric-temporal")
-    except Exception:
-        env["torch_geometric_temporal"] = None
-    return env
 
 
 def _selected(items: list[tuple[str, str, dict[str, Any]]], wanted: Sequence[str] | None) -> list:
@@ -214,7 +188,7 @@ class _SuiteState:
             if deadline.expired():
                 self.unprofiled.append(label)
                 continue
-            _log(f"profiling {label}")
+            log(f"profiling {label}")
             self.models[label].update(_model_profile(model, device=device, args=args, label=label))
             self.profiled.add(label)
 
@@ -249,7 +223,7 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
         # ---------------------------------------------------------------- teacher
         label = f"{teacher_name} (teacher)"
         deadline.check(f"seed {seed}: {label}")
-        _log(f"seed {seed}: teacher {teacher_name}")
+        log(f"seed {seed}: teacher {teacher_name}")
         _reset_peak(device)
         t0 = time.perf_counter()
         cbs = shares.callbacks(TEACHER_WEIGHT)
@@ -266,13 +240,13 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
         state.last_models[label] = tres.model
         state.runs_done += 1
         teacher_ckpt = tres.best_path
-        _log(f"seed {seed}: teacher test MAE {tres.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
+        log(f"seed {seed}: teacher test MAE {tres.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
         # ---------------------------------------------------------------- students
         for s_label, s_name, s_hp in students:
             for kind in ("student", "student+kd"):
                 label = s_label if kind == "student" else f"{s_label} + KD"
                 deadline.check(f"seed {seed}: {label}")
-                _log(f"seed {seed}: {label}")
+                log(f"seed {seed}: {label}")
                 _reset_peak(device)
                 t0 = time.perf_counter()
                 cbs = shares.callbacks(1.0)
@@ -290,11 +264,11 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
                                                time_limited=_limited(cbs)))
                 state.last_models[label] = res.model
                 state.runs_done += 1
-                _log(f"seed {seed}: {label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
+                log(f"seed {seed}: {label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
         # ---------------------------------------------------------------- peers
         for p_label, p_name, p_hp in peers:
             deadline.check(f"seed {seed}: {p_label}")
-            _log(f"seed {seed}: peer {p_label}")
+            log(f"seed {seed}: peer {p_label}")
             _reset_peak(device)
             t0 = time.perf_counter()
             cbs = shares.callbacks(1.0)
@@ -304,7 +278,7 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
                              peak=_peak_mb(device), wall=time.perf_counter() - t0, time_limited=_limited(cbs)))
             state.last_models[p_label] = res.model
             state.runs_done += 1
-            _log(f"seed {seed}: {p_label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
+            log(f"seed {seed}: {p_label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
     state.profile(device=device, args=args, deadline=deadline)
     return state.result()
 
@@ -377,7 +351,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
         state.entry(label, name, kind, hp)["seeds"].append(rec)
         state.last_models[label] = model
         state.runs_done += 1
-        _log(f"seed {seed}: {label} test MAE {test['avg']['mae']:.3f}, T-GCN 60 min RMSE "
+        log(f"seed {seed}: {label} test MAE {test['avg']['mae']:.3f}, T-GCN 60 min RMSE "
              f"{rec['tgcn']['60min']['rmse']:.3f} ({time.perf_counter() - t0:.0f}s)")
 
     for seed in args.seed_list:
@@ -385,7 +359,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
         teacher_name = suite.teacher[0]
         label = f"{teacher_name} (teacher)"
         deadline.check(f"seed {seed}: {label}")
-        _log(f"seed {seed}: teacher {teacher_name}")
+        log(f"seed {seed}: teacher {teacher_name}")
         _reset_peak(device)
         t0 = time.perf_counter()
         seed_everything(seed)
@@ -399,7 +373,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
             for kind in ("student", "student+kd"):
                 label = s_label if kind == "student" else f"{s_label} + KD"
                 deadline.check(f"seed {seed}: {label}")
-                _log(f"seed {seed}: {label}")
+                log(f"seed {seed}: {label}")
                 _reset_peak(device)
                 t0 = time.perf_counter()
                 cbs = shares.callbacks(1.0)
@@ -415,7 +389,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
                     state.models[label]["distill"] = resolved.to_dict()
         for p_label, p_name, p_hp in peers:
             deadline.check(f"seed {seed}: {p_label}")
-            _log(f"seed {seed}: peer {p_label}")
+            log(f"seed {seed}: peer {p_label}")
             _reset_peak(device)
             t0 = time.perf_counter()
             cbs = shares.callbacks(1.0)
@@ -466,7 +440,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                    state=state, deadline=deadline, shares=shares, **extra)
         except OutOfTime as exc:
             reached = exc.what
-            _log(f"time budget spent: stopped before {exc.what}")
+            log(f"time budget spent: stopped before {exc.what}")
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
@@ -492,7 +466,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - t0,
         "command": "python -m benchmarks.run " + shlex.join(args.argv),
-        "environment": _environment(device),
+        "environment": environment(device),
         "dataset": {
             "name": data.name, "nodes": int(data.num_nodes), "steps": int(data.num_steps),
             "interval_minutes": int(data.interval_minutes), "split": list(data.split),

@@ -77,7 +77,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, size) point and return the record ``benchmarks.run`` writes."""
     import json
 
-    from benchmarks.run import _environment, _log
+    from benchmarks.record import environment, log
     from benchmarks.table import power_law
     from stgkd.data.synthetic import generate
     from stgkd.data.windows import prepare
@@ -114,7 +114,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
             reached = reached or f"N={n}"
             skipped.append(f"every model at N={n} (time budget spent)")
             continue
-        _log(f"scaling: generating a {n}-sensor network")
+        log(f"scaling: generating a {n}-sensor network")
         data, _ = generate(num_nodes=n, num_days=1, seed=0)
         prepared = prepare(data, device=device)
         edges = int((data.adj != 0).sum())
@@ -128,12 +128,12 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                        f"predicted {guess:.0f} s from the smaller sizes, {deadline.remaining():.0f} s left")
                 skipped.append(f"{name} at N={n} ({why})")
                 reached = reached or f"{name} N={n}"
-                _log(f"scaling: {name} N={n} skipped ({why})")
+                log(f"scaling: {name} N={n} skipped ({why})")
                 continue
             t_point = time.perf_counter()
             torch.manual_seed(0)
             model = build(name, num_nodes=n, graph=prepared.adj, in_channels=prepared.in_channels, **hp).to(device)
-            _log(f"scaling: {name} N={n}: training steps")
+            log(f"scaling: {name} N={n}: training steps")
             spb, peak = _time_training(model, prepared, batch_size=args.batch_size, batches=args.scaling_batches,
                                        warmup=args.scaling_warmup, device=device)
             point: dict[str, Any] = {
@@ -144,7 +144,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
             }
             mode = "cuda-graph" if device == "cuda" else "eager"
             for b in args.latency_batches:
-                _log(f"scaling: {name} N={n}: latency batch {b}")
+                log(f"scaling: {name} N={n}: latency batch {b}")
                 try:
                     r = measure(model, batch_size=b, device=device, mode=mode, warmup=args.latency_warmup,
                                 iters=args.latency_iters if b == 1 else max(3, args.latency_iters // 4), name=name)
@@ -180,7 +180,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - t_start,
         "command": "python -m benchmarks.run " + shlex.join(args.argv),
-        "environment": _environment(device),
+        "environment": environment(device),
         "budget": {"sizes": sizes, "batch_size": args.batch_size, "batches": args.scaling_batches,
                    "warmup_batches": args.scaling_warmup, "latency_iters": args.latency_iters,
                    "latency_batches": list(args.latency_batches), "teacher_hparams": teacher_hp,
