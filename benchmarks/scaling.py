@@ -83,7 +83,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     from stgkd.data.windows import prepare
     from stgkd.errors import ConfigError
     from stgkd.latency import is_busy, load_average, measure
-    from stgkd.nn import build
+    from stgkd.nn import build_for
 
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -132,7 +132,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             t_point = time.perf_counter()
             torch.manual_seed(0)
-            model = build(name, num_nodes=n, graph=prepared.adj, in_channels=prepared.in_channels, **hp).to(device)
+            model = build_for(name, prepared, **hp).to(device)
             log(f"scaling: {name} N={n}: training steps")
             spb, peak = _time_training(model, prepared, batch_size=args.batch_size, batches=args.scaling_batches,
                                        warmup=args.scaling_warmup, device=device)
