@@ -9,7 +9,7 @@ Three sections:
   CUDA graph, fp32 and bf16 (autocast);
 * ``scaling``: teacher and one student (``gcn-gru``, width 32) at batch 1, eager, fp32, on 207 / 883 /
   2000 / 8600 nodes (METR-LA, PEMS07, a mid size, and a California-wide network);
-* ``peers``: PyTorch Geometric Temporal models at batch 1, eager, fp32, 207 nodes: ``A3TGCN2``,
+* ``peers``: PyTorch Geometric Temporal models at batch 1 (``--peer-batch``), eager, fp32, 207 nodes: ``A3TGCN2``,
   ``TGCN2`` stepped over the window, ``BatchedDCRNN`` (stgkd's ``dcrnn`` wrapper) and ``MTGNN``
   (stgkd's ``mtgnn`` wrapper); skipped with the reason when PGT is not installed.
 
@@ -26,8 +26,9 @@ see :mod:`benchmarks.idle`); ``--allow-busy`` times anyway, and every row measur
 busy says ``"busy": true`` and is left out of RESULTS.md's tables.
 
     python -m benchmarks.latency                      # the full grid (GPU machine)
-    python -m benchmarks.latency --device cpu --sections main peers --threads 1 2 --batch 1 64 \
-        --modes eager --dtypes fp32 --nodes 207 --tag idle   # the CPU table of RESULTS.md (idle machine)
+    # the CPU table of RESULTS.md, on an idle machine:
+    python -m benchmarks.latency --device cpu --sections main peers --nodes 207 --batch 1 64 --peer-batch 1 64 \\
+        --modes eager --dtypes fp32 --threads 1 2 --iters 20 --warmup 3 --tag idle
     python -m benchmarks.latency --quick              # reduced CPU run (smaller iters, sizes)
     python -m benchmarks.latency --sections main --widths 32 --batch 1
 """
@@ -166,7 +167,7 @@ def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[
             for batch in batches:
                 if mode == "cuda-graph" and args.device_kind != "cuda":
                     rows.append({"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
-                                 "dtype": dtype, "skipped": NO_CUDA})
+                                 "dtype": dtype, "threads": torch.get_num_threads(), "skipped": NO_CUDA})
                     continue
                 deadline.check(f"{section}: {label} n={nodes} b={batch} {mode} {dtype}")
                 try:
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling-width", type=int, default=32)
     p.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
     p.add_argument("--peer-hidden", type=int, default=32)
+    p.add_argument("--peer-batch", type=int, nargs="+", default=[1],
+                   help="batch sizes of the PGT peers (eager, fp32; default: 1)")
     p.add_argument("--no-teacher", action="store_true", help="leave Graph WaveNet out (slow on CPUs)")
     p.add_argument("--teacher-batch", type=int, nargs="+", default=None,
                    help="batch sizes for Graph WaveNet in the main section (default: --batch)")
@@ -264,15 +267,17 @@ def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Dead
         n = args.nodes
         adj = torch.from_numpy(random_graph(n, seed=0))
         for peer in args.peers:
-            _timed(rows, "peers", f"pgt-{peer}", lambda p=peer: build_peer(p, adj, hidden=args.peer_hidden, batch=1),
-                   batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
+            for b in args.peer_batch:  # PGT's batched cells fix the batch size when built
+                _timed(rows, "peers", f"pgt-{peer}", lambda p=peer, b=b: build_peer(p, adj, hidden=args.peer_hidden, batch=b),
+                       batches=[b], modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
 
 
 def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, Any]], started: dt.datetime,
                 load_before: list[float] | None, *, command: str | None = None) -> dict[str, Any]:
     """The JSON report of a run: conditions, settings and the rows, as a ``stgkd-bench`` record of protocol
     ``latency`` (what ``benchmarks/table.py`` renders); ``busy`` when any row was timed on a busy machine."""
-    from benchmarks.run import SCHEMA
+    from benchmarks.record import environment
+    from benchmarks.table import SCHEMA
 
     return {
         "schema": SCHEMA,
@@ -280,10 +285,9 @@ def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, 
         "protocol": "latency",
         "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)",
         "started": started.isoformat(timespec="seconds"),
-        "environment": {"device": args.device_kind, "device_name": device_name(args.device).rsplit(" (", 1)[0],
-                        "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-                        "platform": platform.platform(), "threads": sorted({r.get("threads", 0) for r in rows
-                                                                             if "threads" in r}) or None,
+        "environment": {**environment(args.device_kind),
+                        "device_name": device_name(args.device).rsplit(" (", 1)[0],  # the threads are per row
+                        "threads": sorted({r["threads"] for r in rows if "threads" in r}) or None,
                         "cpu_count": os.cpu_count()},
         "students": list(args.students),
         "widths": list(args.widths),

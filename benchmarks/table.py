@@ -3,9 +3,19 @@
 :func:`aggregate` turns one suite record into rows (mean ± sample standard deviation over seeds,
 ``n`` given); :func:`render` writes the whole results section from every record in
 ``benchmarks/results/`` (newest run of each suite and device first), the quoted published numbers
-(:mod:`benchmarks.published`), the scaling study, and the parts of a ``python -m benchmarks.gpu`` run
+(:mod:`benchmarks.published`), the scaling study, the distillation ablations against a converged
+teacher (``distill-ablation-*.json``), and the parts of a ``python -m benchmarks.gpu`` run
 (environment, latency table, model timing, tuning study; a part cut short by its time budget or failed
 says so). Nothing here measures anything.
+
+What the main body shows, and what goes to the appendix ("Appendix: reduced and smoke runs"), is one
+rule, :func:`appendix_reason`: a smoke or ``--tiny`` run, a file name marked reduced (``-24steps``,
+``-reduced``, ``-smoke``, ``-tiny``), a training run in which some model saw fewer than
+:data:`MIN_PASSES` passes over the training windows, or a cost study timing fewer than
+:data:`MIN_TIMED_CALLS` calls per figure goes to the appendix. A latency figure timed on a busy machine
+(``"busy": true``, :func:`stgkd.latency.is_busy`) is never shown as a number: its cell says "busy, not a
+figure" and speed-ups and goals leave it out. "Where we fall short" is computed from the records
+(:func:`goals`), never fixed text.
 """
 
 from __future__ import annotations
@@ -13,16 +23,20 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
 
-__all__ = ["mean_spread", "aggregate", "load_records", "render", "write_markdown", "fmt_pm", "power_law"]
+__all__ = ["mean_spread", "aggregate", "load_records", "render", "write_markdown", "fmt_pm", "power_law",
+           "appendix_reason", "goals", "MIN_PASSES", "MIN_TIMED_CALLS", "BUSY"]
 
+#: the schema of every benchmark record (``benchmarks.run``, ``benchmarks.latency``, ``benchmarks.gpu``)
+SCHEMA = "stgkd-bench/1"
 HORIZONS = ("15min", "30min", "60min", "avg")
-SUITE_ORDER = ("environment", "latency", "model-timing", "synthetic", "metr-la-week", "los-loop", "metr-la", "pems-bay",
-               "pems04", "pems08", "scaling", "tuning")
+SUITE_ORDER = ("environment", "latency", "model-timing", "synthetic", "metr-la-week", "distill-ablation", "los-loop",
+               "metr-la", "pems-bay", "pems04", "pems08", "scaling", "tuning")
 #: protocols of the accuracy suites (records with models trained over seeds)
 SUITE_PROTOCOLS = ("dcrnn", "los-loop")
 #: the latency goals of the study (README): a width-32 student under 0.1 ms at batch 1 as a CUDA graph, at
@@ -31,6 +45,24 @@ GOALS = {"b1_graph_ms": 0.1, "speedup_b1": 10.0, "speedup_b64": 5.0, "speedup_pe
 #: torch-geometric-temporal's recurrent peers in the latency table
 RECURRENT_PEERS = ("pgt-a3tgcn2", "pgt-tgcn2-stepped", "pgt-batched-dcrnn")
 KIND_ORDER = {"teacher": 0, "student": 1, "student+kd": 2, "peer": 3}
+#: a training run belongs in the main body only when each of its models saw at least this many passes over
+#: the training windows (epochs x batches run per epoch / batches in a full epoch); fewer is a smoke test of
+#: the pipeline, not a result (the 24- and 72-step CPU runs saw 0.3 and 0.8)
+MIN_PASSES = 10
+#: a cost study (latency, model timing, scaling) belongs in the main body only with at least this many timed
+#: calls per figure
+MIN_TIMED_CALLS = 10
+#: file-name markers of runs reduced on purpose
+REDUCED_MARKER = re.compile(r"-(\d+steps|reduced|smoke|tiny)(?=[-.])")
+#: what a cell says instead of a latency timed on a busy machine
+BUSY = "busy, not a figure"
+#: the accuracy goal of the study (README): a student closes at least half of its plain version's 60-minute
+#: gap to the teacher
+GOAL_GAP_CLOSED = 0.5
+#: seeds an accuracy figure needs before its spread means something
+GOAL_SEEDS = 3
+#: the full datasets (a week of METR-LA is not METR-LA)
+FULL_DATASETS = ("metr-la", "pems-bay", "pems04", "pems08")
 
 
 # ============================================================================ numbers
@@ -91,10 +123,15 @@ def _metric(seed: dict[str, Any], horizon: str, metric: str, source: str = "test
 
 
 def _latency(model: dict[str, Any], key: str) -> float | None:
+    """A model's median latency at ``key``; ``None`` when not measured or timed on a busy machine."""
     entry = (model.get("latency") or {}).get(key)
-    if not entry or "median_ms" not in entry:
+    if not entry or "median_ms" not in entry or entry.get("busy"):
         return None
     return float(entry["median_ms"])
+
+
+def _latency_busy(model: dict[str, Any], key: str) -> bool:
+    return bool(((model.get("latency") or {}).get(key) or {}).get("busy"))
 
 
 def aggregate(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,6 +159,7 @@ def aggregate(record: dict[str, Any]) -> list[dict[str, Any]]:
             for b in (1, 64):
                 key = f"{prefix}-{mode}-b{b}"
                 row[key] = _latency(m, key)
+                row[f"busy/{key}"] = _latency_busy(m, key)
                 t = _latency(teacher, key) if teacher else None
                 row[f"speedup/{key}"] = (t / row[key]) if (t and row[key]) else None
         if "tgcn" in (seeds[0] if seeds else {}):
@@ -135,7 +173,8 @@ def aggregate(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` record in ``results_dir`` with this schema, in suite order, newest first."""
+    """Every ``*.json`` record in ``results_dir`` with this schema, and every distillation ablation
+    (``distill-ablation-*.json``, :func:`_as_ablation`), in suite order, newest first."""
     records = []
     for path in sorted(Path(results_dir).glob("*.json")):
         try:
@@ -145,10 +184,247 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
         if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/"):
             rec["_file"] = path.name
             records.append(rec)
+        elif isinstance(rec, dict) and path.name.startswith("distill-ablation-"):
+            ablation = _as_ablation(rec, path.name)
+            if ablation is not None:
+                records.append(ablation)
     order = {name: i for i, name in enumerate(SUITE_ORDER)}
     records.sort(key=lambda r: r.get("started", ""), reverse=True)
     records.sort(key=lambda r: order.get(r["suite"], len(order)))
     return records
+
+
+def _as_ablation(report: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A ``benchmarks.distill_ablation`` report as a record of protocol ``distill-ablation`` (suite,
+    device, date and start filled in from its own fields); ``None`` when it is not one."""
+    if not {"teacher", "settings", "student", "seeds"} <= set(report):
+        return None
+    machine = str(report.get("machine", ""))
+    device = machine.split(":", 1)[0].strip().lower() if ":" in machine else "cpu"
+    return dict(report, _file=name, schema="stgkd-bench/1", suite="distill-ablation", protocol="distill-ablation",
+                title="METR-LA week: students against a converged teacher", started=str(report.get("date", "")),
+                date=str(report.get("date", ""))[:10],
+                environment={"device": device, "device_name": machine.split(":", 1)[-1].strip()})
+
+
+# ============================================================================ what the main body shows
+
+
+def _passes(rec: dict[str, Any]) -> tuple[float, str] | None:
+    """``(passes, model)``: the fewest passes over the training windows any model of a training run saw
+    (mean over its seeds), and that model; ``None`` for records that train nothing."""
+    if rec.get("protocol") == "distill-ablation":
+        t, s = rec["teacher"].get("epochs"), rec.get("student_epochs")
+        if t is None or s is None:
+            return None
+        return (float(t), "the teacher") if t <= s else (float(s), "each student")
+    if not _is_suite(rec):
+        return None
+    least: tuple[float, str] | None = None
+    for m in rec["models"]:
+        per_seed = [s["epochs_run"] * s["batches_per_epoch"] / s["batches_per_full_epoch"] for s in m["seeds"]
+                    if s.get("epochs_run") is not None and s.get("batches_per_epoch") and s.get("batches_per_full_epoch")]
+        if per_seed and (least is None or statistics.fmean(per_seed) < least[0]):
+            least = (statistics.fmean(per_seed), m["label"])
+    return least
+
+
+def _timed_calls(rec: dict[str, Any]) -> int | None:
+    """Timed calls per figure of a cost study (latency, model timing, scaling); ``None`` for others."""
+    proto = rec.get("protocol")
+    if proto == "latency":
+        return (rec.get("settings") or {}).get("iters")
+    if proto == "model-timing":
+        return rec.get("iters")
+    if proto == "scaling":
+        return (rec.get("budget") or {}).get("latency_iters")
+    return None
+
+
+def appendix_reason(rec: dict[str, Any]) -> str | None:
+    """Why a record goes to "Appendix: reduced and smoke runs" (``None``: it belongs in the main body).
+
+    In order: a smoke run (``--smoke``) or a ``--tiny`` one; a file name marked reduced (``-24steps``,
+    ``-reduced``, ``-smoke``, ``-tiny``); a training run in which some model saw fewer than
+    :data:`MIN_PASSES` passes over the training windows; a cost study with fewer than
+    :data:`MIN_TIMED_CALLS` timed calls per figure."""
+    if (rec.get("run") or {}).get("smoke"):
+        return "a smoke run (`--smoke`): toy sizes, checking that the code runs; its figures mean nothing"
+    if (rec.get("budget") or {}).get("tiny"):
+        return "a `--tiny` run: tiny data and teacher, checking that the code runs"
+    marker = REDUCED_MARKER.search(rec.get("_file", ""))
+    if marker:
+        return f"its file name marks it reduced (`{marker.group(0)}`)"
+    passes = _passes(rec)
+    if passes is not None and passes[0] < MIN_PASSES:
+        return (f"{passes[1]} saw {passes[0]:.1f} passes over the training windows (the main body needs "
+                f"{MIN_PASSES}): far from convergence")
+    calls = _timed_calls(rec)
+    if calls is not None and calls < MIN_TIMED_CALLS:
+        return f"{calls} timed calls per figure (the main body needs {MIN_TIMED_CALLS})"
+    return None
+
+
+# ============================================================================ distillation ablations
+
+
+def _is_distilled(setting: dict[str, Any]) -> bool:
+    """Whether an ablation setting trains with a distillation loss (its ``distill`` fields override
+    :class:`~stgkd.distill.DistillConfig`'s defaults; a weight left out keeps its default)."""
+    from stgkd.distill import DistillConfig
+
+    kd = setting.get("distill") or {}
+    default = DistillConfig()
+    return any(float(kd.get(k, getattr(default, k))) > 0 for k in ("w_out", "w_feat", "w_rel"))
+
+
+def _ablation_groups(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Ablation records of one teacher, student family, width, epochs and seeds, together (their settings
+    form one table, paired with the one plain setting among them)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("protocol") != "distill-ablation":
+            continue
+        t = rec["teacher"]
+        key = (t.get("path"), t.get("best_epoch"), t.get("parameters"), rec["student"], rec.get("width"),
+               rec.get("student_epochs"), tuple(rec["seeds"]))
+        groups.setdefault(key, []).append(rec)
+    # the file holding the plain setting first, then by name
+    return [sorted(g, key=lambda r: ("plain" not in r["settings"], r["_file"])) for g in groups.values()]
+
+
+def ablation_rows(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per setting of an ablation group: MAE per horizon ``(mean, std, n)`` over seeds, the paired
+    60-minute difference to the plain setting (``d60``, same seeds; ``(mean, std, n)``), the share of the
+    plain student's 60-minute gap to the teacher it closes (``closed``); for a distilled setting also its
+    ``baseline`` (the setting of the same student trained without a distillation loss, with the same
+    inherited adjacency where there is one), the paired difference to it (``kd_d60``) and whether
+    distillation pays (``pays``: better than the baseline by more than twice the baseline's seed spread)."""
+    teacher60 = group[0]["teacher"]["test"]["60min"]["mae"]
+    plain = next((r["settings"]["plain"] for r in group if "plain" in r["settings"]), None)
+    plain_by_seed = {r["seed"]: r["test"]["60min"]["mae"] for r in (plain or {}).get("runs", [])}
+    p60 = mean_spread(plain_by_seed.values())
+    rows = []
+    for rec in group:
+        for name, st in rec["settings"].items():
+            runs = st.get("runs", [])
+            row: dict[str, Any] = {"name": name, "file": rec["_file"], "distilled": _is_distilled(st),
+                                   "parameters": st.get("parameters"), "n": len(runs)}
+            for h in HORIZONS:
+                row[f"{h}/mae"] = mean_spread(r["test"][h]["mae"] for r in runs)
+            row["60min/rmse"] = mean_spread(r["test"]["60min"]["rmse"] for r in runs)
+            row["60min/mape"] = mean_spread(r["test"]["60min"]["mape"] for r in runs)
+            diffs = [r["test"]["60min"]["mae"] - plain_by_seed[r["seed"]] for r in runs if r["seed"] in plain_by_seed]
+            row["d60"] = mean_spread(diffs) if diffs and name != "plain" else None
+            gap = p60[0] - teacher60 if p60[2] else math.nan
+            row["closed"] = (p60[0] - row["60min/mae"][0]) / gap if gap > 0 and row["60min/mae"][2] else None
+            row["hparams"] = st.get("student_hparams") or {}
+            row["inherit"] = bool((st.get("distill") or {}).get("inherit_adjacency"))
+            row["by_seed"] = {r["seed"]: r["test"]["60min"]["mae"] for r in runs}
+            rows.append(row)
+    for row in rows:
+        row["baseline"], row["kd_d60"], row["pays"] = None, None, False
+        if not row["distilled"]:
+            continue
+        same = [b for b in rows if not b["distilled"] and b["hparams"] == row["hparams"]]
+        base = next((b for b in same if b["inherit"] == row["inherit"]), same[0] if same else None)
+        if base is None:
+            continue
+        diffs = [v - base["by_seed"][s] for s, v in row["by_seed"].items() if s in base["by_seed"]]
+        spread = mean_spread(base["by_seed"].values())
+        row["baseline"], row["kd_d60"] = base["name"], mean_spread(diffs)
+        row["pays"] = bool(len(diffs) > 1 and spread[2] > 1 and -row["kd_d60"][0] > 2 * spread[1])
+    return rows
+
+
+def _ablation_section(group: list[dict[str, Any]]) -> list[str]:
+    first = group[0]
+    t = first["teacher"]
+    rows = ablation_rows(group)
+    partial = [r["_file"] for r in group if r.get("complete") is False]
+    out = [f"## {first['title']} — {first['student']} width {first.get('width')} — "
+           f"{first['environment']['device'].upper()} — {first['date']}", "",
+           f"Teacher: {t['model']} {json.dumps(t.get('hparams', {}))}, {t['parameters']:,} parameters, trained "
+           f"{t['epochs']} epochs (best {t['best_epoch']}"
+           + (f", {t['seconds'] / 60:.0f} min" if math.isfinite(float(t.get("seconds") or math.nan)) else "")
+           + ") on the whole training slice; one "
+           f"teacher for every student seed. Students: `{first['student']}` width {first.get('width')}, "
+           f"{first['student_epochs']} epochs each, seeds {first['seeds']}; the best-validation epoch is scored once "
+           "on the test split (DCRNN protocol, masked metrics).", "",
+           f"Data: {first.get('data')}.", ""]
+    out += ["Runs:", ""] + [f"- `{r['_file']}` ({r['machine']}): `{r['command']}`" for r in group] + [""]
+    if partial:
+        out += [f"> **Partial**: {', '.join(partial)} did not finish every requested setting; what finished is shown.",
+                ""]
+    out += ["Test masked MAE (mean ± sample std over seeds); Δ60 vs plain is the paired difference to the plain "
+            "student at 60 minutes (same seeds, negative = better); gap closed is the share of the plain student's "
+            "60-minute gap to the teacher; for a distilled setting, Δ60 of distillation is the paired difference to "
+            "the same student trained without a distillation loss (named), which is what distillation adds:", "",
+            "| setting | params | 15 min | 30 min | 60 min | avg 12 | 60 min RMSE | 60 min MAPE % | "
+            "Δ60 vs plain | 60-min gap closed | Δ60 of distillation (vs) | seeds |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+            f"| teacher | {t['parameters']:,} | " + " | ".join(f"{t['test'][h]['mae']:.3f}" for h in HORIZONS)
+            + f" | {t['test']['60min']['rmse']:.3f} | {100 * t['test']['60min']['mape']:.1f} | | | | 1 |"]
+    for r in rows:
+        d60 = fmt_pm(*r["d60"], digits=3) if r["d60"] else ""
+        closed = f"{100 * r['closed']:.0f} %" if r["closed"] is not None else ""
+        kd = (f"{fmt_pm(*r['kd_d60'], digits=3)} (vs {r['baseline']})" if r["kd_d60"] else
+              "no plain run of this student" if r["distilled"] else "")
+        out.append(f"| {r['name']} | {_fmt_count(r['parameters'])} | "
+                   + " | ".join(fmt_pm(*r[f"{h}/mae"], digits=3) for h in HORIZONS)
+                   + f" | {fmt_pm(*r['60min/rmse'], digits=3)} | {fmt_pm(*r['60min/mape'], digits=1, scale=100.0)} | "
+                   f"{d60} | {closed} | {kd} | {r['n']} |")
+    out.append("")
+    findings = _ablation_findings(rows)
+    if findings:
+        out += ["**What it shows:**", ""] + findings + [""]
+    return out
+
+
+def _ablation_findings(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    scored = [r for r in rows if r["closed"] is not None and r["name"] != "plain"]
+    if scored:
+        best = max(scored, key=lambda r: r["closed"])
+        out.append(f"- Closest to the teacher at 60 minutes: **{best['name']}**, {100 * best['closed']:.0f} % of the "
+                   f"plain student's gap closed (goal {100 * GOAL_GAP_CLOSED:.0f} %: "
+                   f"{'met' if best['closed'] >= GOAL_GAP_CLOSED else 'not met'}).")
+    kd = [r for r in rows if r["distilled"] and r["kd_d60"]]
+    if kd:
+        pays = [r["name"] for r in kd if r["pays"]]
+        lo, hi = min(r["kd_d60"][0] for r in kd), max(r["kd_d60"][0] for r in kd)
+        out.append(f"- Distillation: {len(pays)} of {len(kd)} distilled settings beat the same student trained "
+                   "without a distillation loss at 60 minutes by more than twice its seed spread"
+                   + (f" ({', '.join(pays)})" if pays else "") + f"; what distillation adds at 60 minutes ranges "
+                   f"{lo:+.3f} to {hi:+.3f}.")
+    return out
+
+
+def _ablation_headline(group: list[dict[str, Any]]) -> list[str]:
+    first, t = group[0], group[0]["teacher"]
+    rows = ablation_rows(group)
+    plain = next((r for r in rows if r["name"] == "plain"), None)
+    if plain is None:
+        return []
+
+    def maes(r: dict[str, Any]) -> str:
+        return " / ".join(fmt_pm(*r[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
+
+    files = ", ".join(f"`{r['_file']}`" for r in group)
+    line = (f"- **{first['title']}** ({first['environment']['device'].upper()}, {len(first['seeds'])} seeds; teacher "
+            f"{t['parameters'] / 1e3:.0f} k parameters trained {t['epochs']} epochs, students {first['student_epochs']} "
+            f"epochs; {files}): test MAE at 15 / 30 / 60 min — teacher "
+            + " / ".join(f"{t['test'][h]['mae']:.2f}" for h in ("15min", "30min", "60min"))
+            + f"; `{first['student']}` width {first.get('width')} plain {maes(plain)}")
+    kd = [r for r in rows if r["distilled"] and r["60min/mae"][2]]
+    if kd:
+        best_kd = min(kd, key=lambda r: r["60min/mae"][0])
+        line += f"; best distilled ({best_kd['name']}) {maes(best_kd)}"
+    scored = [r for r in rows if r["closed"] is not None and r["name"] != "plain"]
+    if scored:
+        best = max(scored, key=lambda r: r["closed"])
+        line += f"; best share of the 60-min gap closed: {100 * best['closed']:.0f} % ({best['name']})"
+    return [line + "."]
 
 
 # ============================================================================ rendering
@@ -201,7 +477,7 @@ def _cost_table(rows: list[dict[str, Any]], device: str) -> list[str]:
     ncols = 3 + len(lat_head.split("|")) + 3
     lines = [head, "|" + "---|" * ncols]
     for r in rows:
-        lat = [_fmt_ms(r.get(k)) for k in keys]
+        lat = [BUSY if r.get(f"busy/{k}") else _fmt_ms(r.get(k)) for k in keys]
         if device != "cuda":
             lat += ["not measured"] * 4
         lat += [f"{r[k]:.1f}×" if r.get(k) else "–" for k in sp]
@@ -310,14 +586,14 @@ def _scaling_section(rec: dict[str, Any]) -> list[str]:
               "|" + "---|" * (7 + len(lat_batches))]
     for p in pts:
         mem = "n/a (CPU)" if p.get("peak_gpu_mem_mb") is None else f"{p['peak_gpu_mem_mb']:.0f}"
-        lat = " | ".join(_fmt_ms(p.get(f"latency_b{b}_ms")) for b in lat_batches)
+        lat = " | ".join(BUSY if p.get("busy") else _fmt_ms(p.get(f"latency_b{b}_ms")) for b in lat_batches)
         lines.append(f"| {p['model']} | {p['nodes']:,} | {p['edges']:,} | {_fmt_count(p['parameters'])} | "
                      f"{p['full_epoch_seconds_est']:.1f} | {p['seconds_per_batch']:.3f} | {lat} | {mem} |")
     lines.append("")
     lines.append("Power-law fits `cost = a · N^k` over the sizes measured (log-log least squares):")
     lines.append("")
     for model in sorted({p["model"] for p in pts}):
-        mp = [p for p in pts if p["model"] == model]
+        mp = [p for p in pts if p["model"] == model and not p.get("busy")]
         ns = [p["nodes"] for p in mp]
         keys = [("seconds_per_batch", "training time per batch")]
         keys += [(f"latency_b{b}_ms", f"latency at batch {b}") for b in lat_batches]
@@ -435,53 +711,74 @@ def _lat_cell(row: dict[str, Any] | None) -> str:
         return "–"
     if "skipped" in row:
         return f"skipped: {str(row['skipped'])[:40]}"
+    if row.get("busy"):
+        return BUSY
     return f"{row['median_ms']:.3f}"
 
 
 def _latency_section(rec: dict[str, Any]) -> list[str]:
-    from benchmarks.latency import rows_table
-
     rows = rec.get("results", [])
     st = rec.get("settings", {})
     out = _section_head(rec)
     out += [f"Median ms per call ({st.get('iters')} timed calls after {st.get('warmup')} warm-up, "
             "`stgkd.latency.measure`; inputs already on the device; bf16 = autocast); untrained models of the right "
             "shape on a seeded random graph (8 neighbours per sensor).", ""]
-    main = [r for r in rows if r.get("section") == "main"]
-    by: dict[tuple, dict[str, Any]] = {}
-    for r in main:
-        by[(r["model"], r.get("batch"), r.get("mode"), r.get("dtype"))] = r
-    models = list(dict.fromkeys(r["model"] for r in main))
-    batches = sorted({r["batch"] for r in main if r.get("batch") is not None})
-    combos = [(b, m, d) for b in batches for m in ("eager", "cuda-graph") for d in ("fp32", "bf16")
-              if any(k[1:] == (b, m, d) for k in by)]
-    if main:
-        out += ["| model | params | " + " | ".join(f"b{b} {'graph' if m == 'cuda-graph' else m} {d}" for b, m, d in combos)
-                + " |", "|---|---:|" + "---:|" * len(combos)]
-        for model in models:
-            params = next((r.get("parameters") for r in main if r["model"] == model and "parameters" in r), None)
-            built = next((r for r in main if r["model"] == model and "batch" not in r), None)
-            if built is not None:
-                out.append(f"| {model} | | skipped: {str(built['skipped'])[:60]} |" + " |" * (len(combos) - 1))
-                continue
-            out.append(f"| {model} | {_fmt_count(params)} | "
-                       + " | ".join(_lat_cell(by.get((model, b, m, d))) for b, m, d in combos) + " |")
-        out.append("")
+    busy = [r for r in rows if r.get("busy")]
+    if busy:
+        loads = sorted({(r.get("load_average") or [0])[0] for r in busy})
+        out += [f"> **{len(busy)} of {len(rows)} settings were timed on a busy machine** (1-minute load average "
+                f"{loads[0]}–{loads[-1]} on {busy[0].get('cpu_count')} cores): they show \"{BUSY}\" and no goal "
+                "uses them.", ""]
+    out += _latency_grid([r for r in rows if r.get("section") in ("main", "peers")])
     peers = [r for r in rows if r.get("section") == "peers"]
     if peers:
-        out += ["torch-geometric-temporal's models (batch 1, eager, fp32):", ""] + rows_table(peers) + [""]
+        out += [f"torch-geometric-temporal's models: {', '.join(dict.fromkeys(r['model'] for r in peers))} (PGT's "
+                "recurrent cells at their batch size, hidden size of `--peer-hidden`).", ""]
     goals = _latency_goals(rec)
     if goals:
         out += ["**Against the goals** (computed from the table):", ""] + goals
     return out
 
 
+def _latency_grid(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per model (teacher, students, peers), one column per (batch, mode, precision, CPU threads)
+    setting measured; the threads only where a run timed several counts."""
+    if not rows:
+        return []
+    threads = sorted({r.get("threads") for r in rows if r.get("threads") is not None})
+    by: dict[tuple, dict[str, Any]] = {}
+    for r in rows:  # one thread count (or none recorded): not a column of its own
+        by[(r["model"], r.get("batch"), r.get("mode"), r.get("dtype"), r.get("threads") if len(threads) > 1 else None)] = r
+    if len(threads) <= 1:
+        threads = []
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    batches = sorted({r["batch"] for r in rows if r.get("batch") is not None})
+    combos = [(b, m, d, t) for b in batches for m in ("eager", "cuda-graph", "compile") for d in ("fp32", "bf16", "fp16")
+              for t in (threads or [None]) if any(k[1:] == (b, m, d, t) for k in by)]
+
+    def head(b: int, m: str, d: str, t: int | None) -> str:
+        return (f"b{b} {'graph' if m == 'cuda-graph' else m} {d}"
+                + (f", {t} thread{'s' if t > 1 else ''}" if t is not None and len(threads) > 1 else ""))
+
+    out = ["| model | params | " + " | ".join(head(*c) for c in combos) + " |", "|---|---:|" + "---:|" * len(combos)]
+    for model in models:
+        params = next((r.get("parameters") for r in rows if r["model"] == model and "parameters" in r), None)
+        built = next((r for r in rows if r["model"] == model and "batch" not in r), None)
+        if built is not None:
+            out.append(f"| {model} | | skipped: {str(built['skipped'])[:60]} |" + " |" * (len(combos) - 1))
+            continue
+        out.append(f"| {model} | {_fmt_count(params)} | "
+                   + " | ".join(_lat_cell(by.get((model, *c))) for c in combos) + " |")
+    return out + [""]
+
+
 def _latency_goals(rec: dict[str, Any]) -> list[str]:
-    rows = [r for r in rec.get("results", []) if "median_ms" in r]
+    rows = [r for r in rec.get("results", []) if "median_ms" in r and not r.get("busy")]
 
     def get(model: str, batch: int, mode: str, dtype: str = "fp32") -> float | None:
-        return next((r["median_ms"] for r in rows if r["model"] == model and r["batch"] == batch and r["mode"] == mode
-                     and r["dtype"] == dtype), None)
+        # several CPU thread counts: the fewest (the deployment the goals are about runs one request per core)
+        return next((r["median_ms"] for r in sorted(rows, key=lambda r: r.get("threads") or 0)
+                     if r["model"] == model and r["batch"] == batch and r["mode"] == mode and r["dtype"] == dtype), None)
 
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
@@ -607,7 +904,16 @@ and 60 minutes and pooled over the 12 horizons, as mean ± sample standard devia
 Latency is `stgkd.latency.measure` (median of timed calls on random inputs of the model's shape; on
 CUDA with events after synchronisation, and replaying a captured CUDA graph); FLOPs are
 `stgkd.nn.count_flops` at batch 1; speed-up is the teacher's median latency divided by the model's
-at the same device, mode and batch.
+at the same device, mode and batch. The distillation ablations (`python -m benchmarks.distill_ablation`)
+train students of one family against one converged teacher, one setting (architecture, distillation
+loss) per row, over the same seeds.
+
+**What is in the main body.** Runs that meet one rule (`benchmarks/table.py: appendix_reason`): not a
+smoke or `--tiny` run, no reduced marker in the file name, every model trained for at least
+""" + str(MIN_PASSES) + """ passes over the training windows, and cost studies with at least """ + str(MIN_TIMED_CALLS) + """ timed
+calls per figure. The rest is in the appendix with the reason. A latency figure timed while the load
+average exceeded the core count (`stgkd.latency.is_busy`) is never shown: its cell says "busy, not a
+figure". The goals table and "where we fall short" are computed from the records.
 
 Runs in this file:
 
@@ -643,8 +949,11 @@ def _headline(rec: dict[str, Any]) -> list[str]:
         elif sps:
             extra.append(f"{sps[-1]:.1f}× faster at batch 1 ({where})")
         time_budget = rec["budget"].get("time_budget_s")
-        budget = (f"a {time_budget:.0f} s time budget shared by the training runs" if time_budget else
-                  f"{_steps(rec) or '?'} optimiser steps per model")
+        passes = _passes(rec)
+        budget = ((f"a {time_budget:.0f} s time budget shared by the training runs" if time_budget else
+                   f"at most {rec['budget']['epochs']} epochs")
+                  + f", teacher {_steps(rec) or '?'} optimiser steps of {rec['budget']['batch_size']} windows"
+                  + (f", at least {passes[0]:.0f} passes over the training windows per model" if passes else ""))
         out.append(
             f"- **{rec.get('title', rec['suite'])}** ({device.upper()}, {teacher['n']} seed(s), {budget}): "
             f"test MAE at 15 / 30 / 60 min — teacher {maes(teacher)}; {plain['label']} {maes(plain)}; "
@@ -654,12 +963,13 @@ def _headline(rec: dict[str, Any]) -> list[str]:
 
 
 def _steps(rec: dict[str, Any]) -> int | None:
-    """Optimiser steps per model of a run (epochs x batches per epoch of its first model's first seed)."""
+    """Optimiser steps the first model of a run (the teacher) took: epochs run x batches per epoch of its
+    first seed (the budget's epochs where the seed does not say)."""
     for m in rec.get("models", []):
         for s in m.get("seeds", []):
             b = s.get("batches_per_epoch")
             if b:
-                return int(b) * int(rec["budget"]["epochs"])
+                return int(b) * int(s.get("epochs_run") or rec["budget"]["epochs"])
     return None
 
 
@@ -694,21 +1004,22 @@ def _budget_sensitivity(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def render(records: list[dict[str, Any]]) -> str:
-    """The whole RESULTS.md text for ``records``."""
-    out = [INTRO]
-    if not records:
-        out.append("- (none yet: run `python -m benchmarks.run --suite synthetic`)\n")
+def _run_line(rec: dict[str, Any]) -> str:
+    """The run's file, title, device and date (its command is in its section)."""
+    return (f"- `{rec['_file']}` — {rec.get('title', rec['suite'])}, {rec['environment']['device'].upper()} "
+            f"({rec['environment']['device_name']}), {rec['date']}")
+
+
+def _sections(records: list[dict[str, Any]], seen_published: set[str]) -> list[str]:
+    """The section of every record (an ablation group once, at its first record)."""
+    out: list[str] = []
+    groups = {r["_file"]: g for g in _ablation_groups(records) for r in g}
     for rec in records:
-        out.append(f"- `{rec['_file']}` — {rec.get('title', rec['suite'])}, {rec['environment']['device'].upper()} "
-                   f"({rec['environment']['device_name']}), {rec['date']}: `{rec['command']}`")
-    out.append("")
-    headlines = [line for rec in records if _is_suite(rec) for line in _headline(rec)]
-    if headlines:
-        out += ["## Headline", ""] + headlines + [""]
-    out += _gpu_runs(records)
-    seen_published: set[str] = set()
-    for rec in records:
+        if rec.get("protocol") == "distill-ablation":
+            group = groups[rec["_file"]]
+            if group[0] is rec:
+                out += _ablation_section(group)
+            continue
         if (rec.get("run") or {}).get("error"):
             out += _failed_section(rec) + [""]
             continue
@@ -723,60 +1034,285 @@ def render(records: list[dict[str, Any]]) -> str:
             continue
         if not _is_suite(rec):
             continue
-        device = rec["environment"]["device"]
-        rows = aggregate(rec)
-        out += [f"## {rec.get('title', rec['suite'])} — {device.upper()} — {rec['date']} (`{rec['_file']}`)", ""]
-        out += [rec.get("description", ""), ""]
-        ds = rec["dataset"]
-        windows = ds.get("windows")
-        out.append(f"Data: `{ds['name']}`, {ds['nodes']} sensors, {ds['steps']} steps of {ds['interval_minutes']} min"
-                   + (f"; windows train/val/test {windows[0]}/{windows[1]}/{windows[2]}" if windows else "") + ".")
-        out.append("")
-        out.append(f"Budget: {_budget_line(rec)}")
-        out.append("")
-        out.append(f"Command: `{rec['command']}`")
-        out.append("")
-        out += _part_lines(rec)
-        for note in rec.get("notes", []):
-            out.append(f"> {note}")
-            out.append("")
-        out.append("**Accuracy** (test split, masked, mean ± std over seeds):")
-        out.append("")
-        out += _accuracy_table(rows)
-        out.append("")
-        out.append("**Cost**" + (" — this run had no GPU: latency is **CPU** latency, the CUDA columns were not "
-                                 "measured and peak GPU memory does not apply" if device != "cuda" else "") + ":")
-        out.append("")
-        out += _cost_table(rows, device)
-        out.append("")
-        if rec["protocol"] == "los-loop":
-            ds_regions = ds.get("regions", {})
-            out += ["**T-GCN metrics** (mph, test part, over each forecast's first 3 / 6 / 9 / 12 steps):", ""]
-            out += _tgcn_table(rows)
-            def span(key: str) -> str:
-                lo_hi = ds_regions.get(key) or ("?", "?")
-                return f"[{lo_hi[0]}, {lo_hi[1]})"
-
-            out += ["", f"Regions (steps, half-open): train {span('train')}, validation {span('val')} "
-                        f"(model selection), test {span('test')}; scaled by the training maximum "
-                        f"{ds.get('max_value_train', float('nan')):.1f} mph (whole-series maximum "
-                        f"{ds.get('max_value_all', float('nan')):.1f}). Adjacency: {ds.get('adjacency')}.", "",
-                    "Differences from T-GCN's own protocol: its code picks the epoch with the best *test* "
-                    "score and reports that epoch, which selects on the test set; we select on the held-out "
-                    "last 10% of the training steps and score the test part once. T-GCN trains one model per "
-                    "horizon; we train one 12-step model and score its first 3/6/9/12 steps. T-GCN divides by "
-                    "the maximum of the whole series; we divide by the training maximum.", "",
-                    f"Published T-GCN Los-loop numbers: {LOS_LOOP_SOURCE}", ""]
-        findings = _findings(rec, rows)
-        if findings:
-            out += ["**What it shows:**", ""] + findings + [""]
+        out += _suite_section(rec)
         pub = rec.get("published")
         if pub and pub not in seen_published:
             seen_published.add(pub)
             out += _published_section(pub) + [""]
-    out += _budget_sensitivity(records)
-    listed = {rec.get("published") for rec in records}
-    remaining = [d for d in ("metr-la", "pems-bay", "pems04", "pems08") if d not in listed]
+    return out
+
+
+def _suite_section(rec: dict[str, Any]) -> list[str]:
+    device = rec["environment"]["device"]
+    rows = aggregate(rec)
+    out = [f"## {rec.get('title', rec['suite'])} — {device.upper()} — {rec['date']} (`{rec['_file']}`)", ""]
+    out += [rec.get("description", ""), ""]
+    ds = rec["dataset"]
+    windows = ds.get("windows")
+    out.append(f"Data: `{ds['name']}`, {ds['nodes']} sensors, {ds['steps']} steps of {ds['interval_minutes']} min"
+               + (f"; windows train/val/test {windows[0]}/{windows[1]}/{windows[2]}" if windows else "") + ".")
+    out.append("")
+    out.append(f"Budget: {_budget_line(rec)}")
+    out.append("")
+    out.append(f"Command: `{rec['command']}`")
+    out.append("")
+    out += _part_lines(rec)
+    for note in rec.get("notes", []):
+        out.append(f"> {note}")
+        out.append("")
+    out.append("**Accuracy** (test split, masked, mean ± std over seeds):")
+    out.append("")
+    out += _accuracy_table(rows)
+    out.append("")
+    out.append("**Cost**" + (" — this run had no GPU: latency is **CPU** latency, the CUDA columns were not "
+                             "measured and peak GPU memory does not apply" if device != "cuda" else "") + ":")
+    out.append("")
+    out += _cost_table(rows, device)
+    out.append("")
+    if not any("busy" in (e or {}) for m in rec["models"] for e in (m.get("latency") or {}).values()):
+        out += ["*The load average was not recorded with these timings (a run older than that record): whether "
+                "the machine was idle is not known.*", ""]
+    if rec["protocol"] == "los-loop":
+        ds_regions = ds.get("regions", {})
+        out += ["**T-GCN metrics** (mph, test part, over each forecast's first 3 / 6 / 9 / 12 steps):", ""]
+        out += _tgcn_table(rows)
+
+        def span(key: str) -> str:
+            lo_hi = ds_regions.get(key) or ("?", "?")
+            return f"[{lo_hi[0]}, {lo_hi[1]})"
+
+        out += ["", f"Regions (steps, half-open): train {span('train')}, validation {span('val')} "
+                    f"(model selection), test {span('test')}; scaled by the training maximum "
+                    f"{ds.get('max_value_train', float('nan')):.1f} mph (whole-series maximum "
+                    f"{ds.get('max_value_all', float('nan')):.1f}). Adjacency: {ds.get('adjacency')}.", "",
+                "Differences from T-GCN's own protocol: its code picks the epoch with the best *test* "
+                "score and reports that epoch, which selects on the test set; we select on the held-out "
+                "last 10% of the training steps and score the test part once. T-GCN trains one model per "
+                "horizon; we train one 12-step model and score its first 3/6/9/12 steps. T-GCN divides by "
+                "the maximum of the whole series; we divide by the training maximum.", "",
+                f"Published T-GCN Los-loop numbers: {LOS_LOOP_SOURCE}", ""]
+    findings = _findings(rec, rows)
+    if findings:
+        out += ["**What it shows:**", ""] + findings + [""]
+    return out
+
+
+def _latency_headline(rec: dict[str, Any]) -> list[str]:
+    """Teacher, width-32 students and peers at batch 1 and 64 (fewest CPU threads; CUDA graph on a GPU)."""
+    rows = [r for r in rec.get("results", []) if "median_ms" in r and not r.get("busy") and r.get("dtype") == "fp32"]
+    if not rows:
+        return []
+    device = rec["environment"]["device"]
+    mode = "cuda-graph" if device == "cuda" and any(r["mode"] == "cuda-graph" for r in rows) else "eager"
+    threads = min((r.get("threads") or 0) for r in rows)
+
+    def cell(model: str) -> str | None:
+        by_b = {r["batch"]: r["median_ms"] for r in rows if r["model"] == model and (r.get("threads") or 0) == threads
+                and r["mode"] == (mode if r.get("section") == "main" else "eager")}
+        return " / ".join(f"b{b} {_fmt_ms(v)}" for b, v in sorted(by_b.items())) if by_b else None
+
+    models = ["graph-wavenet"] + [f"{s}-h32" for s in rec.get("students", [])]
+    models += list(dict.fromkeys(r["model"] for r in rows if r.get("section") == "peers"))
+    cells = [f"{m} {c}" for m in models if (c := cell(m))]
+    how = ("CUDA graph" if mode == "cuda-graph" else "eager") + (f", {threads} CPU thread(s)" if device == "cpu" else "")
+    return [f"- **{rec.get('title', 'Inference latency')}** ({device.upper()}, {rec['environment']['device_name']}, "
+            f"{rec['date']}, {how}; `{rec['_file']}`), median ms: " + "; ".join(cells) + "."]
+
+
+def _busy_figures(records: list[dict[str, Any]]) -> int:
+    n = 0
+    for rec in records:
+        n += sum(1 for r in rec.get("results", []) if isinstance(r, dict) and r.get("busy"))
+        n += sum(1 for m in rec.get("models", []) if isinstance(m, dict)
+                 for e in (m.get("latency") or {}).values() if (e or {}).get("busy"))
+        n += sum(1 for p in rec.get("points", []) if p.get("busy"))
+    return n
+
+
+def _kd_comparisons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every student setting of the main body at 60 minutes: ``name``, ``distilled``, ``d60`` (distilled −
+    the same student trained plainly; ``None`` for a plain setting), ``n`` (seeds), ``closed`` (share of the
+    plain student's gap to the teacher), ``pays`` (distillation better by more than twice the seed spread)."""
+    out = []
+    for group in _ablation_groups(records):
+        for r in ablation_rows(group):
+            if r["name"] != "plain" and r["closed"] is not None:
+                out.append({"name": f"{r['name']} (`{r['file']}`)", "distilled": r["distilled"],
+                            "d60": r["kd_d60"][0] if r["kd_d60"] else None, "n": r["n"], "closed": r["closed"],
+                            "pays": r["pays"]})
+    for rec in records:
+        if not _is_suite(rec):
+            continue
+        rows = aggregate(rec)
+        teacher = next((r for r in rows if r["kind"] == "teacher"), None)
+        for r in rows:
+            plain = next((p for p in rows if p["label"] == r["label"].removesuffix(" + KD")), None)
+            if r["kind"] != "student+kd" or plain is None or teacher is None or not r["60min/mae"][2]:
+                continue
+            gap = plain["60min/mae"][0] - teacher["60min/mae"][0]
+            d60 = r["60min/mae"][0] - plain["60min/mae"][0]
+            out.append({"name": f"{r['label']} (`{rec['_file']}`)", "distilled": True, "d60": d60, "n": r["n"],
+                        "closed": -d60 / gap if gap > 0 else None,
+                        "pays": r["n"] > 1 and -d60 > 2 * plain["60min/mae"][1]})
+    return out
+
+
+def goals(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The study's goals against what the records measured: one ``{"goal", "measured", "status"}`` per goal,
+    status ``"met"``, ``"not met"`` or ``"not measured"``. Only main-body records count (smoke and reduced
+    runs are evidence of nothing); the busy-figure count covers every record."""
+    main = [r for r in records if appendix_reason(r) is None]
+    appendix = [r for r in records if appendix_reason(r) is not None]
+    out: list[dict[str, str]] = []
+
+    def add(goal: str, measured: str, status: str) -> None:
+        out.append({"goal": goal, "measured": measured, "status": status})
+
+    cuda = [r for r in main if r["environment"]["device"] == "cuda"]
+    add("GPU figures (CUDA latency, CUDA graph, peak GPU memory) measured",
+        f"{len(cuda)} main-body run(s) on a GPU" + (f" ({', '.join(sorted({r['environment']['device_name'] for r in cuda}))})"
+                                                   if cuda else ""),
+        "met" if cuda else "not measured")
+    seeds = [len(r["seeds"]) for r in main if r.get("protocol") == "distill-ablation"]
+    seeds += [len(r["budget"]["seeds"]) for r in main if _is_suite(r)]
+    add(f"every accuracy figure from at least {GOAL_SEEDS} seeds",
+        (f"{min(seeds)}" + (f"–{max(seeds)}" if max(seeds) > min(seeds) else "")
+         + f" seeds in {len(seeds)} main-body accuracy run(s)") if seeds else "no main-body accuracy run",
+        ("met" if min(seeds) >= GOAL_SEEDS else "not met") if seeds else "not measured")
+    full = [r for r in main if r.get("suite") in FULL_DATASETS]
+    add("accuracy on a full dataset (METR-LA, PEMS-BAY, PEMS04, PEMS08)",
+        ", ".join(sorted({r["suite"] for r in full})) if full else
+        "only the one-week subset of METR-LA (1/17 of it)" if any(r.get("protocol") == "distill-ablation" or _is_suite(r)
+                                                                  for r in main) else "no main-body accuracy run",
+        "met" if full else "not measured")
+    comps = _kd_comparisons(main)
+    closed = [c for c in comps if c["closed"] is not None]
+    if closed:
+        best = max(closed, key=lambda c: c["closed"])
+        add(f"a student closes at least {100 * GOAL_GAP_CLOSED:.0f} % of its plain version's 60-minute gap to the teacher",
+            f"at most {100 * best['closed']:.0f} % ({best['name']})", "met" if best["closed"] >= GOAL_GAP_CLOSED else "not met")
+    else:
+        add(f"a student closes at least {100 * GOAL_GAP_CLOSED:.0f} % of its plain version's 60-minute gap to the teacher",
+            "no main-body comparison", "not measured")
+    kd = [c for c in comps if c["distilled"] and c["d60"] is not None]
+    pays = [c for c in kd if c["pays"]]
+    add("distillation beats the same student trained plainly, at 60 minutes, by more than twice the seed spread",
+        (f"{len(pays)} of {len(kd)} distilled settings" + (f" ({'; '.join(c['name'] for c in pays)})" if pays else "")
+         + f"; distilled − plain {min(c['d60'] for c in kd):+.3f} to {max(c['d60'] for c in kd):+.3f}")
+        if kd else "no main-body comparison",
+        ("met" if pays else "not met") if kd else "not measured")
+    out += _latency_goal_rows([r for r in main if r.get("protocol") == "latency"])
+    busy = _busy_figures(records)
+    add("no figure timed on a busy machine (load average above the core count)",
+        f"{busy} busy figure(s), shown as \"{BUSY}\"" if busy else "none", "met" if not busy else "not met")
+    add("every run at its full budget (none in the appendix)",
+        f"{len(main)} run(s) in the main body, {len(appendix)} in the appendix", "met" if not appendix else "not met")
+    add("every quoted published number verified",
+        f"{len(UNVERIFIED)} not verified: " + ", ".join(f"{m} on {d}" for m, d in UNVERIFIED) if UNVERIFIED else "all",
+        "met" if not UNVERIFIED else "not met")
+    return out
+
+
+def _latency_goal_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The latency goals (:data:`GOALS`) for the width-32 students, from the newest main-body latency record
+    with CUDA-graph figures; CPU-only records are reported but assess nothing (the goals are GPU goals)."""
+    texts = {
+        "b1_graph_ms": f"a width-32 student under {GOALS['b1_graph_ms']} ms at batch 1 as a CUDA graph",
+        "speedup_b1": f"width-32 students ≥ {GOALS['speedup_b1']:.0f}× faster than Graph WaveNet at batch 1",
+        "speedup_b64": f"width-32 students ≥ {GOALS['speedup_b64']:.0f}× faster than Graph WaveNet at batch 64",
+        "speedup_peers": f"width-32 students ≥ {GOALS['speedup_peers']:.0f}× faster than PGT's recurrent peers",
+    }
+    rec = next((r for r in records if any(x.get("mode") == "cuda-graph" and "median_ms" in x and not x.get("busy")
+                                          for x in r.get("results", []))), None)
+    cpu = next((r for r in records if r is not rec), None) if rec is None else None
+    if rec is None:
+        measured = "no CUDA-graph latency in a main-body run"
+        if cpu is not None:
+            measured += f"; CPU figures in `{cpu['_file']}` assess no GPU goal"
+        return [{"goal": t, "measured": measured, "status": "not measured"} for t in texts.values()]
+    rows = [r for r in rec["results"] if "median_ms" in r and not r.get("busy") and r.get("dtype") == "fp32"]
+
+    def get(model: str, batch: int, mode: str) -> float | None:
+        return next((r["median_ms"] for r in rows if r["model"] == model and r["batch"] == batch and r["mode"] == mode),
+                    None)
+
+    students = [f"{s}-h32" for s in rec.get("students", [])]
+    big = max((r["batch"] for r in rows if r.get("section") == "main"), default=64)
+    t1, tb = get("graph-wavenet", 1, "cuda-graph"), get("graph-wavenet", big, "cuda-graph")
+    vals: dict[str, list[tuple[str, float]]] = {k: [] for k in texts}
+    for s in students:
+        g1, gb = get(s, 1, "cuda-graph"), get(s, big, "cuda-graph")
+        if g1:
+            vals["b1_graph_ms"].append((s, g1))
+            if t1:
+                vals["speedup_b1"].append((s, t1 / g1))
+            peers = [get(p, 1, "eager") for p in RECURRENT_PEERS]
+            peers = [v for v in peers if v]
+            if peers:
+                vals["speedup_peers"].append((s, min(peers) / g1))
+        if gb and tb:
+            vals["speedup_b64"].append((s, tb / gb))
+    out = []
+    for key, text in texts.items():
+        v = vals[key]
+        if not v:
+            out.append({"goal": text, "measured": f"not in `{rec['_file']}`", "status": "not measured"})
+            continue
+        if key == "b1_graph_ms":
+            ok = [s for s, x in v if x < GOALS[key]]
+            measured = ", ".join(f"{s} {x:.3f} ms" for s, x in v)
+        else:
+            ok = [s for s, x in v if x >= GOALS[key]]
+            measured = ", ".join(f"{s} {x:.1f}×" for s, x in v)
+        out.append({"goal": text, "measured": f"{measured} (`{rec['_file']}`)",
+                    "status": f"met by {len(ok)} of {len(v)}" if ok else "not met"})
+    return out
+
+
+def _goals_section(records: list[dict[str, Any]]) -> list[str]:
+    rows = goals(records)
+    out = ["## Goals and where we fall short", "",
+           "Computed from the records above (main-body runs only; the busy count covers every record):", "",
+           "| goal | measured | status |", "|---|---|---|"]
+    out += [f"| {g['goal']} | {g['measured']} | {g['status']} |" for g in rows]
+    short: dict[tuple[str, str], list[str]] = {}
+    for g in rows:
+        if not g["status"].startswith("met"):
+            short.setdefault((g["status"], g["measured"]), []).append(g["goal"])
+    out += ["", "**Where we fall short:**", ""]
+    if short:
+        for (status, measured), names in short.items():
+            text = "; ".join(names)
+            out.append(f"- {text[0].upper() + text[1:]}: **{status}** — {measured}.")
+    else:
+        out.append("- Nowhere: every goal above is met.")
+    return out + [""]
+
+
+def render(records: list[dict[str, Any]]) -> str:
+    """The whole RESULTS.md text for ``records``: the main body (runs that meet :func:`appendix_reason`'s
+    rule), the goals computed from them, then the appendix of reduced and smoke runs."""
+    main = [r for r in records if appendix_reason(r) is None]
+    appendix = [r for r in records if appendix_reason(r) is not None]
+    out = [INTRO]
+    if not records:
+        out.append("- (none yet: run `python -m benchmarks.run --suite synthetic`)\n")
+    out += [_run_line(rec) for rec in main]
+    if appendix:
+        out.append(f"- and {len(appendix)} reduced or smoke run(s), in the "
+                   "[appendix](#appendix-reduced-and-smoke-runs) with the reason each is there")
+    out.append("")
+    headlines = [line for rec in main if _is_suite(rec) for line in _headline(rec)]
+    headlines += [line for g in _ablation_groups(main) for line in _ablation_headline(g)]
+    headlines += [line for rec in main if rec.get("protocol") == "latency" for line in _latency_headline(rec)]
+    out += ["## Headline", ""]
+    out += headlines or ["No run meets the rule of the main body yet; see the appendix."]
+    out.append("")
+    out += _gpu_runs(main)
+    seen_published: set[str] = set()
+    out += _sections(main, seen_published)
+    listed = {rec.get("published") for rec in main}
+    remaining = [d for d in FULL_DATASETS if d not in listed]
     if remaining:
         out += ["## Published results on the full datasets (quoted, not measured)", "",
                 "No run on these full datasets is recorded in `benchmarks/results/` (they are not in the "
@@ -785,35 +1321,18 @@ def render(records: list[dict[str, Any]]) -> str:
                 "comparable with the one-week runs above.", ""]
         for d in remaining:
             out += [f"### {d}", ""] + _published_section(d) + [""]
-    out += [SHORTFALLS]
+    out += _goals_section(records)
+    if appendix:
+        out += ["## Appendix: reduced and smoke runs", "",
+                "These runs checked that the code runs end to end, or were cut to fit a shared CPU; their figures "
+                "are far from what the models reach and support no claim. A run is here when it is a smoke or "
+                f"`--tiny` run, its file name marks it reduced (`-24steps`, `-reduced`, ...), some model saw fewer "
+                f"than {MIN_PASSES} passes over the training windows, or a cost study timed fewer than "
+                f"{MIN_TIMED_CALLS} calls per figure.", ""]
+        out += [f"- `{rec['_file']}`: {appendix_reason(rec)}." for rec in appendix] + [""]
+        body = _gpu_runs(appendix) + _sections(appendix, seen_published) + _budget_sensitivity(appendix)
+        out += ["#" + line if line.startswith("##") else line for line in body]
     return "\n".join(out).rstrip() + "\n"
-
-
-SHORTFALLS = """\
-## Where we fall short
-
-- **No GPU in the recorded runs.** Every real-data number here comes from a 2-core CPU shared with
-  other jobs. The budgets are tiny next to the papers' (100+ epochs of the full datasets): 24 or 72
-  optimiser steps of 16 windows per model, one seed, and a Graph WaveNet teacher at reduced width
-  (16 residual/dilation, 64 skip, 128 end channels; 46 k instead of 301 k parameters). Teacher,
-  students and peers are compared at a small, equal budget, not at convergence, and with one seed
-  no spread is known. The CUDA columns (eager and CUDA-graph latency at batch 1 and 64) and peak
-  GPU memory come from the same code with `--device cuda` but were not measured.
-- **A week is not METR-LA.** `metr-la-week` and `los-loop` use 1/17 of METR-LA (five days of
-  training data, one weekend); the test part is the last day and a half (Tuesday afternoon to
-  Wednesday night). Published full-dataset numbers are quoted for orientation only.
-- **Distillation is not tuned.** The distilled students use stgkd's default objective; at these
-  budgets its effect on one seed is small and of either sign, so no claim about distillation is
-  supported by these runs yet (see the per-run statements).
-- **Lineups were trimmed on the CPU.** The real-data runs train one student (gcn-gru, hidden 32)
-  and one peer (PGT TGCN). The other peers of the full-dataset suites (PGT A3TGCN and GConvGRU;
-  the DCRNN / STGCN / AGCRN / MTGNN wrappers of PGT layers) and the `gru` student were not run on
-  real data here.
-- **CPU timings are noisy.** Other jobs shared the machine; seconds per epoch and CPU latency are
-  what was observed, not a clean measurement, and the scaling study times only two steps per point.
-- **Not every published number could be verified.** Those missing (STID; Graph WaveNet on
-  PEMS04/08; T-GCN's Los-loop table) are listed as such rather than filled in.
-"""
 
 
 def write_markdown(results_dir: Path, markdown: Path) -> None:

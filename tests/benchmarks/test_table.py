@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from benchmarks.table import aggregate, fmt_pm, load_records, mean_spread, power_law, render, write_markdown
+from benchmarks.table import (BUSY, MIN_PASSES, aggregate, appendix_reason, fmt_pm, goals, load_records, mean_spread,
+                              power_law, render, write_markdown)
 
 
 def _seed(seed: int, mae: float, *, peak=None) -> dict:
@@ -87,7 +88,7 @@ def test_render_cuda_columns(tmp_path):
         for s in m["seeds"]:
             s["peak_gpu_mem_mb"] = 100.0
     text = render([dict(rec, _file="x.json")])
-    assert "CUDA graph b1 ms" in text and "| not measured" not in text and "| 100 ±" in text
+    assert "CUDA graph b1 ms" in text and "| not measured | not measured" not in text and "| 100 ±" in text
 
 
 def test_write_markdown_reads_every_json_file(tmp_path):
@@ -96,3 +97,122 @@ def test_write_markdown_reads_every_json_file(tmp_path):
     assert len(load_records(tmp_path)) == 1
     write_markdown(tmp_path, tmp_path / "RESULTS.md")
     assert "synthetic-cpu-2026-01-01.json" in (tmp_path / "RESULTS.md").read_text()
+
+
+# --------------------------------------------------------------------------- main body, appendix, goals
+
+
+def _full(rec: dict, *, passes: int = MIN_PASSES) -> dict:
+    """``rec`` trained at full size: every model saw ``passes`` passes over the training windows."""
+    rec = json.loads(json.dumps(rec))
+    rec["budget"]["tiny"] = False
+    for m in rec["models"]:
+        for s in m["seeds"]:
+            s.update(epochs_run=passes, batches_per_epoch=12, batches_per_full_epoch=12)
+    return rec
+
+
+def _main_body(text: str) -> str:
+    return text.split("## Appendix: reduced and smoke runs")[0]
+
+
+def test_reduced_and_smoke_runs_go_to_the_appendix_with_the_reason():
+    full = dict(_full(_record()), _file="synthetic-cpu-2026-01-01.json")
+    assert appendix_reason(full) is None
+    tiny = dict(_record(), _file="synthetic-cpu-2026-01-02.json")
+    assert "--tiny" in appendix_reason(tiny)
+    short = dict(_full(_record(), passes=MIN_PASSES - 1), _file="synthetic-cpu-2026-01-03.json")
+    assert f"saw {MIN_PASSES - 1}.0 passes" in appendix_reason(short)
+    marked = dict(_full(_record()), _file="synthetic-cpu-2026-01-04-24steps.json")
+    assert "-24steps" in appendix_reason(marked)
+    smoke = dict(_full(_record()), _file="synthetic-cpu-2026-01-05.json", run={"smoke": True})
+    assert "smoke" in appendix_reason(smoke)
+    text = render([full, tiny, short, marked, smoke])
+    body, appendix = text.split("## Appendix: reduced and smoke runs")
+    assert "synthetic-cpu-2026-01-01.json" in body and "## Headline" in body
+    for rec in (tiny, short, marked, smoke):
+        assert rec["_file"] not in body.split("## Goals")[0] and f"`{rec['_file']}`:" in appendix
+    # the headline states each run's budget
+    headline = body.split("## Headline")[1].split("\n## ")[0]
+    assert "2 seed(s), at most 1 epochs, teacher 120 optimiser steps of 8 windows, at least 10 passes" in headline
+
+
+def test_busy_latency_is_not_a_figure_and_gives_no_speed_up():
+    rec = _full(_record())
+    for m in rec["models"]:
+        m["latency"]["cpu-eager-b1"] = dict(m["latency"]["cpu-eager-b1"], busy=True, load_average=[9.0, 9.0, 9.0])
+    rows = {r["label"]: r for r in aggregate(rec)}
+    assert rows["s"]["cpu-eager-b1"] is None and rows["s"]["speedup/cpu-eager-b1"] is None
+    assert rows["s"]["speedup/cpu-eager-b64"] == pytest.approx(5.0)  # the idle figures still count
+    text = render([dict(rec, _file="synthetic-cpu-2026-01-01.json")])
+    row = next(line for line in text.splitlines() if line.startswith("| s | 10 | "))  # the cost table
+    assert BUSY in row and "20.0×" not in row and "0.50" not in row
+    assert "faster at batch 1" not in _main_body(text).split("## Headline")[1].split("\n## ")[0]
+    (busy_goal,) = [g for g in goals([dict(rec, _file="x.json")]) if "busy machine" in g["goal"]]
+    assert busy_goal["status"] == "not met" and busy_goal["measured"].startswith("3 busy figure(s)")
+
+
+def _latency_record(student_ms: float, *, busy: bool = False) -> dict:
+    def row(model, batch, mode, ms, section="main"):
+        return {"section": section, "model": model, "batch": batch, "mode": mode, "dtype": "fp32", "median_ms": ms,
+                "parameters": 10, "threads": 1, "busy": busy and model != "graph-wavenet"}
+
+    results = [row("graph-wavenet", 1, "cuda-graph", 2.0), row("graph-wavenet", 64, "cuda-graph", 8.0),
+               row("gcn-gru-h32", 1, "cuda-graph", student_ms), row("gcn-gru-h32", 64, "cuda-graph", 1.0),
+               row("pgt-a3tgcn2", 1, "eager", 20.0, "peers")]
+    return {"schema": "stgkd-bench/1", "suite": "latency", "protocol": "latency", "title": "Inference latency",
+            "date": "2026-01-01", "started": "2026-01-01T00:00:00+00:00", "command": "python -m benchmarks.latency",
+            "environment": {"device": "cuda", "device_name": "Test GPU"}, "students": ["gcn-gru"], "widths": [32],
+            "settings": {"iters": 100, "warmup": 10}, "results": results, "_file": "latency-cuda-20260101.json"}
+
+
+def test_shortfalls_are_computed_from_the_records():
+    fast, slow = _latency_record(0.05), _latency_record(0.5)
+    by_goal = {g["goal"]: g for g in goals([fast])}
+    assert by_goal["a width-32 student under 0.1 ms at batch 1 as a CUDA graph"]["status"] == "met by 1 of 1"
+    assert "gcn-gru-h32 40.0×" in by_goal["width-32 students ≥ 10× faster than Graph WaveNet at batch 1"]["measured"]
+    assert by_goal["GPU figures (CUDA latency, CUDA graph, peak GPU memory) measured"]["status"] == "met"
+    shortfalls = render([slow]).split("**Where we fall short:**")[1]
+    assert "under 0.1 ms at batch 1 as a CUDA graph: **not met** — gcn-gru-h32 0.500 ms" in shortfalls
+    assert "under 0.1 ms" not in render([fast]).split("**Where we fall short:**")[1]
+    # a busy student figure is neither shown nor assessed
+    busy = render([_latency_record(0.05, busy=True)])
+    assert BUSY in busy and "0.050" not in busy
+    assert "met by" not in busy.split("**Where we fall short:**")[0].split("## Goals")[1]
+
+
+def _ablation(settings: dict, *, name: str = "distill-ablation-cpu-2026-01-01.json", teacher_epochs: int = 30) -> dict:
+    def runs(maes):
+        return [{"seed": s, "test": {h: {"mae": v, "rmse": 2 * v, "mape": 0.1} for h in ("15min", "30min", "60min", "avg")}}
+                for s, v in enumerate(maes)]
+
+    t = {h: {"mae": 3.0, "rmse": 6.0, "mape": 0.1} for h in ("15min", "30min", "60min", "avg")}
+    return {"date": "2026-01-01T00:00+00:00", "command": "python -m benchmarks.distill_ablation", "machine": "cpu: Test CPU",
+            "data": "toy", "student": "gcn-gru", "width": 32, "student_epochs": 12, "seeds": [0, 1, 2], "complete": True,
+            "teacher": {"model": "graph-wavenet", "hparams": {}, "parameters": 1000, "path": "t.pt", "best_epoch": 20,
+                        "seconds": 60.0, "epochs": teacher_epochs, "test": t},
+            "settings": {k: {"student_hparams": hp, "distill": kd, "runs": runs(maes), "parameters": 10, "seconds": 1.0}
+                         for k, (hp, kd, maes) in settings.items()}}
+
+
+def test_ablations_pair_distillation_with_the_same_student_and_move_short_teachers_to_the_appendix(tmp_path):
+    plain = {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}
+    (tmp_path / "distill-ablation-cpu-2026-01-01.json").write_text(json.dumps(_ablation({
+        "plain": ({}, plain, [4.0, 4.02, 3.98]),
+        "embedding, plain": ({"node_embed": 16}, plain, [3.6, 3.62, 3.58]),
+        "embedding, output": ({"node_embed": 16}, {"w_feat": 0.0, "w_rel": 0.0}, [3.5, 3.52, 3.48]),  # w_out default 1
+    })))
+    (tmp_path / "distill-ablation-cpu-2026-01-02.json").write_text(json.dumps(_ablation(
+        {"plain": ({}, plain, [4.0, 4.0, 4.0])}, teacher_epochs=5)))
+    records = load_records(tmp_path)
+    assert [appendix_reason(r) is None for r in records] == [True, False]
+    text = render(records)
+    body = _main_body(text)
+    # distillation measured against the same student trained plainly (3.5 vs 3.6), not against the plain gcn-gru
+    assert "-0.100 ± 0.000 (vs embedding, plain)" in body
+    assert "| embedding, output | 10 | 3.500 ± 0.020 |" in body and "50 %" in body  # (4.0 - 3.5) / (4.0 - 3.0)
+    by_goal = {g["goal"]: g for g in goals(records)}
+    assert by_goal["a student closes at least 50 % of its plain version's 60-minute gap to the teacher"]["status"] == "met"
+    kd_goal = next(g for g in goals(records) if g["goal"].startswith("distillation beats"))
+    assert kd_goal["status"] == "met" and "1 of 1 distilled settings" in kd_goal["measured"]
+    assert "the teacher saw 5.0 passes" in text.split("## Appendix: reduced and smoke runs")[1]
