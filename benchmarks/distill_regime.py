@@ -283,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         plot(report, stem.with_name(stem.name + ".png"))
         return report
 
-    for days in args.days:
-        windows = None if days == "all" else min(len(prepared.train), int(round(float(days) * steps_per_day)))
-        for seed in args.seeds:
+    # seed-major: a study cut short still holds every recipe and data size for its first seeds
+    for seed in args.seeds:
+        for days in args.days:
+            windows = None if days == "all" else min(len(prepared.train), int(round(float(days) * steps_per_day)))
             for recipe in args.recipes:
                 key = _key(recipe, days, seed)
                 if key in runs:
