@@ -249,8 +249,8 @@ def _off_diagonal(x: Tensor) -> Tensor:
 
 
 def relation_kl(
-    teacher_scores: Tensor,
     student_scores: Tensor,
+    teacher_scores: Tensor,
     tau: float = 1.0,
     *,
     exclude_self: bool = True,
@@ -281,15 +281,17 @@ def relation_kl(
     order of the other terms'. The loss is then invariant to any per-row ``a·S + b`` (``a > 0``) of
     either side.
 
+    The student comes first, as in every term of this module.
+
     Shapes:
-        teacher_scores: ``(B, N, N)`` or ``(N, N)`` (shared by the batch);
-        student_scores: ``(B, N, N)``; returns a scalar.
+        student_scores: ``(B, N, N)``;
+        teacher_scores: ``(B, N, N)`` or ``(N, N)`` (shared by the batch); returns a scalar.
     """
     if not tau > 0 or math.isinf(tau):
         raise ConfigError(f"distill.losses.relation_kl: tau must be finite and > 0, got {tau}")
     if teacher_scores.dim() == 2:
         teacher_scores = teacher_scores.unsqueeze(0).expand_as(student_scores)
-    _check_same(teacher_scores, student_scores, "relation_kl")
+    _check_same(student_scores, teacher_scores, "relation_kl")
     n = student_scores.shape[-1]
     if exclude_self:
         if n < 2:
@@ -318,7 +320,7 @@ def relation_distillation(
             f"distill.losses.relation_distillation: batch/node dims differ, "
             f"{tuple(student.shape)} vs {tuple(teacher.shape)}"
         )
-    return relation_kl(cosine_similarity_matrix(teacher), cosine_similarity_matrix(student), tau,
+    return relation_kl(cosine_similarity_matrix(student), cosine_similarity_matrix(teacher), tau,
                        exclude_self=exclude_self, standardize_scores=standardize_scores)
 
 
@@ -351,5 +353,5 @@ def adjacency_relation_distillation(
         )
     scores = torch.log(adjacency.detach().float().clamp(min=0) + eps)
     # with standardize_scores the log-adjacency rows are z-scored too (see relation_kl)
-    return relation_kl(scores, cosine_similarity_matrix(student), tau, exclude_self=exclude_self,
+    return relation_kl(cosine_similarity_matrix(student), scores, tau, exclude_self=exclude_self,
                        standardize_scores=standardize_scores)

@@ -255,7 +255,7 @@ def test_adjacency_softmax_tempering_matches_logits():
     adj = torch.softmax(z[0], dim=-1)
     s = t([[[1.0, 0.2], [0.3, 1.0], [-1.0, 0.5]]])
     via_adj = adjacency_relation_distillation(s, adj, 0.7, exclude_self=False)
-    via_logits = relation_kl(z, cosine_similarity_matrix(s), 0.7, exclude_self=False)
+    via_logits = relation_kl(cosine_similarity_matrix(s), z, 0.7, exclude_self=False)
     assert via_adj.item() == pytest.approx(via_logits.item(), rel=1e-5)
 
 
@@ -274,13 +274,13 @@ def test_standardized_relation_ignores_per_row_scale_and_offset():
     torch.manual_seed(0)
     teacher, student = torch.randn(2, 5, 5), torch.randn(2, 5, 5, requires_grad=True)
     scale, offset = torch.rand(2, 5, 1) + 0.1, torch.randn(2, 5, 1)
-    base = relation_kl(teacher, student, 0.5, standardize_scores=True)
-    moved = relation_kl(3 * teacher - 7, scale * student + offset, 0.5, standardize_scores=True)
+    base = relation_kl(student, teacher, 0.5, standardize_scores=True)
+    moved = relation_kl(scale * student + offset, 3 * teacher - 7, 0.5, standardize_scores=True)
     assert moved.item() == pytest.approx(base.item(), rel=1e-4)
-    assert relation_kl(teacher, 0.1 * teacher + 2, 0.5, standardize_scores=True).item() == pytest.approx(0, abs=1e-5)
+    assert relation_kl(0.1 * teacher + 2, teacher, 0.5, standardize_scores=True).item() == pytest.approx(0, abs=1e-5)
     # without it, squeezing the student's scores changes the loss
-    plain = relation_kl(teacher, student, 0.5)
-    assert relation_kl(teacher, 0.01 * student, 0.5).item() != pytest.approx(plain.item(), rel=1e-2)
+    plain = relation_kl(student, teacher, 0.5)
+    assert relation_kl(0.01 * student, teacher, 0.5).item() != pytest.approx(plain.item(), rel=1e-2)
     base.backward()
     assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
 
@@ -299,7 +299,7 @@ def test_standardized_relation_lifts_near_uniform_relations():
 def test_adjacency_relation_standardized_is_relation_kl_of_log_adjacency():
     adj = t([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5]])
     via_adj = adjacency_relation_distillation(S_FEAT, adj, 0.5, standardize_scores=True)
-    via_kl = relation_kl(torch.log(adj), cosine_similarity_matrix(S_FEAT), 0.5, standardize_scores=True)
+    via_kl = relation_kl(cosine_similarity_matrix(S_FEAT), torch.log(adj), 0.5, standardize_scores=True)
     assert via_adj.item() == pytest.approx(via_kl.item(), rel=1e-5)
     # a sharper adjacency with the same order (A^2, renormalised) differs only in row scale: same loss
     sharp = adj.square() / adj.square().sum(-1, keepdim=True)
