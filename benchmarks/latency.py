@@ -28,7 +28,7 @@ busy says ``"busy": true`` and is left out of RESULTS.md's tables.
     python -m benchmarks.latency                      # the full grid (GPU machine)
     # the CPU table of RESULTS.md, on an idle machine:
     python -m benchmarks.latency --device cpu --sections main peers --nodes 207 --batch 1 64 --peer-batch 1 64 \\
-        --modes eager --dtypes fp32 --threads 1 2 --iters 20 --warmup 3 --tag idle
+        --modes eager --dtypes fp32 --threads 1 2 --iters 10 --warmup 2 --tag idle
     python -m benchmarks.latency --quick              # reduced CPU run (smaller iters, sizes)
     python -m benchmarks.latency --sections main --widths 32 --batch 1
 """
