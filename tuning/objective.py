@@ -36,7 +36,7 @@ import optuna
 import torch
 
 from stgkd.errors import ConfigError, StgkdError
-from tuning.space import STUDENT_PREFIX, SearchSpace
+from tuning.space import ALIASES, STUDENT_PREFIX, SearchSpace
 from tuning.storage import Heartbeat, mark_worker
 
 __all__ = [
@@ -328,20 +328,20 @@ def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def distill_config(params: dict[str, Any]):
-    """The :class:`~stgkd.distill.DistillConfig` of a sampled configuration.
-
-    ``temperature`` is used for both temperatures of the loss (the trust temperature of output
-    distillation and the softmax temperature of the relation term): one searched τ.
+    """The :class:`~stgkd.distill.DistillConfig` of a sampled configuration: its entries named after
+    the config's fields (``tau``, ``relation_tau``, ``w_sup`` ...) are those fields. A configuration
+    sampled from a space of the earlier names (:data:`tuning.space.ALIASES`) means what it meant then:
+    ``temperature`` set both temperatures.
     """
     from stgkd.distill import DistillConfig
 
+    if "temperature" in params and "relation_tau" not in params:
+        params = {**params, "relation_tau": params["temperature"]}
+    params = {ALIASES.get(k, k): v for k, v in params.items()}
     kwargs: dict[str, Any] = {}
-    for ours, theirs in (("w_supervised", "w_sup"), ("w_output", "w_out"), ("w_feature", "w_feat"), ("w_relation", "w_rel")):
-        if ours in params:
-            kwargs[theirs] = float(params[ours])
-    if "temperature" in params:
-        kwargs["tau"] = float(params["temperature"])
-        kwargs["relation_tau"] = float(params["temperature"])
+    for name in ("w_sup", "w_out", "w_feat", "w_rel", "tau", "relation_tau"):
+        if name in params:
+            kwargs[name] = float(params[name])
     if "inherit_adjacency" in params:
         kwargs["inherit_adjacency"] = bool(params["inherit_adjacency"])
     if "tau_relative" in params:
@@ -352,20 +352,11 @@ def distill_config(params: dict[str, Any]):
 
 
 def build_student(ctx: SearchContext, params: dict[str, Any]) -> torch.nn.Module:
-    from stgkd.nn import build
+    from stgkd.nn import build_for
 
     name, hparams = student_hparams(params)
-    p = ctx.prepared
     try:
-        return build(
-            name,
-            num_nodes=int(p.num_nodes),
-            graph=p.adj,
-            in_steps=int(p.in_steps),
-            out_steps=int(p.out_steps),
-            in_channels=int(p.in_channels),
-            **hparams,
-        )
+        return build_for(name, ctx.prepared, **hparams)
     except TypeError as exc:
         raise ConfigError(f"search space: student {name!r} does not take {sorted(hparams)} ({exc})") from None
 

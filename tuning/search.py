@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tuning.search",
         description=(
-            "Search distillation settings and student architectures (temperature, loss weights, student "
+            "Search distillation settings and student architectures (temperatures tau and relation_tau, loss weights, student "
             "family, width, depth, learning rate) that minimise the validation masked MAE subject to a "
             "measured inference-latency budget. Students over the budget are recorded as infeasible "
             "without being trained."

@@ -12,7 +12,9 @@ Each entry is one of:
 * ``{type: float, low: L, high: H, log: true|false, step: S}`` -- ``trial.suggest_float``;
 * ``{type: int, low: L, high: H, log: true|false, step: S}`` -- ``trial.suggest_int``;
 * ``{type: categorical, choices: [...]}`` -- ``trial.suggest_categorical``;
-* ``{type: fixed, value: V}`` -- the same as the plain value ``V``, with room for ``when``.
+* ``{type: fixed, value: V}`` -- the same as the plain value ``V``, with room for ``when``;
+* ``{type: copy, of: NAME}`` -- the value another parameter took (defined before it), not searched on
+  its own: ``relation_tau: {type: copy, of: tau}`` searches one temperature for both terms.
 
 Any entry may add ``when: {other_param: [values...]}``: it is only suggested when the other
 (categorical) parameter took one of those values, e.g. ``graph_op`` only exists for ``gcn-gru``. A plain
@@ -21,15 +23,21 @@ only).
 
 Names the objective understands (:data:`KNOWN`): the student ``family`` (a registered student model)
 with its ``hidden`` width, ``layers`` depth, ``graph_op`` and ``adaptive`` (a learned adjacency); the
-distillation temperature ``temperature`` (read relative to the teacher's mean error unless
-``tau_relative: false``), the staged schedule ``stages`` (e.g. ``{type: categorical, choices: [null,
-"hint:0.2,kd:0.6,fine:0.2"]}``), loss weights ``w_output``, ``w_feature``, ``w_relation``
-(``w_supervised`` is fixed at 1 by default, see below) and ``inherit_adjacency`` (start an adaptive
-student's adjacency at the teacher's; give it ``when: {adaptive: [true]}``); the optimiser's ``lr``,
-``weight_decay`` and the ``batch_size``. Any other student hyperparameter is passed through with a
-``student.`` prefix (``student.dropout: {...}``, ``student.input_hops: {...}``).
+distillation settings by their :class:`~stgkd.distill.DistillConfig` field names (the ones
+``stgkd distill`` takes as flags): the trust temperature ``tau`` (read relative to the teacher's mean
+error unless ``tau_relative: false``), the relation temperature ``relation_tau`` (by default a copy of
+``tau``: one searched temperature), the staged schedule ``stages`` (e.g. ``{type: categorical,
+choices: [null, "hint:0.2,kd:0.6,fine:0.2"]}``), loss weights ``w_out``, ``w_feat``, ``w_rel`` (``w_sup``
+is fixed at 1 by default, see below) and ``inherit_adjacency`` (start an adaptive student's adjacency
+at the teacher's; give it ``when: {adaptive: [true]}``); the optimiser's ``lr``, ``weight_decay`` and the
+``batch_size``. Any other student hyperparameter is passed through with a ``student.`` prefix
+(``student.dropout: {...}``, ``student.input_hops: {...}``).
 
-Why ``w_supervised`` is fixed at 1 and the other weights are free (not a simplex):
+Space files written with the earlier names still load (:data:`ALIASES`): ``w_supervised``,
+``w_output``, ``w_feature`` and ``w_relation`` are ``w_sup``, ``w_out``, ``w_feat`` and ``w_rel``, and
+``temperature`` is ``tau`` with ``relation_tau`` copying it, as it meant.
+
+Why ``w_sup`` is fixed at 1 and the other weights are free (not a simplex):
 the loss is ``w_sup·L_sup + w_out·L_out + w_feat·L_feat + w_rel·L_rel`` and trials are scored by the
 masked MAE against the ground truth, so the supervised term is the anchor that should never be
 switched off. Fixing it removes the one redundant degree of freedom (the overall scale, which the
@@ -38,7 +46,7 @@ a non-linear transform (normalised exponentials / stick breaking), which makes t
 correlated, the TPE model harder and the parameter importances unreadable. With ``w_sup = 1`` each
 distillation weight reads directly as "how much of this term per unit of supervised loss", each one is
 an independent axis, and ``0`` switches a term off. A user who prefers otherwise can search
-``w_supervised`` too (``w_supervised: {type: float, low: 0.1, high: 1.0}``).
+``w_sup`` too (``w_sup: {type: float, low: 0.1, high: 1.0}``).
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ import yaml
 
 from stgkd.errors import ConfigError
 
-__all__ = ["DEFAULT_SPACE", "KNOWN", "ParamSpec", "SearchSpace", "load_space"]
+__all__ = ["ALIASES", "DEFAULT_SPACE", "KNOWN", "ParamSpec", "SearchSpace", "load_space"]
 
 #: The default search space (YAML). This text is the single source of the defaults.
 DEFAULT_SPACE = """\
@@ -66,12 +74,13 @@ hidden: {type: int, low: 16, high: 128, step: 16}         # width
 layers: {type: int, low: 1, high: 3}                      # depth
 graph_op: {type: categorical, choices: [dense, gcnconv], when: {family: [gcn-gru]}}
 
-# --- distillation ---
-temperature: {type: float, low: 0.5, high: 8.0, log: true}   # tau of the relation / trust terms
-w_supervised: 1.0                                            # fixed anchor (see tuning/space.py)
-w_output: {type: float, low: 0.0, high: 1.0}                 # teacher-forecast matching
-w_feature: {type: float, low: 0.0, high: 1.0}                # hidden-feature matching
-w_relation: {type: float, low: 0.0, high: 1.0}               # node-relation (similarity) matching
+# --- distillation (stgkd.distill.DistillConfig's fields, the flags of stgkd distill) ---
+tau: {type: float, low: 0.5, high: 8.0, log: true}   # trust temperature of output distillation
+relation_tau: {type: copy, of: tau}                  # temperature of the relation term: the same value
+w_sup: 1.0                                           # fixed anchor (see tuning/space.py)
+w_out: {type: float, low: 0.0, high: 1.0}            # teacher-forecast matching
+w_feat: {type: float, low: 0.0, high: 1.0}           # hidden-feature matching
+w_rel: {type: float, low: 0.0, high: 1.0}            # node-relation (similarity) matching
 
 # --- optimisation ---
 lr: {type: float, low: 3.0e-4, high: 1.0e-2, log: true}
@@ -86,22 +95,28 @@ KNOWN = (
     "layers",
     "graph_op",
     "adaptive",
-    "temperature",
+    "tau",
+    "relation_tau",
     "tau_relative",
     "stages",
     "inherit_adjacency",
-    "w_supervised",
-    "w_output",
-    "w_feature",
-    "w_relation",
+    "w_sup",
+    "w_out",
+    "w_feat",
+    "w_rel",
     "lr",
     "weight_decay",
     "batch_size",
 )
+#: earlier names of space entries -> the DistillConfig field each one is (``temperature`` also sets
+#: ``relation_tau``, which copies it)
+ALIASES = {"temperature": "tau", "w_supervised": "w_sup", "w_output": "w_out", "w_feature": "w_feat",
+           "w_relation": "w_rel"}
 STUDENT_PREFIX = "student."
-_TYPES = ("float", "int", "categorical", "fixed")
+_TYPES = ("float", "int", "categorical", "fixed", "copy")
 _KEYS = {
     "fixed": {"type", "value", "when"},
+    "copy": {"type", "of", "when"},
     "float": {"type", "low", "high", "log", "step", "when"},
     "int": {"type", "low", "high", "log", "step", "when"},
     "categorical": {"type", "choices", "when"},
@@ -114,8 +129,8 @@ class ParamSpec:
 
     Args:
         name: parameter name (the Optuna parameter name when searched).
-        kind: ``"fixed"``, ``"float"``, ``"int"`` or ``"categorical"``.
-        value: the value of a fixed entry.
+        kind: ``"fixed"``, ``"float"``, ``"int"``, ``"categorical"`` or ``"copy"``.
+        value: the value of a fixed entry; the name of the parameter a copy takes its value from.
         low, high, log, step: bounds of a float/int entry.
         choices: options of a categorical entry.
         when: ``{param: allowed values}``; the entry exists only when every condition holds.
@@ -133,16 +148,19 @@ class ParamSpec:
 
     @property
     def searched(self) -> bool:
-        return self.kind != "fixed"
+        return self.kind not in ("fixed", "copy")
 
     def active(self, params: Mapping[str, Any]) -> bool:
         """Whether the ``when`` conditions hold for the values chosen so far."""
         return all(params.get(other) in allowed for other, allowed in self.when.items())
 
-    def suggest(self, trial: Any) -> Any:
-        """Draw this parameter from ``trial`` (an ``optuna.Trial``/``FixedTrial``), or the fixed value."""
+    def suggest(self, trial: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """Draw this parameter from ``trial`` (an ``optuna.Trial``/``FixedTrial``), or the fixed value, or
+        (a copy) the value in ``params`` of the parameter it copies."""
         if self.kind == "fixed":
             return self.value
+        if self.kind == "copy":
+            return (params or {})[self.value]
         if self.kind == "float":
             return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
         if self.kind == "int":
@@ -151,6 +169,11 @@ class ParamSpec:
 
     def to_dict(self) -> Any:
         """The entry as it would be written in a space file."""
+        if self.kind == "copy":
+            out = {"type": "copy", "of": self.value}
+            if self.when:
+                out["when"] = {k: list(v) for k, v in self.when.items()}
+            return out
         if self.kind == "fixed":
             if self.when:
                 return {"type": "fixed", "value": self.value, "when": {k: list(v) for k, v in self.when.items()}}
@@ -193,6 +216,10 @@ def _parse_entry(name: str, raw: Any, where: str) -> ParamSpec:
         if "value" not in raw:
             raise ConfigError(f"{where}: {name!r}: type fixed needs a 'value'")
         return ParamSpec(name=name, kind="fixed", value=raw["value"], when=when)
+    if kind == "copy":
+        if not isinstance(raw.get("of"), str):
+            raise ConfigError(f"{where}: {name!r}: type copy needs 'of', the name of another parameter")
+        return ParamSpec(name=name, kind="copy", value=raw["of"], when=when)
     if kind == "categorical":
         choices = raw.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
@@ -223,6 +250,20 @@ def _parse_entry(name: str, raw: Any, where: str) -> ParamSpec:
     return ParamSpec(name=name, kind=kind, low=low, high=high, log=log, step=step, when=when)
 
 
+def _canonical(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``raw`` with the earlier names of :data:`ALIASES` replaced by the current ones, in order;
+    ``temperature`` brings ``relation_tau: {type: copy, of: tau}`` (or its removal) along."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = ALIASES.get(str(key), str(key))
+        if name in out:
+            raise ConfigError(f"{where}: {key!r} and {name!r} name the same parameter; keep {name!r}")
+        out[name] = value
+        if key == "temperature" and "relation_tau" not in raw:
+            out["relation_tau"] = None if value is None else {"type": "copy", "of": "tau"}
+    return out
+
+
 class SearchSpace:
     """An ordered set of :class:`ParamSpec`; :meth:`sample` draws one configuration from a trial.
 
@@ -241,7 +282,7 @@ class SearchSpace:
     def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "<mapping>") -> "SearchSpace":
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{source}: a search space is a mapping of parameter name to entry")
-        return cls([_parse_entry(str(k), v, source) for k, v in raw.items()], source=source)
+        return cls([_parse_entry(k, v, source) for k, v in _canonical(raw, source).items()], source=source)
 
     @classmethod
     def default(cls) -> "SearchSpace":
@@ -252,7 +293,7 @@ class SearchSpace:
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"{source}: a search space file must hold a mapping of name to entry")
         by_name = {s.name: s for s in self.specs}
-        for key, raw in overrides.items():
+        for key, raw in _canonical(overrides, source).items():
             if raw is None:  # `name: null` removes an entry (e.g. to use the model's own default)
                 by_name.pop(str(key), None)
                 continue
@@ -272,7 +313,8 @@ class SearchSpace:
                     f"{self.source}: unknown parameter {spec.name!r}; known: {', '.join(KNOWN)}, "
                     f"or '{STUDENT_PREFIX}<hparam>' for any other student hyperparameter"
                 )
-            for other, allowed in spec.when.items():
+            depends = list(spec.when) + ([spec.value] if spec.kind == "copy" else [])
+            for other in depends:
                 if other not in names or names.index(other) >= names.index(spec.name):
                     raise ConfigError(
                         f"{self.source}: {spec.name!r} depends on {other!r}, which must be defined before it"
@@ -280,7 +322,7 @@ class SearchSpace:
         for required in ("family", "hidden", "layers"):
             if required not in names:
                 raise ConfigError(f"{self.source}: the space must define {required!r}")
-        for name in ("w_supervised", "w_output", "w_feature", "w_relation", "weight_decay"):
+        for name in ("w_sup", "w_out", "w_feat", "w_rel", "weight_decay"):
             spec = self[name] if name in names else None
             if spec is not None and spec.kind == "fixed" and (not isinstance(spec.value, (int, float)) or spec.value < 0):
                 raise ConfigError(f"{self.source}: {name} must be a non-negative number, got {spec.value!r}")
@@ -300,8 +342,8 @@ class SearchSpace:
         """Every active parameter, suggested from ``trial`` in order, plus the fixed values."""
         params: dict[str, Any] = {}
         for spec in self.specs:
-            if spec.active(params):
-                params[spec.name] = spec.suggest(trial)
+            if spec.active(params) and (spec.kind != "copy" or spec.value in params):
+                params[spec.name] = spec.suggest(trial, params)
         return params
 
     def searched_names(self) -> list[str]:

@@ -1,5 +1,9 @@
-"""``stgkd distill --teacher runs/gwn/best.pt --student gcn-gru --width 32 --temperature T
+"""``stgkd distill --teacher runs/gwn/best.pt --student gcn-gru --width 32 --tau T
 --w-sup A --w-out B --w-feat C --w-rel D --out runs/st``.
+
+Every distillation flag is a :class:`~stgkd.distill.DistillConfig` field of the same name (``--tau`` is
+``tau``, ``--relation-tau`` is ``relation_tau``), as are the entries of the tuner's search space
+(:mod:`tuning.space`). ``--temperature`` is the earlier spelling of ``--tau``: the trust temperature only.
 
 The dataset, split, window lengths and input features come from the teacher's checkpoint
 (``--dataset`` overrides the series; its sensors must be the teacher's). The teacher runs once over
@@ -36,16 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory")
     parser.add_argument("--dataset", metavar="NAME_OR_PATH", help="series to use instead of the teacher's")
     k = parser.add_argument_group("distillation (defaults: those of stgkd.distill.DistillConfig)")
-    k.add_argument("--temperature", "--tau", dest="tau", type=float,
-                   help="trust temperature of output KD: a multiple of the teacher's mean error on each batch "
-                        "(or, with --no-tau-relative, in z-score units); 'inf' = uniform trust")
+    k.add_argument("--tau", "--temperature", dest="tau", type=float,
+                   help="trust temperature of output KD (DistillConfig.tau): a multiple of the teacher's mean error "
+                        "on each batch (or, with --no-tau-relative, in z-score units); 'inf' = uniform trust. "
+                        "--temperature is its earlier name; the relation term has its own, --relation-tau")
     k.add_argument("--tau-relative", action=argparse.BooleanOptionalAction, default=None,
-                   help="read --temperature relative to the teacher's mean absolute error (default: on)")
+                   help="read --tau relative to the teacher's mean absolute error (default: on)")
     k.add_argument("--w-sup", type=float, help="weight of the supervised masked MAE")
     k.add_argument("--w-out", type=float, help="weight of output distillation")
     k.add_argument("--w-feat", type=float, help="weight of feature matching")
     k.add_argument("--w-rel", type=float, help="weight of relation distillation")
-    k.add_argument("--relation-tau", type=float, help="softmax temperature of the relation distributions")
+    k.add_argument("--relation-tau", type=float,
+                   help="softmax temperature of the relation distributions (DistillConfig.relation_tau)")
     k.add_argument("--relation-norm", choices=["standardize", "none"],
                    help="z-score each row of relation scores before the softmax (default: standardize)")
     k.add_argument("--stages", metavar="SPEC",

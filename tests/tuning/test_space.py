@@ -13,25 +13,25 @@ from stgkd.errors import ConfigError
 from tuning.objective import distill_config, student_hparams
 from tuning.space import DEFAULT_SPACE, KNOWN, SearchSpace, load_space
 
-GCN = {"family": "gcn-gru", "hidden": 32, "layers": 2, "graph_op": "gcnconv", "temperature": 2.0,
-       "w_output": 0.5, "w_feature": 0.25, "w_relation": 0.125, "lr": 1e-3}
+GCN = {"family": "gcn-gru", "hidden": 32, "layers": 2, "graph_op": "gcnconv", "tau": 2.0,
+       "w_out": 0.5, "w_feat": 0.25, "w_rel": 0.125, "lr": 1e-3}
 
 
 def test_default_space_is_the_documented_yaml():
     space = load_space()
     assert space.to_dict() == yaml.safe_load(DEFAULT_SPACE)
-    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "temperature",
-                                      "w_output", "w_feature", "w_relation", "lr"]
-    # w_supervised is fixed at 1 (the anchor); temperature is log-uniform
-    assert space["w_supervised"].kind == "fixed" and space["w_supervised"].value == 1.0
-    assert space["temperature"].log and space["temperature"].low == 0.5 and space["temperature"].high == 8.0
+    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "tau",
+                                      "w_out", "w_feat", "w_rel", "lr"]
+    # w_sup is fixed at 1 (the anchor); tau is log-uniform
+    assert space["w_sup"].kind == "fixed" and space["w_sup"].value == 1.0
+    assert space["tau"].log and space["tau"].low == 0.5 and space["tau"].high == 8.0
     assert set(space.to_dict()) <= set(KNOWN)
 
 
 def test_sample_conditional_graph_op():
     space = load_space()
     gcn = space.sample(optuna.trial.FixedTrial(GCN))
-    assert gcn == {**GCN, "w_supervised": 1.0, "weight_decay": 0.0, "batch_size": 64}
+    assert gcn == {**GCN, "relation_tau": 2.0, "w_sup": 1.0, "weight_decay": 0.0, "batch_size": 64}
     gru_params = {k: v for k, v in GCN.items() if k != "graph_op"} | {"family": "gru"}
     gru = space.sample(optuna.trial.FixedTrial(gru_params))
     assert "graph_op" not in gru and gru["family"] == "gru"
@@ -59,13 +59,13 @@ def test_yaml_override_merges_entry_by_entry(tmp_path):
     assert space["hidden"].to_dict() == {"type": "int", "low": 8, "high": 16, "step": 8}
     assert space["lr"].kind == "fixed" and space["lr"].value == 0.002
     assert "weight_decay" not in space
-    assert space["temperature"].to_dict() == {"type": "float", "low": 0.5, "high": 8.0, "log": True}  # kept
-    gru = space.sample(optuna.trial.FixedTrial({"family": "gru", "hidden": 16, "layers": 1, "temperature": 1.0, "w_output": 0.0,
-                                                "w_feature": 0.0, "w_relation": 0.0, "student.dropout": 0.25}))
+    assert space["tau"].to_dict() == {"type": "float", "low": 0.5, "high": 8.0, "log": True}  # kept
+    gru = space.sample(optuna.trial.FixedTrial({"family": "gru", "hidden": 16, "layers": 1, "tau": 1.0, "w_out": 0.0,
+                                                "w_feat": 0.0, "w_rel": 0.0, "student.dropout": 0.25}))
     assert "graph_op" not in gru and gru["lr"] == 0.002 and gru["student.dropout"] == 0.25
     assert student_hparams(gru) == ("gru", {"hidden": 16, "layers": 1, "dropout": 0.25})
-    gcn = space.sample(optuna.trial.FixedTrial({"family": "gcn-gru", "hidden": 8, "layers": 2, "temperature": 1.0,
-                                                "w_output": 0.0, "w_feature": 0.0, "w_relation": 0.0,
+    gcn = space.sample(optuna.trial.FixedTrial({"family": "gcn-gru", "hidden": 8, "layers": 2, "tau": 1.0,
+                                                "w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0,
                                                 "student.dropout": 0.0}))
     assert gcn["graph_op"] == "dense"
 
@@ -122,10 +122,10 @@ def test_tpe_samples_stay_in_bounds():
     for p in seen:
         assert p["hidden"] in (8, 16, 24)
         assert 1 <= p["layers"] <= 3
-        assert 0.5 <= p["temperature"] <= 8.0 and 3e-4 <= p["lr"] <= 1e-2
-        assert all(0.0 <= p[w] <= 1.0 for w in ("w_output", "w_feature", "w_relation"))
+        assert 0.5 <= p["tau"] <= 8.0 and 3e-4 <= p["lr"] <= 1e-2
+        assert all(0.0 <= p[w] <= 1.0 for w in ("w_out", "w_feat", "w_rel"))
         assert ("graph_op" in p) == (p["family"] == "gcn-gru")
-        assert math.isclose(p["w_supervised"], 1.0)
+        assert math.isclose(p["w_sup"], 1.0)
 
 
 def test_adaptive_student_and_inherited_adjacency_can_be_searched(tmp_path):
@@ -152,3 +152,31 @@ def test_relative_tau_and_stages_map_onto_the_distill_config(tmp_path):
     plain = distill_config(space.sample(optuna.trial.FixedTrial({**GCN, "tau_relative": True, "stages": None})))
     assert plain.tau_relative is True and plain.stages is None
     assert distill_config(GCN).tau_relative is True  # not in the space: DistillConfig's default
+
+
+def test_names_are_distill_config_fields_and_earlier_names_still_load(tmp_path):
+    from dataclasses import fields
+
+    from stgkd.distill import DistillConfig
+
+    distill_names = {"tau", "relation_tau", "tau_relative", "stages", "inherit_adjacency", "w_sup", "w_out", "w_feat",
+                     "w_rel"}
+    assert distill_names <= set(KNOWN) and distill_names <= {f.name for f in fields(DistillConfig)}
+    # a space file of the earlier vocabulary: temperature set both temperatures, w_output was w_out
+    path = tmp_path / "old.yaml"
+    path.write_text("temperature: {type: float, low: 1.0, high: 2.0}\nw_output: 0.3\nw_supervised: 1.0\n")
+    space = load_space(path)
+    assert "temperature" not in space and space["tau"].to_dict() == {"type": "float", "low": 1.0, "high": 2.0}
+    assert space["relation_tau"].to_dict() == {"type": "copy", "of": "tau"}
+    params = space.sample(optuna.trial.FixedTrial({**GCN, "tau": 1.5}))
+    assert params["relation_tau"] == 1.5 and params["w_out"] == 0.3
+    cfg = distill_config(params)
+    assert (cfg.tau, cfg.relation_tau, cfg.w_out) == (1.5, 1.5, 0.3)
+    # a configuration sampled in an old study (its trial's parameters)
+    old = distill_config({"temperature": 3.0, "w_output": 0.5, "w_supervised": 1.0, "w_relation": 0.1})
+    assert (old.tau, old.relation_tau, old.w_out, old.w_rel) == (3.0, 3.0, 0.5, 0.1)
+    # the relation temperature can be searched on its own, and one name twice is refused
+    own = SearchSpace.default().merged({"relation_tau": {"type": "float", "low": 0.1, "high": 1.0}}, source="t")
+    assert "relation_tau" in own.searched_names()
+    with pytest.raises(ConfigError, match="name the same parameter"):
+        SearchSpace.default().merged({"w_out": 0.1, "w_output": 0.2}, source="t")
