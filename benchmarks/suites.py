@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stgkd.errors import ConfigError, DataError
+from stgkd.errors import DataError
 from stgkd.nn.peers import PGTA3TGCN, PGTGConvGRU, PGTRecurrent, PGTTGCN  # noqa: F401  (their former home)
 from stgkd.nn.registry import MODELS
 from stgkd.registry import Registry
