@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "detect_layout": "stgkd.data.datasets",
     "get_dataset": "stgkd.data.datasets",
     "list_datasets": "stgkd.data.datasets",
-    # readers.py
+    # readers/
     "DataWarning": "stgkd.data.readers",
     "read_dcrnn": "stgkd.data.readers",
     "read_pems": "stgkd.data.readers",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -255,82 +254,53 @@ def _missing_message(info: DatasetInfo, folder: Path, missing: list[RemoteFile])
 # ----------------------------------------------------------------------------------------------
 # layout detection
 
-_VALUE_SUFFIXES = (".csv", ".npz", ".npy", ".h5", ".hdf5")
-_GRAPH_NAMES = ("edges.csv", "graph.csv", "adjacency.csv", "adj.csv", "adjacency.npy", "adj.npy")
-_PEMS_STEM = re.compile(r"^pems\d+$", re.IGNORECASE)
 
+def _layout(name: str):
+    from stgkd.data.readers import LAYOUTS
 
-def _reader(layout: str) -> Callable[..., TrafficData]:
-    from stgkd.data import readers
-
-    return {
-        "dcrnn": readers.read_dcrnn,
-        "astgcn": readers.read_pems,
-        "los-loop": readers.read_los_loop,
-        "generic": readers.read_generic,
-    }[layout]
+    return LAYOUTS.get(name)
 
 
 def detect_layout(path: str | Path) -> tuple[str, dict[str, Any]]:
     """Which layout ``path`` (a file or a folder) is in -> ``(layout, reader arguments)``.
 
-    Folders: an ``.h5`` + ``adj_mx*.pkl`` is DCRNN's layout whatever the ``.h5`` is called; an
-    ``.npz`` + ``.csv`` of the same stem is ASTGCN's; a ``*_speed.csv`` is T-GCN's (with
-    ``*_adj.csv`` or ``adj_mx.pkl``); ``values.{csv,npz,npy,h5}`` + ``edges.csv`` / ``adjacency.csv``
-    / ``adjacency.npy`` (or ``graph.csv`` / ``adj.csv`` / ``adj.npy``) is the generic layout.
-    Files: the same rules applied to the file and what lies beside it; a generic values file needs
-    ``graph=`` unless a graph file lies beside it.
+    The registered layouts (:data:`stgkd.data.readers.LAYOUTS`) are asked in their detection order;
+    the first that recognises the path wins. Folders: an ``.h5`` + ``adj_mx*.pkl`` is DCRNN's layout
+    whatever the ``.h5`` is called; an ``.npz`` + ``.csv`` of the same stem is ASTGCN's; a
+    ``*_speed.csv`` is T-GCN's (with ``*_adj.csv`` or ``adj_mx.pkl``); ``values.{csv,npz,npy,h5}`` +
+    ``edges.csv`` / ``adjacency.csv`` / ``adjacency.npy`` (or ``graph.csv`` / ``adj.csv`` / ``adj.npy``)
+    is the generic layout. Files: the same rules applied to the file and what lies beside it; a generic
+    values file needs ``graph=`` unless a graph file lies beside it.
     """
-    from stgkd.data.readers import _find_adj_pickle
+    from stgkd.data.readers import layouts_in_order
 
     path = Path(path).expanduser()
+    layouts = layouts_in_order()
     if path.is_dir():
-        folder = path
-        h5 = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".h5", ".hdf5") and p.is_file())
-        adj_pkl = _find_adj_pickle(folder)
-        if h5 and adj_pkl is not None:
-            if len(h5) > 1:
-                raise DataError(f"{folder}: several HDF5 files ({', '.join(p.name for p in h5)}); point at one of them")
-            return "dcrnn", {"h5_path": h5[0], "adj_path": adj_pkl}
-        pems = [p for p in sorted(folder.glob("*.npz")) if p.with_suffix(".csv").is_file()]
-        if len(pems) == 1:
-            return "astgcn", {"npz_path": pems[0]}
-        if len(pems) > 1:
-            raise DataError(f"{folder}: several .npz + .csv pairs ({', '.join(p.name for p in pems)}); point at one of them")
-        speed = sorted(folder.glob("*_speed.csv"))
-        if len(speed) == 1:
-            return "los-loop", {"speed_path": speed[0]}
-        values = [folder / f"values{s}" for s in _VALUE_SUFFIXES if (folder / f"values{s}").is_file()]
-        graph = [folder / g for g in _GRAPH_NAMES if (folder / g).is_file()]
-        if len(values) == 1 and graph:
-            return "generic", {"values_path": values[0], "graph": graph[0]}
-        present = ", ".join(sorted(p.name for p in folder.iterdir())[:12]) or "nothing"
+        for layout in layouts:
+            args = layout.in_folder(path)
+            if args is not None:
+                return layout.name, args
+        present = ", ".join(sorted(p.name for p in path.iterdir())[:12]) or "nothing"
+        expected = [layout.expects for layout in layouts]
         raise DataError(
-            f"{folder}: no supported dataset layout found (it holds {present}); expected an .h5 + "
-            "adj_mx.pkl (DCRNN), PEMS0x.npz + PEMS0x.csv (ASTGCN), *_speed.csv + adjacency (T-GCN), or "
-            "values.{csv,npz,npy,h5} + edges.csv/adjacency.csv/adjacency.npy (generic); see datasets/README.md"
+            f"{path}: no supported dataset layout found (it holds {present}); expected "
+            f"{', '.join(expected[:-1])}, or {expected[-1]}; see datasets/README.md"
         )
     if not path.exists():
         raise DataError(
             f"{path}: no such file or folder, and not a registered dataset name "
             f"(registered: {', '.join(list_datasets())})"
         )
-    suffix = path.suffix.lower()
-    folder = path.parent
-    if suffix in (".h5", ".hdf5"):
-        adj_pkl = _find_adj_pickle(folder)
-        if adj_pkl is not None:
-            return "dcrnn", {"h5_path": path, "adj_path": adj_pkl}
-    elif suffix == ".npz" and _PEMS_STEM.match(path.stem) and path.with_suffix(".csv").is_file():
-        return "astgcn", {"npz_path": path}
-    elif suffix == ".csv" and path.stem.endswith("_speed"):
-        return "los-loop", {"speed_path": path}
-    elif suffix == ".pkl":
+    if path.suffix.lower() == ".pkl":
         raise DataError(f"{path}: this is a graph file; point at the readings (or the folder holding both)")
-    if suffix in _VALUE_SUFFIXES:
-        graph = [folder / g for g in _GRAPH_NAMES if (folder / g).is_file() and folder / g != path]
-        return "generic", ({"values_path": path, "graph": graph[0]} if graph else {"values_path": path})
-    raise DataError(f"{path}: unsupported file type {suffix!r}; see datasets/README.md for the supported layouts")
+    for layout in layouts:
+        args = layout.at_file(path)
+        if args is not None:
+            return layout.name, args
+    raise DataError(
+        f"{path}: unsupported file type {path.suffix.lower()!r}; see datasets/README.md for the supported layouts"
+    )
 
 
 def _call_reader(reader: Callable[..., TrafficData], args: dict[str, Any], kwargs: dict[str, Any], what: str) -> TrafficData:
@@ -377,18 +347,12 @@ def load_dataset(
         missing = info.missing_files(folder)
         if missing:
             raise DataError(_missing_message(info, folder, missing))
-        found = {f.name: f.find(folder) for f in info.files}
-        if info.layout == "dcrnn":
-            h5, pkl = (found[f.name] for f in info.files[:2])
-            args: dict[str, Any] = {"h5_path": h5, "adj_path": pkl}
-        else:
-            args = {"npz_path": found[info.files[0].name], "distance_path": found[info.files[1].name]}
-            if len(info.files) > 2:
-                args["id_map_path"] = found[info.files[2].name]
+        layout = _layout(info.layout)
+        args: dict[str, Any] = {arg: f.find(folder) for arg, f in zip(layout.registered_files, info.files)}
         args.update({"name": info.name, "split": info.split, "interval_minutes": info.interval_minutes,
                      "missing": convention})
         args.update(info.reader_kwargs)
-        data = _call_reader(_reader(info.layout), args, kwargs, info.name)
+        data = _call_reader(layout.reader, args, kwargs, info.name)
         expected = (info.steps, info.nodes, info.channels)
         if (data.num_steps, data.num_nodes, data.num_channels) != expected:
             raise DataError(
@@ -403,4 +367,4 @@ def load_dataset(
             f"{args['values_path']}: no graph given and no edges.csv / adjacency.csv / adjacency.npy beside it; pass graph="
         )
     args["missing"] = parse_missing(missing, where=f"{name_or_path}: missing").name
-    return _call_reader(_reader(layout), args, kwargs, str(name_or_path))
+    return _call_reader(_layout(layout).reader, args, kwargs, str(name_or_path))
