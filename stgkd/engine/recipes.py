@@ -280,8 +280,6 @@ def train_model(
             ``resume``/``overwrite``. DataError: the dataset cannot be loaded or prepared.
         CheckpointError: ``out/last.pt`` is corrupt.
     """
-    from stgkd.nn import build_for, from_config
-
     out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
     cfg = _config_for_resume(payload, config) if payload is not None else (config or TrainConfig())
     ctx = init_distributed(cfg.device)
@@ -296,20 +294,11 @@ def train_model(
                     "another --out"
                 )
             prepared = prepare_from_meta(payload["data"], dataset=data, device=ctx.device)
-            model_config = payload["model"]
-            build_model = lambda: from_config(model_config, prepared.adj)  # noqa: E731
         else:
             prepared = prepare_data(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
                                     time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device)
-
-            def build_model():
-                try:
-                    return build_for(model, prepared, **(hparams or {}))
-                except TypeError as exc:
-                    raise ConfigError(f"model {model!r}: {exc}") from None
-
         return _fit(
-            build_model=build_model,
+            build_model=_model_builder(model, prepared, hparams or {}, payload, role="model"),
             build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp),
             prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta={},
             callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test,
@@ -382,88 +371,110 @@ def distill_student(
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
     """
-    from stgkd.distill import DistillConfig
-    from stgkd.nn import build_for, from_config
-
     teacher_path = Path(teacher).resolve()
     teacher_payload = load_checkpoint(teacher_path)
     out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
+    cfg, dcfg = _distill_settings(payload, config, distill, teacher_path=teacher_path, out_dir=out_dir)
+    ctx = init_distributed(cfg.device)
+    try:
+        prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
+                                     missing=missing)
+        _check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
+        teacher_model = _frozen_model(teacher_payload, ctx.device)
+        student_hparams = dict(hparams or {})
+        if width is not None:
+            student_hparams["hidden"] = int(width)
+        meta: dict[str, Any] = {"teacher_checkpoint": str(teacher_path)}
+
+        def build_step(model: nn.Module) -> nn.Module:
+            step, resolved = make_distill_step(
+                model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache=cache,
+                cache_dtype=cache_dtype, cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64),
+            )
+            meta["distill"] = resolved.to_dict()
+            return step
+
+        return _fit(
+            build_model=_model_builder(student, prepared, student_hparams, payload, role="student"),
+            build_step=build_step, prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta=meta,
+            callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test,
+            run_callbacks=_distill_callbacks(dcfg, teacher_model, prepared, cfg, ctx),
+        )
+    finally:
+        shutdown(ctx)
+
+
+def _model_builder(name: str, prepared: Any, hparams: dict[str, Any], payload: dict | None, *, role: str):
+    """The function :func:`_fit` builds the model with: the resumed run's model (its config), or the
+    registered ``name`` for ``prepared`` with ``hparams`` (a bad hyperparameter is a ConfigError naming
+    the ``role``)."""
+    from stgkd.nn import build_for, from_config
+
     if payload is not None:
-        cfg = _config_for_resume(payload, config)
-        if "distill" not in payload:
-            raise CheckpointError(f"{out_dir / 'last.pt'} is not a distillation run; use `stgkd train --resume`")
-        dcfg = DistillConfig.from_checkpoint(payload["distill"])  # a run saved before a field existed keeps its meaning
-        saved_teacher = payload.get("teacher_checkpoint")
-        if saved_teacher and Path(saved_teacher) != teacher_path:
-            print(f"note: resuming with teacher {teacher_path} (the run started with {saved_teacher})", file=sys.stderr)
-    else:
-        cfg = config or TrainConfig()
+        return lambda: from_config(payload["model"], prepared.adj)
+
+    def build() -> nn.Module:
+        try:
+            return build_for(name, prepared, **hparams)
+        except TypeError as exc:
+            raise ConfigError(f"{role} {name!r}: {exc}") from None
+
+    return build
+
+
+def _distill_settings(payload: dict | None, config: TrainConfig | None, distill: Any, *, teacher_path: Path,
+                      out_dir: Path | None) -> tuple[TrainConfig, Any]:
+    """The optimisation and distillation settings of a run: the resumed run's own (as its code meant
+    them), else ``config`` and ``distill`` (a DistillConfig, a dict of its fields, or ``None``)."""
+    from stgkd.distill import DistillConfig
+
+    if payload is None:
         if distill is None:
             dcfg = DistillConfig()
         elif isinstance(distill, dict):
             dcfg = DistillConfig.from_dict(distill)
         else:
             dcfg = distill
-    ctx = init_distributed(cfg.device)
-    try:
-        prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
-                                     missing=missing)
-        t_scaler = teacher_payload["scaler"]
-        if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
-                and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
-            raise DataError(
-                f"the dataset's training statistics (mean {prepared.scaler.mean:.4g}, std {prepared.scaler.std:.4g}) "
-                f"differ from the teacher's ({t_scaler['mean']:.4g}, {t_scaler['std']:.4g}); distill on the "
-                "teacher's dataset"
-            )
-        teacher_model = model_from_checkpoint(teacher_payload, device=ctx.device)
-        for p in teacher_model.parameters():
-            p.requires_grad_(False)
+        return config or TrainConfig(), dcfg
+    cfg = _config_for_resume(payload, config)
+    if "distill" not in payload:
+        raise CheckpointError(f"{out_dir / 'last.pt'} is not a distillation run; use `stgkd train --resume`")
+    dcfg = DistillConfig.from_checkpoint(payload["distill"])  # a run saved before a field existed keeps its meaning
+    saved_teacher = payload.get("teacher_checkpoint")
+    if saved_teacher and Path(saved_teacher) != teacher_path:
+        print(f"note: resuming with teacher {teacher_path} (the run started with {saved_teacher})", file=sys.stderr)
+    return cfg, dcfg
 
-        if payload is not None:
-            student_config = payload["model"]
-            build_model = lambda: from_config(student_config, prepared.adj)  # noqa: E731
-        else:
-            student_hparams = dict(hparams or {})
-            if width is not None:
-                student_hparams["hidden"] = int(width)
 
-            def build_model():
-                try:
-                    return build_for(student, prepared, **student_hparams)
-                except TypeError as exc:
-                    raise ConfigError(f"student {student!r}: {exc}") from None
-
-        resolved: dict[str, Any] = {"cfg": dcfg}
-
-        def build_step(model: nn.Module) -> nn.Module:
-            step, resolved["cfg"] = make_distill_step(
-                model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache=cache,
-                cache_dtype=cache_dtype,
-                cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64),
-            )
-            return step
-
-        meta: dict[str, Any] = {"teacher_checkpoint": str(teacher_path)}
-
-        def build_step_and_meta(model: nn.Module) -> nn.Module:
-            step = build_step(model)
-            meta["distill"] = resolved["cfg"].to_dict()
-            return step
-
-        def teacher_val_forecast() -> Tensor:  # once per run, raw units, for the fidelity metric
-            from stgkd.engine.evaluate import predict_split
-
-            fc = predict_split(teacher_model, prepared.val, prepared.scaler, device=ctx.device,
-                               batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
-            return torch.from_numpy(fc.pred)
-
-        run_callbacks: list[Any] = [DistillStages(dcfg.stages)] if dcfg.stages else []
-        run_callbacks += [Fidelity(teacher_val_forecast), GradientShare()]
-        return _fit(
-            build_model=build_model, build_step=build_step_and_meta, prepared=prepared, cfg=cfg, ctx=ctx,
-            out=out_dir, payload=payload, meta=meta, callbacks=callbacks, progress=progress, log=log,
-            evaluate_test=evaluate_test, run_callbacks=run_callbacks,
+def _check_teacher_statistics(scaler: Any, teacher_scaler: dict[str, float]) -> None:
+    """The student's data must be scaled as the teacher's was (same training statistics)."""
+    if not (math.isclose(scaler.mean, teacher_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
+            and math.isclose(scaler.std, teacher_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
+        raise DataError(
+            f"the dataset's training statistics (mean {scaler.mean:.4g}, std {scaler.std:.4g}) "
+            f"differ from the teacher's ({teacher_scaler['mean']:.4g}, {teacher_scaler['std']:.4g}); distill on the "
+            "teacher's dataset"
         )
-    finally:
-        shutdown(ctx)
+
+
+def _frozen_model(payload: dict[str, Any], device: torch.device) -> nn.Module:
+    """A checkpoint's model in eval mode, its parameters frozen."""
+    model = model_from_checkpoint(payload, device=device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainConfig, ctx: DistContext) -> list[Any]:
+    """A distillation run's own callbacks: its stages (when staged), the student's fidelity to the
+    teacher's validation forecasts (computed once, in raw units) and each term's gradient share."""
+
+    def teacher_val_forecast() -> Tensor:
+        from stgkd.engine.evaluate import predict_split
+
+        fc = predict_split(teacher, prepared.val, prepared.scaler, device=ctx.device,
+                           batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
+        return torch.from_numpy(fc.pred)
+
+    stages: list[Any] = [DistillStages(dcfg.stages)] if dcfg.stages else []
+    return stages + [Fidelity(teacher_val_forecast), GradientShare()]
