@@ -122,24 +122,9 @@ class TeacherCache:
         if dtype not in _NP_DTYPES:
             raise ConfigError(f"TeacherCache.build: dtype must be float16 or float32, got {dtype}")
         device = torch.device(device)
-        if hasattr(source, "batch") and hasattr(source, "__len__"):
-            total = len(source)
-            batches: Iterable[Any] = (
-                source.batch(torch.arange(i, min(i + batch_size, total))) for i in range(0, total, batch_size)
-            )
-        else:
-            total = num_samples
-            for attr in ("split", "dataset"):
-                if total is None and hasattr(getattr(source, attr, None), "__len__"):
-                    total = len(getattr(source, attr))
-            if total is None:
-                raise ConfigError("TeacherCache.build: cannot tell the number of windows of source; pass num_samples=")
-            batches = source
-        if total < 1:
-            raise DataError("TeacherCache.build: the source holds no windows")
+        total, batches = _windows(source, batch_size, num_samples)
         names = list(dict.fromkeys(feature_names))
         limit = _default_max_bytes(device) if max_bytes is None else int(max_bytes)
-
         store: dict[str, Any] = {}
         seen = torch.zeros(total, dtype=torch.bool)
         keep_alive = directory = None
@@ -150,59 +135,20 @@ class TeacherCache:
                 for batch in batches:
                     index = batch.index.detach().cpu().long()
                     x = batch.x.to(device)
-                    if names:
-                        out, feats = teacher(x, return_features=True)
-                        missing = [n for n in names if n not in feats]
-                        if missing:
-                            raise ConfigError(
-                                f"TeacherCache.build: teacher features lack {missing} (it returns {sorted(feats)})"
-                            )
-                        outputs = {"forecast": out, **{n: pool_time(feats[n], time_pool) for n in names}}
-                    else:
-                        outputs = {"forecast": teacher(x)}
+                    outputs = _teacher_outputs(teacher, x, names, time_pool)
                     if not store:
-                        per_sample = sum(o[0].numel() for o in outputs.values()) * torch.empty((), dtype=dtype).element_size()
-                        if per_sample * total <= limit:
-                            for k, o in outputs.items():
-                                store[k] = torch.empty((total, *o.shape[1:]), dtype=dtype, device=device)
-                        else:
-                            if cache_dir is None:
-                                keep_alive = tempfile.TemporaryDirectory(prefix="stgkd-teacher-cache-")
-                                directory = Path(keep_alive.name)
-                            else:
-                                directory = Path(cache_dir)
-                                directory.mkdir(parents=True, exist_ok=True)
-                            for i, (k, o) in enumerate(outputs.items()):
-                                store[k] = np.lib.format.open_memmap(
-                                    directory / f"{i:02d}.npy", mode="w+", dtype=_NP_DTYPES[dtype], shape=(total, *o.shape[1:])
-                                )
-                    if index.numel() != x.shape[0] or (index < 0).any() or (index >= total).any():
-                        raise DataError(f"TeacherCache.build: batch index out of 0..{total - 1} or of the wrong length")
-                    if seen[index].any() or index.unique().numel() != index.numel():
-                        raise DataError("TeacherCache.build: a window was seen twice; source must visit each once")
-                    seen[index] = True
-                    for k, o in outputs.items():
-                        if isinstance(store[k], np.ndarray):
-                            store[k][index.numpy()] = o.detach().to("cpu", dtype).numpy()
-                        else:
-                            store[k][index.to(device)] = o.detach().to(dtype)
-                adjacency = None
-                if getattr(teacher, "adaptive", True) and callable(getattr(teacher, "adaptive_support", None)):
-                    # the operator as the teacher applies it: row m = what node m aggregates
-                    adjacency = teacher.adaptive_support().detach().float().to(device)
+                        store, directory, keep_alive = _allocate(outputs, total, dtype=dtype, device=device,
+                                                                 max_bytes=limit, cache_dir=cache_dir)
+                    _mark_seen(seen, index, x.shape[0])
+                    _put(store, outputs, index, dtype=dtype, device=device)
+                adjacency = _applied_adjacency(teacher, device)
         finally:
             teacher.train(was_training)
         if not bool(seen.all()):
             raise DataError(f"TeacherCache.build: source visited {int(seen.sum())} of {total} windows")
         forecast = store.pop("forecast")
         if directory is not None:
-            for arr in (forecast, *store.values()):
-                arr.flush()
-            meta = {"num_samples": total, "dtype": str(dtype).replace("torch.", ""), "time_pool": time_pool,
-                    "files": {"forecast": "00.npy", **{n: f"{i + 1:02d}.npy" for i, n in enumerate(store)}}}
-            (directory / _META).write_text(json.dumps(meta, indent=1))
-            if adjacency is not None:
-                np.save(directory / "adjacency.npy", adjacency.cpu().numpy(), allow_pickle=False)
+            _close_on_disk(directory, forecast, store, adjacency, total=total, dtype=dtype, time_pool=time_pool)
         return cls(forecast, store, adjacency=adjacency, device=device, directory=directory, keep_alive=keep_alive)
 
     @classmethod
@@ -255,3 +201,101 @@ class TeacherCache:
         if self.adjacency is not None:
             feats[ADJACENCY_KEY] = self.adjacency
         return get(self.forecast), feats
+
+
+# --------------------------------------------------------------------------- the steps of TeacherCache.build
+
+
+def _windows(source: Any, batch_size: int, num_samples: int | None) -> tuple[int, Iterable[Any]]:
+    """``(number of windows, batches)`` of a split (walked in order in chunks of ``batch_size``) or of
+    an iterable of batches (its size from ``num_samples``, ``source.split`` or ``source.dataset``)."""
+    if hasattr(source, "batch") and hasattr(source, "__len__"):
+        total = len(source)
+        batches: Iterable[Any] = (
+            source.batch(torch.arange(i, min(i + batch_size, total))) for i in range(0, total, batch_size)
+        )
+    else:
+        total = num_samples
+        for attr in ("split", "dataset"):
+            if total is None and hasattr(getattr(source, attr, None), "__len__"):
+                total = len(getattr(source, attr))
+        if total is None:
+            raise ConfigError("TeacherCache.build: cannot tell the number of windows of source; pass num_samples=")
+        batches = source
+    if total < 1:
+        raise DataError("TeacherCache.build: the source holds no windows")
+    return total, batches
+
+
+def _teacher_outputs(teacher: nn.Module, x: Tensor, names: list[str], time_pool: str) -> dict[str, Tensor]:
+    """``{"forecast": (B, H, N), name: (B, N, D)}``: the teacher's forecast and its features ``names``,
+    time-laid-out ones pooled over time."""
+    if not names:
+        return {"forecast": teacher(x)}
+    out, feats = teacher(x, return_features=True)
+    missing = [n for n in names if n not in feats]
+    if missing:
+        raise ConfigError(f"TeacherCache.build: teacher features lack {missing} (it returns {sorted(feats)})")
+    return {"forecast": out, **{n: pool_time(feats[n], time_pool) for n in names}}
+
+
+def _allocate(outputs: dict[str, Tensor], total: int, *, dtype: torch.dtype, device: torch.device, max_bytes: int,
+              cache_dir: str | Path | None) -> tuple[dict[str, Any], Path | None, Any]:
+    """``(store, directory, keep_alive)``: one array of ``total`` rows per output, shaped as the first
+    batch's, as tensors on ``device`` when they fit in ``max_bytes``, else ``.npy`` memmaps in
+    ``cache_dir`` (a temporary directory kept alive by ``keep_alive`` when not given)."""
+    per_sample = sum(o[0].numel() for o in outputs.values()) * torch.empty((), dtype=dtype).element_size()
+    if per_sample * total <= max_bytes:
+        return {k: torch.empty((total, *o.shape[1:]), dtype=dtype, device=device) for k, o in outputs.items()}, None, None
+    keep_alive = None
+    if cache_dir is None:
+        keep_alive = tempfile.TemporaryDirectory(prefix="stgkd-teacher-cache-")
+        directory = Path(keep_alive.name)
+    else:
+        directory = Path(cache_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+    store = {
+        k: np.lib.format.open_memmap(directory / f"{i:02d}.npy", mode="w+", dtype=_NP_DTYPES[dtype],
+                                     shape=(total, *o.shape[1:]))
+        for i, (k, o) in enumerate(outputs.items())
+    }
+    return store, directory, keep_alive
+
+
+def _mark_seen(seen: Tensor, index: Tensor, batch: int) -> None:
+    """Mark the windows ``index`` of a batch of ``batch`` windows as seen; each window exactly once."""
+    total = seen.numel()
+    if index.numel() != batch or (index < 0).any() or (index >= total).any():
+        raise DataError(f"TeacherCache.build: batch index out of 0..{total - 1} or of the wrong length")
+    if seen[index].any() or index.unique().numel() != index.numel():
+        raise DataError("TeacherCache.build: a window was seen twice; source must visit each once")
+    seen[index] = True
+
+
+def _put(store: dict[str, Any], outputs: dict[str, Tensor], index: Tensor, *, dtype: torch.dtype,
+         device: torch.device) -> None:
+    """Write a batch's outputs into rows ``index`` of the store."""
+    for k, o in outputs.items():
+        if isinstance(store[k], np.ndarray):
+            store[k][index.numpy()] = o.detach().to("cpu", dtype).numpy()
+        else:
+            store[k][index.to(device)] = o.detach().to(dtype)
+
+
+def _applied_adjacency(teacher: nn.Module, device: torch.device) -> Tensor | None:
+    """The teacher's adaptive operator as it applies it (row m = what node m aggregates), if it has one."""
+    if getattr(teacher, "adaptive", True) and callable(getattr(teacher, "adaptive_support", None)):
+        return teacher.adaptive_support().detach().float().to(device)
+    return None
+
+
+def _close_on_disk(directory: Path, forecast: np.ndarray, features: dict[str, np.ndarray], adjacency: Tensor | None,
+                   *, total: int, dtype: torch.dtype, time_pool: str) -> None:
+    """Flush a disk cache and write what :meth:`TeacherCache.open` reads back (its metadata, the adjacency)."""
+    for arr in (forecast, *features.values()):
+        arr.flush()
+    meta = {"num_samples": total, "dtype": str(dtype).replace("torch.", ""), "time_pool": time_pool,
+            "files": {"forecast": "00.npy", **{n: f"{i + 1:02d}.npy" for i, n in enumerate(features)}}}
+    (directory / _META).write_text(json.dumps(meta, indent=1))
+    if adjacency is not None:
+        np.save(directory / "adjacency.npy", adjacency.cpu().numpy(), allow_pickle=False)
