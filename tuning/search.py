@@ -392,57 +392,109 @@ class _Progress:
 
 # ---------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
+    """One worker of a study: check the settings, load the data and the teacher, open (or join) the
+    study, run trials until the study reaches ``--n-trials`` (or a timeout or a signal), then export
+    the best feasible student and write the report. Returns the exit status (130 when interrupted, 1
+    when no trial met the latency budget)."""
     import optuna
-    import torch
 
-    from tuning.objective import LatencyCache, LatencySettings, Objective, SearchContext, TrialFailed
-    from tuning.report import best_feasible, write_report
+    from tuning.objective import LatencyCache, LatencySettings, Objective
     from tuning.space import load_space
-    from tuning.storage import open_storage, recover_stale_trials, retry_trial
+    from tuning.storage import open_storage, recover_stale_trials
 
-    if not args.dataset:
-        raise ConfigError("--dataset is required")
-    if args.latency_budget_ms is None:
-        raise ConfigError("--latency-budget-ms is required")
+    _require(args)
     optuna.logging.set_verbosity(optuna.logging.INFO if args.verbose else optuna.logging.WARNING)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     space = load_space(args.space)
-    device = args.device or _default_device()
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available")
+    device = _device(args)
     latency = LatencySettings.resolve(
         budget_ms=args.latency_budget_ms, batch=args.latency_batch, mode=args.latency_mode, dtype=args.latency_dtype,
         device=args.latency_device, warmup=args.latency_warmup, iters=args.latency_iters,
     )
     if latency.note:
         _log(latency.note)
+    data = _dataset(args)
+    teacher_path, teacher_sha, teacher_info = _teacher(args, data, out, device)
 
+    storage = open_storage(args.storage, out)
+    settings = _study_settings(args, data, teacher_path, teacher_sha, latency, space)
+    study, study_name = _open_study(args, storage, latency, settings)
+    for number, reason in recover_stale_trials(study):
+        _log(f"trial {number} was left running ({reason}); marked failed and queued again")
+    done = _Progress.finished(study)
+    _log(f"study {study_name!r} in {storage.url}: {done} finished trial(s), target {args.n_trials}; "
+         f"latency on {latency.label}" + (f" ({latency.device_name})" if latency.device_name else ""))
+    report_settings = {
+        **{k: v for k, v in settings.items() if k != "space"},
+        "study": study_name,
+        "storage": storage.url,
+        "dashboard": storage.dashboard_command,
+        "sampler": args.sampler,
+        "pruner": args.pruner if not args.multi_objective else "none (multi-objective)",
+        "n_trials": args.n_trials,
+        "seed": args.seed,
+        "space": space.to_dict(),
+        "latency": latency.to_dict(),
+        "teacher_training": teacher_info,
+    }
+
+    interrupted, objective, prepared = False, None, None
+    if done < args.n_trials:
+        ctx = _search_context(args, data, teacher_path, teacher_sha, device, out, heartbeat=not storage.has_heartbeat)
+        prepared = ctx.prepared
+        objective = Objective(ctx, space, LatencyCache(latency))
+        interrupted = _optimize(study, objective, args)
+    return _conclude(study, args, out, prepared, device, latency, report_settings, objective, interrupted)
+
+
+def _require(args: argparse.Namespace) -> None:
+    if not args.dataset:
+        raise ConfigError("--dataset is required")
+    if args.latency_budget_ms is None:
+        raise ConfigError("--latency-budget-ms is required")
+
+
+def _device(args: argparse.Namespace) -> str:
+    """``--device``, else CUDA when present; CUDA asked for where there is none is an error."""
+    import torch
+
+    device = args.device or _default_device()
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available")
+    return device
+
+
+def _dataset(args: argparse.Namespace) -> Any:
+    """The series ``--dataset`` names, read with ``--data-arg`` options and the ``--missing`` convention."""
     from stgkd.data.rebuild import load_data
 
     data_args = dict(args.data_arg)
     if data_args:
         from stgkd.data.datasets import load_dataset
 
-        data = load_dataset(args.dataset, root=args.data_dir, missing=args.missing, **data_args)
-    else:
-        data = load_data(args.dataset, data_dir=args.data_dir, missing=args.missing)
+        return load_dataset(args.dataset, root=args.data_dir, missing=args.missing, **data_args)
+    return load_data(args.dataset, data_dir=args.data_dir, missing=args.missing)
+
+
+def _teacher(args: argparse.Namespace, data: Any, out: Path, device: str) -> tuple[Path, str, dict[str, Any]]:
+    """``(path, SHA-256, training summary)`` of the teacher: ``--teacher``, or the one trained (or
+    finished) in ``OUT/teacher``."""
     teacher_path = ensure_teacher(args, data, out, device).resolve()
     teacher_sha = sha256_file(teacher_path)
     teacher_info = teacher_summary(teacher_path)
     if teacher_info["finished"] is False:  # a --teacher whose run is unfinished: the user's choice, said once
         _log(f"note: the run of --teacher {teacher_path} trained {teacher_info['epochs_trained']} of its "
              f"{teacher_info['epochs_requested']} epochs; its weights are used as they are")
+    return teacher_path, teacher_sha, teacher_info
 
-    storage = open_storage(args.storage, out)
-    study_name = args.study_name or (
-        f"{Path(str(args.dataset)).stem}-{latency.budget_ms:g}ms-b{latency.batch}-{latency.requested_mode}"
-        + ("-mo" if args.multi_objective else "")
-    )
-    directions = ["minimize", "minimize"] if args.multi_objective else ["minimize"]
-    settings = {
+
+def _study_settings(args: argparse.Namespace, data: Any, teacher_path: Path, teacher_sha: str, latency: Any,
+                    space: Any) -> dict[str, Any]:
+    """What every worker of one study must share (stored with the study; :func:`_settings_conflicts`)."""
+    return {
         "dataset": str(args.dataset),
-        "data_args": {k: v for k, v in sorted(data_args.items())},
+        "data_args": {k: v for k, v in sorted(dict(args.data_arg).items())},
         "missing": data.missing,
         "teacher": str(teacher_path),
         "teacher_sha256": teacher_sha,
@@ -455,6 +507,18 @@ def run(args: argparse.Namespace) -> int:
         "multi_objective": bool(args.multi_objective),
         "space": space.to_dict(),
     }
+
+
+def _open_study(args: argparse.Namespace, storage: Any, latency: Any, settings: dict[str, Any]) -> tuple[Any, str]:
+    """``(study, name)``: the study ``--study-name`` (or one named after the dataset and the budget)
+    in ``storage``, created with ``settings`` or checked against the ones it was created with."""
+    import optuna
+
+    study_name = args.study_name or (
+        f"{Path(str(args.dataset)).stem}-{latency.budget_ms:g}ms-b{latency.batch}-{latency.requested_mode}"
+        + ("-mo" if args.multi_objective else "")
+    )
+    directions = ["minimize", "minimize"] if args.multi_objective else ["minimize"]
     try:
         study = optuna.create_study(
             study_name=study_name, storage=storage.storage, load_if_exists=True, directions=directions,
@@ -480,84 +544,85 @@ def run(args: argparse.Namespace) -> int:
             )
         if stored.get("space") != settings["space"]:
             _log("note: the search space differs from the one the study started with; trials will mix both")
+    return study, study_name
 
-    for number, reason in recover_stale_trials(study):
-        _log(f"trial {number} was left running ({reason}); marked failed and queued again")
-    done = _Progress.finished(study)
-    _log(f"study {study_name!r} in {storage.url}: {done} finished trial(s), target {args.n_trials}; "
-         f"latency on {latency.label}" + (f" ({latency.device_name})" if latency.device_name else ""))
+
+def _search_context(args: argparse.Namespace, data: Any, teacher_path: Path, teacher_sha: str, device: str,
+                    out: Path, *, heartbeat: bool) -> Any:
+    """What every trial of this worker shares: the teacher's data rebuilt on ``data``, the frozen
+    teacher, and its cache (built on the first trial that distills)."""
+    from stgkd.data.rebuild import prepare_from_meta
+    from stgkd.distill import TeacherCache
+    from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from tuning.objective import SearchContext
+
+    payload = load_checkpoint(teacher_path)
+    prepared = prepare_from_meta(payload["data"], dataset=data, device=device)
+    t_scaler = payload["scaler"]
+    if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
+            and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
+        raise ConfigError(f"--teacher {teacher_path}: trained on other data than --dataset {args.dataset} (scaler differs)")
+    teacher = model_from_checkpoint(payload, device=device)
+    for prm in teacher.parameters():
+        prm.requires_grad_(False)
+    feature = getattr(teacher, "distill_feature", "")
+
+    def build_cache() -> Any:
+        t0 = time.perf_counter()
+        cache = TeacherCache.build(teacher, prepared.train, [feature] if feature else [], device)
+        _log(f"teacher cache: {len(cache)} training windows, features {cache.feature_names}, built once in "
+             f"{time.perf_counter() - t0:.1f} s")
+        return cache
+
+    return SearchContext(
+        prepared=prepared, teacher=teacher, teacher_path=teacher_path, teacher_sha256=teacher_sha, cache=build_cache,
+        device=device, epochs=args.epochs, out_dir=out, seed=args.seed, multi_objective=args.multi_objective,
+        heartbeat=heartbeat, limit_batches=args.limit_batches,
+    )
+
+
+def _optimize(study: Any, objective: Any, args: argparse.Namespace) -> bool:
+    """Run trials until the study has ``--n-trials`` finished ones (or ``--timeout``); SIGTERM and
+    Ctrl-C stop it, the running trial queued again. Returns whether it was interrupted."""
+    import torch
+
+    from tuning.objective import TrialFailed
+    from tuning.storage import retry_trial
+
+    progress = _Progress(study, args.n_trials, enabled=not args.no_progress)
+    catch: tuple[type[BaseException], ...] = (TrialFailed, FloatingPointError)
+    if hasattr(torch, "OutOfMemoryError"):
+        catch = catch + (torch.OutOfMemoryError,)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
 
     interrupted = False
-    objective = None
-    report_settings = {
-        **{k: v for k, v in settings.items() if k != "space"},
-        "study": study_name,
-        "storage": storage.url,
-        "dashboard": storage.dashboard_command,
-        "sampler": args.sampler,
-        "pruner": args.pruner if not args.multi_objective else "none (multi-objective)",
-        "n_trials": args.n_trials,
-        "seed": args.seed,
-        "space": space.to_dict(),
-        "latency": latency.to_dict(),
-        "teacher_training": teacher_info,
-    }
-    prepared = None
-    if done < args.n_trials:
-        from stgkd.distill import TeacherCache
-        from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-        from stgkd.data.rebuild import prepare_from_meta
-
-        payload = load_checkpoint(teacher_path)
-        prepared = prepare_from_meta(payload["data"], dataset=data, device=device)
-        t_scaler = payload["scaler"]
-        if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
-                and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
-            raise ConfigError(f"--teacher {teacher_path}: trained on other data than --dataset {args.dataset} (scaler differs)")
-        teacher = model_from_checkpoint(payload, device=device)
-        for prm in teacher.parameters():
-            prm.requires_grad_(False)
-        feature = getattr(teacher, "distill_feature", "")
-
-        def build_cache() -> Any:
-            t0 = time.perf_counter()
-            cache = TeacherCache.build(teacher, prepared.train, [feature] if feature else [], device)
-            _log(f"teacher cache: {len(cache)} training windows, features {cache.feature_names}, built once in "
-                 f"{time.perf_counter() - t0:.1f} s")
-            return cache
-
-        ctx = SearchContext(
-            prepared=prepared, teacher=teacher, teacher_path=teacher_path, teacher_sha256=teacher_sha, cache=build_cache,
-            device=device, epochs=args.epochs, out_dir=out, seed=args.seed, multi_objective=args.multi_objective,
-            heartbeat=not storage.has_heartbeat, limit_batches=args.limit_batches,
-        )
-        objective = Objective(ctx, space, LatencyCache(latency))
-        progress = _Progress(study, args.n_trials, enabled=not args.no_progress)
-        catch: tuple[type[BaseException], ...] = (TrialFailed, FloatingPointError)
-        if hasattr(torch, "OutOfMemoryError"):
-            catch = catch + (torch.OutOfMemoryError,)
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def _terminate(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        in_main = _in_main_thread()
+    in_main = _in_main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        study.optimize(objective, n_trials=None, timeout=args.timeout, callbacks=[progress], catch=catch,
+                       gc_after_trial=False, show_progress_bar=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
         if in_main:
-            signal.signal(signal.SIGTERM, _terminate)
-        try:
-            study.optimize(objective, n_trials=None, timeout=args.timeout, callbacks=[progress], catch=catch,
-                           gc_after_trial=False, show_progress_bar=False)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            progress.close()
-            if in_main:
-                signal.signal(signal.SIGTERM, previous)
-        if interrupted and objective.running_trial is not None:
-            frozen = study.get_trials(deepcopy=False)[objective.running_trial]
-            if frozen.state.name == "FAIL":
-                retry_trial(study, frozen)
-                _log(f"interrupted: trial {frozen.number} is queued again; run the same command to resume")
+            signal.signal(signal.SIGTERM, previous)
+    if interrupted and objective.running_trial is not None:
+        frozen = study.get_trials(deepcopy=False)[objective.running_trial]
+        if frozen.state.name == "FAIL":
+            retry_trial(study, frozen)
+            _log(f"interrupted: trial {frozen.number} is queued again; run the same command to resume")
+    return interrupted
+
+
+def _conclude(study: Any, args: argparse.Namespace, out: Path, prepared: Any, device: str, latency: Any,
+              report_settings: dict[str, Any], objective: Any, interrupted: bool) -> int:
+    """Export the best feasible student, write the report, say what this worker did; the exit status."""
+    from tuning.report import best_feasible, write_report
 
     with file_lock(out / ".report.lock"):
         export = _export_best(study, out, prepared, device)
