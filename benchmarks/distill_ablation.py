@@ -119,7 +119,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from stgkd.missing import add_missing_argument
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_ablation", description=__doc__.split("\n\n")[0])
@@ -142,15 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("runs/distill-ablation"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--tag", default="", help="suffix of the result files' names (several runs on one day)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train (or take) the teacher, then every setting for every seed; the report is rewritten after
+    each setting, so a stopped run keeps the rows it finished."""
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     import torch
 
     from stgkd.data.rebuild import load_data
-    from stgkd.engine import TrainConfig
-    from stgkd.engine.recipes import distill_student, train_model
-    from stgkd.files import atomic_write
-    from stgkd.latency import device_name
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,95 +163,136 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     data = load_data(args.dataset, missing=args.missing)
     started = time.perf_counter()
-
-    def config(epochs: int, seed: int) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device=device, patience=0)
-
-    if args.teacher is None:
-        teacher = train_model(data, "graph-wavenet", args.workdir / "teacher", hparams=args.teacher_hparams,
-                              config=config(args.teacher_epochs, 0), overwrite=True, evaluate_test=True, progress=False)
-        teacher_info = {"path": str(teacher.best_path), "best_epoch": teacher.best_epoch, "seconds": teacher.seconds,
-                        "epochs": args.teacher_epochs}
-    else:
-        from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-        from stgkd.engine.evaluate import evaluate_checkpoint
-
-        payload = load_checkpoint(args.teacher)
-        args.teacher_hparams = payload["model"]["hparams"]
-        teacher = SimpleNamespace(best_path=args.teacher, test=evaluate_checkpoint(args.teacher, split="test").metrics,
-                                  model=None, parameters=model_from_checkpoint(payload).num_parameters())
-        log = args.teacher.parent / "log.jsonl"  # the run's epoch log, when the checkpoint sits in its run folder
-        epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-        teacher_info = {"path": str(args.teacher), "best_epoch": payload["epoch"],
-                        "seconds": sum(e.get("seconds", 0.0) for e in epochs) if epochs else float("nan"),
-                        "epochs": len(epochs) or payload["epoch"]}
+    teacher, teacher_info = _teacher(args, data, device)
     print(f"teacher: test {json.dumps({h: round(teacher.test[h]['mae'], 3) for h in HORIZONS})}", flush=True)
-    shared: dict[str, Any] = {}
-
-    def teacher_cache() -> Any:
-        """One teacher pass over the training windows, shared by every distilled run."""
-        if "cache" not in shared:
-            from stgkd.distill import TeacherCache
-            from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-            from stgkd.data.rebuild import prepare_from_meta
-
-            payload = load_checkpoint(teacher.best_path)
-            model = model_from_checkpoint(payload, device=device)
-            prepared = prepare_from_meta(payload["data"], device=device)
-            t0 = time.perf_counter()
-            shared["cache"] = TeacherCache.build(model, prepared.train, [model.distill_feature], device,
-                                                 batch_size=max(args.batch_size, 64))
-            shared["seconds"] = time.perf_counter() - t0
-        return shared["cache"]
-
+    cache = _SharedCache(teacher.best_path, device, batch_size=max(args.batch_size, 64))
     stamp = dt.datetime.now(dt.timezone.utc)
+    command = "python -m benchmarks.distill_ablation " + shlex.join(sys.argv[1:] if argv is None else argv)
     settings: dict[str, Any] = {}
 
-    def write_report(complete: bool) -> dict[str, Any]:
-        """Write the JSON and markdown as they stand (after every setting, so a stopped run keeps its rows)."""
-        report = {
-            "date": stamp.isoformat(timespec="minutes"),
-            "command": "python -m benchmarks.distill_ablation " + shlex.join(sys.argv[1:] if argv is None else argv),
-            "machine": f"{device}: {device_name(device)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                       f"load average {[round(x, 1) for x in os.getloadavg()]}",
-            "data": repr(data),
-            "teacher": {"model": "graph-wavenet", "hparams": args.teacher_hparams,
-                        "parameters": (teacher.parameters if teacher.model is None
-                                       else sum(p.numel() for p in teacher.model.parameters())),
-                        **teacher_info, "test": teacher.test},
-            "student": args.student, "width": args.width, "student_epochs": args.student_epochs, "seeds": args.seeds,
-            "settings": settings, "complete": complete, "wall_seconds": time.perf_counter() - started,
-            "teacher_cache_seconds": shared.get("seconds"),
-        }
-        args.out.mkdir(parents=True, exist_ok=True)
-        stem = args.out / f"distill-ablation-{device}-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-        for suffix, text in ((".json", json.dumps(report, indent=1, default=str)), (".md", render(report))):
-            atomic_write(stem.with_name(stem.name + suffix), text)
-        return report
+    def write(complete: bool) -> dict[str, Any]:
+        return _write_report(args, data=data, device=device, stamp=stamp, command=command, teacher=teacher,
+                             teacher_info=teacher_info, settings=settings, complete=complete,
+                             wall_seconds=time.perf_counter() - started, cache_seconds=cache.seconds)
 
     for name in args.settings:
-        hp, kd = SETTINGS[name]
-        runs = []
-        for seed in args.seeds:
-            t0 = time.perf_counter()
-            res = distill_student(teacher.best_path, args.student, args.workdir / f"s{seed}-{len(settings)}",
-                                  width=args.width, hparams=hp, distill=kd, config=config(args.student_epochs, seed),
-                                  overwrite=True, evaluate_test=True, progress=False, cache=teacher_cache)
-            runs.append({"seed": seed, "test": res.test, "best_epoch": res.best_epoch,
-                         "seconds": time.perf_counter() - t0,
-                         "parameters": sum(p.numel() for p in res.model.parameters())})
-            print(f"{name} seed {seed}: test {json.dumps({h: round(res.test[h]['mae'], 3) for h in HORIZONS})}",
-                  flush=True)
-        settings[name] = {
-            "student_hparams": hp, "distill": kd, "runs": runs,
-            "parameters": runs[0]["parameters"],
-            "seconds": statistics.fmean(r["seconds"] for r in runs),
-            "mae": {h: _stats([r["test"][h]["mae"] for r in runs]) for h in HORIZONS},
-        }
-        write_report(complete=len(settings) == len(args.settings))
-    report = write_report(complete=True)
+        settings[name] = _run_setting(name, args, teacher.best_path, device, cache, index=len(settings))
+        write(complete=len(settings) == len(args.settings))
+    report = write(complete=True)
     print(render(report).split("```json")[0])
     return 0
+
+
+def _config(args: argparse.Namespace, epochs: int, seed: int, device: str) -> Any:
+    from stgkd.engine import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device=device, patience=0)
+
+
+def _teacher(args: argparse.Namespace, data: Any, device: str) -> tuple[Any, dict[str, Any]]:
+    """The teacher (trained here, or ``--teacher`` with its test metrics measured again) and what the
+    report says of its training."""
+    if args.teacher is None:
+        from stgkd.engine.recipes import train_model
+
+        teacher = train_model(data, "graph-wavenet", args.workdir / "teacher", hparams=args.teacher_hparams,
+                              config=_config(args, args.teacher_epochs, 0, device), overwrite=True, evaluate_test=True,
+                              progress=False)
+        return teacher, {"path": str(teacher.best_path), "best_epoch": teacher.best_epoch, "seconds": teacher.seconds,
+                         "epochs": args.teacher_epochs}
+    from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from stgkd.engine.evaluate import evaluate_checkpoint
+
+    payload = load_checkpoint(args.teacher)
+    args.teacher_hparams = payload["model"]["hparams"]
+    teacher = SimpleNamespace(best_path=args.teacher, test=evaluate_checkpoint(args.teacher, split="test").metrics,
+                              model=None, parameters=model_from_checkpoint(payload).num_parameters())
+    log = args.teacher.parent / "log.jsonl"  # the run's epoch log, when the checkpoint sits in its run folder
+    epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    return teacher, {"path": str(args.teacher), "best_epoch": payload["epoch"],
+                     "seconds": sum(e.get("seconds", 0.0) for e in epochs) if epochs else float("nan"),
+                     "epochs": len(epochs) or payload["epoch"]}
+
+
+class _SharedCache:
+    """One teacher pass over the training windows, made on the first call and shared by every
+    distilled run (``seconds``: how long it took; ``None`` before)."""
+
+    def __init__(self, teacher_path: Path, device: str, *, batch_size: int) -> None:
+        self.teacher_path, self.device, self.batch_size = teacher_path, device, batch_size
+        self.cache: Any = None
+        self.seconds: float | None = None
+
+    def __call__(self) -> Any:
+        if self.cache is None:
+            from stgkd.data.rebuild import prepare_from_meta
+            from stgkd.distill import TeacherCache
+            from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+
+            payload = load_checkpoint(self.teacher_path)
+            model = model_from_checkpoint(payload, device=self.device)
+            prepared = prepare_from_meta(payload["data"], device=self.device)
+            t0 = time.perf_counter()
+            self.cache = TeacherCache.build(model, prepared.train, [model.distill_feature], self.device,
+                                            batch_size=self.batch_size)
+            self.seconds = time.perf_counter() - t0
+        return self.cache
+
+
+def _run_setting(name: str, args: argparse.Namespace, teacher_path: Path, device: str, cache: _SharedCache, *,
+                 index: int) -> dict[str, Any]:
+    """Distill the student with setting ``name`` for every seed; its runs and their summary."""
+    from stgkd.engine.recipes import distill_student
+
+    hp, kd = SETTINGS[name]
+    runs = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        res = distill_student(teacher_path, args.student, args.workdir / f"s{seed}-{index}",
+                              width=args.width, hparams=hp, distill=kd,
+                              config=_config(args, args.student_epochs, seed, device),
+                              overwrite=True, evaluate_test=True, progress=False, cache=cache)
+        runs.append({"seed": seed, "test": res.test, "best_epoch": res.best_epoch,
+                     "seconds": time.perf_counter() - t0,
+                     "parameters": sum(p.numel() for p in res.model.parameters())})
+        print(f"{name} seed {seed}: test {json.dumps({h: round(res.test[h]['mae'], 3) for h in HORIZONS})}",
+              flush=True)
+    return {
+        "student_hparams": hp, "distill": kd, "runs": runs,
+        "parameters": runs[0]["parameters"],
+        "seconds": statistics.fmean(r["seconds"] for r in runs),
+        "mae": {h: _stats([r["test"][h]["mae"] for r in runs]) for h in HORIZONS},
+    }
+
+
+def _write_report(args: argparse.Namespace, *, data: Any, device: str, stamp: dt.datetime, command: str, teacher: Any,
+                  teacher_info: dict[str, Any], settings: dict[str, Any], complete: bool, wall_seconds: float,
+                  cache_seconds: float | None) -> dict[str, Any]:
+    """Write the JSON and markdown as they stand; returns the report."""
+    import torch
+
+    from stgkd.files import atomic_write
+    from stgkd.latency import device_name
+
+    report = {
+        "date": stamp.isoformat(timespec="minutes"),
+        "command": command,
+        "machine": f"{device}: {device_name(device)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                   f"load average {[round(x, 1) for x in os.getloadavg()]}",
+        "data": repr(data),
+        "teacher": {"model": "graph-wavenet", "hparams": args.teacher_hparams,
+                    "parameters": (teacher.parameters if teacher.model is None
+                                   else sum(p.numel() for p in teacher.model.parameters())),
+                    **teacher_info, "test": teacher.test},
+        "student": args.student, "width": args.width, "student_epochs": args.student_epochs, "seeds": args.seeds,
+        "settings": settings, "complete": complete, "wall_seconds": wall_seconds,
+        "teacher_cache_seconds": cache_seconds,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"distill-ablation-{device}-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
+    for suffix, text in ((".json", json.dumps(report, indent=1, default=str)), (".md", render(report))):
+        atomic_write(stem.with_name(stem.name + suffix), text)
+    return report
 
 
 if __name__ == "__main__":
