@@ -259,60 +259,16 @@ def measure(
         seed: seed of the random inputs.
         name: label stored in the result (e.g. ``"gru-h32"``).
     """
-    if mode not in MODES:
-        raise ConfigError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype={dtype!r}: choose one of {', '.join(DTYPES)}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer")
-    if warmup < 1 or iters < 1:
-        raise ConfigError(f"warmup={warmup} and iters={iters} must both be at least 1")
+    _check_settings(mode=mode, dtype=dtype, batch_size=batch_size, warmup=warmup, iters=iters)
     requested = str(device)
-    dev = _resolve_device(device, fallback_to_cpu)
-    if mode == "cuda-graph" and dev.type != "cuda":
-        raise ConfigError(
-            f"mode='cuda-graph' needs device='cuda' (got device={requested!r}"
-            + (", CUDA unavailable, fell back to cpu" if requested != str(dev) else "")
-            + "); use mode='eager' or mode='compile' on the CPU"
-        )
+    dev = _measure_device(device, fallback_to_cpu, mode)
     n, t, c = _model_dims(model, num_nodes, in_steps, in_channels)
     model = model.to(dev).eval()
     params = sum(p.numel() for p in model.parameters())
-
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    pool = min(iters, 8)  # a few distinct inputs, cycled: no allocation inside the timed region
-    inputs = [torch.randn(batch_size, t, n, c, generator=gen).to(dev) for _ in range(pool)]
-
-    if mode == "compile":
-        fn: Callable[[Tensor], Tensor] = torch.compile(model)
-    else:
-        fn = model
-
-    samples: list[float] = []
+    inputs = _random_inputs((batch_size, t, n, c), count=min(iters, 8), seed=seed, device=dev)
+    fn: Callable[[Tensor], Tensor] = torch.compile(model) if mode == "compile" else model
     load_before = load_average()
-    with torch.inference_mode():
-        if mode == "cuda-graph":
-            runner = CudaGraphRunner(
-                fn, [inputs[0]], warmup=warmup, context=lambda: autocast(dev, dtype, cache_enabled=False)
-            )
-            for i in range(warmup):
-                runner(inputs[i % pool])
-            torch.cuda.synchronize(dev)
-            samples = _time_cuda(lambda x: runner(x), inputs, iters, dev)
-        else:
-            with autocast(dev, dtype):
-                for i in range(warmup):
-                    fn(inputs[i % pool])
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                    samples = _time_cuda(fn, inputs, iters, dev)
-                else:
-                    for i in range(iters):
-                        x = inputs[i % pool]
-                        start = time.perf_counter()
-                        fn(x)
-                        samples.append((time.perf_counter() - start) * 1e3)
-
+    samples = _timed_calls(fn, inputs, dev, mode=mode, dtype=dtype, warmup=warmup, iters=iters)
     stats = summarize(samples)
     load_after = load_average()
     return LatencyResult(
@@ -337,6 +293,66 @@ def measure(
         cpu_count=os.cpu_count() or 1,
         busy=is_busy(load_before) or is_busy(load_after),
     )
+
+
+def _check_settings(*, mode: str, dtype: str, batch_size: int, warmup: int, iters: int) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype={dtype!r}: choose one of {', '.join(DTYPES)}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer")
+    if warmup < 1 or iters < 1:
+        raise ConfigError(f"warmup={warmup} and iters={iters} must both be at least 1")
+
+
+def _measure_device(device: str | torch.device, fallback_to_cpu: bool, mode: str) -> torch.device:
+    """The device to time on; ``cuda-graph`` needs CUDA."""
+    requested = str(device)
+    dev = _resolve_device(device, fallback_to_cpu)
+    if mode == "cuda-graph" and dev.type != "cuda":
+        raise ConfigError(
+            f"mode='cuda-graph' needs device='cuda' (got device={requested!r}"
+            + (", CUDA unavailable, fell back to cpu" if requested != str(dev) else "")
+            + "); use mode='eager' or mode='compile' on the CPU"
+        )
+    return dev
+
+
+def _random_inputs(shape: tuple[int, ...], *, count: int, seed: int, device: torch.device) -> list[Tensor]:
+    """``count`` standard-normal inputs of ``shape`` on ``device``, made before timing and cycled, so
+    nothing is allocated inside the timed region."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return [torch.randn(*shape, generator=gen).to(device) for _ in range(count)]
+
+
+def _timed_calls(fn: Callable[[Tensor], Any], inputs: list[Tensor], dev: torch.device, *, mode: str, dtype: str,
+                 warmup: int, iters: int) -> list[float]:
+    """Milliseconds of each of ``iters`` calls after ``warmup`` untimed ones, under ``dtype``'s autocast:
+    replays of a captured CUDA graph (``cuda-graph``), CUDA events on CUDA, the wall clock on the CPU."""
+    pool = len(inputs)
+    with torch.inference_mode():
+        if mode == "cuda-graph":
+            runner = CudaGraphRunner(
+                fn, [inputs[0]], warmup=warmup, context=lambda: autocast(dev, dtype, cache_enabled=False)
+            )
+            for i in range(warmup):
+                runner(inputs[i % pool])
+            torch.cuda.synchronize(dev)
+            return _time_cuda(lambda x: runner(x), inputs, iters, dev)
+        with autocast(dev, dtype):
+            for i in range(warmup):
+                fn(inputs[i % pool])
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+                return _time_cuda(fn, inputs, iters, dev)
+            samples: list[float] = []
+            for i in range(iters):
+                x = inputs[i % pool]
+                start = time.perf_counter()
+                fn(x)
+                samples.append((time.perf_counter() - start) * 1e3)
+            return samples
 
 
 def _time_cuda(fn: Callable[[Tensor], Any], inputs: list[Tensor], iters: int, dev: torch.device) -> list[float]:
