@@ -42,7 +42,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -72,18 +72,72 @@ __all__ = ["ADJACENCY_KEY", "RELATION_NORMS", "RELATION_SOURCES", "TERMS", "UNIT
 #: the loss terms, in the order they are added.
 TERMS = ("sup", "out", "feat", "rel")
 
-#: where the teacher's node relations come from.
-RELATION_SOURCES: Registry[str] = Registry("relation source")
-RELATION_SOURCES.register("features", "cosine similarity of the teacher's paired node features")
-RELATION_SOURCES.register("adaptive", "the teacher's learned adaptive adjacency (Graph WaveNet)")
-#: units the forecast terms are computed in.
-UNITS: Registry[str] = Registry("loss units")
-UNITS.register("scaled", "z-scores of the training slice")
-UNITS.register("raw", "the data's own units")
-#: how relation scores are prepared before the tempered softmax.
-RELATION_NORMS: Registry[str] = Registry("relation norm")
-RELATION_NORMS.register("standardize", "each row z-scored, so tau is in row standard deviations")
-RELATION_NORMS.register("none", "raw scores (cosine similarities, log adjacency)")
+
+
+def _feature(feats: Mapping[str, Any] | None, name: str, side: str) -> Any:
+    if feats is None or name not in feats:
+        have = [] if feats is None else sorted(feats)
+        raise ConfigError(f"DistillationObjective: {side} features lack {name!r} (got {have})")
+    return feats[name]
+
+
+#: units the forecast terms are computed in: ``units(student_out, teacher_out, y_raw, scaler)`` ->
+#: ``(prediction, target, teacher)`` in those units (the models' outputs are z-scores).
+UNITS: Registry[Callable[..., tuple[Tensor, Tensor, Tensor | None]]] = Registry("loss units")
+
+
+@UNITS.register("scaled")
+def _scaled_units(student_out: Tensor, teacher_out: Tensor | None, y_raw: Tensor, scaler: Any):
+    """z-scores of the training slice: the truth is scaled, the forecasts are compared as they come."""
+    return student_out, scaler.transform(y_raw), teacher_out
+
+
+@UNITS.register("raw")
+def _raw_units(student_out: Tensor, teacher_out: Tensor | None, y_raw: Tensor, scaler: Any):
+    """The data's own units: the forecasts are scaled back."""
+    teacher = None if teacher_out is None else scaler.inverse_transform(teacher_out)
+    return scaler.inverse_transform(student_out), y_raw, teacher
+
+
+@dataclass(frozen=True)
+class RelationSource:
+    """Where the teacher's node relations come from.
+
+    Attributes:
+        term: ``term(student_nodes (B, N, D), pair, teacher_feats, tau, standardize) -> scalar``: the
+            relation term of one feature pair.
+        reads_teacher_features: whether the term reads the teacher's paired features (so the teacher
+            cache must hold them).
+    """
+
+    term: Callable[..., Tensor]
+    reads_teacher_features: bool
+
+
+def _relations_of_features(s: Tensor, pair: FeaturePair, teacher_feats: Mapping[str, Tensor] | None, tau: float,
+                           standardize: bool, time_pool: str) -> Tensor:
+    t = pool_time(_feature(teacher_feats, pair.teacher, "teacher"), time_pool)
+    return relation_distillation(s, t, tau, standardize_scores=standardize)
+
+
+def _relations_of_adjacency(s: Tensor, pair: FeaturePair, teacher_feats: Mapping[str, Tensor] | None, tau: float,
+                            standardize: bool, time_pool: str) -> Tensor:
+    adj = _feature(teacher_feats, ADJACENCY_KEY, "teacher")
+    return adjacency_relation_distillation(s, adj, tau, standardize_scores=standardize)
+
+
+#: where the teacher's node relations come from, by name.
+RELATION_SOURCES: Registry[RelationSource] = Registry("relation source")
+#: cosine similarity of the teacher's paired node features
+RELATION_SOURCES.register("features", RelationSource(_relations_of_features, reads_teacher_features=True))
+#: the teacher's learned adaptive adjacency (Graph WaveNet)
+RELATION_SOURCES.register("adaptive", RelationSource(_relations_of_adjacency, reads_teacher_features=False))
+#: how relation scores are prepared before the tempered softmax: whether each row is z-scored.
+RELATION_NORMS: Registry[bool] = Registry("relation norm")
+#: each row z-scored, so tau is in row standard deviations
+RELATION_NORMS.register("standardize", True)
+#: raw scores (cosine similarities, log adjacency)
+RELATION_NORMS.register("none", False)
 
 
 @dataclass
@@ -288,7 +342,8 @@ class DistillationObjective(nn.Module):
         """Teacher features the loss reads (what a :class:`TeacherCache` must store)."""
         if not self.config.uses_features:
             return []
-        names = [p.teacher for p in self.pairs] if self.config.w_feat > 0 or self.config.relation_source == "features" else []
+        reads = self.config.w_feat > 0 or RELATION_SOURCES.get(self.config.relation_source).reads_teacher_features
+        names = [p.teacher for p in self.pairs] if reads else []
         return list(dict.fromkeys(names))
 
     def set_terms(self, terms: Sequence[str] | None) -> None:
@@ -344,10 +399,7 @@ class DistillationObjective(nn.Module):
 
     @staticmethod
     def _get(feats: Mapping[str, Any] | None, name: str, side: str) -> Any:
-        if feats is None or name not in feats:
-            have = [] if feats is None else sorted(feats)
-            raise ConfigError(f"DistillationObjective: {side} features lack {name!r} (got {have})")
-        return feats[name]
+        return _feature(feats, name, side)
 
     def terms(
         self,
@@ -370,17 +422,11 @@ class DistillationObjective(nn.Module):
         w = self.weights if weights is None else weights
         mask = batch.mask.bool()
         y_raw = batch.y
-        if cfg.units == "scaled":
-            pred, target = student_out, scaler.transform(y_raw)
-            teacher = teacher_out
-        else:
-            pred, target = scaler.inverse_transform(student_out), y_raw
-            teacher = None if teacher_out is None else scaler.inverse_transform(teacher_out)
+        pred, target, teacher = UNITS.get(cfg.units)(student_out, teacher_out, y_raw, scaler)
         terms: dict[str, Tensor] = {"sup": masked_mae(pred, target, mask)}
         diag: dict[str, Tensor] = {}
         with torch.no_grad():
-            diag["mae_raw"] = (masked_mae(scaler.inverse_transform(student_out), y_raw, mask)
-                               if cfg.units == "scaled" else terms["sup"].detach())
+            diag["mae_raw"] = masked_mae(scaler.inverse_transform(student_out), y_raw, mask)
         if w["out"] > 0:
             if teacher is None:
                 raise ConfigError("DistillationObjective: w_out > 0 needs teacher_out")
@@ -402,17 +448,12 @@ class DistillationObjective(nn.Module):
                 parts.append(feature_matching(s, t.to(s.dtype), cfg.feature_loss))
             terms["feat"] = torch.stack(parts).mean()
         if w["rel"] > 0:
-            standardize_scores = cfg.relation_norm == "standardize"
+            source = RELATION_SOURCES.get(cfg.relation_source)
+            standardize = RELATION_NORMS.get(cfg.relation_norm)
             parts = []
             for pair in self.pairs:
                 s = pool_time(self._get(student_feats, pair.student, "student"), cfg.time_pool)
-                if cfg.relation_source == "adaptive":
-                    adj = self._get(teacher_feats, ADJACENCY_KEY, "teacher")
-                    parts.append(adjacency_relation_distillation(s, adj, cfg.relation_tau,
-                                                                 standardize_scores=standardize_scores))
-                else:
-                    t = pool_time(self._get(teacher_feats, pair.teacher, "teacher"), cfg.time_pool)
-                    parts.append(relation_distillation(s, t, cfg.relation_tau, standardize_scores=standardize_scores))
+                parts.append(source.term(s, pair, teacher_feats, cfg.relation_tau, standardize, cfg.time_pool))
             terms["rel"] = torch.stack(parts).mean()
         return terms, diag
 
