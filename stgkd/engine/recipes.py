@@ -37,7 +37,7 @@ from stgkd.engine.callbacks import (
 )
 from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
-from stgkd.engine.steps import DistillStep, SupervisedStep, make_distill_step  # noqa: F401  (DistillStep: its former home)
+from stgkd.engine.steps import SupervisedStep, make_distill_step
 from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
 from stgkd.errors import CheckpointError, ConfigError, DataError
 from stgkd.files import to_jsonable
