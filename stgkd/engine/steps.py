@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stgkd.distill.losses import masked_mae
+from stgkd.metrics import masked_mae
 from stgkd.engine.distributed import DistContext, all_reduce_sum
 from stgkd.errors import ConfigError
 from stgkd.precision import training_autocast
