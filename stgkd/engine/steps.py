@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stgkd.metrics import masked_mae
 from stgkd.engine.distributed import DistContext, all_reduce_sum
 from stgkd.errors import ConfigError
+from stgkd.metrics import masked_mae
 from stgkd.precision import training_autocast
 
 __all__ = ["SupervisedStep", "DistillStep", "make_distill_step"]
