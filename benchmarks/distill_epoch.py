@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="markdown report to write")
     args = parser.parse_args(argv)
 
+    from stgkd.data.rebuild import load_data
     from stgkd.distill import DistillConfig
     from stgkd.engine import TrainConfig, distill_student, train_model
-    from stgkd.data.rebuild import load_data
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -297,8 +297,8 @@ def _suite_part(name: str) -> Callable[[Context, Deadline], dict[str, Any]]:
 def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     """An Optuna study (``tuning.search.main``) against a latency budget that excludes the widest students."""
     from benchmarks.suites import TINY_TEACHER
-    from stgkd.engine import TimeLimit, TrainConfig, train_model
     from stgkd.data.rebuild import load_data
+    from stgkd.engine import TimeLimit, TrainConfig, train_model
     from stgkd.errors import DataError
     from tuning.search import SMALL_TEACHER
     from tuning.search import main as search_main

@@ -591,8 +591,8 @@ def deployment_checks(
 
 def _accuracy_check(payload: dict[str, Any], programs: dict[str, Any], backend: str, *, dataset: Any,
                     data_dir: str | Path | None) -> dict[str, Any]:
-    from stgkd.engine.evaluate import evaluate_program
     from stgkd.data.rebuild import prepare_from_meta
+    from stgkd.engine.evaluate import evaluate_program
     from stgkd.errors import StgkdError
 
     try:

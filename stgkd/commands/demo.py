@@ -63,8 +63,8 @@ def _row(name: str, params: int | None, metrics: dict[str, Any], latency: dict[s
 
 
 def run(args: argparse.Namespace) -> int:
-    from stgkd.distill import DistillConfig
     from stgkd.data.rebuild import load_data
+    from stgkd.distill import DistillConfig
     from stgkd.engine.recipes import distill_student, train_model
     from stgkd.engine.trainer import TrainConfig
     from stgkd.latency import measure

@@ -229,9 +229,9 @@ def evaluate_checkpoint(
     """
     from pathlib import Path
 
+    from stgkd.data.rebuild import prepare_from_meta
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from stgkd.engine.distributed import resolve_device
-    from stgkd.data.rebuild import prepare_from_meta
 
     dev = resolve_device(device)
     payload = load_checkpoint(path)
@@ -265,8 +265,8 @@ def evaluate_checkpoint(
 def _compare_with_teacher(evaluation: Evaluation, model: nn.Module, prepared, windows, teacher_path, *,
                           batch_size: int, device) -> None:
     """Fill ``evaluation``'s teacher fields: one teacher pass over ``windows``."""
-    from stgkd.data.scalers import StandardScaler
     from stgkd.data.rebuild import data_meta
+    from stgkd.data.scalers import StandardScaler
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from stgkd.errors import ConfigError
 

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from stgkd.cli import main
+from stgkd.data.rebuild import prepare_from_meta
 from stgkd.data.synthetic import generate
 from stgkd.data.windows import prepare
 from stgkd.distill import DistillationObjective, DistillConfig, TeacherCache
 from stgkd.engine import LambdaCallback, TrainConfig, Trainer, distill_student, load_checkpoint, seed_everything
 from stgkd.engine.callbacks import measure_gradient_share
 from stgkd.engine.checkpoint import model_from_checkpoint
-from stgkd.data.rebuild import prepare_from_meta
 from stgkd.engine.steps import DistillStep, SupervisedStep, make_distill_step
 from stgkd.nn import build
 
