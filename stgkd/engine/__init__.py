@@ -1,5 +1,7 @@
-"""Training: one plain loop with callbacks, checkpoints, distributed helpers, evaluation and the
-``train_model`` / ``distill_student`` recipes the commands, the demo, the tuner and the benchmarks call."""
+"""Training: the steps (:mod:`~stgkd.engine.steps`: supervised and distillation), one plain loop with
+callbacks, checkpoints, distributed helpers, evaluation, and the ``train_model`` / ``distill_student``
+recipes the commands, the demo, the tuner and the benchmarks call (the data layer's
+:mod:`stgkd.data.rebuild` composed with the steps and the loop)."""
 
 from __future__ import annotations
 
