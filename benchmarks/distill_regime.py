@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -30,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from stgkd.files import atomic_write
 
 PLAIN = {"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}
 #: distillation from the teacher's forecasts and its last hidden state (hints after spatial mixing)
@@ -193,10 +196,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_title("Below zero, distillation helps")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write(path, buffer.getvalue())
 
 
 def _grad_shares(history: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -237,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     from stgkd.engine import TrainConfig
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from stgkd.engine.evaluate import evaluate_checkpoint
-    from stgkd.engine.recipes import distill_student, prepare_from_meta
+    from stgkd.data.rebuild import prepare_from_meta
+    from stgkd.engine.recipes import distill_student
     from stgkd.latency import device_name
 
     if args.threads:
@@ -276,10 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": time.perf_counter() - started,
         }
         args.out.mkdir(parents=True, exist_ok=True)
-        for suffix, text in ((".json", json.dumps(report, indent=1, default=str)), (".md", render(report))):
-            tmp = stem.with_name(stem.name + suffix + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, stem.with_name(stem.name + suffix))
+        atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1, default=str))
+        atomic_write(stem.with_name(stem.name + ".md"), render(report))
         plot(report, stem.with_name(stem.name + ".png"))
         return report
 
