@@ -317,7 +317,9 @@ class SearchContext:
 
 def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(model name, hyperparameters)`` of the student a sampled configuration describes."""
-    hparams = {"hidden": int(params["hidden"]), "layers": int(params["layers"])}
+    hparams: dict[str, Any] = {"hidden": int(params["hidden"])}
+    if "layers" in params:  # the GRU families' depth; dcgru has one recurrent layer
+        hparams["layers"] = int(params["layers"])
     for key in ("graph_op", "adaptive"):
         if key in params:
             hparams[key] = params[key]

@@ -22,7 +22,7 @@ value overriding an entry that has a ``when`` keeps it (``graph_op: dense`` stil
 only).
 
 Names the objective understands (:data:`KNOWN`): the student ``family`` (a registered student model)
-with its ``hidden`` width, ``layers`` depth, ``graph_op`` and ``adaptive`` (a learned adjacency); the
+with its ``hidden`` width, ``layers`` depth (GRU families), ``graph_op`` and ``adaptive`` (a learned adjacency); the
 distillation settings by their :class:`~stgkd.distill.DistillConfig` field names (the ones
 ``stgkd distill`` takes as flags): the trust temperature ``tau`` (read relative to the teacher's mean
 error unless ``tau_relative: false``), the relation temperature ``relation_tau`` (by default a copy of
@@ -69,10 +69,11 @@ DEFAULT_SPACE = """\
 # entries not in FILE keep these defaults. A plain value fixes a parameter.
 
 # --- student architecture (its latency is measured before training) ---
-family: {type: categorical, choices: [gru, gcn-gru]}      # registered student model
-hidden: {type: int, low: 16, high: 128, step: 16}         # width
-layers: {type: int, low: 1, high: 3}                      # depth
+family: {type: categorical, choices: [gru, gcn-gru, dcgru]}   # registered student model
+hidden: {type: int, low: 16, high: 128, step: 16}              # width
+layers: {type: int, low: 1, high: 3, when: {family: [gru, gcn-gru]}}   # GRU depth
 graph_op: {type: categorical, choices: [dense, gcnconv], when: {family: [gcn-gru]}}
+student.order: {type: int, low: 1, high: 2, when: {family: [dcgru]}}  # diffusion hops inside the recurrence
 
 # --- distillation (stgkd.distill.DistillConfig's fields, the flags of stgkd distill) ---
 tau: {type: float, low: 0.5, high: 8.0, log: true}   # trust temperature of output distillation
@@ -319,7 +320,7 @@ class SearchSpace:
                     raise ConfigError(
                         f"{self.source}: {spec.name!r} depends on {other!r}, which must be defined before it"
                     )
-        for required in ("family", "hidden", "layers"):
+        for required in ("family", "hidden"):
             if required not in names:
                 raise ConfigError(f"{self.source}: the space must define {required!r}")
         for name in ("w_sup", "w_out", "w_feat", "w_rel", "weight_decay"):

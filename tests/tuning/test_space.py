@@ -20,12 +20,12 @@ GCN = {"family": "gcn-gru", "hidden": 32, "layers": 2, "graph_op": "gcnconv", "t
 def test_default_space_is_the_documented_yaml():
     space = load_space()
     assert space.to_dict() == yaml.safe_load(DEFAULT_SPACE)
-    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "tau",
+    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "student.order", "tau",
                                       "w_out", "w_feat", "w_rel", "lr"]
     # w_sup is fixed at 1 (the anchor); tau is log-uniform
     assert space["w_sup"].kind == "fixed" and space["w_sup"].value == 1.0
     assert space["tau"].log and space["tau"].low == 0.5 and space["tau"].high == 8.0
-    assert set(space.to_dict()) <= set(KNOWN)
+    assert {n for n in space.to_dict() if not n.startswith("student.")} <= set(KNOWN)
 
 
 def test_sample_conditional_graph_op():
@@ -121,7 +121,8 @@ def test_tpe_samples_stay_in_bounds():
         study.tell(trial, params["hidden"] * 0.01 + params["lr"])
     for p in seen:
         assert p["hidden"] in (8, 16, 24)
-        assert 1 <= p["layers"] <= 3
+        assert ("layers" in p) == (p["family"] != "dcgru") and 1 <= p.get("layers", 1) <= 3
+        assert ("student.order" in p) == (p["family"] == "dcgru")
         assert 0.5 <= p["tau"] <= 8.0 and 3e-4 <= p["lr"] <= 1e-2
         assert all(0.0 <= p[w] <= 1.0 for w in ("w_out", "w_feat", "w_rel"))
         assert ("graph_op" in p) == (p["family"] == "gcn-gru")
@@ -180,3 +181,15 @@ def test_names_are_distill_config_fields_and_earlier_names_still_load(tmp_path):
     assert "relation_tau" in own.searched_names()
     with pytest.raises(ConfigError, match="name the same parameter"):
         SearchSpace.default().merged({"w_out": 0.1, "w_output": 0.2}, source="t")
+
+
+def test_dcgru_trials_build_without_gru_depth():
+    from stgkd.nn import build
+
+    space = load_space()
+    params = space.sample(optuna.trial.FixedTrial({"family": "dcgru", "hidden": 16, "student.order": 1, "tau": 1.0,
+                                                   "w_out": 0.5, "w_feat": 0.1, "w_rel": 0.0, "lr": 1e-3}))
+    assert "layers" not in params and "graph_op" not in params
+    name, hparams = student_hparams(params)
+    assert (name, hparams) == ("dcgru", {"hidden": 16, "order": 1})
+    assert build(name, num_nodes=4, **hparams).num_parameters() > 0
