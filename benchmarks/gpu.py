@@ -359,15 +359,26 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
 
 def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str) -> dict[str, Any]:
     """The latency budget: the geometric mean of the reference student's latency (gcn-gru, width 32, one
-    layer) and the fastest of the widest students of each family in the space (largest width and depth),
+    layer) and the fastest of the widest students of each family in the space (largest width, depth, hops),
     so the reference is feasible and no widest student is. Measured as the study measures (batch 1)."""
     from stgkd.latency import measure
     from stgkd.nn import build
 
     adj = data.adj
     n = int(data.num_nodes)
-    hidden, layers = space["hidden"].high, space["layers"].high
+    hidden = space["hidden"].high
     families = list(space["family"].choices) if space["family"].kind == "categorical" else [space["family"].value]
+
+    def widest_hparams(family: str) -> dict[str, Any]:
+        """The largest student of ``family`` the space allows: top width and every integer size
+        parameter that applies to the family (GRU depth, diffusion hops) at its top."""
+        hp: dict[str, Any] = {"hidden": hidden}
+        for spec in space.specs:
+            applies = family in spec.when.get("family", (family,))
+            if spec.kind == "int" and applies and (spec.name == "layers" or spec.name.startswith("student.")):
+                hp[spec.name.removeprefix("student.")] = spec.high
+        return hp
+
     iters, warmup = (2, 1) if ctx.smoke else (50, 5)
 
     def lat(name: str, **hp: Any) -> float:
@@ -377,7 +388,8 @@ def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str) -> dict[st
                        name=name).median_ms
 
     reference = lat("gcn-gru", hidden=32, layers=1)
-    widest = {f: lat(f, hidden=hidden, layers=layers) for f in families}
+    widest_hp = {f: widest_hparams(f) for f in families}
+    widest = {f: lat(f, **widest_hp[f]) for f in families}
     low_wide = min(widest.values())
     if low_wide > 1.05 * reference:
         budget, note = math.sqrt(reference * low_wide), "geometric mean of the reference and the fastest widest student"
@@ -386,7 +398,8 @@ def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str) -> dict[st
         note = ("the widest students are not measurably slower than the reference here, so no budget above the "
                 "reference excludes them; budget = 1.05 x the reference")
     return {"mode": mode, "device": ctx.device, "batch": 1, "reference": {"model": "gcn-gru", "hidden": 32, "layers": 1,
-            "median_ms": reference}, "widest": {f"{f} hidden={hidden} layers={layers}": v for f, v in widest.items()},
+            "median_ms": reference}, "widest": {f + " " + " ".join(f"{k}={v}" for k, v in widest_hp[f].items()): v
+                                               for f, v in widest.items()},
             "budget_ms": budget, "rule": note}
 
 
