@@ -120,7 +120,9 @@ def render(report: dict[str, Any]) -> str:
         f"- teacher: `{t['path']}`, {t['parameters']:,} parameters, trained on the whole training slice; test MAE "
         + " / ".join(f"{t['test'][h]['mae']:.3f}" for h in HORIZONS) + " (15 / 30 / 60 min / avg)",
         f"- students: {report['epochs']} epochs at most (early stopping patience {report['patience']}, lr {report['lr']}, "
-        f"cosine schedule); the best-validation epoch is scored once on the test split; seeds {report['seeds']}",
+        f"cosine schedule); the best-validation epoch is scored once on the test split; seeds {report['seeds']}"
+        + ("; a student on fewer days gets as many optimiser steps as one on all days (epochs and patience scaled)"
+           if report.get("match_steps") else ""),
         f"- training data: the most recent D days of the training slice ({report['steps_per_day']} windows a day; "
         f"'all' = {report['train_windows_all']} windows)",
         *([] if report.get("complete") else ["- **partial**: the study has not finished every run yet"]),
@@ -220,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=6)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--match-steps", action="store_true",
+                        help="give every data size the optimiser steps of the full slice (epochs and patience "
+                             "scaled by all windows / the windows used), so a student on one day is trained as "
+                             "long as one on all days, not under-trained")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None)
@@ -276,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             "teacher": {"path": str(args.teacher), "parameters": teacher_model.num_parameters(), "test": teacher_test,
                         "epoch": payload.get("epoch")},
             "recipes": args.recipes, "days": args.days, "seeds": args.seeds, "epochs": args.epochs,
-            "patience": args.patience, "lr": args.lr, "runs": runs, "complete": complete,
+            "patience": args.patience, "match_steps": args.match_steps, "lr": args.lr, "runs": runs,
+            "complete": complete,
             "wall_seconds": time.perf_counter() - started,
         }
         args.out.mkdir(parents=True, exist_ok=True)
@@ -294,15 +301,18 @@ def main(argv: list[str] | None = None) -> int:
                 if key in runs:
                     continue
                 spec = RECIPES[recipe]
-                cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device=device,
-                                  patience=args.patience, train_windows=windows)
+                scale = len(prepared.train) / windows if (args.match_steps and windows) else 1.0
+                epochs, patience = math.ceil(args.epochs * scale), math.ceil(args.patience * scale)
+                cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device=device,
+                                  patience=patience, train_windows=windows)
                 t0 = time.perf_counter()
                 res = distill_student(args.teacher, spec["student"], args.workdir / key.replace(" | ", "-").replace(" ", "_"),
                                       hparams=spec["hparams"], distill=spec["distill"], config=cfg, overwrite=True,
                                       evaluate_test=True, progress=False, cache=cache)
                 best = next((h for h in res.history if h.get("epoch") == res.best_epoch), {})
                 runs[key] = {
-                    "recipe": recipe, "days": days, "seed": seed, "train_windows": windows, "test": res.test,
+                    "recipe": recipe, "days": days, "seed": seed, "train_windows": windows, "epochs": epochs,
+                    "patience": patience, "test": res.test,
                     "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
                     "train_mae": best.get("train_mae", float("nan")), "val_mae": best.get("val_mae"),
                     "val_fidelity": best.get("val_fidelity_mae"),

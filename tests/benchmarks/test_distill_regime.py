@@ -39,6 +39,7 @@ def test_pairs_distilled_with_plain_by_days_and_resumes(tmp_path):
     assert report["complete"] and len(report["runs"]) == 4
     half = report["runs"]["dcgru w16 plain | 0.5 | 0"]
     assert half["train_windows"] == report["steps_per_day"] // 2
+    assert half["epochs"] == 1  # without --match-steps every data size gets the same epochs
     assert report["runs"]["dcgru w16 plain | all | 0"]["train_windows"] is None
     for run in report["runs"].values():
         assert all(math.isfinite(run["test"][h]["mae"]) for h in ("15min", "60min", "avg"))
@@ -58,6 +59,22 @@ def test_pairs_distilled_with_plain_by_days_and_resumes(tmp_path):
     assert main(args) == 0
     again = json.loads(path.read_text())
     assert {k: r["seconds"] for k, r in again["runs"].items()} == seconds
+
+
+def test_match_steps_scales_epochs_to_the_data(tmp_path):
+    data = tmp_path / "syn"
+    assert cli(["data", "synth", "--out", str(data), "--nodes", "4", "--days", "3", "--seed", "0"]) == 0
+    assert cli(["train", "--dataset", str(data), "--model", "graph-wavenet", "--out", str(tmp_path / "t"),
+                "--hparams", json.dumps(TINY_TEACHER), "--epochs", "1", "--device", "cpu", "--no-progress"]) == 0
+    assert main(["--teacher", str(tmp_path / "t" / "best.pt"), "--recipes", "dcgru w16 plain", "--days", "0.5",
+                 "--seeds", "0", "--epochs", "1", "--patience", "1", "--match-steps", "--batch-size", "64",
+                 "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "r")]) == 0
+    (path,) = (tmp_path / "r").glob("distill-regime-cpu-*.json")
+    report = json.loads(path.read_text())
+    run = report["runs"]["dcgru w16 plain | 0.5 | 0"]
+    expected = math.ceil(report["train_windows_all"] / run["train_windows"])
+    assert run["epochs"] == expected > 1 and run["patience"] == expected
+    assert run["epochs_run"] == expected  # trained as long as the full slice would be
 
 
 def kd_has_diagnostics(run) -> bool:
