@@ -262,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.out / f"distill-regime-{device}-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
     previous = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
     runs: dict[str, Any] = dict(previous.get("runs", {}))
+    # a continued study reports everything it holds: earlier recipes, days and seeds stay in the tables
+    recipes = list(dict.fromkeys([*previous.get("recipes", []), *args.recipes]))
+    days_all = list(dict.fromkeys([*previous.get("days", []), *args.days]))
+    seeds_all = list(dict.fromkeys([*previous.get("seeds", []), *args.seeds]))
     teacher_test = previous.get("teacher", {}).get("test") or evaluate_checkpoint(args.teacher, split="test").metrics
     started = time.perf_counter()
     shared: dict[str, Any] = {}
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": repr(prepared), "steps_per_day": steps_per_day, "train_windows_all": len(prepared.train),
             "teacher": {"path": str(args.teacher), "parameters": teacher_model.num_parameters(), "test": teacher_test,
                         "epoch": payload.get("epoch")},
-            "recipes": args.recipes, "days": args.days, "seeds": args.seeds, "epochs": args.epochs,
+            "recipes": recipes, "days": days_all, "seeds": seeds_all, "epochs": args.epochs,
             "patience": args.patience, "match_steps": args.match_steps, "lr": args.lr, "runs": runs,
             "complete": complete,
             "wall_seconds": time.perf_counter() - started,

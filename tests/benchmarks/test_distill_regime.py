@@ -59,6 +59,11 @@ def test_pairs_distilled_with_plain_by_days_and_resumes(tmp_path):
     assert main(args) == 0
     again = json.loads(path.read_text())
     assert {k: r["seconds"] for k, r in again["runs"].items()} == seconds
+    # continued with another recipe, the study keeps reporting the earlier ones
+    assert main([*args[:2], "--recipes", "gcn-gru w32 plain", *args[5:]]) == 0
+    more = json.loads(path.read_text())
+    assert more["recipes"] == [*PICK, "gcn-gru w32 plain"] and len(more["runs"]) == 6
+    assert "| dcgru w16 KD | dcgru w16 plain | 0.5 | 1 |" in path.with_suffix(".md").read_text()
 
 
 def test_match_steps_scales_epochs_to_the_data(tmp_path):
