@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stops unpromising trials from their per-epoch validation MAE (single-objective only)")
 
     tr = p.add_argument_group("training per trial")
-    tr.add_argument("--epochs", type=_positive_int, default=20, help="epochs per trial (the pruner may stop a trial earlier)")
+    tr.add_argument("--epochs", type=_positive_int, default=30,
+                    help="epochs per trial (default: 30, where students converge on the METR-LA week; the pruner "
+                         "may stop a trial earlier)")
     tr.add_argument("--limit-batches", type=_positive_int, default=None, help="at most this many training batches per epoch (quick runs)")
     tr.add_argument("--device", default=None, help="training device (default: cuda when available, else cpu)")
 
