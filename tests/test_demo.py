@@ -16,10 +16,10 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
     ])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "gcn-gru w8 distilled" in printed and "measured on cpu" in printed
+    assert "dcgru w8 distilled" in printed and "measured on cpu" in printed  # the default student
     summary = json.loads((out / "summary.json").read_text())
     names = [r["model"] for r in summary["rows"]]
-    assert names == ["last value", "teacher graph-wavenet", "gcn-gru w8 plain", "gcn-gru w8 distilled"]
+    assert names == ["last value", "teacher graph-wavenet", "dcgru w8 plain", "dcgru w8 distilled"]
     for row in summary["rows"]:
         assert 0 < row["test"]["avg"]["mae"] < 100
     for row in summary["rows"][1:]:

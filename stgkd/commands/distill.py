@@ -34,7 +34,8 @@ HELP = "distill a trained teacher into a student"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", required=True, type=Path, metavar="CKPT", help="teacher checkpoint (best.pt)")
-    parser.add_argument("--student", default="gcn-gru", help="registered student (default: gcn-gru)")
+    parser.add_argument("--student", default="dcgru",
+                        help="registered student (default: dcgru, the most accurate student on the METR-LA week)")
     parser.add_argument("--width", type=int, help="student width (its 'hidden' hyperparameter)")
     parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE", help="other student hyperparameters")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory")
