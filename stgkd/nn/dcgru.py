@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel, as_adjacency
-from stgkd.nn.layers import adaptive_adjacency, diffusion_supports
+from stgkd.nn.layers import AdaptiveAdjacency, diffusion_supports
 from stgkd.nn.registry import register_model
 
 __all__ = ["DCGRUStudent", "DIFFUSION_MIXING", "diffuse"]
@@ -96,7 +96,7 @@ class _DiffusionGRUCell(nn.Module):
 
 
 @register_model("dcgru")
-class DCGRUStudent(ForecastModel):
+class DCGRUStudent(AdaptiveAdjacency, ForecastModel):
     r"""Diffusion-convolutional GRU student: the graph acts inside the recurrence at every step, as in
     DCRNN (Li et al., ICLR 2018), over the same operators Graph WaveNet uses (Wu et al., IJCAI 2019),
     so a teacher's learned graph can be handed over and acts identically.
@@ -208,31 +208,14 @@ class DCGRUStudent(ForecastModel):
         static = torch.stack(diffusion_supports(as_adjacency(graph, num_nodes))) if static_graph else torch.zeros(0, num_nodes, num_nodes)
         self.register_buffer("static_supports", static, persistent=False)
         if adaptive:
-            self.source_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
-            self.target_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
+            self.init_adaptive(num_nodes, embed_dim)
         num_supports = static.shape[0] + int(adaptive)
         self.cell = _DiffusionGRUCell(in_channels * (1 + num_supports * order), hidden, num_supports, order, mixing)
         self.node_embedding = nn.Parameter(0.1 * torch.randn(num_nodes, node_embed)) if node_embed else None
         self.tod_embedding = nn.Embedding(tod_slots, tod_embed) if tod_embed else None
         self.head = nn.Linear(hidden + node_embed + tod_embed, out_steps)
 
-    def adaptive_adjacency(self) -> Tensor:
-        """The learned adjacency ``softmax(ReLU(E1 E2^T))`` (rows sum to 1), as in Graph WaveNet.
 
-        Shapes:
-            output ``(N, N)``
-        """
-        if not self.adaptive:
-            raise ConfigError("dcgru: adaptive_adjacency() needs adaptive=True")
-        return adaptive_adjacency(self.source_embedding, self.target_embedding)
-
-    def adaptive_support(self) -> Tensor:
-        """The adaptive operator as applied, ``A_adp^T`` (as in Graph WaveNet).
-
-        Shapes:
-            output ``(N, N)``
-        """
-        return self.adaptive_adjacency().t()
 
     def supports(self) -> Tensor:
         """Every operator the cell applies, stacked: ``P_f^T``, ``P_b^T`` (static), ``A_adp^T``.

@@ -13,7 +13,7 @@ from stgkd.nn.layers import (
     ChannelBatchNorm,
     DiffusionGraphConv,
     GatedTemporalConv,
-    adaptive_adjacency,
+    AdaptiveAdjacency,
     diffusion_supports,
 )
 from stgkd.nn.registry import register_model
@@ -22,7 +22,7 @@ __all__ = ["GraphWaveNet"]
 
 
 @register_model("graph-wavenet")
-class GraphWaveNet(ForecastModel):
+class GraphWaveNet(AdaptiveAdjacency, ForecastModel):
     r"""Graph WaveNet (Wu, Pan, Long, Jiang, Zhang: "Graph WaveNet for Deep Spatial-Temporal Graph
     Modeling", IJCAI 2019).
 
@@ -130,8 +130,7 @@ class GraphWaveNet(ForecastModel):
         self.register_buffer("support_forward", forward_p, persistent=False)
         self.register_buffer("support_backward", backward_p, persistent=False)
         if adaptive:
-            self.source_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
-            self.target_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
+            self.init_adaptive(num_nodes, embed_dim)
         num_supports = 2 * int(static_graph) + int(adaptive)
         self.graph_conv = num_supports > 0
 
@@ -158,25 +157,7 @@ class GraphWaveNet(ForecastModel):
         self.end1 = nn.Linear(skip_channels, end_channels)
         self.end2 = nn.Linear(end_channels, out_steps)
 
-    def adaptive_adjacency(self) -> Tensor:
-        """The learned self-adaptive adjacency ``softmax(ReLU(E1 E2^T))`` (rows sum to 1).
 
-        Shapes:
-            output ``(N, N)``
-        """
-        if not self.adaptive:
-            raise ConfigError("graph-wavenet: adaptive_adjacency() needs adaptive=True")
-        return adaptive_adjacency(self.source_embedding, self.target_embedding)
-
-    def adaptive_support(self) -> Tensor:
-        """The adaptive operator as applied, ``A_adp^T`` (``out = A_adp^T @ x``): node ``m`` aggregates
-        ``sum_n A_adp[n, m] x[n]``, like the static transitions (official code: einsum
-        ``'ncvl,vw->ncwl'``). Its columns sum to 1, not its rows.
-
-        Shapes:
-            output ``(N, N)``
-        """
-        return self.adaptive_adjacency().t()
 
     def supports(self) -> list[Tensor]:
         """The supports every diffusion convolution applies (``out = S @ x``: ``P_f^T``, ``P_b^T``,

@@ -24,6 +24,7 @@ __all__ = [
     "dense_to_edges",
     "batch_edges",
     "apply_support",
+    "AdaptiveAdjacency",
     "DiffusionGraphConv",
     "DenseGraphConv",
     "GatedTemporalConv",
@@ -252,3 +253,43 @@ class ChannelBatchNorm(nn.BatchNorm1d):
         """
         shape = x.shape
         return super().forward(x.reshape(-1, shape[-1])).reshape(shape)
+
+
+class AdaptiveAdjacency:
+    """Mixin: Graph WaveNet's self-adaptive adjacency for a model that holds the node-embedding tables
+    ``source_embedding`` and ``target_embedding`` (built when ``self.adaptive``), with its direction.
+
+    ``adaptive_adjacency()`` is the matrix ``A_adp = softmax(ReLU(E1 E2^T))`` (rows sum to 1);
+    ``adaptive_support()`` the operator as applied, ``A_adp^T`` (``out = A_adp^T @ x``: node ``m``
+    aggregates ``sum_n A_adp[n, m] x[n]``), as the official Graph WaveNet code applies it (einsum
+    ``'ncvl,vw->ncwl'``), so a graph handed from teacher to student acts the same in both.
+    """
+
+    adaptive: bool
+    source_embedding: nn.Parameter
+    target_embedding: nn.Parameter
+
+    def init_adaptive(self, num_nodes: int, embed_dim: int) -> None:
+        """Create the two ``(N, embed_dim)`` embedding tables (standard normal, as the official code)."""
+        self.source_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
+        self.target_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
+
+    def adaptive_adjacency(self) -> Tensor:
+        """The learned adjacency ``softmax(ReLU(E1 E2^T))`` (rows sum to 1).
+
+        Shapes:
+            output ``(N, N)``
+        """
+        if not self.adaptive:
+            name = getattr(self, "registry_name", "") or type(self).__name__
+            raise ConfigError(f"{name}: adaptive_adjacency() needs adaptive=True")
+        return adaptive_adjacency(self.source_embedding, self.target_embedding)
+
+    def adaptive_support(self) -> Tensor:
+        """The adaptive operator as applied, ``A_adp^T``; its columns sum to 1, not its rows.
+
+        Shapes:
+            output ``(N, N)``
+        """
+        return self.adaptive_adjacency().t()
+

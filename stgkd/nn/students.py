@@ -11,7 +11,7 @@ from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel, as_adjacency
 from stgkd.nn.layers import (
     DenseGraphConv,
-    adaptive_adjacency,
+    AdaptiveAdjacency,
     batch_edges,
     dense_to_edges,
     diffusion_supports,
@@ -159,7 +159,7 @@ class _GraphLayer(nn.Module):
 
 
 @register_model("gcn-gru")
-class GCNGRUStudent(ForecastModel):
+class GCNGRUStudent(AdaptiveAdjacency, ForecastModel):
     r"""GRU encoder followed by graph convolution (a lightweight T-GCN-style student; Zhao et al.,
     "T-GCN", IEEE T-ITS 2019 put the graph convolution inside the cell, here it runs once on the
     final states, which is what makes the student fast).
@@ -273,31 +273,14 @@ class GCNGRUStudent(ForecastModel):
         self.register_buffer("edge_index", edge_index, persistent=False)
         self.register_buffer("edge_weight", edge_weight, persistent=False)
         if adaptive:
-            self.source_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
-            self.target_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
+            self.init_adaptive(num_nodes, embed_dim)
 
         self.encoder = _NodeGRU(in_channels * (1 + 2 * input_hops), hidden, layers, dropout)
         self.graph_layers = nn.ModuleList(_GraphLayer(hidden, graph_op, adaptive) for _ in range(graph_layers))
         self.node_embedding = nn.Parameter(0.1 * torch.randn(num_nodes, node_embed)) if node_embed else None
         self.head = nn.Linear(hidden + node_embed, out_steps)
 
-    def adaptive_adjacency(self) -> Tensor:
-        """The learned adjacency ``softmax(ReLU(E1 E2^T))`` (rows sum to 1), as in Graph WaveNet.
 
-        Shapes:
-            output ``(N, N)``
-        """
-        if not self.adaptive:
-            raise ConfigError("gcn-gru: adaptive_adjacency() needs adaptive=True")
-        return adaptive_adjacency(self.source_embedding, self.target_embedding)
-
-    def adaptive_support(self) -> Tensor:
-        """The adaptive operator as applied, ``A_adp^T`` (as in Graph WaveNet).
-
-        Shapes:
-            output ``(N, N)``
-        """
-        return self.adaptive_adjacency().t()
 
     def forward(self, x: Tensor, return_features: bool = False):
         """Encode each node's history with the shared GRU, mix the states over the graph, forecast.
