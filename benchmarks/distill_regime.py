@@ -164,7 +164,7 @@ def render(report: dict[str, Any]) -> str:
         for k, g in shares:
             def fmt(d: Any) -> str:
                 return ", ".join(f"{n} {v:.2f}" for n, v in d.items()) if isinstance(d, dict) else str(d)
-            lines.append(f"| {k} | {fmt(g.get('first', {}))} | {fmt(g.get('last', {}))} |")
+            lines.append(f"| {k.replace(' | ', ', ')} | {fmt(g.get('first', {}))} | {fmt(g.get('last', {}))} |")
     lines += ["", "Recipes (student, hyperparameters, DistillConfig fields):", ""]
     for name in report["recipes"]:
         r = RECIPES[name]
