@@ -14,7 +14,8 @@ after every run (atomically); run the same command again to continue a stopped s
 Usage::
 
     python -m benchmarks.distill_regime --teacher benchmarks/teachers/gwn-metr-la-week.pt \\
-        --recipes "dcgru w32 plain" "dcgru w32 KD" --days 1 2 all --seeds 0 1 2 --tag regime
+        --recipes "dcgru w32 plain" "dcgru w32 KD" --days 1 2 all --seeds 0 1 2 --match-steps --tag regime
+    python -m benchmarks.distill_regime --combine A.json B.json --out benchmarks/results/STEM   # one table
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"- date: {report['date']}",
         f"- command: `{report['command']}`",
+        *([f"- combined from: {', '.join(f'`{x}`' for x in report['sources'])} (each run keeps its own budget; see each file)"]
+          if report.get("sources") else []),
         f"- machine: {report['machine']}",
         f"- data: {report['data']}",
         f"- teacher: `{t['path']}`, {t['parameters']:,} parameters, trained on the whole training slice; test MAE "
@@ -212,7 +215,39 @@ def _grad_shares(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"first": records[0].get("share", {}), "last": records[-1].get("share", {})}
 
 
+def combine(paths: list[Path], out: Path, command: str) -> dict[str, Any]:
+    """One report from several studies of the same teacher (e.g. the whole slice and one day, run
+    with different budgets): their runs side by side, each keeping its own epochs; written as
+    ``out`` (.json, .md, .png)."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    teachers = {r["teacher"]["path"] for r in reports}
+    if len(teachers) != 1:
+        raise SystemExit(f"--combine: the studies have different teachers: {sorted(teachers)}")
+    merged = dict(reports[0])
+    merged.update({
+        "command": command, "sources": [str(p) for p in paths], "runs": {}, "complete": all(r.get("complete") for r in reports),
+        "recipes": list(dict.fromkeys(x for r in reports for x in r["recipes"])),
+        "days": sorted(dict.fromkeys(x for r in reports for x in r["days"]), key=lambda d: math.inf if d == "all" else float(d)),
+        "seeds": list(dict.fromkeys(x for r in reports for x in r["seeds"])),
+        "match_steps": any(r.get("match_steps") for r in reports),
+    })
+    for r in reports:
+        merged["runs"].update(r["runs"])
+    atomic_write(out.with_suffix(".json"), json.dumps(merged, indent=1, default=str))
+    atomic_write(out.with_suffix(".md"), render(merged))
+    plot(merged, out.with_suffix(".png"))
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--combine":  # python -m benchmarks.distill_regime --combine A.json B.json --out STEM
+        *paths, flag, stem = argv[1:]
+        if flag != "--out" or not paths:
+            raise SystemExit("usage: python -m benchmarks.distill_regime --combine A.json B.json ... --out STEM")
+        combine([Path(p) for p in paths], Path(stem), "python -m benchmarks.distill_regime " + shlex.join(argv))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks.distill_regime", description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint (trained on the whole slice)")
     parser.add_argument("--recipes", nargs="+", default=["dcgru w32 plain", "dcgru w32 KD"],
@@ -279,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     def write(complete: bool) -> dict[str, Any]:
         report = {
             "date": stamp.isoformat(timespec="minutes"),
-            "command": "python -m benchmarks.distill_regime " + shlex.join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m benchmarks.distill_regime " + shlex.join(argv),
             "machine": f"{device}: {device_name(device)}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                        f"load average {[round(x, 1) for x in os.getloadavg()]}",
             "data": repr(prepared), "steps_per_day": steps_per_day, "train_windows_all": len(prepared.train),

@@ -82,6 +82,34 @@ def test_match_steps_scales_epochs_to_the_data(tmp_path):
     assert run["epochs_run"] == expected  # trained as long as the full slice would be
 
 
+def test_combine_puts_two_studies_side_by_side(tmp_path):
+    base = {"teacher": {"path": "t.pt", "parameters": 1, "test": {h: {"mae": 1.0} for h in ("15min", "30min", "60min", "avg")}},
+            "date": "d", "command": "c", "machine": "m", "data": "x", "steps_per_day": 288, "train_windows_all": 1395,
+            "epochs": 30, "patience": 6, "lr": 0.003, "complete": True}
+
+    def run(recipe, days, seed, mae):
+        return {"recipe": recipe, "days": days, "seed": seed, "test": {h: {"mae": mae} for h in ("15min", "30min", "60min", "avg")},
+                "best_epoch": 1, "train_mae": 1.0, "seconds": 1.0, "parameters": 5}
+
+    a = {**base, "recipes": ["dcgru w32 plain", "dcgru w32 KD"], "days": ["all"], "seeds": [0],
+         "runs": {"dcgru w32 plain | all | 0": run("dcgru w32 plain", "all", 0, 5.0),
+                  "dcgru w32 KD | all | 0": run("dcgru w32 KD", "all", 0, 5.1)}}
+    b = {**base, "recipes": ["dcgru w32 plain", "dcgru w32 KD"], "days": ["1"], "seeds": [0], "match_steps": True,
+         "runs": {"dcgru w32 plain | 1 | 0": run("dcgru w32 plain", "1", 0, 5.3),
+                  "dcgru w32 KD | 1 | 0": run("dcgru w32 KD", "1", 0, 5.0)}}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert main(["--combine", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "ab")]) == 0
+    merged = json.loads((tmp_path / "ab.json").read_text())
+    assert merged["days"] == ["1", "all"] and len(merged["runs"]) == 4
+    rows = {r["days"]: r["60min"]["delta"] for r in paired(merged)}
+    assert rows == {"1": pytest.approx(-0.3), "all": pytest.approx(0.1)}
+    assert "combined from" in (tmp_path / "ab.md").read_text() and (tmp_path / "ab.png").stat().st_size > 1000
+    (tmp_path / "c.json").write_text(json.dumps({**b, "teacher": {**base["teacher"], "path": "other.pt"}}))
+    with pytest.raises(SystemExit, match="different teachers"):
+        main(["--combine", str(tmp_path / "a.json"), str(tmp_path / "c.json"), "--out", str(tmp_path / "ac")])
+
+
 def kd_has_diagnostics(run) -> bool:
     shares = run["grad_share"]
     return (run["val_fidelity"] > 0 and set(shares) == {"first", "last"}
