@@ -1335,9 +1335,39 @@ def render(records: list[dict[str, Any]]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def regime_section(results_dir: Path) -> str:
+    """"When distillation pays": the paired distilled − plain rows of every ``distill-regime-*.json``
+    (``python -m benchmarks.distill_regime``), by student and training days, with the verdict against
+    twice the plain student's seed spread. Empty when there is none."""
+    from benchmarks.distill_regime import paired
+
+    paths = sorted(Path(results_dir).glob("distill-regime-*.json"))
+    if not paths:
+        return ""
+    lines = ["", "## When distillation pays (distilled − plain, paired by seed)", "",
+             "From `python -m benchmarks.distill_regime` (each file states its command, teacher and budget; "
+             "negative = distillation helps; it pays where it is better by more than twice the plain "
+             "student's seed spread, which needs two seeds or more).", "",
+             "| file | recipe | days | seeds | plain 60 min | Δ60 | Δavg | pays at 60 / avg |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for path in paths:
+        report = json.loads(path.read_text())
+        for row in paired(report):
+            plain = statistics.fmean(report["runs"][f"{row['baseline']} | {row['days']} | {s}"]["test"]["60min"]["mae"]
+                                     for s in row["seeds"])
+            cells = []
+            for h in ("60min", "avg"):
+                d, sd = row[h]["delta"], row[h]["delta_sd"]
+                cells.append(f"{d:+.3f}" + (f" ± {sd:.3f}" if sd == sd else ""))
+            verdict = " / ".join("yes" if row[h]["pays"] else "no" for h in ("60min", "avg"))
+            lines.append(f"| `{path.name}` | {row['recipe']} | {row['days']} | {len(row['seeds'])} | {plain:.3f} | "
+                         + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_markdown(results_dir: Path, markdown: Path) -> None:
     """Regenerate ``markdown`` from every record in ``results_dir`` (atomically)."""
-    text = render(load_records(results_dir))
+    text = render(load_records(results_dir)) + regime_section(Path(results_dir))
     markdown = Path(markdown)
     markdown.parent.mkdir(parents=True, exist_ok=True)
     tmp = markdown.with_suffix(".md.tmp")

@@ -216,3 +216,20 @@ def test_ablations_pair_distillation_with_the_same_student_and_move_short_teache
     kd_goal = next(g for g in goals(records) if g["goal"].startswith("distillation beats"))
     assert kd_goal["status"] == "met" and "1 of 1 distilled settings" in kd_goal["measured"]
     assert "the teacher saw 5.0 passes" in text.split("## Appendix: reduced and smoke runs")[1]
+
+
+def test_regime_section_renders_paired_rows(tmp_path):
+    from benchmarks.table import regime_section
+
+    assert regime_section(tmp_path) == ""
+
+    def run(mae):
+        return {"test": {h: {"mae": mae} for h in ("15min", "30min", "60min", "avg")}}
+
+    report = {"recipes": ["dcgru w32 plain", "dcgru w32 KD"], "days": ["1"], "seeds": [0, 1],
+              "runs": {"dcgru w32 plain | 1 | 0": run(5.30), "dcgru w32 plain | 1 | 1": run(5.32),
+                       "dcgru w32 KD | 1 | 0": run(5.04), "dcgru w32 KD | 1 | 1": run(5.06)}}
+    (tmp_path / "distill-regime-cpu-x.json").write_text(json.dumps(report))
+    text = regime_section(tmp_path)
+    assert "| `distill-regime-cpu-x.json` | dcgru w32 KD | 1 | 2 | 5.310 | -0.260 ± 0.000 |" in text
+    assert text.rstrip().endswith("yes / yes |")
