@@ -76,7 +76,7 @@ def _fsync_dir(directory: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
+    except OSError:  # some file systems cannot fsync a directory; the file itself is already synced
         pass
     finally:
         os.close(fd)
