@@ -38,6 +38,7 @@ _CONFIG_FLAGS = {
     "patience": "patience",
     "seed": "seed",
     "limit_batches": "limit_batches",
+    "train_days": "train_days",
 }
 
 
@@ -62,6 +63,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
     g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     g.add_argument("--limit-batches", type=int, help="training batches per epoch at most (quick runs)")
+    g.add_argument("--train-days", type=float, metavar="D",
+                   help="train on the most recent D days of the training split only; validation and test "
+                        "unchanged (default: all)")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
     g.add_argument("--data-dir", metavar="DIR", help="root of registered datasets (default: $STGKD_DATA or <repo>/datasets)")
     add_missing_argument(g, default="train: the dataset's convention, zero for a path, the run's with --resume; "

@@ -35,6 +35,7 @@ from stgkd.registry import Registry
 __all__ = [
     "TrainConfig",
     "Trainer",
+    "recent_windows",
     "SCHEDULES",
     "seed_everything",
 ]
@@ -67,6 +68,9 @@ class TrainConfig:
         train_windows: train on only the last this many windows of the training split, the most
             recent data (data-budget studies: how a method fares with one day of history instead of
             five); validation and test are unchanged (default: ``None`` = all).
+        train_days: the same in days of data: the last ``round(train_days * steps a day)`` windows,
+            steps a day from the data's interval (``stgkd train/distill --train-days D``); exclusive
+            with ``train_windows`` (default: ``None`` = all).
     """
 
     epochs: int = 100
@@ -86,6 +90,7 @@ class TrainConfig:
     device: str | None = None
     limit_batches: int | None = None
     train_windows: int | None = None
+    train_days: float | None = None
 
     def __post_init__(self) -> None:
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -100,6 +105,9 @@ class TrainConfig:
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]"),
             (self.limit_batches is None or self.limit_batches >= 1, "limit_batches must be >= 1"),
             (self.train_windows is None or self.train_windows >= 1, "train_windows must be >= 1"),
+            (self.train_days is None or self.train_days > 0, "train_days must be > 0"),
+            (self.train_windows is None or self.train_days is None,
+             "give train_windows or train_days, not both"),
         ]
         for ok, message in checks:
             if not ok:
@@ -118,6 +126,17 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train config: unknown keys {sorted(unknown)}")
         return cls(**d)
+
+
+def recent_windows(config: TrainConfig, interval_minutes: float) -> int | None:
+    """How many of the most recent training windows ``config`` trains on (``None`` = all):
+    ``train_windows`` as given, or ``train_days`` at ``1440 / interval_minutes`` windows a day (at
+    least one window)."""
+    if config.train_windows is not None:
+        return config.train_windows
+    if config.train_days is None:
+        return None
+    return max(1, int(round(config.train_days * 1440.0 / float(interval_minutes))))
 
 
 # --------------------------------------------------------------------------- schedules
@@ -323,9 +342,10 @@ class Trainer:
         split = self.data.train
         self.step_module.train()
         self._call("on_epoch_start", epoch)
-        if cfg.train_windows is not None and cfg.train_windows < len(split):
-            first = len(split) - cfg.train_windows  # the most recent windows
-            order = first + epoch_indices(cfg.train_windows, epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
+        recent = recent_windows(cfg, self.data.data.interval_minutes)
+        if recent is not None and recent < len(split):
+            first = len(split) - recent  # the most recent windows
+            order = first + epoch_indices(recent, epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
         else:
             order = epoch_indices(len(split), epoch=epoch, seed=cfg.seed, shuffle=True, ctx=self.ctx)
         chunks = list(torch.split(order, cfg.batch_size))

@@ -284,3 +284,43 @@ def test_train_windows_trains_on_the_most_recent_windows_only(tiny_data, monkeyp
     assert sorted(seen) == sorted(list(range(n - 40, n)) * 2)
     with pytest.raises(ConfigError, match="train_windows"):
         TrainConfig(train_windows=0)
+
+
+def test_train_days_counts_windows_from_the_data_interval(tiny_data, monkeypatch):
+    import argparse
+
+    from stgkd.commands.train import add_training_arguments, train_config_from_args
+    from stgkd.data.windows import WindowSplit
+    from stgkd.engine.trainer import recent_windows
+
+    # 1440 minutes a day: 288 windows at 5 minutes, 12 windows for half a day at an hour
+    assert recent_windows(TrainConfig(train_days=1), 5) == 288
+    assert recent_windows(TrainConfig(train_days=0.5), 60) == 12
+    assert recent_windows(TrainConfig(train_windows=7), 5) == 7
+    assert recent_windows(TrainConfig(), 5) is None
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig(train_windows=7, train_days=1)
+    with pytest.raises(ConfigError, match="train_days"):
+        TrainConfig(train_days=0)
+
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    config = train_config_from_args(parser.parse_args(["--train-days", "0.125", "--epochs", "1"]), None)
+    assert config.train_days == 0.125
+
+    seen: list[int] = []
+    sizes: dict[str, int] = {}
+    original = WindowSplit.batch
+
+    def recording(self, idx):
+        if self.name == "train":
+            sizes["train"] = len(self)
+            seen.extend(torch.as_tensor(idx).tolist())
+        return original(self, idx)
+
+    monkeypatch.setattr(WindowSplit, "batch", recording)
+    assert tiny_data.interval_minutes == 5
+    train_model(tiny_data, "gcn-gru", None, hparams=TINY_STUDENT, progress=False, log=False,
+                config=_cfg(epochs=1, batch_size=16, train_days=0.125, device="cpu"))
+    n = sizes["train"]
+    assert sorted(seen) == list(range(n - 36, n))  # an eighth of a day at 5 minutes: 36 windows
