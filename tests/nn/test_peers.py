@@ -173,12 +173,27 @@ def test_dcrnn_encoder_matches_pgt_batched_dcrnn_on_regular_graph():
 
 
 def test_dcrnn_decoder_feeds_back_its_predictions():
+    # The first decoder cell's input at step k is the forecast of step k - 1 (a "GO" symbol of zeros at
+    # step 0), read where PGT's cell receives it: its update gate's diffusion convolution gets
+    # cat([input, state]), so column 0 is the fed-back value.
     model = make("dcrnn", weighted_digraph())
     x = inputs()
-    with torch.no_grad():
-        forecast, feats = model(x, return_features=True)
-    projected = model.project(feats["decoder"]).squeeze(-1)  # (B, T_out, N)
-    assert torch.allclose(forecast, projected, atol=1e-6)
+    fed: list[torch.Tensor] = []
+    gate = model.decoder[0].conv_x_z
+    handle = gate.register_forward_pre_hook(lambda module, args: fed.append(args[0][:, 0].clone()))
+    try:
+        with torch.no_grad():
+            forecast, feats = model(x, return_features=True)  # (B, T_out, N)
+    finally:
+        handle.remove()
+    b = x.shape[0]
+    assert len(fed) == T_OUT
+    # the "decoder" feature is laid out (B, T_out, N, hidden): its states project to the forecast
+    assert torch.allclose(model.project(feats["decoder"]).squeeze(-1), forecast, atol=1e-6)
+    got = torch.stack(fed, dim=1).view(b, N, T_OUT).transpose(1, 2)  # rows of the batched graph: b * N + n
+    assert torch.equal(got[:, 0], torch.zeros(b, N)), "step 0 is fed zeros"
+    assert torch.allclose(got[:, 1:], forecast[:, :-1], atol=1e-6), "step k is fed forecast step k - 1"
+    assert not torch.allclose(forecast[:, :-1], torch.zeros_like(forecast[:, :-1]), atol=1e-3)  # a real signal
 
 
 # --------------------------------------------------------------------------------------------- STGCN
