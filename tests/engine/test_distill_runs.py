@@ -143,17 +143,35 @@ def test_measure_gradient_share_matches_autograd_and_leaves_training_alone(teach
     record = measure_gradient_share(step, prepared.train, params, batches=1, batch_size=16)
     assert torch.equal(torch.get_rng_state(), rng) and all(p.grad is None for p in params)
     assert step.training and record["batches"] == 1 and record["windows"] == 16
-    # the same norms by hand, on the same 16 evenly spaced windows, in eval mode
+    # by hand, on the same 16 evenly spaced windows in eval mode: the objective's UNWEIGHTED terms L_k
+    # (student forward, teacher from the cache), each weighted here with the weights this test configured
+    weights = {"sup": 1.0, **{k[2:]: v for k, v in KD.items()}}  # w_sup keeps its default of 1
     idx = torch.linspace(0, len(prepared.train) - 1, 16).round().long()
     batch = prepared.train.batch(idx)
     step.eval()
-    terms = step.loss_terms(batch.x, batch.y, batch.mask, batch.index)
-    for name, term in terms.items():
-        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-        norm = math.sqrt(sum(float(g.square().sum()) for g in grads if g is not None))
-        assert record["norm"][name] == pytest.approx(norm, rel=1e-4)
-    # terms are weighted: w_feat = 0.5 times the unweighted feature term
-    assert set(terms) == {"sup", "out", "feat", "rel"}
+    out, feats = student(batch.x, return_features=True)
+    t_out, t_feats = step.cache.lookup(batch.index)
+    terms, _ = step.objective.terms(out, feats, batch, t_out, t_feats, prepared.scaler)
+    assert set(terms) == set(weights) == {"sup", "out", "feat", "rel"}
+
+    def flat_grad(loss):
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+
+    g = {k: flat_grad(v) for k, v in terms.items()}  # gradients of the unweighted terms
+    for name in terms:  # ||grad(w_k L_k)|| = w_k ||grad L_k||
+        assert record["norm"][name] == pytest.approx(weights[name] * float(g[name].norm()), rel=1e-4), name
+    assert record["norm"]["feat"] == pytest.approx(0.5 * float(g["feat"].norm()), rel=1e-4)  # w_feat = 0.5
+    # the total is the norm of the gradient of the loss training descends (the step's own forward)
+    loss, _, _ = step(batch.x, batch.y, batch.mask, batch.index)
+    assert record["total"] == pytest.approx(float(flat_grad(loss).norm()), rel=1e-4)
+    weighted = {k: weights[k] * float(g[k].norm()) for k in g}
+    for name in terms:
+        assert record["share"][name] == pytest.approx(weighted[name] / sum(weighted.values()), rel=1e-4)
+    for name in ("out", "feat", "rel"):  # a positive weight leaves the direction alone
+        cos = float(torch.nn.functional.cosine_similarity(g[name], g["sup"], dim=0))
+        assert record["cos_sup"][name] == pytest.approx(cos, rel=1e-4, abs=1e-6)
+    step.train()
 
 
 # ---------------------------------------------------------------- fidelity
