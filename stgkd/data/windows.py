@@ -296,6 +296,13 @@ class PreparedData:
         return self.data.adj
 
     @property
+    def train_end(self) -> int:
+        """Exclusive end of the training slice: the steps ``0 .. train_end - 1`` the training windows'
+        inputs cover, each once (``len(train) + T_in - 1``). The scaler is fitted on them, and so are
+        the historical baselines (:mod:`stgkd.nn.baselines`)."""
+        return len(self.train) + self.in_steps - 1
+
+    @property
     def device(self) -> torch.device:
         return self.train.device
 
@@ -433,7 +440,7 @@ def prepare(
     features = names + list(times)
 
     chunk = chunk or max(1, 2**18 // n)
-    train_end = num_train - 1 + in_steps  # exclusive: steps read by the training windows' inputs
+    train_end = num_train - 1 + in_steps  # exclusive: steps read by the training windows' inputs (PreparedData.train_end)
     values = data.values
     scalers: dict[str, StandardScaler] = {}
     inputs = torch.empty((t_total, n, len(chans)), dtype=torch.float32)

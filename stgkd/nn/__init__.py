@@ -1,11 +1,11 @@
-"""Models: teachers, students, their layers, the registry and FLOP counting.
+"""Models: teachers, students, baselines, their layers, the registry and FLOP counting.
 
 Importing this package registers every model (``stgkd.nn.MODELS.names()``).
 """
 
 from __future__ import annotations
 
-from stgkd.nn import dcgru, graph_wavenet, peers, students
+from stgkd.nn import baselines, dcgru, graph_wavenet, peers, students
 from stgkd.nn.base import ForecastModel
 from stgkd.nn.dcgru import DCGRUStudent
 from stgkd.nn.flops import count_flops
@@ -15,6 +15,7 @@ from stgkd.nn.students import GCNGRUStudent, GRUStudent
 
 __all__ = [
     "DCGRUStudent",
+    "baselines",
     "MODELS",
     "ForecastModel",
     "GCNGRUStudent",

@@ -35,7 +35,8 @@ class ForecastModel(nn.Module):
     **hparams)`` so that :meth:`config` can rebuild them, and implement :meth:`forward`.
 
     Attributes:
-        role: ``"teacher"`` or ``"student"``.
+        role: ``"teacher"``, ``"student"`` or ``"baseline"`` (fitted, not trained:
+            :mod:`stgkd.nn.baselines`).
         feature_names: names of the intermediate representations ``forward(x, return_features=True)``
             returns, each ``(B, N, D)`` or ``(B, T, N, D)``.
         distill_feature: the feature that is the natural match for distillation.

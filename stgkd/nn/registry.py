@@ -25,7 +25,7 @@ def register_model(name: str) -> Callable[[type[ForecastModel]], type[ForecastMo
 
 
 def model_names(role: str | None = None) -> list[str]:
-    """Registered model names, sorted; with ``role`` (``"teacher"`` or ``"student"``) only those of
+    """Registered model names, sorted; with ``role`` (``"teacher"``, ``"student"`` or ``"baseline"``) only those of
     that role, so a newly registered student family joins every loop over students."""
     return [n for n in MODELS.names() if role is None or getattr(MODELS.get(n), "role", None) == role]
 
