@@ -1,0 +1,69 @@
+"""Export a trained student as one self-contained file for deployment.
+
+:func:`export_student` reads a checkpoint (``torch.load(weights_only=True)``), rebuilds the student,
+wraps it in :class:`RawUnitsForecaster` -- raw readings and timestamps in, raw forecasts out -- and
+writes a single file that loads with nothing but ``torch``:
+
+* ``format="torchscript"`` (default): the student is traced (``torch.jit.trace``, checked at three
+  batch sizes), the wrapper is scripted around it and saved with ``torch.jit.save``; the metadata is
+  the ``metadata.json`` entry of ``_extra_files``. Load with ``torch.jit.load(path, _extra_files=...)``
+  or :meth:`stgkd.Forecaster.load`.
+* ``format="torch.export"``: ``torch.export.export`` with a dynamic batch dimension, saved with
+  ``torch.export.save(..., extra_files={"metadata.json": ...})``; load with ``torch.export.load``.
+* ``format="onnx"``: ``torch.onnx.export`` (needs the ``onnx`` package) with a dynamic batch axis; the
+  metadata JSON is the ``stgkd_metadata`` entry of the model's ``metadata_props``. Where onnxruntime is
+  installed (the ``deploy`` extra) the file is checked against the model and runs through
+  :class:`OnnxProgram`.
+
+``quantize="int8"`` (TorchScript only) converts the student's linear and recurrent layers to dynamic
+int8 (:func:`quantize_int8`, ``torch.ao``) before tracing: weights stored as int8, activations
+quantised on the fly at every call, CPU kernels only. With ``checks`` (on by default for int8 and ONNX)
+the file's metadata also holds ``deployment_checks``: the masked MAE/RMSE/MAPE of the exported program
+and of the fp32 TorchScript program on the checkpoint's test split (or why that check was not made), and
+both programs' CPU latency on one thread at batch 1 and 64, with the load average at measurement time.
+
+What goes in the file: the student alone (distillation adapters live under ``"adapters"`` in the
+checkpoint and are not part of the student), the scaler (mean, std) and the calendar features baked into
+the wrapper, the raw adjacency as the buffer ``adjacency`` (the student keeps its own normalised supports as
+buffers), and metadata: sensor ids in column order, interval, input steps, horizon, input features,
+model config, training dataset, metrics. TorchScript is deprecated upstream in favour of torch.export,
+but it is the format whose files move between CPU and CUDA with ``map_location`` and that every
+PyTorch runtime (including C++ libtorch) loads, hence the default.
+
+The package holds one module per format (:mod:`~stgkd.export.torchscript`,
+:mod:`~stgkd.export.torch_export`, :mod:`~stgkd.export.onnx`, :mod:`~stgkd.export.int8`), the wrapper
+(:mod:`~stgkd.export.wrapper`), the metadata (:mod:`~stgkd.export.metadata`), the deployment checks
+(:mod:`~stgkd.export.checks`), writing (:mod:`~stgkd.export.write`) and loading (:mod:`~stgkd.export.load`).
+"""
+
+from __future__ import annotations
+
+from stgkd.export.checks import CHECK_BATCHES, deployment_checks
+from stgkd.export.int8 import INT8_LAYERS, QUANTIZE, quantize_int8
+from stgkd.export.load import file_kind, load_exported
+from stgkd.export.metadata import EXPORT_FORMAT, METADATA_FILE, backend_of, metadata_from_payload, read_checkpoint
+from stgkd.export.onnx import OnnxProgram
+from stgkd.export.wrapper import FEATURE_CODES, RawUnitsForecaster, build_forecaster_module, example_inputs
+from stgkd.export.write import FORMATS, export_student
+
+__all__ = [
+    "FORMATS",
+    "QUANTIZE",
+    "RawUnitsForecaster",
+    "OnnxProgram",
+    "export_student",
+    "quantize_int8",
+    "backend_of",
+    "read_checkpoint",
+    "build_forecaster_module",
+    "file_kind",
+    "load_exported",
+    "metadata_from_payload",
+    "deployment_checks",
+    "example_inputs",
+    "CHECK_BATCHES",
+    "EXPORT_FORMAT",
+    "FEATURE_CODES",
+    "INT8_LAYERS",
+    "METADATA_FILE",
+]

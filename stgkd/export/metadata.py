@@ -1,0 +1,74 @@
+"""What an exported file records: the checkpoint it is built from (:func:`read_checkpoint`), its
+metadata (:func:`metadata_from_payload`) and the backend it runs on (:func:`backend_of`)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stgkd.errors import CheckpointError
+from stgkd.files import to_jsonable
+
+__all__ = ["EXPORT_FORMAT", "METADATA_FILE", "backend_of", "metadata_from_payload", "read_checkpoint"]
+
+METADATA_FILE = "metadata.json"
+EXPORT_FORMAT = "stgkd-export/1"
+
+
+def backend_of(kind: str, metadata: dict[str, Any]) -> str:
+    """How a file of ``kind`` (:func:`file_kind`) runs: ``"torchscript-fp32"``, ``"torchscript-int8"``,
+    ``"torch.export"``, ``"onnxruntime"`` or ``"checkpoint"`` (the eager model, rebuilt in memory)."""
+    if kind == "torchscript":
+        return f"torchscript-{metadata.get('precision', 'fp32')}"
+    return {"onnx": "onnxruntime"}.get(kind, kind)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint as :func:`stgkd.engine.checkpoint.load_checkpoint` reads it (``weights_only``, no
+    code runs), checked for the entries an exported student is built from.
+
+    Raises:
+        CheckpointError: missing, corrupt, unsafe (pickled objects), not an stgkd checkpoint, or lacking
+            an entry export needs; the message names the file.
+    """
+    from stgkd.engine.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    if "graph" not in payload:
+        raise CheckpointError(f"{path}: checkpoint lacks the 'graph' entry")
+    data = payload["data"]
+    for key in ("in_steps", "out_steps", "input_features", "sensor_ids", "interval_minutes"):
+        if not isinstance(data, dict) or key not in data:
+            raise CheckpointError(f"{path}: checkpoint's 'data' entry lacks {key!r}")
+    return payload
+
+
+def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any]:
+    """The metadata stored in an exported file (JSON-serialisable)."""
+    data = payload["data"]
+    return {
+        "format": EXPORT_FORMAT,
+        "role": payload.get("role", "student"),
+        "sensor_ids": [str(s) for s in data["sensor_ids"]],
+        "interval_minutes": int(data["interval_minutes"]),
+        "input_steps": int(data["in_steps"]),
+        "horizon": int(data["out_steps"]),
+        "input_features": [str(f) for f in data["input_features"]],
+        "missing": str(data.get("missing", "zero")),
+        "scaler": {"mean": float(payload["scaler"]["mean"]), "std": float(payload["scaler"]["std"])},
+        "model": payload["model"],
+        "dataset": {
+            "name": data.get("name"),
+            "source": [str(s) for s in data.get("source", [])],
+            "split": data.get("split"),
+        },
+        "metrics": to_jsonable(payload.get("metrics", {})),
+        "epoch": payload.get("epoch"),
+        "distill": to_jsonable(payload.get("distill")),
+        "checkpoint": source,
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+    }

@@ -1,0 +1,53 @@
+"""The TorchScript format: the student traced at varying batch sizes, the raw-units wrapper scripted
+around it; and the precision an archive records, read without loading its program."""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from stgkd.errors import CheckpointError
+from stgkd.export.metadata import METADATA_FILE
+from stgkd.export.wrapper import RawUnitsForecaster, rewrap
+
+__all__ = ["to_torchscript", "torchscript_precision"]
+
+
+def to_torchscript(module: RawUnitsForecaster, dev: torch.device, where: str) -> torch.jit.ScriptModule:
+    """``module`` as a TorchScript program on ``dev``: its student traced (checked at batch sizes 1, 2 and 3),
+    the wrapper scripted around it; a failure is a :class:`CheckpointError` starting with ``where``."""
+    student = module.student
+    gen = torch.Generator().manual_seed(1)
+    shape = (module.in_steps, module.num_nodes, module.in_channels)
+    ex = torch.randn(2, *shape, generator=gen).to(dev)
+    others = [(torch.randn(b, *shape, generator=gen).to(dev),) for b in (1, 3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(student, (ex,), check_inputs=others, check_tolerance=1e-4)
+        except Exception as exc:  # tracing failures surface as many types
+            raise CheckpointError(
+                f"{where}: the student ({type(student).__name__}) cannot be traced at varying batch sizes: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
+        wrapper = rewrap(module, traced).to(dev)
+        try:
+            return torch.jit.script(wrapper)
+        except Exception as exc:
+            raise CheckpointError(f"{where}: scripting the raw-units wrapper failed: {exc}") from None
+
+
+def torchscript_precision(path: Path) -> str:
+    """The ``precision`` recorded in a TorchScript export's metadata, read from the archive without
+    loading the program (``"fp32"`` when absent or unreadable: loading then reports the problem)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith(f"/extra/{METADATA_FILE}")), None)
+            meta = json.loads(zf.read(name)) if name else {}
+    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError):
+        return "fp32"
+    return str(meta.get("precision", "fp32")) if isinstance(meta, dict) else "fp32"

@@ -1,0 +1,144 @@
+"""Writing an exported student: :func:`export_student`, for every format (see :mod:`stgkd.export`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from stgkd.errors import CheckpointError, ConfigError
+from stgkd.export.checks import deployment_checks
+from stgkd.export.int8 import QUANTIZE, quantize_int8
+from stgkd.export.metadata import METADATA_FILE, backend_of, metadata_from_payload, read_checkpoint
+from stgkd.export.onnx import onnx_program_or_none, to_onnx, write_onnx
+from stgkd.export.torch_export import to_torch_export
+from stgkd.export.torchscript import to_torchscript
+from stgkd.export.wrapper import build_forecaster_module, example_inputs, rewrap
+
+__all__ = ["FORMATS", "export_student"]
+
+FORMATS = ("torchscript", "torch.export", "onnx")
+
+
+def export_student(
+    ckpt_path: str | Path,
+    out_path: str | Path,
+    *,
+    format: str = "torchscript",
+    device: str = "cpu",
+    atol: float = 1e-4,
+    quantize: str | None = None,
+    int8_layers: Sequence[str] = ("linear", "recurrent"),
+    checks: bool | None = None,
+    dataset: Any = None,
+    data_dir: str | Path | None = None,
+    latency_iters: int = 30,
+) -> Path:
+    """Write the checkpoint's student as one self-contained file (see the module docstring).
+
+    Args:
+        ckpt_path: an ``stgkd/1`` checkpoint (teacher checkpoints export too; the role is recorded).
+        out_path: the file to write (written to a temporary file and moved into place).
+        format: ``"torchscript"`` (default), ``"torch.export"`` or ``"onnx"``.
+        device: device the student is traced/exported on (``"cpu"`` files load on CUDA too unless the
+            model creates tensors on a fixed device; export on ``"cuda"`` for CUDA-only deployment).
+        atol: the exported program's forecasts must match the eager wrapper's within ``atol``
+            (relative to the scaler's std) on example inputs at batch sizes 1 and 3, or export fails
+            (for int8, the eager int8 wrapper's: quantisation error is measured by ``checks``, not here).
+        quantize: ``None`` (fp32) or ``"int8"``: dynamic int8 linear/recurrent layers
+            (:func:`quantize_int8`); TorchScript on the CPU only.
+        int8_layers: the layer groups ``quantize="int8"`` converts (default: linear and recurrent).
+        checks: record ``deployment_checks`` in the metadata (test-split accuracy against fp32 and CPU
+            latency at batch 1 and 64 on one thread; see :func:`deployment_checks`) (default: None, i.e. on
+            for int8 and ONNX exports, off otherwise).
+        dataset, data_dir: the series for the accuracy check, as for ``stgkd evaluate`` (default: the one
+            the checkpoint names).
+        latency_iters: timed calls per latency figure (default: 30).
+
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        CheckpointError: unreadable/wrong checkpoint, or a model that does not export faithfully.
+        ConfigError: an unknown format or quantisation, int8 with another format or on CUDA, or ONNX asked
+            for without the ``onnx`` package.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"format={format!r}: choose one of {', '.join(FORMATS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise ConfigError(f"quantize={quantize!r}: choose one of {', '.join(QUANTIZE)} (or None for fp32)")
+    dev = torch.device(device)
+    if quantize and (format != "torchscript" or dev.type != "cpu"):
+        raise ConfigError(
+            f"quantize={quantize!r} needs format='torchscript' and device='cpu' (got {format!r} on {dev.type}): "
+            "torch.ao's dynamic int8 kernels run on the CPU and are exported through TorchScript"
+        )
+    ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    payload = read_checkpoint(ckpt_path)
+    module = build_forecaster_module(payload, where=str(ckpt_path)).to(dev)
+    metadata = metadata_from_payload(payload, str(ckpt_path))
+    metadata["export_format"] = format
+    metadata["exported_on"] = dev.type
+    metadata["precision"] = quantize or "fp32"
+    target = module
+    if quantize:
+        student, metadata["quantized_layers"] = quantize_int8(module.student, int8_layers)
+        target = rewrap(module, student)
+    backend = backend_of("onnx" if format == "onnx" else format, metadata)
+    metadata["backend"] = backend
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
+    examples = [tuple(t.to(dev) for t in example_inputs(module, b, seed=b)) for b in (1, 3)]
+    with torch.no_grad():
+        expected = [target(*c) for c in examples]
+    try:
+        onnx_bytes = None
+        if format == "torchscript":
+            program = to_torchscript(target, dev, str(ckpt_path))
+            run = program
+        elif format == "torch.export":
+            program = to_torch_export(target, dev, str(ckpt_path))
+            run = program.module()
+        else:
+            onnx_bytes = to_onnx(target, examples[1], str(ckpt_path))
+            run = onnx_program_or_none(onnx_bytes)
+            metadata["checked_with"] = "onnxruntime" if run is not None else None
+        if run is not None:
+            with torch.no_grad():
+                for c, want in zip(examples, expected):
+                    got = run(*c)
+                    err = float((got.to(want.device) - want).abs().max())
+                    if err > atol * module.std:
+                        raise CheckpointError(
+                            f"{ckpt_path}: the {format} program's forecasts differ from the model's by "
+                            f"{err:.3g} at batch {c[0].shape[0]}; the model does not export faithfully"
+                        )
+        if quantize:
+            with torch.no_grad():
+                fp32 = [module(*c) for c in examples]
+            metadata["int8_max_abs_diff_examples"] = max(float((q - f).abs().max()) for q, f in zip(expected, fp32))
+        if checks if checks is not None else bool(quantize or format == "onnx"):
+            metadata["deployment_checks"] = deployment_checks(
+                payload, module, run, backend, onnx_bytes=onnx_bytes, dataset=dataset, data_dir=data_dir,
+                latency_iters=latency_iters, where=str(ckpt_path),
+            )
+        meta_json = json.dumps(metadata)
+        if format == "torchscript":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.jit.save(program, str(tmp), _extra_files={METADATA_FILE: meta_json})
+        elif format == "torch.export":
+            buf = io.BytesIO()  # a buffer: torch.export.save insists on a .pt2 name for paths
+            torch.export.save(program, buf, extra_files={METADATA_FILE: meta_json})
+            tmp.write_bytes(buf.getvalue())
+        else:
+            write_onnx(onnx_bytes, tmp, meta_json)
+        tmp.replace(out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out_path
