@@ -108,12 +108,34 @@ def test_result_records_the_load_and_flags_a_busy_machine(monkeypatch):
 
 
 
-def test_low_precision_runs_under_autocast_on_cpu():
-    model = TinyTimed(num_nodes=4, in_steps=3, out_steps=2, in_channels=2)
-    r = measure(model, batch_size=1, device="cpu", dtype="bf16", warmup=1, iters=2)
-    assert r.dtype == "bf16" and r.device_kind == "cpu"
+class PrecisionProbe(TinyTimed):
+    """TinyTimed that records, at every call, whether CPU autocast is on, its dtype and the dtype of
+    its first linear layer's output. Shapes: x (B, T, N, C) -> (B, H, N)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls: list[tuple[bool, torch.dtype, torch.dtype]] = []
+
+    def forward(self, x, return_features=False):
+        """Shapes: x (B, T, N, C) -> (B, H, N)."""
+        b, t, n, c = x.shape
+        hidden = self.a(x.permute(0, 2, 1, 3).reshape(b, n, t * c))
+        self.calls.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"), hidden.dtype))
+        return self.b(torch.relu(hidden)).transpose(1, 2)
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_low_precision_runs_under_autocast_on_cpu(dtype, expected):
+    model = PrecisionProbe(num_nodes=4, in_steps=3, out_steps=2, in_channels=2)
+    r = measure(model, batch_size=1, device="cpu", dtype=dtype, warmup=1, iters=2)
+    assert r.dtype == dtype and r.device_kind == "cpu"
+    # every call (1 warm-up + 2 timed) ran under CPU autocast at that dtype, and a matmul computed in it
+    assert model.calls == [(True, expected, expected)] * 3
     # the weights were not cast: autocast, not model.to(bfloat16)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    fp32 = PrecisionProbe(num_nodes=4, in_steps=3, out_steps=2, in_channels=2)
+    measure(fp32, batch_size=1, device="cpu", dtype="fp32", warmup=1, iters=2)
+    assert [(on, out) for on, _, out in fp32.calls] == [(False, torch.float32)] * 3
 
 
 def test_validation_errors_name_the_argument():
@@ -206,12 +228,38 @@ def test_cuda_graph_replay_matches_eager_and_is_labelled():
             assert r.cuda_version == torch.version.cuda and r.median_ms > 0
 
 
+def _measure_compiled(monkeypatch, device: str) -> None:
+    """``mode="compile"`` hands the model itself to ``torch.compile`` once, and dynamo then traces its
+    forward (a graph is captured and run) during the measured calls."""
+    from torch._dynamo.utils import counters
+
+    compiled: list[object] = []
+    real_compile = torch.compile
+
+    def counting_compile(model, *args, **kwargs):
+        compiled.append(model)
+        return real_compile(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    torch._dynamo.reset()
+    counters.clear()
+    model = TinyTimed(num_nodes=8, in_steps=4, out_steps=3)
+    r = measure(model, batch_size=4, device=device, mode="compile", warmup=2, iters=3)
+    assert r.mode == "compile" and r.device_kind == device
+    assert compiled == [model], "torch.compile was called once, on the model"
+    assert counters["stats"]["unique_graphs"] >= 1 and counters["frames"]["ok"] >= 1, "dynamo captured no graph"
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow  # inductor compiles C++ kernels for the CPU: seconds to tens of seconds
+def test_compile_mode_on_cpu(monkeypatch):
+    _measure_compiled(monkeypatch, "cpu")
+
+
 @cuda
 @pytest.mark.cuda
-def test_compile_mode_on_cuda():
-    model = TinyTimed(num_nodes=8, in_steps=4, out_steps=3)
-    r = measure(model, batch_size=4, device="cuda", mode="compile", warmup=3, iters=5)
-    assert r.mode == "compile" and r.device_kind == "cuda"
+def test_compile_mode_on_cuda(monkeypatch):
+    _measure_compiled(monkeypatch, "cuda")
 
 
 def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path, monkeypatch):
