@@ -445,7 +445,7 @@ def _json_default(obj: Any) -> Any:
 def _render(results: Path, markdowns: list[Path], log: Callable[[str], None]) -> None:
     """Regenerate each RESULTS.md from ``results`` (a rendering failure is logged: it must not stop the
     measuring; ``python -m benchmarks.run --render`` redoes it from the JSON files)."""
-    from benchmarks.table import write_markdown
+    from benchmarks.table.page import write_markdown
 
     for md in markdowns:
         try:

@@ -6,7 +6,7 @@ The scripts that time (``benchmarks.latency``, ``benchmarks.model_timing``, ``be
 ``benchmarks.cpu_deploy``) therefore refuse to start when the 1-minute load average exceeds the core
 count (:func:`stgkd.latency.is_busy`), with exit code :data:`EXIT_BUSY`; ``--allow-busy`` runs anyway,
 and every figure measured while the machine was busy carries ``"busy": true``, which
-``benchmarks/table.py`` shows as "busy, not a figure" instead of a number.
+``benchmarks/table`` shows as "busy, not a figure" instead of a number.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Three sections:
 
 Graphs are seeded random (8 neighbours per node, as a thresholded road-distance kernel gives). Results go
 to ``benchmarks/results/latency-<device kind>-<date>[-tag].json`` (a ``stgkd-bench`` record that
-``benchmarks/table.py`` renders into RESULTS.md) and ``.md`` with the command, device, date and load
+``benchmarks/table`` renders into RESULTS.md) and ``.md`` with the command, device, date and load
 average. Settings a CPU cannot run (CUDA graphs) are rows with ``"skipped": "no CUDA device"``, never
 figures. ``--threads 1 2`` times every setting once per CPU thread count (each row says its ``threads``).
 :func:`collect` is the measuring loop without the files (``python -m benchmarks.gpu`` calls it under a
@@ -275,9 +275,9 @@ def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Dead
 def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, Any]], started: dt.datetime,
                 load_before: list[float] | None, *, command: str | None = None) -> dict[str, Any]:
     """The JSON report of a run: conditions, settings and the rows, as a ``stgkd-bench`` record of protocol
-    ``latency`` (what ``benchmarks/table.py`` renders); ``busy`` when any row was timed on a busy machine."""
+    ``latency`` (what ``benchmarks/table`` renders); ``busy`` when any row was timed on a busy machine."""
     from benchmarks.record import environment
-    from benchmarks.table import SCHEMA
+    from benchmarks.table.records import SCHEMA
 
     return {
         "schema": SCHEMA,

@@ -45,7 +45,7 @@ from benchmarks import suites as _suites
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from benchmarks.record import environment, log
-from benchmarks.table import SCHEMA  # re-exported; the record schema's home is the module that reads it
+from benchmarks.table.records import SCHEMA  # re-exported; the record schema's home is the module that reads it
 from stgkd.errors import ConfigError, DataError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
@@ -499,7 +499,7 @@ def _results_path(record: dict[str, Any], results_dir: Path) -> Path:
 
 def write_results(record: dict[str, Any], results_dir: Path, markdown: Path) -> Path:
     """Write the record's JSON file and regenerate ``markdown`` from every JSON file in ``results_dir``."""
-    from benchmarks.table import write_markdown
+    from benchmarks.table.page import write_markdown
 
     results_dir.mkdir(parents=True, exist_ok=True)
     path = _results_path(record, results_dir)
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         if args.render:
-            from benchmarks.table import write_markdown
+            from benchmarks.table.page import write_markdown
 
             write_markdown(Path(args.results_dir), Path(args.markdown))
             print(f"wrote {args.markdown}")

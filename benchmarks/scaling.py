@@ -14,7 +14,7 @@ for the teacher (Graph WaveNet) and the student (``gcn-gru``, hidden 32):
 * **peak GPU memory** of the training steps (CUDA only).
 
 A power law ``cost = a · N^k`` is fitted per model and quantity in RESULTS.md
-(:func:`benchmarks.table.power_law`).
+(:func:`benchmarks.table.records.power_law`).
 
 Under a time budget (``args.deadline`` or ``--time-budget``) a point whose predicted cost (the model's
 last point scaled by the power law fitted so far, ``N^2`` before two points exist) exceeds the time
@@ -78,7 +78,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     import json
 
     from benchmarks.record import environment, log
-    from benchmarks.table import power_law
+    from benchmarks.table.records import power_law
     from stgkd.data.synthetic import generate
     from stgkd.data.windows import prepare
     from stgkd.errors import ConfigError

@@ -11,7 +11,7 @@ import torch
 
 from benchmarks import gpu
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
-from benchmarks.table import render
+from benchmarks.table.page import render
 
 SUITES = {"environment": "environment", "latency": "latency", "timing": "model-timing", "scaling": "scaling",
           "metr-la-week": "metr-la-week", "los-loop": "los-loop", "tuning": "tuning"}
@@ -174,7 +174,7 @@ def test_failed_and_partial_parts_render():
 
 
 def test_latency_goals_are_computed_from_cuda_rows():
-    from benchmarks.table import _latency_goals
+    from benchmarks.table.latency import _latency_goals
 
     def row(model, batch, mode, ms, section="main"):
         return {"section": section, "model": model, "batch": batch, "mode": mode, "dtype": "fp32", "median_ms": ms}
