@@ -45,8 +45,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-
 from stgkd.errors import CheckpointError, ConfigError, StgkdError
 from stgkd.missing import add_missing_argument
 
@@ -67,14 +65,15 @@ MAX_CONSECUTIVE_FAILURES = 5
 
 
 def _key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` read as ``stgkd train --hparams`` reads its pairs: the value as JSON where it is
+    JSON (``8``, ``0.5``, ``1e-3``, ``true``, ``null``, ``[1, 2]``, ``"x"``), else the string itself."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     try:
-        parsed = yaml.safe_load(value) if value != "" else ""
-    except yaml.YAMLError:
-        parsed = value
-    return key.strip(), parsed
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def _positive_float(text: str) -> float:

@@ -1,9 +1,10 @@
 """The search space of ``python -m tuning.search``, in one readable place.
 
-:data:`DEFAULT_SPACE` below is the whole default space, written as the YAML a user would write.
+:data:`DEFAULT_ENTRIES` below is the whole default space; :data:`DEFAULT_SPACE` is the same written as
+the YAML a user would write (rendered by :func:`to_yaml`, so the default space needs no YAML library).
 ``--space FILE`` (YAML or JSON) overrides it entry by entry: an entry in the file replaces the entry
 of the same name, entries not in the file keep their defaults. ``--print-space`` prints the default so
-it can be copied and edited.
+it can be copied and edited. Only a YAML ``--space`` file needs PyYAML; a JSON one needs nothing.
 
 Each entry is one of:
 
@@ -53,41 +54,97 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from stgkd.errors import ConfigError
 
-__all__ = ["ALIASES", "DEFAULT_SPACE", "KNOWN", "ParamSpec", "SearchSpace", "load_space"]
+__all__ = ["ALIASES", "DEFAULT_ENTRIES", "DEFAULT_SPACE", "KNOWN", "ParamSpec", "SearchSpace", "load_space", "to_yaml"]
 
-#: The default search space (YAML). This text is the single source of the defaults.
-DEFAULT_SPACE = """\
-# Search space of python -m tuning.search. Override any entry with --space FILE (YAML or JSON);
-# entries not in FILE keep these defaults. A plain value fixes a parameter.
+#: The default search space, section by section: ``(heading, ((name, entry, comment), ...))``. This is
+#: the single source of the defaults; :data:`DEFAULT_SPACE` writes it out as YAML.
+DEFAULT_ENTRIES: tuple[tuple[str, tuple[tuple[str, Any, str], ...]], ...] = (
+    ("student architecture (its latency is measured before training)", (
+        ("family", {"type": "categorical", "choices": ["gru", "gcn-gru", "dcgru"]}, "registered student model"),
+        ("hidden", {"type": "int", "low": 16, "high": 128, "step": 16}, "width"),
+        ("layers", {"type": "int", "low": 1, "high": 3, "when": {"family": ["gru", "gcn-gru"]}}, "GRU depth"),
+        ("graph_op", {"type": "categorical", "choices": ["dense", "gcnconv"], "when": {"family": ["gcn-gru"]}}, ""),
+        ("student.order", {"type": "int", "low": 1, "high": 2, "when": {"family": ["dcgru"]}},
+         "diffusion hops inside the recurrence"),
+    )),
+    ("distillation (stgkd.distill.DistillConfig's fields, the flags of stgkd distill)", (
+        ("tau", {"type": "float", "low": 0.5, "high": 8.0, "log": True}, "trust temperature of output distillation"),
+        ("relation_tau", {"type": "copy", "of": "tau"}, "temperature of the relation term: the same value"),
+        ("w_sup", 1.0, "fixed anchor (see tuning/space.py)"),
+        ("w_out", {"type": "float", "low": 0.0, "high": 1.0}, "teacher-forecast matching"),
+        ("w_feat", {"type": "float", "low": 0.0, "high": 1.0}, "hidden-feature matching"),
+        ("w_rel", {"type": "float", "low": 0.0, "high": 1.0}, "node-relation (similarity) matching"),
+    )),
+    ("optimisation", (
+        ("lr", {"type": "float", "low": 3.0e-4, "high": 1.0e-2, "log": True}, ""),
+        ("weight_decay", 0.0, ""),
+        ("batch_size", 64, ""),
+    )),
+)
 
-# --- student architecture (its latency is measured before training) ---
-family: {type: categorical, choices: [gru, gcn-gru, dcgru]}   # registered student model
-hidden: {type: int, low: 16, high: 128, step: 16}              # width
-layers: {type: int, low: 1, high: 3, when: {family: [gru, gcn-gru]}}   # GRU depth
-graph_op: {type: categorical, choices: [dense, gcnconv], when: {family: [gcn-gru]}}
-student.order: {type: int, low: 1, high: 2, when: {family: [dcgru]}}  # diffusion hops inside the recurrence
+#: a string YAML reads back as that string without quotes
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+#: plain words YAML 1.1 (PyYAML) reads as booleans or null
+_YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null"}
 
-# --- distillation (stgkd.distill.DistillConfig's fields, the flags of stgkd distill) ---
-tau: {type: float, low: 0.5, high: 8.0, log: true}   # trust temperature of output distillation
-relation_tau: {type: copy, of: tau}                  # temperature of the relation term: the same value
-w_sup: 1.0                                           # fixed anchor (see tuning/space.py)
-w_out: {type: float, low: 0.0, high: 1.0}            # teacher-forecast matching
-w_feat: {type: float, low: 0.0, high: 1.0}           # hidden-feature matching
-w_rel: {type: float, low: 0.0, high: 1.0}            # node-relation (similarity) matching
 
-# --- optimisation ---
-lr: {type: float, low: 3.0e-4, high: 1.0e-2, log: true}
-weight_decay: 0.0
-batch_size: 64
-"""
+def _flow(value: Any) -> str:
+    """``value`` (``None``, a bool, number, string, list or mapping of these) as a YAML flow value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text  # YAML 1.1 floats need a dot
+    if isinstance(value, str):
+        if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
+            return value
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a double-quoted YAML string
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_flow(str(k))}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    raise TypeError(f"no YAML form for {type(value).__name__} {value!r}")
+
+
+def to_yaml(entries: Mapping[str, Any], *, comments: Mapping[str, str] | None = None) -> str:
+    """A space ``{name: entry}`` as YAML, one entry per line (what a user writes in a ``--space`` file),
+    each followed by its ``comments[name]`` where there is one. Written without PyYAML; PyYAML's
+    ``safe_load`` reads it back to ``entries``."""
+    lines = [f"{_flow(str(name))}: {_flow(entry)}" for name, entry in entries.items()]
+    notes = [(comments or {}).get(name, "") for name in entries]
+    width = max([len(line) for line, note in zip(lines, notes) if note] or [0]) + 3
+    return "".join((line.ljust(width) + f"# {note}" if note else line) + "\n" for line, note in zip(lines, notes))
+
+
+def _render_default() -> str:
+    head = ("# Search space of python -m tuning.search. Override any entry with --space FILE (YAML or JSON);\n"
+            "# entries not in FILE keep these defaults. A plain value fixes a parameter.\n")
+    sections = [
+        f"# --- {heading} ---\n"
+        + to_yaml({name: entry for name, entry, _ in rows}, comments={name: note for name, _, note in rows})
+        for heading, rows in DEFAULT_ENTRIES
+    ]
+    return head + "".join("\n" + section for section in sections)
+
+
+#: The default search space as YAML (what ``--print-space`` prints): :data:`DEFAULT_ENTRIES` written out.
+DEFAULT_SPACE = _render_default()
 
 #: names the objective maps onto the student, the distillation config and the optimiser
 KNOWN = (
@@ -287,7 +344,8 @@ class SearchSpace:
 
     @classmethod
     def default(cls) -> "SearchSpace":
-        return cls.from_mapping(yaml.safe_load(DEFAULT_SPACE), source="default")
+        return cls.from_mapping({name: entry for _, rows in DEFAULT_ENTRIES for name, entry, _ in rows},
+                                source="default")
 
     def merged(self, overrides: Mapping[str, Any], *, source: str) -> "SearchSpace":
         """This space with the entries of ``overrides`` replacing (or adding to) its own."""
@@ -354,7 +412,7 @@ class SearchSpace:
         return {s.name: s.to_dict() for s in self.specs}
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        return to_yaml(self.to_dict())
 
 
 def load_space(path: str | Path | None = None) -> SearchSpace:
@@ -366,10 +424,23 @@ def load_space(path: str | Path | None = None) -> SearchSpace:
     if not path.is_file():
         raise ConfigError(f"--space {path}: no such file")
     text = path.read_text(encoding="utf-8")
-    try:
-        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--space {path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--space {path}: not valid JSON: {exc}") from None
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(
+                f"--space {path}: reading a YAML space file needs PyYAML, which is not installed; "
+                "pip install pyyaml, or write the space as JSON in a .json file"
+            ) from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--space {path}: not valid YAML: {exc}") from None
     if raw is None:
         return space
     return space.merged(raw, source=str(path))

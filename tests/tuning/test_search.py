@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,6 +124,45 @@ def test_multi_objective_reports_the_pareto_front(tmp_path, tiny_space, tiny_tea
     for t in study.trials:
         assert t.values == [pytest.approx(t.user_attrs["val_mae"]), pytest.approx(t.user_attrs["latency_ms"])]
     assert (out / "best_student.pt").is_file()
+
+
+def test_key_value_arguments_read_values_as_json_else_strings():
+    from tuning.search import _key_value
+
+    assert _key_value("num_nodes=5") == ("num_nodes", 5)
+    assert _key_value("lr=1e-3") == ("lr", 0.001)
+    assert _key_value("adaptive=true") == ("adaptive", True) and _key_value("order=null") == ("order", None)
+    assert _key_value("sizes=[1, 2]") == ("sizes", [1, 2])
+    assert _key_value("graph_op=dense") == ("graph_op", "dense") and _key_value("path=a/b.json") == ("path", "a/b.json")
+    assert _key_value("name=") == ("name", "") and _key_value("expr=a=b") == ("expr", "a=b")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+        _key_value("num_nodes")
+
+
+@pytest.mark.slow
+def test_a_study_on_the_default_space_needs_no_pyyaml(tmp_path, tiny_space, tiny_teacher, monkeypatch, capsys):
+    import subprocess
+
+    from tuning_helpers import PYTHON, REPO, subprocess_env
+
+    # importing the tuning modules asks for no YAML library
+    code = ("import sys; sys.modules['yaml'] = None\n"
+            "import tuning.search, tuning.space, tuning.objective, tuning.report, tuning.storage\n")
+    done = subprocess.run([PYTHON, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # nor does a study on the default space (here in-process, with `import yaml` failing)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    out = tmp_path / "study"
+    args = search_args(out, tiny_space, tiny_teacher, n_trials=1)
+    del args[args.index("--space"):args.index("--space") + 2]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["complete"] == 1
+    assert report["settings"]["space"] == SearchSpace.default().to_dict()
+    capsys.readouterr()
+    # a YAML --space file, though, is refused with what to do
+    assert main(search_args(out, tiny_space, tiny_teacher, n_trials=1)) == 2
+    assert "needs PyYAML, which is not installed; pip install pyyaml" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------- objective with fakes

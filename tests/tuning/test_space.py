@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import optuna
 import pytest
@@ -11,7 +12,7 @@ import yaml
 
 from stgkd.errors import ConfigError
 from tuning.objective import distill_config, student_hparams
-from tuning.space import DEFAULT_SPACE, KNOWN, SearchSpace, load_space
+from tuning.space import DEFAULT_ENTRIES, DEFAULT_SPACE, KNOWN, SearchSpace, load_space, to_yaml
 
 GCN = {"family": "gcn-gru", "hidden": 32, "layers": 2, "graph_op": "gcnconv", "tau": 2.0,
        "w_out": 0.5, "w_feat": 0.25, "w_rel": 0.125, "lr": 1e-3}
@@ -26,6 +27,48 @@ def test_default_space_is_the_documented_yaml():
     assert space["w_sup"].kind == "fixed" and space["w_sup"].value == 1.0
     assert space["tau"].log and space["tau"].low == 0.5 and space["tau"].high == 8.0
     assert {n for n in space.to_dict() if not n.startswith("student.")} <= set(KNOWN)
+
+
+def test_default_space_text_is_the_default_entries_with_their_comments():
+    lines = DEFAULT_SPACE.splitlines()
+    for heading, rows in DEFAULT_ENTRIES:
+        assert f"# --- {heading} ---" in lines
+        for name, _, comment in rows:
+            (line,) = [line for line in lines if line.startswith(f"{name}: ")]
+            assert line.endswith(f"   # {comment}") if comment else "#" not in line
+
+
+@pytest.mark.parametrize("entry", [
+    {"type": "float", "low": 1e-05, "high": 3.0e-4, "log": True},        # exponents PyYAML reads as floats
+    {"type": "float", "low": -2.5, "high": 1e16},
+    {"type": "categorical", "choices": [None, True, False, 0, "0", "yes", "no", "on", "Off", "null", "~", "y"]},
+    {"type": "categorical", "choices": ["hint:0.2,kd:0.6,fine:0.2", "a b", "#x", "[x]", "{x}", "'q'", '"dq"']},
+    {"type": "categorical", "choices": ["gcn-gru", "student.order", "", "1e3", "0x10", "1:20", "- x", "é"]},
+    {"type": "fixed", "value": [1, [2.0, "three"]], "when": {"family": ["gru", "gcn-gru"]}},
+    float("inf"),
+    "plain-string",
+])
+def test_to_yaml_reads_back_with_pyyaml(entry):
+    text = to_yaml({"student.x": entry, "w out": 1})
+    assert yaml.safe_load(text) == {"student.x": entry, "w out": 1}
+
+
+def test_without_pyyaml_default_and_json_spaces_load_and_a_yaml_file_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` now raises ImportError
+    with pytest.raises(ImportError):
+        import yaml as _  # noqa: F401
+    assert load_space().to_dict() == SearchSpace.default().to_dict()
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"hidden": {"type": "int", "low": 8, "high": 16, "step": 8}}))
+    assert load_space(path)["hidden"].high == 16
+    assert load_space().to_yaml() == to_yaml(load_space().to_dict())
+    path = tmp_path / "space.yaml"
+    path.write_text("hidden: 8\n")
+    with pytest.raises(ConfigError) as err:
+        load_space(path)
+    message = str(err.value)
+    assert message.startswith(f"--space {path}: reading a YAML space file needs PyYAML")
+    assert "pip install pyyaml" in message and ".json" in message
 
 
 def test_sample_conditional_graph_op():
