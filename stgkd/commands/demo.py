@@ -1,7 +1,11 @@
 """``stgkd demo``: the whole path on one dataset, end to end.
 
 Trains a Graph WaveNet teacher, trains the same student plainly and by distillation, evaluates all
-three on the test split and measures their latency, then prints one table (and writes it as JSON).
+three on the test split beside the baselines (:mod:`stgkd.engine.baselines`: last value, seasonal naive,
+historical average and median, on the same forecast targets) and measures their latency, then prints one
+table with the best baseline per horizon, a ``warning:`` line for each horizon a model loses to it, and
+writes it all as JSON (``summary.json``: ``rows``, the naive floor "last value" first; ``baselines``;
+``worse_than_best_baseline``).
 On the embedded ``synthetic`` network it needs no files and runs on a 2-core CPU in about six minutes.
 """
 
@@ -14,7 +18,6 @@ from typing import Any
 
 import torch
 
-from stgkd.metrics import MetricAccumulator
 from stgkd.missing import add_missing_argument
 
 HORIZONS = ("15min", "30min", "60min", "avg")
@@ -49,18 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-iters", type=int, default=50, help="timed calls per latency figure (default: 50)")
 
 
-def _last_value_metrics(prepared: Any) -> dict[str, Any]:
-    """Metrics of repeating the last observed input reading over the horizon (the naive floor)."""
-    split = prepared.test
-    acc = MetricAccumulator(interval_minutes=int(prepared.data.interval_minutes))
-    idx = torch.arange(len(split))
-    for chunk in idx.split(256):
-        batch = split.batch(chunk)
-        last = prepared.scaler.inverse_transform(batch.x[:, -1, :, 0])
-        acc.update(last[:, None, :].expand_as(batch.y), batch.y, batch.mask)
-    return acc.result((3, 6, 12))
-
-
 def _row(name: str, params: int | None, metrics: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
     return {"model": name, "parameters": params, "test": metrics, "latency_ms": latency}
 
@@ -68,6 +59,13 @@ def _row(name: str, params: int | None, metrics: dict[str, Any], latency: dict[s
 def run(args: argparse.Namespace) -> int:
     from stgkd.data.rebuild import load_data
     from stgkd.distill import DistillConfig
+    from stgkd.engine.baselines import (
+        baseline_notes,
+        best_baselines,
+        compare_with_baselines,
+        print_shortfalls,
+        score_baselines,
+    )
     from stgkd.engine.recipes import distill_student, train_model
     from stgkd.engine.trainer import TrainConfig
     from stgkd.latency import measure
@@ -91,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     prepared = teacher.data
-    rows = [_row("last value", None, _last_value_metrics(prepared), {})]
+    baselines = score_baselines(prepared, "test")
+    last_value = next(b for b in baselines.scored if b.name == "last-value")
+    rows = [_row("last value", None, last_value.metrics, {})]
     for label, result in (("teacher " + args.teacher, teacher), (f"{args.student} w{args.width} plain", plain),
                           (f"{args.student} w{args.width} distilled", kd)):
         model = result.model.eval()
@@ -104,10 +104,18 @@ def run(args: argparse.Namespace) -> int:
         params = sum(p.numel() for p in model.parameters())
         rows.append(_row(label, params, result.test or {}, lat))
 
+    others = [_row(b.label, None, b.metrics, {}) for b in baselines.scored if b.name != "last-value"]
+    best = best_baselines(baselines)
+    best_row = _row("best baseline", None, {h: {"mae": mae} for h, (_, mae) in best.items()}, {})
+    shortfalls = [s for r in rows[1:] for s in compare_with_baselines(r["model"], r["test"], baselines)]
     print()
-    print(_table(rows))
+    print(_table(rows[:1] + others + [best_row] + rows[1:]))
+    print("\n".join(baseline_notes(baselines)))
+    print_shortfalls(shortfalls)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps({"dataset": data.name, "rows": rows}, indent=2))
+    summary = {"dataset": data.name, "rows": rows, "baselines": baselines.to_dict(),
+               "worse_than_best_baseline": [s.to_dict() for s in shortfalls]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nwritten: {out / 'summary.json'}; checkpoints under {out}/")
     return 0
 

@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--relation-source", choices=["features", "adaptive"], help="teacher relations from features or its adaptive adjacency")
     k.add_argument("--inherit-adjacency", action="store_true", default=None,
                    help="start the student's adaptive adjacency at the teacher's (needs --hparams adaptive=true)")
-    parser.add_argument("--test", action="store_true", help="also report test metrics of the best weights")
+    parser.add_argument("--test", action="store_true",
+                        help="also report test metrics of the best weights, beside the baselines'")
     k.add_argument("--distill-config", metavar="JSON", help="other DistillConfig fields as a JSON object")
     add_training_arguments(parser)
 
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             evaluate_test=args.test,
+            baselines=args.test,
             missing=args.missing,
         )
     print_result(result, what=f"distilled {args.student}")

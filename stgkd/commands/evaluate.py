@@ -7,6 +7,10 @@ every window of the split, not per batch), writes them as ``DIR/metrics-<split>.
 A distilled student is compared with its teacher (the checkpoint it records, or ``--teacher CKPT``):
 the teacher's metrics, the student's fidelity (its metrics against the teacher's forecasts, where the
 truth is observed; also in the JSON) and the teacher's forecasts as dashed lines in the plot.
+
+Beside the model, the baselines on the same forecast targets (:mod:`stgkd.engine.baselines`: last value,
+seasonal naive, historical average and median), the best of them per horizon, and one ``warning:`` line
+per horizon where the model is worse than that best (also in the JSON); ``--no-baselines`` skips them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot-windows", type=int, default=576,
                         help="windows shown in the plot, from the split's start (default: 576 = two days at 5 min)")
     parser.add_argument("--no-plot", action="store_true", help="metrics only")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the baselines (last value, seasonal naive, historical average and median)")
     teacher = parser.add_mutually_exclusive_group()
     teacher.add_argument("--teacher", type=Path, metavar="CKPT",
                          help="compare with this teacher (default: the one a distilled student records)")
@@ -83,8 +89,16 @@ def run(args: argparse.Namespace) -> int:
         print(format_metrics(evaluation.teacher_metrics))
         print("fidelity (student against the teacher's forecasts, where the truth is observed):")
         print(format_metrics(evaluation.fidelity))
+    report = evaluation.to_dict()
+    if not args.no_baselines:
+        from stgkd.engine.baselines import report_baselines, score_baselines
+
+        baselines = score_baselines(evaluation.prepared, args.split)
+        shortfalls = report_baselines(baselines, {evaluation.model: evaluation.metrics})
+        report["baselines"] = baselines.to_dict()
+        report["worse_than_best_baseline"] = [s.to_dict() for s in shortfalls]
     metrics_path = out / f"metrics-{args.split}.json"
-    metrics_path.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
+    metrics_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {metrics_path}")
     if not args.no_plot:
         plot_path = out / f"forecast-{args.split}.png"

@@ -164,6 +164,10 @@ def print_result(result, *, what: str) -> None:
         print(f"best checkpoint: {result.best_path}")
     if result.test is not None:
         print("test:\n" + format_metrics(result.test))
+    if result.baselines is not None and result.test is not None:
+        from stgkd.engine.baselines import report_baselines
+
+        report_baselines(result.baselines, {result.model.registry_name: result.test})
 
 
 @contextlib.contextmanager
@@ -195,7 +199,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-steps", type=int, default=12, help="forecast horizon (default: 12)")
     parser.add_argument("--day-of-week", action="store_true", help="add a day-of-week input feature")
     parser.add_argument("--no-time-of-day", action="store_true", help="no time-of-day input feature")
-    parser.add_argument("--test", action="store_true", help="also report test metrics of the best weights")
+    parser.add_argument("--test", action="store_true",
+                        help="also report test metrics of the best weights, beside the baselines'")
     add_training_arguments(parser)
 
 
@@ -219,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             evaluate_test=args.test,
+            baselines=args.test,
             missing=args.missing,
         )
     print_result(result, what=f"trained {args.model}")

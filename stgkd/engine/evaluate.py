@@ -182,6 +182,9 @@ class Evaluation:
     teacher_forecasts: np.ndarray | None = None
     #: why no teacher comparison was made although the checkpoint names a teacher
     teacher_note: str | None = None
+    #: the windows scored (a :class:`~stgkd.data.windows.PreparedData`; for the baselines' comparison,
+    #: :func:`stgkd.engine.baselines.score_baselines`)
+    prepared: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -251,7 +254,7 @@ def evaluate_checkpoint(
     evaluation = Evaluation(
         checkpoint=str(Path(path)), split=split, model=payload["model"]["name"], dataset=str(prepared.data.name),
         windows=len(windows), metrics=metrics, per_step=per_step, forecasts=forecasts,
-        sensor_ids=list(prepared.data.sensor_ids), target_times=times, interval_minutes=interval,
+        sensor_ids=list(prepared.data.sensor_ids), target_times=times, interval_minutes=interval, prepared=prepared,
     )
     teacher_path = None if teacher is False else teacher if teacher is not None else payload.get("teacher_checkpoint")
     if teacher_path is not None and teacher is None and not Path(teacher_path).exists():

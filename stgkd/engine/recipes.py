@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from stgkd.data.core import TrafficData
 from stgkd.data.rebuild import load_data, prepare_data, prepare_from_meta
+from stgkd.engine.baselines import compare_with_baselines, score_baselines
 from stgkd.engine.callbacks import (
     Checkpointing,
     DistillStages,
@@ -73,6 +74,8 @@ class TrainResult:
         distill: the resolved distillation settings (students from :func:`distill_student` only).
         teacher_checkpoint: path of the teacher checkpoint (:func:`distill_student` only).
         test: test-split metrics when asked for with ``evaluate_test=True``.
+        baselines: the baselines on the same test targets when asked for with ``baselines=True``
+            (:class:`~stgkd.engine.baselines.BaselineScores`).
         rank: this process's rank (0 unless run under ``torchrun``).
     """
 
@@ -93,6 +96,7 @@ class TrainResult:
     teacher_checkpoint: str | None = None
     test: dict[str, Any] | None = None
     rank: int = 0
+    baselines: Any = None
 
     @property
     def best_val_mae(self) -> float:
@@ -170,6 +174,7 @@ def _fit(
     log: bool,
     evaluate_test: bool,
     run_callbacks: Sequence[Any] = (),
+    baselines: bool = False,
 ) -> TrainResult:
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     model = build_model().to(ctx.device)
@@ -201,11 +206,17 @@ def _fit(
     )
     if evaluate_test:
         result.test = {k: v for k, v in trainer.validate("test").items() if k != "per_step"}
+        if baselines and ctx.is_main:
+            result.baselines = score_baselines(prepared, "test")
     if out is not None and ctx.is_main:
         summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "stopped_early": result.stopped_early, "val": result.best_val}
         if result.test is not None:
             summary["test"] = result.test
+        if result.baselines is not None:
+            summary["baselines"] = result.baselines.to_dict()
+            summary["worse_than_best_baseline"] = [
+                s.to_dict() for s in compare_with_baselines(model.registry_name, result.test, result.baselines)]
         best_logs = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
         if "val_fidelity" in best_logs:
             summary["val_fidelity"] = best_logs["val_fidelity"]
@@ -246,6 +257,7 @@ def train_model(
     log: bool = True,
     evaluate_test: bool = False,
     missing: MissingSpec = None,
+    baselines: bool = False,
 ) -> TrainResult:
     """Train a registered model (a teacher, or a student on its own) with the masked MAE in raw units.
 
@@ -271,6 +283,9 @@ def train_model(
         missing: which readings are missing when ``dataset`` is a name or a path: ``"zero"``,
             ``"nan"``, ``"none"`` or a sentinel number (:mod:`stgkd.missing`; default: the
             dataset's convention, or the resumed run's). Recorded in the checkpoints.
+        baselines: with ``evaluate_test``, also score the baselines on the same test targets
+            (:func:`~stgkd.engine.baselines.score_baselines`: ``TrainResult.baselines``, and
+            ``metrics.json``'s ``baselines`` and ``worse_than_best_baseline``).
 
     Returns:
         :class:`TrainResult`.
@@ -301,7 +316,7 @@ def train_model(
             build_model=_model_builder(model, prepared, hparams or {}, payload, role="model"),
             build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp),
             prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta={},
-            callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test,
+            callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test, baselines=baselines,
         )
     finally:
         shutdown(ctx)
@@ -333,6 +348,7 @@ def distill_student(
     cache_dtype: torch.dtype = torch.float16,
     cache: Any = None,
     missing: MissingSpec = None,
+    baselines: bool = False,
 ) -> TrainResult:
     """Distill a trained teacher into a student.
 
@@ -360,7 +376,7 @@ def distill_student(
         config: optimisation settings (default: ``TrainConfig()``).
         dataset: dataset override (name, path or :class:`TrafficData`).
         data_dir: root of registered datasets.
-        resume, overwrite, callbacks, progress, log, evaluate_test: as in :func:`train_model`.
+        resume, overwrite, callbacks, progress, log, evaluate_test, baselines: as in :func:`train_model`.
         cache_dtype: storage dtype of the teacher cache (default: ``torch.float16``).
         cache: a :class:`~stgkd.distill.TeacherCache` of this teacher over this training split, to
             distill several students without running the teacher again (it must hold the features the
@@ -398,7 +414,7 @@ def distill_student(
         return _fit(
             build_model=_model_builder(student, prepared, student_hparams, payload, role="student"),
             build_step=build_step, prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta=meta,
-            callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test,
+            callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test, baselines=baselines,
             run_callbacks=_distill_callbacks(dcfg, teacher_model, prepared, cfg, ctx),
         )
     finally:

@@ -1,0 +1,326 @@
+"""The baselines a forecast is scored beside, and the one comparison of a model with them.
+
+:func:`score_baselines` fits every baseline of :mod:`stgkd.nn.baselines` that the data allows on the
+training slice of a :class:`~stgkd.data.windows.PreparedData` and scores it on a split with the metrics
+the models get (:func:`~stgkd.engine.evaluate.evaluate_split`), on **the same forecast targets** as the
+models: each window of the split keeps its targets, and a baseline's input ends where the model's does
+but reaches as far back as the baseline needs (one step for the last value, a season for a seasonal
+naive), read from the same series. The candidates follow the data's interval:
+
+* last value;
+* seasonal naive, the same time one day and one week earlier;
+* historical average and historical median per sensor and time of day, per day of week as well when the
+  training slice spans two weeks or more.
+
+A baseline the data cannot support (a season longer than the history before the split's first window,
+a training slice shorter than a day, an interval that does not divide a day) is left out with the reason
+(:attr:`BaselineScores.left_out`), never scored as ``NaN``.
+
+:func:`compare_with_baselines` is the comparison, a pure function: the horizons where a model's MAE is
+above the best baseline's. :func:`report_baselines` prints the table, the best baseline per horizon and
+one ``warning:`` line per horizon the model loses. Every scoring command (``stgkd evaluate``,
+``train --test``, ``distill --test``, ``stgkd demo``) and the benchmark tables go through these three.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, TextIO
+
+import numpy as np
+import torch
+
+from stgkd.errors import StgkdError
+from stgkd.metrics import DEFAULT_STEPS
+from stgkd.nn.baselines import season_label
+
+__all__ = [
+    "BaselineScore",
+    "BaselineScores",
+    "Shortfall",
+    "baseline_candidates",
+    "baseline_notes",
+    "best_baselines",
+    "compare_with_baselines",
+    "format_baselines",
+    "print_shortfalls",
+    "report_baselines",
+    "score_baselines",
+]
+
+#: days of training data from which the historical profiles are kept per day of week
+WEEKLY_PROFILE_DAYS = 14
+#: floats of one baseline input batch at most (a week-long window at 207 sensors is 417 k)
+_BATCH_FLOATS = 2**24
+
+
+@dataclass
+class BaselineScore:
+    """One baseline on one split.
+
+    Attributes:
+        name: the registered model (``"seasonal-naive"``).
+        label: how tables name it (``"seasonal naive (1 day)"``).
+        hparams: its hyperparameters (``{"season_steps": 288}``).
+        in_steps: the input steps it reads before each forecast.
+        metrics: ``{"15min": {"mae", "rmse", "mape"}, ..., "avg": {...}}``; ``None`` when left out.
+        note: why it was left out (``None`` when scored).
+    """
+
+    name: str
+    label: str
+    hparams: dict[str, Any]
+    in_steps: int
+    metrics: dict[str, Any] | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.name, "label": self.label, "hparams": dict(self.hparams),
+                               "in_steps": self.in_steps}
+        if self.metrics is not None:
+            out["metrics"] = self.metrics
+        if self.note is not None:
+            out["left_out"] = self.note
+        return out
+
+
+@dataclass
+class BaselineScores:
+    """What :func:`score_baselines` returns: the baselines scored on a split and those left out."""
+
+    dataset: str
+    split: str
+    windows: int
+    interval_minutes: int
+    out_steps: int
+    scored: list[BaselineScore] = field(default_factory=list)
+    left_out: list[BaselineScore] = field(default_factory=list)
+
+    def best(self) -> dict[str, tuple[str, float]]:
+        """:func:`best_baselines` of these scores."""
+        return best_baselines(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "windows": self.windows,
+            "scored": [s.to_dict() for s in self.scored],
+            "left_out": [s.to_dict() for s in self.left_out],
+            "best": {h: {"baseline": label, "mae": mae} for h, (label, mae) in self.best().items()},
+        }
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A horizon where a model's MAE is above the best baseline's."""
+
+    model: str
+    horizon: str
+    baseline: str
+    model_mae: float
+    baseline_mae: float
+    out_steps: int = 12
+
+    def message(self) -> str:
+        """``dcgru is worse than seasonal naive (1 day) at 60 min: 5.34 vs 5.12``."""
+        a, b = _two(self.model_mae, self.baseline_mae)
+        return f"{self.model} is worse than {self.baseline} {_horizon_text(self.horizon, self.out_steps)}: {a} vs {b}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "horizon": self.horizon, "baseline": self.baseline,
+                "model_mae": self.model_mae, "baseline_mae": self.baseline_mae}
+
+
+def _two(a: float, b: float) -> tuple[str, str]:
+    """Two MAEs with two decimals, more where two decimals would show them equal."""
+    for digits in (2, 3, 4, 6):
+        sa, sb = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        if sa != sb:
+            break
+    return sa, sb
+
+
+def _horizon_text(key: str, out_steps: int) -> str:
+    if key == "avg":
+        return f"on average over the {out_steps} steps"
+    return f"at {key[:-3]} min" if key.endswith("min") and key[:-3].isdigit() else f"at {key}"
+
+
+def baseline_candidates(prepared: Any) -> list[BaselineScore]:
+    """The baselines :func:`score_baselines` tries on ``prepared``, unscored; one the interval rules out
+    (it does not divide a day) carries the reason in ``note``.
+
+    Seasons and slots follow the data's interval (a day is ``1440 / interval`` steps). The profiles are
+    per day of week too when the training slice spans two weeks or more.
+    """
+    interval = int(prepared.data.interval_minutes)
+    out = [BaselineScore("last-value", "last value", {}, 1)]
+    if interval < 1 or 1440 % interval:
+        note = f"an interval of {interval} min does not divide a day"
+        for name, label in (("seasonal-naive", "seasonal naive (1 day)"), ("seasonal-naive", "seasonal naive (1 week)"),
+                            ("historical-average", "historical average"), ("historical-median", "historical median")):
+            out.append(BaselineScore(name, label, {}, 1, note=note))
+        return out
+    day = 1440 // interval
+    weekly = prepared.train_end >= WEEKLY_PROFILE_DAYS * day
+    for season in (day, 7 * day):
+        label = f"seasonal naive ({season_label(season, interval)})"
+        out.append(BaselineScore("seasonal-naive", label, {"season_steps": season}, season))
+    for name in ("historical-average", "historical-median"):
+        hparams = {"slots_per_day": day, "weekly": weekly, "time_channel": 1, "day_channel": 2}
+        out.append(BaselineScore(name, name.replace("-", " ") + (" (day of week)" if weekly else ""), hparams, 1))
+    return out
+
+
+def _baseline_split(prepared: Any, split: Any, in_steps: int, features: torch.Tensor | None):
+    """The windows of ``split`` with the same targets and an input of ``in_steps`` steps ending where the
+    model's does: the reading channel only, then ``features`` (time of day, day of week)."""
+    from stgkd.data.windows import WindowSplit
+
+    starts = split.starts + (split.in_steps - in_steps)
+    return WindowSplit(split.name, split.inputs[..., :1], split.targets, starts, in_steps, split.out_steps, features)
+
+
+@torch.no_grad()
+def score_baselines(
+    prepared: Any,
+    split: str = "test",
+    *,
+    names: Sequence[str] | None = None,
+    steps: Sequence[int] = DEFAULT_STEPS,
+    batch_size: int | None = None,
+) -> BaselineScores:
+    """Fit the baselines on ``prepared``'s training slice and score them on ``split``.
+
+    The benchmark tables and every scoring command call this: the figures are those of
+    :func:`~stgkd.engine.evaluate.evaluate_split` (dataset-level masked MAE/RMSE/MAPE at ``steps`` and over
+    the horizon) on the forecast targets of ``split``'s windows, the ones a model on ``prepared`` is
+    scored on.
+
+    Args:
+        prepared: a :class:`~stgkd.data.windows.PreparedData`.
+        split: ``"train"``, ``"val"`` or ``"test"`` (default: ``"test"``).
+        names: registered baselines to try (default: all of :func:`baseline_candidates`).
+        steps: horizon steps to report (default: ``(3, 6, 12)``).
+        batch_size: windows per forward (default: as many as fit in about 64 MB of input).
+
+    Returns:
+        :class:`BaselineScores`; a baseline the data cannot support is in ``left_out`` with the reason.
+    """
+    from stgkd.data.windows import time_features
+    from stgkd.engine.evaluate import evaluate_split
+    from stgkd.nn.registry import MODELS, build
+
+    windows = prepared.get_split(split)
+    data = prepared.data
+    interval = int(data.interval_minutes)
+    times = time_features(data, time_of_day=True, day_of_week=True)
+    features = torch.from_numpy(np.stack([times["time_of_day"], times["day_of_week"]], axis=1)).to(prepared.device)
+    result = BaselineScores(dataset=str(data.name), split=split, windows=len(windows), interval_minutes=interval,
+                            out_steps=prepared.out_steps)
+    candidates = baseline_candidates(prepared)
+    if names is not None:
+        wanted = {MODELS.get(n).registry_name for n in names}
+        candidates = [c for c in candidates if c.name in wanted]
+    for score in candidates:
+        if score.note is not None:
+            result.left_out.append(score)
+            continue
+        in_steps = score.in_steps
+        try:
+            model = build(score.name, num_nodes=data.num_nodes, in_steps=in_steps, out_steps=prepared.out_steps,
+                          in_channels=3, **score.hparams).to(prepared.device)
+            score.label = model.label(interval)
+            history = int(windows.starts[0]) + windows.in_steps if len(windows) else 0
+            if history < in_steps:
+                raise StgkdError(
+                    f"needs {in_steps} steps of history up to each forecast, and the first window of the {split} "
+                    f"split has {history} ({history * interval / 1440:.1f} of the "
+                    f"{in_steps * interval / 1440:.1f} days)"
+                )
+            model.fit(prepared)
+        except StgkdError as exc:
+            score.note = str(exc)
+            result.left_out.append(score)
+            continue
+        view = _baseline_split(prepared, windows, in_steps, features)
+        per_batch = batch_size or max(1, _BATCH_FLOATS // (in_steps * data.num_nodes * 3))
+        metrics = evaluate_split(model, view, prepared.scaler, batch_size=per_batch, device=prepared.device,
+                                 steps=tuple(steps), interval_minutes=interval)
+        metrics.pop("per_step", None)
+        score.metrics = metrics
+        result.scored.append(score)
+    return result
+
+
+def best_baselines(scores: BaselineScores) -> dict[str, tuple[str, float]]:
+    """Per horizon key (``"15min"``, ..., ``"avg"``): the label and MAE of the scored baseline with the
+    lowest MAE (the first listed on a tie); horizons no baseline has a finite MAE at are absent."""
+    best: dict[str, tuple[str, float]] = {}
+    for score in scores.scored:
+        for key, m in (score.metrics or {}).items():
+            mae = m.get("mae") if isinstance(m, dict) else None
+            if mae is None or not np.isfinite(mae):
+                continue
+            if key not in best or mae < best[key][1]:
+                best[key] = (score.label, float(mae))
+    return best
+
+
+def compare_with_baselines(model: str, metrics: Mapping[str, Any], scores: BaselineScores) -> list[Shortfall]:
+    """The horizons where ``model``'s MAE is above the best baseline's, in ``metrics``' order.
+
+    Args:
+        model: how to name the model in the message (``"dcgru"``).
+        metrics: its ``{"15min": {"mae": ...}, ..., "avg": {...}}`` on the split ``scores`` were taken on.
+        scores: from :func:`score_baselines`.
+    """
+    best = best_baselines(scores)
+    out = []
+    for key, m in metrics.items():
+        if key not in best or not isinstance(m, Mapping) or "mae" not in m:
+            continue
+        label, mae = best[key]
+        if float(m["mae"]) > mae:
+            out.append(Shortfall(model, key, label, float(m["mae"]), mae, scores.out_steps))
+    return out
+
+
+def format_baselines(scores: BaselineScores) -> str:
+    """The baselines' MAE per horizon, the best per horizon, and those left out with the reason."""
+    keys: list[str] = []
+    for s in scores.scored:
+        keys += [k for k in (s.metrics or {}) if k not in keys]
+    width = max([len(s.label) for s in scores.scored] + [len("best baseline")])
+    lines = [f"baselines, {scores.split} split, the same forecast targets (MAE):",
+             f"{'baseline':<{width}}  " + "  ".join(f"{k:>8}" for k in keys)]
+    for s in scores.scored:
+        lines.append(f"{s.label:<{width}}  " + "  ".join(f"{s.metrics[k]['mae']:8.4f}" if k in s.metrics else f"{'-':>8}"
+                                                         for k in keys))
+    return "\n".join(lines + baseline_notes(scores))
+
+
+def baseline_notes(scores: BaselineScores) -> list[str]:
+    """The lines under a table of baselines: the best per horizon, then each baseline left out and why."""
+    best = scores.best()
+    lines = ["best baseline: " + "; ".join(f"{k} {label} {mae:.4f}" for k, (label, mae) in best.items())] if best else []
+    return lines + [f"left out: {s.label}: {s.note}" for s in scores.left_out]
+
+
+def print_shortfalls(shortfalls: Sequence[Shortfall], file: TextIO | None = None) -> None:
+    """One ``warning: MODEL is worse than BASELINE at H: a vs b`` line per shortfall (default: to stderr)."""
+    for s in shortfalls:
+        print(f"warning: {s.message()}", file=file if file is not None else sys.stderr)
+
+
+def report_baselines(scores: BaselineScores, models: Mapping[str, Mapping[str, Any]] | None = None, *,
+                     out: TextIO | None = None, warn: TextIO | None = None) -> list[Shortfall]:
+    """Print :func:`format_baselines` to ``out`` (default: stdout) and, for each model in ``models``
+    (name -> metrics), one ``warning: ...`` line per horizon it loses to the best baseline to ``warn``
+    (default: stderr); returns the shortfalls."""
+    print(format_baselines(scores), file=out if out is not None else sys.stdout)
+    shortfalls = [s for name, metrics in (models or {}).items() for s in compare_with_baselines(name, metrics, scores)]
+    print_shortfalls(shortfalls, warn)
+    return shortfalls

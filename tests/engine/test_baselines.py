@@ -1,0 +1,174 @@
+"""Scoring the baselines beside a model: the same targets, the best per horizon, the warning line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from stgkd.cli import main
+from stgkd.data.core import TrafficData
+from stgkd.data.windows import prepare
+from stgkd.engine.baselines import (
+    BaselineScore,
+    BaselineScores,
+    best_baselines,
+    compare_with_baselines,
+    report_baselines,
+    score_baselines,
+)
+from stgkd.engine.evaluate import evaluate_split
+from stgkd.nn import build_for
+
+N = 6
+STEPS = (1, 2, 4)  # 60, 120 and 240 minutes at an hourly interval
+
+
+def _hourly(days: int, *, interval: int = 60, seed: int = 0) -> TrafficData:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 1440 // interval)
+    values = 30 + 10 * np.sin(2 * np.pi * t * interval / 1440)[:, None] + rng.normal(0, 3, (len(t), N))
+    values[rng.random(values.shape) < 0.1] = np.nan
+    return TrafficData(values=values.astype(np.float32), adj=np.eye(N), sensor_ids=[f"s{i}" for i in range(N)],
+                       interval_minutes=interval, name="hourly")
+
+
+def _brute_mae(prepared, forecast) -> dict[int, float]:
+    """Masked MAE at each of STEPS of ``forecast(origin, h) -> (N,)`` raw, over the test windows."""
+    raw = prepared.data.values[..., 0].astype(np.float64)
+    out = {}
+    for h in STEPS:
+        errors = []
+        for start in prepared.test.starts.tolist():
+            origin = start + prepared.in_steps - 1
+            truth = raw[origin + h]
+            ok = np.isfinite(truth)
+            errors.append(np.abs(forecast(origin, h) - truth)[ok])
+        out[h] = float(np.concatenate(errors).mean())
+    return out
+
+
+def test_baselines_are_scored_on_the_models_targets():
+    prepared = prepare(_hourly(7), in_steps=3, out_steps=4)
+    scores = score_baselines(prepared, "test", steps=STEPS)
+    labels = [s.label for s in scores.scored]
+    assert labels == ["last value", "seasonal naive (1 day)", "historical average", "historical median"]
+    assert [s.label for s in scores.left_out] == ["seasonal naive (1 week)"]  # 7 days of data: no week before the test
+    assert "needs 168 steps of history" in scores.left_out[0].note
+    by_label = {s.label: s.metrics for s in scores.scored}
+    for metrics in by_label.values():
+        assert all(np.isfinite(m["mae"]) for m in metrics.values())
+
+    raw = prepared.data.values[..., 0].astype(np.float64)
+    mean = prepared.scaler.mean
+
+    def filled(v):  # what the input carries for a missing reading: the training mean
+        return np.where(np.isfinite(v), v, mean)
+
+    want = _brute_mae(prepared, lambda origin, h: filled(raw[origin]))
+    got = by_label["last value"]
+    assert [got[f"{60 * h}min"]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS], rel=1e-5)
+    want = _brute_mae(prepared, lambda origin, h: filled(raw[origin + h - 24]))  # the same hour yesterday
+    got = by_label["seasonal naive (1 day)"]
+    assert [got[f"{60 * h}min"]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS], rel=1e-5)
+
+    # a historical profile reads only the last input step's time: the 3-step windows give the same figures
+    model = build_for("historical-median", prepared, slots_per_day=24).fit(prepared)
+    direct = evaluate_split(model, prepared.test, prepared.scaler, interval_minutes=60, steps=STEPS)
+    assert by_label["historical median"]["avg"]["mae"] == pytest.approx(direct["avg"]["mae"], rel=1e-6)
+    assert scores.to_dict()["best"]["avg"]["baseline"] in labels
+
+
+def test_a_baseline_the_data_is_too_short_for_is_left_out_with_the_reason():
+    prepared = prepare(_hourly(1), in_steps=2, out_steps=2)  # one day in all
+    scores = score_baselines(prepared, "test", steps=(1, 2))
+    assert [s.label for s in scores.scored] == ["last value"]
+    notes = {s.label: s.note for s in scores.left_out}
+    assert set(notes) == {"seasonal naive (1 day)", "seasonal naive (1 week)", "historical average",
+                          "historical median"}
+    assert "needs 24 steps of history" in notes["seasonal naive (1 day)"]
+    assert "less than the one day (24 steps)" in notes["historical average"]
+    left = scores.to_dict()["left_out"]
+    assert all("metrics" not in b and b["left_out"] for b in left)  # never a NaN row
+
+    odd = prepare(_hourly(3, interval=7), in_steps=2, out_steps=2)
+    scores = score_baselines(odd, "test", steps=(1, 2))
+    assert [s.label for s in scores.scored] == ["last value"]
+    assert all(s.note == "an interval of 7 min does not divide a day" for s in scores.left_out)
+
+    out = io.StringIO()
+    report_baselines(scores, out=out)
+    assert "left out: historical median: an interval of 7 min does not divide a day" in out.getvalue()
+
+
+def _scores() -> BaselineScores:
+    naive = BaselineScore("seasonal-naive", "seasonal naive (1 day)", {"season_steps": 288}, 288,
+                          {"15min": {"mae": 5.15}, "60min": {"mae": 5.12}, "avg": {"mae": 5.14}})
+    last = BaselineScore("last-value", "last value", {}, 1,
+                         {"15min": {"mae": 3.55}, "60min": {"mae": 5.73}, "avg": {"mae": 4.39}})
+    return BaselineScores("week", "test", 399, 5, 12, scored=[last, naive])
+
+
+def test_best_baseline_per_horizon_and_the_comparison():
+    scores = _scores()
+    assert best_baselines(scores) == {"15min": ("last value", 3.55), "60min": ("seasonal naive (1 day)", 5.12),
+                                      "avg": ("last value", 4.39)}
+    loses = {"15min": {"mae": 3.18}, "60min": {"mae": 5.34}, "avg": {"mae": 3.91}}
+    [shortfall] = compare_with_baselines("dcgru", loses, scores)
+    assert shortfall.message() == "dcgru is worse than seasonal naive (1 day) at 60 min: 5.34 vs 5.12"
+    worse_on_average = {"15min": {"mae": 3.5}, "60min": {"mae": 5.0}, "avg": {"mae": 4.391}}
+    [shortfall] = compare_with_baselines("gcn-gru", worse_on_average, scores)
+    assert shortfall.message() == "gcn-gru is worse than last value on average over the 12 steps: 4.391 vs 4.390"
+    wins = {"15min": {"mae": 3.18}, "60min": {"mae": 4.80}, "avg": {"mae": 3.91}}
+    ties = {"15min": {"mae": 3.55}, "60min": {"mae": 5.12}, "avg": {"mae": 4.39}}
+    assert compare_with_baselines("gwn", wins, scores) == [] and compare_with_baselines("gwn", ties, scores) == []
+
+
+def test_the_warning_line_is_printed_when_a_model_loses_and_not_when_it_wins():
+    out, warn = io.StringIO(), io.StringIO()
+    report_baselines(_scores(), {"dcgru": {"60min": {"mae": 5.34}}, "gwn": {"60min": {"mae": 4.80}}}, out=out, warn=warn)
+    assert warn.getvalue() == "warning: dcgru is worse than seasonal naive (1 day) at 60 min: 5.34 vs 5.12\n"
+    assert "best baseline: 15min last value 3.5500; 60min seasonal naive (1 day) 5.1200" in out.getvalue()
+    out, warn = io.StringIO(), io.StringIO()
+    report_baselines(_scores(), {"gwn": {"15min": {"mae": 3.0}, "60min": {"mae": 4.80}, "avg": {"mae": 3.9}}},
+                     out=out, warn=warn)
+    assert warn.getvalue() == "" and "seasonal naive (1 day)" in out.getvalue()
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_train_test_and_evaluate_show_the_baselines_and_warn(tmp_path, data_dir):
+    run = tmp_path / "gru"
+    code, out, err = _run(["train", "--dataset", str(data_dir), "--model", "gru", "--hparams", "hidden=4", "--out",
+                           str(run), "--epochs", "1", "--limit-batches", "1", "--device", "cpu", "--no-progress",
+                           "--test"])
+    assert code == 0, err
+    assert "baselines, test split" in out and "best baseline: 15min " in out
+    summary = json.loads((run / "metrics.json").read_text())
+    scored = {b["label"]: b["metrics"] for b in summary["baselines"]["scored"]}
+    assert {"last value", "seasonal naive (1 day)", "historical average", "historical median"} <= set(scored)
+    best = summary["baselines"]["best"]
+    expected = [f"warning: gru is worse than {best[h]['baseline']}" for h in summary["test"]
+                if summary["test"][h]["mae"] > best[h]["mae"]]
+    assert expected, "one batch of training beats every baseline at every horizon?"  # the case under test
+    printed = [line for line in err.splitlines() if line.startswith("warning: gru is worse than")]
+    assert [line.split(" at ")[0].split(" on average")[0] for line in printed] == expected
+    assert len(summary["worse_than_best_baseline"]) == len(expected)
+
+    code, out, err = _run(["evaluate", str(run / "best.pt"), "--no-plot", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0, err
+    report = json.loads((tmp_path / "metrics-test.json").read_text())
+    assert report["baselines"]["best"] == summary["baselines"]["best"]
+    assert [line for line in err.splitlines() if line.startswith("warning: gru")] == printed
+    code, out, err = _run(["evaluate", str(run / "best.pt"), "--no-plot", "--device", "cpu", "--out", str(tmp_path),
+                           "--no-baselines"])
+    assert code == 0 and "baselines" not in out and "warning" not in err
+
