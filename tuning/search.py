@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target number of finished trials (complete + pruned + infeasible) for the whole study, counting those already in the storage")
     st.add_argument("--timeout", type=_positive_float, default=None, help="stop starting new trials after this many seconds (this process)")
     st.add_argument("--storage", default=None,
-                    help="Optuna storage: a journal file path, sqlite:///file.db, postgresql://..., redis://... (default: the journal file OUT/study.journal)")
+                    help="Optuna storage: a journal file path, sqlite:///file.db, postgresql://..., redis://... "
+                         "(default: the journal file OUT/study.journal). A password in the URL is shown and stored "
+                         "masked; PGPASSWORD or ~/.pgpass keep it out of the command line too")
     st.add_argument("--study-name", default=None, help="study name shared by all workers (default: derived from dataset and latency settings)")
     st.add_argument("--out", default=DEFAULT_OUT, help="study directory: journal, teacher, trial checkpoints, report, best_student.pt")
     st.add_argument("--seed", type=int, default=0, help="seed of the sampler (per trial number, so workers never repeat each other) and of each trial's training (seed + trial number)")
@@ -424,12 +426,12 @@ def run(args: argparse.Namespace) -> int:
     for number, reason in recover_stale_trials(study):
         _log(f"trial {number} was left running ({reason}); marked failed and queued again")
     done = _Progress.finished(study)
-    _log(f"study {study_name!r} in {storage.url}: {done} finished trial(s), target {args.n_trials}; "
+    _log(f"study {study_name!r} in {storage.masked_url}: {done} finished trial(s), target {args.n_trials}; "
          f"latency on {latency.label}" + (f" ({latency.device_name})" if latency.device_name else ""))
     report_settings = {
         **{k: v for k, v in settings.items() if k != "space"},
         "study": study_name,
-        "storage": storage.url,
+        "storage": storage.masked_url,
         "dashboard": storage.dashboard_command,
         "sampler": args.sampler,
         "pruner": args.pruner if not args.multi_objective else "none (multi-objective)",
@@ -540,7 +542,7 @@ def _open_study(args: argparse.Namespace, storage: Any, latency: Any, settings: 
         conflicts = _settings_conflicts(stored, settings)
         if conflicts:
             raise ConfigError(
-                f"--study-name {study_name} in {storage.url} was created with other settings ({'; '.join(conflicts)}); "
+                f"--study-name {study_name} in {storage.masked_url} was created with other settings ({'; '.join(conflicts)}); "
                 "run with the same settings or choose another --study-name"
             )
         if stored.get("space") != settings["space"]:

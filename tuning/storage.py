@@ -17,6 +17,12 @@ Storage (``--storage``):
   and a plain ``postgresql://`` URL uses it when psycopg2 is not installed).
 * ``redis://...``: ``JournalStorage(JournalRedisBackend)`` (needs the ``redis`` package).
 
+Passwords. A password in a URL (``postgresql://user:secret@host/db``) is used to connect and nowhere else:
+the report, the log lines, the study's attributes and every error message show the URL through
+:func:`mask_url` (``postgresql://user:***@host/db``). To keep it out of the shell history and the process
+list as well, leave it out of the URL and let the driver find it (``PGPASSWORD`` or ``~/.pgpass`` for
+PostgreSQL).
+
 Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL). The
 dashboard only reads the study; its own writes (notes) take Optuna's default journal lock, not
 :class:`FlockLock`, so leave notes for when no worker is running.
@@ -40,12 +46,14 @@ import copy
 import datetime as _dt
 import fcntl
 import os
+import re
 import socket
 import threading
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import quote, quote_plus
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
@@ -62,6 +70,7 @@ __all__ = [
     "FlockLock",
     "Heartbeat",
     "StorageInfo",
+    "mask_url",
     "open_storage",
     "repair_journal",
     "worker_identity",
@@ -161,25 +170,74 @@ def repair_journal(path: str | os.PathLike[str], lock: BaseJournalFileLock) -> i
         lock.release()
 
 
+#: ``scheme://user:password@`` in a URL SQLAlchemy cannot parse
+_USER_PASSWORD = re.compile(r"(://[^/?#@:]*:)(.*)(@)")
+
+
+def _password(url: str) -> str | None:
+    """The password in ``url`` (decoded), or ``None`` when it has none."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads (e.g. a port that is not a number)
+        match = _USER_PASSWORD.search(url)
+        password = match.group(2) if match else None
+    return None if password is None else str(password)
+
+
+def mask_url(url: str) -> str:
+    """``url`` as it may be shown, logged or stored: its password replaced by ``***``.
+
+    ``postgresql://stgkd:secret@host/db`` becomes ``postgresql://stgkd:***@host/db`` (SQLAlchemy's
+    ``make_url(url).render_as_string(hide_password=True)``; ``redis://:secret@host`` likewise). A URL
+    without a password and anything that is not a URL (a journal file path, ``journal:PATH``) come back
+    unchanged. Every storage URL that is printed, logged, stored or put in a message goes through here.
+    """
+    if "://" not in url or _password(url) is None:
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _USER_PASSWORD.sub(r"\1***\3", url)
+
+
+def _masked_message(text: str, url: str) -> str:
+    """``text`` (a message about ``url``, e.g. a driver's error) with ``url`` masked and its password
+    nowhere, whether written as given, decoded or percent-encoded."""
+    text = text.replace(url, mask_url(url))
+    password = _password(url)
+    if password:
+        for form in sorted({password, quote(password, safe=""), quote_plus(password)}, key=len, reverse=True):
+            text = text.replace(form, "***")
+    return text
+
+
 class StorageInfo:
     """An opened storage and how to describe it to the user.
 
     Attributes:
         storage: the Optuna storage object to pass to ``optuna.create_study``.
-        url: what the user gave (or the default journal path), for reports and ``optuna-dashboard``.
+        masked_url: what the user gave (or the default journal path) with its password masked
+            (:func:`mask_url`): what reports, logs and messages show; never the secret itself.
         kind: ``"journal"``, ``"rdb"`` or ``"redis"``.
         has_heartbeat: whether Optuna's own heartbeat watches running trials (RDB storages).
     """
 
     def __init__(self, storage: BaseStorage, url: str, kind: str, has_heartbeat: bool) -> None:
         self.storage = storage
-        self.url = url
+        self.masked_url = mask_url(url)
         self.kind = kind
         self.has_heartbeat = has_heartbeat
 
     @property
     def dashboard_command(self) -> str:
-        return f"optuna-dashboard {self.url}"
+        """``optuna-dashboard URL`` (a masked password is typed in by hand, or left to ``PGPASSWORD``)."""
+        return f"optuna-dashboard {self.masked_url}"
 
 
 def _journal(path: Path, symlink_lock: bool) -> StorageInfo:
@@ -243,7 +301,10 @@ def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageI
 
             return StorageInfo(JournalStorage(JournalRedisBackend(url)), url, "redis", False)
         except ImportError as exc:
-            raise ConfigError(f"--storage {url}: the redis package is needed ({exc})") from None
+            raise ConfigError(f"--storage {mask_url(url)}: the redis package is needed ({exc})") from None
+        except Exception as exc:  # redis errors: bad URL, unreachable server, wrong password
+            raise ConfigError(_masked_message(
+                f"--storage {url}: cannot open the Redis journal ({type(exc).__name__}: {exc})", url)) from None
     if "://" in url:
         try:
             with warnings.catch_warnings(), _schema_lock(_sqlalchemy_url(url)):
@@ -254,11 +315,15 @@ def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageI
                     grace_period=STALE_AFTER_S,
                     heartbeat_stale_trial_callback=retry_trial,
                 )
+        except ConfigError:
+            raise
         except ImportError as exc:
             hint = " (pip install 'stgkd[cluster]' for PostgreSQL)" if url.startswith("postgresql") else ""
-            raise ConfigError(f"--storage {url}: a database driver is missing ({exc}){hint}") from None
-        except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server
-            raise ConfigError(f"--storage {url}: cannot open the database ({type(exc).__name__}: {exc})") from None
+            raise ConfigError(_masked_message(
+                f"--storage {url}: a database driver is missing ({exc}){hint}", url)) from None
+        except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server, wrong password
+            raise ConfigError(_masked_message(
+                f"--storage {url}: cannot open the database ({type(exc).__name__}: {exc})", url)) from None
         return StorageInfo(storage, url, "rdb", True)
     path = Path(url).expanduser()
     if path.suffix in (".db", ".sqlite", ".sqlite3"):

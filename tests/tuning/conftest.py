@@ -1,12 +1,13 @@
-"""Fixtures of the tuning tests: a tiny teacher and a tiny search space."""
+"""Fixtures of the tuning tests: a tiny teacher, a tiny search space and a PostgreSQL database."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from tuning_helpers import TEACHER_HPARAMS, TINY_SPACE
+from tuning_helpers import STUDY_PASSWORD, TEACHER_HPARAMS, TINY_SPACE, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,16 @@ def tiny_space(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    """URL of a database on a throw-away PostgreSQL server that trusts its role (skips where none)."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture()
+def postgres_password_url() -> Iterator[str]:
+    """URL, with :data:`~tuning_helpers.STUDY_PASSWORD` in it, of a database on a throw-away PostgreSQL
+    server that checks that password (skips where none)."""
+    with postgres_server(STUDY_PASSWORD) as url:
+        yield url

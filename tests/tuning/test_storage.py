@@ -1,21 +1,26 @@
-"""Storage choice, the journal lock, journal repair and recovery of trials whose worker died."""
+"""Storage choice, masked passwords, the journal lock, journal repair and recovery of trials whose
+worker died."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import subprocess
 import time
+from urllib.parse import quote, quote_plus
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+import tuning.storage
 from stgkd.errors import ConfigError
 from tuning.storage import (
     HEARTBEAT_ATTR,
     FlockLock,
+    mask_url,
     open_storage,
     recover_stale_trials,
     repair_journal,
@@ -42,7 +47,7 @@ def _locked_elsewhere(path) -> bool:
 def test_default_is_a_journal_file_in_the_study_directory(tmp_path):
     info = open_storage(None, tmp_path / "study")
     assert info.kind == "journal" and not info.has_heartbeat
-    assert info.url == str(tmp_path / "study" / "study.journal")
+    assert info.masked_url == str(tmp_path / "study" / "study.journal")
     assert info.dashboard_command == f"optuna-dashboard {tmp_path / 'study' / 'study.journal'}"
     study = optuna.create_study(study_name="s", storage=info.storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
@@ -59,6 +64,65 @@ def test_sqlite_url_uses_rdb_with_heartbeat_and_bare_db_path_is_refused(tmp_path
         open_storage(str(tmp_path / "study.db"), tmp_path)
     with pytest.raises(ConfigError, match="is a directory"):
         open_storage(f"journal:{tmp_path}", tmp_path)
+
+
+SECRET = "s3cr/t@pw%x"
+
+
+def _secret_forms(text: str) -> list[str]:
+    """The forms of :data:`SECRET` found in ``text`` (as given, percent-encoded, form-encoded)."""
+    return [form for form in {SECRET, quote(SECRET, safe=""), quote_plus(SECRET)} if form in text]
+
+
+@pytest.mark.parametrize("url, shown", [
+    (f"postgresql://stgkd:{quote(SECRET, safe='')}@db.example:5432/studies",
+     "postgresql://stgkd:***@db.example:5432/studies"),
+    ("postgresql+psycopg://u:plain@127.0.0.1/db", "postgresql+psycopg://u:***@127.0.0.1/db"),
+    ("mysql+pymysql://u:plain@h/db?charset=utf8mb4", "mysql+pymysql://u:***@h/db?charset=utf8mb4"),
+    ("redis://:plain@localhost:6379/0", "redis://:***@localhost:6379/0"),
+    ("postgresql://u:plain@h:notaport/db", "postgresql://u:***@h:notaport/db"),  # SQLAlchemy cannot parse it
+    # nothing to hide: unchanged, character for character
+    ("postgresql://stgkd@127.0.0.1:5432/postgres", "postgresql://stgkd@127.0.0.1:5432/postgres"),
+    ("sqlite:////tmp/a study/study.db", "sqlite:////tmp/a study/study.db"),
+    ("runs/study/study.journal", "runs/study/study.journal"),
+    ("journal:runs/user:name@host/study.journal", "journal:runs/user:name@host/study.journal"),
+])
+def test_mask_url_hides_the_password_and_nothing_else(url, shown):
+    assert mask_url(url) == shown
+    assert "plain" not in mask_url(url) and not _secret_forms(mask_url(url))
+
+
+def test_storage_errors_name_the_url_without_its_password(tmp_path, monkeypatch):
+    url = f"postgresql://stgkd:{quote(SECRET, safe='')}@127.0.0.1:{_closed_port()}/db"
+    # a real driver error: nothing listens on that port
+    with pytest.raises(ConfigError, match="cannot open the database") as refused:
+        open_storage(url, tmp_path)
+    # a URL SQLAlchemy cannot parse
+    with pytest.raises(ConfigError) as unparsed:
+        open_storage(f"postgresql://stgkd:{quote(SECRET, safe='')}@127.0.0.1:port/db", tmp_path)
+    # a missing driver (no MySQL driver is installed for the tests)
+    with pytest.raises(ConfigError) as no_driver:
+        open_storage(f"mysql+nosuchdriver://stgkd:{quote(SECRET, safe='')}@127.0.0.1/db", tmp_path)
+    # a driver whose message repeats the URL and the password in every form
+    monkeypatch.setattr(tuning.storage, "_schema_lock", lambda url: contextlib.nullcontext())
+
+    def echoing_storage(url, **kwargs):
+        raise RuntimeError(f"cannot use {url}: password {SECRET} ({quote(SECRET, safe='')}, {quote_plus(SECRET)})")
+
+    monkeypatch.setattr(tuning.storage, "RDBStorage", echoing_storage)
+    with pytest.raises(ConfigError, match="cannot open the database") as echoed:
+        open_storage(url, tmp_path)
+    for error in (refused, unparsed, no_driver, echoed):
+        message = str(error.value)
+        assert message.startswith("--storage postgresql://stgkd:***@") or message.startswith(
+            "--storage mysql+nosuchdriver://stgkd:***@"), message
+        assert _secret_forms(message) == [], message
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_flock_lock_excludes_and_dies_with_its_holder(tmp_path):

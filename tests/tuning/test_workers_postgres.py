@@ -1,23 +1,14 @@
 """Two workers, each with its own study directory as on two machines, share one study through a real
-PostgreSQL server (started on loopback by the test; skipped with the reason where there is none)."""
+PostgreSQL server (started on loopback by the ``postgres_url`` fixture; skipped with the reason where
+there is none)."""
 
 from __future__ import annotations
 
-import glob
-import importlib.util
-import os
-import pwd
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import threading
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import pytest
@@ -27,77 +18,6 @@ from tuning.storage import open_storage
 from tuning_helpers import PYTHON, REPO, search_args, subprocess_env
 
 TARGET = 6
-
-
-def _server_bin() -> Path | None:
-    """The directory of the PostgreSQL server programs (``initdb``, ``postgres``, ``pg_isready``)."""
-    found = shutil.which("initdb")
-    candidates = [Path(found).resolve().parent] if found else []
-    # Debian and Ubuntu keep them off the PATH, one directory per major version
-    candidates += [Path(p).parent for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                                                  key=lambda p: int(Path(p).parts[-3]), reverse=True)]
-    for directory in candidates:
-        if all((directory / name).is_file() for name in ("initdb", "postgres", "pg_isready")):
-            return directory
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def postgres_url() -> Iterator[str]:
-    """URL of a database on a throw-away PostgreSQL server: its own data directory in the temporary
-    directory, listening on a free loopback port and a private socket directory, stopped afterwards."""
-    bindir = _server_bin()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server installed (.ci/run installs Debian's postgresql package)")
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is None:
-        pytest.skip("no PostgreSQL driver installed (pip install -e '.[cluster]')")
-    run_as: dict = {}
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server as")
-        run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    root = Path(tempfile.mkdtemp(prefix="stgkd-pg-"))
-    proc = None
-    try:
-        if run_as:
-            os.chown(root, run_as["user"], run_as["group"])
-        data, sockets = root / "data", root / "run"
-        init = subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "stgkd", "--auth=trust", "-E", "UTF8",
-                               "--locale=C", "--no-sync"], capture_output=True, text=True, cwd=root, **run_as)
-        if init.returncode != 0:
-            pytest.skip(f"initdb failed: {init.stderr.strip()[-500:]}")
-        sockets.mkdir()
-        if run_as:
-            os.chown(sockets, run_as["user"], run_as["group"])
-        port = _free_port()
-        log = open(root / "server.log", "w")
-        proc = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
-                                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                                 "-c", "full_page_writes=off"], stdout=log, stderr=subprocess.STDOUT, cwd=root, **run_as)
-        log.close()
-        deadline = time.monotonic() + 30
-        while subprocess.run([str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"the PostgreSQL server did not start: {(root / 'server.log').read_text()[-500:]}")
-            time.sleep(0.1)
-        yield f"postgresql://stgkd@127.0.0.1:{port}/postgres"
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # fast shutdown: disconnect clients, stop
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_workers_starting_together_on_an_empty_database_all_open_it(tmp_path, postgres_url):

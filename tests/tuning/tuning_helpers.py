@@ -1,10 +1,25 @@
-"""Helpers of the tuning tests: arguments of a tiny CPU study on a tiny synthetic network."""
+"""Helpers of the tuning tests: arguments of a tiny CPU study on a tiny synthetic network, and a
+throw-away PostgreSQL server."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import importlib.util
 import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
+import pytest
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,6 +29,9 @@ DATA_ARGS = ["--dataset", "synthetic", "--data-arg", "num_nodes=5", "--data-arg"
 #: a Graph WaveNet small enough to train in a second or two
 TEACHER_HPARAMS = {"residual_channels": 4, "dilation_channels": 4, "skip_channels": 8, "end_channels": 8,
                    "blocks": 1, "layers": 2}
+
+#: the password of the role of the PostgreSQL study test ("@" and "%" so that its URL form is encoded)
+STUDY_PASSWORD = "Pw-7x@Qz%9k"
 
 TINY_SPACE = """\
 family: {type: categorical, choices: [gru, gcn-gru]}
@@ -44,3 +62,86 @@ def subprocess_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def postgres_bin() -> Path | None:
+    """The directory of the PostgreSQL server programs (``initdb``, ``postgres``, ``pg_isready``)."""
+    found = shutil.which("initdb")
+    candidates = [Path(found).resolve().parent] if found else []
+    # Debian and Ubuntu keep them off the PATH, one directory per major version
+    candidates += [Path(p).parent for p in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                                                  key=lambda p: int(Path(p).parts[-3]), reverse=True)]
+    for directory in candidates:
+        if all((directory / name).is_file() for name in ("initdb", "postgres", "pg_isready")):
+            return directory
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def postgres_server(password: str | None = None) -> Iterator[str]:
+    """URL of the database ``postgres`` on a throw-away PostgreSQL server: its own data directory in the
+    temporary directory, listening on a free loopback port and a private socket directory, stopped
+    afterwards. The role ``stgkd`` is trusted, or, with ``password``, must give it over TCP (SCRAM); the
+    URL then carries it (percent-encoded). Skips the test, saying why, where there is no server."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server installed (.ci/run installs Debian's postgresql package)")
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is None:
+        pytest.skip("no PostgreSQL driver installed (pip install -e '.[cluster]')")
+    run_as: dict = {}
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    root = Path(tempfile.mkdtemp(prefix="stgkd-pg-"))
+    proc = None
+    try:
+        if run_as:
+            os.chown(root, run_as["user"], run_as["group"])
+        data, sockets = root / "data", root / "run"
+        auth = ["--auth=trust"]
+        if password is not None:
+            pwfile = root / "pwfile"
+            pwfile.write_text(password + "\n")
+            if run_as:
+                os.chown(pwfile, run_as["user"], run_as["group"])
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        init = subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "stgkd", *auth, "-E", "UTF8",
+                               "--locale=C", "--no-sync"], capture_output=True, text=True, cwd=root, **run_as)
+        if password is not None:
+            (root / "pwfile").unlink()
+        if init.returncode != 0:
+            pytest.skip(f"initdb failed: {init.stderr.strip()[-500:]}")
+        sockets.mkdir()
+        if run_as:
+            os.chown(sockets, run_as["user"], run_as["group"])
+        port = _free_port()
+        log = open(root / "server.log", "w")
+        proc = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
+                                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                                 "-c", "full_page_writes=off"], stdout=log, stderr=subprocess.STDOUT, cwd=root, **run_as)
+        log.close()
+        deadline = time.monotonic() + 30
+        while subprocess.run([str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"the PostgreSQL server did not start: {(root / 'server.log').read_text()[-500:]}")
+            time.sleep(0.1)
+        user = "stgkd" if password is None else f"stgkd:{quote(password, safe='')}"
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # fast shutdown: disconnect clients, stop
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
