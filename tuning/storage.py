@@ -23,6 +23,9 @@ the report, the log lines, the study's attributes and every error message show t
 list as well, leave it out of the URL and let the driver find it (``PGPASSWORD`` or ``~/.pgpass`` for
 PostgreSQL).
 
+Several workers that open an empty database at once would race on Optuna's ``CREATE TABLE``\s; on
+PostgreSQL, MySQL and MariaDB they take turns on a lock of the database (:data:`SCHEMA_LOCKS`).
+
 Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL). The
 dashboard only reads the study; its own writes (notes) take Optuna's default journal lock, not
 :class:`FlockLock`, so leave notes for when no worker is running.
@@ -51,6 +54,7 @@ import socket
 import threading
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, quote_plus
@@ -69,6 +73,8 @@ __all__ = [
     "STALE_AFTER_S",
     "FlockLock",
     "Heartbeat",
+    "SCHEMA_LOCKS",
+    "SchemaLock",
     "StorageInfo",
     "mask_url",
     "open_storage",
@@ -92,6 +98,10 @@ MAX_RETRY = 3
 
 #: PostgreSQL advisory lock taken while Optuna sets up its tables (any constant; "stgkd" in ASCII)
 SCHEMA_LOCK_KEY = 0x7374676B64
+#: MySQL/MariaDB named lock taken while Optuna sets up its tables
+SCHEMA_LOCK_NAME = "stgkd:optuna-schema"
+#: seconds a worker waits for MySQL's lock before giving up (creating the tables takes about a second)
+SCHEMA_LOCK_TIMEOUT_S = 600
 
 WORKER_ATTR = "worker"
 HEARTBEAT_ATTR = "stgkd:heartbeat"
@@ -265,25 +275,81 @@ def _sqlalchemy_url(url: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class SchemaLock:
+    """A lock of the database that workers take in turn while Optuna creates or checks its tables.
+
+    Args:
+        take: SQL that waits for the lock.
+        release: SQL that releases it.
+        params: bind parameters of both statements.
+        granted: whether ``take`` returns 1 once it holds the lock (0 or NULL: it timed out or failed);
+            ``False`` for a statement that waits as long as it takes and returns nothing.
+    """
+
+    take: str
+    release: str
+    params: dict[str, Any] = field(default_factory=dict)
+    granted: bool = False
+
+
+_MYSQL_LOCK = SchemaLock(
+    take="SELECT GET_LOCK(:name, :timeout)",
+    release="SELECT RELEASE_LOCK(:name)",
+    params={"name": SCHEMA_LOCK_NAME, "timeout": SCHEMA_LOCK_TIMEOUT_S},
+    granted=True,
+)
+#: the schema lock of each SQLAlchemy backend (``make_url(url).get_backend_name()``); other backends
+#: take none (SQLite: one file, written by one connection at a time)
+SCHEMA_LOCKS: dict[str, SchemaLock] = {
+    "postgresql": SchemaLock(take="SELECT pg_advisory_lock(:key)", release="SELECT pg_advisory_unlock(:key)",
+                             params={"key": SCHEMA_LOCK_KEY}),
+    "mysql": _MYSQL_LOCK,
+    "mariadb": _MYSQL_LOCK,
+}
+
+
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock while Optuna creates or checks its tables (other databases:
-    nothing). Workers started together on an empty database otherwise race on ``CREATE TABLE`` and all
-    but one fail with ``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``.
-    The lock belongs to the connection, so a worker killed while holding it releases it."""
-    if not url.startswith("postgresql"):
-        yield
-        return
+    """Hold the :data:`SCHEMA_LOCKS` entry of ``url``'s backend while Optuna creates or checks its tables.
+
+    Workers started together on an empty database otherwise race on ``CREATE TABLE`` and all but one
+    fail (PostgreSQL: ``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``;
+    MySQL: ``Table ... already exists``). The lock belongs to the connection, so a worker killed while
+    holding it releases it.
+    """
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
+    lock = SCHEMA_LOCKS.get(sqlalchemy.engine.make_url(url).get_backend_name())
+    if lock is None:
+        yield
+        return
     engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            yield
+            got = connection.execute(sqlalchemy.text(lock.take), lock.params).scalar()
+            if lock.granted and got != 1:
+                raise ConfigError(
+                    f"--storage {mask_url(url)}: no lock on Optuna's tables after {SCHEMA_LOCK_TIMEOUT_S} s "
+                    f"({lock.take} returned {got}); another worker still holds it, or the server refused it"
+                )
+            try:
+                yield
+            finally:
+                # a release that fails (connection lost) changes nothing: the closing connection releases it
+                with contextlib.suppress(Exception):
+                    connection.execute(sqlalchemy.text(lock.release), lock.params)
     finally:
         engine.dispose()
+
+
+#: what to install where a backend's driver is missing
+_DRIVER_HINTS = {
+    "postgresql": "pip install 'stgkd[cluster]' for PostgreSQL",
+    "mysql": "pip install pymysql and write mysql+pymysql://...",
+    "mariadb": "pip install pymysql and write mariadb+pymysql://...",
+}
 
 
 def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageInfo:
@@ -318,7 +384,8 @@ def open_storage(url: str | None, study_dir: str | os.PathLike[str]) -> StorageI
         except ConfigError:
             raise
         except ImportError as exc:
-            hint = " (pip install 'stgkd[cluster]' for PostgreSQL)" if url.startswith("postgresql") else ""
+            backend = url.split(":", 1)[0].split("+", 1)[0]
+            hint = f" ({_DRIVER_HINTS[backend]})" if backend in _DRIVER_HINTS else ""
             raise ConfigError(_masked_message(
                 f"--storage {url}: a database driver is missing ({exc}){hint}", url)) from None
         except Exception as exc:  # sqlalchemy errors: bad URL, unreachable server, wrong password

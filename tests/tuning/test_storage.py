@@ -1,5 +1,5 @@
-"""Storage choice, masked passwords, the journal lock, journal repair and recovery of trials whose
-worker died."""
+"""Storage choice, masked passwords, the schema lock, the journal lock, journal repair and recovery of
+trials whose worker died."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ import os
 import socket
 import subprocess
 import time
+from types import SimpleNamespace
 from urllib.parse import quote, quote_plus
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.trial import TrialState
 
 import tuning.storage
 from stgkd.errors import ConfigError
 from tuning.storage import (
     HEARTBEAT_ATTR,
+    SCHEMA_LOCK_KEY,
+    SCHEMA_LOCK_NAME,
     FlockLock,
+    _schema_lock,
     mask_url,
     open_storage,
     recover_stale_trials,
@@ -123,6 +128,72 @@ def _closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class _Database:
+    """A stand-in for ``sqlalchemy.create_engine``: records the statements run and the URL connected to."""
+
+    def __init__(self, get_lock_returns: object = 1) -> None:
+        self.log: list[object] = []
+        self.answer = get_lock_returns
+
+    def create_engine(self, url: str, **kwargs: object) -> SimpleNamespace:
+        self.log.append(("engine", url))
+
+        def execute(statement: object, params: dict) -> SimpleNamespace:
+            sql = str(statement)
+            self.log.append((sql, dict(params)))
+            return SimpleNamespace(scalar=lambda: self.answer if "GET_LOCK" in sql else None)
+
+        connection = SimpleNamespace(execute=execute)
+        outer = self
+
+        class Connect:
+            def __enter__(self) -> SimpleNamespace:
+                return connection
+
+            def __exit__(self, *exc: object) -> None:
+                outer.log.append("closed")
+
+        return SimpleNamespace(connect=Connect, dispose=lambda: self.log.append("disposed"))
+
+
+@pytest.mark.parametrize("url, take, release, params", [
+    ("postgresql+psycopg://u:pw@h/db", "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
+     {"key": SCHEMA_LOCK_KEY}),
+    ("mysql+pymysql://u:pw@h/db", "SELECT GET_LOCK(:name, :timeout)", "SELECT RELEASE_LOCK(:name)",
+     {"name": SCHEMA_LOCK_NAME, "timeout": 600}),
+    ("mariadb+mariadbconnector://u:pw@h/db", "SELECT GET_LOCK(:name, :timeout)", "SELECT RELEASE_LOCK(:name)",
+     {"name": SCHEMA_LOCK_NAME, "timeout": 600}),
+])
+def test_schema_lock_is_held_around_table_creation_and_released(monkeypatch, url, take, release, params):
+    db = _Database()
+    monkeypatch.setattr(sqlalchemy, "create_engine", db.create_engine)
+    with _schema_lock(url):
+        db.log.append("create tables")
+    assert db.log == [("engine", url), (take, params), "create tables", (release, params), "closed", "disposed"]
+    # released too when creating the tables fails
+    db.log.clear()
+    with pytest.raises(RuntimeError, match="duplicate"), _schema_lock(url):
+        raise RuntimeError("duplicate table")
+    assert db.log[-3:] == [(release, params), "closed", "disposed"]
+
+
+def test_schema_lock_refused_by_mysql_is_a_clear_error_and_sqlite_takes_none(monkeypatch):
+    for answer in (0, None):  # GET_LOCK timed out / failed
+        db = _Database(get_lock_returns=answer)
+        monkeypatch.setattr(sqlalchemy, "create_engine", db.create_engine)
+        with pytest.raises(ConfigError) as error, _schema_lock("mysql+pymysql://stgkd:hunter2@db.example/studies"):
+            db.log.append("create tables")
+        message = str(error.value)
+        assert message.startswith("--storage mysql+pymysql://stgkd:***@db.example/studies: no lock on Optuna's tables")
+        assert "hunter2" not in message and f"returned {answer}" in message
+        assert "create tables" not in db.log and db.log[-2:] == ["closed", "disposed"]
+    db = _Database()
+    monkeypatch.setattr(sqlalchemy, "create_engine", db.create_engine)
+    with _schema_lock("sqlite:///study.db"):
+        db.log.append("create tables")
+    assert db.log == ["create tables"]  # no engine, no lock
 
 
 def test_flock_lock_excludes_and_dies_with_its_holder(tmp_path):
