@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -178,12 +179,30 @@ def test_progress_bar_prints_a_line_per_epoch(tiny_data):
     assert "val MAE" in lines[0] and "ETA" in lines[0]
 
 
-def test_tensorboard_needs_its_package(tmp_path):
-    if tensorboard_available():
+def test_tensorboard_needs_its_package(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as where it is not installed
+    assert not tensorboard_available()
+    with pytest.raises(ConfigError, match="tensorboard"):
         TensorBoard(tmp_path)
-    else:
-        with pytest.raises(ConfigError, match="tensorboard"):
-            TensorBoard(tmp_path)
+
+
+def test_tensorboard_logs_every_epoch(tmp_path, tiny_data):
+    # tensorboard is in the dev extra: the run writes tensorboard/ beside log.jsonl
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    result = train_model(tiny_data, "gru", out, hparams=TINY_STUDENT, progress=False,
+                         config=_cfg(epochs=2, limit_batches=1))
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/train_loss", "train/train_mae", "val/val_mae", "val/val_rmse", "misc/lr"} <= tags
+    for tag in tags:  # one point per epoch, the value the epoch's log holds
+        key = tag.split("/", 1)[1]
+        points = events.Scalars(tag)
+        assert [p.step for p in points] == [1, 2], tag
+        assert [p.value for p in points] == pytest.approx([h[key] for h in result.history], rel=1e-6), tag
 
 
 def test_distill_with_zero_weights_is_plain_training(data_dir, teacher_ckpt):
@@ -253,13 +272,49 @@ def test_distillation_trains_and_checkpoints_its_state(tmp_path, teacher_ckpt):
     assert ckpt["data"] == teacher["data"] and ckpt["scaler"] == teacher["scaler"]
 
 
+def _fit_recording_dtypes(data, **config) -> tuple[list[torch.dtype], list[torch.dtype], object]:
+    """Train a GRU student for one short epoch; the dtype of its output layer's activations in the
+    training forwards and in the validation forwards."""
+    train_dtypes: list[torch.dtype] = []
+    val_dtypes: list[torch.dtype] = []
+
+    def record(module, args, output):
+        (train_dtypes if module.training else val_dtypes).append(output.dtype)
+
+    def hook(trainer):
+        trainer.model.head.register_forward_hook(record)
+
+    result = train_model(data, "gru", None, hparams=TINY_STUDENT, progress=False, log=False,
+                         config=_cfg(limit_batches=2, **config), callbacks=[LambdaCallback(on_fit_start=hook)])
+    assert train_dtypes and val_dtypes
+    assert next(result.model.parameters()).dtype == torch.float32  # autocast, not a bf16 model
+    assert math.isfinite(result.best_val_mae)
+    return train_dtypes, val_dtypes, result
+
+
+def test_fit_on_cpu_runs_in_fp32_and_under_the_steps_autocast(tiny_data, monkeypatch):
+    # on the CPU amp is ignored: fp32 activations throughout
+    train, val, _ = _fit_recording_dtypes(tiny_data, device="cpu")
+    assert set(train) == set(val) == {torch.float32}
+    # with the CUDA rule applied on the CPU (bf16 when amp is on), fit's training forwards run in bf16 and
+    # validation in fp32; amp=False turns it off
+    from stgkd.engine import steps
+    from stgkd.precision import autocast
+
+    monkeypatch.setattr(steps, "training_autocast", lambda device, enabled=True: autocast(device, "bf16" if enabled else "fp32"))
+    train, val, _ = _fit_recording_dtypes(tiny_data, device="cpu")
+    assert set(train) == {torch.bfloat16} and set(val) == {torch.float32}
+    train, val, _ = _fit_recording_dtypes(tiny_data, device="cpu", amp=False)
+    assert set(train) == set(val) == {torch.float32}
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bf16_autocast_on_cuda(tiny_data):
-    result = train_model(tiny_data, "gru", None, hparams=TINY_STUDENT, progress=False,
-                         config=_cfg(limit_batches=2, device="cuda"))
-    assert next(result.model.parameters()).dtype == torch.float32  # autocast, not a bf16 model
-    assert math.isfinite(result.best_val_mae)
+    train, val, _ = _fit_recording_dtypes(tiny_data, device="cuda")
+    assert set(train) == {torch.bfloat16} and set(val) == {torch.float32}
+    train, _, _ = _fit_recording_dtypes(tiny_data, device="cuda", amp=False)
+    assert set(train) == {torch.float32}
 
 
 def test_train_windows_trains_on_the_most_recent_windows_only(tiny_data, monkeypatch):
