@@ -4,14 +4,17 @@
 distillation`` (:mod:`~stgkd.distill.objective`), built from the pure functions in
 :mod:`~stgkd.distill.losses`, the training-only :mod:`~stgkd.distill.adapters`, the feature pairing
 of :mod:`~stgkd.distill.taps`, the hand-over of the teacher's learned graph in
-:mod:`~stgkd.distill.inherit`, the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs, and
-the epoch schedule of :mod:`~stgkd.distill.stages`.
+:mod:`~stgkd.distill.inherit`, the once-per-split :mod:`~stgkd.distill.cache` of teacher outputs,
+the epoch schedule of :mod:`~stgkd.distill.stages`, several teachers combined into one
+(:mod:`~stgkd.distill.ensemble`) and teacher-labelled augmented windows (:mod:`~stgkd.distill.augment`).
 """
 
 from __future__ import annotations
 
 from stgkd.distill.adapters import TIME_POOLS, FeatureAdapter, pool_time
+from stgkd.distill.augment import AUGMENTATIONS, Augmenter, parse_augment
 from stgkd.distill.cache import ADJACENCY_KEY, TeacherCache
+from stgkd.distill.ensemble import TEACHER_COMBINES, TeacherEnsemble, inverse_error_weights
 from stgkd.distill.inherit import inherit_adjacency
 from stgkd.distill.losses import (
     ELEMENT_LOSSES,
@@ -41,6 +44,12 @@ from stgkd.distill.taps import FeaturePair, auto_pairs, default_pairs, parse_pai
 
 __all__ = [
     "ADJACENCY_KEY",
+    "AUGMENTATIONS",
+    "Augmenter",
+    "TEACHER_COMBINES",
+    "TeacherEnsemble",
+    "inverse_error_weights",
+    "parse_augment",
     "ELEMENT_LOSSES",
     "FEATURE_LOSSES",
     "RELATION_NORMS",

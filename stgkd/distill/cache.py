@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from stgkd.distill.adapters import pool_time
 from stgkd.errors import ConfigError, DataError
 
-__all__ = ["TeacherCache", "ADJACENCY_KEY"]
+__all__ = ["TeacherCache", "ADJACENCY_KEY", "teacher_outputs"]
 
 #: key under which lookups carry the teacher's applied adaptive operator ``(N, N)`` (rows = receivers).
 ADJACENCY_KEY = "adaptive_adjacency"
@@ -135,7 +135,7 @@ class TeacherCache:
                 for batch in batches:
                     index = batch.index.detach().cpu().long()
                     x = batch.x.to(device)
-                    outputs = _teacher_outputs(teacher, x, names, time_pool)
+                    outputs = teacher_outputs(teacher, x, names, time_pool)
                     if not store:
                         store, directory, keep_alive = _allocate(outputs, total, dtype=dtype, device=device,
                                                                  max_bytes=limit, cache_dir=cache_dir)
@@ -227,9 +227,14 @@ def _windows(source: Any, batch_size: int, num_samples: int | None) -> tuple[int
     return total, batches
 
 
-def _teacher_outputs(teacher: nn.Module, x: Tensor, names: list[str], time_pool: str) -> dict[str, Tensor]:
+def teacher_outputs(teacher: nn.Module, x: Tensor, names: Sequence[str], time_pool: str) -> dict[str, Tensor]:
     """``{"forecast": (B, H, N), name: (B, N, D)}``: the teacher's forecast and its features ``names``,
-    time-laid-out ones pooled over time."""
+    time-laid-out ones pooled over time: what the cache stores of each window (and what a step that
+    labels windows the cache does not hold computes).
+
+    Shapes:
+        x: ``(B, T, N, C)``; returns ``{"forecast": (B, H, N), name: (B, N, D)}``.
+    """
     if not names:
         return {"forecast": teacher(x)}
     out, feats = teacher(x, return_features=True)

@@ -49,6 +49,8 @@ from torch import Tensor, nn
 
 from stgkd.distill.cache import ADJACENCY_KEY
 from stgkd.distill.adapters import TIME_POOLS, FeatureAdapter, pool_time
+from stgkd.distill.augment import format_augment, parse_augment
+from stgkd.distill.ensemble import TEACHER_COMBINES
 from stgkd.distill.losses import (
     ELEMENT_LOSSES,
     FEATURE_LOSSES,
@@ -177,6 +179,15 @@ class DistillConfig:
             ``"hint:0.2,kd:0.6,fine:0.2"``: fractions of the epochs for feature hints (sup + feat),
             output/relation distillation (sup + out + rel) and a fine-tune on the truth (sup)
             (:mod:`~stgkd.distill.stages`) (default: ``None``).
+        teacher_combine: how several teachers' forecasts are combined
+            (:data:`~stgkd.distill.ensemble.TEACHER_COMBINES`): ``"mean"``, or ``"inverse-error"``
+            (weights per horizon step and sensor proportional to ``1 / validation MAE``); one
+            teacher ignores it (default: ``"mean"``).
+        augment: ``None``, or teacher-labelled augmented views (:mod:`~stgkd.distill.augment`), e.g.
+            ``"noise,dropout,mixup,shift"`` or with strengths ``"noise:0.1,dropout:0.1,mixup:0.4,shift:3"``
+            (those are the defaults: σ in z-units, drop probability, Beta α, largest shift in steps);
+            stored with every strength written out (default: ``None``).
+        augment_fraction: views per training window of a batch, in ``(0, 1]`` (default: ``0.5``).
     """
 
     w_sup: float = 1.0
@@ -196,6 +207,9 @@ class DistillConfig:
     tau_relative: bool = True
     relation_norm: str = "standardize"
     stages: str | None = None
+    teacher_combine: str = "mean"
+    augment: str | None = None
+    augment_fraction: float = 0.5
 
     #: values that reproduce the behaviour of configs saved before a field existed (see
     #: :meth:`from_checkpoint`); a field missing here had no earlier behaviour to keep.
@@ -226,6 +240,12 @@ class DistillConfig:
         RELATION_NORMS.get(self.relation_norm)
         if self.stages is not None:
             self.stages = format_stages(parse_stages(self.stages))
+        TEACHER_COMBINES.get(self.teacher_combine)
+        if self.augment is not None:
+            self.augment = format_augment(parse_augment(self.augment))
+        if not (isinstance(self.augment_fraction, (int, float)) and 0 < self.augment_fraction <= 1):
+            raise ConfigError(f"DistillConfig.augment_fraction must be in (0, 1], got {self.augment_fraction!r}")
+        self.augment_fraction = float(self.augment_fraction)
         if isinstance(self.pairs, str) and self.pairs not in ("default", "auto"):
             self.pairs = [str(p) for p in parse_pairs(self.pairs)]
         elif not isinstance(self.pairs, str):

@@ -53,6 +53,7 @@ __all__ = [
     "DistillStages",
     "Fidelity",
     "GradientShare",
+    "TeacherCost",
     "measure_gradient_share",
     "tensorboard_available",
 ]
@@ -421,6 +422,25 @@ class DistillStages(Callback):
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
         if self.stage is not None:
             logs["stage"] = self.stage
+
+
+class TeacherCost(Callback):
+    """What labelling augmented views on the fly cost: every epoch, the seconds the step spent in the
+    teacher's forwards (``"train_teacher_seconds"``, beside the epoch's ``"train_seconds"``) and the
+    views it labelled (``"train_teacher_windows"``), read from the step's ``teacher_seconds`` and
+    ``teacher_windows`` counters (:class:`~stgkd.engine.steps.DistillStep` with an augmenter). Steps
+    without them are left alone."""
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        step = trainer.step_module
+        if hasattr(step, "teacher_seconds"):
+            step.teacher_seconds, step.teacher_windows = 0.0, 0
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
+        step = trainer.step_module
+        if hasattr(step, "teacher_seconds"):
+            logs["train_teacher_seconds"] = float(step.teacher_seconds)
+            logs["train_teacher_windows"] = int(step.teacher_windows)
 
 
 class Fidelity(Callback):

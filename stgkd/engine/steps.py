@@ -63,11 +63,18 @@ class DistillStep(nn.Module):
 
     The teacher's forecasts (and the features the objective reads) come from a
     :class:`~stgkd.distill.TeacherCache` of the training split, looked up by ``batch.index``; the
-    teacher never runs during training. The objective's adapters are trained with the student
-    and saved under the checkpoint's ``"adapters"`` entry.
+    teacher never runs for those windows. With an ``augmenter`` (:class:`~stgkd.distill.Augmenter`)
+    each training batch also gets perturbed views of some of its windows, which the cache cannot hold:
+    ``teacher`` labels them on the fly (under ``no_grad``), and the loss covers the clean windows and
+    the views (each with its own valid target); :attr:`teacher_seconds` and :attr:`teacher_windows` add
+    up that cost (the :class:`~stgkd.engine.callbacks.TeacherCost` callback logs them per epoch).
+    Without a distillation term (``cache=None``) the views are trained on their targets alone.
+    The objective's adapters are trained with the student and saved under the checkpoint's
+    ``"adapters"`` entry.
     """
 
-    def __init__(self, model: nn.Module, objective: nn.Module, cache, scaler, *, amp: bool = True) -> None:
+    def __init__(self, model: nn.Module, objective: nn.Module, cache, scaler, *, amp: bool = True,
+                 augmenter: Any = None, teacher: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
         self.objective = objective
@@ -75,11 +82,21 @@ class DistillStep(nn.Module):
         self.scaler = scaler
         self.amp = amp
         self.needs_features = bool(objective.config.uses_features)
+        self.augmenter = augmenter
+        if augmenter is not None and cache is not None and teacher is None:
+            raise ConfigError("DistillStep: augmented views need the teacher to label them")
+        self._teacher = [teacher]  # a list: the frozen teacher is not a submodule (not trained, not saved)
+        self.teacher_seconds = 0.0
+        self.teacher_windows = 0
 
     #: parts of the objective reported per batch (averaged into the epoch's ``train_<name>`` logs)
     LOGGED_PARTS = ("sup", "out", "feat", "rel", "trust_ess", "tau_eff")
 
-    def _outputs(self, x: Tensor, index: Tensor):
+    def _outputs(self, x: Tensor, index: Tensor, views: Any = None):
+        """Student outputs of ``x`` (and of the views' inputs after it), and the teacher's: looked up
+        for ``index``, computed for the views."""
+        if views is not None:
+            x = torch.cat([x, views.x])
         with training_autocast(x.device, self.amp):
             if self.needs_features:
                 out, feats = self.model(x, return_features=True)
@@ -88,20 +105,51 @@ class DistillStep(nn.Module):
         out = out.float()
         if feats is not None:
             feats = {k: v.float() for k, v in feats.items()}
+        if self.cache is None:
+            return out, feats, None, None
         t_out, t_feats = self.cache.lookup(index)
+        if views is not None:
+            t_out, t_feats = self._label(views.x, t_out, t_feats)
         return out, feats, t_out, t_feats
+
+    def _label(self, x: Tensor, t_out: Tensor, t_feats: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The cached teacher outputs of the clean windows followed by the teacher's outputs of ``x``."""
+        import time
+
+        from stgkd.distill.cache import ADJACENCY_KEY, teacher_outputs
+
+        teacher = self._teacher[0]
+        names = [k for k in t_feats if k != ADJACENCY_KEY]
+        start = time.perf_counter()
+        was_training = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            labels = teacher_outputs(teacher, x, names, self.objective.config.time_pool)
+        teacher.train(was_training)
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        self.teacher_seconds += time.perf_counter() - start
+        self.teacher_windows += int(x.shape[0])
+        feats = {k: (v if k == ADJACENCY_KEY else torch.cat([v, labels[k].float()])) for k, v in t_feats.items()}
+        return torch.cat([t_out, labels["forecast"].float()]), feats
 
     def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
         """Shapes:
             x: ``(B, T, N, C)``; y, mask: ``(B, H, N)``; index: ``(B,)`` positions in the train split.
             Returns ``(loss scalar, pred_raw (B, H, N), parts {"sup", "out", "feat", "rel"}``, plus
-            ``"trust_ess"`` and ``"tau_eff"`` while the output term is on``)``.
+            ``"trust_ess"`` and ``"tau_eff"`` while the output term is on``)``; ``pred_raw`` is the
+            forecast of the clean windows (the views, in training with an augmenter, count in the loss only).
         """
         from stgkd.data.windows import Batch
 
-        out, feats, t_out, t_feats = self._outputs(x, index)
-        loss, parts = self.objective(out, feats, Batch(x, y, mask, index), t_out, t_feats, self.scaler)
-        pred = self.scaler.inverse_transform(out)
+        batch = Batch(x, y, mask, index)
+        views = self.augmenter(batch) if self.augmenter is not None and self.training else None
+        out, feats, t_out, t_feats = self._outputs(x, index, views)
+        if views is not None:
+            batch = Batch(torch.cat([x, views.x]), torch.cat([y, views.y]), torch.cat([mask, views.mask]),
+                          torch.cat([index, views.index]))
+        loss, parts = self.objective(out, feats, batch, t_out, t_feats, self.scaler)
+        pred = self.scaler.inverse_transform(out[: x.shape[0]])
         return loss, pred, {k: parts[k] for k in self.LOGGED_PARTS if k in parts}
 
     def loss_terms(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor) -> dict[str, Tensor]:
@@ -137,6 +185,7 @@ def make_distill_step(
     cache_dtype: torch.dtype = torch.float16,
     cache_batch_size: int = 64,
     split: Any = None,
+    first_window: int = 0,
 ) -> tuple[nn.Module, Any]:
     """The training step of ``student`` under the distillation settings ``dcfg``, and the resolved settings.
 
@@ -148,12 +197,19 @@ def make_distill_step(
     when needed, so a search builds it once and only for trials that distill), or ``None`` to build it
     here from ``teacher``. The training windows are ``prepared.train`` unless ``split`` names others
     (a benchmark that steps over the validation windows).
+
+    With ``dcfg.augment`` the step also trains on teacher-labelled perturbed views of its batches
+    (:mod:`stgkd.distill.augment`; ``teacher`` labels them on the fly); ``shift`` moves windows within
+    the split's windows ``first_window ..`` (a run on its most recent windows passes the first of those).
+    With ``dcfg.augment`` and every distillation weight at 0, the views are trained on their targets
+    alone and the teacher is never run (augmentation without distillation, the control).
     """
     from stgkd.distill import DistillationObjective, TeacherCache, inherit_adjacency
 
     if dcfg.inherit_adjacency:  # before a resumed run's weights are restored, so those win
         inherit_adjacency(student, teacher)
-    if dcfg.w_out == 0 and dcfg.w_feat == 0 and dcfg.w_rel == 0:
+    distills = dcfg.w_out > 0 or dcfg.w_feat > 0 or dcfg.w_rel > 0
+    if not distills and not dcfg.augment:
         return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
     split = prepared.train if split is None else split
     sample_x = split.batch(torch.arange(min(2, len(split)))).x.to(device)
@@ -162,6 +218,14 @@ def make_distill_step(
     objective = DistillationObjective.from_models(dcfg, student, teacher, sample_x=sample_x)
     student.train(was_training)
     objective = objective.to(device)
+    augmenter = None
+    if dcfg.augment:
+        from stgkd.distill.augment import Augmenter, parse_augment
+
+        augmenter = Augmenter(parse_augment(dcfg.augment), dcfg.augment_fraction, split=split, first=first_window)
+    if not distills:
+        return (DistillStep(student, objective, None, prepared.scaler, amp=amp, augmenter=augmenter),
+                objective.resolved_config())
     if cache is None:
         cache = TeacherCache.build(teacher, split, objective.teacher_feature_names, device,
                                    dtype=cache_dtype, batch_size=cache_batch_size, time_pool=dcfg.time_pool)
@@ -173,4 +237,5 @@ def make_distill_step(
     missing = [n for n in objective.teacher_feature_names if n not in cache.feature_names]
     if missing:
         raise ConfigError(f"the teacher cache lacks features {missing} (it holds {cache.feature_names})")
-    return DistillStep(student, objective, cache, prepared.scaler, amp=amp), objective.resolved_config()
+    return (DistillStep(student, objective, cache, prepared.scaler, amp=amp, augmenter=augmenter, teacher=teacher),
+            objective.resolved_config())
