@@ -6,7 +6,10 @@ Every distillation flag is a :class:`~stgkd.distill.DistillConfig` field of the 
 (:mod:`tuning.space`). ``--temperature`` is the earlier spelling of ``--tau``: the trust temperature only.
 
 The dataset, split, window lengths and input features come from the teacher's checkpoint
-(``--dataset`` overrides the series; its sensors must be the teacher's). The teacher runs once over
+(``--dataset`` overrides the series; its sensors must be the teacher's). Several ``--teacher`` files
+are distilled as one ensemble (``--teacher-combine``; features and relations from ``--feature-teacher``,
+the first by default). ``--augment`` adds teacher-labelled perturbed views of the training windows,
+which the teacher labels every step. The teacher runs once over
 the training windows (its forecasts and paired features are cached); then the student trains on
 ``w_sup·masked MAE + w_out·output KD + w_feat·feature matching + w_rel·relation KD`` (``--stages``:
 some terms in some epochs only). Each epoch logs the student's fidelity to the teacher on the
@@ -33,7 +36,12 @@ HELP = "distill a trained teacher into a student"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--teacher", required=True, type=Path, metavar="CKPT", help="teacher checkpoint (best.pt)")
+    parser.add_argument("--teacher", required=True, type=Path, nargs="+", metavar="CKPT",
+                        help="teacher checkpoint (best.pt); several: their forecasts combined (--teacher-combine), "
+                             "all trained on the same data")
+    parser.add_argument("--feature-teacher", type=Path, metavar="CKPT",
+                        help="with several teachers, the one whose features and relations the loss reads "
+                             "(default: the first)")
     parser.add_argument("--student", default="dcgru",
                         help="registered student (default: dcgru, the most accurate student on the METR-LA week)")
     parser.add_argument("--width", type=int, help="student width (its 'hidden' hyperparameter)")
@@ -64,6 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="start the student's adaptive adjacency at the teacher's (needs --hparams adaptive=true)")
     parser.add_argument("--test", action="store_true",
                         help="also report test metrics of the best weights, beside the baselines'")
+    k.add_argument("--teacher-combine", choices=["mean", "inverse-error"],
+                   help="several teachers' forecasts: their mean, or weighted per horizon step and sensor by "
+                        "1 / validation MAE (default: mean)")
+    k.add_argument("--augment", metavar="KINDS",
+                   help="teacher-labelled augmented views: noise,dropout,mixup,shift, each optionally with a "
+                        "strength, e.g. noise:0.1,dropout:0.1,mixup:0.4,shift:3 (the defaults); the teacher runs "
+                        "on the views every step (its seconds are logged per epoch)")
+    k.add_argument("--augment-fraction", type=float,
+                   help="augmented views per training window of a batch, in (0, 1] (default: 0.5)")
     k.add_argument("--distill-config", metavar="JSON", help="other DistillConfig fields as a JSON object")
     add_training_arguments(parser)
 
@@ -79,7 +96,7 @@ def distill_config_from_args(args: argparse.Namespace) -> dict:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--distill-config: invalid JSON ({exc})") from None
     for name in ("tau", "tau_relative", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_norm",
-                 "relation_source", "inherit_adjacency", "stages"):
+                 "relation_source", "inherit_adjacency", "stages", "teacher_combine", "augment", "augment_fraction"):
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
@@ -95,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     config = train_config_from_args(args, args.out)
     with sigterm_as_interrupt():
         result = distill_student(
-            args.teacher,
+            args.teacher if len(args.teacher) > 1 else args.teacher[0],
             args.student,
             args.out,
             width=args.width,
@@ -110,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             evaluate_test=args.test,
             baselines=args.test,
             missing=args.missing,
+            feature_teacher=args.feature_teacher,
         )
     print_result(result, what=f"distilled {args.student}")
     return 0

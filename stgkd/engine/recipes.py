@@ -32,14 +32,15 @@ from stgkd.engine.callbacks import (
     Fidelity,
     GradientShare,
     JSONLinesLogger,
+    TeacherCost,
     ProgressBar,
     TensorBoard,
     tensorboard_available,
 )
-from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from stgkd.engine.checkpoint import load_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.steps import SupervisedStep, make_distill_step
-from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
+from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_everything
 from stgkd.errors import CheckpointError, ConfigError, DataError
 from stgkd.files import to_jsonable
 from stgkd.missing import MissingSpec
@@ -220,6 +221,8 @@ def _fit(
         best_logs = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
         if "val_fidelity" in best_logs:
             summary["val_fidelity"] = best_logs["val_fidelity"]
+        if "teachers" in meta:
+            summary["teachers"] = meta["teachers"]
         if result.grad_share:
             summary["grad_share"] = result.grad_share
         (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
@@ -329,7 +332,7 @@ def _canonical_model(name: str) -> str:
 
 
 def distill_student(
-    teacher: str | Path,
+    teacher: str | Path | Sequence[str | Path],
     student: str = "dcgru",
     out: str | Path | None = None,
     *,
@@ -349,8 +352,9 @@ def distill_student(
     cache: Any = None,
     missing: MissingSpec = None,
     baselines: bool = False,
+    feature_teacher: str | Path | None = None,
 ) -> TrainResult:
-    """Distill a trained teacher into a student.
+    """Distill a trained teacher, or an ensemble of several, into a student.
 
     The data (series, split, window lengths, input features) is the teacher's, rebuilt from its
     checkpoint, unless ``dataset`` is given (same sensors required). The teacher runs once over
@@ -365,8 +369,15 @@ def distill_student(
     and last epochs each loss term's share of the gradient norm (``grad_share``); ``metrics.json``
     repeats the best epoch's fidelity and the two gradient records.
 
+    Several teachers (all trained on the same data: a DataError names the two files otherwise) are
+    distilled as one :class:`~stgkd.distill.TeacherEnsemble`: their forecasts combined by
+    ``DistillConfig.teacher_combine`` (weights from their validation errors, computed once), the
+    features, relations and adaptive adjacency those of ``feature_teacher``, everything cached once.
+    The checkpoints and ``metrics.json`` record the members, the combination and its weights
+    (``"teachers"``); ``teacher_checkpoint`` is the feature teacher.
+
     Args:
-        teacher: path of the teacher's checkpoint (``best.pt``).
+        teacher: path of the teacher's checkpoint (``best.pt``), or several paths (an ensemble).
         student: registered student name (default: ``"dcgru"``, the most accurate student on the METR-LA
             week; ``"gcn-gru"`` is about 12x cheaper per forecast).
         out: run directory (as in :func:`train_model`); ``None`` writes nothing.
@@ -384,29 +395,43 @@ def distill_student(
             (default: ``None``, build one here).
         missing: the missing-value convention to read ``dataset`` with; the teacher's (the default),
             since the student learns from the same readings.
+        feature_teacher: with several teachers, the one (a path among ``teacher``) whose features and
+            relations the loss reads (default: the first).
 
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
     """
-    teacher_path = Path(teacher).resolve()
-    teacher_payload = load_checkpoint(teacher_path)
+    from stgkd.engine.teachers import load_teachers
+
+    teacher_paths = [Path(t).resolve() for t in ([teacher] if isinstance(teacher, (str, Path)) else teacher)]
+    if not teacher_paths:
+        raise ConfigError("distill_student: no teacher checkpoint given")
+    teacher_payload = load_checkpoint(teacher_paths[0])
     out_dir, payload = _run_dir(out, resume=resume, overwrite=overwrite)
-    cfg, dcfg = _distill_settings(payload, config, distill, teacher_path=teacher_path, out_dir=out_dir)
+    cfg, dcfg = _distill_settings(payload, config, distill, teacher_paths=teacher_paths, out_dir=out_dir)
     ctx = init_distributed(cfg.device)
     try:
         prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
                                      missing=missing)
         _check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
-        teacher_model = _frozen_model(teacher_payload, ctx.device)
+        teachers = load_teachers(teacher_paths, prepared=prepared, combine=dcfg.teacher_combine,
+                                 feature_teacher=feature_teacher, device=ctx.device,
+                                 batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
+        teacher_model = teachers.model
         student_hparams = dict(hparams or {})
         if width is not None:
             student_hparams["hidden"] = int(width)
-        meta: dict[str, Any] = {"teacher_checkpoint": str(teacher_path)}
+        meta: dict[str, Any] = {"teacher_checkpoint": str(teachers.feature_teacher)}
+        if teachers.record is not None:
+            meta["teachers"] = teachers.record
+        recent = recent_windows(cfg, prepared.data.interval_minutes)
+        first_window = len(prepared.train) - recent if recent is not None and recent < len(prepared.train) else 0
 
         def build_step(model: nn.Module) -> nn.Module:
             step, resolved = make_distill_step(
                 model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache=cache,
                 cache_dtype=cache_dtype, cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64),
+                first_window=first_window,
             )
             meta["distill"] = resolved.to_dict()
             return step
@@ -439,7 +464,7 @@ def _model_builder(name: str, prepared: Any, hparams: dict[str, Any], payload: d
     return build
 
 
-def _distill_settings(payload: dict | None, config: TrainConfig | None, distill: Any, *, teacher_path: Path,
+def _distill_settings(payload: dict | None, config: TrainConfig | None, distill: Any, *, teacher_paths: list[Path],
                       out_dir: Path | None) -> tuple[TrainConfig, Any]:
     """The optimisation and distillation settings of a run: the resumed run's own (as its code meant
     them), else ``config`` and ``distill`` (a DistillConfig, a dict of its fields, or ``None``)."""
@@ -457,9 +482,11 @@ def _distill_settings(payload: dict | None, config: TrainConfig | None, distill:
     if "distill" not in payload:
         raise CheckpointError(f"{out_dir / 'last.pt'} is not a distillation run; use `stgkd train --resume`")
     dcfg = DistillConfig.from_checkpoint(payload["distill"])  # a run saved before a field existed keeps its meaning
-    saved_teacher = payload.get("teacher_checkpoint")
-    if saved_teacher and Path(saved_teacher) != teacher_path:
-        print(f"note: resuming with teacher {teacher_path} (the run started with {saved_teacher})", file=sys.stderr)
+    saved = payload.get("teachers", {}).get("members") or [payload.get("teacher_checkpoint")]
+    saved = [Path(p) for p in saved if p]
+    if saved and saved != teacher_paths:
+        print(f"note: resuming with teachers {[str(p) for p in teacher_paths]} (the run started with "
+              f"{[str(p) for p in saved]})", file=sys.stderr)
     return cfg, dcfg
 
 
@@ -474,14 +501,6 @@ def _check_teacher_statistics(scaler: Any, teacher_scaler: dict[str, float]) -> 
         )
 
 
-def _frozen_model(payload: dict[str, Any], device: torch.device) -> nn.Module:
-    """A checkpoint's model in eval mode, its parameters frozen."""
-    model = model_from_checkpoint(payload, device=device)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
 def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainConfig, ctx: DistContext) -> list[Any]:
     """A distillation run's own callbacks: its stages (when staged), the student's fidelity to the
     teacher's validation forecasts (computed once, in raw units) and each term's gradient share."""
@@ -494,4 +513,5 @@ def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainC
         return torch.from_numpy(fc.pred)
 
     stages: list[Any] = [DistillStages(dcfg.stages)] if dcfg.stages else []
-    return stages + [Fidelity(teacher_val_forecast), GradientShare()]
+    cost: list[Any] = [TeacherCost()] if dcfg.augment else []
+    return stages + cost + [Fidelity(teacher_val_forecast), GradientShare()]
