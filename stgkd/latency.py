@@ -13,16 +13,24 @@ How it times:
 * **CUDA graph** (``mode="cuda-graph"``): the whole forward is captured once at the fixed shape into a
   ``torch.cuda.CUDAGraph`` reading a static input buffer (after a warm-up on a side stream, as the
   PyTorch docs prescribe); each timed call copies the next input into the static buffer and replays.
+  A capture that fails raises :class:`CaptureError` and is remembered for the rest of the process
+  (:func:`failed_capture`): a failed capture can leave PyTorch's caching allocator believing a capture is
+  under way, so no further capture is attempted in that process and :func:`release_cached_memory`
+  leaves the allocator alone. Code that must go on capturing other models probes each capture in a
+  child process first (``benchmarks.capture``).
 * **torch.compile** (``mode="compile"``): ``torch.compile(model)``; compilation happens during warm-up
   and is not timed.
 * **CPU**: ``time.perf_counter`` around each call. CPU results say ``device_kind="cpu"`` and name the
   CPU model. Asking for ``device="cuda"`` without a GPU raises :class:`~stgkd.errors.ConfigError`,
   unless ``fallback_to_cpu=True`` (then the result is labelled CPU and records the request).
 
-Low precision (``dtype="bf16"`` / ``"fp16"``) runs under ``torch.autocast``: the weights stay float32
-and matmuls/convolutions run in the low precision, as mixed-precision deployment does; normalisations
-and reductions that autocast keeps in float32 stay there. This is the setting that works for every model
-without per-layer care; a fully cast model can be a little faster, and is not what we report.
+Low precision (``dtype="bf16"`` / ``"fp16"``) runs as :func:`stgkd.precision.inference_precision`
+decides, and the result says how (``precision``): under ``torch.autocast`` (``"autocast"``: the weights
+stay float32, matmuls and convolutions run in the low precision, normalisations and reductions that
+autocast keeps in float32 stay there), or, for a model with recurrent layers, cast whole to the low
+precision (``"cast"``: cuDNN's RNN under CUDA autocast runs fp16 whatever precision is asked). Every
+call does the same work in every mode: eager calls each enter autocast anew without its weight cache,
+as a request does, and a CUDA graph captured under it replays the same casts.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from stgkd.errors import ConfigError
-from stgkd.precision import DTYPES, autocast
+from stgkd.precision import DTYPES, inference_precision
 
 MODES = ("eager", "cuda-graph", "compile")
 
@@ -53,6 +61,9 @@ __all__ = [
     "summarize",
     "device_name",
     "CudaGraphRunner",
+    "CaptureError",
+    "failed_capture",
+    "release_cached_memory",
     "random_graph",
     "format_table",
     "RawUnitsAdapter",
@@ -67,7 +78,8 @@ class LatencyResult:
     """Latency of one (model, shape, mode, precision, device) setting, in milliseconds per call.
 
     ``throughput`` is forecasts per second at the median latency (``batch / median``), one forecast
-    being one window of all ``nodes`` sensors. ``load_average`` is the 1/5/15-minute load average when
+    being one window of all ``nodes`` sensors. ``precision`` is how ``dtype`` ran: ``"fp32"``,
+    ``"autocast"`` or ``"cast"`` (:func:`stgkd.precision.inference_precision`). ``load_average`` is the 1/5/15-minute load average when
     timing ended and ``cpu_count`` the machine's cores; ``busy`` says the 1-minute figure, before or after
     timing, exceeded one runnable process per core (:func:`is_busy`): other work shared the cores, and
     the numbers measure it too.
@@ -94,6 +106,7 @@ class LatencyResult:
     warmup: int
     iters: int
     requested_device: str = ""
+    precision: str = ""
     model: str = ""
     parameters: int = 0
     load_average: list[float] | None = None
@@ -160,6 +173,35 @@ def _resolve_device(device: str | torch.device, fallback_to_cpu: bool) -> torch.
     return dev
 
 
+class CaptureError(RuntimeError):
+    """A forward could not be captured into a CUDA graph (or may not be: an earlier capture in this
+    process failed, :func:`failed_capture`)."""
+
+
+#: the first capture that failed in this process, ``"<model>: <error>"`` (``None``: none failed)
+_FAILED_CAPTURE: list[str] = []
+
+
+def failed_capture() -> str | None:
+    """The first CUDA-graph capture that failed in this process (``None`` when none did). After one, the
+    caching allocator may still believe a capture is under way: :class:`CudaGraphRunner` refuses to
+    capture again and :func:`release_cached_memory` does nothing."""
+    return _FAILED_CAPTURE[0] if _FAILED_CAPTURE else None
+
+
+def release_cached_memory() -> bool:
+    """Return the CUDA caching allocator's unused blocks to the device (``torch.cuda.empty_cache``), unless
+    a capture failed in this process (the allocator may be mid-capture, and emptying it then trips an
+    internal assert) or CUDA is not initialised. Never raises; ``True`` when the cache was emptied."""
+    if failed_capture() is not None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return False
+    try:
+        torch.cuda.empty_cache()
+    except Exception:  # a broken allocator must not turn a recorded failure into a lost run
+        return False
+    return True
+
+
 class CudaGraphRunner:
     """A forward captured into a CUDA graph at one fixed input shape.
 
@@ -175,6 +217,11 @@ class CudaGraphRunner:
             autotuning happen outside the graph).
         context: optional context-manager factory entered around the warm-up calls and the capture
             (e.g. autocast, created with ``cache_enabled=False`` as capture requires).
+        name: what is captured, for the error message.
+
+    Raises:
+        CaptureError: the capture failed (the failure is remembered, :func:`failed_capture`), or an
+            earlier capture in this process failed.
     """
 
     def __init__(
@@ -184,9 +231,13 @@ class CudaGraphRunner:
         *,
         warmup: int = 3,
         context: Callable[[], Any] | None = None,
+        name: str = "",
     ) -> None:
         if not all(t.is_cuda for t in example_inputs):
             raise ConfigError("CudaGraphRunner: every example input must be a CUDA tensor")
+        if failed_capture() is not None:
+            raise CaptureError(f"{name or 'forward'}: not captured: an earlier CUDA-graph capture in this process "
+                               f"failed ({failed_capture()}), and the allocator may still be mid-capture")
         ctx = context or contextlib.nullcontext
         self.static_inputs = [t.detach().clone() for t in example_inputs]
         side = torch.cuda.Stream()
@@ -197,10 +248,16 @@ class CudaGraphRunner:
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
         self.graph = torch.cuda.CUDAGraph()
-        # thread_local: CUDA work other threads of the process do meanwhile does not spoil the capture
-        with torch.inference_mode(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"), ctx():
-            self.static_output = fn(*self.static_inputs)
-        torch.cuda.synchronize()
+        try:
+            # thread_local: CUDA work other threads of the process do meanwhile does not spoil the capture
+            with torch.inference_mode(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"), ctx():
+                self.static_output = fn(*self.static_inputs)
+            torch.cuda.synchronize()
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+            if not _FAILED_CAPTURE:
+                _FAILED_CAPTURE.append(f"{name or 'forward'}: {reason}")
+            raise CaptureError(f"{name or 'forward'}: the CUDA-graph capture failed ({reason})") from exc
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         for buf, x in zip(self.static_inputs, inputs):
@@ -251,7 +308,8 @@ def measure(
             (every :class:`~stgkd.nn.ForecastModel` has them).
         device: ``"cuda"`` (default) or ``"cpu"``. See ``fallback_to_cpu``.
         mode: ``"eager"``, ``"cuda-graph"`` (CUDA only) or ``"compile"`` (``torch.compile``).
-        dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; see the module docstring).
+        dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast, or a cast copy of a model with recurrent
+            layers; see the module docstring).
         warmup: untimed calls first (at least 1; more for ``compile``).
         iters: timed calls (at least 1); each call gets a fresh random input of the same shape,
             generated on the device before timing.
@@ -265,10 +323,15 @@ def measure(
     n, t, c = _model_dims(model, num_nodes, in_steps, in_channels)
     model = model.to(dev).eval()
     params = sum(p.numel() for p in model.parameters())
-    inputs = _random_inputs((batch_size, t, n, c), count=min(iters, 8), seed=seed, device=dev)
-    fn: Callable[[Tensor], Tensor] = torch.compile(model) if mode == "compile" else model
+    label = name or getattr(model, "registry_name", "") or type(model).__name__
+    precision = inference_precision(model, dtype)
+    run = precision.prepare(model)
+    inputs = [precision.inputs(x) for x in
+              _random_inputs((batch_size, t, n, c), count=min(iters, 8), seed=seed, device=dev)]
+    fn: Callable[[Tensor], Tensor] = torch.compile(run) if mode == "compile" else run
     load_before = load_average()
-    samples = _timed_calls(fn, inputs, dev, mode=mode, dtype=dtype, warmup=warmup, iters=iters)
+    samples = _timed_calls(fn, inputs, dev, mode=mode, context=lambda: precision.context(dev), warmup=warmup,
+                           iters=iters, name=label)
     stats = summarize(samples)
     load_after = load_average()
     return LatencyResult(
@@ -287,7 +350,8 @@ def measure(
         warmup=warmup,
         iters=iters,
         requested_device=requested,
-        model=name or getattr(model, "registry_name", "") or type(model).__name__,
+        precision=precision.method,
+        model=label,
         parameters=int(params),
         load_average=load_after,
         cpu_count=os.cpu_count() or 1,
@@ -326,33 +390,37 @@ def _random_inputs(shape: tuple[int, ...], *, count: int, seed: int, device: tor
     return [torch.randn(*shape, generator=gen).to(device) for _ in range(count)]
 
 
-def _timed_calls(fn: Callable[[Tensor], Any], inputs: list[Tensor], dev: torch.device, *, mode: str, dtype: str,
-                 warmup: int, iters: int) -> list[float]:
-    """Milliseconds of each of ``iters`` calls after ``warmup`` untimed ones, under ``dtype``'s autocast:
-    replays of a captured CUDA graph (``cuda-graph``), CUDA events on CUDA, the wall clock on the CPU."""
+def _timed_calls(fn: Callable[[Tensor], Any], inputs: list[Tensor], dev: torch.device, *, mode: str,
+                 context: Callable[[], Any], warmup: int, iters: int, name: str = "") -> list[float]:
+    """Milliseconds of each of ``iters`` calls after ``warmup`` untimed ones: replays of a CUDA graph captured
+    under ``context()`` (``cuda-graph``), else eager calls each entering ``context()`` anew (the same work
+    per call: a precision context without a weight cache), timed by CUDA events on CUDA, the wall clock on
+    the CPU."""
     pool = len(inputs)
     with torch.inference_mode():
         if mode == "cuda-graph":
-            runner = CudaGraphRunner(
-                fn, [inputs[0]], warmup=warmup, context=lambda: autocast(dev, dtype, cache_enabled=False)
-            )
+            runner = CudaGraphRunner(fn, [inputs[0]], warmup=warmup, context=context, name=name)
             for i in range(warmup):
                 runner(inputs[i % pool])
             torch.cuda.synchronize(dev)
             return _time_cuda(lambda x: runner(x), inputs, iters, dev)
-        with autocast(dev, dtype):
-            for i in range(warmup):
-                fn(inputs[i % pool])
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-                return _time_cuda(fn, inputs, iters, dev)
-            samples: list[float] = []
-            for i in range(iters):
-                x = inputs[i % pool]
-                start = time.perf_counter()
-                fn(x)
-                samples.append((time.perf_counter() - start) * 1e3)
-            return samples
+
+        def call(x: Tensor) -> Any:
+            with context():
+                return fn(x)
+
+        for i in range(warmup):
+            call(inputs[i % pool])
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            return _time_cuda(call, inputs, iters, dev)
+        samples: list[float] = []
+        for i in range(iters):
+            x = inputs[i % pool]
+            start = time.perf_counter()
+            call(x)
+            samples.append((time.perf_counter() - start) * 1e3)
+        return samples
 
 
 def _time_cuda(fn: Callable[[Tensor], Any], inputs: list[Tensor], iters: int, dev: torch.device) -> list[float]:
