@@ -3,7 +3,8 @@
 Per epoch: iterate the training windows (this rank's shard of a permutation seeded by
 ``seed + epoch``), compute the loss **in raw units** (``pred_raw = scaler.inverse_transform(model(x))``
 against ``batch.y`` under ``batch.mask``; or a distillation objective), AdamW step with gradient
-clipping, bf16 autocast on CUDA; then validate (dataset-level masked metrics), step the
+clipping, bf16 autocast on CUDA (with loss scaling where a recurrent layer computes in fp16,
+:func:`stgkd.precision.grad_scaler`); then validate (dataset-level masked metrics), step the
 learning-rate schedule and hand ``logs`` to every callback's ``on_epoch_end(trainer, epoch, logs)``.
 Early stopping, checkpoints, logging, progress bars and Optuna pruning are callbacks
 (:mod:`stgkd.engine.callbacks`).
@@ -30,6 +31,7 @@ from stgkd.engine.evaluate import evaluate_split
 from stgkd.engine.steps import SupervisedStep
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
+from stgkd.precision import grad_scaler
 from stgkd.registry import Registry
 
 __all__ = [
@@ -62,7 +64,8 @@ class TrainConfig:
             (default: ``10``).
         seed: seed of python, numpy and torch RNGs and of the epoch permutations (default: ``0``).
         deterministic: ask torch for deterministic kernels (slower on CUDA) (default: ``False``).
-        amp: bf16 autocast of the forward pass on CUDA; ignored on CPU (default: ``True``).
+        amp: bf16 autocast of the forward pass on CUDA, and loss scaling for models whose recurrent layers
+            cuDNN runs in fp16 under it (:func:`stgkd.precision.grad_scaler`); ignored on CPU (default: ``True``).
         device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``...; ``None`` = CUDA when present (default: ``None``).
         limit_batches: stop each training epoch after this many batches (default: ``None`` = all).
         train_windows: train on only the last this many windows of the training split, the most
@@ -252,6 +255,7 @@ class Trainer:
         self.step_module = (step or SupervisedStep(model, data.scaler, ctx=self.ctx, amp=config.amp)).to(self.device)
         self.params = [p for p in self.step_module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.grad_scaler = grad_scaler(self.step_module, self.device, config.amp)
         self.scheduler = SCHEDULES.get(config.schedule)(self.optimizer, config)
         self.engine = wrap_ddp(self.step_module, self.ctx, find_unused_parameters=find_unused_parameters)
         self.callbacks = [cb for cb in callbacks if self.ctx.is_main or not getattr(cb, "rank_zero_only", False)]
@@ -359,10 +363,12 @@ class Trainer:
             batch = split.batch(idx.to(split.device)).to(self.device)
             loss, pred, parts = self.engine(batch.x, batch.y, batch.mask, batch.index)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.grad_scaler.scale(loss).backward()
             if cfg.clip_grad > 0:
+                self.grad_scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
                 nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
-            self.optimizer.step()
+            self.grad_scaler.step(self.optimizer)  # skipped when a scaled gradient overflowed
+            self.grad_scaler.update()
             self.global_step += 1
             with torch.no_grad():
                 b = float(len(idx))
@@ -434,6 +440,7 @@ class Trainer:
             "complete": bool(complete),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": _plain(self.scheduler.state_dict()),
+            "grad_scaler": self.grad_scaler.state_dict(),
             "rng": capture_rng_state(),
             "callbacks": {
                 type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")
@@ -456,6 +463,8 @@ class Trainer:
             if hasattr(self.step_module, "load_checkpoint_extras"):
                 self.step_module.load_checkpoint_extras(payload)
             self.optimizer.load_state_dict(payload["optimizer"])
+            if payload.get("grad_scaler") and self.grad_scaler.is_enabled():
+                self.grad_scaler.load_state_dict(payload["grad_scaler"])
             _load_scheduler_state(self.scheduler, payload["scheduler"])
             if hasattr(self.scheduler, "T_max"):  # cosine: a resumed run may have been given more epochs
                 self.scheduler.T_max = self.config.epochs
