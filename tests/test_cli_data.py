@@ -111,3 +111,51 @@ def test_info_on_counts_warns_in_one_line_and_names_the_closed_stop(tmp_path, ca
 
     assert main(["data", "info", str(folder), "--missing", "zeros"]) == 2
     assert "argument --missing: 'zeros' is not a missing-value convention" in capsys.readouterr().err
+
+
+def _own_network(folder, distances: list[float]):
+    """values.csv (8 sensors, 5-minute steps) + edges.csv: a ring with the given road lengths."""
+    import pandas as pd
+
+    folder.mkdir(parents=True)
+    ids = [f"s{i}" for i in range(8)]
+    frame = pd.DataFrame(np.random.default_rng(0).uniform(40, 70, (600, 8)).round(2), columns=ids)
+    frame.insert(0, "timestamp", pd.date_range("2024-01-01", periods=600, freq="5min"))
+    frame.to_csv(folder / "values.csv", index=False)
+    rows = [f"{ids[i]},{ids[(i + 1) % 8]},{d}" for i, d in enumerate(distances)]
+    (folder / "edges.csv").write_text("source,target,distance\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_info_warns_when_the_kernel_drops_every_edge_and_the_options_keep_them(tmp_path, capsys):
+    folder = _own_network(tmp_path / "ring", [1.0 + 0.01 * i for i in range(8)])
+    assert main(["data", "info", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert _lines(captured.out)["edges"] == "0"
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: {folder / 'edges.csv'}: the Gaussian kernel")
+    assert "8 of the 8 listed edges (100%)" in err[0] and "--sigma" in err[0]
+    assert main(["data", "info", str(folder), "--sigma", "1"]) == 0
+    captured = capsys.readouterr()
+    assert _lines(captured.out)["edges"] == "8" and captured.err == ""
+    assert main(["data", "info", str(folder), "--threshold", "0", "--sigma", "100"]) == 0
+    assert _lines(capsys.readouterr().out)["edges"] == "8"
+
+
+def test_info_on_equal_distances_weighs_edges_one_with_a_warning(tmp_path, capsys):
+    folder = _own_network(tmp_path / "grid", [2.0] * 8)
+    assert main(["data", "info", str(folder)]) == 0
+    captured = capsys.readouterr()
+    info = _lines(captured.out)
+    assert info["edges"] == "8" and info["weight"] == "min=1 mean=1 max=1"
+    assert captured.err.startswith(f"warning: {folder / 'edges.csv'}: every listed distance is 2")
+
+
+def test_info_on_a_repeated_sensor_id_names_it_and_the_file(tmp_path, capsys):
+    folder = _own_network(tmp_path / "dup", [1.0 + i for i in range(8)])
+    text = (folder / "values.csv").read_text().splitlines()
+    (folder / "values.csv").write_text("\n".join([text[0].replace("s7", "s3")] + text[1:]) + "\n")
+    assert main(["data", "info", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"stgkd data: error: {folder / 'values.csv'}: sensor id 's3' is repeated (columns 5 and 9); "
+                   "each sensor needs exactly one column of readings: rename or remove the repeats")

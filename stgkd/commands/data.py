@@ -1,6 +1,7 @@
 """``stgkd data info|synth|fetch|list``: inspect, synthesise and download datasets.
 
-* ``stgkd data info NAME_OR_PATH [--data-dir DIR] [--missing zero|nan|none|NUMBER]``: steps, nodes,
+* ``stgkd data info NAME_OR_PATH [--data-dir DIR] [--missing zero|nan|none|NUMBER] [--graph FILE]
+  [--sigma S] [--threshold W]``: steps, nodes,
   channels, interval, time range, the missing-value convention, missing %, the sensors with no reading
   at all (by id), and the graph summary of :func:`stgkd.data.graph.graph_info`. A large share of
   missing readings is a warning that says how to change the convention.
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--data-dir", "--root", dest="root", metavar="DIR", help="data root (default: $STGKD_DATA or <repo>/datasets)")
     info.add_argument("--start", help="first timestamp, for files without timestamps (Los-loop CSV, generic)")
     info.add_argument("--graph", metavar="FILE", help="graph file for a generic values file")
+    info.add_argument("--sigma", type=float, metavar="S",
+                      help="width of the Gaussian kernel of an edge list's distances (default: their std, as DCRNN)")
+    info.add_argument("--threshold", type=float, metavar="W",
+                      help="kernel weights under W are dropped; 0 keeps every listed edge (default: 0.1, DCRNN's)")
     add_missing_argument(info, default="the registered dataset's convention, zero for a path")
     info.set_defaults(_action=_info)
 
@@ -83,6 +88,9 @@ def _info(args: argparse.Namespace) -> int:
         kwargs["start"] = args.start
     if args.graph is not None:
         kwargs["graph"] = args.graph
+    for name in ("sigma", "threshold"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
     data = load_dataset(args.dataset, root=args.root, missing=args.missing, **kwargs)
     values = data.values
     lines = [

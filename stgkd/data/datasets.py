@@ -180,7 +180,7 @@ def _pems(number: str, steps: int, nodes: int, channels: int, start: str, end: s
         steps=steps, nodes=nodes, channels=channels, interval_minutes=5, split=(0.6, 0.2, 0.2),
         time_range=(start, end),
         source="Guo et al., ASTGCN (AAAI 2019) / Song et al., STSGCN (AAAI 2020), from Caltrans PeMS",
-        reader_kwargs=MappingProxyType({"start": start}),
+        reader_kwargs=MappingProxyType({"start": start, "warn_dropped_edges": False}),
         notes=(
             "traffic flow (vehicles / 5 min)"
             + (", occupancy, speed" if channels == 3 else "")

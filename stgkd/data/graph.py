@@ -26,6 +26,7 @@ from stgkd.errors import DataError
 __all__ = [
     "distance_matrix",
     "gaussian_kernel_adjacency",
+    "kernel_sigma",
     "gaussian_kernel_from_edges",
     "binary_adjacency",
     "haversine_distances",
@@ -85,13 +86,27 @@ def distance_matrix(edges: Any, sensor_ids: Sequence[Any]) -> np.ndarray:
     return dist
 
 
+def kernel_sigma(dist: Any) -> float:
+    """DCRNN's default width of the Gaussian kernel: the standard deviation of the finite distances
+    (``inf`` / NaN = no road). ``0`` when they are all equal (one road, or roads of one length).
+
+    Raises:
+        DataError: no finite distance.
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    finite = d[np.isfinite(d)]
+    if finite.size == 0:
+        raise DataError("kernel_sigma: dist holds no finite distance")
+    return float(finite.std())
+
+
 def gaussian_kernel_adjacency(dist: Any, sigma: float | None = None, threshold: float = 0.1) -> np.ndarray:
     """DCRNN's thresholded Gaussian kernel: ``w_ij = exp(-(d_ij / sigma)^2)``, ``w_ij < threshold -> 0``.
 
     Args:
         dist: ``(N, N)`` distances, ``inf`` (or NaN) where there is no road. The diagonal follows
             the given distances (DCRNN's files list ``d_ii = 0``, hence a unit diagonal).
-        sigma: kernel width (default: the std of the finite distances, as DCRNN).
+        sigma: kernel width (default: :func:`kernel_sigma`, the std of the finite distances, as DCRNN).
         threshold: weights below it are dropped (DCRNN's ``normalized_k``) (default: ``0.1``).
 
     Returns:
@@ -101,13 +116,12 @@ def gaussian_kernel_adjacency(dist: Any, sigma: float | None = None, threshold: 
     d = np.where(np.isnan(d), np.inf, d)
     if (d < 0).any():
         raise DataError("gaussian_kernel_adjacency: dist holds negative distances")
-    finite = d[np.isfinite(d)]
-    if sigma is None:
-        if finite.size == 0:
-            raise DataError("gaussian_kernel_adjacency: dist holds no finite distance")
-        sigma = float(finite.std())
+    default = sigma is None
+    if default:
+        sigma = kernel_sigma(d)
     if not sigma > 0:
-        raise DataError(f"gaussian_kernel_adjacency: sigma must be positive, got {sigma}")
+        why = " (the std of the distances: they are all equal); pass sigma=" if default else ""
+        raise DataError(f"gaussian_kernel_adjacency: sigma must be positive, got {sigma}{why}")
     with np.errstate(over="ignore"):
         adj = np.exp(-np.square(d / sigma))
     adj[adj < threshold] = 0.0

@@ -31,6 +31,19 @@ def test_gaussian_kernel_by_hand():
         G.gaussian_kernel_adjacency(np.ones((2, 3)))
 
 
+def test_kernel_sigma_is_the_std_of_the_finite_distances_and_zero_names_the_way_out():
+    inf = np.inf
+    dist = np.array([[0, 1, inf], [2, 0, 3], [inf, np.nan, 0]])
+    assert G.kernel_sigma(dist) == pytest.approx(math.sqrt(4 / 3))  # of 0, 1, 2, 0, 3, 0
+    equal = np.array([[inf, 2.0], [2.0, inf]])
+    assert G.kernel_sigma(equal) == 0.0
+    with pytest.raises(DataError, match=r"sigma must be positive, got 0\.0 \(the std of the distances: they are all equal\); pass sigma="):
+        G.gaussian_kernel_adjacency(equal)
+    np.testing.assert_allclose(G.gaussian_kernel_adjacency(equal, sigma=2.0), [[0, math.exp(-1)], [math.exp(-1), 0]], rtol=1e-6)
+    with pytest.raises(DataError, match="no finite distance"):
+        G.kernel_sigma(np.full((2, 2), inf))
+
+
 def test_binary_and_latlon():
     np.testing.assert_array_equal(G.binary_adjacency(A), (A > 0).astype(np.float32))
     sym = G.binary_adjacency(A, symmetric=True, self_loops=True)

@@ -268,7 +268,8 @@ def test_edge_list_weights_distances_and_errors(tmp_path):
 
     # distances -> DCRNN Gaussian kernel, sigma = std of the listed distances
     path.write_text("from,to,cost\n0,1,1.0\n1,2,2.0\n2,3,3.0\n")
-    adj = read_edge_list(path, ["0", "1", "2", "3"])
+    with pytest.warns(DataWarning, match="weighs 2 of the 3 listed edges"):
+        adj = read_edge_list(path, ["0", "1", "2", "3"])
     sigma = np.std([1.0, 2.0, 3.0])
     expected = np.zeros((4, 4))
     for (i, j), d in {(0, 1): 1.0, (1, 2): 2.0, (2, 3): 3.0}.items():
@@ -307,7 +308,8 @@ def _write_pems(folder: Path, stem: str, values: np.ndarray, csv_text: str, id_m
 def test_pems_layout_with_known_start(tmp_path):
     values = _values(c=3)
     npz = _write_pems(tmp_path, "PEMS04", values, "from,to,cost\n0,1,0.5\n1,2,1.0\n2,3,2.0\n3,0,4.0\n")
-    data = read_pems(npz)
+    with pytest.warns(DataWarning, match=r"PEMS04\.csv: .* weighs 1 of the 4 listed edges"):
+        data = read_pems(npz)
     assert data.values.shape == (T, N, 3)
     np.testing.assert_allclose(data.values, values.astype(np.float32))
     assert data.channel_names == ["flow", "occupancy", "speed"]
@@ -436,3 +438,81 @@ def test_metr_la_week_both_layouts_agree(real_data_dir):
     assert dcrnn.timestamps.equals(los.timestamps)
     assert dcrnn.timestamps[-1] == pd.Timestamp("2012-03-07 23:55")
     assert dcrnn.missing_fraction == 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# your own network: edge lists the kernel thins out, equal distances, repeated sensor ids
+
+
+def test_kernel_that_drops_every_edge_warns_with_share_sigma_and_threshold(tmp_path):
+    path = tmp_path / "edges.csv"  # a ring of roads of similar lengths: sigma (their std) is tiny
+    path.write_text("source,target,distance\n101,102,1.00\n102,103,1.01\n103,104,1.02\n104,101,1.03\n")
+    sigma = np.std([1.00, 1.01, 1.02, 1.03])
+    with pytest.warns(DataWarning) as caught:
+        adj = read_edge_list(path, IDS)
+    assert not adj.any()
+    message = str(caught[0].message)
+    assert message.startswith(f"{path}: ")
+    assert f"sigma {sigma:.4g} (the std of the listed distances)" in message
+    assert "4 of the 4 listed edges (100%)" in message and "threshold 0.1" in message
+    assert "keeps no edge between sensors" in message and "'weight' column" in message
+    # the ways out it names keep them: a larger sigma, or a weight column
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        kept = read_edge_list(path, IDS, sigma=1.0)
+        path.write_text("source,target,weight\n101,102,1\n102,103,1\n103,104,1\n104,101,1\n")
+        weighted = read_edge_list(path, IDS)
+    assert np.count_nonzero(kept) == 4 and np.count_nonzero(weighted) == 4
+
+
+def test_kernel_that_drops_some_edges_says_how_many(tmp_path):
+    path = tmp_path / "edges.csv"
+    path.write_text("from,to,cost\n0,1,1.0\n1,2,2.0\n2,3,3.0\n")
+    # sigma = std(1, 2, 3) = 0.816: exp(-(2/sigma)^2) = 0.0025 and exp(-(3/sigma)^2) fall under 0.1
+    with pytest.warns(DataWarning, match=r"weighs 2 of the 3 listed edges \(66\.7%\) under the threshold 0\.1"):
+        adj = read_edge_list(path, ["0", "1", "2", "3"])
+    assert np.count_nonzero(adj) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        assert np.count_nonzero(read_edge_list(path, ["0", "1", "2", "3"], threshold=0.0)) == 3
+        assert np.count_nonzero(read_edge_list(path, ["0", "1", "2", "3"], warn_dropped_edges=False)) == 1
+    with pytest.raises(DataError, match=r"edges\.csv: threshold must be in \[0, 1\]"):
+        read_edge_list(path, ["0", "1", "2", "3"], threshold=1.5)
+    with pytest.raises(DataError, match=r"edges\.csv: sigma must be positive, got 0"):
+        read_edge_list(path, ["0", "1", "2", "3"], sigma=0.0)
+
+
+def test_equal_distances_weigh_every_edge_one_and_say_so(tmp_path):
+    path = tmp_path / "edges.csv"
+    path.write_text("source,target,distance\n101,102,2.5\n102,103,2.5\n103,104,2.5\n")
+    with pytest.warns(DataWarning) as caught:
+        adj = read_edge_list(path, IDS)
+    expected = np.zeros((4, 4), dtype=np.float32)
+    expected[0, 1] = expected[1, 2] = expected[2, 3] = 1.0
+    np.testing.assert_array_equal(adj, expected)
+    message = str(caught[0].message)
+    assert message.startswith(f"{path}: every listed distance is 2.5") and "every listed edge weighs 1" in message
+    assert "sigma=" in message
+    # a sigma of one's own weighs them by the kernel
+    np.testing.assert_allclose(read_edge_list(path, IDS, sigma=2.5), expected * np.exp(-1.0), rtol=1e-6)
+
+
+def test_generic_values_with_a_repeated_sensor_id_is_an_error_naming_it(tmp_path):
+    stamps = pd.date_range("2024-01-01", periods=T, freq="5min")
+    frame = pd.DataFrame(_values(), columns=["101", "102", "103", "102"])
+    frame.insert(0, "timestamp", stamps)
+    frame.to_csv(tmp_path / "values.csv", index=False)  # written as is: 102 twice
+    assert (tmp_path / "values.csv").read_text().splitlines()[0] == "timestamp,101,102,103,102"
+    with pytest.raises(DataError, match=r"values\.csv: sensor id '102' is repeated \(columns 3 and 5\)"):
+        read_generic(tmp_path / "values.csv", np.eye(4))
+    np.savez(tmp_path / "values.npz", data=_values(), sensor_ids=np.array(["7", "8", "7", "9"]))
+    with pytest.raises(DataError, match=r"values\.npz: sensor id '7' is repeated \(positions in 'sensor_ids' 1 and 3\)"):
+        read_generic(tmp_path / "values.npz", np.eye(4))
+
+
+def test_los_loop_speeds_with_a_repeated_sensor_id_is_an_error_naming_it(tmp_path):
+    header = "101,102,101,104"
+    rows = "\n".join(",".join(f"{v:.3f}" for v in row) for row in _values())
+    (tmp_path / "los_speed.csv").write_text(header + "\n" + rows + "\n")
+    with pytest.raises(DataError, match=r"los_speed\.csv: sensor id '101' is repeated \(columns 1 and 3\)"):
+        read_los_loop(tmp_path / "los_speed.csv", np.eye(4), start="2024-01-01")

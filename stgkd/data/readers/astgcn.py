@@ -43,6 +43,7 @@ def read_pems(
     sigma: float | None = None,
     threshold: float = 0.1,
     symmetric: bool = False,
+    warn_dropped_edges: bool = True,
     name: str | None = None,
     split: Sequence[float] = (0.6, 0.2, 0.2),
     channel_names: Sequence[str] | None = None,
@@ -64,6 +65,8 @@ def read_pems(
             DCRNN's construction). Node pairs without a listed distance get no edge; the diagonal
             stays 0 unless the file lists a self distance.
         symmetric: also add each edge in the reverse direction (default: ``False``, as listed).
+        warn_dropped_edges: warn when the kernel drops listed edges (:func:`read_edge_list`) (default:
+            ``True``; off for the registered PEMS0x datasets, whose standard graph this is).
         name: dataset name (default: the file stem, lower-cased).
         split: train/val/test fractions (default: 0.6/0.2/0.2, the ASTGCN/STSGCN split).
         channel_names: default ``flow, occupancy, speed`` for 3 channels, ``flow`` for 1.
@@ -97,7 +100,8 @@ def read_pems(
             raise DataError(f"{id_map_path}: duplicate sensor ids")
     else:
         ids = [str(i) for i in range(n)]
-    adj = read_edge_list(distance_path, ids, sigma=sigma, threshold=threshold, symmetric=symmetric)
+    adj = read_edge_list(distance_path, ids, sigma=sigma, threshold=threshold, symmetric=symmetric,
+                         warn_dropped_edges=warn_dropped_edges)
     if start is None:
         start = PEMS_START.get(stem.upper())
     if channel_names is None:

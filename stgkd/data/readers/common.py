@@ -3,6 +3,7 @@ timestamps, adjacency, sensor ids) and :class:`DataWarning`."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import warnings
 from collections.abc import Sequence
@@ -65,6 +66,32 @@ def _check_csv_rows(path: Path, *, header: bool) -> int:
     if expected is None:
         raise DataError(f"{path}: file is empty")
     return expected
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The names in a CSV file's first non-empty line, as written (stripped; pandas would rename a
+    repeated ``s3`` to ``s3.1``)."""
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as f:
+        for line in f:
+            if line.strip():
+                return [name.strip() for name in next(csv.reader([line]))]
+    return []
+
+
+def _require_unique_ids(ids: Sequence[str], path: PathLike, where: str = "columns") -> None:
+    """Each sensor id heads one column: a repeated id is a :class:`DataError` naming it, the file and
+    its 1-based positions (``where``: what they count)."""
+    seen: set[str] = set()
+    for name in ids:
+        if name == "":  # unnamed columns (pandas' index column) are no sensor ids
+            continue
+        if name in seen:
+            repeats = [str(i) for i, other in enumerate(ids, start=1) if other == name]
+            raise DataError(
+                f"{path}: sensor id {name!r} is repeated ({where} {', '.join(repeats[:-1])} and {repeats[-1]}); "
+                "each sensor needs exactly one column of readings: rename or remove the repeats"
+            )
+        seen.add(name)
 
 
 def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
@@ -220,12 +247,6 @@ def check_enough_steps(
         f"{where}: {num_steps} steps are too few for {in_steps}+{out_steps}-step windows and a "
         f"{'/'.join(f'{s:g}' for s in split)} train/val/test split (each split needs at least one window)"
     )
-
-
-def _gaussian_kernel(dist: np.ndarray, sigma: float | None, threshold: float) -> np.ndarray:
-    from stgkd.data.graph import gaussian_kernel_adjacency
-
-    return np.asarray(gaussian_kernel_adjacency(dist, sigma=sigma, threshold=threshold), dtype=np.float32)
 
 
 def _check_adjacency(adj: np.ndarray, path: PathLike) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,11 +14,11 @@ from stgkd.data.readers.common import (
     _SOURCE_COLUMNS,
     _TARGET_COLUMNS,
     _WEIGHT_COLUMNS,
+    DataWarning,
     PathLike,
     _check_adjacency,
     _check_csv_rows,
     _column_lookup,
-    _gaussian_kernel,
     _numeric_frame,
     _read_csv,
     _require_file,
@@ -84,6 +85,7 @@ def read_edge_list(
     sigma: float | None = None,
     threshold: float = 0.1,
     symmetric: bool = False,
+    warn_dropped_edges: bool = True,
 ) -> np.ndarray:
     """Adjacency ``(N, N)`` from an edge list CSV with a header.
 
@@ -93,6 +95,24 @@ def read_edge_list(
     ``threshold``; node pairs without an edge get no weight). Without a third column every edge weighs
     ``1``. Edges are directed (row = source) unless ``symmetric``. A repeated edge with the same value
     is accepted; with a different value it is an error.
+
+    The kernel drops every edge whose weight ``exp(-(d / sigma)^2)`` falls under ``threshold``: unless
+    ``warn_dropped_edges`` is off, a :class:`DataWarning` says how many of the listed edges went, with ``sigma`` and the threshold (with
+    DCRNN's default ``sigma``, the std of the listed distances, a short list of roads of similar
+    lengths can lose them all). When the listed distances are all equal (a single road, or roads of one
+    length) that ``sigma`` is ``0`` and the kernel has no scale: every listed edge then weighs ``1``
+    (what any kernel gives edges of one length, up to a common factor), said by a :class:`DataWarning`;
+    pass ``sigma`` to weigh them ``exp(-(d / sigma)^2)`` instead.
+
+    Args:
+        path: the CSV file.
+        node_ids: the sensors, in matrix order.
+        sigma: kernel width for distances (default: the std of the listed distances, as DCRNN).
+        threshold: kernel weights below it are dropped, in ``[0, 1]`` (default: ``0.1``, DCRNN's;
+            ``0`` keeps every listed edge).
+        symmetric: add the reverse of every edge (default: ``False``).
+        warn_dropped_edges: warn when the kernel drops listed edges (default: ``True``; a registered
+            dataset whose standard graph is built this way turns it off).
     """
     path = _require_file(path, "edge list")
     _check_csv_rows(path, header=True)
@@ -144,8 +164,51 @@ def read_edge_list(
         mat[r, c] = v
         seen[r, c] = True
     if dist_col is not None:
-        return _check_adjacency(_gaussian_kernel(mat, sigma, threshold), path)
+        adj = _kernel_weights(mat, seen, path, dist_col, sigma, threshold, warn_dropped_edges=warn_dropped_edges)
+        return _check_adjacency(adj, path)
     return _check_adjacency(mat, path)
+
+
+def _kernel_weights(dist: np.ndarray, listed: np.ndarray, path: Path, column: str, sigma: float | None,
+                    threshold: float, *, warn_dropped_edges: bool) -> np.ndarray:
+    """The Gaussian kernel of an edge list's distances (``listed``: the entries the file gives), with
+    the warnings :func:`read_edge_list` promises."""
+    from stgkd.data.graph import gaussian_kernel_adjacency, kernel_sigma
+
+    if not 0 <= threshold <= 1:
+        raise DataError(f"{path}: threshold must be in [0, 1] (a kernel weight is at most 1), got {threshold}")
+    if sigma is not None and not sigma > 0:
+        raise DataError(f"{path}: sigma must be positive, got {sigma}")
+    origin = "as given"
+    if sigma is None:
+        sigma, origin = kernel_sigma(dist), "the std of the listed distances"
+        if sigma == 0:
+            warnings.warn(
+                f"{path}: every listed {column} is {float(dist[listed][0]):g}, so the Gaussian kernel has no "
+                "scale (its sigma, the std of the listed distances, is 0); every listed edge weighs 1. Pass "
+                "sigma= (stgkd data info --sigma) to weigh them exp(-(d/sigma)^2), or give the file a 'weight' "
+                f"column in place of '{column}'",
+                DataWarning, stacklevel=4,
+            )
+            return listed.astype(np.float32)
+    adj = gaussian_kernel_adjacency(dist, sigma=sigma, threshold=threshold)
+    edges = listed & ~np.eye(len(listed), dtype=bool)
+    lost = edges & (adj == 0)
+    dropped, total = int(lost.sum()), int(edges.sum())
+    if dropped and warn_dropped_edges:
+        largest = float(np.exp(-np.square(dist[lost] / sigma)).max())
+        why = f"under the threshold {threshold:g}" if largest < threshold else "so little that they round to 0"
+        left = "; the graph keeps no edge between sensors" if dropped == total else ""
+        median = float(np.median(dist[edges]))
+        warnings.warn(
+            f"{path}: the Gaussian kernel exp(-(d/sigma)^2) with sigma {sigma:.4g} ({origin}) weighs {dropped} of "
+            f"the {total} listed edges ({100.0 * dropped / total:.3g}%) {why} (largest weight {largest:.3g}) and "
+            f"drops them{left}. To keep them, give the file a 'weight' column (used as is) in place of "
+            f"'{column}', or load with a larger sigma= (e.g. {median:.4g}, the median listed {column}) or a "
+            "smaller threshold= (stgkd data info --sigma, --threshold)",
+            DataWarning, stacklevel=4,
+        )
+    return adj
 
 
 def find_adj_pickle(folder: Path) -> Path | None:

@@ -15,10 +15,12 @@ from stgkd.data.readers.common import (
     PathLike,
     _check_adjacency,
     _check_csv_rows,
+    _csv_header,
     _match_ids,
     _numeric_frame,
     _read_csv,
     _require_file,
+    _require_unique_ids,
 )
 from stgkd.data.readers.graphs import find_adj_pickle, read_adj_pickle, read_dense_matrix
 from stgkd.data.readers.layout import Layout, register_layout
@@ -69,6 +71,7 @@ def read_los_loop(
                 f"{speed_path.parent}); pass adj="
             )
     _check_csv_rows(speed_path, header=True)
+    _require_unique_ids(_csv_header(speed_path), speed_path)
     df = _read_csv(speed_path, dtype=str, keep_default_na=False, na_values=[""])
     if df.empty:
         raise DataError(f"{speed_path}: no data rows")

@@ -21,10 +21,12 @@ from stgkd.data.readers.common import (
     _check_timestamps,
     _clean_values,
     _column_lookup,
+    _csv_header,
     _fill_gaps,
     _numeric_frame,
     _read_csv,
     _require_file,
+    _require_unique_ids,
     check_enough_steps,
 )
 from stgkd.errors import DataError
@@ -107,6 +109,7 @@ def read_values(
     stamps: pd.DatetimeIndex | None = None
     if suffix == ".csv":
         _check_csv_rows(path, header=True)
+        _require_unique_ids(_csv_header(path), path)
         df = _read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         if df.empty:
             raise DataError(f"{path}: no data rows")
@@ -147,6 +150,8 @@ def read_values(
         raise DataError(f"{path}: values must be (T, N) or (T, N, C), got shape {values.shape}")
     if ids is not None and len(ids) != values.shape[1]:
         raise DataError(f"{path}: {len(ids)} sensor ids for {values.shape[1]} sensors")
+    if ids is not None:
+        _require_unique_ids(ids, path, "columns" if suffix != ".npz" else "positions in 'sensor_ids'")
     if stamps is not None and len(stamps) != values.shape[0]:
         raise DataError(f"{path}: {len(stamps)} timestamps for {values.shape[0]} steps")
     return values, ids, stamps
