@@ -179,6 +179,9 @@ def _fit(
 ) -> TrainResult:
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     model = build_model().to(ctx.device)
+    if getattr(model, "role", None) == "baseline":  # fitted, not trained
+        return _fit_baseline(model, prepared=prepared, cfg=cfg, ctx=ctx, out=out, evaluate_test=evaluate_test,
+                             baselines=baselines)
     step = build_step(model)
     trainer = Trainer(model, prepared, config=cfg, step=step, ctx=ctx, meta=meta,
                       callbacks=_callbacks(out, cfg, progress=progress and ctx.is_main, log=log, extra=callbacks,
@@ -225,6 +228,60 @@ def _fit(
             summary["teachers"] = meta["teachers"]
         if result.grad_share:
             summary["grad_share"] = result.grad_share
+        (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
+    return result
+
+
+def _fit_baseline(model: nn.Module, *, prepared: Any, cfg: TrainConfig, ctx: DistContext, out: Path | None,
+                  evaluate_test: bool, baselines: bool) -> TrainResult:
+    """A baseline (:mod:`stgkd.nn.baselines`) is fitted on the training slice, not trained: no epoch, no
+    optimiser. ``best.pt`` and ``last.pt`` hold the fitted model as any checkpoint does (so ``stgkd
+    evaluate`` and ``stgkd export`` take it), ``metrics.json`` its validation (and test) metrics."""
+    import time
+
+    import numpy as np
+
+    from stgkd.data.rebuild import data_meta
+    from stgkd.engine.checkpoint import FORMAT, save_checkpoint
+    from stgkd.engine.evaluate import evaluate_split
+
+    started = time.perf_counter()
+    model.fit(prepared).eval()
+    seconds = time.perf_counter() - started
+
+    def score(split: str) -> dict[str, Any]:
+        metrics = evaluate_split(model, prepared.get_split(split), prepared.scaler, device=ctx.device,
+                                 batch_size=cfg.eval_batch_size or cfg.batch_size,
+                                 interval_minutes=int(prepared.data.interval_minutes))
+        return {k: v for k, v in metrics.items() if k != "per_step"}
+
+    val = score("val")
+    result = TrainResult(model=model, data=prepared, best_epoch=0, best_val=val, epochs_run=0, stopped_early=False,
+                         history=[], seconds=seconds, train_config=cfg, out=out, rank=ctx.rank)
+    if evaluate_test:
+        result.test = score("test")
+        if baselines and ctx.is_main:
+            result.baselines = score_baselines(prepared, "test")
+    if out is not None and ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT, "role": model.role, "model": model.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "graph": torch.as_tensor(np.asarray(prepared.adj), dtype=torch.float32),
+            "scaler": {"mean": float(prepared.scaler.mean), "std": float(prepared.scaler.std)},
+            "data": data_meta(prepared), "metrics": val, "epoch": 0, "complete": True,
+            "train_config": cfg.to_dict(), "history": [],
+            "best": {"epoch": 0, "val_mae": result.best_val_mae, "metrics": val},
+        }
+        result.best_path = save_checkpoint([out / "best.pt", out / "last.pt"], payload)
+        result.last_path = out / "last.pt"
+        summary: dict[str, Any] = {"fitted": "on the training slice, without gradient steps", "val": val}
+        if result.test is not None:
+            summary["test"] = result.test
+        if result.baselines is not None:
+            summary["baselines"] = result.baselines.to_dict()
+            summary["worse_than_best_baseline"] = [
+                s.to_dict() for s in compare_with_baselines(model.registry_name, result.test, result.baselines)]
         (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     return result
 
@@ -450,8 +507,10 @@ def _model_builder(name: str, prepared: Any, hparams: dict[str, Any], payload: d
     """The function :func:`_fit` builds the model with: the resumed run's model (its config), or the
     registered ``name`` for ``prepared`` with ``hparams`` (a bad hyperparameter is a ConfigError naming
     the ``role``)."""
-    from stgkd.nn import build_for, from_config
+    from stgkd.nn import MODELS, build_for, from_config
 
+    if role == "student" and getattr(MODELS.get(name), "role", None) == "baseline":
+        raise ConfigError(f"student {name!r} is a baseline: it is fitted, not distilled (stgkd train --model {name})")
     if payload is not None:
         return lambda: from_config(payload["model"], prepared.adj)
 

@@ -250,7 +250,8 @@ class HistoricalProfile(BaselineModel):
         in_steps: input steps; only the last one's time features are read (default: 12).
         out_steps: forecast horizons (default: 12).
         in_channels: input channels (default: 2).
-        slots_per_day: time-of-day slots, ``1440 / interval`` (default: 288, five minutes).
+        slots_per_day: time-of-day slots, ``1440 / interval``; ``None`` takes them from the data's interval
+            when fitted (and :meth:`config` records them) (default: None).
         weekly: one profile per day of week; fitting needs two weeks of training data (default: False).
         time_channel: input channel of the time of day (default: 1).
         day_channel: input channel of the day of week, read with ``weekly`` only (default: 2).
@@ -260,13 +261,13 @@ class HistoricalProfile(BaselineModel):
     what: ClassVar[str] = "historical average"
 
     def __init__(self, *, num_nodes: int, graph: Tensor | np.ndarray | None = None, in_steps: int = 12,
-                 out_steps: int = 12, in_channels: int = 2, slots_per_day: int = 288, weekly: bool = False,
+                 out_steps: int = 12, in_channels: int = 2, slots_per_day: int | None = None, weekly: bool = False,
                  time_channel: int = 1, day_channel: int = 2) -> None:
         super().__init__(num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, in_channels=in_channels,
                          slots_per_day=slots_per_day, weekly=weekly, time_channel=time_channel,
                          day_channel=day_channel)
         name = self.registry_name
-        if slots_per_day < 1:
+        if slots_per_day is not None and slots_per_day < 1:
             raise ConfigError(f"{name}: slots_per_day must be >= 1, got {slots_per_day}")
         if not 0 <= time_channel < in_channels:
             raise ConfigError(f"{name}: reads the time of day from input channel {time_channel}, but there are "
@@ -274,11 +275,11 @@ class HistoricalProfile(BaselineModel):
         if weekly and not 0 <= day_channel < in_channels:
             raise ConfigError(f"{name}: weekly reads the day of week from input channel {day_channel}, but there "
                               f"are {in_channels} channels (add the day-of-week feature)")
-        self.slots_per_day = int(slots_per_day)
+        self.slots_per_day = int(slots_per_day or 1)  # 1 until fitted when None
         self.weekly = bool(weekly)
         self.time_channel = int(time_channel)
         self.day_channel = int(day_channel)
-        self.register_buffer("profile", torch.zeros(7 if weekly else 1, slots_per_day, num_nodes))
+        self.register_buffer("profile", torch.zeros(7 if weekly else 1, self.slots_per_day, num_nodes))
         self.register_buffer("ahead", torch.arange(1, out_steps + 1), persistent=False)
 
     def label(self, interval_minutes: int = 5) -> str:
@@ -299,6 +300,9 @@ class HistoricalProfile(BaselineModel):
         if data.num_nodes != self.num_nodes:
             raise ConfigError(f"{name}: built for {self.num_nodes} sensors, {data.name} has {data.num_nodes}")
         per_day = steps_per_day(int(data.interval_minutes), f"{name} on {data.name}")
+        if self._hparams["slots_per_day"] is None:  # from the data: now part of the config
+            self._hparams["slots_per_day"] = self.slots_per_day = per_day
+            self.profile = torch.zeros(self.profile.shape[0], per_day, self.num_nodes, device=self.profile.device)
         if per_day != self.slots_per_day:
             raise ConfigError(f"{name}: {self.slots_per_day} slots a day, but {data.name}'s interval of "
                               f"{data.interval_minutes} min gives {per_day} (pass slots_per_day={per_day})")

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from stgkd.cli import main
 from stgkd.data.core import TrafficData
@@ -172,3 +173,43 @@ def test_train_test_and_evaluate_show_the_baselines_and_warn(tmp_path, data_dir)
                            "--no-baselines"])
     assert code == 0 and "baselines" not in out and "warning" not in err
 
+
+
+def test_a_baseline_is_fitted_by_train_then_evaluated_and_exported_like_a_student(tmp_path, data_dir):
+    from stgkd import Forecaster
+    from stgkd.engine import load_checkpoint, model_from_checkpoint
+    from stgkd.export import export_student
+
+    run = tmp_path / "hm"
+    code, out, err = _run(["train", "--dataset", str(data_dir), "--model", "historical-median", "--out", str(run),
+                           "--device", "cpu", "--no-progress", "--test"])
+    assert code == 0, err
+    payload = load_checkpoint(run / "best.pt")
+    assert payload["role"] == "baseline" and payload["model"]["hparams"]["slots_per_day"] == 288
+    summary = json.loads((run / "metrics.json").read_text())
+    scored = {b["label"]: b["metrics"] for b in summary["baselines"]["scored"]}
+    assert summary["test"]["avg"]["mae"] == pytest.approx(scored["historical median"]["avg"]["mae"], rel=1e-6)
+
+    model = model_from_checkpoint(payload)
+    fc = Forecaster.load(export_student(run / "best.pt", tmp_path / "hm.pt"))
+    from stgkd.data.rebuild import prepare_from_meta
+
+    prepared = prepare_from_meta(payload["data"])
+    start = int(prepared.test.starts[5])
+    window = prepared.data.values[start : start + prepared.in_steps, :, 0]
+    got = fc.predict(window, start=prepared.data.timestamps[start])
+    with torch.no_grad():
+        want = prepared.scaler.inverse_transform(model(prepared.test.batch([5]).x))[0].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+    code, _, err = _run(["train", "--dataset", str(data_dir), "--model", "seasonal-naive", "--out", str(tmp_path / "sn"),
+                         "--device", "cpu", "--no-progress"])
+    assert code == 2 and "needs an input window of at least 288 steps, got in_steps=12" in err
+
+
+def test_a_baseline_is_not_distilled(teacher_ckpt):
+    from stgkd.engine.recipes import distill_student
+    from stgkd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'last-value' is a baseline: it is fitted, not distilled"):
+        distill_student(teacher_ckpt, "last-value", None, progress=False)

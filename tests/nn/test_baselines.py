@@ -152,12 +152,13 @@ def test_historical_profile_on_a_training_slice_too_short_says_so():
     with pytest.raises(DataError, match="two weeks"):
         build_for("historical-average", prepared, slots_per_day=24, weekly=True).fit(prepared)
     with pytest.raises(ConfigError, match="pass slots_per_day=24"):
-        build_for("historical-average", prepared).fit(prepared)  # 288 slots a day, but the data is hourly
+        build_for("historical-average", prepared, slots_per_day=288).fit(prepared)  # the data is hourly
 
 
 def test_baselines_round_trip_their_config_and_trace():
     prepared = prepare(_hourly(4), in_steps=3, out_steps=4)
-    model = build_for("historical-median", prepared, slots_per_day=24).fit(prepared)
+    model = build_for("historical-median", prepared).fit(prepared)  # the slots a day from the data's interval
+    assert model.config()["hparams"]["slots_per_day"] == 24 and model.profile.shape == (1, 24, N)
     from stgkd.nn import from_config
 
     again = from_config(model.config())
