@@ -213,3 +213,15 @@ def test_a_baseline_is_not_distilled(teacher_ckpt):
 
     with pytest.raises(ConfigError, match="'last-value' is a baseline: it is fitted, not distilled"):
         distill_student(teacher_ckpt, "last-value", None, progress=False)
+
+
+@pytest.mark.realdata
+def test_the_week_baselines_at_60_minutes(real_data_dir):
+    """The METR-LA week under DCRNN's windows and split (issue figures: 5.73, 5.33, 5.12 at 60 minutes)."""
+    from stgkd.data.rebuild import load_data
+
+    scores = score_baselines(prepare(load_data(str(real_data_dir))), "test")
+    mae = {s.label: round(s.metrics["60min"]["mae"], 2) for s in scores.scored}
+    assert mae["last value"] == 5.73 and mae["historical average"] == 5.33 and mae["seasonal naive (1 day)"] == 5.12
+    assert mae["historical median"] == 4.97 and scores.best()["60min"][0] == "historical median"
+    assert [s.label for s in scores.left_out] == ["seasonal naive (1 week)"]  # the week holds no week before its test
