@@ -257,7 +257,11 @@ def evaluate_checkpoint(
         sensor_ids=list(prepared.data.sensor_ids), target_times=times, interval_minutes=interval, prepared=prepared,
     )
     teacher_path = None if teacher is False else teacher if teacher is not None else payload.get("teacher_checkpoint")
-    if teacher_path is not None and teacher is None and not Path(teacher_path).exists():
+    members = payload.get("teachers", {}).get("members", [])
+    if teacher is None and len(members) > 1:
+        evaluation.teacher_note = (f"the student was distilled from an ensemble of {len(members)} teachers; no fidelity "
+                                   "to one of them (pass a teacher)")
+    elif teacher_path is not None and teacher is None and not Path(teacher_path).exists():
         evaluation.teacher_note = f"the student's teacher {teacher_path} is gone; no fidelity (pass a teacher)"
     elif teacher_path is not None:
         _compare_with_teacher(evaluation, model, prepared, windows, Path(teacher_path), batch_size=batch_size,

@@ -16,7 +16,7 @@ from stgkd.data.rebuild import prepare_from_meta
 from stgkd.distill import TeacherEnsemble, inverse_error_weights
 from stgkd.engine import LambdaCallback, TrainConfig, distill_student, load_checkpoint, train_model
 from stgkd.engine.checkpoint import save_checkpoint
-from stgkd.engine.evaluate import evaluate_split, predict_split
+from stgkd.engine.evaluate import evaluate_checkpoint, evaluate_split, predict_split
 from stgkd.engine.teachers import load_teachers, score_ensemble, validation_errors
 from stgkd.errors import ConfigError, DataError
 
@@ -125,6 +125,9 @@ def test_distill_cli_with_several_teachers_records_them(tmp_path, data_dir, teac
     assert ckpt["distill"]["augment"] == "noise:0.1,shift:2" and ckpt["distill"]["teacher_combine"] == "inverse-error"
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[0]["train_teacher_windows"] == 2 * 32 and log[0]["train_teacher_seconds"] > 0
+    evaluation = evaluate_checkpoint(out / "best.pt")  # no fidelity to one member of three
+    assert evaluation.teacher_checkpoint is None and "ensemble of 3 teachers" in evaluation.teacher_note
+    assert evaluate_checkpoint(out / "best.pt", teacher=peer_teacher).teacher_checkpoint is not None
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         bad = main(args[:2] + [str(teacher_ckpt), str(second_teacher), "--feature-teacher", str(peer_teacher)]
