@@ -185,8 +185,8 @@ def test_torch_export_format_roundtrip(tmp_path):
 
 
 def test_onnx_export_checked_with_onnxruntime(tmp_path):
-    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (optional export format)")
+    import onnxruntime as ort  # the deploy extra, in dev: a missing package fails here
+
     ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
     out = export_student(ckpt, tmp_path / "student.onnx", format="onnx")
     sess = ort.InferenceSession(str(out))
@@ -352,8 +352,6 @@ def test_int8_refusals(tmp_path):
 
 
 def test_onnx_export_records_checks_and_runs_in_onnxruntime(gru_student, tmp_path):
-    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'deploy' extra)")
     from stgkd.export import OnnxProgram
 
     ckpt, data, fp32_path = gru_student
@@ -371,12 +369,11 @@ def test_onnx_export_records_checks_and_runs_in_onnxruntime(gru_student, tmp_pat
 
 
 def test_onnx_without_onnxruntime_is_written_unchecked_and_says_so(tmp_path, monkeypatch):
-    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
+    import onnx  # the deploy extra, in dev
+
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     out = export_student(ckpt, tmp_path / "s.onnx", format="onnx")
-    import onnx
-
     meta = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["stgkd_metadata"])
     assert meta["checked_with"] is None
     assert "onnxruntime is not installed" in meta["deployment_checks"]["accuracy"]["reason"]
@@ -394,3 +391,19 @@ def test_cli_export_int8_prints_the_checks(tmp_path, capsys):
     assert set(summary["checks"]["cpu_latency_ms_1_thread"]) == {"torchscript-fp32", "torchscript-int8"}
     assert main(["export", str(ckpt), "--out", str(tmp_path / "q.onnx"), "--format", "onnx", "--quantize", "int8"]) == 2
     assert "format='torchscript'" in capsys.readouterr().err
+
+
+def test_cli_export_onnx_writes_a_checked_file_that_forecasts(tmp_path, capsys):
+    # README: `stgkd export ... --format onnx` writes an ONNX file checked with onnxruntime, its CPU latency
+    # measured against the fp32 TorchScript program and recorded in the metadata
+    ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
+    out = tmp_path / "student.onnx"
+    assert main(["export", str(ckpt), "--out", str(out), "--format", "onnx", "--latency-iters", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kind"] == "onnx" and summary["backend"] == "onnxruntime" and "note" not in summary
+    assert set(summary["checks"]["cpu_latency_ms_1_thread"]) == {"torchscript-fp32", "onnxruntime"}
+    program, meta, kind = load_exported(out)
+    assert kind == "onnx" and meta["checked_with"] == "onnxruntime" and meta["export_format"] == "onnx"
+    values, secs, minutes = sample_inputs(3)
+    np.testing.assert_allclose(program(torch.from_numpy(values), torch.from_numpy(secs)).numpy(),
+                               reference_forecast(model, values, minutes), rtol=1e-4, atol=1e-3)

@@ -202,8 +202,6 @@ def test_backend_says_which_path_runs(exported, tmp_path):
 
 
 def test_onnx_file_runs_in_onnxruntime(exported, tmp_path):
-    pytest.importorskip("onnx", reason="onnx not installed (optional export format)")
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the 'deploy' extra)")
     student, ckpt, _ = exported
     fc = Forecaster.load(export_student(ckpt, tmp_path / "s.onnx", format="onnx", checks=False))
     assert fc.backend == "onnxruntime" and fc.device == torch.device("cpu")

@@ -27,6 +27,8 @@ def test_refuses_to_time_on_a_busy_machine(tmp_path, monkeypatch, capsys):
 
 
 def test_smoke_run_writes_labelled_results(tmp_path, monkeypatch):
+    import onnxruntime  # the deploy extra, in dev: a missing package fails here
+
     monkeypatch.setattr(stgkd.latency, "load_average", lambda: [99.0, 99.0, 99.0])
     assert main(["--smoke", "--allow-busy", "--variants", "fp32", "int8", "onnx", "--iters", "2",
                  "--out", str(tmp_path), "--tag", "t"]) == 0
@@ -43,7 +45,13 @@ def test_smoke_run_writes_labelled_results(tmp_path, monkeypatch):
     assert goal["speedup_b64"] == int8["checks"]["latency"]["speedup"]["64"]
     assert goal["met"] == (goal["fast_enough"] and goal["accurate_enough"])
     assert set(report["profile"]) == {"fp32", "int8"} and report["profile"]["int8"]["ops"]
-    if "skipped" in rows["onnx"]:  # onnx / onnxruntime absent: the row says why
-        assert "onnx" in rows["onnx"]["skipped"]
+    # the ONNX file ran in onnxruntime (the deploy extra is in dev): checked against fp32 on the test split
+    onnx = rows["onnx"]
+    assert "skipped" not in onnx, onnx.get("skipped")
+    assert onnx["backend"] == "onnxruntime" and onnx["precision"] == "fp32"
+    assert report["machine"]["onnxruntime"] == onnxruntime.__version__
+    assert onnx["checks"]["accuracy"]["made"] and abs(onnx["checks"]["accuracy"]["mae_change_pct"]["avg"]) < 1e-3
+    assert set(onnx["checks"]["latency"]["results"]) == {"torchscript-fp32", "onnxruntime"}
     md = json_path.with_suffix(".md").read_text()
     assert "Smoke run" in md and "Busy machine" in md and "| int8 | torchscript-int8 |" in md
+    assert "| onnx | onnxruntime |" in md
