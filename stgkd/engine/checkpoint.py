@@ -34,6 +34,7 @@ import torch
 
 from stgkd.errors import CheckpointError
 from stgkd.files import atomic_write
+from stgkd.formats import EXPORTED_KINDS, archive_metadata, file_kind
 
 FORMAT = "stgkd/1"
 
@@ -72,13 +73,17 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     """Read a checkpoint with ``torch.load(weights_only=True)``.
 
     Raises:
-        CheckpointError: the file is missing, is not a readable torch file, holds objects other
-            than tensors and plain containers (a pickled class or function is refused without
-            being run), or is not an stgkd checkpoint.
+        CheckpointError: the file is missing, is an exported student (``stgkd export``: the message
+            says which format and names the checkpoint it was exported from), is not a readable torch
+            file, holds objects other than tensors and plain containers (a pickled class or function
+            is refused without being run), or is not an stgkd checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    exported = _exported_student(path)
+    if exported is not None:
+        raise CheckpointError(exported)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -96,6 +101,25 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint lacks the {key!r} entry")
     return payload
+
+
+def _exported_student(path: Path) -> str | None:
+    """What to tell a user who passed an exported student where a training checkpoint belongs
+    (``None``: ``path`` is no exported student)."""
+    try:
+        kind = file_kind(path)
+    except (CheckpointError, OSError):
+        return None  # torch.load's own message says what is wrong
+    if kind not in EXPORTED_KINDS:
+        return None
+    meta = archive_metadata(path) if kind != "onnx" else {}
+    model = (meta.get("model") or {}).get("name")
+    what = f"an exported {meta.get('role', 'student')}{f' ({model})' if model else ''}"
+    source = meta.get("checkpoint")
+    instead = f"pass {source}, the checkpoint it was exported from" if source else (
+        "pass the checkpoint it was exported from (best.pt in the run's folder)")
+    return (f"{path} is {what} in {EXPORTED_KINDS[kind]} format, written by `stgkd export` for deployment "
+            f"(stgkd.Forecaster.load, stgkd latency), not a training checkpoint; {instead}")
 
 
 def model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device = "cpu",

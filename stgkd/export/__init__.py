@@ -40,11 +40,12 @@ from __future__ import annotations
 
 from stgkd.export.checks import CHECK_BATCHES, deployment_checks
 from stgkd.export.int8 import INT8_LAYERS, QUANTIZE, quantize_int8
-from stgkd.export.load import file_kind, load_exported
+from stgkd.export.load import load_exported
 from stgkd.export.metadata import EXPORT_FORMAT, METADATA_FILE, backend_of, metadata_from_payload, read_checkpoint
 from stgkd.export.onnx import OnnxProgram
 from stgkd.export.wrapper import FEATURE_CODES, RawUnitsForecaster, build_forecaster_module, example_inputs
 from stgkd.export.write import FORMATS, export_student
+from stgkd.formats import file_kind
 
 __all__ = [
     "FORMATS",

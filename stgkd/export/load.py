@@ -1,12 +1,10 @@
-"""Reading exported students: which kind a file is (:func:`file_kind`, from its structure, nothing
-unpickled) and :func:`load_exported`."""
+"""Reading exported students: :func:`load_exported` (which kind a file is: :func:`stgkd.formats.file_kind`)."""
 
 from __future__ import annotations
 
 import io
 import json
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,41 +14,9 @@ from stgkd.errors import CheckpointError, ConfigError
 from stgkd.export.metadata import EXPORT_FORMAT, METADATA_FILE
 from stgkd.export.onnx import OnnxProgram
 from stgkd.export.torchscript import torchscript_precision
+from stgkd.formats import file_kind
 
-__all__ = ["file_kind", "load_exported"]
-
-
-def file_kind(path: str | Path) -> str:
-    """``"torchscript"``, ``"torch.export"``, ``"onnx"`` or ``"checkpoint"`` (a ``torch.save`` zip),
-    judged from the file's structure without unpickling anything.
-
-    Raises:
-        CheckpointError: the file is missing or none of these.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise CheckpointError(f"{path}: corrupt archive ({exc})") from None
-        if any(n.endswith("archive_format") or "/models/" in n for n in names):
-            return "torch.export"
-        if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
-            return "torchscript"
-        if any(n.endswith("data.pkl") for n in names):
-            return "checkpoint"
-        raise CheckpointError(f"{path}: a zip archive, but neither a checkpoint nor an exported student")
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    if path.suffix == ".onnx" or (head[:1] == b"\x08" and b"onnx" in head.lower()):
-        return "onnx"
-    raise CheckpointError(
-        f"{path}: not an stgkd checkpoint or exported student (unrecognised file format; "
-        "is it truncated or another kind of file?)"
-    )
+__all__ = ["load_exported"]
 
 
 def load_exported(path: str | Path, *, device: str | torch.device = "cpu",

@@ -11,10 +11,10 @@ import torch
 
 from stgkd.errors import CheckpointError
 from stgkd.files import to_jsonable
+from stgkd.formats import METADATA_FILE
 
 __all__ = ["EXPORT_FORMAT", "METADATA_FILE", "backend_of", "metadata_from_payload", "read_checkpoint"]
 
-METADATA_FILE = "metadata.json"
 EXPORT_FORMAT = "stgkd-export/1"
 
 

@@ -3,16 +3,14 @@ around it; and the precision an archive records, read without loading its progra
 
 from __future__ import annotations
 
-import json
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
 
 from stgkd.errors import CheckpointError
-from stgkd.export.metadata import METADATA_FILE
 from stgkd.export.wrapper import RawUnitsForecaster, rewrap
+from stgkd.formats import archive_metadata
 
 __all__ = ["to_torchscript", "torchscript_precision"]
 
@@ -44,10 +42,4 @@ def to_torchscript(module: RawUnitsForecaster, dev: torch.device, where: str) ->
 def torchscript_precision(path: Path) -> str:
     """The ``precision`` recorded in a TorchScript export's metadata, read from the archive without
     loading the program (``"fp32"`` when absent or unreadable: loading then reports the problem)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            name = next((n for n in zf.namelist() if n.endswith(f"/extra/{METADATA_FILE}")), None)
-            meta = json.loads(zf.read(name)) if name else {}
-    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError):
-        return "fp32"
-    return str(meta.get("precision", "fp32")) if isinstance(meta, dict) else "fp32"
+    return str(archive_metadata(path).get("precision", "fp32"))
