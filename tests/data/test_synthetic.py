@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stgkd.data.graph import gaussian_kernel_adjacency, graph_info
-from stgkd.data.synthetic import generate, road_distances
+from stgkd.data.graph import graph_info
+from stgkd.data.synthetic import generate
 
 SMALL = dict(num_nodes=20, num_days=4)
 
@@ -33,13 +33,19 @@ def test_shapes_metadata_and_graph(small):
 def test_adjacency_is_dcrnn_kernel_of_road_distances(small):
     data, g = small
     radius = g.graph["adjacency_radius_km"]
-    dist = road_distances(g, radius).toarray()
-    dist[dist == 0] = np.inf
-    np.fill_diagonal(dist, 0.0)
-    expected = gaussian_kernel_adjacency(dist)
-    np.testing.assert_allclose(data.adj, expected, rtol=1e-6)
-    sp_len = dict(nx.all_pairs_dijkstra_path_length(g, weight="length_km"))
-    assert dist[0, 1] == pytest.approx(sp_len[0][1])
+    # road distances by networkx's Dijkstra on the generated graph's edge lengths, within the radius
+    n = g.number_of_nodes()
+    dist = np.full((n, n), np.inf)
+    for i, lengths in nx.all_pairs_dijkstra_path_length(g, cutoff=radius, weight="length_km"):
+        for j, d in lengths.items():
+            dist[i, j] = d
+    assert np.isfinite(dist).sum() > 2 * g.number_of_edges()  # paths of several segments count, not only edges
+    assert not np.isfinite(dist).all()  # and the radius cuts some pairs
+    # DCRNN's kernel (gen_adj_mx.py): sigma = std of the finite distances, exp(-(d / sigma)^2), below 0.1 -> 0
+    sigma = dist[np.isfinite(dist)].std()
+    expected = np.exp(-np.square(dist / sigma))
+    expected[expected < 0.1] = 0.0
+    np.testing.assert_allclose(data.adj, expected, rtol=1e-6, atol=1e-7)
     info = graph_info(data.adj)
     assert info["weakly_connected_components"] == 1 and info["self_loops"] == 20
     assert 2 <= info["out_degree"]["mean"] <= 8
@@ -113,3 +119,32 @@ def test_neighbours_improve_a_linear_forecast():
     own_mae = np.concatenate(own_err).mean()
     nb_mae = np.concatenate(nb_err).mean()
     assert nb_mae < 0.92 * own_mae, (own_mae, nb_mae)
+
+
+def test_count_network_looks_like_a_sparse_count_series():
+    from stgkd.data.synthetic import generate_counts
+
+    data = generate_counts(num_nodes=200, num_days=28, seed=0)  # the registered defaults
+    v = data.values[..., 0]
+    seen = np.isfinite(v)
+    assert data.interval_minutes == 60 and data.missing == "nan" and data.channel_names == ["count"]
+    assert 0.75 < (v[seen] == 0).mean() < 0.85  # mostly zeros, and a 0 is a reading
+    assert 0.005 < 1 - seen.mean() < 0.05  # outages are NaN
+    assert np.array_equal(v[seen], np.round(v[seen])) and v[seen].min() == 0
+    hours = data.timestamps.hour.to_numpy()
+    assert np.nansum(v[(hours >= 2) & (hours < 4)]) == 0  # no service at night
+    weekend = data.timestamps.day_of_week.to_numpy() >= 5
+    assert np.nanmean(v[weekend]) < 0.9 * np.nanmean(v[~weekend])  # quieter weekends
+    assert np.allclose(np.diag(data.adj), 1.0) and (data.adj > 0).sum() > 2 * data.num_nodes
+    again = generate_counts(num_nodes=200, num_days=28, seed=0)
+    np.testing.assert_array_equal(np.isnan(v), np.isnan(again.values[..., 0]))
+    np.testing.assert_array_equal(v[seen], again.values[..., 0][seen])
+
+
+def test_count_network_is_a_registered_dataset(isolated_data_root):
+    from stgkd.data.datasets import load_dataset
+
+    data = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1)
+    assert data.name == "synthetic-counts" and data.values.shape == (72, 8, 1) and data.missing == "nan"
+    calm = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1, burst_rate=0.0)
+    assert np.nansum(calm.values) < np.nansum(data.values)  # bursts add riders
