@@ -166,7 +166,8 @@ def test_registry_entries_keep_dcrnns_convention_and_synthetic_follows_the_argum
     from stgkd.data.datasets import DATASETS, get_dataset
 
     assert get_dataset("metr-la").missing == "zero" and get_dataset("pems-bay").missing == "zero"
-    assert all(get_dataset(name).missing == "zero" for name in DATASETS.names())
+    assert all(get_dataset(name).missing == "zero" for name in DATASETS.names() if name != "synthetic-counts")
+    assert get_dataset("synthetic-counts").missing == "nan"  # counts: a 0 is a reading
     zeros = load_dataset("synthetic", num_nodes=4, num_days=2, seed=0)
     as_read = load_dataset("synthetic", num_nodes=4, num_days=2, seed=0, missing="nan")
     assert zeros.missing == "zero" and 0.0 < zeros.missing_fraction < 0.2

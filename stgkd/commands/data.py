@@ -190,11 +190,11 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from stgkd.data.datasets import get_dataset, list_datasets
+    from stgkd.data.datasets import SYNTHETIC_LAYOUTS, get_dataset, list_datasets
 
     for name in list_datasets():
         info = get_dataset(name)
-        if info.layout == "synthetic":
+        if info.layout in SYNTHETIC_LAYOUTS:
             status = "generated in memory"
             shape = "-"
         else:

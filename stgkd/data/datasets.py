@@ -81,7 +81,8 @@ class DatasetInfo:
     Args:
         name: registry name (``metr-la``, ...).
         title: display name.
-        layout: ``"dcrnn"``, ``"astgcn"`` or ``"synthetic"``.
+        layout: ``"dcrnn"``, ``"astgcn"``, or a generator's (:data:`SYNTHETIC_LAYOUTS`: ``"synthetic"``,
+            ``"synthetic-counts"``).
         files: the files in ``<root>/<name>/``.
         steps, nodes, channels: expected shape of the values (``None`` for synthetic).
         interval_minutes: sampling interval.
@@ -207,6 +208,21 @@ _register(DatasetInfo(
     notes="speeds (mph); the generator reports a missing reading as 0",
     missing="zero",
 ))
+
+_register(DatasetInfo(
+    name="synthetic-counts",
+    title="synthetic count network",
+    layout="synthetic-counts",
+    files=(),
+    steps=None, nodes=None, channels=None, interval_minutes=60, split=(0.7, 0.1, 0.2),
+    time_range=None,
+    source="stgkd.data.synthetic.generate_counts() with its defaults (200 stops, 28 days, hourly), made in memory",
+    notes="hourly counts, about 80 % of them 0 (readings, not missing); outages are NaN",
+    missing="nan",
+))
+
+#: layouts made in memory by a generator of :mod:`stgkd.data.synthetic`, by name
+SYNTHETIC_LAYOUTS = {"synthetic": "generate", "synthetic-counts": "generate_counts"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,11 +354,12 @@ def load_dataset(
     if isinstance(name_or_path, str) and key in DATASETS:
         info = get_dataset(key)
         convention = parse_missing(info.missing if missing is None else missing, where=f"{key}: missing").name
-        if info.layout == "synthetic":
-            from stgkd.data.synthetic import generate
+        if info.layout in SYNTHETIC_LAYOUTS:
+            from stgkd.data import synthetic
 
-            data, _ = _call_reader(generate, {"missing": convention}, kwargs, "synthetic")
-            return data
+            made = _call_reader(getattr(synthetic, SYNTHETIC_LAYOUTS[info.layout]), {"missing": convention}, kwargs,
+                                info.name)
+            return made[0] if isinstance(made, tuple) else made
         folder = info.folder(root)
         missing = info.missing_files(folder)
         if missing:

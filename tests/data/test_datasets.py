@@ -28,8 +28,10 @@ def _write_dcrnn(folder: Path, h5_name: str = "whatever.h5", pkl_name: str = "ad
 
 
 def test_registry_holds_the_standard_datasets():
-    assert set(DATASETS.names()) >= {"metr-la", "pems-bay", "pems03", "pems04", "pems07", "pems08", "synthetic"}
-    shapes = {name: (get_dataset(name).steps, get_dataset(name).nodes) for name in DATASETS.names() if name != "synthetic"}
+    assert set(DATASETS.names()) >= {"metr-la", "pems-bay", "pems03", "pems04", "pems07", "pems08", "synthetic",
+                                     "synthetic-counts"}
+    released = [name for name in DATASETS.names() if not name.startswith("synthetic")]
+    shapes = {name: (get_dataset(name).steps, get_dataset(name).nodes) for name in released}
     assert shapes == {
         "metr-la": (34272, 207),
         "pems-bay": (52116, 325),
@@ -40,7 +42,8 @@ def test_registry_holds_the_standard_datasets():
     }
     assert get_dataset("METR_LA").split == (0.7, 0.1, 0.2)
     assert get_dataset("pems04").split == (0.6, 0.2, 0.2) and get_dataset("pems04").channels == 3
-    for name in DATASETS.names():
+    assert get_dataset("synthetic-counts").interval_minutes == 60
+    for name in released + ["synthetic"]:
         info = get_dataset(name)
         assert info.interval_minutes == 5
         for f in info.files:

@@ -147,4 +147,5 @@ def test_count_network_is_a_registered_dataset(isolated_data_root):
     data = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1)
     assert data.name == "synthetic-counts" and data.values.shape == (72, 8, 1) and data.missing == "nan"
     calm = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1, burst_rate=0.0)
-    assert np.nansum(calm.values) < np.nansum(data.values)  # bursts add riders
+    busy = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1, burst_rate=2.0)
+    assert np.nansum(busy.values) > 1.5 * np.nansum(calm.values)  # bursts add riders
