@@ -43,7 +43,8 @@ class Teachers:
         payloads: their contents.
         feature_teacher: the checkpoint whose features and relations the loss reads.
         record: what a distilled student's checkpoint records about an ensemble (``None`` for one
-            teacher): ``{"members", "combine", "feature_teacher", "val_mae", "weights"}``.
+            teacher): ``{"members", "combine", "feature_teacher", "val_mae", "weights"}`` (``val_mae``:
+            each member's masked MAE over the validation split).
     """
 
     model: nn.Module
@@ -79,7 +80,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-@torch.no_grad()
 def validation_errors(models: Sequence[nn.Module], split: Any, scaler: Any, *, device: torch.device | str = "cpu",
                       batch_size: int = 64) -> Tensor:
     """Each model's masked MAE (raw units) on every window of ``split``, per horizon step and sensor.
@@ -91,7 +91,14 @@ def validation_errors(models: Sequence[nn.Module], split: Any, scaler: Any, *, d
     Shapes:
         returns ``(K, H, N)`` float64.
     """
-    errors = []
+    return _validation_scores(models, split, scaler, device=device, batch_size=batch_size)[0]
+
+
+@torch.no_grad()
+def _validation_scores(models: Sequence[nn.Module], split: Any, scaler: Any, *, device: torch.device | str,
+                       batch_size: int) -> tuple[Tensor, list[float]]:
+    """``(errors (K, H, N), each model's masked MAE over every reading of the split)``."""
+    errors, pooled = [], []
     for model in models:
         fc = predict_split(model, split, scaler, batch_size=batch_size, device=device)
         s, h, n = fc.pred.shape
@@ -99,7 +106,8 @@ def validation_errors(models: Sequence[nn.Module], split: Any, scaler: Any, *, d
         acc.update(torch.from_numpy(fc.pred).reshape(s, h * n), torch.from_numpy(fc.true).reshape(s, h * n),
                    torch.from_numpy(fc.mask).reshape(s, h * n))
         errors.append(torch.tensor([m["mae"] for m in acc.per_step()], dtype=torch.float64).reshape(h, n))
-    return torch.stack(errors)
+        pooled.append(acc.metrics()["mae"])
+    return torch.stack(errors), pooled
 
 
 def load_teachers(
@@ -152,10 +160,9 @@ def load_teachers(
         return Teachers(models[0], resolved, payloads, chosen)
     if prepared is None:
         raise ConfigError("load_teachers: several teachers need the prepared data to weigh them")
-    errors = validation_errors(models, prepared.val, prepared.scaler, device=device, batch_size=batch_size)
+    errors, pooled = _validation_scores(models, prepared.val, prepared.scaler, device=device, batch_size=batch_size)
     names = [str(p) for p in resolved]
     ensemble = TeacherEnsemble(models, weigh(errors).to(device), feature_teacher=resolved.index(chosen), names=names)
-    pooled = [float(torch.nanmean(e)) for e in errors]  # mean over (step, sensor) cells with observations
     record = {"members": names, "combine": combine, "feature_teacher": str(chosen),
               "val_mae": [round(v, 5) for v in pooled], "weights": weights_summary(ensemble.weights, names)}
     return Teachers(ensemble, resolved, payloads, chosen, record)

@@ -70,6 +70,8 @@ def test_several_teachers_are_weighted_by_their_validation_errors(teacher_ckpt, 
     record = teachers.record
     assert record["members"] == [str(p.resolve()) for p in paths] and record["combine"] == "inverse-error"
     assert record["feature_teacher"] == str(second_teacher.resolve())
+    assert record["val_mae"][2] == pytest.approx(
+        evaluate_split(ens.members[2], prepared.val, prepared.scaler)["avg"]["mae"], abs=1e-4)
     assert len(record["weights"]["per_step"]) == 3 and len(record["weights"]["per_step"][0]) == prepared.out_steps
     assert load_teachers(paths, prepared=prepared).model.weights.eq(1 / 3).all()  # mean by default
     with pytest.raises(ConfigError, match="not one of the teachers"):
