@@ -10,7 +10,8 @@ root of the masked MSE over the whole set, MAPE is a fraction (``0.07`` is 7 %) 
 these functions, :class:`MetricAccumulator`, the engine's evaluation and every JSON file they fill.
 
 Tensors are laid out with the horizon on dim 1: forecasts ``(B, H, N)`` (or ``(B, H, N, C)``).
-``at`` picks a 1-based horizon step (3 / 6 / 12 are 15 / 30 / 60 minutes at 5-minute intervals).
+``at`` picks a 1-based horizon step (3 / 6 / 12 are 15 / 30 / 60 minutes at 5-minute intervals); results
+are keyed by :func:`horizon_name` (``"15min"`` at 5-minute intervals, ``"3h"`` hourly, ``"3w"`` weekly).
 
 Dataset-level figures are *not* the mean of per-batch figures (batches differ in their number of
 observed entries and RMSE is not additive); :class:`MetricAccumulator` keeps per-step sums so that
@@ -34,7 +35,9 @@ __all__ = [
     "masked_mape",
     "horizon_metrics",
     "DEFAULT_STEPS",
+    "HORIZON_UNITS",
     "MetricAccumulator",
+    "horizon_name",
 ]
 
 
@@ -122,6 +125,29 @@ def masked_mape(
 
 #: horizon steps reported by default: 15, 30 and 60 minutes at a 5-minute interval
 DEFAULT_STEPS = (3, 6, 12)
+#: the units a horizon is named in, largest first: ``(suffix, minutes)``; minutes (``"min"``) otherwise
+HORIZON_UNITS = (("w", 7 * 1440), ("d", 1440), ("h", 60))
+
+
+def horizon_name(step: int, interval_minutes: int) -> str:
+    """The name of the forecast ``step`` steps ahead of series sampled every ``interval_minutes``.
+
+    The lead time ``step * interval_minutes`` is written in the largest unit that divides the interval:
+    weeks (``w``), days (``d``), hours (``h``), else minutes (``min``). So 5-minute data keeps the names
+    published results use (``15min``, ``30min``, ``60min`` at steps 3, 6, 12), hourly data reads ``1h``,
+    ``3h``, ``12h``, daily ``1d``, ``3d``, and weekly ``3w``, ``6w``, ``12w``.
+
+    Raises:
+        DataError: ``step`` or ``interval_minutes`` below 1.
+    """
+    step, interval_minutes = int(step), int(interval_minutes)
+    if step < 1 or interval_minutes < 1:
+        raise DataError(f"horizon_name: step and interval_minutes must be >= 1, got {step} and {interval_minutes}")
+    lead = step * interval_minutes
+    for suffix, minutes in HORIZON_UNITS:
+        if interval_minutes % minutes == 0:
+            return f"{lead // minutes}{suffix}"
+    return f"{lead}min"
 
 
 class MetricAccumulator:
@@ -217,13 +243,14 @@ class MetricAccumulator:
 
     def result(self, steps: Sequence[int] = DEFAULT_STEPS,
                interval_minutes: int | None = None) -> dict[str, dict[str, float]]:
-        """Metrics at each of ``steps`` (keyed ``"15min"`` etc.) plus ``"avg"`` over all steps.
+        """Metrics at each of ``steps`` (keyed by :func:`horizon_name`: ``"15min"`` etc. at 5-minute
+        intervals, ``"3w"`` etc. for weekly data) plus ``"avg"`` over all steps.
 
         Steps beyond the accumulated horizon are skipped; ``interval_minutes`` overrides the
         constructor's for the keys.
         """
         minutes = self.interval_minutes if interval_minutes is None else interval_minutes
-        out = {f"{step * minutes}min": self.metrics(step) for step in steps if 1 <= step <= self.horizon}
+        out = {horizon_name(step, minutes): self.metrics(step) for step in steps if 1 <= step <= self.horizon}
         out["avg"] = self.metrics(None)
         return out
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stgkd.errors import DataError
-from stgkd.metrics import MetricAccumulator, horizon_metrics, masked_mae, masked_mape, masked_rmse
+from stgkd.metrics import MetricAccumulator, horizon_metrics, horizon_name, masked_mae, masked_mape, masked_rmse
 
 
 def example():
@@ -89,3 +89,31 @@ def test_bad_arguments():
         masked_mae(pred[:, :1], true)
     with pytest.raises(DataError, match="no batch"):
         MetricAccumulator().result()
+
+
+@pytest.mark.parametrize("interval, names", [
+    (5, ["15min", "30min", "60min"]),  # the keys of every result file written on 5-minute data
+    (15, ["45min", "90min", "180min"]),
+    (60, ["3h", "6h", "12h"]),
+    (120, ["6h", "12h", "24h"]),
+    (1440, ["3d", "6d", "12d"]),
+    (7 * 1440, ["3w", "6w", "12w"]),
+])
+def test_horizon_names_read_in_the_unit_of_the_interval(interval, names):
+    assert [horizon_name(step, interval) for step in (3, 6, 12)] == names
+
+
+def test_horizon_name_of_one_step_and_bad_arguments():
+    assert [horizon_name(1, m) for m in (5, 60, 1440, 10080, 90)] == ["5min", "1h", "1d", "1w", "90min"]
+    with pytest.raises(DataError, match="must be >= 1"):
+        horizon_name(0, 5)
+    with pytest.raises(DataError, match="must be >= 1"):
+        horizon_name(3, 0)
+
+
+def test_metric_keys_of_a_weekly_series():
+    pred, true = torch.ones(2, 12, 3) * 2, torch.ones(2, 12, 3)
+    assert list(horizon_metrics(pred, true, interval_minutes=7 * 1440)) == ["3w", "6w", "12w", "avg"]
+    acc = MetricAccumulator(interval_minutes=60)
+    acc.update(pred, true)
+    assert list(acc.result(steps=(1, 3))) == ["1h", "3h", "avg"]

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from stgkd.missing import add_missing_argument
 
+#: the table's columns at 5-minute intervals (:func:`_horizons` names them at any interval)
 HORIZONS = ("15min", "30min", "60min", "avg")
 
 #: Graph WaveNet at a quarter of the paper's width (about 46 k instead of 300 k parameters at 207 sensors)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     best_row = _row("best baseline", None, {h: {"mae": mae} for h, (_, mae) in best.items()}, {})
     shortfalls = [s for r in rows[1:] for s in compare_with_baselines(r["model"], r["test"], baselines)]
     print()
-    print(_table(rows[:1] + others + [best_row] + rows[1:]))
+    print(_table(rows[:1] + others + [best_row] + rows[1:], _horizons(data.interval_minutes)))
     print("\n".join(baseline_notes(baselines)))
     print_shortfalls(shortfalls)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,12 +121,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'model':<28} {'params':>9} " + " ".join(f"{'MAE ' + h:>11}" for h in HORIZONS)
+def _horizons(interval_minutes: int) -> list[str]:
+    """The table's metric columns: the default horizon steps named at ``interval_minutes``, and ``avg``."""
+    from stgkd.metrics import DEFAULT_STEPS, horizon_name
+
+    return [horizon_name(step, interval_minutes) for step in DEFAULT_STEPS] + ["avg"]
+
+
+def _table(rows: list[dict[str, Any]], horizons: Sequence[str] = HORIZONS) -> str:
+    head = f"{'model':<28} {'params':>9} " + " ".join(f"{'MAE ' + h:>11}" for h in horizons)
     head += f" {'ms @b1':>8} {'ms @b64':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        maes = " ".join(f"{r['test'].get(h, {}).get('mae', float('nan')):>11.3f}" for h in HORIZONS)
+        maes = " ".join(f"{r['test'].get(h, {}).get('mae', float('nan')):>11.3f}" for h in horizons)
         lat = r["latency_ms"]
         b1 = f"{lat['b1']:>8.3f}" if "b1" in lat else f"{'-':>8}"
         b64 = f"{lat['b64']:>8.3f}" if "b64" in lat else f"{'-':>8}"

@@ -22,10 +22,11 @@ from stgkd.engine.baselines import (
     score_baselines,
 )
 from stgkd.engine.evaluate import evaluate_split
+from stgkd.metrics import horizon_name
 from stgkd.nn import build_for
 
 N = 6
-STEPS = (1, 2, 4)  # 60, 120 and 240 minutes at an hourly interval
+STEPS = (1, 2, 4)  # 1h, 2h and 4h ahead at an hourly interval
 
 
 def _hourly(days: int, *, interval: int = 60, seed: int = 0) -> TrafficData:
@@ -71,10 +72,10 @@ def test_baselines_are_scored_on_the_models_targets():
 
     want = _brute_mae(prepared, lambda origin, h: filled(raw[origin]))
     got = by_label["last value"]
-    assert [got[f"{60 * h}min"]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS], rel=1e-5)
+    assert [got[horizon_name(h, 60)]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS], rel=1e-5)
     want = _brute_mae(prepared, lambda origin, h: filled(raw[origin + h - 24]))  # the same hour yesterday
     got = by_label["seasonal naive (1 day)"]
-    assert [got[f"{60 * h}min"]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS], rel=1e-5)
+    assert [got[horizon_name(h, 60)]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS], rel=1e-5)
 
     # a historical profile reads only the last input step's time: the 3-step windows give the same figures
     model = build_for("historical-median", prepared, slots_per_day=24).fit(prepared)
