@@ -38,6 +38,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Traffic forecasting with spatio-temporal GNN teachers distilled into fast students.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"stgkd {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
@@ -47,6 +48,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (``importlib.metadata``), else ``stgkd.__version__`` (a
+    checkout on ``sys.path`` that was never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stgkd")
+    except PackageNotFoundError:
+        import stgkd
+
+        return stgkd.__version__
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
