@@ -257,6 +257,12 @@ class DistillConfig:
         return {"sup": self.w_sup, "out": self.w_out, "feat": self.w_feat, "rel": self.w_rel}
 
     @property
+    def distills(self) -> bool:
+        """Whether the loss reads the teacher at all (``w_out``, ``w_feat`` or ``w_rel`` above 0); with all
+        three at 0 the student trains plainly on the truth."""
+        return self.w_out > 0 or self.w_feat > 0 or self.w_rel > 0
+
+    @property
     def uses_features(self) -> bool:
         """Whether the loss reads any student or teacher features."""
         return self.w_feat > 0 or self.w_rel > 0

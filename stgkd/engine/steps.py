@@ -208,7 +208,7 @@ def make_distill_step(
 
     if dcfg.inherit_adjacency:  # before a resumed run's weights are restored, so those win
         inherit_adjacency(student, teacher)
-    distills = dcfg.w_out > 0 or dcfg.w_feat > 0 or dcfg.w_rel > 0
+    distills = dcfg.distills
     if not distills and not dcfg.augment:
         return SupervisedStep(student, prepared.scaler, ctx=ctx, amp=amp), dcfg
     split = prepared.train if split is None else split

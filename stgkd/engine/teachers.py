@@ -14,6 +14,7 @@ if it beats its best member.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -149,6 +150,10 @@ def load_teachers(
         raise ConfigError(f"--feature-teacher {feature_teacher}: not one of the teachers ({[str(p) for p in given]})")
     weigh = TEACHER_COMBINES.get(combine)
     payloads = [load_checkpoint(p) for p in resolved]
+    for path, payload in zip(resolved, payloads):
+        if payload.get("role") == "student":  # allowed (a student can teach), but rarely what was meant
+            warnings.warn(f"--teacher {path}: a student's checkpoint ({payload['model'].get('name')}), distilled "
+                          "from as the teacher", UserWarning, stacklevel=2)
     check_same_data(resolved, payloads)
     models = []
     for path, payload in zip(resolved, payloads):

@@ -56,3 +56,14 @@ def test_an_exported_onnx_student_is_named(tmp_path, student_ckpt):
     with pytest.raises(CheckpointError, match=r"is an exported student in ONNX format, .* not a training checkpoint; "
                                               r"pass the checkpoint it was exported from \(best\.pt in the run's folder\)"):
         load_checkpoint(exported)
+
+
+def test_a_student_checkpoint_as_teacher_is_taken_with_one_warning(tmp_path, student_ckpt):
+    code, out, err = _run(["distill", "--teacher", str(student_ckpt), "--student", "gcn-gru", "--width", "8",
+                           "--out", str(tmp_path / "st"), *QUICK])
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: --teacher {student_ckpt}: a student's checkpoint (gcn-gru), distilled from "
+                        "as the teacher"]
+    assert "distilled gcn-gru: 1 epochs" in out
+    assert load_checkpoint(tmp_path / "st" / "best.pt")["teacher_checkpoint"] == str(student_ckpt.resolve())
