@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from stgkd.commands.train import (
+    add_seasonal_argument,
     add_training_arguments,
     parse_hparams,
     print_result,
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE", help="other student hyperparameters")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory")
     parser.add_argument("--dataset", metavar="NAME_OR_PATH", help="series to use instead of the teacher's")
+    add_seasonal_argument(parser)
     k = parser.add_argument_group("distillation (defaults: those of stgkd.distill.DistillConfig)")
     k.add_argument("--tau", "--temperature", dest="tau", type=float,
                    help="trust temperature of output KD (DistillConfig.tau): a multiple of the teacher's mean error "
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             baselines=args.test,
             missing=args.missing,
             feature_teacher=args.feature_teacher,
+            seasonal=args.seasonal or (),
         )
     print_result(result, what=f"distilled {args.student}")
     return 0

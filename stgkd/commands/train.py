@@ -75,6 +75,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
 
 
+def add_seasonal_argument(parser: argparse.ArgumentParser) -> None:
+    """``--seasonal day [week]``: seasonal-lag input channels (:func:`stgkd.data.prepare`'s ``seasonal``)."""
+    from stgkd.data.windows import SEASONS
+
+    parser.add_argument("--seasonal", nargs="+", choices=list(SEASONS), metavar="SEASON",
+                        help="add seasonal-lag input channels: at input step i the reading one SEASON "
+                             f"({', '.join(SEASONS)}) before forecast step i, and whether it was observed "
+                             "(default: none)")
+
+
 def train_config_from_args(args: argparse.Namespace, out: Path | None):
     """The :class:`TrainConfig` the flags ask for. With ``--resume`` and an existing ``last.pt``
     the run's saved settings are used; only ``--epochs`` and ``--device`` may change them (other
@@ -199,6 +209,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-steps", type=int, default=12, help="forecast horizon (default: 12)")
     parser.add_argument("--day-of-week", action="store_true", help="add a day-of-week input feature")
     parser.add_argument("--no-time-of-day", action="store_true", help="no time-of-day input feature")
+    add_seasonal_argument(parser)
     parser.add_argument("--test", action="store_true",
                         help="also report test metrics of the best weights, beside the baselines'")
     add_training_arguments(parser)
@@ -226,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
             evaluate_test=args.test,
             baselines=args.test,
             missing=args.missing,
+            seasonal=args.seasonal or (),
         )
     print_result(result, what=f"trained {args.model}")
     return 0

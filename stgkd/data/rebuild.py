@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from stgkd.data.core import TrafficData
-from stgkd.data.windows import prepare
+from stgkd.data.windows import SEASONS, prepare, seasonal_feature_names, seasons_of
 from stgkd.errors import ConfigError, DataError
 from stgkd.missing import MissingSpec, parse_missing
 
@@ -50,10 +50,10 @@ def load_data(dataset: str | Path | TrafficData, *, data_dir: str | Path | None 
 
 
 def prepare_data(data: TrafficData, *, in_steps: int, out_steps: int, split, input_features: Sequence[str] | None,
-                 time_of_day: bool, day_of_week: bool, device: torch.device):
+                 time_of_day: bool, day_of_week: bool, device: torch.device, seasonal: Sequence[str] = ()):
     """:func:`~stgkd.data.windows.prepare` with the input features named: ``input_features`` (a
-    checkpoint's, ``"value"`` first), when given, decides the time features and the extra channels,
-    and the prepared data must end up with exactly those.
+    checkpoint's, ``"value"`` first), when given, decides the time features, the seasonal-lag channels
+    and the extra channels, and the prepared data must end up with exactly those.
 
     Raises:
         DataError: the prepared input features differ from ``input_features``.
@@ -63,9 +63,11 @@ def prepare_data(data: TrafficData, *, in_steps: int, out_steps: int, split, inp
     if input_features is not None:
         time_of_day = "time_of_day" in input_features
         day_of_week = "day_of_week" in input_features
-        channels = [f for f in list(input_features)[1:] if f not in TIME_FEATURES]
+        seasonal = seasons_of(input_features)
+        lagged = {f for season in seasonal for f in seasonal_feature_names(season)}
+        channels = [f for f in list(input_features)[1:] if f not in TIME_FEATURES and f not in lagged]
     prepared = prepare(data, in_steps=in_steps, out_steps=out_steps, split=split, time_of_day=time_of_day,
-                       day_of_week=day_of_week, channels=channels or None, device=device)
+                       day_of_week=day_of_week, channels=channels or None, seasonal=seasonal, device=device)
     if input_features is not None and list(prepared.input_features) != list(input_features):
         raise DataError(
             f"{data.name}: input features {prepared.input_features} differ from the checkpoint's {list(input_features)}"
@@ -75,8 +77,11 @@ def prepare_data(data: TrafficData, *, in_steps: int, out_steps: int, split, inp
 
 def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData | None = None,
                       data_dir: str | Path | None = None, device: str | torch.device = "cpu",
-                      missing: MissingSpec = None):
+                      missing: MissingSpec = None, seasonal: Sequence[str] = ()):
     """Rebuild the windows a checkpoint was trained on from its ``"data"`` entry.
+
+    ``seasonal`` adds the seasonal-lag channels of those seasons (:func:`~stgkd.data.windows.prepare`) after
+    the checkpoint's input features, e.g. for a student distilled from a teacher trained without them.
 
     The series comes from ``dataset`` when given, else from the checkpoint's dataset name or its
     source path. Its sensors must be the checkpoint's, in the same order. It is read with the
@@ -127,8 +132,15 @@ def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData
             f"{data.name}: its {data.num_nodes} sensors are not the checkpoint's {len(meta['sensor_ids'])} "
             "(in the same order)"
         )
+    features = list(meta["input_features"])
+    wanted = set(seasons_of(features)) | set(seasonal)
+    features = [f for f in features if f not in {g for season in SEASONS for g in seasonal_feature_names(season)}]
+    features += [f for season in SEASONS if season in wanted for f in seasonal_feature_names(season)]
+    unknown = sorted(wanted - set(SEASONS))
+    if unknown:
+        raise DataError(f"seasonal: unknown season(s) {unknown}; expected one of {', '.join(SEASONS)}")
     return prepare_data(data, in_steps=int(meta["in_steps"]), out_steps=int(meta["out_steps"]),
-                        split=tuple(meta["split"]), input_features=list(meta["input_features"]), time_of_day=True,
+                        split=tuple(meta["split"]), input_features=features, time_of_day=True,
                         day_of_week=False, device=torch.device(device))
 
 

@@ -14,6 +14,13 @@
   channel of the ``(T, N, C)`` input tensor instead of seven, and models that embed the day recover
   the index as ``round(7 * x)``. Without timestamps, the series is taken to start on a Monday at
   midnight and step ``t`` is at ``t * interval_minutes`` minutes;
+* optionally (``seasonal=("day",)``, :data:`SEASONS`) what the input window never sees: for a season of
+  ``S`` steps (one day: ``S = 1440 / interval``), the channel ``seasonal_day`` holds at input step ``i``
+  the scaled reading one season before output step ``i``, ``x[t + 1 + i - S]`` (the window's input step
+  ``p`` reads step ``p + T_in - S``, never after the forecast origin ``t`` since ``S >= T_in``), and
+  ``seasonal_day_observed`` is ``1`` where that reading exists and is observed, else ``0`` (the value is
+  then ``0``, the training mean). These channels come last, after the time features, so a model trained
+  without them reads a prefix of the channels. Windows, split and scaler are unchanged;
 * missing readings are ``NaN`` in :attr:`TrafficData.values` (the dataset's ``missing`` convention,
   :mod:`stgkd.missing`, was applied when it was built: under DCRNN's ``"zero"`` a ``0`` is
   missing, under ``"nan"`` or ``"none"`` it is a reading like any other);
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -56,7 +63,14 @@ __all__ = [
     "time_features",
     "wall_clock_seconds",
     "observed_mask",
+    "SEASONS",
+    "season_steps",
+    "seasonal_feature_names",
+    "seasons_of",
 ]
+
+#: seasons a seasonal-lag input channel can reach back by (``prepare(seasonal=...)``), in minutes
+SEASONS = {"day": 1440, "week": 10080}
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -125,6 +139,8 @@ class WindowSplit:
         out_steps: ``H``.
         step_features: ``(T, F)`` float32 features shared by all sensors (time of day, day of
             week), appended after the ``C_v`` channels of every batch; ``None`` for none.
+        lag_inputs: ``(T, N, C_s)`` float32 seasonal-lag channels, already aligned so that step ``p``
+            holds what input step ``p`` carries (:func:`prepare`), appended last; ``None`` for none.
     """
 
     name: str
@@ -134,6 +150,7 @@ class WindowSplit:
     in_steps: int
     out_steps: int
     step_features: Tensor | None = None
+    lag_inputs: Tensor | None = None
     _in_offsets: Tensor = field(init=False, repr=False)
     _out_offsets: Tensor = field(init=False, repr=False)
     _finite: bool = field(init=False, repr=False)
@@ -151,6 +168,10 @@ class WindowSplit:
                 raise DataError(
                     f"step_features must be (T, F) with T = {self.inputs.shape[0]}, got {tuple(self.step_features.shape)}"
                 )
+        if self.lag_inputs is not None and (self.lag_inputs.dim() != 3 or self.lag_inputs.shape[:2] != self.inputs.shape[:2]):
+            raise DataError(
+                f"lag_inputs must be (T, N, C_s) with (T, N) = {tuple(self.inputs.shape[:2])}, got {tuple(self.lag_inputs.shape)}"
+            )
         self._in_offsets = torch.arange(self.in_steps, device=device)
         self._out_offsets = torch.arange(self.in_steps, self.in_steps + self.out_steps, device=device)
 
@@ -172,13 +193,16 @@ class WindowSplit:
         _, n, c = self.inputs.shape
         rows_in = (start[:, None] + self._in_offsets).reshape(-1)
         rows_out = (start[:, None] + self._out_offsets).reshape(-1)
-        if self.step_features is None:
-            x = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
-        else:
-            f = self.step_features.shape[1]
-            values = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
-            times = self.step_features.index_select(0, rows_in).view(b, self.in_steps, 1, f)
-            x = torch.cat([values, times.expand(b, self.in_steps, n, f)], dim=-1)
+        x = self.inputs.index_select(0, rows_in).view(b, self.in_steps, n, c)
+        if self.step_features is not None or self.lag_inputs is not None:
+            parts = [x]
+            if self.step_features is not None:
+                f = self.step_features.shape[1]
+                times = self.step_features.index_select(0, rows_in).view(b, self.in_steps, 1, f)
+                parts.append(times.expand(b, self.in_steps, n, f))
+            if self.lag_inputs is not None:
+                parts.append(self.lag_inputs.index_select(0, rows_in).view(b, self.in_steps, n, -1))
+            x = torch.cat(parts, dim=-1)
         y = self.targets.index_select(0, rows_out).view(b, self.out_steps, n)  # a copy: filled in place
         return Batch(x=x, y=y, mask=observed_mask(y, known_finite=self._finite, fill=True), index=idx)
 
@@ -306,6 +330,24 @@ class PreparedData:
     def device(self) -> torch.device:
         return self.train.device
 
+    def select_features(self, features: Sequence[str]) -> "PreparedData":
+        """The same windows serving only ``features``, e.g. a teacher's inputs when the student's data also
+        carries seasonal-lag channels: a view sharing every tensor, without the lag channels. ``features``
+        must be these input features without (some of) the seasonal ones, which come last.
+
+        Raises:
+            DataError: ``features`` cannot be served that way.
+        """
+        features = list(features)
+        if features == self.input_features:
+            return self
+        base = [f for f in self.input_features if not _is_seasonal(f)]
+        if features != base:
+            raise DataError(f"select_features: {features} are not the input features {self.input_features} "
+                            "without their seasonal-lag channels")
+        splits = {name: replace(self.get_split(name), lag_inputs=None) for name in SPLIT_NAMES}
+        return replace(self, input_features=base, **splits)
+
     def get_split(self, name: str) -> WindowSplit:
         if name not in SPLIT_NAMES:
             raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
@@ -362,6 +404,39 @@ def time_features(data: TrafficData, *, time_of_day: bool = True, day_of_week: b
     return out
 
 
+def seasonal_feature_names(season: str) -> tuple[str, str]:
+    """The two input features a seasonal lag adds: ``("seasonal_<season>", "seasonal_<season>_observed")``."""
+    return f"seasonal_{season}", f"seasonal_{season}_observed"
+
+
+def _is_seasonal(feature: str) -> bool:
+    return any(feature in seasonal_feature_names(season) for season in SEASONS)
+
+
+def seasons_of(features: Sequence[str]) -> list[str]:
+    """The seasons (:data:`SEASONS`) whose lag channels a list of input features holds, in order."""
+    return [season for season in SEASONS if seasonal_feature_names(season)[0] in features]
+
+
+def season_steps(season: str, interval_minutes: float, in_steps: int, *, where: str = "prepare") -> int:
+    """Steps in one ``season`` at the data's interval; the season must be a whole number of steps and at
+    least the input window (its lag channel never reads past the forecast origin).
+
+    Raises:
+        DataError: unknown season, an interval that does not divide it, or a season shorter than ``in_steps``.
+    """
+    if season not in SEASONS:
+        raise DataError(f"{where}: seasonal: unknown season {season!r}; expected one of {', '.join(SEASONS)}")
+    steps = SEASONS[season] / float(interval_minutes)
+    if steps != int(steps):
+        raise DataError(f"{where}: seasonal={season!r}: {SEASONS[season]} minutes is not a whole number of "
+                        f"{interval_minutes}-minute steps")
+    if int(steps) < in_steps:
+        raise DataError(f"{where}: seasonal={season!r} is {int(steps)} steps, shorter than the input window "
+                        f"({in_steps} steps)")
+    return int(steps)
+
+
 def wall_clock_seconds(data: TrafficData) -> np.ndarray:
     """``(T,)`` int64 seconds since 1970-01-01 of each step's local wall-clock time: the timestamps an
     exported student is given (:class:`stgkd.export.RawUnitsForecaster` reads its calendar features from
@@ -394,6 +469,7 @@ def prepare(
     time_of_day: bool = True,
     day_of_week: bool = False,
     channels: Sequence[int | str] | None = None,
+    seasonal: Sequence[str] = (),
     device: torch.device | str = "cpu",
     chunk: int | None = None,
 ) -> PreparedData:
@@ -408,12 +484,16 @@ def prepare(
         day_of_week: append ``dayofweek / 7``, Monday = 0 (default: ``False``).
         channels: raw channels to feed the model, by index or name (default: the target only);
             the target channel always comes first, each is z-scored with its own training stats.
+        seasonal: seasons (:data:`SEASONS`: ``"day"``, ``"week"``) whose lag channels to append, each
+            ``seasonal_<season>`` and ``seasonal_<season>_observed`` (see the module docstring); the
+            season in steps follows from ``data.interval_minutes`` (default: none).
         device: where ``inputs`` and ``targets`` live (e.g. ``"cuda"``) (default: ``"cpu"``).
         chunk: steps processed at a time while scaling, bounding temporary memory (default: about
             256k readings' worth, ``2**18 // N``).
 
     Raises:
-        DataError: the series is too short for one window per split, or a split is invalid.
+        DataError: the series is too short for one window per split, or a split is invalid; a season
+            the interval does not divide, shorter than the input window, or beyond the training slice.
     """
     if in_steps < 1 or out_steps < 1:
         raise DataError(f"prepare: in_steps and out_steps must be positive, got {in_steps}, {out_steps}")
@@ -429,6 +509,15 @@ def prepare(
             f"split {sizes} (train/val/test); every split needs at least one window"
         )
     num_train, num_val, _ = sizes
+    lags = {}
+    for season in sorted(set(seasonal), key=lambda name: list(SEASONS).index(name) if name in SEASONS else -1):
+        lag = season_steps(season, data.interval_minutes, in_steps) - in_steps  # step p reads p - lag
+        if lag >= num_train - 1 + in_steps:
+            raise DataError(
+                f"{data.name}: seasonal={season!r} reaches {lag + in_steps} steps back, but the training slice "
+                f"holds {num_train - 1 + in_steps} steps: no training window would see a seasonal reading"
+            )
+        lags[season] = lag
 
     chans = [0]
     for c in channels or ():
@@ -437,7 +526,7 @@ def prepare(
             chans.append(idx)
     times = time_features(data, time_of_day=time_of_day, day_of_week=day_of_week)
     names = ["value" if i == 0 else data.channel_names[c] for i, c in enumerate(chans)]
-    features = names + list(times)
+    features = names + list(times) + [f for season in lags for f in seasonal_feature_names(season)]
 
     chunk = chunk or max(1, 2**18 // n)
     train_end = num_train - 1 + in_steps  # exclusive: steps read by the training windows' inputs (PreparedData.train_end)
@@ -459,14 +548,18 @@ def prepare(
         torch.from_numpy(np.stack([np.asarray(f, dtype=np.float32) for f in times.values()], axis=1)) if times else None
     )
 
+    lag_inputs = _lag_channels(inputs[..., 0], values[..., 0], lags, chunk) if lags else None
+
     target = values[..., 0]
     targets = torch.from_numpy(target if target.flags.c_contiguous else np.ascontiguousarray(target))
     device = torch.device(device)
     inputs = inputs.to(device)
     targets = targets.to(device)
+    lag_inputs = lag_inputs.to(device) if lag_inputs is not None else None
     bounds = np.cumsum([0, *sizes])
     splits = [
-        WindowSplit(name, inputs, targets, torch.arange(int(lo), int(hi)), in_steps, out_steps, step_features)
+        WindowSplit(name, inputs, targets, torch.arange(int(lo), int(hi)), in_steps, out_steps, step_features,
+                    lag_inputs)
         for name, lo, hi in zip(SPLIT_NAMES, bounds[:-1], bounds[1:])
     ]
     return PreparedData(
@@ -481,3 +574,23 @@ def prepare(
         split=fractions,
         channel_scalers=scalers,
     )
+
+
+def _lag_channels(scaled: Tensor, raw: np.ndarray, lags: dict[str, int], chunk: int) -> Tensor:
+    """``(T, N, 2 * len(lags))``: per season, the scaled reading ``lag`` steps earlier (``0`` where there is
+    none or it is missing) and whether it is observed (``1``/``0``).
+
+    Shapes:
+        scaled ``(T, N)`` (missing already ``0``), raw ``(T, N)`` (``NaN`` = missing) -> ``(T, N, 2 S)``
+    """
+    t_total, n = scaled.shape
+    out = torch.zeros((t_total, n, 2 * len(lags)), dtype=torch.float32)
+    view = out.numpy()
+    for k, lag in enumerate(lags.values()):
+        if lag >= t_total:
+            continue
+        out[lag:, :, 2 * k] = scaled[: t_total - lag]
+        for begin in range(lag, t_total, chunk):  # observed flags, a chunk at a time (no (T, N) bool temporary)
+            end = min(begin + chunk, t_total)
+            np.isfinite(raw[begin - lag : end - lag], out=view[begin:end, :, 2 * k + 1], casting="unsafe")
+    return out

@@ -276,13 +276,16 @@ def _compare_with_teacher(evaluation: Evaluation, model: nn.Module, prepared, wi
     from stgkd.data.scalers import StandardScaler
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
     from stgkd.errors import ConfigError
+    from stgkd.nn.base import SelectInputs
 
     t_payload = load_checkpoint(teacher_path)
     ours = data_meta(prepared)
-    differ = [k for k in ("sensor_ids", "in_steps", "out_steps", "input_features") if t_payload["data"].get(k) != ours[k]]
+    differ = [k for k in ("sensor_ids", "in_steps", "out_steps") if t_payload["data"].get(k) != ours[k]]
     if differ:
         raise ConfigError(f"teacher {teacher_path}: its windows differ from the checkpoint's in {differ}")
-    teacher = model_from_checkpoint(t_payload, device=device)
+    # the teacher reads the channels it was trained with (a student may also read seasonal-lag channels)
+    teacher = SelectInputs.for_features(model_from_checkpoint(t_payload, device=device), ours["input_features"],
+                                        list(t_payload["data"]["input_features"]), where=f"teacher {teacher_path}")
     t_scaler = StandardScaler(**t_payload["scaler"])
     reference = torch.from_numpy(predict_split(teacher, windows, t_scaler, batch_size=batch_size, device=device).pred)
     acc = MetricAccumulator(reference.shape[1], device=device)

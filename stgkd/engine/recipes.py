@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from stgkd.data.core import TrafficData
 from stgkd.data.rebuild import load_data, prepare_data, prepare_from_meta
+from stgkd.data.windows import seasons_of
 from stgkd.engine.baselines import compare_with_baselines, score_baselines
 from stgkd.engine.callbacks import (
     Checkpointing,
@@ -44,6 +45,7 @@ from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_ever
 from stgkd.errors import CheckpointError, ConfigError, DataError
 from stgkd.files import to_jsonable
 from stgkd.missing import MissingSpec
+from stgkd.nn.base import SelectInputs
 
 __all__ = [
     "TrainResult",
@@ -318,6 +320,7 @@ def train_model(
     evaluate_test: bool = False,
     missing: MissingSpec = None,
     baselines: bool = False,
+    seasonal: Sequence[str] = (),
 ) -> TrainResult:
     """Train a registered model (a teacher, or a student on its own) with the masked MAE in raw units.
 
@@ -346,6 +349,9 @@ def train_model(
         baselines: with ``evaluate_test``, also score the baselines on the same test targets
             (:func:`~stgkd.engine.baselines.score_baselines`: ``TrainResult.baselines``, and
             ``metrics.json``'s ``baselines`` and ``worse_than_best_baseline``).
+        seasonal: seasons whose seasonal-lag input channels to add (``("day",)``: yesterday's readings at
+            the forecast steps; :func:`~stgkd.data.prepare`) (default: none). Recorded in the checkpoints'
+            input features, so evaluation and export rebuild them.
 
     Returns:
         :class:`TrainResult`.
@@ -371,7 +377,8 @@ def train_model(
             prepared = prepare_from_meta(payload["data"], dataset=data, device=ctx.device)
         else:
             prepared = prepare_data(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
-                                    time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device)
+                                    time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device,
+                                    seasonal=seasonal)
         return _fit(
             build_model=_model_builder(model, prepared, hparams or {}, payload, role="model"),
             build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp),
@@ -410,6 +417,7 @@ def distill_student(
     missing: MissingSpec = None,
     baselines: bool = False,
     feature_teacher: str | Path | None = None,
+    seasonal: Sequence[str] = (),
 ) -> TrainResult:
     """Distill a trained teacher, or an ensemble of several, into a student.
 
@@ -454,6 +462,9 @@ def distill_student(
             since the student learns from the same readings.
         feature_teacher: with several teachers, the one (a path among ``teacher``) whose features and
             relations the loss reads (default: the first).
+        seasonal: seasons whose seasonal-lag channels the student also reads (as in :func:`train_model`;
+            a resumed run keeps its own). The teacher still reads only the channels it was trained with
+            (:class:`~stgkd.nn.base.SelectInputs`).
 
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
@@ -468,13 +479,17 @@ def distill_student(
     cfg, dcfg = _distill_settings(payload, config, distill, teacher_paths=teacher_paths, out_dir=out_dir)
     ctx = init_distributed(cfg.device)
     try:
+        if payload is not None:
+            seasonal = seasons_of(payload["data"]["input_features"])  # the resumed student's own inputs
         prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
-                                     missing=missing)
+                                     missing=missing, seasonal=seasonal)
         _check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
-        teachers = load_teachers(teacher_paths, prepared=prepared, combine=dcfg.teacher_combine,
-                                 feature_teacher=feature_teacher, device=ctx.device,
+        teacher_features = list(teacher_payload["data"]["input_features"])
+        teachers = load_teachers(teacher_paths, prepared=prepared.select_features(teacher_features),
+                                 combine=dcfg.teacher_combine, feature_teacher=feature_teacher, device=ctx.device,
                                  batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
-        teacher_model = teachers.model
+        teacher_model = SelectInputs.for_features(teachers.model, prepared.input_features, teacher_features,
+                                                  where=f"teacher {teacher_paths[0]}")
         student_hparams = dict(hparams or {})
         if width is not None:
             student_hparams["hidden"] = int(width)

@@ -94,3 +94,50 @@ class ForecastModel(nn.Module):
                 f"{type(self).__name__} expects x of shape (B, {self.in_steps}, {self.num_nodes}, "
                 f"{self.in_channels}), got {tuple(x.shape)}"
             )
+
+
+class SelectInputs(nn.Module):
+    """A model fed only some of the input channels: a teacher trained on ``["value", "time_of_day"]``
+    distilled into a student whose data also carries seasonal-lag channels reads exactly the channels it
+    was trained with, in its order. Everything else (``feature_names``, ``adaptive_support()``, its node
+    embeddings, ...) is the wrapped model's.
+
+    Args:
+        model: the wrapped model.
+        channels: indices of its input channels in the wider input, in the model's order.
+    """
+
+    def __init__(self, model: nn.Module, channels: list[int]) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("channels", torch.as_tensor(channels, dtype=torch.long), persistent=False)
+
+    @classmethod
+    def for_features(cls, model: nn.Module, given: list[str], wanted: list[str], *, where: str = "model") -> nn.Module:
+        """``model`` itself when ``given == wanted``, else wrapped to pick ``wanted`` out of ``given``.
+
+        Raises:
+            ConfigError: a feature the model was trained with is not among ``given``.
+        """
+        given, wanted = list(given), list(wanted)
+        if given == wanted:
+            return model
+        missing = [f for f in wanted if f not in given]
+        if missing:
+            raise ConfigError(f"{where} was trained with input features {wanted}; the data lacks {missing} "
+                              f"(it has {given})")
+        return cls(model, [given.index(f) for f in wanted])
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        """The wrapped model on the selected channels.
+
+        Shapes:
+            x ``(B, T, N, C_wide)`` -> whatever the model returns for ``(B, T, N, C_model)``
+        """
+        return self.model(x.index_select(-1, self.channels), return_features=return_features)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["model"], name)

@@ -10,7 +10,9 @@ are not counted. Two things the counter misses or counts device-dependently are 
   ``2 * B * T * gates * H * (I + H)`` per layer and direction (gates: GRU 3, LSTM 4, RNN 1);
 - PyG message passing (``MessagePassing.propagate``): gather and scatter-add are invisible to the
   counter; each propagate adds ``2 * E * D`` (one multiply by the edge weight and one add per edge
-  and channel).
+  and channel);
+- any module with an ``extra_flops(args, output) -> int`` method declares what the counter cannot see
+  of its own work, added once per call (e.g. :class:`stgkd.nn.layers.EdgePropagation`: ``2 * E * D``).
 """
 
 from __future__ import annotations
@@ -96,7 +98,12 @@ def count_flops(model: nn.Module, x: Tensor, **kwargs: Any) -> int:
     if "torch_geometric" in sys.modules:  # only models that imported PyG can contain its layers
         from torch_geometric.nn import MessagePassing as message_passing
 
+    def declared_post(module: nn.Module, args: tuple, output: Any) -> None:
+        extra[0] += int(module.extra_flops(args, output))
+
     for module in model.modules():
+        if callable(getattr(module, "extra_flops", None)):
+            handles.append(module.register_forward_hook(declared_post))
         if _gates(module) is not None:
             handles.append(module.register_forward_pre_hook(rnn_pre))
             handles.append(module.register_forward_hook(rnn_post))

@@ -24,7 +24,15 @@ __all__ = [
     "dense_to_edges",
     "batch_edges",
     "apply_support",
+    "graph_edges",
+    "transition_edges",
+    "propagate",
+    "lowrank_adjacency",
+    "apply_lowrank_adjacency",
+    "factorise_adjacency",
+    "EdgePropagation",
     "AdaptiveAdjacency",
+    "LowRankAdjacency",
     "DiffusionGraphConv",
     "DenseGraphConv",
     "GatedTemporalConv",
@@ -114,8 +122,169 @@ def apply_support(support: Tensor, x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------
+# Pure functions: sparse and low-rank operators (cost linear in sensors + edges)
+# --------------------------------------------------------------------------------------------
+
+
+def graph_edges(graph: Tensor, num_nodes: int, *, where: str = "graph", chunk_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The non-zero entries of an adjacency as an edge list ``(source, target, weight)``: ``graph[i, j]``
+    is the edge ``i -> j``.
+
+    ``graph`` is a dense ``(N, N)`` tensor or array (scanned ``chunk_rows`` rows at a time, so no ``(N, N)``
+    temporary is made) or a sparse COO/CSR tensor (never densified).
+
+    Shapes:
+        graph ``(N, N)`` -> source ``(E,)`` long, target ``(E,)`` long, weight ``(E,)`` float32
+
+    Raises:
+        ConfigError: not ``(N, N)``, or a negative or non-finite weight (naming ``where``).
+    """
+    if isinstance(graph, Tensor) and graph.layout != torch.strided:
+        if tuple(graph.shape) != (num_nodes, num_nodes):
+            raise ConfigError(f"{where}: must be ({num_nodes}, {num_nodes}), got {tuple(graph.shape)}")
+        coo = graph.to_sparse_coo().coalesce()
+        src, dst = coo.indices()
+        weight = coo.values().float()
+        keep = weight != 0
+        src, dst, weight = src[keep], dst[keep], weight[keep]
+    else:
+        dense = torch.as_tensor(graph)
+        if dense.dim() != 2 or tuple(dense.shape) != (num_nodes, num_nodes):
+            raise ConfigError(f"{where}: must be ({num_nodes}, {num_nodes}), got {tuple(dense.shape)}")
+        rows = chunk_rows or max(1, 2**20 // max(1, num_nodes))
+        parts = []
+        for begin in range(0, num_nodes, rows):
+            block = dense[begin : begin + rows]
+            i, j = block.nonzero(as_tuple=True)
+            parts.append((i + begin, j, block[i, j].float()))
+        src = torch.cat([p[0] for p in parts]).long()
+        dst = torch.cat([p[1] for p in parts]).long()
+        weight = torch.cat([p[2] for p in parts])
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+        raise ConfigError(f"{where}: edge weights must be finite and non-negative")
+    return src.cpu(), dst.cpu(), weight.cpu()
+
+
+def transition_edges(source: Tensor, target: Tensor, weight: Tensor, num_nodes: int) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+    """The diffusion supports of :func:`diffusion_supports`, ``P_f^T`` and ``P_b^T``, as edge lists for
+    :func:`propagate`, in ``O(E)``: forward messages ``i -> j`` weighted ``A[i, j] / d_out(i)``,
+    backward messages ``j -> i`` weighted ``A[i, j] / d_in(j)``.
+
+    A sensor with no out-edges (in-edges) sends no forward (backward) message: its row of the
+    transition matrix is zero, as :func:`stgkd.data.graph.random_walk` leaves it, and no degree is
+    divided by zero. An isolated sensor thus receives nothing over the road graph.
+
+    Shapes:
+        source, target, weight ``(E,)`` -> two ``(source, target, weight)`` triples of ``(E,)``
+    """
+    d_out = torch.zeros(num_nodes, dtype=weight.dtype).index_add_(0, source, weight)
+    d_in = torch.zeros(num_nodes, dtype=weight.dtype).index_add_(0, target, weight)
+    forward = (source, target, weight / d_out[source])
+    backward = (target, source, weight / d_in[target])
+    return forward, backward
+
+
+def propagate(x: Tensor, source: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """Messages along edges, summed at their targets: ``out[m] = sum_{e: target_e = m} weight_e x[source_e]``,
+    i.e. ``S @ x`` for the support ``S[target_e, source_e] = weight_e``, in ``O(E * F)`` (node-major).
+
+    Shapes:
+        x ``(N, ...)``, source, target, weight ``(E,)`` -> ``(N, ...)``
+    """
+    flat = x.reshape(x.shape[0], -1)
+    messages = flat.index_select(0, source) * weight.to(flat.dtype)[:, None]
+    return torch.zeros_like(flat).index_add_(0, target, messages).reshape(x.shape)
+
+
+def lowrank_adjacency(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The factors of a row-stochastic rank-``r`` adjacency ``A = \Theta B^\top``:
+    ``\Theta = \mathrm{softmax}_r(E_1)`` (each sensor's mixture over ``r`` communities, rows sum to 1) and
+    ``B = \mathrm{softmax}_N(E_2)`` (each community's distribution over target sensors, columns sum to 1),
+    so ``A[n, m] = \sum_k \Theta[n, k] B[m, k]`` is a softmax-normalised positive kernel whose rows sum
+    to 1 by construction, with no ``N x N`` normaliser to compute.
+
+    Shapes:
+        source ``(N, r)``, target ``(N, r)`` -> ``(N, r)``, ``(N, r)``
+    """
+    return torch.softmax(source, dim=1), torch.softmax(target, dim=0)
+
+
+def apply_lowrank_adjacency(theta: Tensor, beta: Tensor, x: Tensor) -> Tensor:
+    r"""``A^\top x`` for ``A = \Theta B^\top`` (node ``m`` aggregates ``\sum_n A[n, m] x[n]``, the direction
+    Graph WaveNet applies its adaptive adjacency in) as ``B (\Theta^\top x)``: ``O(N r F)``, never ``N x N``.
+
+    Shapes:
+        theta, beta ``(N, r)``, x ``(N, ...)`` node-major -> ``(N, ...)``
+    """
+    flat = x.reshape(x.shape[0], -1)
+    return (beta @ (theta.t() @ flat)).reshape(x.shape)
+
+
+def factorise_adjacency(adj: Tensor, rank: int, *, iters: int = 300, seed: int = 0) -> tuple[Tensor, Tensor]:
+    r"""Fit ``A \approx \Theta B^\top`` (:func:`lowrank_adjacency`'s form) to a row-stochastic ``adj`` by
+    probabilistic latent semantic analysis (Hofmann, 1999): the EM updates of KL-divergence NMF with
+    ``\Theta`` row-stochastic and ``B`` column-stochastic, from a seeded positive start. Exact at
+    ``rank = N`` in the limit; below, the best approximation this family admits in KL.
+    Costs ``O(N^2 r)`` per iteration, once, where a teacher's dense ``(N, N)`` adjacency is handed over.
+
+    Shapes:
+        adj ``(N, N)`` -> theta ``(N, r)``, beta ``(N, r)`` (float64)
+    """
+    a = adj.detach().double().cpu()
+    n = a.shape[0]
+    if not 1 <= rank <= n:
+        raise ConfigError(f"factorise_adjacency: rank must be in 1..{n} (the number of sensors), got {rank}")
+    a = a / a.sum(1, keepdim=True).clamp_min(1e-300)
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.rand(n, rank, generator=gen, dtype=torch.float64) + 0.5
+    theta /= theta.sum(1, keepdim=True)
+    beta = torch.rand(n, rank, generator=gen, dtype=torch.float64) + 0.5
+    beta /= beta.sum(0, keepdim=True)
+    for _ in range(iters):
+        ratio = a / (theta @ beta.t()).clamp_min(1e-300)
+        theta, beta = theta * (ratio @ beta), beta * (ratio.t() @ theta)
+        theta /= theta.sum(1, keepdim=True).clamp_min(1e-300)
+        beta /= beta.sum(0, keepdim=True).clamp_min(1e-300)
+    return theta, beta
+
+
+# --------------------------------------------------------------------------------------------
 # Modules
 # --------------------------------------------------------------------------------------------
+
+
+class EdgePropagation(nn.Module):
+    """One sparse support held as an edge list, applied with :func:`propagate` (``out = S @ x``, node-major).
+
+    The FLOP counter cannot see gathers and scatters; :meth:`extra_flops` declares ``2 E F`` per call (a
+    multiply by the edge weight and an add per edge and channel), as :mod:`stgkd.nn.flops` counts PyG's
+    message passing.
+
+    Args:
+        source, target, weight: the ``(E,)`` edges (kept as non-persistent buffers: rebuilt from the graph).
+    """
+
+    def __init__(self, source: Tensor, target: Tensor, weight: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("source", source.long(), persistent=False)
+        self.register_buffer("target", target.long(), persistent=False)
+        self.register_buffer("weight", weight.float(), persistent=False)
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.source.numel())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Aggregate along the edges.
+
+        Shapes:
+            x ``(N, ...)`` -> ``(N, ...)``
+        """
+        return propagate(x, self.source, self.target, self.weight)
+
+    def extra_flops(self, args: tuple, output: Tensor) -> int:
+        return 2 * self.num_edges * (output.numel() // max(1, output.shape[0]))
+
 
 
 class DiffusionGraphConv(nn.Module):
@@ -293,3 +462,82 @@ class AdaptiveAdjacency:
         """
         return self.adaptive_adjacency().t()
 
+
+
+class LowRankAdjacency:
+    r"""Mixin: a learned adaptive adjacency of rank ``r`` applied in ``O(N r d)`` (:func:`lowrank_adjacency`,
+    :func:`apply_lowrank_adjacency`), for a model with ``self.adaptive``; the tables ``source_factors`` and
+    ``target_factors`` ``(N, r)`` are built by :meth:`init_lowrank`.
+
+    Same direction as :class:`AdaptiveAdjacency`: ``adaptive_support()`` is ``A^\top`` (node ``m`` aggregates
+    ``\sum_n A[n, m] x[n]``), so a teacher's graph handed over with :meth:`load_adjacency` acts the same.
+    """
+
+    adaptive: bool
+    source_factors: nn.Parameter
+    target_factors: nn.Parameter
+
+    def init_lowrank(self, num_nodes: int, rank: int) -> None:
+        """Create the two ``(N, rank)`` factor tables (standard normal)."""
+        if not 1 <= rank <= num_nodes:
+            name = getattr(self, "registry_name", "") or type(self).__name__
+            raise ConfigError(f"{name}: rank must be in 1..{num_nodes} (the number of sensors), got {rank}")
+        self.source_factors = nn.Parameter(torch.randn(num_nodes, rank))
+        self.target_factors = nn.Parameter(torch.randn(num_nodes, rank))
+
+    def adaptive_factors(self) -> tuple[Tensor, Tensor]:
+        """``(Theta, B)`` with ``A = Theta B^T`` (:func:`lowrank_adjacency`).
+
+        Shapes:
+            output two ``(N, r)``
+        """
+        return lowrank_adjacency(self.source_factors, self.target_factors)
+
+    def apply_adaptive(self, x: Tensor) -> Tensor:
+        """``A^T x`` without forming ``A``.
+
+        Shapes:
+            x ``(N, ...)`` node-major -> ``(N, ...)``
+        """
+        theta, beta = self.adaptive_factors()
+        return apply_lowrank_adjacency(theta, beta, x)
+
+    def adaptive_adjacency(self) -> Tensor:
+        """The learned adjacency as a dense ``(N, N)`` matrix (rows sum to 1): for inspection, tests and
+        relation distillation; the forward pass never forms it.
+
+        Shapes:
+            output ``(N, N)``
+        """
+        if not self.adaptive:
+            name = getattr(self, "registry_name", "") or type(self).__name__
+            raise ConfigError(f"{name}: adaptive_adjacency() needs adaptive=True")
+        theta, beta = self.adaptive_factors()
+        return theta @ beta.t()
+
+    def adaptive_support(self) -> Tensor:
+        """``A^T`` as a dense ``(N, N)`` matrix (see :meth:`adaptive_adjacency`).
+
+        Shapes:
+            output ``(N, N)``
+        """
+        return self.adaptive_adjacency().t()
+
+    @torch.no_grad()
+    def load_adjacency(self, adj: Tensor, *, iters: int = 300) -> float:
+        """Hand over a row-stochastic adjacency (e.g. a teacher's ``softmax(ReLU(E1 E2^T))``): fit the factors
+        to it with :func:`factorise_adjacency` and return the relative error of the applied operator on
+        a standard-normal node signal, ``||A_s^T x - A^T x|| / ||A^T x||``.
+
+        Shapes:
+            adj ``(N, N)``
+        """
+        rank = self.source_factors.shape[1]
+        theta, beta = factorise_adjacency(adj, rank, iters=iters)
+        tiny = torch.finfo(torch.float32).tiny
+        self.source_factors.copy_(theta.clamp_min(tiny).log())
+        self.target_factors.copy_(beta.clamp_min(tiny).log())
+        signal = torch.randn(adj.shape[0], 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        ref = adj.detach().double().cpu().t() @ signal
+        got = apply_lowrank_adjacency(*(f.double().cpu() for f in self.adaptive_factors()), signal)
+        return float((got - ref).norm() / ref.norm().clamp_min(1e-300))

@@ -1,0 +1,237 @@
+"""The frontier student: contract, its sparse and low-rank operators against dense references, the
+teacher's graph handed over, cost linear in sensors + edges, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stgkd.errors import ConfigError
+from stgkd.nn import build, count_flops
+from stgkd.nn.layers import (
+    apply_lowrank_adjacency,
+    diffusion_supports,
+    factorise_adjacency,
+    graph_edges,
+    lowrank_adjacency,
+    propagate,
+    transition_edges,
+)
+
+from .contract import ModelContract, random_graph, single_thread  # noqa: F401  (autouse fixture)
+
+LOWRANK = {"source_factors": 0, "target_factors": 0}
+SMALL = {"hidden": 16, "rank": 3, "node_embed": 3, "tod_embed": 2, "tod_slots": 12, "window_embed": 4}
+
+
+class TestSTGRU(ModelContract):
+    name = "stgru"
+    hparams = SMALL
+    node_params = {**LOWRANK, "node_embedding": 0}
+
+
+class TestSTGRUInputMixing(ModelContract):
+    name = "stgru"
+    hparams = {**SMALL, "mixing": "input", "order": 1}
+    compile_check = False  # the modules of TestSTGRU, applied to the inputs as well
+    node_params = {**LOWRANK, "node_embedding": 0}
+
+
+class TestSTGRUStepMixing(ModelContract):
+    name = "stgru"
+    hparams = {**SMALL, "mixing": "steps", "graph_layers": 2}
+    node_params = {**LOWRANK, "node_embedding": 0}
+
+
+class TestSTGRURoadOnlyNoEmbeddings(ModelContract):
+    name = "stgru"
+    hparams = {"hidden": 16, "adaptive": False, "node_embed": 0, "tod_embed": 0, "window_embed": 0, "order": 3}
+    compile_check = False  # a subset of TestSTGRU's modules
+
+
+class TestSTGRUAdaptiveOnly(ModelContract):
+    name = "stgru"
+    hparams = {**SMALL, "static_graph": False}
+    compile_check = False
+    graph_matters = False  # the road graph is not read
+    node_params = {**LOWRANK, "node_embedding": 0}
+
+
+# ------------------------------------------------------------------ operators against dense references
+
+
+def test_transition_edges_apply_the_diffusion_supports():
+    adj = random_graph(7, seed=4)
+    adj[2] = 0.0  # a sensor with no out-edges
+    adj[:, 5] = 0.0  # and one with no in-edges
+    forward, backward = transition_edges(*graph_edges(adj, 7), 7)
+    dense_f, dense_b = diffusion_supports(adj)
+    x = torch.randn(7, 3, 4)
+    torch.testing.assert_close(propagate(x, *forward), torch.einsum("mn,nbc->mbc", dense_f, x))
+    torch.testing.assert_close(propagate(x, *backward), torch.einsum("mn,nbc->mbc", dense_b, x))
+
+
+def test_graph_edges_reads_a_sparse_graph_without_densifying_it():
+    adj = random_graph(6, seed=1)
+    dense = graph_edges(adj, 6)
+    sparse = graph_edges(adj.to_sparse_csr(), 6)
+    chunked = graph_edges(adj.numpy(), 6, chunk_rows=2)
+    for got in (sparse, chunked):
+        order_a = torch.argsort(dense[0] * 6 + dense[1])
+        order_b = torch.argsort(got[0] * 6 + got[1])
+        for a, b in zip(dense, got):
+            torch.testing.assert_close(a[order_a], b[order_b])
+    assert dense[0].numel() == int((adj != 0).sum())
+
+
+def test_lowrank_operator_is_row_stochastic_and_applied_transposed():
+    gen = torch.Generator().manual_seed(0)
+    e1, e2 = torch.randn(6, 3, generator=gen), torch.randn(6, 3, generator=gen)
+    theta, beta = lowrank_adjacency(e1, e2)
+    adj = theta @ beta.t()
+    torch.testing.assert_close(adj.sum(1), torch.ones(6))
+    x = torch.randn(6, 2, 5, generator=gen)
+    torch.testing.assert_close(apply_lowrank_adjacency(theta, beta, x), torch.einsum("nm,nbc->mbc", adj, x))
+    # the direction is tested: A x differs from A^T x here
+    assert not torch.allclose(torch.einsum("mn,nbc->mbc", adj, x), torch.einsum("nm,nbc->mbc", adj, x), atol=1e-3)
+
+
+def test_graph_layer_equals_its_dense_formula():
+    adj = random_graph(5, seed=2)
+    model = build("stgru", num_nodes=5, graph=adj, hidden=4, rank=2, order=1, node_embed=0, tod_embed=0,
+                  window_embed=0).eval()
+    z = torch.randn(5, 2, 4)  # node-major (N, B, D)
+    f, b = diffusion_supports(adj)
+    a_t = model.adaptive_support()
+    copies = [z] + [torch.einsum("mn,nbd->mbd", s, z) for s in (f, b, a_t)]
+    layer = model.graph_layers[0]
+    expected = z + torch.relu(layer.lin(torch.cat(copies, dim=-1)))
+    torch.testing.assert_close(layer(z, model.ops, model.apply_adaptive), expected)
+
+
+# ------------------------------------------------------------------ the teacher's graph handed over
+
+
+def _teacher(n: int, seed: int = 0):
+    torch.manual_seed(seed)
+    return build("graph-wavenet", num_nodes=n, graph=random_graph(n, seed=seed), residual_channels=4,
+                 dilation_channels=4, skip_channels=8, end_channels=8, blocks=1, embed_dim=3)
+
+
+def test_inherited_operator_approximates_the_teachers_on_a_node_signal():
+    from stgkd.distill import inherit_adjacency
+
+    n = 6
+    teacher = _teacher(n)
+    signal = torch.randn(n, 4, generator=torch.Generator().manual_seed(3))
+    want = teacher.adaptive_support() @ signal
+    errors = {}
+    for rank in (1, 3, n):
+        student = build("stgru", num_nodes=n, graph=random_graph(n), hidden=4, rank=rank)
+        before = float((student.adaptive_support().detach() @ signal - want).norm() / want.norm())
+        reported = inherit_adjacency(student, teacher)
+        errors[rank] = float((student.adaptive_support().detach() @ signal - want).norm() / want.norm())
+        assert errors[rank] < before
+        assert 0.0 <= reported < 1.0
+    assert errors[n] < 0.02  # full rank: the teacher's operator itself, up to the fit
+    assert errors[n] <= errors[3] <= errors[1]
+
+
+def test_factorisation_recovers_a_low_rank_adjacency():
+    gen = torch.Generator().manual_seed(5)
+    theta, beta = lowrank_adjacency(3 * torch.randn(8, 2, generator=gen), 3 * torch.randn(8, 2, generator=gen))
+    adj = theta @ beta.t()
+    fit_theta, fit_beta = factorise_adjacency(adj, 2, iters=2000)
+    torch.testing.assert_close(fit_theta @ fit_beta.t(), adj.double(), atol=2e-3, rtol=0)
+
+
+def test_inheritance_needs_an_adaptive_student():
+    from stgkd.distill import inherit_adjacency
+
+    student = build("stgru", num_nodes=6, graph=random_graph(6), hidden=4, adaptive=False)
+    with pytest.raises(ConfigError, match="adaptive=True"):
+        inherit_adjacency(student, _teacher(6))
+
+
+# ------------------------------------------------------------------ cost and bad input
+
+
+def test_flops_grow_linearly_with_sensors_and_edges():
+    """Doubling the sensors (a ring, so the edges double too) doubles the work: no N^2 term."""
+
+    def ring(n: int) -> torch.Tensor:
+        adj = torch.eye(n)
+        idx = torch.arange(n)
+        adj[idx, (idx + 1) % n] = 1.0
+        return adj.to_sparse()
+
+    flops = {}
+    for n in (50, 100, 200):
+        model = build("stgru", num_nodes=n, graph=ring(n), hidden=8, rank=4, mixing="steps").eval()
+        flops[n] = count_flops(model, torch.rand(1, 12, n, 2))
+    assert flops[100] == 2 * flops[50] and flops[200] == 2 * flops[100]
+
+
+def test_edge_propagation_is_counted():
+    adj = random_graph(6)
+    with_road = build("stgru", num_nodes=6, graph=adj, hidden=4, adaptive=False, order=1).eval()
+    edges = int((adj != 0).sum())
+    x = torch.rand(1, 12, 6, 2)
+    baseline = count_flops(with_road, x)
+    denser = adj.clone()
+    denser[denser == 0] = 0.5  # every pair an edge now
+    more = count_flops(build("stgru", num_nodes=6, graph=denser, hidden=4, adaptive=False, order=1).eval(), x)
+    # two supports, one hop, width 4: 2 * (E' - E) * 4 FLOPs each
+    assert more - baseline == 2 * 2 * (36 - edges) * 4
+
+
+def test_isolated_sensor_gets_its_own_state_and_no_road_message():
+    adj = random_graph(5, seed=6)
+    adj[3, :] = 0.0
+    adj[:, 3] = 0.0  # sensor 3 has no edge at all, not even a self-loop
+    model = build("stgru", num_nodes=5, graph=adj, hidden=4, adaptive=False).eval()
+    x = torch.randn(2, 12, 5, 2)
+    out = model(x)
+    assert torch.isfinite(out).all()
+    x2 = x.clone()
+    x2[:, :, 3] += 1.0  # only the isolated sensor's readings change
+    out2 = model(x2)
+    assert not torch.allclose(out2[..., 3], out[..., 3])
+    torch.testing.assert_close(out2[..., [0, 1, 2, 4]], out[..., [0, 1, 2, 4]])
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"rank": 7}, "rank must be in 1..6"), ({"mixing": "dense"}, "mixing"), ({"order": 4}, "order"),
+    ({"adaptive": False, "static_graph": False}, "graph_layers=0"), ({"time_channel": 5}, "time of day"),
+    ({"hidden": 0}, "hidden"), ({"graph_layers": 4}, "graph_layers"),
+])
+def test_bad_settings_are_refused(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        build("stgru", num_nodes=6, graph=random_graph(6), **kw)
+
+
+def test_bad_graph_is_refused():
+    bad = random_graph(6)
+    bad[0, 1] = -1.0
+    with pytest.raises(ConfigError, match="stgru: graph"):
+        build("stgru", num_nodes=6, graph=bad)
+    with pytest.raises(ConfigError, match=r"must be \(6, 6\)"):
+        build("stgru", num_nodes=6, graph=random_graph(5))
+
+
+def test_no_graph_variant_ignores_the_graph():
+    x = torch.randn(2, 12, 6, 2)
+    kw = {"hidden": 4, "graph_layers": 0, "adaptive": False}
+    torch.manual_seed(0)
+    a = build("stgru", num_nodes=6, graph=random_graph(6, seed=1), **kw).eval()
+    torch.manual_seed(0)
+    b = build("stgru", num_nodes=6, graph=random_graph(6, seed=2), **kw).eval()
+    torch.testing.assert_close(a(x), b(x))
+
+
+def test_under_a_twentieth_of_graph_wavenets_flops_at_207_sensors():
+    adj = random_graph(207, seed=0, density=0.04)
+    x = torch.rand(1, 12, 207, 4)
+    teacher = count_flops(build("graph-wavenet", num_nodes=207, graph=adj).eval(), x[..., :2])
+    student = count_flops(build("stgru", num_nodes=207, graph=adj, in_channels=4).eval(), x)
+    assert student <= teacher / 20
