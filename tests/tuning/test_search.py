@@ -74,11 +74,9 @@ def test_cpu_study_of_three_trials(tmp_path, tiny_space, capsys):
     for png in ("history.png", "pareto_front.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["plots"]["importances"] == "importances.png" or report["plots"]["importances"].startswith("skipped")
-    # the exported student loads with plain torch and forecasts raw units
-    program = torch.jit.load(str(out / "best_student.pt"), map_location="cpu")
-    assert program is not None and "test" in report["export"]
     # each trial reported its epochs for pruning and kept its checkpoint
     study = _journal_study(out)
+    _check_the_export_is_the_best_checkpoint(out, study, report["export"])
     for t in study.trials:
         assert sorted(t.intermediate_values) == [1]
         assert Path(t.user_attrs["checkpoint"]).is_file()
@@ -90,6 +88,33 @@ def test_cpu_study_of_three_trials(tmp_path, tiny_space, capsys):
     assert "reusing the teacher" in capsys.readouterr().err
     assert len(_journal_study(out).trials) == 3
     assert (out / "best_student.pt").stat().st_mtime_ns == exported  # same best: not exported again
+
+
+def _check_the_export_is_the_best_checkpoint(out: Path, study: optuna.Study, export: dict) -> None:
+    """``best_student.pt``, loaded as a user loads it, forecasts the test windows in raw units as the
+    lowest-validation-MAE trial's checkpoint does, and the export's test MAE is that of these forecasts."""
+    from stgkd import Forecaster
+    from stgkd.data.datasets import load_dataset
+    from stgkd.data.rebuild import prepare_from_meta
+    from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.user_attrs["val_mae"])
+    payload = load_checkpoint(best.user_attrs["checkpoint"])
+    prepared = prepare_from_meta(payload["data"], dataset=load_dataset("synthetic", num_nodes=5, num_days=1))  # DATA_ARGS
+    test = prepared.test
+    batch = test.batch(torch.arange(len(test)))
+    with torch.no_grad():
+        want = prepared.scaler.inverse_transform(model_from_checkpoint(payload).eval()(batch.x)).numpy()
+    rows = test.starts[:, None] + torch.arange(prepared.in_steps)  # (S, T_in) input steps of each window
+    history = prepared.data.values[:, :, 0][rows.numpy()]  # raw readings, NaN where missing
+    stamps = np.asarray(prepared.data.timestamps)[rows.numpy()]
+    fc = Forecaster.load(out / "best_student.pt")
+    assert fc.backend == "torchscript-fp32" and fc.metadata["model"] == payload["model"]
+    got = fc.predict(history, timestamps=stamps)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    mae = float(np.abs(got - batch.y.numpy())[batch.mask.numpy()].mean())
+    assert export["trial"] == best.number and export["test"]["avg"]["mae"] == pytest.approx(mae, rel=1e-4)
 
 
 def test_over_budget_trials_are_infeasible_and_never_trained(tmp_path, tiny_space, tiny_teacher, capsys):
