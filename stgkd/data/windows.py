@@ -67,6 +67,7 @@ __all__ = [
     "season_steps",
     "seasonal_feature_names",
     "seasons_of",
+    "history_steps",
 ]
 
 #: seasons a seasonal-lag input channel can reach back by (``prepare(seasonal=...)``), in minutes
@@ -435,6 +436,14 @@ def season_steps(season: str, interval_minutes: float, in_steps: int, *, where: 
         raise DataError(f"{where}: seasonal={season!r} is {int(steps)} steps, shorter than the input window "
                         f"({in_steps} steps)")
     return int(steps)
+
+
+def history_steps(in_steps: int, input_features: Sequence[str], interval_minutes: float) -> int:
+    """Readings per sensor one forecast reads: the input window, or a whole season when the input carries
+    seasonal-lag channels (:func:`prepare`): input step ``i`` of those reads ``season - in_steps`` steps
+    before it, so ``max(in_steps, season)`` steps back from the forecast origin."""
+    seasons = [season_steps(s, interval_minutes, in_steps) for s in seasons_of(input_features)]
+    return max([int(in_steps), *seasons])
 
 
 def wall_clock_seconds(data: TrafficData) -> np.ndarray:

@@ -87,7 +87,9 @@ def evaluate_program(
     :func:`evaluate_split`, accumulated the same way, on the CPU.
 
     Shapes:
-        program: values ``(B, T_in, N)`` float32, timestamps ``(B, T_in)`` int64 -> ``(B, H, N)`` raw.
+        program: values ``(B, T_hist, N)`` float32, timestamps ``(B, T_hist)`` int64 -> ``(B, H, N)`` raw, where
+        ``T_hist`` is :func:`~stgkd.data.windows.history_steps` (``T_in``, or a season with seasonal-lag
+        channels; readings before the series starts are ``NaN``, missing).
 
     Args:
         program: a TorchScript / torch.export program or :class:`stgkd.export.OnnxProgram`.
@@ -98,19 +100,25 @@ def evaluate_program(
     Returns:
         ``{"15min": {...}, "30min": {...}, "60min": {...}, "avg": {...}, "per_step": [...]}``.
     """
-    from stgkd.data.windows import wall_clock_seconds
+    from stgkd.data.windows import history_steps, wall_clock_seconds
 
     windows = prepared.get_split(split)
+    interval = int(prepared.data.interval_minutes)
+    hist = history_steps(windows.in_steps, prepared.input_features, interval)
     seconds = torch.from_numpy(wall_clock_seconds(prepared.data))
     raw = windows.targets.cpu()
     starts = windows.starts.cpu()
-    in_offsets = torch.arange(windows.in_steps)
+    in_offsets = torch.arange(windows.in_steps - hist, windows.in_steps)
     acc = MetricAccumulator(windows.out_steps)
     for chunk in torch.split(torch.arange(len(windows)), max(1, int(batch_size))):
-        rows = starts[chunk, None] + in_offsets  # (B, T_in) series steps of the inputs
+        rows = starts[chunk, None] + in_offsets  # (B, T_hist) series steps of the inputs
+        before = rows < 0  # a history reaching before the series: missing readings, regular timestamps
+        clamped = rows.clamp_min(0)
         batch = windows.batch(chunk)
-        values = raw[rows.reshape(-1)].view(rows.shape[0], windows.in_steps, -1)
-        acc.update(program(values, seconds[rows]).float().cpu(), batch.y.cpu(), batch.mask.cpu())
+        values = raw[clamped.reshape(-1)].view(rows.shape[0], hist, -1).clone()
+        values[before] = float("nan")
+        stamps = torch.where(before, seconds[0] + rows * interval * 60, seconds[clamped])
+        acc.update(program(values, stamps).float().cpu(), batch.y.cpu(), batch.mask.cpu())
     result: dict[str, Any] = acc.result(steps, int(prepared.data.interval_minutes))
     result["per_step"] = acc.per_step()
     return result

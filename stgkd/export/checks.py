@@ -108,8 +108,8 @@ def _latency_check(fp32: RawUnitsForecaster, programs: dict[str, Any], backend: 
         cpu = device_name("cpu")
         for batch in batches:
             for name, program in programs.items():
-                r = measure(RawUnitsAdapter(program, fp32.in_steps, fp32.interval_minutes), batch_size=int(batch),
-                            num_nodes=fp32.num_nodes, in_steps=fp32.in_steps, in_channels=1, device="cpu",
+                r = measure(RawUnitsAdapter(program, fp32.history_steps, fp32.interval_minutes), batch_size=int(batch),
+                            num_nodes=fp32.num_nodes, in_steps=fp32.history_steps, in_channels=1, device="cpu",
                             warmup=warmup, iters=iters, name=name)
                 results[name][str(batch)] = {k: getattr(r, k) for k in keep}
     after = load_average()

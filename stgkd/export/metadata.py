@@ -46,6 +46,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def _history_steps(data: dict[str, Any]) -> int:
+    """Readings per sensor the exported program reads: ``T_in``, or a season with seasonal-lag channels."""
+    from stgkd.data.windows import history_steps
+
+    return history_steps(int(data["in_steps"]), data["input_features"], int(data["interval_minutes"]))
+
+
 def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any]:
     """The metadata stored in an exported file (JSON-serialisable)."""
     data = payload["data"]
@@ -54,7 +61,7 @@ def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any
         "role": payload.get("role", "student"),
         "sensor_ids": [str(s) for s in data["sensor_ids"]],
         "interval_minutes": int(data["interval_minutes"]),
-        "input_steps": int(data["in_steps"]),
+        "input_steps": _history_steps(data),
         "horizon": int(data["out_steps"]),
         "input_features": [str(f) for f in data["input_features"]],
         "missing": str(data.get("missing", "zero")),

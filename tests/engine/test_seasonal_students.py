@@ -67,3 +67,33 @@ def test_select_inputs_is_the_model_on_its_channels_and_refuses_what_is_absent()
     torch.testing.assert_close(picked(x[..., [2, 0, 1]]), model(x[..., :2]))
     with pytest.raises(ConfigError, match="lacks \\['day_of_week'\\]"):
         SelectInputs.for_features(model, SEASONAL, ["value", "day_of_week"])
+
+
+def test_an_exported_seasonal_student_reads_a_days_history(data_dir, tmp_path):
+    """The exported program rebuilds the seasonal channels from raw readings: on every test window it
+    forecasts what the trained model forecasts from the prepared inputs, and Forecaster asks for a day."""
+    from stgkd import Forecaster
+    from stgkd.engine.evaluate import evaluate_program, evaluate_split
+    from stgkd.export import export_student
+
+    result = train_model(str(data_dir), "stgru", tmp_path / "plain", hparams=STUDENT, seasonal=("day",),
+                         config=_cfg(), progress=False)
+    path = export_student(tmp_path / "plain" / "best.pt", tmp_path / "student.pt")
+    program = torch.jit.load(str(path))
+    exported = evaluate_program(program, result.data, split="test")
+    eager = evaluate_split(result.model, result.data.test, result.data.scaler, device="cpu",
+                           interval_minutes=int(result.data.data.interval_minutes))
+    assert exported["avg"]["mae"] == pytest.approx(eager["avg"]["mae"], rel=1e-4)
+    # the first training windows reach back before the series: their lag is missing, as in training
+    assert evaluate_program(program, result.data, split="train")["avg"]["mae"] == pytest.approx(
+        evaluate_split(result.model, result.data.train, result.data.scaler, device="cpu",
+                       interval_minutes=5)["avg"]["mae"], rel=1e-4)
+    fc = Forecaster.load(path)
+    assert fc.input_steps == 288 and fc.input_features == SEASONAL
+    import pandas as pd
+
+    data = result.data.data
+    frame = pd.DataFrame(data.values[-288:, :, 0], index=data.timestamps[-288:], columns=data.sensor_ids)
+    assert fc.predict(frame).shape == (12, data.num_nodes)
+    with pytest.raises(Exception, match="needs exactly 288 steps"):
+        fc.predict(frame.iloc[-12:])
