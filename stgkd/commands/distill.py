@@ -132,5 +132,6 @@ def run(args: argparse.Namespace) -> int:
             feature_teacher=args.feature_teacher,
             seasonal=args.seasonal or (),
         )
-    print_result(result, what=f"distilled {args.student}")
+    distilled = result.distill is None or DistillConfig.from_checkpoint(result.distill).distills
+    print_result(result, what=f"{'distilled' if distilled else 'plain'} {args.student}")
     return 0

@@ -67,3 +67,11 @@ def test_a_student_checkpoint_as_teacher_is_taken_with_one_warning(tmp_path, stu
                         "as the teacher"]
     assert "distilled gcn-gru: 1 epochs" in out
     assert load_checkpoint(tmp_path / "st" / "best.pt")["teacher_checkpoint"] == str(student_ckpt.resolve())
+
+
+def test_a_run_with_every_distillation_weight_zero_is_summarised_as_plain(tmp_path, teacher_ckpt):
+    code, out, err = _run(["distill", "--teacher", str(teacher_ckpt), "--student", "gcn-gru", "--width", "8",
+                           "--w-out", "0", "--w-feat", "0", "--w-rel", "0", "--out", str(tmp_path / "plain"), *QUICK])
+    assert code == 0, err
+    assert "plain gcn-gru: 1 epochs" in out and "distilled" not in out
+    assert err == ""  # a Graph WaveNet teacher is a teacher: no warning
