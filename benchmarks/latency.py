@@ -6,12 +6,19 @@ Three sections:
 
 * ``main``: Graph WaveNet and every registered student family (``stgkd.nn.registry.model_names("student")``:
   ``gru``, ``gcn-gru``, and any added later) at widths 16/32/64 on a 207-node graph, batch 1 and 64, eager and
-  CUDA graph, fp32 and bf16 (autocast);
+  CUDA graph, fp32 and bf16 (autocast, or the model cast whole where it has recurrent layers; each row's
+  ``precision`` says which, :func:`stgkd.precision.inference_precision`);
 * ``scaling``: teacher and one student (``gcn-gru``, width 32) at batch 1, eager, fp32, on 207 / 883 /
   2000 / 8600 nodes (METR-LA, PEMS07, a mid size, and a California-wide network);
 * ``peers``: PyTorch Geometric Temporal models at batch 1 (``--peer-batch``), eager, fp32, 207 nodes: ``A3TGCN2``,
   ``TGCN2`` stepped over the window, ``BatchedDCRNN`` (stgkd's ``dcrnn`` wrapper) and ``MTGNN``
   (stgkd's ``mtgnn`` wrapper); skipped with the reason when PGT is not installed.
+
+On CUDA, every CUDA-graph setting is first captured in a child process (:func:`benchmarks.capture.probe`): a
+setting that does not capture is recorded ``"not capturable: <reason>"`` (its eager rows are still
+measured), and only settings the probe captured are captured here, so one model's failed capture cannot
+poison the allocator for the others. A setting that fails for any other reason (out of memory) is
+recorded with the reason; the rows measured before it stay.
 
 Graphs are seeded random (8 neighbours per node, as a thresholded road-distance kernel gives). Results go
 to ``benchmarks/results/latency-<device kind>-<date>[-tag].json`` (a ``stgkd-bench`` record that
@@ -50,9 +57,12 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.budget import Deadline
+from benchmarks.capture import CaptureJob, model_config, not_capturable, probe_missing, setting_key
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 import stgkd.latency
-from stgkd.latency import LatencyResult, cpu_threads, device_name, is_busy, measure, random_graph
+from stgkd.latency import (CaptureError, LatencyResult, cpu_threads, device_name, is_busy, measure, random_graph,
+                           release_cached_memory)
+from stgkd.precision import precision_label
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("main", "scaling", "peers")
@@ -152,9 +162,41 @@ def _teacher(n: int, adj: Tensor) -> nn.Module:
     return build("graph-wavenet", num_nodes=n, graph=adj)
 
 
+def _main_lineup(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], list[int], list[str]]]:
+    """``(label, config, batches, dtypes)`` of the main section, teacher first."""
+    n = args.nodes
+    lineup = []
+    if not args.no_teacher:
+        lineup.append(("graph-wavenet", model_config("graph-wavenet", n), args.teacher_batch or args.batch,
+                       args.teacher_dtypes or args.dtypes))
+    for student in args.students:
+        for width in args.widths:
+            lineup.append((f"{student}-h{width}", model_config(student, n, hidden=width), args.batch, args.dtypes))
+    return lineup
+
+
+def probe_captures(args: argparse.Namespace, deadline: Deadline | None = None,
+                   known: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    """The probe verdict of every CUDA-graph setting of the main section (:func:`benchmarks.capture.probe`,
+    keyed by :func:`~benchmarks.capture.setting_key`; those in ``known`` are not probed again); ``{}`` when
+    no CUDA graph is asked for or there is no CUDA device."""
+    if "main" not in args.sections or "cuda-graph" not in args.modes or args.device_kind != "cuda":
+        return {}
+    adj = random_graph(args.nodes, seed=0)
+    jobs = [CaptureJob(setting_key(config, b, d), config, adj, b, d)
+            for _, config, batches, dtypes in _main_lineup(args) for d in dtypes for b in batches]
+    return probe_missing(jobs, known, device=args.device, deadline=deadline)
+
+
 def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[[], nn.Module], *,
-           batches, modes, dtypes, args, nodes: int, deadline: Deadline | None = None) -> None:
+           batches, modes, dtypes, args, nodes: int, deadline: Deadline | None = None,
+           verdicts: dict[str, str | None] | None = None, config: dict[str, Any] | None = None) -> None:
+    """Time ``make()`` in every (mode, precision, batch), one row each. A CUDA-graph setting whose probe
+    verdict (``verdicts``, by :func:`~benchmarks.capture.setting_key` of ``config``) says it does not capture
+    is recorded as not capturable and not tried; a setting that fails is recorded with the reason and the
+    next one runs."""
     deadline = deadline or Deadline()
+    verdicts = verdicts or {}
     deadline.check(f"{section}: {label} n={nodes}")
     try:
         model = make()
@@ -165,22 +207,28 @@ def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[
     for mode in modes:
         for dtype in dtypes:
             for batch in batches:
+                setting = {"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
+                           "dtype": dtype}
                 if mode == "cuda-graph" and args.device_kind != "cuda":
-                    rows.append({"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
-                                 "dtype": dtype, "threads": torch.get_num_threads(), "skipped": NO_CUDA})
+                    rows.append({**setting, "threads": torch.get_num_threads(), "skipped": NO_CUDA})
+                    continue
+                verdict = (verdicts.get(setting_key(config, batch, dtype))
+                           if mode == "cuda-graph" and config is not None else None)
+                if verdict is not None:
+                    rows.append({**setting, "skipped": not_capturable(verdict)})
+                    print(f"  {label} n={nodes} b={batch} {mode} {dtype}: {not_capturable(verdict)}", file=sys.stderr)
                     continue
                 deadline.check(f"{section}: {label} n={nodes} b={batch} {mode} {dtype}")
                 try:
                     r: LatencyResult = measure(model, batch_size=batch, device=args.device, mode=mode, dtype=dtype,
                                                warmup=args.warmup, iters=args.iters, name=label)
-                except Exception as exc:  # e.g. out of memory at 8600 nodes: recorded with the reason
+                except Exception as exc:  # out of memory at 8600 nodes, a capture: recorded with the reason
                     if args.debug:
                         traceback.print_exc()
-                    rows.append({"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
-                                 "dtype": dtype, "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
-                    print(f"  {label} n={nodes} b={batch} {mode} {dtype}: failed ({type(exc).__name__})", file=sys.stderr)
-                    if args.device_kind == "cuda":
-                        torch.cuda.empty_cache()
+                    why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                    rows.append({**setting, "skipped": not_capturable(why) if isinstance(exc, CaptureError) else why})
+                    print(f"  {label} n={nodes} b={batch} {mode} {dtype}: failed ({why})", file=sys.stderr)
+                    release_cached_memory()  # does nothing once a capture failed in this process
                     continue
                 row = {"section": section, **r.to_dict(), "threads": torch.get_num_threads()}
                 rows.append(row)
@@ -241,20 +289,22 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Deadline | None = None) -> None:
+def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Deadline | None = None,
+            verdicts: dict[str, str | None] | None = None) -> None:
     """Measure the sections of ``args`` (resolved by :func:`resolve_args`), appending one row per setting
     to ``rows``. Past ``deadline`` it raises :class:`~benchmarks.budget.OutOfTime` before the next setting;
-    the rows measured so far stay in ``rows``."""
+    the rows measured so far stay in ``rows``. ``verdicts`` are the CUDA-graph probe's
+    (:func:`probe_captures`; probed here when ``None``)."""
+    if verdicts is None:
+        verdicts = probe_captures(args, deadline)
     if "main" in args.sections:
+        from stgkd.nn.registry import from_config
+
         n = args.nodes
         adj = torch.from_numpy(random_graph(n, seed=0))
-        common = dict(batches=args.batch, modes=args.modes, dtypes=args.dtypes, args=args, nodes=n, deadline=deadline)
-        if not args.no_teacher:
-            _timed(rows, "main", "graph-wavenet", lambda: _teacher(n, adj),
-                   **{**common, "batches": args.teacher_batch or args.batch, "dtypes": args.teacher_dtypes or args.dtypes})
-        for student in args.students:
-            for width in args.widths:
-                _timed(rows, "main", f"{student}-h{width}", lambda s=student, w=width: _student(s, n, adj, w), **common)
+        for label, config, batches, dtypes in _main_lineup(args):
+            _timed(rows, "main", label, lambda c=config: from_config(c, adj), batches=batches, modes=args.modes,
+                   dtypes=dtypes, args=args, nodes=n, deadline=deadline, verdicts=verdicts, config=config)
     if "scaling" in args.sections:
         for n in args.scaling_nodes:
             adj = torch.from_numpy(random_graph(n, seed=0))
@@ -390,7 +440,7 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
                          f"{r.get('cpu_count')} cores) | | | |")
         else:
             lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r.get('threads', '')} | "
-                         f"{r['mode']} | {r['dtype']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{r['mode']} | {precision_label(r['dtype'], r.get('precision'))} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{_rate(r['throughput'])} |")
     return lines
 

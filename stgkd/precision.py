@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["DTYPES", "RECURRENT", "METHODS", "InferencePrecision", "autocast", "has_recurrent",
-           "inference_precision", "training_autocast", "needs_grad_scaler", "grad_scaler"]
+           "inference_precision", "precision_label", "training_autocast", "needs_grad_scaler", "grad_scaler"]
 
 #: precision names -> the dtype autocast computes in
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -91,6 +91,12 @@ def inference_precision(model: nn.Module, dtype: str) -> InferencePrecision:
     if dtype == "fp32":
         return InferencePrecision(dtype, "fp32")
     return InferencePrecision(dtype, "cast" if has_recurrent(model) else "autocast")
+
+
+def precision_label(dtype: str, method: str | None = None) -> str:
+    """A precision as it ran, for tables: ``"bf16"`` (autocast or fp32) or ``"bf16, cast"`` (the model cast
+    whole)."""
+    return f"{dtype}, cast" if method == "cast" else str(dtype)
 
 
 def training_autocast(device: torch.device, enabled: bool = True):

@@ -25,13 +25,26 @@ def _lat_cell(row: dict[str, Any] | None) -> str:
     return f"{row['median_ms']:.3f}"
 
 
+def _precision_note(rows: list[dict[str, Any]]) -> str:
+    """How the low precisions ran: autocast, except the models listed, which were cast whole."""
+    cast = list(dict.fromkeys(r["model"] for r in rows if r.get("precision") == "cast"))
+    if not cast:
+        return "bf16 = autocast"
+    return (f"bf16 = autocast, except {', '.join(cast)}: models with recurrent layers, cast whole to bf16 "
+            "(cuDNN's RNN under autocast computes in fp16 whatever is asked)")
+
+
 def _latency_section(rec: dict[str, Any]) -> list[str]:
     rows = rec.get("results", [])
     st = rec.get("settings", {})
     out = _section_head(rec)
     out += [f"Median ms per call ({st.get('iters')} timed calls after {st.get('warmup')} warm-up, "
-            "`stgkd.latency.measure`; inputs already on the device; bf16 = autocast); untrained models of the right "
-            "shape on a seeded random graph (8 neighbours per sensor).", ""]
+            f"`stgkd.latency.measure`; inputs already on the device; {_precision_note(rows)}); untrained models of "
+            "the right shape on a seeded random graph (8 neighbours per sensor).", ""]
+    capture = {k: v for k, v in (rec.get("capture") or {}).items() if v}
+    if capture:
+        out += [f"> **Not capturable as CUDA graphs** (probed in a child process; these settings were timed eagerly "
+                f"only): {'; '.join(f'{k}: {v}' for k, v in capture.items())}.", ""]
     busy = [r for r in rows if r.get("busy")]
     if busy:
         loads = sorted({(r.get("load_average") or [0])[0] for r in busy})
@@ -137,7 +150,8 @@ def _timing_section(rec: dict[str, Any]) -> list[str]:
     out = _section_head(rec)
     out += [f"Median ms per call ({rec.get('iters')} timed after {rec.get('warmup')} warm-up) on input "
             f"(B, 12, {rec.get('nodes')}, 2), graph: {rec.get('graph')}; forward in eval mode without gradients, "
-            "forward+backward in train mode with the forecast's mean as the loss; bf16 = autocast.", ""]
+            f"forward+backward in train mode with the forecast's mean as the loss; {_precision_note(rec.get('models', []))}.",
+            ""]
     if rec.get("models"):
         out += models_table(rec["models"])
     return out
