@@ -1,23 +1,28 @@
 """Wall-clock budgets for benchmark parts: a deadline checked between units of work, and fair shares.
 
-A :class:`Deadline` is an instant on :func:`time.monotonic` (or none). Code that measures many
-settings calls :meth:`Deadline.check` before each one; past the deadline it raises
-:class:`OutOfTime` naming the unit it did not start, and whatever was measured before stays in the
-caller's lists. A unit is never interrupted, so a part ends at most one unit past its deadline.
+A :class:`Deadline` is an instant on a clock (:func:`time.monotonic` unless another is given, as tests
+do), or none. Code that measures many settings calls :meth:`Deadline.check` before each one; past the
+deadline it raises :class:`OutOfTime` naming the unit it did not start, and whatever was measured before
+stays in the caller's lists. A unit is never interrupted, so a part ends at most one unit past its
+deadline.
 
 :class:`TimeShares` splits what is left of a deadline between training runs still to do, by weight:
-each run gets ``(time left - reserve) * weight / (weight of the runs left)`` as a
-:class:`~stgkd.engine.callbacks.TimeLimit`, so a run that stops early (early stopping) leaves its
-time to the runs after it, and the last run of the last seed still gets its share.
+each run gets ``(time left - reserve) * weight / (weight of the runs left)`` as a :class:`ShareLimit`
+(a :class:`~stgkd.engine.callbacks.TimeLimit` that lets the run finish ``min_epochs`` first), so a run
+that stops early (early stopping) leaves its time to the runs after it, and the last run of the last
+seed still gets its share.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-__all__ = ["Deadline", "OutOfTime", "TimeShares"]
+from stgkd.engine.callbacks import TimeLimit
+
+__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares"]
 
 
 class OutOfTime(Exception):
@@ -30,18 +35,20 @@ class OutOfTime(Exception):
 
 @dataclass
 class Deadline:
-    """An instant on :func:`time.monotonic` (``end=None``: no limit)."""
+    """An instant ``end`` on ``clock`` (``end=None``: no limit; the clock is :func:`time.monotonic` unless
+    another is given)."""
 
     end: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @classmethod
-    def after(cls, seconds: float | None) -> "Deadline":
-        """``seconds`` from now (``None``: no limit)."""
-        return cls(None if seconds is None else time.monotonic() + float(seconds))
+    def after(cls, seconds: float | None, *, clock: Callable[[], float] = time.monotonic) -> "Deadline":
+        """``seconds`` from now on ``clock`` (``None``: no limit)."""
+        return cls(None if seconds is None else clock() + float(seconds), clock)
 
     def remaining(self) -> float:
         """Seconds left (``inf`` without a limit, negative once past it)."""
-        return math.inf if self.end is None else self.end - time.monotonic()
+        return math.inf if self.end is None else self.end - self.clock()
 
     def expired(self) -> bool:
         return self.remaining() <= 0
@@ -54,7 +61,21 @@ class Deadline:
     def earliest(self, other: "Deadline") -> "Deadline":
         """The earlier of the two deadlines."""
         ends = [e for e in (self.end, other.end) if e is not None]
-        return Deadline(min(ends) if ends else None)
+        return Deadline(min(ends) if ends else None, self.clock)
+
+
+class ShareLimit(TimeLimit):
+    """A run's share of a time budget: a :class:`~stgkd.engine.callbacks.TimeLimit` at the instant
+    ``until`` that does not stop the run before epoch ``min_epochs`` (so every run that starts reaches the
+    passes a result needs; the part's deadline then stops the runs after it from starting)."""
+
+    def __init__(self, *, until: float, min_epochs: int = 0) -> None:
+        super().__init__(until=until)
+        self.min_epochs = int(min_epochs)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        if epoch >= self.min_epochs:
+            super().on_epoch_end(trainer, epoch, logs)
 
 
 class TimeShares:
@@ -64,19 +85,20 @@ class TimeShares:
         deadline: the budget being shared (no limit: :meth:`callbacks` returns no callback).
         total_weight: the weights of every run still to come, summed.
         reserve: seconds kept back for the work after the last run (e.g. timing the trained models).
+        min_epochs: epochs every run trains before its share can stop it (default: 0).
     """
 
-    def __init__(self, deadline: Deadline | None, total_weight: float, *, reserve: float = 0.0) -> None:
+    def __init__(self, deadline: Deadline | None, total_weight: float, *, reserve: float = 0.0,
+                 min_epochs: int = 0) -> None:
         self.deadline = deadline or Deadline()
         self.left = float(total_weight)
         self.reserve = float(reserve)
+        self.min_epochs = int(min_epochs)
 
     def callbacks(self, weight: float) -> list:
         """The callbacks of the next run (weight ``weight``); its weight is then taken off."""
-        from stgkd.engine.callbacks import TimeLimit
-
         left, self.left = self.left, max(0.0, self.left - weight)
         if self.deadline.end is None:
             return []
         share = max(0.0, self.deadline.remaining() - self.reserve) * weight / max(left, weight)
-        return [TimeLimit(until=time.monotonic() + share)]
+        return [ShareLimit(until=self.deadline.clock() + share, min_epochs=self.min_epochs)]

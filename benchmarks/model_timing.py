@@ -6,9 +6,13 @@ Run::
     python -m benchmarks.model_timing --device cpu --iters 3 --warmup 1
 
 Part 1 times every model in ``stgkd.nn.MODELS`` (teachers at their paper defaults, students at
-their defaults) on a METR-LA-sized input ``(64, 12, 207, 2)`` in fp32 and bf16 autocast, forward
+their defaults) on a METR-LA-sized input ``(64, 12, 207, 2)`` in fp32 and bf16, forward
 (eval, no grad) and forward+backward (train mode, mean of the forecast as the loss), and every
-student at batch 1. Part 2 measures the static-graph operator of the ``gcn-gru`` student,
+student at batch 1. bf16 is autocast, or, for a model with recurrent layers, a copy of the model cast
+to bf16 (cuDNN's RNN under CUDA autocast runs fp16 whatever is asked); each row's ``precision`` says
+which (:func:`stgkd.precision.inference_precision`). Models are timed in order of value
+(:func:`value_order`): Graph WaveNet, the students, then the peers, so a time budget spent on a slow
+peer never costs the models the study is about. Part 2 measures the static-graph operator of the ``gcn-gru`` student,
 ``"dense"`` (precomputed ``(N, N)`` matrix, one matmul) against ``"gcnconv"`` (PyG ``GCNConv`` with
 a node-offset batched edge list), as one graph layer alone and as the whole student, at
 ``(B=1, N=207, D=32)`` and ``(B=64, N=207, D=32)``; the two are timed in alternating rounds so
@@ -47,9 +51,9 @@ import stgkd.nn
 from benchmarks.budget import Deadline
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from stgkd.errors import ConfigError
-from stgkd.latency import device_name, is_busy, random_graph
+from stgkd.latency import device_name, is_busy, random_graph, release_cached_memory
 from stgkd.nn import MODELS, build, count_flops
-from stgkd.precision import autocast
+from stgkd.precision import inference_precision, precision_label
 
 ROOT = Path(__file__).resolve().parents[1]
 METR_LA_ADJ = ROOT / ".." / "shared" / "data" / "metr-la-week" / "adj_mx.pkl"
@@ -76,6 +80,7 @@ class Timing:
     gflops: float  # forward FLOPs estimate (stgkd.nn.count_flops), fp32, this batch
     device: str
     error: str = ""
+    precision: str = ""  # how dtype ran: "fp32", "autocast" or "cast" (stgkd.precision.inference_precision)
 
 
 def load_graph(num_nodes: int) -> tuple[np.ndarray, str]:
@@ -116,26 +121,39 @@ def time_call(fn: Callable[[], Any], device: torch.device, *, warmup: int, iters
 
 def time_model(model: nn.Module, x: Tensor, *, passes: str, dtype: str, device: torch.device,
                warmup: int, iters: int) -> list[float]:
-    """Time ``model(x)`` (eval, no grad) or one forward+backward (train mode)."""
+    """Time ``model(x)`` (eval, no grad) or one forward+backward (train mode) at precision ``dtype``
+    (autocast, or a copy of a model with recurrent layers cast to ``dtype``: :func:`inference_precision`)."""
+    if passes not in ("forward", "forward+backward"):
+        raise ConfigError(f"passes={passes!r}: 'forward' or 'forward+backward'")
+    precision = inference_precision(model, dtype)
+    run, xin = precision.prepare(model), precision.inputs(x)
     if passes == "forward":
-        model.eval()
+        run.eval()
 
         def step() -> None:
-            with torch.no_grad(), autocast(device, dtype):
-                model(x)
-
-    elif passes == "forward+backward":
-        model.train()
-
-        def step() -> None:
-            with autocast(device, dtype):
-                loss = model(x).float().mean()
-            loss.backward()
-            model.zero_grad(set_to_none=True)
+            with torch.no_grad(), precision.context(device):
+                run(xin)
 
     else:
-        raise ConfigError(f"passes={passes!r}: 'forward' or 'forward+backward'")
+        run.train()
+
+        def step() -> None:
+            with precision.context(device):
+                loss = run(xin).float().mean()
+            loss.backward()
+            run.zero_grad(set_to_none=True)
+
     return time_call(step, device, warmup=warmup, iters=iters)
+
+
+def value_order(names: list[str]) -> list[str]:
+    """``names`` in order of value: Graph WaveNet (the teacher), the students, then every other model (the
+    peers), each group alphabetical."""
+    def rank(name: str) -> tuple[int, str]:
+        role = getattr(MODELS.get(name), "role", "")
+        return (0 if name == "graph-wavenet" else 1 if role == "student" else 2, name)
+
+    return sorted(names, key=rank)
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -154,7 +172,8 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[in
     """Time every model in ``names`` at the batches of its role (``batches["teacher"|"student"]``).
 
     Rows are appended to ``rows`` (a new list by default) and returned. Past ``deadline`` it raises
-    :class:`~benchmarks.budget.OutOfTime` before the next setting; ``rows`` keeps what was timed.
+    :class:`~benchmarks.budget.OutOfTime` before the next setting; ``rows`` keeps what was timed. A setting
+    that fails is recorded with its error and the next one runs.
     """
     n = adj.shape[0]
     rows = [] if rows is None else rows
@@ -186,8 +205,10 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[in
                         stats = dict.fromkeys(("median_ms", "mean_ms", "std_ms", "min_ms"), float("nan"))
                         error = f"{type(exc).__name__}: {exc}"
                         traceback.print_exc()
+                        release_cached_memory()
                     row = Timing(name, cls.role, batch, dtype, p, **stats, iters=iters, warmup=warmup,
-                                 parameters=params, gflops=round(gflops, 4), device=str(device), error=error)
+                                 parameters=params, gflops=round(gflops, 4), device=str(device), error=error,
+                                 precision=inference_precision(model, dtype).method)
                     rows.append(row)
                     log(f"{name:14s} B={batch:<3d} {dtype} {p:17s} {row.median_ms:10.2f} ms {error}")
             del model
@@ -267,7 +288,7 @@ def models_table(models: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {r['model']} | {r['role']} | {r['batch']} | | | | build failed: {r['error'][:80]} | |")
             continue
         lines.append(
-            f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {r['dtype']} | "
+            f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {precision_label(r['dtype'], r.get('precision'))} | "
             f"{_fmt(by_pass.get('forward', float('nan')))} | {_fmt(by_pass.get('forward+backward', float('nan')))} |"
         )
     return lines
@@ -351,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     adj, graph_desc = load_graph(args.nodes)
-    names = args.models if args.models else MODELS.names()
+    names = args.models if args.models else value_order(MODELS.names())
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     info = machine()
     print(f"model_timing on {device} ({device_name(device)}), graph: {graph_desc}")

@@ -19,8 +19,17 @@ command, the device, versions, the training budget and, per model and seed, the 
 epochs and seconds; per model the parameters, FLOPs and latency.
 
 For every seed the suite trains the teacher (Graph WaveNet), then each student twice (plainly, and
-distilled from that seed's teacher with stgkd's default :class:`~stgkd.distill.DistillConfig`), then
-the peers, all with the same windows, split, scaler, optimiser settings and budget.
+distilled from that seed's teacher with stgkd's default :class:`~stgkd.distill.DistillConfig`); then,
+for every seed, the peers: all with the same windows, split, scaler, optimiser settings and budget, in
+order of value, so that a time budget spent on a slow peer never costs the models the study is about.
+
+Under a time budget every run gets its share (:class:`~benchmarks.budget.TimeShares`) but trains at least
+``--min-passes`` epochs first (default: the main body's rule, :data:`benchmarks.table.records.MIN_PASSES`),
+so every run that starts reaches the passes a result needs; the runs the budget leaves no time for are
+not started, and the record says which. Latency of the trained models is timed eagerly and, on CUDA, as
+a CUDA graph where a probe in a child process captured the model (:mod:`benchmarks.capture`): a model
+that cannot be captured (PGT's TGCN copies a CPU tensor to the device in its forward) is recorded as
+"not capturable: <reason>" and costs no other model its figures.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from benchmarks import suites as _suites
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from benchmarks.record import environment, log
-from benchmarks.table.records import SCHEMA  # re-exported; the record schema's home is the module that reads it
+from benchmarks.table.records import MIN_PASSES, SCHEMA  # SCHEMA re-exported; its home is the module that reads it
 from stgkd.errors import ConfigError, DataError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
@@ -117,9 +126,13 @@ def _batches(n_train: int, args: argparse.Namespace) -> tuple[int, int]:
     return run, full
 
 
-def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
-    """Parameters, FLOPs (batch 1) and latency at batch 1 and 64 of a trained model."""
-    from stgkd.latency import measure
+def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namespace, label: str,
+                   verdicts: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Parameters, FLOPs (batch 1) and latency at batch 1 and 64 of a trained model; on CUDA eagerly and as a
+    CUDA graph, the latter only where the capture probe (``verdicts``, by
+    :func:`~benchmarks.capture.setting_key`) captured it."""
+    from benchmarks.capture import not_capturable, setting_key
+    from stgkd.latency import CaptureError, measure, release_cached_memory
     from stgkd.nn import count_flops
 
     model = model.eval()
@@ -138,13 +151,22 @@ def _model_profile(model: torch.nn.Module, *, device: str, args: argparse.Namesp
         for batch in args.latency_batches:
             iters = args.latency_iters if batch == 1 else max(3, args.latency_iters // 4)
             key = f"{'cuda' if device == 'cuda' else 'cpu'}-{mode}-b{batch}"
+            verdict = None
+            if mode == "cuda-graph" and hasattr(model, "config"):
+                verdict = (verdicts or {}).get(setting_key(model.config(), batch, "fp32"))
+            if verdict is not None:
+                latency[key] = {"error": not_capturable(verdict)}
+                log(f"{label}: latency {key}: {not_capturable(verdict)}")
+                continue
             try:
                 r = measure(model, batch_size=batch, device=device, mode=mode, warmup=args.latency_warmup,
                             iters=iters, name=label)
                 latency[key] = r.to_dict()
-            except Exception as exc:  # e.g. a model that cannot be captured in a CUDA graph
-                latency[key] = {"error": f"{type(exc).__name__}: {exc}"}
-                log(f"{label}: latency {key} failed ({type(exc).__name__}: {exc})")
+            except Exception as exc:  # out of memory; a capture the probe passed that fails here
+                why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                latency[key] = {"error": not_capturable(why) if isinstance(exc, CaptureError) else why}
+                log(f"{label}: latency {key} failed ({why})")
+                release_cached_memory()  # does nothing once a capture failed in this process
     model.to(device)
     return {"parameters": int(params), "flops": flops, "latency": latency}
 
@@ -174,14 +196,32 @@ class _SuiteState:
     runs_done: int = 0
     profiled: set[str] = field(default_factory=set)
     unprofiled: list[str] = field(default_factory=list)
+    graph: Any = None
+    capture: dict[str, str | None] = field(default_factory=dict)
 
     def entry(self, label: str, name: str, kind: str, hp: dict[str, Any]) -> dict[str, Any]:
         return self.models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
+
+    def probe(self, *, device: str, args: argparse.Namespace, deadline: Deadline) -> None:
+        """On CUDA, whether each trained model not yet timed captures as a CUDA graph, asked of a child
+        process (:func:`benchmarks.capture.probe`; settings another part probed are not asked again)."""
+        from benchmarks.capture import CaptureJob, probe_missing, setting_key
+
+        if device != "cuda":
+            return
+        jobs = [CaptureJob(setting_key(m.config(), b, "fp32"), m.config(), self.graph, b, "fp32")
+                for label, m in self.last_models.items() if label not in self.profiled and hasattr(m, "config")
+                for b in args.latency_batches]
+        jobs = list({job.key: job for job in jobs}.values())  # a plain and a distilled student share a setting
+        known = {**(getattr(args, "capture_verdicts", None) or {}), **self.capture}
+        self.capture.update(probe_missing(jobs, known, device=device, deadline=deadline, log=log))
 
     def profile(self, *, device: str, args: argparse.Namespace, deadline: Deadline) -> None:
         """Parameters, FLOPs and latency of the last trained model of each label not yet timed
         (those left when the deadline has passed are listed in ``unprofiled``)."""
         self.unprofiled = []
+        if not deadline.expired() and any(label not in self.profiled for label in self.last_models):
+            self.probe(device=device, args=args, deadline=deadline)
         for label, model in self.last_models.items():
             if label in self.profiled:
                 continue
@@ -189,7 +229,8 @@ class _SuiteState:
                 self.unprofiled.append(label)
                 continue
             log(f"profiling {label}")
-            self.models[label].update(_model_profile(model, device=device, args=args, label=label))
+            self.models[label].update(_model_profile(model, device=device, args=args, label=label,
+                                                     verdicts=self.capture))
             self.profiled.add(label)
 
     def result(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -217,6 +258,7 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
     shares = shares or TimeShares(None, 0)
 
     teacher_name = suite.teacher[0]
+    state.graph = data.adj
     for seed in args.seed_list:
         cfg = _train_config(args, seed, device)
         common = dict(config=cfg, progress=args.progress, log=False, evaluate_test=True, overwrite=True)
@@ -265,7 +307,10 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
                 state.last_models[label] = res.model
                 state.runs_done += 1
                 log(f"seed {seed}: {label} test MAE {res.test['avg']['mae']:.3f} ({time.perf_counter() - t0:.0f}s)")
-        # ---------------------------------------------------------------- peers
+    # -------------------------------------------------------------------- peers, after every seed's students
+    for seed in args.seed_list:
+        cfg = _train_config(args, seed, device)
+        common = dict(config=cfg, progress=args.progress, log=False, evaluate_test=True, overwrite=True)
         for p_label, p_name, p_hp in peers:
             deadline.check(f"seed {seed}: {p_label}")
             log(f"seed {seed}: peer {p_label}")
@@ -327,6 +372,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
     deadline = deadline or Deadline()
     shares = shares or TimeShares(None, 0)
     prepared, info = prepare_los_loop(data, device=device)
+    state.graph = prepared.adj
     run_b, full_b = _batches(len(prepared.train), args)
     state.dataset_info = {
         "windows": [len(prepared.train), len(prepared.val), len(prepared.test)],
@@ -387,6 +433,8 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
                 finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0, cbs)
                 if kind == "student+kd":
                     state.models[label]["distill"] = resolved.to_dict()
+    for seed in args.seed_list:  # peers, after every seed's students
+        cfg = _train_config(args, seed, device)
         for p_label, p_name, p_hp in peers:
             deadline.check(f"seed {seed}: {p_label}")
             log(f"seed {seed}: peer {p_label}")
@@ -427,8 +475,9 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     budget_s = deadline.remaining() if deadline.end is not None else None
+    min_epochs = min(args.epochs, max(0, getattr(args, "min_passes", MIN_PASSES)))
     shares = TimeShares(deadline, _run_weights(len(args.seed_list), students, peers),
-                        reserve=PROFILE_RESERVE * budget_s if budget_s is not None else 0.0)
+                        reserve=PROFILE_RESERVE * budget_s if budget_s is not None else 0.0, min_epochs=min_epochs)
     state = _SuiteState()
     reached = None
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"stgkd-bench-{suite.name}-"))
@@ -476,13 +525,16 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "seeds": list(args.seed_list), "epochs": args.epochs, "limit_batches": args.limit_batches,
             "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "tiny": bool(args.tiny),
             "teacher_hparams": teacher_hp, "latency_iters": args.latency_iters, "latency_warmup": args.latency_warmup,
-            "time_budget_s": budget_s,
+            "time_budget_s": budget_s, "min_epochs": min_epochs if budget_s is not None else None,
         },
         "completed": reached is None and not unprofiled,
         "reached": reached,
         "notes": notes,
+        "capture": state.capture,
         "models": models,
     }
+    if getattr(args, "reduced_by_design", None):
+        record["reduced_by_design"] = args.reduced_by_design
     return record
 
 
@@ -535,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, default=None,
                    help="wall-clock seconds for the whole suite: each training run gets its share and stops after "
                         "the epoch that spends it; no run starts past it (default: none)")
+    p.add_argument("--min-passes", type=int, default=MIN_PASSES,
+                   help="under a time budget, epochs every run trains before its share may stop it (default: "
+                        f"{MIN_PASSES}, what RESULTS.md's main body needs; capped at --epochs)")
     p.add_argument("--week", default=None,
                    help="folder of the real METR-LA week (default: $STGKD_WEEK, else ../shared/data/metr-la-week, "
                         "else .gpu/data/metr-la-week)")

@@ -16,10 +16,15 @@ for the teacher (Graph WaveNet) and the student (``gcn-gru``, hidden 32):
 A power law ``cost = a · N^k`` is fitted per model and quantity in RESULTS.md
 (:func:`benchmarks.table.records.power_law`).
 
-Under a time budget (``args.deadline`` or ``--time-budget``) a point whose predicted cost (the model's
-last point scaled by the power law fitted so far, ``N^2`` before two points exist) exceeds the time
+Under a time budget (``args.deadline`` or ``--time-budget``) a point whose cost *bound* exceeds the time
 left is skipped with that reason, and no point starts past the deadline; the record then says
-``"completed": false`` and ``"reached"`` names the first point left out.
+``"completed": false`` and ``"reached"`` names the first point left out. The bound is
+:func:`cost_bound`, not a power law fitted to the smaller sizes: on a GPU the small sizes are bound by
+kernel launches, their fitted exponent is near 0, and a prediction from it lets Graph WaveNet at 8,600
+sensors overrun. On CUDA a point whose peak-memory bound exceeds the device's memory is skipped too.
+
+On CUDA the latency is timed as a CUDA graph where a probe in a child process captured the model
+(:mod:`benchmarks.capture`; a model that does not capture is timed eagerly, and says so).
 """
 
 from __future__ import annotations
@@ -29,21 +34,57 @@ import datetime as _dt
 import math
 import shlex
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from benchmarks.budget import Deadline
 
-__all__ = ["run_scaling", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES"]
+__all__ = ["run_scaling", "cost_bound", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES"]
 
 #: training windows of METR-LA under DCRNN's split (34,272 steps, 12 + 12, 70%)
 METR_LA_TRAIN_WINDOWS = 23974
 DEFAULT_SIZES = (207, 883, 2000, 8600)
+#: the highest power of the sensor count in the cost of the models scaled here: Graph WaveNet's adaptive
+#: adjacency and diffusion and gcn-gru's dense graph operator are N x N products
+COST_DEGREE = 2
+#: a point is started only when its cost bound times this margin (timing noise) fits in the time left
+BOUND_MARGIN = 1.25
 
 
-def _time_training(model, prepared, *, batch_size: int, batches: int, warmup: int, device: str) -> tuple[float, float | None]:
-    """Mean seconds per optimiser step and the peak GPU memory (MiB, CUDA only)."""
+def cost_bound(done: Sequence[tuple[int, float]], n: int, *, degree: int = COST_DEGREE) -> float | None:
+    """An upper bound on a cost at size ``n`` from the costs ``done`` (``(size, cost)`` pairs) measured at
+    sizes up to ``n``; ``None`` without any.
+
+    The cost is taken to be ``c(N) = a + b_1 N + ... + b_d N^d`` with non-negative terms (a fixed overhead
+    such as kernel launches, work per sensor, the dense ``N x N`` products), ``d = degree``. With ``m0``
+    the smallest size measured (cost ``w0``) and ``m`` the largest (cost ``w``), every term but ``a``
+    grows at most as ``(N/m)^d``, so for ``n >= m``::
+
+        c(n) <= a + (w - a) (n/m)^d,
+
+    which decreases in ``a``; and every term but ``a`` shrinks at least as ``N/m`` below ``m``, so
+    ``w0 <= a + (w - a) m0/m``, i.e. ``a >= (w0 - w r) / (1 - r)`` with ``r = m0/m``. The bound takes the
+    least such ``a`` (and ``a >= 0``): launch-bound small sizes (``w0`` close to ``w``) give a large ``a``
+    and a bound that grows with ``(n/m)^d`` only in the part of the cost that does.
+    """
+    pts = sorted((int(m), float(w)) for m, w in done if m <= n)
+    if not pts:
+        return None
+    (m0, w0), (m, w) = pts[0], pts[-1]
+    if m == n:
+        return w
+    a = 0.0
+    if m > m0:
+        r = m0 / m
+        a = min(w, max(0.0, (w0 - w * r) / (1.0 - r)))
+    return a + (w - a) * (n / m) ** degree
+
+
+def _time_training(model, prepared, *, batch_size: int, batches: int, warmup: int,
+                   device: str) -> tuple[float, float | None, float]:
+    """Mean seconds per optimiser step, the peak GPU memory (MiB, CUDA only) and the seconds of the untimed
+    warm-up steps (lazy initialisation, autotuning)."""
     from stgkd.distill.losses import masked_mae
 
     model.train()
@@ -54,6 +95,7 @@ def _time_training(model, prepared, *, batch_size: int, batches: int, warmup: in
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     times = []
+    warm = 0.0
     for i in range(warmup + batches):
         idx = (torch.arange(batch_size) + i * batch_size) % n
         batch = prepared.train.batch(idx).to(device)
@@ -69,20 +111,22 @@ def _time_training(model, prepared, *, batch_size: int, batches: int, warmup: in
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+        else:
+            warm += time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-    return sum(times) / len(times), peak
+    return sum(times) / len(times), peak, warm
 
 
 def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, size) point and return the record ``benchmarks.run`` writes."""
     import json
 
+    from benchmarks.capture import CaptureJob, model_config, not_capturable, probe_missing, setting_key
     from benchmarks.record import environment, log
-    from benchmarks.table.records import power_law
     from stgkd.data.synthetic import generate
     from stgkd.data.windows import prepare
     from stgkd.errors import ConfigError
-    from stgkd.latency import is_busy, load_average, measure
+    from stgkd.latency import CaptureError, is_busy, load_average, measure, release_cached_memory
     from stgkd.nn import build_for
 
     device = args.device
@@ -97,35 +141,58 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     points = []
     skipped = []
-    walls: dict[str, list[tuple[int, float]]] = {}  # model -> (N, seconds of its point)
+    costs: dict[str, list[tuple[int, float]]] = {}  # model -> (N, seconds of its point after warm-up)
+    peaks: dict[str, list[tuple[int, float]]] = {}  # model -> (N, peak GPU MiB)
     reached = None
+    memory_mb = torch.cuda.get_device_properties(0).total_memory / 2**20 if device == "cuda" else None
+    graph_mode = "cuda-graph" if device == "cuda" else "eager"
+    verdicts: dict[str, str | None] = {}
+    capture_notes: dict[str, str] = {}
 
-    def predicted(name: str, n: int) -> float | None:
-        done = walls.get(name, [])
-        if not done:
-            return None
-        fit = power_law([m for m, _ in done], [w for _, w in done]) if len(done) >= 2 else None
-        k = max(1.0, fit[1]) if fit else 2.0
-        last_n, last_w = done[-1]
-        return last_w * (n / last_n) ** k
+    def too_costly(name: str, n: int) -> str | None:
+        """Why ``name`` at ``n`` is not started (time or memory bound over what is left), else ``None``."""
+        if deadline.expired():
+            return "time budget spent"
+        bound = cost_bound(costs.get(name, []), n)
+        if bound is not None and BOUND_MARGIN * bound > deadline.remaining():
+            return (f"its cost bound from N={', '.join(str(m) for m, _ in costs[name])} is {bound:.0f} s "
+                    f"(a + b N + c N^{COST_DEGREE}), {deadline.remaining():.0f} s left")
+        mem = cost_bound(peaks.get(name, []), n)
+        if memory_mb is not None and mem is not None and mem > 0.9 * memory_mb:
+            return f"its peak-memory bound is {mem / 1024:.0f} GiB of the GPU's {memory_mb / 1024:.0f} GiB"
+        return None
 
     for n in sizes:
-        if deadline.expired():
-            reached = reached or f"N={n}"
-            skipped.append(f"every model at N={n} (time budget spent)")
+        todo = []
+        for name, hp, max_nodes in lineup:
+            if max_nodes is not None and n > max_nodes:
+                skipped.append(f"{name} at N={n} (above --teacher-max-nodes {max_nodes})")
+                continue
+            why = too_costly(name, n)
+            if why is not None:
+                skipped.append(f"{name} at N={n} ({why})")
+                reached = reached or f"{name} N={n}"
+                log(f"scaling: {name} N={n} skipped ({why})")
+                continue
+            todo.append((name, hp))
+        if not todo:
             continue
         log(f"scaling: generating a {n}-sensor network")
         data, _ = generate(num_nodes=n, num_days=1, seed=0)
         prepared = prepare(data, device=device)
         edges = int((data.adj != 0).sum())
-        for name, hp, max_nodes in lineup:
-            if max_nodes is not None and n > max_nodes:
-                skipped.append(f"{name} at N={n} (above --teacher-max-nodes {max_nodes})")
-                continue
-            guess = predicted(name, n)
-            if deadline.expired() or (guess is not None and guess > deadline.remaining()):
-                why = ("time budget spent" if deadline.expired() else
-                       f"predicted {guess:.0f} s from the smaller sizes, {deadline.remaining():.0f} s left")
+
+        def config_of(name: str, hp: dict[str, Any]) -> dict[str, Any]:
+            return model_config(name, n, in_steps=prepared.in_steps, out_steps=prepared.out_steps,
+                                in_channels=prepared.in_channels, **hp)
+
+        if graph_mode == "cuda-graph" and not verdicts:  # the first size: ask a child process what captures
+            jobs = [CaptureJob(setting_key(config_of(name, hp), b, "fp32"), config_of(name, hp), data.adj, b, "fp32")
+                    for name, hp, _ in lineup for b in args.latency_batches]
+            verdicts = probe_missing(jobs, getattr(args, "capture_verdicts", None), device=device, deadline=deadline)
+        for name, hp in todo:
+            why = too_costly(name, n)  # the time the models before it took
+            if why is not None:
                 skipped.append(f"{name} at N={n} ({why})")
                 reached = reached or f"{name} N={n}"
                 log(f"scaling: {name} N={n} skipped ({why})")
@@ -134,15 +201,19 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
             torch.manual_seed(0)
             model = build_for(name, prepared, **hp).to(device)
             log(f"scaling: {name} N={n}: training steps")
-            spb, peak = _time_training(model, prepared, batch_size=args.batch_size, batches=args.scaling_batches,
-                                       warmup=args.scaling_warmup, device=device)
+            spb, peak, warm = _time_training(model, prepared, batch_size=args.batch_size,
+                                             batches=args.scaling_batches, warmup=args.scaling_warmup, device=device)
             point: dict[str, Any] = {
                 "model": name, "nodes": n, "edges": edges, "parameters": sum(p.numel() for p in model.parameters()),
                 "seconds_per_batch": spb, "batch_size": args.batch_size,
                 "full_epoch_seconds_est": spb * math.ceil(METR_LA_TRAIN_WINDOWS / args.batch_size),
                 "peak_gpu_mem_mb": peak,
             }
-            mode = "cuda-graph" if device == "cuda" else "eager"
+            config = config_of(name, hp)
+            refused = {b: verdicts.get(setting_key(config, b, "fp32")) for b in args.latency_batches}
+            mode = "eager" if any(refused.values()) else graph_mode  # one mode per model across the sizes
+            if mode != graph_mode:
+                capture_notes[name] = not_capturable(next(v for v in refused.values() if v))
             for b in args.latency_batches:
                 log(f"scaling: {name} N={n}: latency batch {b}")
                 try:
@@ -152,19 +223,27 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                     point["busy"] = point.get("busy", False) or r.busy
                 except Exception as exc:  # e.g. out of memory at the largest size: recorded, not fatal
                     point[f"latency_b{b}_ms"] = None
-                    point[f"latency_b{b}_error"] = f"{type(exc).__name__}: {exc}"
+                    why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                    point[f"latency_b{b}_error"] = not_capturable(why) if isinstance(exc, CaptureError) else why
+                    release_cached_memory()  # does nothing once a capture failed in this process
             point["latency_mode"] = mode
             point["load_average"] = load_average()
             point["busy"] = point.get("busy", False) or is_busy(point["load_average"])
             point["wall_seconds"] = time.perf_counter() - t_point
-            walls.setdefault(name, []).append((n, point["wall_seconds"]))
+            # what the next size is predicted from: the point without its warm-up (lazy initialisation), with
+            # a steady step in its place
+            point["steady_seconds"] = point["wall_seconds"] - warm + spb * args.scaling_warmup
+            costs.setdefault(name, []).append((n, point["steady_seconds"]))
+            if peak is not None:
+                peaks.setdefault(name, []).append((n, peak))
             points.append(point)
             del model
-            if device == "cuda":
-                torch.cuda.empty_cache()
+            release_cached_memory()
     notes = list(args.note or [])
     if skipped:
         notes.append("Not measured: " + "; ".join(skipped) + ".")
+    for name, why in capture_notes.items():
+        notes.append(f"{name}: latency timed eagerly, {why}.")
     return {
         "schema": "stgkd-bench/1",
         "suite": "scaling",
@@ -184,9 +263,14 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "budget": {"sizes": sizes, "batch_size": args.batch_size, "batches": args.scaling_batches,
                    "warmup_batches": args.scaling_warmup, "latency_iters": args.latency_iters,
                    "latency_batches": list(args.latency_batches), "teacher_hparams": teacher_hp,
-                   "time_budget_s": budget_s},
+                   "time_budget_s": budget_s,
+                   "skip_rule": (f"a point starts only when {BOUND_MARGIN:g} x its cost bound (a + b N + c N^"
+                                 f"{COST_DEGREE} with non-negative terms, from the smallest and largest sizes "
+                                 "measured) fits in the time left" + (", and its peak-memory bound in 90% of the "
+                                                                       "GPU's memory" if device == "cuda" else ""))},
         "completed": reached is None,
         "reached": reached,
         "notes": notes,
+        "capture": verdicts,
         "points": points,
     }

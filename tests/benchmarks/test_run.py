@@ -63,3 +63,34 @@ def test_full_dataset_suite_names_missing_files(isolated_data_root, tmp_path, ca
 def test_unknown_suite_is_an_error(tmp_path, capsys):
     assert main(["--suite", "nope", "--results-dir", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_time_budget_gives_every_run_its_minimum_passes_and_peers_come_last(monkeypatch):
+    """With the budget's shares already spent, every run still trains --min-passes epochs (the passes the
+    main body needs, capped at --epochs), and the peers run after every seed's teacher and students."""
+    from benchmarks import run
+    from benchmarks.budget import Deadline
+
+    class Spent(Deadline):
+        """A deadline that never stops a run from starting, but leaves no time to share."""
+
+        def remaining(self) -> float:
+            return 1e-3
+
+        def expired(self) -> bool:
+            return False
+
+    lines: list[str] = []
+    monkeypatch.setattr(run, "log", lines.append)
+    argv = ["--suite", "synthetic", "--tiny", "--epochs", "3", "--min-passes", "2", "--seeds", "2",
+            "--limit-batches", "1", "--batch-size", "16", "--students", "gcn-gru", "--peers", "pgt-tgcn",
+            "--latency-iters", "1", "--latency-warmup", "1", "--latency-batches", "1"]
+    args = run.build_parser().parse_args(argv)
+    args.argv, args.seed_list, args.deadline = argv, [0, 1], Spent(1.0)
+    rec = run.run_suite(args)
+    seeds = [s for m in rec["models"] for s in m["seeds"]]
+    assert len(seeds) == 8 and all(s["epochs_run"] == 2 and s["time_limited"] for s in seeds)
+    assert rec["budget"]["min_epochs"] == 2
+    started = [line for line in lines if line.startswith("seed ") and "test MAE" not in line]
+    assert started.index("seed 1: gcn-gru h32 + KD") < started.index("seed 0: peer PGT TGCN")
+    assert started[-2:] == ["seed 0: peer PGT TGCN", "seed 1: peer PGT TGCN"]
