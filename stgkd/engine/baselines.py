@@ -145,7 +145,8 @@ def _two(a: float, b: float) -> tuple[str, str]:
 def _horizon_text(key: str, out_steps: int) -> str:
     if key == "avg":
         return f"on average over the {out_steps} steps"
-    return f"at {key[:-3]} min" if key.endswith("min") and key[:-3].isdigit() else f"at {key}"
+    lead = key.rstrip("abcdefghijklmnopqrstuvwxyz")  # a horizon name (stgkd.metrics.horizon_name): "60min", "3h"
+    return f"at {lead} {key[len(lead):]}" if lead.isdigit() and len(lead) < len(key) else f"at {key}"
 
 
 def baseline_candidates(prepared: Any) -> list[BaselineScore]:

@@ -16,6 +16,7 @@ from stgkd.data.windows import prepare
 from stgkd.engine.baselines import (
     BaselineScore,
     BaselineScores,
+    Shortfall,
     best_baselines,
     compare_with_baselines,
     report_baselines,
@@ -127,6 +128,8 @@ def test_best_baseline_per_horizon_and_the_comparison():
     wins = {"15min": {"mae": 3.18}, "60min": {"mae": 4.80}, "avg": {"mae": 3.91}}
     ties = {"15min": {"mae": 3.55}, "60min": {"mae": 5.12}, "avg": {"mae": 4.39}}
     assert compare_with_baselines("gwn", wins, scores) == [] and compare_with_baselines("gwn", ties, scores) == []
+    assert Shortfall("gru", "3h", "historical median", 0.3, 0.25).message() == (
+        "gru is worse than historical median at 3 h: 0.30 vs 0.25")  # an hourly series' horizon name
 
 
 def test_the_warning_line_is_printed_when_a_model_loses_and_not_when_it_wins():
