@@ -15,6 +15,10 @@ set size belongs to that case alone) with ``torch.set_num_threads(1)``:
 Goals: ``peak_extra <= 2 x raw`` and ``>= 2000`` batches/s for the METR-LA size on one core.
 
 Run: ``python -m benchmarks.data_pipeline [--cases metr-la pems07] [--seconds 3] [--out DIR]``.
+
+Refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
+:mod:`benchmarks.idle`); with ``--allow-busy`` it measures anyway, and a case served while the machine was
+busy says "busy, not a figure" instead of its batches per second (its memory figures stand).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
+from benchmarks.table.records import BUSY
 
 CASES = {"metr-la": (34272, 207), "pems07": (28224, 883)}
 GOAL_MEMORY_RATIO = 2.0
@@ -55,6 +62,7 @@ class CaseResult:
     batch_size: int
     batches_timed: int
     windows_train: int
+    busy: bool = False  # the machine was busy while the case was served (benchmarks.idle.busy_now)
 
 
 def _rss_bytes() -> int:
@@ -146,7 +154,11 @@ def run_case(case: str, *, seconds: float = 3.0, batch_size: int = 64, seed: int
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker for {case} failed:\n{proc.stderr}")
-    return CaseResult(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    from benchmarks.idle import busy_now
+
+    result = CaseResult(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    result.busy = result.busy or busy_now()
+    return result
 
 
 def machine() -> dict[str, str]:
@@ -187,7 +199,8 @@ def to_markdown(results: list[CaseResult], command: str, info: dict[str, str], w
         lines.append(
             f"| {r.case} | {r.steps} x {r.nodes} | {r.raw_mb:.1f} | {r.generate_s:.2f} | {r.setup_s:.3f} | "
             f"{r.peak_extra_mb:.1f} ({r.peak_extra_ratio:.2f}x) | {r.tracemalloc_peak_mb:.1f} | {r.inputs_mb:.1f} | "
-            f"{r.batches_per_s:,.0f} | {r.batches_per_cpu_s:,.0f} | {r.load_average:.1f} |"
+            + (f"{BUSY} | {BUSY} | {r.load_average:.1f} |" if r.busy else
+               f"{r.batches_per_s:,.0f} | {r.batches_per_cpu_s:,.0f} | {r.load_average:.1f} |")
         )
     lines += [
         "",
@@ -214,12 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--generate-s", type=float, default=0.0, help=argparse.SUPPRESS)
+    add_allow_busy(parser)
     args = parser.parse_args(argv)
     if args.worker:
         result = worker(args.worker, args.case, args.generate_s, args.seconds, args.batch_size)
         print(json.dumps(asdict(result)))
         return 0
 
+    if refuse_busy("benchmarks.data_pipeline", args.allow_busy):
+        return EXIT_BUSY
     results = []
     for case in args.cases:
         r = run_case(case, seconds=args.seconds, batch_size=args.batch_size)

@@ -11,6 +11,10 @@ adapter, relation KD; teacher outputs from the cache). Alternating spreads any d
 machine's load over both. Reported: the median training seconds of an epoch (optimiser steps only)
 and of a whole epoch (with validation), their ratio, and the one-off cost of building the teacher
 cache (setup time of the distillation run minus that of the plain run).
+
+Refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
+:mod:`benchmarks.idle`); with ``--allow-busy`` it times anyway and a report timed while the machine was
+busy says so at its top and shows "busy, not a figure" instead of its ratios.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, busy_now, refuse_busy
+from benchmarks.table.records import BUSY
 from stgkd.latency import device_name
 from stgkd.missing import add_missing_argument
 
@@ -44,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paired-steps", type=int, default=40,
                         help="optimiser steps timed back to back, plain then distillation, on the same batches")
     parser.add_argument("--out", type=Path, default=None, help="markdown report to write")
+    add_allow_busy(parser)
     args = parser.parse_args(argv)
+    if refuse_busy("benchmarks.distill_epoch", args.allow_busy):
+        return EXIT_BUSY
+    busy = busy_now()
 
     from stgkd.data.rebuild import load_data
     from stgkd.distill import DistillConfig
@@ -76,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 resolved = res.distill
             print(f"{mode}: epochs {[round(h['train_seconds'], 2) for h in res.history]} s", file=sys.stderr)
     paired = _paired_steps(teacher, res.data, resolved, args) if args.paired_steps > 0 else None
+    busy = busy or busy_now()
     med = {m: statistics.median(v) for m, v in train_s.items()}
     med_epoch = {m: statistics.median(v) for m, v in epoch_s.items()}
     cache_s = statistics.median(setup_s["distill"]) - statistics.median(setup_s["plain"])
@@ -98,6 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         f"- distillation: {resolved}",
         f"- {args.repeats} repeats x {args.epochs} epochs per mode, modes alternated",
         "",
+    ]
+    if busy:
+        lines += [f"> **Busy machine**: the 1-minute load average exceeded the {os.cpu_count()} cores before or after "
+                  "timing (`--allow-busy`); other work shared the CPU, so these times measure it too and are not "
+                  "figures.", ""]
+        report = "\n".join(lines + ["| mode | median train s/epoch |", "|---|---:|"]
+                           + [f"| {m} | {BUSY} |" for m in modes] + [""])
+        print(report)
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(report)
+        return 0
+    lines += [
         "| mode | median train s/epoch | median epoch s (with validation) | all train s/epoch |",
         "|---|---:|---:|---|",
     ]

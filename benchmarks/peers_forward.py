@@ -7,6 +7,10 @@ Usage::
 Prints one Markdown table row per (model, threads, batch): median and min of ``repeats`` timed
 forwards after one warm-up, in ``torch.no_grad()`` and eval mode, with a random graph of the given
 density (the wrappers' cost does not depend on the weights, only on the edge count).
+
+Refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
+:mod:`benchmarks.idle`); with ``--allow-busy`` it times anyway and a row timed while the machine was busy
+says "busy, not a figure" instead of its times.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, busy_now, refuse_busy
+from benchmarks.table.records import BUSY
 from stgkd.nn import peers  # noqa: F401  (registers the models)
 from stgkd.nn.registry import build
 
@@ -35,6 +41,7 @@ class ForwardTiming:
     median_ms: float
     min_ms: float
     repeats: int
+    busy: bool = False
 
 
 def random_graph(nodes: int, density: float, seed: int = 0) -> torch.Tensor:
@@ -68,6 +75,7 @@ def time_forward(
         median_ms=statistics.median(times),
         min_ms=min(times),
         repeats=repeats,
+        busy=busy_now(),
     )
 
 
@@ -79,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=207)
     parser.add_argument("--density", type=float, default=0.04)
     parser.add_argument("--repeats", type=int, default=5)
+    add_allow_busy(parser)
     args = parser.parse_args(argv)
+    if refuse_busy("benchmarks.peers_forward", args.allow_busy):
+        return EXIT_BUSY
     print("| model | threads | batch | nodes | edges | params | median ms | min ms |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models:
@@ -88,11 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                 r = time_forward(
                     name, threads=threads, batch=batch, nodes=args.nodes, density=args.density, repeats=args.repeats
                 )
-                print(
-                    f"| {r.model} | {r.threads} | {r.batch} | {r.nodes} | {r.edges} | {r.parameters:,} | "
-                    f"{r.median_ms:.1f} | {r.min_ms:.1f} |",
-                    flush=True,
-                )
+                times = f"{BUSY} | " if r.busy else f"{r.median_ms:.1f} | {r.min_ms:.1f} |"
+                print(f"| {r.model} | {r.threads} | {r.batch} | {r.nodes} | {r.edges} | {r.parameters:,} | {times}",
+                      flush=True)
     return 0
 
 

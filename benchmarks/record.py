@@ -1,6 +1,7 @@
 """What every benchmark run records about itself: the environment it ran in, and its progress log.
 
-:func:`environment` is the ``"environment"`` entry of a results record (device, versions, threads);
+:func:`environment` is the ``"environment"`` entry of a results record (device, versions, threads;
+torch-geometric-temporal imported through the project's ``torch_sparse`` stand-in, :func:`pgt_version`);
 :func:`log` prints a timestamped progress line on stderr.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "log"]
+__all__ = ["environment", "log", "pgt_version"]
 
 
 def log(msg: str) -> None:
@@ -35,11 +36,25 @@ def environment(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
     }
-    try:
-        import torch_geometric_temporal  # noqa: F401  (version only)
-        from importlib.metadata import version
-
-        env["torch_geometric_temporal"] = version("torch-geometric-temporal")
-    except Exception:
-        env["torch_geometric_temporal"] = None
+    env.update(pgt_version())
     return env
+
+
+def pgt_version() -> dict[str, Any]:
+    """``{"torch_geometric_temporal": version}`` of the installed torch-geometric-temporal (``None`` when not
+    installed), imported as the peers import it, through :func:`stgkd.compat.import_torch_geometric_temporal`
+    (PGT's ``import torch_sparse`` needs that module's stand-in where torch-sparse is absent); when the
+    import fails anyway, ``"torch_geometric_temporal_import_error"`` says why."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from stgkd.compat import import_torch_geometric_temporal
+
+    try:
+        out: dict[str, Any] = {"torch_geometric_temporal": version("torch-geometric-temporal")}
+    except PackageNotFoundError:
+        return {"torch_geometric_temporal": None}
+    try:
+        import_torch_geometric_temporal()
+    except Exception as exc:  # installed but not importable: the peers' rows will fail too, and say so
+        out["torch_geometric_temporal_import_error"] = f"{type(exc).__name__}: {exc}"
+    return out
