@@ -219,6 +219,9 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         if graph_used and not (static_graph or adaptive):
             raise ConfigError("stgru: graph mixing needs static_graph=True or adaptive=True "
                               "(for no graph at all, set graph_layers=0 with mixing='last')")
+        if adaptive and not graph_used:
+            raise ConfigError("stgru: adaptive=True has no effect without graph mixing (graph_layers=0 with "
+                              "mixing='last'); pass adaptive=False")
         if node_embed < 0 or tod_embed < 0 or window_embed < 0 or tod_slots < 1:
             raise ConfigError(f"stgru: node_embed, tod_embed, window_embed >= 0 and tod_slots >= 1 required, got "
                               f"{node_embed}, {tod_embed}, {window_embed}, {tod_slots}")
@@ -228,7 +231,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"stgru: dropout must be in [0, 1), got {dropout}")
         self.mixing = mixing
-        self.adaptive = adaptive and graph_used
+        self.adaptive = adaptive
         self.dropout = dropout
         self.tod_slots = tod_slots
         self.time_channel = time_channel

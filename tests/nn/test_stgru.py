@@ -203,7 +203,7 @@ def test_isolated_sensor_gets_its_own_state_and_no_road_message():
 @pytest.mark.parametrize("kw, match", [
     ({"rank": 7}, "rank must be in 1..6"), ({"mixing": "dense"}, "mixing"), ({"order": 4}, "order"),
     ({"adaptive": False, "static_graph": False}, "graph_layers=0"), ({"time_channel": 5}, "time of day"),
-    ({"hidden": 0}, "hidden"), ({"graph_layers": 4}, "graph_layers"),
+    ({"hidden": 0}, "hidden"), ({"graph_layers": 4}, "graph_layers"), ({"graph_layers": 0}, "no effect"),
 ])
 def test_bad_settings_are_refused(kw, match):
     with pytest.raises(ConfigError, match=match):
