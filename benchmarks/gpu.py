@@ -1,422 +1,156 @@
-"""``python -m benchmarks.gpu``: every GPU figure of the study from one command, each part under a time budget.
+"""``python -m benchmarks.gpu``: every GPU figure of the study from one command, each part in its own
+process under a time budget.
 
-A GPU machine is lent for minutes at a time, so the whole measurement is one process that runs, in
+A GPU machine is lent for minutes at a time, so the whole measurement is one command that runs, in
 order of value:
 
 1. ``environment``: GPU, driver, clocks (when ``nvidia-smi`` can read them), torch, CUDA, cuDNN,
    package versions;
 2. ``latency``: the latency table at 207 sensors, 12 -> 12 (:func:`benchmarks.latency.collect`): Graph
    WaveNet and every registered student family at widths 16/32/64, batch 1 and 64, eager and CUDA graph,
-   fp32 and bf16; torch-geometric-temporal's ``A3TGCN2``, ``TGCN2`` stepped over 12 inputs,
-   ``BatchedDCRNN`` and ``MTGNN`` at batch 1, eager, in the same process;
-3. ``timing``: forward and forward+backward time of every registered model at batch 64, fp32 and bf16
-   (:func:`benchmarks.model_timing.time_models`);
+   fp32 and bf16; then torch-geometric-temporal's ``A3TGCN2``, ``TGCN2`` stepped over 12 inputs,
+   ``BatchedDCRNN`` and ``MTGNN`` at batch 1, eager;
+3. ``timing``: forward and forward+backward time of every registered model at batch 64, fp32 and bf16,
+   Graph WaveNet and the students before the peers (:func:`benchmarks.model_timing.time_models`);
 4. ``scaling``: teacher and default student on synthetic networks of 207, 883, 2,000 and 8,600 sensors
-   (:func:`benchmarks.scaling.run_scaling`; RESULTS.md states the power-law growth);
-5. ``metr-la-week``: the suite of :mod:`benchmarks.run` on the real week, 3 seeds: the teacher with
-   early stopping, the reference and the structured student, plainly and distilled, one PGT peer;
-6. ``los-loop``: the same under T-GCN's Los-loop protocol;
-7. ``tuning``: an Optuna study (``tuning.search.main``) of at least 30 trials against a CUDA-graph
-   latency budget placed between the reference student and the widest students of the search space,
-   so that those are excluded.
+   (:func:`benchmarks.scaling.run_scaling`; a size whose cost bound does not fit the time left is
+   skipped, with the bound);
+5. ``metr-la-week``: the suite of :mod:`benchmarks.run` on the real week, 3 seeds: the teacher, the
+   reference and the structured student, plainly and distilled, then one PGT peer; every run at least
+   10 epochs (the passes RESULTS.md's main body needs);
+6. ``tuning``: an Optuna study (``tuning.search.main``) of at least 30 trials against a CUDA-graph
+   latency budget placed between the reference student and the widest students of the search space;
+7. ``los-loop``: the week under T-GCN's Los-loop protocol, reduced by design (one seed, the reference
+   student, no peer) to what the plan leaves.
 
-Each part has its own budget (``--budget-PART`` seconds); the budgets form one schedule, so a part that
-finishes early leaves its time to the next and one that overruns (by at most one unit of work: one
-setting, one epoch, one trial) takes it from the next. Inside a part the work checks its deadline
-between units (:mod:`benchmarks.budget`); a part cut short stops cleanly and its record says
-``"completed": false`` and ``"reached"`` (the first unit it did not start); a part that fails records
-the error; either way the next part runs. Each part's JSON is written (atomically) to
-``benchmarks/results/`` and to ``--out`` as soon as the part ends, and RESULTS.md is regenerated, so a
-run cut off from outside still returns what finished.
+**Each part runs in its own process** (``python -m benchmarks.gpu --part NAME --request FILE``): a crash, a
+CUDA error or an out-of-memory in one part loses nothing of another. The parent never touches the GPU;
+it records each part's exit status and the tail of its standard error in the part's record, writes
+the record (the one the part wrote, or one saying how it died), and goes on. Inside the latency,
+scaling, suite and tuning parts, every CUDA-graph capture is first probed in a child process
+(:mod:`benchmarks.capture`): a model that cannot be captured is recorded as ``"not capturable:
+<reason>"`` and timed eagerly, and the others are captured as usual.
+
+**Budgets form one schedule** (``--budget-PART`` seconds): part *i* must end by the sum of the budgets up
+to it, so one that finishes early leaves its time to the next, and one that overruns (by at most one
+unit of work: a setting, a training run, a trial) takes it from the next; a part whose time is gone
+before it starts is recorded as cut short without starting a process. Inside a part the work checks
+its deadline between units (:mod:`benchmarks.budget`); a part past its deadline by its grace is sent
+SIGTERM (it stops at once and writes what it has) and killed :data:`TERM_WAIT_S` later. The whole plan
+(:func:`plan`) fits :data:`PLAN_LIMIT_S` seconds (6.5 minutes) with the install, the last part's grace
+and the final rendering: ``python -m benchmarks.gpu --plan`` prints it and runs nothing. Each part's
+JSON is written (atomically) to ``benchmarks/results/`` and to ``--out`` as soon as the part ends;
+RESULTS.md is rendered once, at the end (also when the run fails).
 
 ``--smoke`` runs every part end to end on the CPU at toy size (a 6-sensor synthetic week, tiny models,
-one epoch of two batches, two trials) into ``--out`` only (never ``benchmarks/results/``); CUDA-only
-settings are recorded as skipped, with the reason, not as figures.
+one epoch of two batches, two trials), each in its own process as on the GPU, into ``--out`` only
+(never ``benchmarks/results/``); CUDA-only settings are recorded as skipped, with the reason, not as
+figures.
 
+    python -m benchmarks.gpu --plan                         # the parts, models and budgets; runs nothing
     python -m benchmarks.gpu --out "$OUT"                   # the GPU machine (see benchmarks/README.md)
-    python -m benchmarks.gpu --smoke --out /tmp/gpu-smoke   # anywhere, under a minute
+    python -m benchmarks.gpu --smoke --out /tmp/gpu-smoke   # anywhere, a few minutes on 2 CPU cores
     python -m benchmarks.gpu --parts latency timing --budget-latency 90 --out "$OUT"
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
-import gc
 import json
-import math
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from benchmarks.budget import Deadline, OutOfTime
-from benchmarks.record import environment
+from benchmarks.gpu_parts import PARTS, Context, Part
 from benchmarks.run import SCHEMA
 
-__all__ = ["PARTS", "Part", "build_parser", "main"]
+__all__ = ["PARTS", "Part", "plan", "format_plan", "run_part", "build_parser", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 RESULTS_MD = REPO_ROOT / "benchmarks" / "RESULTS.md"
-NO_CUDA = "no CUDA device"
-#: graph size of the smoke run's latency and timing parts (MTGNN's default subgraph needs 20 sensors)
-SMOKE_NODES = 20
-#: trials the tuning study must finish to count as complete (the study is asked for more, within its time)
-MIN_TRIALS = 30
+#: the whole run on the GPU machine, install and rendering included: 6.5 of the 15 minutes a GPU is lent
+#: for, so that a second run fits after a machine start of a minute or more
+PLAN_LIMIT_S = 390.0
+#: installing the wheels and the parent's imports (``../shared/device/README.md``: about 5 s)
+INSTALL_S = 10.0
+#: rendering RESULTS.md once at the end
+RENDER_S = 10.0
+#: seconds between SIGTERM and SIGKILL for a part past its deadline and grace
+TERM_WAIT_S = 10.0
+#: the lines of a part's standard error kept in its record
+STDERR_TAIL_LINES = 40
+#: generous budgets of --smoke (toy sizes finish in seconds; a budget only guards against a hang)
+SMOKE_BUDGET_S = 120.0
+#: exit code of a part process that wrote its record with an error
+EXIT_PART_FAILED = 1
 
 
-@dataclass(frozen=True)
-class Part:
-    """One part of the run: its name (``--parts``), what it measures and its default budget on a GPU."""
-
-    name: str
-    title: str
-    budget_s: float
-    run: Callable[["Context", Deadline], dict[str, Any]]
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
-@dataclass
-class Context:
-    """What the parts share: settings, the device, the data folder, a work folder, and hand-overs
-    (the metr-la-week teacher, reused by the tuning study)."""
-
-    args: argparse.Namespace
-    device: str
-    smoke: bool
-    week: Path | None
-    work: Path
-    run_id: str
-    command: str
-    log: Callable[[str], None]
-    handover: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def cuda(self) -> bool:
-        return self.device == "cuda"
+# ============================================================================ the plan
 
 
-# ============================================================================ the parts
-
-
-def part_environment(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """GPU, driver, clocks, library versions; ``"skipped: no CUDA device"`` for what needs a GPU."""
-    env = environment(ctx.device)
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "packages": _versions(["torch", "torch-geometric", "torch-geometric-temporal", "optuna", "tables", "numpy",
-                               "pandas", "networkx", "scipy"]),
-    }
-    if ctx.cuda:
-        props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {
-            "name": props.name, "capability": f"{props.major}.{props.minor}",
-            "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
-            "devices": torch.cuda.device_count(), "cudnn": torch.backends.cudnn.version(),
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-        }
-        info["nvidia_smi"] = _nvidia_smi()
-    else:
-        info["gpu"] = {"skipped": NO_CUDA}
-        info["nvidia_smi"] = {"skipped": NO_CUDA}
-    return {"suite": "environment", "title": "Device and software", "environment": env, "details": info}
-
-
-def _versions(names: list[str]) -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
+def _budgets(args: argparse.Namespace, parts: list[Part]) -> list[float]:
+    out = []
+    for part in parts:
+        given = getattr(args, f"budget_{part.name.replace('-', '_')}", None)
+        out.append(float(given) if given is not None else (SMOKE_BUDGET_S if args.smoke else part.budget_s))
     return out
 
 
-#: ``nvidia-smi --query-gpu`` fields, most useful first (an unknown field fails the whole query, so it is
-#: retried with the first few)
-SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.max.sm", "clocks.mem", "clocks.max.mem",
-              "clocks.applications.graphics", "power.limit", "power.draw", "temperature.gpu", "memory.total",
-              "persistence_mode", "compute_mode", "mig.mode.current")
+def plan(parts: list[Part], budgets: list[float]) -> dict[str, Any]:
+    """The schedule of ``parts`` under ``budgets``: when each must end, and the whole run's worst case,
+    ``INSTALL_S + sum(budgets) + the last part's grace + TERM_WAIT_S + RENDER_S`` (a part that overruns
+    takes its time from the next, so only the last part's overrun adds to the total), against
+    :data:`PLAN_LIMIT_S`."""
+    rows, end = [], 0.0
+    for index, (part, budget) in enumerate(zip(parts, budgets), start=1):
+        end += budget
+        rows.append({"index": index, "part": part.name, "budget_s": budget, "ends_s": end, "grace_s": part.grace_s})
+    grace = parts[-1].grace_s if parts else 0.0
+    total = INSTALL_S + end + grace + TERM_WAIT_S + RENDER_S
+    return {"rows": rows, "budgets_s": end, "install_s": INSTALL_S, "last_grace_s": grace, "term_wait_s": TERM_WAIT_S,
+            "render_s": RENDER_S, "total_s": total, "limit_s": PLAN_LIMIT_S, "fits": total <= PLAN_LIMIT_S}
 
 
-def _nvidia_smi() -> dict[str, Any]:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return {"skipped": "nvidia-smi not found"}
-    for fields in (SMI_FIELDS, SMI_FIELDS[:6]):
-        try:
-            out = subprocess.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=15, check=True).stdout
-        except (OSError, subprocess.SubprocessError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            continue
-        first = out.strip().splitlines()[0] if out.strip() else ""
-        return dict(zip(fields, (v.strip() for v in first.split(","))))
-    return {"skipped": f"nvidia-smi failed ({error})"}
+def format_plan(parts: list[Part], budgets: list[float], *, smoke: bool, device: str) -> str:
+    """The plan as text: one line per part (its budget, when it must end, its grace, its models in order),
+    then the total against the limit."""
+    p = plan(parts, budgets)
+    lines = [f"python -m benchmarks.gpu: {len(parts)} part(s), {'smoke run (toy sizes)' if smoke else 'full size'} on "
+             f"{device}; each part in its own process, in this order:", "",
+             f"{'#':>2}  {'part':<13} {'budget s':>8} {'ends by s':>9} {'grace s':>7}  models"]
+    for row, part in zip(p["rows"], parts):
+        lines.append(f"{row['index']:>2}  {row['part']:<13} {row['budget_s']:>8.0f} {row['ends_s']:>9.0f} "
+                     f"{row['grace_s']:>7.0f}  {part.lineup(smoke)}")
+    if smoke:
+        return "\n".join(lines + ["", f"budgets {p['budgets_s']:.0f} s: a smoke run's budgets only guard against a hang"])
+    verdict = ("fits" if p["fits"] else f"DOES NOT FIT (over by {p['total_s'] - p['limit_s']:.0f} s)")
+    lines += ["", f"budgets {p['budgets_s']:.0f} s + install {p['install_s']:.0f} s + the last part's grace "
+                  f"{p['last_grace_s']:.0f} s + SIGTERM wait {p['term_wait_s']:.0f} s + rendering {p['render_s']:.0f} s "
+                  f"= {p['total_s']:.0f} s at most: {verdict} the {p['limit_s']:.0f} s ({p['limit_s'] / 60:.1f} min) "
+                  "of a GPU run"]
+    return "\n".join(lines)
 
 
-def part_latency(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """The latency table (:func:`benchmarks.latency.collect`): main section and PGT peers."""
-    from benchmarks import latency
-
-    if ctx.smoke:
-        argv = ["--device", ctx.device, "--sections", "main", "peers", "--nodes", str(SMOKE_NODES), "--batch", "1", "2",
-                "--warmup", "1", "--iters", "2", "--peer-hidden", "8"]
-    else:
-        argv = ["--device", ctx.device, "--sections", "main", "peers", "--nodes", "207", "--batch", "1", "64",
-                "--warmup", "10", "--iters", "100"]
-    args = latency.resolve_args(latency.build_parser().parse_args(argv))
-    started = dt.datetime.now(dt.timezone.utc)
-    rows: list[dict[str, Any]] = []
-    reached = None
-    try:
-        latency.collect(args, rows, deadline)
-    except OutOfTime as exc:
-        reached = exc.what
-    report = latency.make_report(args, argv, rows, started, None, command=ctx.command)
-    return {
-        "suite": "latency", "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)",
-        "settings": report["settings"], "results": rows, "reached": reached,
-        "students": list(args.students), "widths": list(args.widths),
-    }
-
-
-def part_timing(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """Forward and forward+backward time of every registered model (:func:`benchmarks.model_timing.time_models`)."""
-    import benchmarks.suites  # noqa: F401  (registers PGT's own recurrent cells as models too)
-    from benchmarks.model_timing import time_models
-    from stgkd.latency import random_graph
-    from stgkd.nn import MODELS
-
-    device = torch.device(ctx.device)
-    if ctx.smoke:
-        adj, graph = random_graph(SMOKE_NODES), f"random, 8 out-edges per node, seed 0 (N={SMOKE_NODES})"
-        batch, warmup, iters = 1, 0, 1
-    else:
-        adj, graph = _week_graph(ctx)
-        batch, warmup, iters = 64, 5, 20
-    rows: list[Any] = []
-    reached = None
-    try:
-        time_models(MODELS.names(), adj, batches={"teacher": [batch], "student": [batch]}, dtypes=["fp32", "bf16"],
-                    passes=["forward", "forward+backward"], device=device, warmup=warmup, iters=iters,
-                    log=ctx.log, rows=rows, deadline=deadline)
-    except OutOfTime as exc:
-        reached = exc.what
-    return {
-        "suite": "model-timing", "title": f"Forward and forward+backward time, batch {batch}",
-        "graph": graph, "nodes": int(adj.shape[0]), "batch": batch, "warmup": warmup, "iters": iters,
-        "models": [asdict(r) for r in rows], "reached": reached,
-    }
-
-
-def _week_graph(ctx: Context):
-    """METR-LA's adjacency from the week folder, else a seeded random graph of 207 sensors."""
-    from stgkd.latency import random_graph
-
-    if ctx.week is not None:
-        import numpy as np
-
-        from stgkd.data.readers import read_adj_pickle
-
-        _, adj = read_adj_pickle(ctx.week / "adj_mx.pkl")
-        return np.asarray(adj, dtype=np.float32), "METR-LA (DCRNN adj_mx.pkl)"
-    return random_graph(207), "random, 8 out-edges per node, seed 0 (N=207)"
-
-
-def part_scaling(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """Cost against the network size (:func:`benchmarks.scaling.run_scaling`)."""
-    from benchmarks.run import build_parser
-    from benchmarks.scaling import run_scaling
-    from benchmarks.suites import TINY_TEACHER
-
-    if ctx.smoke:
-        argv = ["--suite", "scaling", "--device", ctx.device, "--sizes", "8", "16", "--batch-size", "4",
-                "--scaling-batches", "1", "--scaling-warmup", "1", "--latency-batches", "1", "--latency-iters", "2",
-                "--latency-warmup", "1", "--teacher-hparams", json.dumps(TINY_TEACHER)]
-    else:
-        argv = ["--suite", "scaling", "--device", ctx.device, "--sizes", "207", "883", "2000", "8600",
-                "--batch-size", "16", "--scaling-batches", "3", "--scaling-warmup", "1", "--latency-batches", "1",
-                "--latency-iters", "50", "--latency-warmup", "5"]
-    args = build_parser().parse_args(argv)
-    args.argv, args.deadline = argv, deadline
-    return run_scaling(args)
-
-
-def _suite_part(name: str) -> Callable[[Context, Deadline], dict[str, Any]]:
-    def run(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-        """One suite of :mod:`benchmarks.run` (3 seeds, the reference and the structured student, one peer)."""
-        from benchmarks.run import build_parser, run_suite
-        from benchmarks.suites import STUDENT_REFERENCE, STUDENT_STRUCTURED, get_suite
-
-        suite = get_suite(name)
-        students = [STUDENT_REFERENCE[0], STUDENT_STRUCTURED[0]]
-        if ctx.smoke:
-            argv = ["--suite", name, "--device", ctx.device, "--tiny", "--seeds", "1", "--epochs", "1",
-                    "--limit-batches", "2", "--batch-size", "16", "--eval-batch-size", "256", "--latency-iters", "1",
-                    "--latency-warmup", "1", "--latency-batches", "1", "--peers", "pgt-tgcn", "--students", *students]
-        else:
-            argv = ["--suite", name, "--device", ctx.device, "--seeds", "3", "--epochs", str(suite.epochs),
-                    "--patience", "10", "--batch-size", "64", "--latency-iters", "50", "--latency-warmup", "5",
-                    "--peers", "pgt-tgcn", "--students", *students]
-        args = build_parser().parse_args(argv)
-        args.argv, args.seed_list, args.deadline = argv, list(range(args.seeds)), deadline
-        args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
-        args.week = ctx.week
-        args.workdir = str(ctx.work / name)
-        args.note = [("A 6-sensor, 2-day synthetic stand-in for the week, a tiny teacher, one epoch of two batches."
-                      if ctx.smoke else
-                      "Every training run gets a share of the part's time budget (the teacher 3 shares, each other "
-                      "run 1) and stops after the epoch that spends it, or earlier by early stopping (patience 10).")]
-        record = run_suite(args)
-        if name == "metr-la-week":
-            teacher = ctx.work / name / "s0" / "teacher" / "best.pt"
-            if teacher.is_file():
-                hp = record["budget"]["teacher_hparams"]
-                ctx.handover["teacher"] = teacher
-                ctx.handover["teacher_note"] = (
-                    "the metr-la-week part's seed-0 teacher (Graph WaveNet "
-                    + (f"{json.dumps(hp)}" if hp else "at the paper's size") + ", early stopping)")
-        return record
-
-    return run
-
-
-def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """An Optuna study (``tuning.search.main``) against a latency budget that excludes the widest students."""
-    from benchmarks.suites import TINY_TEACHER
-    from stgkd.data.rebuild import load_data
-    from stgkd.engine import TimeLimit, TrainConfig, train_model
-    from stgkd.errors import DataError
-    from tuning.search import SMALL_TEACHER
-    from tuning.search import main as search_main
-    from tuning.space import load_space
-
-    if ctx.week is None:
-        raise DataError("tuning: no METR-LA week found (pass --week)")
-    data = load_data(str(ctx.week))
-    teacher = ctx.handover.get("teacher")
-    teacher_note = ctx.handover.get("teacher_note", "")
-    if teacher is None:
-        hp = TINY_TEACHER if ctx.smoke else SMALL_TEACHER
-        limit = max(1.0, 0.2 * deadline.remaining()) if deadline.end is not None else None
-        ctx.log(f"tuning: no teacher from the metr-la-week part; training a compact Graph WaveNet {hp}")
-        res = train_model(data, "graph-wavenet", ctx.work / "tuning-teacher", hparams=dict(hp), overwrite=True,
-                          config=TrainConfig(epochs=1 if ctx.smoke else 30, device=ctx.device, seed=0,
-                                             limit_batches=2 if ctx.smoke else None),
-                          callbacks=[TimeLimit(seconds=limit)] if limit else [], progress=False, log=False)
-        teacher = res.best_path
-        teacher_note = f"a compact Graph WaveNet {json.dumps(hp)} trained here ({res.epochs_run} epochs)"
-    mode = "cuda-graph" if ctx.cuda else "eager"
-    space = load_space(None)
-    calibration = _calibrate_budget(ctx, data, space, mode)
-    budget_ms = calibration["budget_ms"]
-    n_trials = 2 if ctx.smoke else MIN_TRIALS + 10
-    reserve = 5.0 if ctx.smoke else 20.0  # report, export and the trial in flight
-    timeout = max(1.0, deadline.remaining() - reserve) if deadline.end is not None else None
-    out = ctx.work / "study"
-    argv = ["--dataset", str(ctx.week), "--teacher", str(teacher), "--latency-budget-ms", f"{budget_ms:.6g}",
-            "--latency-batch", "1", "--latency-mode", mode, "--latency-device", ctx.device, "--n-trials", str(n_trials),
-            "--seed", "0", "--no-progress", "--out", str(out), "--device", ctx.device]
-    argv += (["--epochs", "1", "--limit-batches", "2", "--latency-iters", "2", "--latency-warmup", "1", "--no-plots"]
-             if ctx.smoke else ["--epochs", "6", "--latency-iters", "50", "--latency-warmup", "5"])
-    if timeout is not None:
-        argv += ["--timeout", f"{timeout:.0f}"]
-    ctx.log("tuning: python -m tuning.search " + shlex.join(argv))
-    code = search_main(argv)
-    report_path = out / "report.json"
-    if not report_path.is_file():
-        raise RuntimeError(f"tuning.search exited with {code} and wrote no report")
-    report = json.loads(report_path.read_text())
-    finished = report["counts"]["total"] - report["counts"].get("running", 0) - report["counts"].get("waiting", 0)
-    target = 2 if ctx.smoke else MIN_TRIALS
-    notes = [f"Teacher: {teacher_note}."]
-    if not ctx.cuda:
-        notes.append(f"CUDA-graph latency budget skipped: {NO_CUDA}; the budget and the trials' latency are CPU "
-                     "eager figures.")
-    artifacts = {"report.md": out / "report.md"}
-    artifacts.update({rel: out / rel for rel in (report.get("plots") or {}).values() if str(rel).endswith(".png")})
-    return {
-        "suite": "tuning", "title": "Tuning study against a latency budget",
-        "search_command": "python -m tuning.search " + shlex.join(argv), "exit_code": code,
-        "calibration": calibration, "report": report,
-        "reached": None if finished >= target else f"{finished} of the {target} trials wanted",
-        "notes": notes, "_artifacts": {k: v for k, v in artifacts.items() if v.is_file()},
-    }
-
-
-def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str) -> dict[str, Any]:
-    """The latency budget: the geometric mean of the reference student's latency (gcn-gru, width 32, one
-    layer) and the fastest of the widest students of each family in the space (largest width, depth, hops),
-    so the reference is feasible and no widest student is. Measured as the study measures (batch 1)."""
-    from stgkd.latency import measure
-    from stgkd.nn import build
-
-    adj = data.adj
-    n = int(data.num_nodes)
-    hidden = space["hidden"].high
-    families = list(space["family"].choices) if space["family"].kind == "categorical" else [space["family"].value]
-
-    def widest_hparams(family: str) -> dict[str, Any]:
-        """The largest student of ``family`` the space allows: top width and every integer size
-        parameter that applies to the family (GRU depth, diffusion hops) at its top."""
-        hp: dict[str, Any] = {"hidden": hidden}
-        for spec in space.specs:
-            applies = family in spec.when.get("family", (family,))
-            if spec.kind == "int" and applies and (spec.name == "layers" or spec.name.startswith("student.")):
-                hp[spec.name.removeprefix("student.")] = spec.high
-        return hp
-
-    iters, warmup = (2, 1) if ctx.smoke else (50, 5)
-
-    def lat(name: str, **hp: Any) -> float:
-        torch.manual_seed(0)
-        model = build(name, num_nodes=n, graph=adj, **hp)
-        return measure(model, batch_size=1, device=ctx.device, mode=mode, warmup=warmup, iters=iters,
-                       name=name).median_ms
-
-    reference = lat("gcn-gru", hidden=32, layers=1)
-    widest_hp = {f: widest_hparams(f) for f in families}
-    widest = {f: lat(f, **widest_hp[f]) for f in families}
-    low_wide = min(widest.values())
-    if low_wide > 1.05 * reference:
-        budget, note = math.sqrt(reference * low_wide), "geometric mean of the reference and the fastest widest student"
-    else:
-        budget = 1.05 * reference
-        note = ("the widest students are not measurably slower than the reference here, so no budget above the "
-                "reference excludes them; budget = 1.05 x the reference")
-    return {"mode": mode, "device": ctx.device, "batch": 1, "reference": {"model": "gcn-gru", "hidden": 32, "layers": 1,
-            "median_ms": reference}, "widest": {f + " " + " ".join(f"{k}={v}" for k, v in widest_hp[f].items()): v
-                                               for f, v in widest.items()},
-            "budget_ms": budget, "rule": note}
-
-
-PARTS: list[Part] = [
-    Part("environment", "environment: GPU, driver, clocks, versions", 5, part_environment),
-    Part("latency", "latency table at 207 sensors (teacher, students, PGT peers)", 60, part_latency),
-    Part("timing", "forward / forward+backward time of every model, batch 64", 40, part_timing),
-    Part("scaling", "teacher and student on 207 / 883 / 2,000 / 8,600 sensors", 45, part_scaling),
-    Part("metr-la-week", "metr-la-week suite, 3 seeds", 115, _suite_part("metr-la-week")),
-    Part("los-loop", "Los-loop suite, 3 seeds", 60, _suite_part("los-loop")),
-    Part("tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 110, part_tuning),
-]
-#: generous budgets of --smoke (toy sizes finish in seconds; a budget only guards against a hang)
-SMOKE_BUDGET_S = 120.0
-
-
-# ============================================================================ running and writing
+# ============================================================================ a part in its own process
 
 
 def _now() -> dt.datetime:
@@ -442,20 +176,44 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
 
 
-def _render(results: Path, markdowns: list[Path], log: Callable[[str], None]) -> None:
-    """Regenerate each RESULTS.md from ``results`` (a rendering failure is logged: it must not stop the
-    measuring; ``python -m benchmarks.run --render`` redoes it from the JSON files)."""
-    from benchmarks.table.page import write_markdown
+def _light_environment(device: str, device_name: str | None) -> dict[str, Any]:
+    """The environment of a record the parent writes for a part that died: what the parent knows without
+    touching the GPU."""
+    import platform
 
-    for md in markdowns:
-        try:
-            write_markdown(results, md)
-        except Exception as exc:
-            log(f"rendering {md} failed ({type(exc).__name__}: {exc}); the JSON files are intact")
+    return {"device": device, "device_name": device_name or "unknown (the part's process wrote no record)",
+            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+            "platform": platform.platform(), "threads": torch.get_num_threads()}
+
+
+def _complete(record: dict[str, Any], part: Part, *, index: int, budget_s: float, started: dt.datetime, wall: float,
+              error: str | None, run_id: str, command: str, smoke: bool, environment: Callable[[], dict[str, Any]]
+              ) -> dict[str, Any]:
+    """Fill in what every part's record carries: suite, title, schema, date, command, how the part ended."""
+    record.setdefault("suite", part.suite)
+    record.setdefault("title", part.title)
+    record.setdefault("protocol", record["suite"])
+    if "environment" not in record:
+        record["environment"] = environment()
+    record.setdefault("notes", [])
+    record["schema"] = SCHEMA
+    record["date"] = started.strftime("%Y-%m-%d")
+    record["started"] = started.isoformat(timespec="seconds")
+    record["wall_seconds"] = wall
+    record["command"] = command
+    reached = record.get("reached")
+    completed = error is None and reached is None and record.get("completed", True)
+    record["completed"] = bool(completed)
+    record["run"] = {"id": run_id, "part": part.name, "index": index, "budget_s": budget_s, "wall_s": wall,
+                     "completed": bool(completed), "reached": reached, "error": error, "smoke": smoke}
+    return record
 
 
 def run_part(part: Part, ctx: Context, deadline: Deadline, *, index: int, budget_s: float) -> dict[str, Any]:
-    """Run one part and return its complete record (an error is recorded, not raised)."""
+    """Run one part (in the part's process) and return its complete record: an error is recorded, not
+    raised, and a part that returns a record with an ``"error"`` keeps what it measured."""
+    from benchmarks.record import environment
+
     started = _now()
     t0 = time.monotonic()
     ctx.log(f"part {index} {part.name}: budget {budget_s:g} s ({max(0.0, deadline.remaining()):.1f} s until its "
@@ -464,36 +222,148 @@ def run_part(part: Part, ctx: Context, deadline: Deadline, *, index: int, budget
     try:
         deadline.check(f"{part.name} (its time went to the parts before it)")
         record = part.run(ctx, deadline)
+        error = record.get("error")
     except OutOfTime as exc:
         record = {"reached": exc.what}
-    except Exception as exc:  # one part's failure must not cost the others their turn: recorded, not raised
-        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # recorded, not raised: the record says what failed
+        error = _one_line(exc)
         ctx.log(f"part {part.name} failed: {error}")
-        if ctx.args.debug:
-            traceback.print_exc()
+        traceback.print_exc()
         record = {"error": error, "traceback": traceback.format_exc(limit=8)}
     wall = time.monotonic() - t0
-    if ctx.cuda:  # what one part cached must not crowd the next
-        gc.collect()
-        torch.cuda.empty_cache()
-    record.setdefault("suite", part.name)
-    record.setdefault("title", part.title)
-    record.setdefault("protocol", record["suite"])
-    record.setdefault("environment", environment(ctx.device))
-    record.setdefault("notes", [])
-    record["schema"] = SCHEMA
-    record["date"] = started.strftime("%Y-%m-%d")
-    record["started"] = started.isoformat(timespec="seconds")
-    record["wall_seconds"] = wall
-    record["command"] = ctx.command
-    reached = record.get("reached")
-    completed = error is None and reached is None and record.get("completed", True)
-    record["completed"] = bool(completed)
-    record["run"] = {"id": ctx.run_id, "part": part.name, "index": index, "budget_s": budget_s, "wall_s": wall,
-                     "completed": bool(completed), "reached": reached, "error": error, "smoke": ctx.smoke}
-    state = "completed" if completed else (f"failed ({error})" if error else f"stopped before {reached}")
+    record = _complete(record, part, index=index, budget_s=budget_s, started=started, wall=wall, error=error,
+                       run_id=ctx.run_id, command=ctx.command, smoke=ctx.smoke,
+                       environment=lambda: environment(ctx.device))
+    state = ("completed" if record["completed"] else f"failed ({error})" if error
+             else f"stopped before {record.get('reached')}")
     ctx.log(f"part {part.name}: {state} in {wall:.1f} s")
     return record
+
+
+def _stop_from_outside(signum: int, frame: Any) -> None:
+    """SIGTERM in a part's process: stop the work where it is (as a deadline would) and write the record."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise OutOfTime("the rest of the part (its process was stopped at its time limit)")
+
+
+def _child(name: str, request_path: Path) -> int:
+    """A part's process: run the part the request names and write its record where the request says."""
+    request = json.loads(Path(request_path).read_text())
+    signal.signal(signal.SIGTERM, _stop_from_outside)
+    part = next(p for p in PARTS if p.name == name)
+
+    def log(msg: str) -> None:
+        print(f"[{_now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    seconds = float(request["seconds"]) - (time.time() - float(request["launched_at"]))
+    ctx = Context(args=argparse.Namespace(debug=request["debug"]), device=request["device"], smoke=request["smoke"],
+                  week=Path(request["week"]) if request["week"] else None, work=Path(request["work"]),
+                  run_id=request["run_id"], command=request["command"], log=log, handover=request["handover"])
+    record = run_part(part, ctx, Deadline.after(seconds), index=request["index"], budget_s=request["budget_s"])
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the record is written whole or not at all
+    if ctx.handed:
+        record["_handover"] = ctx.handed
+    _write_json(record, Path(request["record"]).name, [Path(request["record"]).parent])
+    return EXIT_PART_FAILED if record["run"]["error"] else 0
+
+
+def _part_command(part: Part, request_path: Path) -> list[str]:
+    """The command line of a part's process."""
+    return [sys.executable, "-m", "benchmarks.gpu", "--part", part.name, "--request", str(request_path)]
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the part's process group (the part and what it started)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
+            log: Callable[[str], None], log_file: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Run ``part`` in its own process; return its record (``None`` when it wrote none) and how the process
+    ended: ``{"exit_code", "ended", "stderr_tail"}``. Past ``seconds`` and the part's grace the process
+    is sent SIGTERM, and killed :data:`TERM_WAIT_S` later."""
+    stem = f"part-{request['index']}-{part.name}"
+    request_path, record_path = work / f"{stem}.request.json", work / f"{stem}.record.json"
+    record_path.unlink(missing_ok=True)
+    request = {**request, "record": str(record_path), "seconds": seconds, "launched_at": time.time()}
+    request_path.write_text(json.dumps(request, default=_json_default))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # its own process group: stopping the part stops the processes it started too (capture probes)
+    proc = subprocess.Popen(_part_command(part, request_path), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+
+    def tee() -> None:  # the part's stderr: to ours, to the run's log, and its last lines kept
+        with open(log_file, "a", encoding="utf-8") as fh:
+            for line in proc.stderr:
+                tail.append(line.rstrip("\n"))
+                sys.stderr.write(line)
+                fh.write(line)
+                fh.flush()
+
+    reader = threading.Thread(target=tee, daemon=True)
+    reader.start()
+    ended = "exited"
+    try:
+        proc.wait(timeout=max(1.0, seconds + part.grace_s))
+    except subprocess.TimeoutExpired:
+        ended = f"stopped from outside {part.grace_s:g} s past its deadline (SIGTERM)"
+        log(f"part {part.name}: {ended}")
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=TERM_WAIT_S)
+        except subprocess.TimeoutExpired:
+            ended = f"killed {TERM_WAIT_S:g} s after SIGTERM ({part.grace_s:g} s past its deadline)"
+            log(f"part {part.name}: {ended}")
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    except BaseException:  # interrupted here: the part must not go on alone
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        raise
+    reader.join(timeout=5)
+    outcome = {"exit_code": proc.returncode, "ended": ended, "stderr_tail": "\n".join(tail)}
+    record = None
+    if record_path.is_file():
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            outcome["ended"] += f"; its record could not be read ({_one_line(exc)})"
+    return record, outcome
+
+
+def _dead_part_record(part: Part, outcome: dict[str, Any]) -> dict[str, Any]:
+    """The record of a part whose process wrote none: how it ended and the last line it wrote."""
+    last = next((line.strip() for line in reversed(outcome["stderr_tail"].splitlines()) if line.strip()), "")
+    how = outcome["ended"] if outcome["ended"] != "exited" else f"ended by {_signal_name(outcome['exit_code'])}"
+    return {"error": f"its process {how} and wrote no record" + (f" (last line: {last[:200]})" if last else "")}
+
+
+# ============================================================================ the parent
+
+
+def _render(results: Path, markdowns: list[Path], log: Callable[[str], None]) -> None:
+    """Regenerate each RESULTS.md from ``results`` (a rendering failure is logged: the JSON files are what
+    counts; ``python -m benchmarks.run --render`` redoes it from them)."""
+    from benchmarks.table.page import write_markdown
+
+    for md in markdowns:
+        try:
+            write_markdown(results, md)
+        except Exception as exc:
+            log(f"rendering {md} failed ({_one_line(exc)}); the JSON files are intact")
 
 
 def _smoke_week(folder: Path) -> Path:
@@ -517,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     names = [part.name for part in PARTS]
     p.add_argument("--parts", nargs="+", default=names, choices=names, metavar="PART",
                    help=f"parts to run, in the fixed order {' '.join(names)} (default: all)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the parts, their models and budgets, and whether the plan fits; run nothing")
     p.add_argument("--out", default=None, help="also write every JSON file and RESULTS.md here (e.g. $OUT)")
     p.add_argument("--results-dir", default=None,
                    help="where the JSON files go (default: benchmarks/results; with --smoke only --out)")
@@ -529,9 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                    help="auto: CUDA, refusing to run full size without it (default: auto; --smoke: cpu)")
     p.add_argument("--smoke", action="store_true",
-                   help="every part at toy size on the CPU, into --out only (a minute; what CI runs)")
+                   help="every part at toy size on the CPU, each in its own process, into --out only (what CI runs)")
     p.add_argument("--workdir", default=None, help="keep checkpoints and the study here (default: a temporary folder)")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failed parts")
+    p.add_argument("--part", default=None, choices=names, help=argparse.SUPPRESS)  # a part's own process
+    p.add_argument("--request", default=None, help=argparse.SUPPRESS)
     budgets = p.add_argument_group("time budgets (seconds; one schedule: time a part leaves goes to the next)")
     for part in PARTS:
         budgets.add_argument(f"--budget-{part.name}", type=float, default=None, metavar="S",
@@ -540,11 +414,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected parts; 0 when every part wrote its record without an error (a part cut short by
-    its budget is recorded, not an error), 1 when a part failed, 2 for bad arguments."""
+    """Run the selected parts, each in its own process; 0 when every part wrote its record without an error
+    (a part cut short by its budget is recorded, not an error), 1 when a part failed or died, 2 for bad
+    arguments. ``--plan`` prints the plan and runs nothing."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.part:
+        if not args.request:
+            print("benchmarks.gpu: --part needs --request", file=sys.stderr)
+            return 2
+        return _child(args.part, Path(args.request))
+    selected = [part for part in PARTS if part.name in args.parts]
+    budgets = _budgets(args, selected)
     device = "cpu" if args.smoke and args.device == "auto" else args.device
+    if args.plan:
+        print(format_plan(selected, budgets, smoke=args.smoke, device="cuda" if device == "auto" else device))
+        return 0
     if device == "auto":
         if not torch.cuda.is_available():
             print("benchmarks.gpu: no CUDA device; run with --smoke (toy sizes on the CPU) or --device cpu "
@@ -575,27 +460,56 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="stgkd-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    t_start = time.monotonic()  # reset below, when the first part starts
     try:
         week = _smoke_week(work / "toy-week") if args.smoke else _find_week(args.week)
-        ctx = Context(args=args, device=device, smoke=args.smoke, week=week, work=work, run_id=run_id,
-                      command="python -m benchmarks.gpu " + shlex.join(argv), log=log)
+        command = "python -m benchmarks.gpu " + shlex.join(argv)
         log(f"benchmarks.gpu on {device} ({'smoke' if args.smoke else 'full size'}); week: {week}; "
             f"results: {', '.join(map(str, folders))}")
-        selected = [part for part in PARTS if part.name in args.parts]
-        t_start = time.monotonic()
-        schedule = 0.0
-        failed = []
+        schedule = plan(selected, budgets)
+        log(f"plan: budgets {schedule['budgets_s']:.0f} s, at most {schedule['total_s']:.0f} s with install, grace and "
+            f"rendering ({'fits' if schedule['fits'] else 'DOES NOT FIT'} the {PLAN_LIMIT_S:.0f} s of a GPU run)")
         tag = "-smoke" if args.smoke else ""
-        for index, part in enumerate(selected, start=1):
-            budget = getattr(args, f"budget_{part.name.replace('-', '_')}")
-            budget = budget if budget is not None else (SMOKE_BUDGET_S if args.smoke else part.budget_s)
-            schedule += budget
-            deadline = Deadline(t_start + schedule)
-            record = run_part(part, ctx, deadline, index=index, budget_s=budget)
+        handover: dict[str, Any] = {}
+        t_start = time.monotonic()  # the schedule starts with the first part
+        for row, part in zip(schedule["rows"], selected):
+            index, budget = row["index"], row["budget_s"]
+            seconds = t_start + row["ends_s"] - time.monotonic()
+            part_started = _now()
+            t0 = time.monotonic()
+            common = dict(index=index, budget_s=budget, started=part_started, run_id=run_id, command=command,
+                          smoke=args.smoke, environment=lambda: _light_environment(device, handover.get("device_name")))
+            if seconds <= 0:  # no process is started for a part whose time is gone
+                log(f"part {index} {part.name}: no time left in the schedule; not started")
+                record = _complete({"reached": f"{part.name} (its time went to the parts before it)"}, part, wall=0.0,
+                                   error=None, **common)
+            else:
+                log(f"part {index} {part.name}: its own process, {seconds:.0f} s until its deadline")
+                request = {"part": part.name, "index": index, "budget_s": budget, "device": device,
+                           "smoke": args.smoke, "week": str(week) if week else None, "work": str(work),
+                           "run_id": run_id, "command": command, "debug": args.debug, "handover": handover}
+                record, outcome = _launch(part, request, work=work, seconds=seconds, log=log, log_file=log_path)
+                if record is None:
+                    dead = _dead_part_record(part, outcome)
+                    record = _complete(dead, part, wall=time.monotonic() - t0, error=dead["error"], **common)
+                    log(f"part {part.name}: {dead['error']}")
+                elif outcome["ended"] != "exited":
+                    record["notes"].append(f"Its process was {outcome['ended']}; what it wrote before is kept.")
+                record["run"]["exit_code"] = outcome["exit_code"]
+                record["run"]["ended"] = outcome["ended"]
+                record["run"]["stderr_tail"] = outcome["stderr_tail"]
+            for key, value in (record.pop("_handover", None) or {}).items():
+                if key == "capture":
+                    handover.setdefault("capture", {}).update(value)
+                else:
+                    handover[key] = value
+            if part.name == "environment" and record.get("environment"):
+                handover["device_name"] = record["environment"].get("device_name")
             if record["run"]["error"]:
                 failed.append(part.name)
             stem = f"{record['suite']}-{device}-{record['date']}{tag}"
-            artifacts = record.pop("_artifacts", {})
+            artifacts = {k: Path(v) for k, v in (record.pop("_artifacts", None) or {}).items() if Path(v).is_file()}
             record["files"] = {k: f"{stem}-{k}" for k in artifacts}
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -603,11 +517,11 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copyfile(src, folder / record["files"][key])
             for path in _write_json(record, f"{stem}.json", folders):
                 log(f"wrote {path}")
-            _render(primary, markdowns, log)
-        log(f"done in {time.monotonic() - t_start:.0f} s; RESULTS.md: {', '.join(map(str, markdowns))}"
-            + (f"; failed parts: {', '.join(failed)}" if failed else ""))
+        log(f"done in {time.monotonic() - t_start:.0f} s" + (f"; failed parts: {', '.join(failed)}" if failed else ""))
         return 1 if failed else 0
     finally:
+        _render(primary, markdowns, log)  # once, at the end; also after a failure
+        log(f"RESULTS.md: {', '.join(map(str, markdowns))}")
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 

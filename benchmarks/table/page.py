@@ -74,7 +74,7 @@ def _sections(records: list[dict[str, Any]], seen_published: set[str]) -> list[s
             if group[0] is rec:
                 out += _ablation_section(group)
             continue
-        if (rec.get("run") or {}).get("error"):
+        if (rec.get("run") or {}).get("error") and not (rec.get("protocol") in PART_SECTIONS and _has_payload(rec)):
             out += _failed_section(rec) + [""]
             continue
         if not _has_payload(rec):

@@ -227,14 +227,25 @@ def _part_lines(rec: dict[str, Any]) -> list[str]:
         budget = f" of {run['budget_s']:g} s" if run.get("budget_s") is not None else ""
         out += [f"> **Cut short** by its time budget{budget}: stopped before {rec['reached']}; everything before it "
                 "is reported.", ""]
+    if run.get("error"):
+        out += [f"> **Failed** after {run.get('wall_s', 0):.0f} s: `{run['error']}`; what it measured before is "
+                "shown.", ""]
+    if rec.get("reduced_by_design"):
+        out += [f"> **Reduced by design**: {rec['reduced_by_design']}.", ""]
     return out
 
 
 def _failed_section(rec: dict[str, Any]) -> list[str]:
     run = rec.get("run") or {}
-    return [f"## {rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
-            f"(`{rec['_file']}`)", "", f"Command: `{rec['command']}`", "",
-            f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; no figures."]
+    measured = PAYLOAD.get(rec.get("protocol", ""), "") in rec
+    out = [f"## {rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
+           f"(`{rec['_file']}`)", "", f"Command: `{rec['command']}`", "",
+           f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; "
+           + ("what it measured before is in the JSON file." if measured else "no figures.")]
+    tail = [line for line in str(run.get("stderr_tail") or "").splitlines() if line.strip()][-8:]
+    if tail:
+        out += ["", f"Its process ended with {run.get('exit_code')}; the last lines it wrote:", "", "```"] + tail + ["```"]
+    return out
 
 
 

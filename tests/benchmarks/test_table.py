@@ -233,3 +233,22 @@ def test_regime_section_renders_paired_rows(tmp_path):
     text = regime_section(tmp_path)
     assert "| `distill-regime-cpu-x.json` | dcgru w32 KD | 1 | 2 | 5.310 | -0.260 ± 0.000 |" in text
     assert text.rstrip().endswith("yes / yes |")
+
+
+def test_a_run_reduced_by_design_says_why_and_a_dead_part_shows_its_last_lines():
+    reduced = dict(_record(), _file="los-loop-cuda-2026-01-01.json",
+                   reduced_by_design="1 seed, the reference student: what the GPU plan leaves")
+    text = render([reduced])
+    assert "> **Reduced by design**: 1 seed, the reference student: what the GPU plan leaves." in text
+    dead = {"schema": "stgkd-bench/1", "suite": "latency", "protocol": "latency", "title": "Inference latency",
+            "date": "2026-01-01", "started": "2026-01-01T00:00:00+00:00", "command": "python -m benchmarks.gpu",
+            "notes": [], "completed": False, "_file": "latency-cuda-2026-01-01.json",
+            "environment": {"device": "cuda", "device_name": "H200", "torch": "2.11", "cuda": "13.0", "threads": 16},
+            "run": {"id": "r1", "part": "latency", "index": 2, "budget_s": 60, "wall_s": 12.0, "reached": None,
+                    "error": "its process ended by signal SIGABRT and wrote no record", "exit_code": -6,
+                    "stderr_tail": "timing gcn-gru-h32\nCUDA error: an illegal memory access was encountered\n",
+                    "smoke": False}}
+    text = render([dead])
+    assert "**Failed** after 12 s: `its process ended by signal SIGABRT and wrote no record`; no figures." in text
+    assert "Its process ended with -6; the last lines it wrote:" in text
+    assert "```\ntiming gcn-gru-h32\nCUDA error: an illegal memory access was encountered\n```" in text
