@@ -502,16 +502,27 @@ class LowRankAdjacency:
         theta, beta = self.adaptive_factors()
         return apply_lowrank_adjacency(theta, beta, x)
 
+    #: most sensors :meth:`adaptive_adjacency` forms a dense matrix for (16,384: 1 GiB in float32)
+    dense_limit: int = 16384
+
     def adaptive_adjacency(self) -> Tensor:
         """The learned adjacency as a dense ``(N, N)`` matrix (rows sum to 1): for inspection, tests and
         relation distillation; the forward pass never forms it.
 
+        Raises:
+            ConfigError: more than :attr:`dense_limit` sensors (use :meth:`adaptive_factors`).
+
         Shapes:
             output ``(N, N)``
         """
+        name = getattr(self, "registry_name", "") or type(self).__name__
         if not self.adaptive:
-            name = getattr(self, "registry_name", "") or type(self).__name__
             raise ConfigError(f"{name}: adaptive_adjacency() needs adaptive=True")
+        n = self.source_factors.shape[0]
+        if n > self.dense_limit:
+            raise ConfigError(f"{name}: adaptive_adjacency() would form a dense {n} x {n} matrix "
+                              f"({n * n * 4 / 2**30:.1f} GiB), above dense_limit={self.dense_limit} sensors; "
+                              "the factors (adaptive_factors()) apply it in O(N r d)")
         theta, beta = self.adaptive_factors()
         return theta @ beta.t()
 

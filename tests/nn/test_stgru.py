@@ -235,3 +235,11 @@ def test_under_a_twentieth_of_graph_wavenets_flops_at_207_sensors():
     teacher = count_flops(build("graph-wavenet", num_nodes=207, graph=adj).eval(), x[..., :2])
     student = count_flops(build("stgru", num_nodes=207, graph=adj, in_channels=4).eval(), x)
     assert student <= teacher / 20
+
+
+def test_a_dense_adjacency_of_a_large_network_is_refused_not_allocated():
+    model = build("stgru", num_nodes=8, graph=random_graph(8), hidden=4, rank=2)
+    model.dense_limit = 6  # as if the network were too large for a dense (N, N) matrix
+    with pytest.raises(ConfigError, match="dense 8 x 8 matrix"):
+        model.adaptive_adjacency()
+    assert model(torch.randn(1, 12, 8, 2)).shape == (1, 12, 8)  # the forward pass never needs it
