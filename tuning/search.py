@@ -69,11 +69,10 @@ def _key_value(text: str) -> tuple[str, Any]:
     JSON (``8``, ``0.5``, ``1e-3``, ``true``, ``null``, ``[1, 2]``, ``"x"``), else the string itself."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    from stgkd.commands.train import parse_value
+
     key, value = text.split("=", 1)
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
+    return key.strip(), parse_value(value)
 
 
 def _positive_float(text: str) -> float:

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_hparams(items: list[str]) -> dict[str, Any]:
+    from stgkd.commands.train import parse_value
     from stgkd.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -42,10 +43,7 @@ def _parse_hparams(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--hparam {item!r}: expected KEY=VALUE")
         key, raw = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(raw)
-        except ValueError:
-            out[key.strip()] = raw
+        out[key.strip()] = parse_value(raw)
     return out
 
 

@@ -120,6 +120,16 @@ def _differs(a: Any, b: Any) -> bool:
     return a != b
 
 
+def parse_value(raw: str) -> Any:
+    """A ``KEY=VALUE`` flag's value: JSON where it is JSON (``8``, ``0.5``, ``1e-3``, ``true``, ``null``,
+    ``[1, 2]``, ``"x"``), else the string itself (``dense``). The one reading of every such flag
+    (``--hparams``, ``stgkd latency --hparam``, ``tuning.search --data-arg``/``--teacher-hparam``)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
 def parse_hparams(items: list[str] | None, *, flag: str = "--hparams") -> dict[str, Any]:
     """``--hparams`` as a JSON object, a path to a ``.json`` file, or ``key=value`` pairs (values
     parsed as JSON when they are: ``16``, ``0.3``, ``true``, ``"dense"``; else taken as strings)."""
@@ -151,11 +161,7 @@ def parse_hparams(items: list[str] | None, *, flag: str = "--hparams") -> dict[s
         if "=" not in item:
             raise ConfigError(f"{flag}: {item!r} is not KEY=VALUE (or pass one JSON object)")
         key, raw = item.split("=", 1)
-        key = key.strip().replace("-", "_")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+        out[key.strip().replace("-", "_")] = parse_value(raw)
     return out
 
 
