@@ -51,6 +51,10 @@ VARIANTS = [
     Variant("no-graph", "no graph at all (GRU + embeddings)", {"graph_layers": 0, "adaptive": False}),
     Variant("lr3e-3", "defaults with --lr 3e-3", flags=("--lr", "3e-3")),
     Variant("w48", "defaults at width 48", {"hidden": 48}),
+    Variant("lr5e-3", "defaults with --lr 5e-3", flags=("--lr", "5e-3")),
+    Variant("lr1e-2", "defaults with --lr 1e-2", flags=("--lr", "1e-2")),
+    Variant("lr2e-2", "defaults with --lr 2e-2", flags=("--lr", "2e-2")),
+    Variant("no-seasonal-lr3e-3", "without the seasonal-lag channels, --lr 3e-3", seasonal=False, flags=("--lr", "3e-3")),
     Variant("dcgru-seasonal", "dcgru w32 defaults + seasonal day (the input change alone)", model="dcgru"),
 ]
 
