@@ -122,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
           f"warmup {args.warmup}, iters {args.iters}")
     print(format_table(results))
     if args.json is not None:
+        from stgkd.files import atomic_write
+
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"target": args.target, "results": [r.to_dict() for r in results]}, indent=2))
+        atomic_write(args.json, json.dumps({"target": args.target, "results": [r.to_dict() for r in results]}, indent=2))
         print(f"wrote {args.json}")
     return 0
