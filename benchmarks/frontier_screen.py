@@ -55,6 +55,7 @@ VARIANTS = [
     Variant("lr1e-2", "defaults with --lr 1e-2", flags=("--lr", "1e-2")),
     Variant("lr2e-2", "defaults with --lr 2e-2", flags=("--lr", "2e-2")),
     Variant("no-seasonal-lr3e-3", "without the seasonal-lag channels, --lr 3e-3", seasonal=False, flags=("--lr", "3e-3")),
+    Variant("no-seasonal-lr1e-2", "without the seasonal-lag channels, --lr 1e-2", seasonal=False, flags=("--lr", "1e-2")),
     Variant("dcgru-seasonal", "dcgru w32 defaults + seasonal day (the input change alone)", model="dcgru"),
 ]
 
