@@ -277,7 +277,7 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        pass
+        pass  # the group has already exited: nothing left to signal
 
 
 def _signal_name(code: int | None) -> str:

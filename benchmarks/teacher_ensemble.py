@@ -24,7 +24,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +71,7 @@ def render(report: dict[str, Any]) -> str:
         f"- data: {s['data']}",
         *([f"- teachers trained here: {report['trained']}"] if report.get("trained") else []),
         "",
-        "An accuracy study: the wall seconds its JSON keeps are bookkeeping from a machine that may have been",
-        "shared, not timing figures.",
+        "An accuracy study: it keeps no timing (the machine may have been shared).",
         "",
         f"## Test masked MAE ({s['split']} split)",
         "",
@@ -154,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     stamp = dt.datetime.now(dt.timezone.utc)
     stem = args.out / f"teacher-ensemble-{device}-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    started = time.perf_counter()
     trained = None
     paths = list(args.teachers or [])
     if args.train:
@@ -177,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"load average {[round(x, 1) for x in os.getloadavg()]}",
             "trained": trained, "teachers": [str(p) for p in paths], "scores": scores,
             "student": args.student, "width": args.width, "student_epochs": args.student_epochs, "seed": args.seed,
-            "students": students, "wall_seconds": time.perf_counter() - started,
+            "students": students,
         }
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1, default=str))
