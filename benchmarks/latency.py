@@ -171,7 +171,8 @@ def _main_lineup(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], li
                        args.teacher_dtypes or args.dtypes))
     for student in args.students:
         for width in args.widths:
-            lineup.append((f"{student}-h{width}", model_config(student, n, hidden=width), args.batch, args.dtypes))
+            lineup.append((f"{student}-h{width}", model_config(student, n, in_channels=args.student_channels,
+                                                                hidden=width), args.batch, args.dtypes))
     return lineup
 
 
@@ -249,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 64])
     p.add_argument("--modes", nargs="+", default=["eager", "cuda-graph"], choices=["eager", "cuda-graph", "compile"])
     p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--student-channels", type=int, default=2,
+                   help="input channels of the students in the main section (default: 2, reading and time of day; "
+                        "4 with --seasonal day); the teacher reads 2")
     p.add_argument("--scaling-nodes", type=int, nargs="+", default=[207, 883, 2000, 8600])
     p.add_argument("--scaling-student", default="gcn-gru")
     p.add_argument("--scaling-width", type=int, default=32)

@@ -605,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="scaling: network sizes (default: 207 883 2000 8600)")
     p.add_argument("--scaling-batches", type=int, default=3, help="scaling: timed training steps per point (default: 3)")
     p.add_argument("--scaling-warmup", type=int, default=1, help="scaling: untimed training steps first (default: 1)")
+    p.add_argument("--scaling-student", default=None,
+                   help="scaling: the student family scaled beside the teacher (default: stgru)")
+    p.add_argument("--scaling-width", type=int, default=32, help="scaling: the student's width (default: 32)")
     p.add_argument("--teacher-max-nodes", type=int, default=None,
                    help="scaling: skip the teacher above this many sensors (default: none)")
     return p

@@ -4,14 +4,16 @@
 
 For each size ``N`` a synthetic road network of ``N`` sensors is generated
 (:func:`stgkd.data.synthetic.generate`, one day, so the graph has a road network's sparsity), and
-for the teacher (Graph WaveNet) and the student (``gcn-gru``, hidden 32):
+for the teacher (Graph WaveNet) and the student (``--scaling-student``, default ``stgru``, hidden
+``--scaling-width``, default 32):
 
 * **training**: ``--scaling-batches`` optimiser steps (forward, masked MAE in raw units, backward,
   AdamW) on batches of ``--batch-size`` windows are timed after ``--scaling-warmup`` untimed ones;
   ``seconds_per_batch`` is their mean and ``full_epoch_seconds_est`` scales it to an epoch of a
   METR-LA-length series (23,974 training windows: 70% of 34,272 steps) at that batch size;
 * **latency**: :func:`stgkd.latency.measure` at the ``--latency-batches`` sizes;
-* **peak GPU memory** of the training steps (CUDA only).
+* **peak GPU memory** of the training steps (CUDA only); on the CPU the process's peak resident memory so
+  far (``peak_rss_mb_so_far``, an upper bound on each point's, since the sizes grow).
 
 A power law ``cost = a · N^k`` is fitted per model and quantity in RESULTS.md
 (:func:`benchmarks.table.records.power_law`).
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
+import resource
 import shlex
 import time
 from typing import Any, Sequence
@@ -40,11 +43,13 @@ import torch
 
 from benchmarks.budget import Deadline
 
-__all__ = ["run_scaling", "cost_bound", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES"]
+__all__ = ["run_scaling", "cost_bound", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES", "DEFAULT_STUDENT"]
 
 #: training windows of METR-LA under DCRNN's split (34,272 steps, 12 + 12, 70%)
 METR_LA_TRAIN_WINDOWS = 23974
 DEFAULT_SIZES = (207, 883, 2000, 8600)
+#: the student scaled beside the teacher unless ``--scaling-student`` names another
+DEFAULT_STUDENT = "stgru"
 #: the highest power of the sensor count in the cost of the models scaled here: Graph WaveNet's adaptive
 #: adjacency and diffusion and gcn-gru's dense graph operator are N x N products
 COST_DEGREE = 2
@@ -134,7 +139,9 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--device cuda: CUDA is not available on this machine; run with --device cpu")
     sizes = list(args.sizes or DEFAULT_SIZES)
     teacher_hp = json.loads(args.teacher_hparams) if args.teacher_hparams else {}
-    lineup = [("graph-wavenet", teacher_hp, args.teacher_max_nodes), ("gcn-gru", {"hidden": 32}, None)]
+    student = getattr(args, "scaling_student", None) or DEFAULT_STUDENT
+    student_hp = {"hidden": int(getattr(args, "scaling_width", None) or 32)}
+    lineup = [("graph-wavenet", teacher_hp, args.teacher_max_nodes), (student, student_hp, None)]
     deadline = getattr(args, "deadline", None) or Deadline.after(getattr(args, "time_budget", None))
     budget_s = deadline.remaining() if deadline.end is not None else None
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -227,6 +234,8 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                     point[f"latency_b{b}_error"] = not_capturable(why) if isinstance(exc, CaptureError) else why
                     release_cached_memory()  # does nothing once a capture failed in this process
             point["latency_mode"] = mode
+            if device != "cuda":  # the process's peak resident memory so far: an upper bound on this point's
+                point["peak_rss_mb_so_far"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             point["load_average"] = load_average()
             point["busy"] = point.get("busy", False) or is_busy(point["load_average"])
             point["wall_seconds"] = time.perf_counter() - t_point
@@ -252,7 +261,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "description": (
             "Synthetic road networks of the sizes listed (one simulated day each, DCRNN windows); the teacher "
             "is Graph WaveNet" + (f" with {json.dumps(teacher_hp)}" if teacher_hp else " at the paper's size")
-            + ", the student gcn-gru (hidden 32, dense graph operator). Training seconds per full epoch are "
+            + f", the student {student} (hidden {student_hp['hidden']}). Training seconds per full epoch are "
             f"extrapolated from the timed steps to a METR-LA-length epoch ({METR_LA_TRAIN_WINDOWS:,} windows)."
         ),
         "date": started.strftime("%Y-%m-%d"),
