@@ -476,7 +476,7 @@ def train_student(
     cfg = TrainConfig(
         epochs=ctx.epochs,
         batch_size=int(params.get("batch_size", 64)),
-        lr=float(params.get("lr", 1e-3)),
+        lr=float(params["lr"]) if "lr" in params else None,  # else the family's default_lr
         weight_decay=float(params.get("weight_decay", 0.0)),
         patience=0,  # the pruner decides when a trial stops early
         seed=seed,

@@ -52,7 +52,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help=f"maximum epochs (default: {d.epochs})")
     g.add_argument("--batch-size", type=int, help=f"windows per step, per process (default: {d.batch_size})")
     g.add_argument("--eval-batch-size", type=int, help="windows per forward when validating (default: --batch-size)")
-    g.add_argument("--lr", type=float, help=f"AdamW learning rate (default: {d.lr})")
+    g.add_argument("--lr", type=float, help="AdamW learning rate (default: the model family's: 1e-2 for stgru, 1e-3 for the others)")
     g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
     g.add_argument("--schedule", choices=SCHEDULES.names(), help=f"learning-rate schedule (default: {d.schedule})")
     g.add_argument("--milestones", type=int, nargs="+", help="epochs where 'multistep' decays (default: 50%% and 75%%)")
@@ -79,10 +79,25 @@ def add_seasonal_argument(parser: argparse.ArgumentParser) -> None:
     """``--seasonal day [week]``: seasonal-lag input channels (:func:`stgkd.data.prepare`'s ``seasonal``)."""
     from stgkd.data.windows import SEASONS
 
-    parser.add_argument("--seasonal", nargs="+", choices=list(SEASONS), metavar="SEASON",
+    parser.add_argument("--seasonal", nargs="+", choices=[*SEASONS, "none"], metavar="SEASON",
                         help="add seasonal-lag input channels: at input step i the reading one SEASON "
-                             f"({', '.join(SEASONS)}) before forecast step i, and whether it was observed "
-                             "(default: none)")
+                             f"({', '.join(SEASONS)}) before forecast step i, and whether it was observed; "
+                             "'none' for none (default: the model family's where the series spans three "
+                             "seasons: day for stgru, none for the others)")
+
+
+def seasonal_from_args(values: list[str] | None) -> tuple[str, ...] | None:
+    """``--seasonal``'s value for the recipes: ``None`` (the family's default), ``()`` for ``none``, or the
+    seasons asked for."""
+    from stgkd.errors import ConfigError
+
+    if values is None:
+        return None
+    if "none" in values:
+        if len(values) > 1:
+            raise ConfigError(f"--seasonal: 'none' cannot be given with seasons ({' '.join(values)})")
+        return ()
+    return tuple(values)
 
 
 def train_config_from_args(args: argparse.Namespace, out: Path | None):
@@ -243,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
             evaluate_test=args.test,
             baselines=args.test,
             missing=args.missing,
-            seasonal=args.seasonal or (),
+            seasonal=seasonal_from_args(args.seasonal),
         )
     print_result(result, what=f"trained {args.model}")
     return 0

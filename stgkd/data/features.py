@@ -17,6 +17,7 @@ from stgkd.errors import DataError
 __all__ = [
     "SEASONS",
     "history_steps",
+    "default_seasons",
     "is_seasonal",
     "lag_channels",
     "season_steps",
@@ -82,6 +83,28 @@ def season_steps(season: str, interval_minutes: float, in_steps: int, *, where: 
         raise DataError(f"{where}: seasonal={season!r} is {int(steps)} steps, shorter than the input window "
                         f"({in_steps} steps)")
     return int(steps)
+
+
+#: a season is added by default only when the series spans at least this many of it, so that most training
+#: windows (70 % of the series under the usual split) have a lagged reading to read
+DEFAULT_SEASON_SPAN = 3
+
+
+def default_seasons(wanted: Sequence[str], interval_minutes: float, num_steps: int, in_steps: int) -> list[str]:
+    """The seasons of ``wanted`` (a model's :attr:`~stgkd.nn.base.ForecastModel.default_seasons`) that a
+    series allows: a whole number of steps at its interval, at least the input window
+    (:func:`season_steps`), and spanned :data:`DEFAULT_SEASON_SPAN` times by its ``num_steps`` steps. The
+    others are left out without an error: they are a default, not a request (an explicit
+    ``prepare(seasonal=...)`` still raises)."""
+    keep = []
+    for season in wanted:
+        try:
+            steps = season_steps(season, interval_minutes, in_steps)
+        except DataError:
+            continue
+        if num_steps >= DEFAULT_SEASON_SPAN * steps:
+            keep.append(season)
+    return keep
 
 
 def history_steps(in_steps: int, input_features: Sequence[str], interval_minutes: float) -> int:

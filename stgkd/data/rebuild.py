@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from stgkd.data.core import TrafficData
+from stgkd.data.features import default_seasons
 from stgkd.data.windows import SEASONS, prepare, seasonal_feature_names, seasons_of
 from stgkd.errors import ConfigError, DataError
 from stgkd.missing import MissingSpec, parse_missing
@@ -77,11 +78,14 @@ def prepare_data(data: TrafficData, *, in_steps: int, out_steps: int, split, inp
 
 def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData | None = None,
                       data_dir: str | Path | None = None, device: str | torch.device = "cpu",
-                      missing: MissingSpec = None, seasonal: Sequence[str] = ()):
+                      missing: MissingSpec = None, seasonal: Sequence[str] = (),
+                      seasons_by_default: Sequence[str] = ()):
     """Rebuild the windows a checkpoint was trained on from its ``"data"`` entry.
 
     ``seasonal`` adds the seasonal-lag channels of those seasons (:func:`~stgkd.data.windows.prepare`) after
-    the checkpoint's input features, e.g. for a student distilled from a teacher trained without them.
+    the checkpoint's input features, e.g. for a student distilled from a teacher trained without them;
+    ``seasons_by_default`` those of its seasons the series allows (:func:`~stgkd.data.features.default_seasons`:
+    a student family's defaults).
 
     The series comes from ``dataset`` when given, else from the checkpoint's dataset name or its
     source path. Its sensors must be the checkpoint's, in the same order. It is read with the
@@ -133,7 +137,8 @@ def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData
             "(in the same order)"
         )
     features = list(meta["input_features"])
-    wanted = set(seasons_of(features)) | set(seasonal)
+    by_default = default_seasons(seasons_by_default, data.interval_minutes, data.num_steps, int(meta["in_steps"]))
+    wanted = set(seasons_of(features)) | set(seasonal) | set(by_default)
     features = [f for f in features if f not in {g for season in SEASONS for g in seasonal_feature_names(season)}]
     features += [f for season in SEASONS if season in wanted for f in seasonal_feature_names(season)]
     unknown = sorted(wanted - set(SEASONS))

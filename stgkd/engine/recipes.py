@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from stgkd.data.core import TrafficData
+from stgkd.data.features import default_seasons
 from stgkd.data.rebuild import load_data, prepare_data, prepare_from_meta
 from stgkd.data.windows import seasons_of
 from stgkd.engine.baselines import compare_with_baselines, score_baselines
@@ -206,7 +207,7 @@ def _fit(
     result = TrainResult(
         model=model, data=prepared, best_epoch=int(trainer.best["epoch"]),
         best_val=dict(trainer.best.get("metrics", {})), epochs_run=trainer.epoch, stopped_early=fit.stopped_early,
-        history=trainer.history, seconds=fit.seconds, train_config=cfg, out=out, best_path=best_path,
+        history=trainer.history, seconds=fit.seconds, train_config=trainer.config, out=out, best_path=best_path,
         last_path=out / "last.pt" if out is not None else None, resumed_from=resumed_from,
         distill=meta.get("distill"), teacher_checkpoint=meta.get("teacher_checkpoint"), rank=ctx.rank,
     )
@@ -320,7 +321,7 @@ def train_model(
     evaluate_test: bool = False,
     missing: MissingSpec = None,
     baselines: bool = False,
-    seasonal: Sequence[str] = (),
+    seasonal: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train a registered model (a teacher, or a student on its own) with the masked MAE in raw units.
 
@@ -350,8 +351,10 @@ def train_model(
             (:func:`~stgkd.engine.baselines.score_baselines`: ``TrainResult.baselines``, and
             ``metrics.json``'s ``baselines`` and ``worse_than_best_baseline``).
         seasonal: seasons whose seasonal-lag input channels to add (``("day",)``: yesterday's readings at
-            the forecast steps; :func:`~stgkd.data.prepare`) (default: none). Recorded in the checkpoints'
-            input features, so evaluation and export rebuild them.
+            the forecast steps; :func:`~stgkd.data.prepare`); ``()`` for none (default: ``None``, the model
+            family's :attr:`~stgkd.nn.base.ForecastModel.default_seasons` that the series allows,
+            :func:`~stgkd.data.features.default_seasons`). Recorded in the checkpoints' input features, so
+            evaluation and export rebuild them.
 
     Returns:
         :class:`TrainResult`.
@@ -376,6 +379,9 @@ def train_model(
                 )
             prepared = prepare_from_meta(payload["data"], dataset=data, device=ctx.device)
         else:
+            if seasonal is None:
+                seasonal = default_seasons(_model_class(model).default_seasons, data.interval_minutes,
+                                           data.num_steps, in_steps)
             prepared = prepare_data(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
                                     time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device,
                                     seasonal=seasonal)
@@ -389,15 +395,19 @@ def train_model(
         shutdown(ctx)
 
 
-def _canonical_model(name: str) -> str:
+def _model_class(name: str) -> type:
     from stgkd.nn import MODELS
 
-    return MODELS.get(name).registry_name
+    return MODELS.get(name)
+
+
+def _canonical_model(name: str) -> str:
+    return _model_class(name).registry_name
 
 
 def distill_student(
     teacher: str | Path | Sequence[str | Path],
-    student: str = "dcgru",
+    student: str = "stgru",
     out: str | Path | None = None,
     *,
     width: int | None = None,
@@ -417,7 +427,7 @@ def distill_student(
     missing: MissingSpec = None,
     baselines: bool = False,
     feature_teacher: str | Path | None = None,
-    seasonal: Sequence[str] = (),
+    seasonal: Sequence[str] | None = None,
 ) -> TrainResult:
     """Distill a trained teacher, or an ensemble of several, into a student.
 
@@ -443,8 +453,8 @@ def distill_student(
 
     Args:
         teacher: path of the teacher's checkpoint (``best.pt``), or several paths (an ensemble).
-        student: registered student name (default: ``"dcgru"``, the most accurate student on the METR-LA
-            week; ``"gcn-gru"`` is about 12x cheaper per forecast).
+        student: registered student name (default: ``"stgru"``, the most accurate student on the METR-LA
+            week at about a tenth of ``"dcgru"``'s FLOPs).
         out: run directory (as in :func:`train_model`); ``None`` writes nothing.
         width: the student's ``hidden`` size (overrides ``hparams["hidden"]``).
         hparams: other student hyperparameters.
@@ -462,8 +472,9 @@ def distill_student(
             since the student learns from the same readings.
         feature_teacher: with several teachers, the one (a path among ``teacher``) whose features and
             relations the loss reads (default: the first).
-        seasonal: seasons whose seasonal-lag channels the student also reads (as in :func:`train_model`;
-            a resumed run keeps its own). The teacher still reads only the channels it was trained with
+        seasonal: seasons whose seasonal-lag channels the student also reads, ``()`` for none (as in
+            :func:`train_model`; default: the student family's that the series allows; a resumed run keeps
+            its own). The teacher still reads only the channels it was trained with
             (:class:`~stgkd.nn.base.SelectInputs`).
 
     Returns:
@@ -481,8 +492,9 @@ def distill_student(
     try:
         if payload is not None:
             seasonal = seasons_of(payload["data"]["input_features"])  # the resumed student's own inputs
+        by_default = _model_class(student).default_seasons if seasonal is None else ()
         prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
-                                     missing=missing, seasonal=seasonal)
+                                     missing=missing, seasonal=seasonal or (), seasons_by_default=by_default)
         _check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
         teacher_features = list(teacher_payload["data"]["input_features"])
         teachers = load_teachers(teacher_paths, prepared=prepared.select_features(teacher_features),

@@ -17,7 +17,7 @@ import os
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -40,7 +40,11 @@ __all__ = [
     "recent_windows",
     "SCHEDULES",
     "seed_everything",
+    "with_model_lr",
 ]
+
+#: the learning rate of a model family that declares none (:attr:`stgkd.nn.base.ForecastModel.default_lr`)
+DEFAULT_LR = 1e-3
 
 
 @dataclass
@@ -51,7 +55,8 @@ class TrainConfig:
         epochs: maximum number of epochs (default: ``100``).
         batch_size: windows per optimiser step, per process (default: ``64``).
         eval_batch_size: windows per forward pass when evaluating (default: ``batch_size``).
-        lr: AdamW learning rate (default: ``1e-3``).
+        lr: AdamW learning rate; ``None`` for the model family's ``default_lr`` (:func:`with_model_lr`:
+            1e-2 for ``stgru``, 1e-3 for the others) (default: ``None``).
         weight_decay: AdamW decoupled weight decay (default: ``1e-4``).
         schedule: learning-rate schedule, one of :data:`SCHEDULES`: ``"cosine"`` (to
             ``lr * min_lr_ratio`` at the last epoch), ``"multistep"`` (times ``gamma`` at each of
@@ -79,7 +84,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 64
     eval_batch_size: int | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     min_lr_ratio: float = 0.01
@@ -101,7 +106,7 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.eval_batch_size is None or self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
+            (self.lr is None or self.lr > 0, "lr must be > 0"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.clip_grad >= 0, "clip_grad must be >= 0"),
             (self.patience >= 0, "patience must be >= 0"),
@@ -140,6 +145,15 @@ def recent_windows(config: TrainConfig, interval_minutes: float) -> int | None:
     if config.train_days is None:
         return None
     return max(1, int(round(config.train_days * 1440.0 / float(interval_minutes))))
+
+
+def with_model_lr(config: TrainConfig, model: nn.Module) -> TrainConfig:
+    """``config`` with its learning rate resolved: ``config.lr``, or when that is ``None`` the model family's
+    :attr:`~stgkd.nn.base.ForecastModel.default_lr` (1e-3 for a model without one). Checkpoints record the
+    resolved value, so a resumed run keeps it."""
+    if config.lr is not None:
+        return config
+    return replace(config, lr=float(getattr(model, "default_lr", DEFAULT_LR)))
 
 
 # --------------------------------------------------------------------------- schedules
@@ -247,7 +261,7 @@ class Trainer:
         meta: dict[str, Any] | None = None,
         find_unused_parameters: bool = False,
     ) -> None:
-        self.config = config
+        self.config = config = with_model_lr(config, model)
         self.ctx = ctx or DistContext(device=resolve_device(config.device))
         self.device = self.ctx.device
         self.data = data

@@ -41,9 +41,16 @@ class ForecastModel(nn.Module):
             returns, each ``(B, N, D)`` or ``(B, T, N, D)``.
         distill_feature: the feature that is the natural match for distillation.
         uses_graph: whether the model reads the graph (graph-free models ignore it).
+        default_lr: the AdamW learning rate a run uses when none is given (``TrainConfig.lr=None``,
+            ``stgkd train/distill`` without ``--lr``): the one measured to train this family well.
+        default_seasons: the seasonal-lag input channels (:data:`stgkd.data.features.SEASONS`) a run adds
+            when none are asked for, where the data allows them
+            (:func:`stgkd.data.features.default_seasons`).
     """
 
     role: ClassVar[str] = "student"
+    default_lr: ClassVar[float] = 1e-3
+    default_seasons: ClassVar[tuple[str, ...]] = ()
     feature_names: ClassVar[tuple[str, ...]] = ()
     distill_feature: ClassVar[str] = ""
     uses_graph: ClassVar[bool] = True
