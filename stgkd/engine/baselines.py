@@ -84,6 +84,12 @@ class BaselineScore:
             out["left_out"] = self.note
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "BaselineScore":
+        """The inverse of :meth:`to_dict`."""
+        return cls(str(d["model"]), str(d["label"]), dict(d.get("hparams") or {}), int(d.get("in_steps", 1)),
+                   metrics=d.get("metrics"), note=d.get("left_out"))
+
 
 @dataclass
 class BaselineScores:
@@ -106,10 +112,23 @@ class BaselineScores:
             "dataset": self.dataset,
             "split": self.split,
             "windows": self.windows,
+            "interval_minutes": self.interval_minutes,
+            "out_steps": self.out_steps,
             "scored": [s.to_dict() for s in self.scored],
             "left_out": [s.to_dict() for s in self.left_out],
             "best": {h: {"baseline": label, "mae": mae} for h, (label, mae) in self.best().items()},
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "BaselineScores":
+        """The inverse of :meth:`to_dict`, for the ``baselines`` block of a ``metrics.json`` or a benchmark
+        record (``"best"`` is recomputed from the scores). A block written before the interval and the
+        horizon were recorded reads as 0 minutes and 12 steps (the DCRNN protocol's); both only word
+        :class:`Shortfall` messages."""
+        return cls(dataset=str(d.get("dataset", "")), split=str(d.get("split", "")), windows=int(d.get("windows", 0)),
+                   interval_minutes=int(d.get("interval_minutes") or 0), out_steps=int(d.get("out_steps") or 12),
+                   scored=[BaselineScore.from_dict(s) for s in d.get("scored", [])],
+                   left_out=[BaselineScore.from_dict(s) for s in d.get("left_out", [])])
 
 
 @dataclass(frozen=True)

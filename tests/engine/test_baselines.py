@@ -132,6 +132,19 @@ def test_best_baseline_per_horizon_and_the_comparison():
         "gru is worse than historical median at 3 h: 0.30 vs 0.25")  # an hourly series' horizon name
 
 
+def test_a_baselines_block_reads_back_as_the_scores_it_was_written_from():
+    scores = _scores()
+    scores.left_out.append(BaselineScore("seasonal-naive", "seasonal naive (1 week)", {"season_steps": 2016}, 2016,
+                                         note="needs 2016 steps of history"))
+    block = json.loads(json.dumps(scores.to_dict()))  # as a record stores it
+    back = BaselineScores.from_dict(block)
+    assert back == scores
+    assert back.to_dict() == block
+    loses = {"60min": {"mae": 5.34}}
+    assert [s.message() for s in compare_with_baselines("dcgru", loses, back)] == [
+        "dcgru is worse than seasonal naive (1 day) at 60 min: 5.34 vs 5.12"]
+
+
 def test_the_warning_line_is_printed_when_a_model_loses_and_not_when_it_wins():
     out, warn = io.StringIO(), io.StringIO()
     report_baselines(_scores(), {"dcgru": {"60min": {"mae": 5.34}}, "gwn": {"60min": {"mae": 4.80}}}, out=out, warn=warn)
