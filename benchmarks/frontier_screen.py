@@ -84,7 +84,8 @@ def run(variant: Variant, out: Path) -> None:
 
 
 def collect(variant: Variant, out: Path) -> dict[str, Any] | None:
-    """Test metrics, train/val MAE, parameters and FLOPs at batch 1 of a finished run."""
+    """Test metrics, train/val MAE, parameters and FLOPs at batch 1 of a finished run, and the baselines
+    its ``--test`` scored on the same test targets."""
     import torch
 
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
@@ -106,6 +107,7 @@ def collect(variant: Variant, out: Path) -> dict[str, Any] | None:
         "val_mae": metrics["val"]["avg"]["mae"], "train_mae": train_at_best, "best_epoch": best,
         "epochs_run": metrics["epochs_run"], "params": model.num_parameters(), "flops_b1": count_flops(model, x),
         "input_features": payload["data"]["input_features"],
+        "baselines": metrics.get("baselines"),
     }
 
 

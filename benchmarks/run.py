@@ -16,7 +16,9 @@ labelled ``"busy"`` (RESULTS.md shows no figure for it).
 Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` and regenerates
 ``benchmarks/RESULTS.md`` from every JSON file in ``benchmarks/results/``. The JSON records the
 command, the device, versions, the training budget and, per model and seed, the test metrics,
-epochs and seconds; per model the parameters, FLOPs and latency.
+epochs and seconds; per model the parameters, FLOPs and latency; and the baselines (last value, seasonal
+naive, historical average and median) scored on the same test targets
+(:func:`stgkd.engine.baselines.score_baselines`), which RESULTS.md shows beside the models.
 
 For every seed the suite trains the teacher (Graph WaveNet), then each student twice (plainly, and
 distilled from that seed's teacher with stgkd's default :class:`~stgkd.distill.DistillConfig`); then,
@@ -198,6 +200,17 @@ class _SuiteState:
     unprofiled: list[str] = field(default_factory=list)
     graph: Any = None
     capture: dict[str, str | None] = field(default_factory=dict)
+    baselines: dict[str, Any] | None = None
+
+    def score_baselines(self, prepared: Any) -> None:
+        """The baselines on the test split of the windows every model is scored on, once per suite
+        (:func:`stgkd.engine.baselines.score_baselines`; a baseline the data cannot support is left out with
+        the reason)."""
+        from stgkd.engine.baselines import score_baselines
+
+        if self.baselines is None:
+            log("baselines on the test split")
+            self.baselines = score_baselines(prepared, "test").to_dict()
 
     def entry(self, label: str, name: str, kind: str, hp: dict[str, Any]) -> dict[str, Any]:
         return self.models.setdefault(label, {"label": label, "model": name, "kind": kind, "hparams": hp, "seeds": []})
@@ -276,6 +289,7 @@ def _run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[s
             p = tres.data
             state.dataset_info = {"windows": [len(p.train), len(p.val), len(p.test)],
                                   "scaler": [p.scaler.mean, p.scaler.std], "input_features": list(p.input_features)}
+        state.score_baselines(tres.data)
         state.entry(label, teacher_name, "teacher", teacher_hp)["seeds"].append(
             _seed_record(tres, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
                          peak=_peak_mb(device), wall=time.perf_counter() - t0, time_limited=_limited(cbs)))
@@ -382,6 +396,7 @@ def _run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any],
         "input_features": list(prepared.input_features),
         "adjacency": "DCRNN adj_mx.pkl (Gaussian kernel of road distance, threshold 0.1); no los_adj.csv in the shared folder",
     }
+    state.score_baselines(prepared)
 
     def make(name: str, hp: dict[str, Any]):
         return build_for(name, prepared, **hp).to(device)
@@ -532,6 +547,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "notes": notes,
         "capture": state.capture,
         "models": models,
+        "baselines": state.baselines,
     }
     if getattr(args, "reduced_by_design", None):
         record["reduced_by_design"] = args.reduced_by_design

@@ -45,7 +45,11 @@ def test_synthetic_suite_writes_json_and_results_md(tmp_path):
     assert rec["busy"] is False
     kd = next(m for m in rec["models"] if m["kind"] == "student+kd")
     assert kd["distill"]["w_out"] > 0
+    base = rec["baselines"]  # scored on the test windows every model is scored on
+    assert base["split"] == "test" and base["windows"] == rec["dataset"]["windows"][2]
+    assert "last value" in {s["label"] for s in base["scored"]} and set(base["best"]) == {"15min", "30min", "60min", "avg"}
     text = md.read_text()
+    assert "| best baseline | baseline | " + f"{base['best']['15min']['mae']:.2f} ({base['best']['15min']['baseline']})" in text
     assert files[0].name in text
     assert "| gcn-gru h32 + KD | student+kd |" in text and "| PGT TGCN | peer |" in text
     assert "**CPU** eager b1 ms" in text and "not measured" in text
