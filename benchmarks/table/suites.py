@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
+from benchmarks.table.baselines import WORSE, best_baseline, best_cells, notes, worse_horizons
 from benchmarks.table.records import (BUSY, HORIZONS, KIND_ORDER, _fmt_count, _fmt_ms, _is_suite, _part_lines,
                                       _passes, fmt_pm, mean_spread)
 
@@ -90,17 +91,24 @@ def _budget_line(rec: dict[str, Any]) -> str:
     )
 
 
-def _accuracy_table(rows: list[dict[str, Any]], *, title_suffix: str = "") -> list[str]:
+def _accuracy_table(rows: list[dict[str, Any]], *, baselines: dict[str, Any] | None = None) -> list[str]:
+    """Test MAE / RMSE / MAPE per model; with a ``baselines`` block, the best baseline per horizon as a row
+    and a mark on every MAE worse than it (:mod:`benchmarks.table.baselines`)."""
     head = "| model | kind | " + " | ".join(
         f"{h} MAE | {h} RMSE | {h} MAPE %" for h in ("15 min", "30 min", "60 min", "avg 12")) + " | seeds |"
     lines = [head, "|" + "---|" * (2 + 12 + 1)]
     for r in rows:
+        worse = worse_horizons(baselines, {h: r[f"{h}/mae"][0] for h in HORIZONS if r[f"{h}/mae"][2]})
         cells = []
         for h in HORIZONS:
-            cells.append(fmt_pm(*r[f"{h}/mae"]))
+            cells.append(fmt_pm(*r[f"{h}/mae"]) + (f" {WORSE}" if h in worse else ""))
             cells.append(fmt_pm(*r[f"{h}/rmse"]))
             cells.append(fmt_pm(*r[f"{h}/mape"], scale=100.0, digits=1))
         lines.append(f"| {r['label']} | {r['kind']} | " + " | ".join(cells) + f" | {r['n']} |")
+    if best_baseline(baselines):
+        cells = [c for cell in best_cells(baselines, HORIZONS) for c in (cell, "–", "–")]
+        lines.append("| best baseline | baseline | " + " | ".join(cells) + " | – |")
+        lines += [""] + notes(baselines)
     return lines
 
 
@@ -319,7 +327,7 @@ def _suite_section(rec: dict[str, Any]) -> list[str]:
         out.append("")
     out.append("**Accuracy** (test split, masked, mean ± std over seeds):")
     out.append("")
-    out += _accuracy_table(rows)
+    out += _accuracy_table(rows, baselines=rec.get("baselines"))
     out.append("")
     out.append("**Cost**" + (" — this run had no GPU: latency is **CPU** latency, the CUDA columns were not "
                              "measured and peak GPU memory does not apply" if device != "cuda" else "") + ":")
