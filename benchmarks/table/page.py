@@ -7,9 +7,10 @@ from a results folder (atomically). Nothing here measures anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from benchmarks.table.ablations import _ablation_groups, _ablation_headline, _ablation_section, regime_section
+from benchmarks.table.frontier_chart import frontier_section
 from benchmarks.table.goals import _goals_section
 from benchmarks.table.latency import _latency_headline, _latency_section, _scaling_section, _timing_section
 from benchmarks.table.parts import _environment_section, _gpu_runs, _tuning_section
@@ -97,9 +98,10 @@ def _sections(records: list[dict[str, Any]], seen_published: set[str]) -> list[s
 
 
 
-def render(records: list[dict[str, Any]]) -> str:
+def render(records: list[dict[str, Any]], *, frontier: Sequence[str] = ()) -> str:
     """The whole RESULTS.md text for ``records``: the main body (runs that meet :func:`appendix_reason`'s
-    rule), the goals computed from them, then the appendix of reduced and smoke runs."""
+    rule) with ``frontier`` (the lines of :func:`~benchmarks.table.frontier_chart.frontier_section`) after the
+    headline, the goals computed from them, then the appendix of reduced and smoke runs."""
     main = [r for r in records if appendix_reason(r) is None]
     appendix = [r for r in records if appendix_reason(r) is not None]
     out = [INTRO]
@@ -116,6 +118,7 @@ def render(records: list[dict[str, Any]]) -> str:
     out += ["## Headline", ""]
     out += headlines or ["No run meets the rule of the main body yet; see the appendix."]
     out.append("")
+    out += list(frontier)
     out += _gpu_runs(main)
     seen_published: set[str] = set()
     out += _sections(main, seen_published)
@@ -144,9 +147,11 @@ def render(records: list[dict[str, Any]]) -> str:
 
 
 def write_markdown(results_dir: Path, markdown: Path) -> None:
-    """Regenerate ``markdown`` from every record in ``results_dir`` (atomically)."""
-    text = render(load_records(results_dir)) + regime_section(Path(results_dir))
+    """Regenerate ``markdown`` from every record in ``results_dir`` (atomically), and the frontier chart
+    beside the records."""
     markdown = Path(markdown)
+    frontier = frontier_section(Path(results_dir), markdown)
+    text = render(load_records(results_dir), frontier=frontier) + regime_section(Path(results_dir))
     markdown.parent.mkdir(parents=True, exist_ok=True)
     tmp = markdown.with_suffix(".md.tmp")
     tmp.write_text(text)

@@ -1,0 +1,166 @@
+"""The student frontier gathered from hand-made records: joins, busy records, missing timings, the advice,
+and the best baseline in the rendered tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.table import render
+from benchmarks.table.frontier import gather, which_student
+from benchmarks.table.frontier_chart import CHART, frontier_section
+
+WEEK = "../shared/data/metr-la-week"
+
+
+def _h(m60: float, avg: float | None = None) -> dict[str, float]:
+    return {"15min": m60 - 1.0, "30min": m60 - 0.5, "60min": m60, "avg": avg if avg is not None else m60 - 0.6}
+
+
+def _metrics(m60: float) -> dict[str, dict[str, float]]:
+    return {h: {"mae": v, "rmse": 2 * v, "mape": 0.1} for h, v in _h(m60).items()}
+
+
+def _baselines_block() -> dict:
+    return {"dataset": "metr-la-week", "split": "test", "windows": 399, "interval_minutes": 5, "out_steps": 12,
+            "scored": [{"model": "last-value", "label": "last value", "hparams": {}, "in_steps": 1,
+                        "metrics": _metrics(5.7)},
+                       {"model": "historical-median", "label": "historical median", "hparams": {}, "in_steps": 1,
+                        "metrics": _metrics(5.0)}],
+            "left_out": [{"model": "seasonal-naive", "label": "seasonal naive (1 week)", "hparams": {},
+                          "in_steps": 2016, "left_out": "needs 2016 steps of history"}],
+            "best": {}}
+
+
+def _screen_rows() -> list[dict]:
+    rows = []
+    for seed, m60 in ((0, 4.0), (1, 4.2)):
+        rows.append({"name": f"lr1e-2-s{seed}", "what": "defaults with --lr 1e-2",
+                     "command": f"stgkd train --dataset {WEEK} --model stgru --out runs/x/s{seed} --epochs 30 --test "
+                                f"--seed {seed} --no-progress --overwrite --seasonal day --lr 1e-2",
+                     "test": _h(m60), "val_mae": 3.0, "train_mae": 3.0, "best_epoch": 29, "epochs_run": 30,
+                     "params": 300, "flops_b1": 2.5e7,
+                     "input_features": ["value", "time_of_day", "seasonal_day", "seasonal_day_observed"],
+                     "baselines": _baselines_block()})
+    return rows
+
+
+def _regime_run(recipe: str, seed: int, m60: float, params: int) -> dict:
+    return {"recipe": recipe, "days": "all", "seed": seed, "test": _metrics(m60), "val_mae": 3.3,
+            "parameters": params, "epochs_run": 30}
+
+
+def _regime() -> dict:
+    runs = {}
+    for seed in (0, 1):
+        for recipe, m60, params in (("gcn-gru w32 plain", 5.3, 50), ("gcn-gru w32 KD", 5.4, 50),
+                                    ("dcgru w32 plain", 5.1, 70)):
+            runs[f"{recipe} | all | {seed}"] = _regime_run(recipe, seed, m60, params)
+    return {"date": "2026-01-01T00:00", "command": "python -m benchmarks.distill_regime ...", "machine": "cpu",
+            "data": "PreparedData('metr-la-week', nodes=207, features=['value', 'time_of_day'], windows=1/1/1)",
+            "teacher": {"path": "t.pt", "parameters": 1000, "test": _metrics(4.8), "epoch": 20},
+            "recipes": ["gcn-gru w32 plain", "gcn-gru w32 KD", "dcgru w32 plain"], "days": ["all"], "seeds": [0, 1],
+            "epochs": 30, "patience": 6, "lr": 0.003, "runs": runs}
+
+
+def _lat_row(model: str, batch: int, ms: float, params: int, channels: int, *, section: str = "main") -> dict:
+    return {"section": section, "model": model, "batch": batch, "median_ms": ms, "parameters": params,
+            "channels": channels, "nodes": 207, "threads": 1, "mode": "eager", "dtype": "fp32", "iters": 20,
+            "busy": False}
+
+
+def _latency(started: str, rows: list[dict], *, busy: bool = False) -> dict:
+    return {"schema": "stgkd-bench/1", "suite": "latency", "protocol": "latency", "title": "Inference latency",
+            "started": started, "date": started[:10], "busy": busy, "command": "python -m benchmarks.latency ...",
+            "environment": {"device": "cpu", "device_name": "Test CPU"}, "settings": {"iters": 20, "warmup": 3},
+            "results": rows}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    d = tmp_path / "benchmarks" / "results"
+    d.mkdir(parents=True)
+    (d / "student-frontier-screen-cpu-2026-01-02.json").write_text(json.dumps(_screen_rows()))
+    (d / "distill-regime-cpu-2026-01-01-week.json").write_text(json.dumps(_regime()))
+    idle = [_lat_row("graph-wavenet", 1, 20.0, 1000, 2), _lat_row("graph-wavenet", 64, 2000.0, 1000, 2),
+            _lat_row("stgru-h32", 1, 2.0, 300, 4), _lat_row("stgru-h32", 64, 100.0, 300, 4),
+            _lat_row("gcn-gru-h32", 1, 1.0, 50, 2), _lat_row("gcn-gru-h32", 64, 80.0, 50, 2),
+            _lat_row("gru-h16", 1, 0.8, 20, 2)]
+    (d / "latency-cpu-20260103-idle.json").write_text(json.dumps(_latency("2026-01-03T10:00:00+00:00", idle)))
+    # newer, but timed on a busy machine: never used, not even for a model the idle record lacks
+    busy = [_lat_row("graph-wavenet", 1, 40.0, 1000, 2), _lat_row("stgru-h32", 1, 0.5, 300, 4),
+            _lat_row("dcgru-h32", 1, 3.0, 70, 2)]
+    (d / "latency-cpu-20260104-busy.json").write_text(json.dumps(_latency("2026-01-04T10:00:00+00:00", busy, busy=True)))
+    return d
+
+
+def _point(front, label: str):
+    return next(p for p in front.points if p.label == label)
+
+
+def test_a_point_joins_its_accuracy_with_the_idle_timing_of_the_same_model(results):
+    front = gather(results)
+    p = _point(front, "stgru w32 plain, seasonal day input")
+    assert p.score.mae["60min"] == pytest.approx((4.1, 0.1414, 2), abs=1e-4)
+    assert p.timing.b1_ms == 2.0 and p.timing.b64_ms == 100.0
+    assert p.timing.source == "latency-cpu-20260103-idle.json"  # not the newer busy record's 0.5 ms
+    assert p.timing.speedup_b1 == pytest.approx(10.0) and p.timing.speedup_b64 == pytest.approx(20.0)
+    assert p.flops == 2.5e7 and p.score.source == "student-frontier-screen-cpu-2026-01-02.json"
+    assert "--lr 1e-2" in p.score.flags and "--seasonal day" in p.score.flags and "--epochs 30" in p.score.flags
+    assert "2 seeds mean ± std" in p.score.flags
+    teacher = next(p for p in front.points if p.score.role == "teacher")
+    assert teacher.mae60 == 4.8 and teacher.timing.b1_ms == 20.0  # the busy record's 40 ms is not used
+    assert front.baselines["historical median"]["60min"] == 5.0
+
+
+def test_a_missing_timing_is_listed_not_invented(results):
+    front = gather(results)
+    dcgru = _point(front, "dcgru w32 plain")
+    assert dcgru.timing is None and dcgru not in front.charted  # only the busy record timed it
+    missing = dict(front.missing)
+    assert "no idle one-thread CPU latency record has `dcgru` with 70 parameters" in missing["dcgru w32 plain"]
+    assert missing["gru-h16"].startswith("timed (`latency-cpu-20260103-idle.json`) but no accuracy record")
+    lines = frontier_section(results, results.parent / "RESULTS.md")
+    row = next(line for line in lines if line.startswith("| dcgru w32 plain |"))
+    assert "not timed" in row and "5.10 ± 0.00 †" in row  # worse than the historical median's 5.00
+    assert "**Not on the latency panel**" in "\n".join(lines) and (results / CHART).stat().st_size > 0
+    assert "| baseline: historical median (best at 60 min) | 5.00 |" in "\n".join(lines)
+
+
+def test_which_student_names_the_most_accurate_within_each_latency(results):
+    lines = which_student(gather(results))
+    text = "\n".join(lines)
+    steps = [line for line in lines if line.startswith("- from ")]
+    assert [s.split("**")[1] for s in steps] == ["gcn-gru w32 plain", "stgru w32 plain, seasonal day input"]
+    assert steps[0].startswith("- from 1.00 ms") and steps[1].startswith("- from 2.00 ms")
+    assert "10.0× faster than Graph WaveNet at batch 1, 20.0× at batch 64" in steps[1]
+    assert "-0.90 against the best baseline (historical median, 5.00)" in steps[1]
+    assert "gcn-gru w32 distilled (5.40, 1.00 ms)" in text  # as fast as the plain one and less accurate
+
+
+def test_the_best_baseline_is_a_row_of_a_suite_table_and_worse_models_are_marked():
+    rec = {
+        "schema": "stgkd-bench/1", "suite": "metr-la-week", "title": "Week", "protocol": "dcrnn", "description": "",
+        "published": None, "date": "2026-01-01", "started": "2026-01-01T00:00:00+00:00", "wall_seconds": 60.0,
+        "command": "python -m benchmarks.run --suite metr-la-week", "_file": "metr-la-week-cpu-2026-01-01.json",
+        "environment": {"device": "cpu", "device_name": "Test CPU", "torch": "2", "cuda": None, "threads": 1},
+        "dataset": {"name": "metr-la-week", "nodes": 207, "steps": 2016, "interval_minutes": 5},
+        "budget": {"seeds": [0], "epochs": 30, "limit_batches": None, "batch_size": 64, "lr": 0.001, "patience": 10,
+                   "tiny": False, "teacher_hparams": {}},
+        "notes": [], "baselines": _baselines_block(),
+        "models": [{"label": "gwn (teacher)", "model": "graph-wavenet", "kind": "teacher", "parameters": 1000,
+                    "seeds": [{"seed": 0, "test": _metrics(4.8)}]},
+                   {"label": "s", "model": "gcn-gru", "kind": "student", "parameters": 50,
+                    "seeds": [{"seed": 0, "test": _metrics(5.3)}]}],
+    }
+    text = render([rec])
+    assert ("| best baseline | baseline | 4.00 (historical median) | – | – | 4.50 (historical median) | – | – | "
+            "5.00 (historical median) | – | – | 4.40 (historical median) | – | – | – |") in text
+    # the student is worse than the historical median at every horizon, the teacher at none
+    assert ("| s | student | 4.30 † | 8.60 | 10.0 | 4.80 † | 9.60 | 10.0 | 5.30 † | 10.60 | 10.0 | 4.70 † | 9.40 | "
+            "10.0 | 1 |") in text
+    assert ("| gwn (teacher) | teacher | 3.80 | 7.60 | 10.0 | 4.30 | 8.60 | 10.0 | 4.80 | 9.60 | 10.0 | 4.20 | 8.40 | "
+            "10.0 | 1 |") in text
+    assert "Left out: seasonal naive (1 week): needs 2016 steps of history." in text
