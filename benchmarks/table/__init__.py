@@ -12,6 +12,11 @@ One module per thing rendered:
 * :mod:`~benchmarks.table.parts`: the parts of a ``python -m benchmarks.gpu`` run (run table, environment,
   tuning study);
 * :mod:`~benchmarks.table.goals`: the goals computed from the records and "where we fall short";
+* :mod:`~benchmarks.table.baselines`: the best baseline per horizon as a row of the test MAE tables, and the
+  marks on the figures worse than it;
+* :mod:`~benchmarks.table.frontier`: the student frontier on the METR-LA week gathered from the records
+  (accuracy joined with idle one-thread CPU latency), and "which student to use";
+  :mod:`~benchmarks.table.frontier_chart` draws its chart and renders its section;
 * :mod:`~benchmarks.table.page`: the whole page (:func:`render`, :func:`write_markdown`).
 
 Nothing here measures anything.
