@@ -43,7 +43,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from stgkd.errors import CheckpointError, ConfigError, StgkdError
 from stgkd.missing import add_missing_argument
@@ -443,7 +443,8 @@ def run(args: argparse.Namespace) -> int:
 
     interrupted, objective, prepared = False, None, None
     if done < args.n_trials:
-        ctx = _search_context(args, data, teacher_path, teacher_sha, device, out, heartbeat=not storage.has_heartbeat)
+        ctx = _search_context(args, data, teacher_path, teacher_sha, device, out, heartbeat=not storage.has_heartbeat,
+                              families=space.families())
         prepared = ctx.prepared
         objective = Objective(ctx, space, LatencyCache(latency))
         interrupted = _optimize(study, objective, args)
@@ -550,16 +551,22 @@ def _open_study(args: argparse.Namespace, storage: Any, latency: Any, settings: 
 
 
 def _search_context(args: argparse.Namespace, data: Any, teacher_path: Path, teacher_sha: str, device: str,
-                    out: Path, *, heartbeat: bool) -> Any:
-    """What every trial of this worker shares: the teacher's data rebuilt on ``data``, the frozen
-    teacher, and its cache (built on the first trial that distills)."""
+                    out: Path, *, heartbeat: bool, families: Sequence[str] = ()) -> Any:
+    """What every trial of this worker shares: the teacher's data rebuilt on ``data``, with the seasonal-lag
+    channels that the space's student ``families`` read by default where the series allows them (every
+    student of the study reads the same inputs; the teacher only its own), the frozen teacher, and its
+    cache (built on the first trial that distills)."""
     from stgkd.data.rebuild import prepare_from_meta
     from stgkd.distill import TeacherCache
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from stgkd.nn import MODELS
+    from stgkd.nn.base import SelectInputs
     from tuning.objective import SearchContext
 
     payload = load_checkpoint(teacher_path)
-    prepared = prepare_from_meta(payload["data"], dataset=data, device=device)
+    seasons = [s for name in families if name in MODELS for s in MODELS.get(name).default_seasons]
+    prepared = prepare_from_meta(payload["data"], dataset=data, device=device,
+                                 seasons_by_default=list(dict.fromkeys(seasons)))
     t_scaler = payload["scaler"]
     if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
             and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
@@ -567,6 +574,8 @@ def _search_context(args: argparse.Namespace, data: Any, teacher_path: Path, tea
     teacher = model_from_checkpoint(payload, device=device)
     for prm in teacher.parameters():
         prm.requires_grad_(False)
+    teacher = SelectInputs.for_features(teacher, prepared.input_features, list(payload["data"]["input_features"]),
+                                        where=f"--teacher {teacher_path}")
     feature = getattr(teacher, "distill_feature", "")
 
     def build_cache() -> Any:

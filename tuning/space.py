@@ -67,12 +67,16 @@ __all__ = ["ALIASES", "DEFAULT_ENTRIES", "DEFAULT_SPACE", "KNOWN", "ParamSpec", 
 #: the single source of the defaults; :data:`DEFAULT_SPACE` writes it out as YAML.
 DEFAULT_ENTRIES: tuple[tuple[str, tuple[tuple[str, Any, str], ...]], ...] = (
     ("student architecture (its latency is measured before training)", (
-        ("family", {"type": "categorical", "choices": ["gru", "gcn-gru", "dcgru"]}, "registered student model"),
+        ("family", {"type": "categorical", "choices": ["stgru", "gru", "gcn-gru", "dcgru"]}, "registered student model"),
         ("hidden", {"type": "int", "low": 16, "high": 128, "step": 16}, "width"),
         ("layers", {"type": "int", "low": 1, "high": 3, "when": {"family": ["gru", "gcn-gru"]}}, "GRU depth"),
         ("graph_op", {"type": "categorical", "choices": ["dense", "gcnconv"], "when": {"family": ["gcn-gru"]}}, ""),
         ("student.order", {"type": "int", "low": 1, "high": 2, "when": {"family": ["dcgru"]}},
          "diffusion hops inside the recurrence"),
+        ("student.rank", {"type": "int", "low": 4, "high": 32, "step": 4, "when": {"family": ["stgru"]}},
+         "rank of stgru's adaptive graph"),
+        ("student.mixing", {"type": "categorical", "choices": ["last", "steps"], "when": {"family": ["stgru"]}},
+         "where stgru's graph acts: the last state, or also inside the recurrence"),
     )),
     ("distillation (stgkd.distill.DistillConfig's fields, the flags of stgkd distill)", (
         ("tau", {"type": "float", "low": 0.5, "high": 8.0, "log": True}, "trust temperature of output distillation"),
@@ -404,6 +408,14 @@ class SearchSpace:
             if spec.active(params) and (spec.kind != "copy" or spec.value in params):
                 params[spec.name] = spec.suggest(trial, params)
         return params
+
+    def families(self) -> list[str]:
+        """The student families a trial can draw (the ``family`` entry's choices, or its fixed value;
+        ``[]`` without one)."""
+        if "family" not in self:
+            return []
+        spec = self["family"]
+        return [str(c) for c in spec.choices] if spec.kind == "categorical" else [str(spec.value)]
 
     def searched_names(self) -> list[str]:
         return [s.name for s in self.specs if s.searched]

@@ -21,8 +21,9 @@ GCN = {"family": "gcn-gru", "hidden": 32, "layers": 2, "graph_op": "gcnconv", "t
 def test_default_space_is_the_documented_yaml():
     space = load_space()
     assert space.to_dict() == yaml.safe_load(DEFAULT_SPACE)
-    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "student.order", "tau",
-                                      "w_out", "w_feat", "w_rel", "lr"]
+    assert space.searched_names() == ["family", "hidden", "layers", "graph_op", "student.order", "student.rank",
+                                      "student.mixing", "tau", "w_out", "w_feat", "w_rel", "lr"]
+    assert space.families() == ["stgru", "gru", "gcn-gru", "dcgru"]
     # w_sup is fixed at 1 (the anchor); tau is log-uniform
     assert space["w_sup"].kind == "fixed" and space["w_sup"].value == 1.0
     assert space["tau"].log and space["tau"].low == 0.5 and space["tau"].high == 8.0
