@@ -559,6 +559,7 @@ def _search_context(args: argparse.Namespace, data: Any, teacher_path: Path, tea
     from stgkd.data.rebuild import prepare_from_meta
     from stgkd.distill import TeacherCache
     from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from stgkd.engine.teachers import check_teacher_statistics
     from stgkd.nn import MODELS
     from stgkd.nn.base import SelectInputs
     from tuning.objective import SearchContext
@@ -567,10 +568,7 @@ def _search_context(args: argparse.Namespace, data: Any, teacher_path: Path, tea
     seasons = [s for name in families if name in MODELS for s in MODELS.get(name).default_seasons]
     prepared = prepare_from_meta(payload["data"], dataset=data, device=device,
                                  seasons_by_default=list(dict.fromkeys(seasons)))
-    t_scaler = payload["scaler"]
-    if not (math.isclose(prepared.scaler.mean, t_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
-            and math.isclose(prepared.scaler.std, t_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
-        raise ConfigError(f"--teacher {teacher_path}: trained on other data than --dataset {args.dataset} (scaler differs)")
+    check_teacher_statistics(prepared.scaler, payload["scaler"], where=f"--dataset {args.dataset}")
     teacher = model_from_checkpoint(payload, device=device)
     for prm in teacher.parameters():
         prm.requires_grad_(False)

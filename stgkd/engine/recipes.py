@@ -43,7 +43,7 @@ from stgkd.engine.checkpoint import load_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.steps import SupervisedStep, make_distill_step
 from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_everything
-from stgkd.errors import CheckpointError, ConfigError, DataError
+from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
 from stgkd.missing import MissingSpec
 from stgkd.nn.base import SelectInputs
@@ -480,7 +480,7 @@ def distill_student(
     Returns:
         :class:`TrainResult` with ``distill`` (resolved settings) and ``teacher_checkpoint`` set.
     """
-    from stgkd.engine.teachers import load_teachers
+    from stgkd.engine.teachers import check_teacher_statistics, load_teachers
 
     teacher_paths = [Path(t).resolve() for t in ([teacher] if isinstance(teacher, (str, Path)) else teacher)]
     if not teacher_paths:
@@ -495,7 +495,7 @@ def distill_student(
         by_default = _model_class(student).default_seasons if seasonal is None else ()
         prepared = prepare_from_meta(teacher_payload["data"], dataset=dataset, data_dir=data_dir, device=ctx.device,
                                      missing=missing, seasonal=seasonal or (), seasons_by_default=by_default)
-        _check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
+        check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
         teacher_features = list(teacher_payload["data"]["input_features"])
         teachers = load_teachers(teacher_paths, prepared=prepared.select_features(teacher_features),
                                  combine=dcfg.teacher_combine, feature_teacher=feature_teacher, device=ctx.device,
@@ -574,17 +574,6 @@ def _distill_settings(payload: dict | None, config: TrainConfig | None, distill:
         print(f"note: resuming with teachers {[str(p) for p in teacher_paths]} (the run started with "
               f"{[str(p) for p in saved]})", file=sys.stderr)
     return cfg, dcfg
-
-
-def _check_teacher_statistics(scaler: Any, teacher_scaler: dict[str, float]) -> None:
-    """The student's data must be scaled as the teacher's was (same training statistics)."""
-    if not (math.isclose(scaler.mean, teacher_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
-            and math.isclose(scaler.std, teacher_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
-        raise DataError(
-            f"the dataset's training statistics (mean {scaler.mean:.4g}, std {scaler.std:.4g}) "
-            f"differ from the teacher's ({teacher_scaler['mean']:.4g}, {teacher_scaler['std']:.4g}); distill on the "
-            "teacher's dataset"
-        )
 
 
 def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainConfig, ctx: DistContext) -> list[Any]:

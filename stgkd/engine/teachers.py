@@ -27,11 +27,26 @@ from stgkd.engine.evaluate import evaluate_split, predict_split
 from stgkd.errors import ConfigError, DataError
 from stgkd.metrics import MetricAccumulator
 
-__all__ = ["DATA_KEYS", "EnsembleScore", "Teachers", "check_same_data", "load_teachers", "score_ensemble",
-           "validation_errors"]
+__all__ = ["DATA_KEYS", "EnsembleScore", "Teachers", "check_same_data", "check_teacher_statistics", "load_teachers",
+           "score_ensemble", "validation_errors"]
 
 #: the data settings every teacher of an ensemble must share (a checkpoint's ``"data"`` entries)
 DATA_KEYS = ("name", "sensor_ids", "split", "in_steps", "out_steps", "input_features", "interval_minutes", "missing")
+
+
+def check_teacher_statistics(scaler: Any, teacher_scaler: dict[str, float], *, where: str = "the dataset") -> None:
+    """The student's data must be scaled as the teacher's was (the same training statistics).
+
+    Raises:
+        DataError: the statistics differ, naming ``where`` the data came from.
+    """
+    if not (math.isclose(scaler.mean, teacher_scaler["mean"], rel_tol=1e-4, abs_tol=1e-6)
+            and math.isclose(scaler.std, teacher_scaler["std"], rel_tol=1e-4, abs_tol=1e-6)):
+        raise DataError(
+            f"{where}: its training statistics (mean {scaler.mean:.4g}, std {scaler.std:.4g}) differ from the "
+            f"teacher's ({teacher_scaler['mean']:.4g}, {teacher_scaler['std']:.4g}): the teacher was trained on "
+            "other data; distill on the teacher's dataset"
+        )
 
 
 @dataclass
