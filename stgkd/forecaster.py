@@ -64,6 +64,8 @@ class Forecaster:
         device: where it runs.
         backend: how it runs: ``"torchscript-int8"`` (a file exported with ``--quantize int8``: torch.ao's
             dynamic int8 CPU kernels), ``"onnxruntime"`` (an ONNX file), ``"torchscript-fp32"``,
+            ``"torchscript-frozen"`` (``--format torchscript-frozen``: frozen and optimised for the CPU),
+            ``"aoti"`` (``--format aoti``: an AOTInductor package, compiled for the CPU),
             ``"torch.export"``, or ``"checkpoint"`` (a training checkpoint, run eagerly).
 
     Thread safety: :meth:`predict` may be called from several threads at once. On CUDA, repeated calls
@@ -99,19 +101,24 @@ class Forecaster:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True) -> "Forecaster":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True,
+             trust_native_code: bool = False) -> "Forecaster":
         """Load an exported student (``stgkd export``), or a training checkpoint (wrapped in memory).
 
         On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
         runs torch.ao's quantised kernels (``"torchscript-int8"``), an ONNX export runs in onnxruntime
         (``"onnxruntime"``, with ``torch.get_num_threads()`` intra-op threads), an fp32 export in
-        TorchScript (``"torchscript-fp32"``). Which of them is fastest for a given student and machine is
-        what ``stgkd export --quantize int8`` / ``--format onnx`` measure and record in
-        ``metadata["deployment_checks"]``.
+        TorchScript (``"torchscript-fp32"``, or ``"torchscript-frozen"`` for a frozen export), an
+        AOTInductor package as the compiled library it holds (``"aoti"``; only with
+        ``trust_native_code=True``, since loading a library runs native code, and under the torch that
+        compiled it). Which of them is fastest for a given student and machine is what
+        ``python -m benchmarks.cpu_deploy --sections programs`` measures; ``stgkd export --quantize int8`` /
+        ``--format onnx`` record their own checks in ``metadata["deployment_checks"]``.
 
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
-            ConfigError: an ONNX file without onnxruntime, or an int8 or ONNX file on CUDA.
+            ConfigError: an ONNX file without onnxruntime; an int8, frozen, AOTInductor or ONNX file on
+                CUDA; an AOTInductor package without ``trust_native_code`` or under another torch.
             StgkdError: ``device="cuda"`` without CUDA.
         """
         dev = torch.device(device)
@@ -126,7 +133,8 @@ class Forecaster:
             module = build_forecaster_module(payload, where=str(path)).to(dev)
             metadata = metadata_from_payload(payload, str(path))
         else:
-            module, metadata, kind = load_exported(path, device=dev, threads=torch.get_num_threads())
+            module, metadata, kind = load_exported(path, device=dev, threads=torch.get_num_threads(),
+                                                   trust_native_code=trust_native_code)
         for key in ("sensor_ids", "input_steps", "horizon", "interval_minutes", "input_features"):
             if key not in metadata:
                 raise CheckpointError(f"{path}: metadata lacks {key!r}")

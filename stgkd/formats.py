@@ -2,10 +2,10 @@
 
 stgkd reads two kinds of model file: training checkpoints (``best.pt`` / ``last.pt``, a ``torch.save``
 zip read by :func:`stgkd.engine.checkpoint.load_checkpoint`) and exported students (``stgkd export``:
-TorchScript, torch.export or ONNX, read by :func:`stgkd.export.load_exported`). Both often end in
+TorchScript, torch.export, AOTInductor or ONNX, read by :func:`stgkd.export.load_exported`). Both often end in
 ``.pt``; :func:`file_kind` tells them apart, so a command handed the wrong one can say what it got and
-what to pass instead, and :func:`archive_metadata` reads what an exported TorchScript / torch.export
-file records about itself (the checkpoint it was exported from, its precision) without loading its
+what to pass instead, and :func:`archive_metadata` reads what an exported TorchScript / torch.export /
+AOTInductor file records about itself (the checkpoint it was exported from, its precision) without loading its
 program.
 """
 
@@ -18,17 +18,21 @@ from typing import Any
 
 from stgkd.errors import CheckpointError
 
-__all__ = ["EXPORTED_KINDS", "METADATA_FILE", "archive_metadata", "file_kind"]
+__all__ = ["EXPORTED_KINDS", "EXPORT_FORMATS", "METADATA_FILE", "archive_metadata", "file_kind"]
 
 #: the entry of an exported file that holds its metadata (JSON)
 METADATA_FILE = "metadata.json"
+#: ``stgkd export --format`` choices, the default first (``torchscript-frozen`` files are of kind
+#: ``"torchscript"``; the others' kinds share their names)
+EXPORT_FORMATS = ("torchscript", "torchscript-frozen", "torch.export", "aoti", "onnx")
 #: the kinds of exported student, by :func:`file_kind` name -> the format's name in messages
-EXPORTED_KINDS = {"torchscript": "TorchScript", "torch.export": "torch.export", "onnx": "ONNX"}
+EXPORTED_KINDS = {"torchscript": "TorchScript", "torch.export": "torch.export", "aoti": "AOTInductor", "onnx": "ONNX"}
 
 
 def file_kind(path: str | Path) -> str:
-    """``"torchscript"``, ``"torch.export"``, ``"onnx"`` or ``"checkpoint"`` (a ``torch.save`` zip),
-    judged from the file's structure without unpickling anything.
+    """``"torchscript"``, ``"torch.export"``, ``"aoti"`` (an AOTInductor package: a PT2 archive holding a
+    compiled library), ``"onnx"`` or ``"checkpoint"`` (a ``torch.save`` zip), judged from the file's
+    structure without unpickling or loading anything.
 
     Raises:
         CheckpointError: the file is missing or none of these.
@@ -42,6 +46,8 @@ def file_kind(path: str | Path) -> str:
                 names = zf.namelist()
         except (zipfile.BadZipFile, OSError) as exc:
             raise CheckpointError(f"{path}: corrupt archive ({exc})") from None
+        if any("/data/aotinductor/" in n for n in names):
+            return "aoti"
         if any(n.endswith("archive_format") or "/models/" in n for n in names):
             return "torch.export"
         if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
@@ -60,7 +66,7 @@ def file_kind(path: str | Path) -> str:
 
 
 def archive_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata a TorchScript or torch.export export records (its ``extra/metadata.json``), read
+    """The metadata a TorchScript, torch.export or AOTInductor export records (its ``extra/metadata.json``), read
     from the archive without loading the program; ``{}`` when there is none or it is unreadable (loading
     the file then reports the problem)."""
     try:

@@ -407,3 +407,181 @@ def test_cli_export_onnx_writes_a_checked_file_that_forecasts(tmp_path, capsys):
     values, secs, minutes = sample_inputs(3)
     np.testing.assert_allclose(program(torch.from_numpy(values), torch.from_numpy(secs)).numpy(),
                                reference_forecast(model, values, minutes), rtol=1e-4, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- CPU programs: frozen, AOTInductor
+
+
+@pytest.fixture(scope="module")
+def stgru_student(tmp_path_factory):
+    """The default student family (``stgru``: sparse road supports, low-rank adaptive graph, embeddings,
+    seasonal-lag channels of one day where three days allow them) trained briefly on a 6-sensor network:
+    its checkpoint."""
+    from stgkd.data.synthetic import generate
+    from stgkd.engine import TrainConfig, train_model
+
+    root = tmp_path_factory.mktemp("stgru-student")
+    data, _ = generate(num_nodes=6, num_days=3, seed=0)
+    train_model(data, "stgru", root / "run", hparams={"hidden": 8, "rank": 3},
+                config=TrainConfig(epochs=1, batch_size=32, limit_batches=2, device="cpu", seed=0),
+                progress=False, log=False)
+    return root / "run" / "best.pt"
+
+
+def forecaster_inputs(fc, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw readings ``(B, T, N)`` (a few missing) and one start time per window for ``fc.predict``."""
+    rng = np.random.default_rng(batch)
+    values = rng.uniform(20, 70, (batch, fc.input_steps, fc.num_nodes)).astype(np.float32)
+    values[rng.uniform(size=values.shape) < 0.05] = np.nan
+    values[:, -1] = rng.uniform(20, 70, (batch, fc.num_nodes))  # every sensor observed at least once
+    starts = np.datetime64("2026-11-20T07:40:00") + np.arange(batch) * np.timedelta64(65, "m")
+    return values, starts
+
+
+def assert_forecasts_like_eager(fc, ckpt, atol: float = 1e-4) -> None:
+    """``fc`` (an exported file) forecasts what the checkpoint's eager model does, at batch 1 and 64."""
+    from stgkd import Forecaster
+
+    eager = Forecaster.load(ckpt)
+    assert eager.backend == "checkpoint"
+    for batch in (1, 64):
+        values, starts = forecaster_inputs(fc, batch)
+        got, want = fc.predict(values, start=starts), eager.predict(values, start=starts)
+        assert got.shape == want.shape == (batch, fc.horizon, fc.num_nodes)
+        assert float(np.abs(got - want).max()) <= atol
+
+
+@pytest.mark.parametrize("family", ["gcn-gru", "stgru"])
+def test_torchscript_frozen_export_loads_and_forecasts_like_eager(family, gru_student, stgru_student, tmp_path):
+    from stgkd import Forecaster
+
+    ckpt = gru_student[0] if family == "gcn-gru" else stgru_student
+    out = export_student(ckpt, tmp_path / "frozen.pt", format="torchscript-frozen")
+    assert file_kind(out) == "torchscript"
+    module, meta, _ = load_exported(out)
+    assert meta["export_format"] == "torchscript-frozen" and meta["backend"] == "torchscript-frozen"
+    assert meta["model"]["name"] == family
+    # frozen: the student's methods inlined into one graph the optimiser sees whole
+    plain, _, _ = load_exported(export_student(ckpt, tmp_path / "plain.pt"))
+    assert "prim::CallMethod" in str(plain.graph) and "prim::CallMethod" not in str(module.graph)
+    fc = Forecaster.load(out)
+    assert fc.backend == "torchscript-frozen" and fc.input_features == meta["input_features"]
+    assert_forecasts_like_eager(fc, ckpt)
+    with pytest.raises(ConfigError, match="optimised for the CPU"):  # refused before any CUDA call
+        load_exported(out, device="cuda")
+    with pytest.raises(ConfigError, match="format='torchscript-frozen' builds a program for the CPU"):
+        export_student(ckpt, tmp_path / "f.pt", format="torchscript-frozen", device="cuda")
+
+
+def test_aoti_refusals_say_what_is_needed(tmp_path, monkeypatch):
+    import stgkd.export.aoti as aoti
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    with pytest.raises(ConfigError, match=r"PT2 archive.*--out s\.pt2"):
+        export_student(ckpt, tmp_path / "s.pt", format="aoti")
+    with pytest.raises(ConfigError, match="format='aoti' builds a program for the CPU"):
+        export_student(ckpt, tmp_path / "s.pt2", format="aoti", device="cuda")
+    with pytest.raises(ConfigError, match="torch 1.0.0 runs only under that torch"):
+        aoti.load_aoti(b"", {"compiled_for": {"torch_version": "1.0.0"}}, trust_native_code=True, where="s.pt2")
+    with pytest.raises(ConfigError, match="trust_native_code=True"):
+        aoti.load_aoti(b"", {}, where="s.pt2")
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
+    with pytest.raises(ConfigError, match="needs a C.. compiler"):
+        export_student(ckpt, tmp_path / "s.pt2", format="aoti")
+    assert not list(tmp_path.glob("*s.*pt2"))
+
+
+@pytest.mark.slow  # inductor compiles the program to C++ and builds a shared library: tens of seconds
+def test_aoti_export_loads_with_trust_and_forecasts_like_eager(stgru_student, tmp_path):
+    from stgkd import Forecaster
+    from stgkd.export.aoti import cpp_compiler
+
+    if cpp_compiler() is None:
+        pytest.skip("no C++ compiler (g++ or $CXX): an AOTInductor package cannot be built here")
+    out = export_student(stgru_student, tmp_path / "student.pt2", format="aoti")
+    assert file_kind(out) == "aoti"
+    with pytest.raises(ConfigError, match="trust_native_code=True"):  # a library is never loaded unasked
+        Forecaster.load(out)
+    fc = Forecaster.load(out, trust_native_code=True)
+    assert fc.backend == "aoti" and fc.metadata["export_format"] == "aoti"
+    assert fc.metadata["compiled_for"]["torch_version"] == torch.__version__
+    assert_forecasts_like_eager(fc, stgru_student)
+    renamed = out.rename(tmp_path / "student.bin")  # read by its contents, not its name
+    assert Forecaster.load(renamed, trust_native_code=True).backend == "aoti"
+    with pytest.raises(ConfigError, match="compiled for the CPU"):
+        load_exported(renamed, device="cuda", trust_native_code=True)
+
+
+def test_cli_export_writes_a_frozen_file(tmp_path, capsys):
+    ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
+    out = tmp_path / "frozen.pt"
+    assert main(["export", str(ckpt), "--out", str(out), "--format", "torchscript-frozen"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "torchscript-frozen" and summary["backend"] == "torchscript-frozen"
+    module, _, _ = load_exported(out)
+    values, secs, minutes = sample_inputs(3)
+    np.testing.assert_allclose(module(torch.from_numpy(values), torch.from_numpy(secs)).numpy(),
+                               reference_forecast(model, values, minutes), rtol=1e-5, atol=1e-4)
+
+
+def test_a_program_off_by_one_weight_is_reported_unfaithful(tmp_path):
+    import copy
+
+    from stgkd.export.programs import FAITHFUL_ATOL, build_program, check_faithful
+    from stgkd.export.wrapper import build_forecaster_module, rewrap
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    module = build_forecaster_module(read_checkpoint(ckpt))
+    for name in ("eager", "torchscript", "torchscript-frozen", "onnx-extended"):
+        built = build_program(name, module)
+        assert built.faithful and built.reason == "", (name, built.reason)
+        assert set(built.check["max_abs_diff"]) == {"1", "64"}
+        assert max(built.check["max_abs_diff"].values()) <= FAITHFUL_ATOL
+    # the exported copy with one weight moved by 1e-2: the check sees it (12 mph std -> ~0.1 mph)
+    student = copy.deepcopy(module.student)
+    with torch.no_grad():
+        student.out.weight[0, 0] += 1e-2
+    built = build_program("torchscript", rewrap(module, student), reference=module)
+    assert built.program is not None and not built.faithful
+    assert built.reason.startswith("not faithful: max abs difference")
+    assert min(built.check["max_abs_diff"].values()) > FAITHFUL_ATOL
+    row = built.to_dict()
+    assert row["built"] and not row["faithful"] and row["file_format"] == "torchscript" and "program" in row
+    # a program that forecasts NaN, or the wrong shape, is not faithful either
+    nan = check_faithful(lambda v, s: torch.full((v.shape[0], H, N), float("nan")), module)
+    assert not nan["faithful"] and nan["max_abs_diff"] == {"1": float("inf"), "64": float("inf")}
+    assert not check_faithful(lambda v, s: module(v, s)[:, :1], module)["faithful"]
+
+
+def test_a_program_that_cannot_be_built_is_recorded_with_why(tmp_path, monkeypatch):
+    import stgkd.export.aoti as aoti
+    from stgkd.export.programs import build_program
+    from stgkd.export.wrapper import build_forecaster_module
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    module = build_forecaster_module(read_checkpoint(ckpt))
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
+    built = build_program("aoti", module)
+    assert built.program is None and not built.faithful and built.check == {}
+    assert built.reason.startswith("failed to build: ConfigError: format='aoti' needs a C++ compiler")
+    assert built.to_dict()["built"] is False
+
+
+@pytest.mark.slow  # inductor compiles C++ kernels for each batch size
+def test_compiled_program_is_faithful_and_survives_new_strides(tmp_path):
+    from stgkd.export.programs import build_program
+    from stgkd.export.wrapper import build_forecaster_module
+    from stgkd.latency import RawUnitsAdapter
+
+    torch._dynamo.reset()
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    module = build_forecaster_module(read_checkpoint(ckpt))
+    built = build_program("compile", module)
+    assert built.faithful, built.reason
+    # timing feeds expanded (stride-0) timestamps: a new signature compiles again and still matches
+    adapter = RawUnitsAdapter(built.program, T, 5)
+    eager = RawUnitsAdapter(module, T, 5)
+    x = torch.randn(2, T, N, 1)
+    with torch.inference_mode():
+        assert torch.allclose(adapter(x), eager(x), atol=1e-4)
+    torch._dynamo.reset()

@@ -1,4 +1,9 @@
-"""``stgkd export CKPT --out student.pt [--format torchscript|torch.export|onnx] [--quantize int8]``.
+"""``stgkd export CKPT --out student.pt [--format torchscript|torchscript-frozen|torch.export|aoti|onnx]
+[--quantize int8]``.
+
+``--format torchscript-frozen`` writes the TorchScript program frozen and optimised for CPU inference;
+``--format aoti`` an AOTInductor package (``.pt2``: the program compiled for this machine's CPU; needs a
+C++ compiler to write, the same torch to load, and ``Forecaster.load(..., trust_native_code=True)``).
 
 ``--quantize int8`` and ``--format onnx`` also measure, on this machine's CPU, what the file loses and
 gains against the fp32 TorchScript program (accuracy on the test split, latency at batch 1 and 64 on one
@@ -17,11 +22,14 @@ HELP = "write a trained student as one self-contained file (raw units in and out
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="training checkpoint (stgkd/1 format, e.g. runs/.../best.pt)")
     parser.add_argument("--out", required=True, help="file to write (e.g. student.pt)")
+    from stgkd.formats import EXPORT_FORMATS as FORMATS
+
     parser.add_argument(
         "--format",
-        default="torchscript",
-        choices=["torchscript", "torch.export", "onnx"],
-        help="file format (default: torchscript)",
+        default=FORMATS[0],
+        choices=list(FORMATS),
+        help=f"file format (default: {FORMATS[0]}); torchscript-frozen and aoti are built for the CPU, aoti "
+             "(a compiled .pt2 package) needs a C++ compiler",
     )
     parser.add_argument("--device", default="cpu", help="device to trace on (default: cpu)")
     parser.add_argument("--quantize", choices=["int8"], default=None,
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                          data_dir=args.data_dir, latency_iters=args.latency_iters)
     summary = {"out": str(out), "format": args.format, "bytes": out.stat().st_size, "kind": file_kind(out)}
     try:
-        _, meta, _ = load_exported(out)
+        _, meta, _ = load_exported(out, trust_native_code=True)  # a package compiled just now, here
     except ConfigError as exc:  # an ONNX file where onnxruntime is absent
         summary["note"] = str(exc)
         meta = None

@@ -8,8 +8,14 @@ writes a single file that loads with nothing but ``torch``:
   batch sizes), the wrapper is scripted around it and saved with ``torch.jit.save``; the metadata is
   the ``metadata.json`` entry of ``_extra_files``. Load with ``torch.jit.load(path, _extra_files=...)``
   or :meth:`stgkd.Forecaster.load`.
+* ``format="torchscript-frozen"``: that TorchScript program frozen (``torch.jit.freeze``) and optimised
+  for inference (``torch.jit.optimize_for_inference``), for the CPU; the same archive, loaded the same way.
 * ``format="torch.export"``: ``torch.export.export`` with a dynamic batch dimension, saved with
   ``torch.export.save(..., extra_files={"metadata.json": ...})``; load with ``torch.export.load``.
+* ``format="aoti"``: the torch.export program compiled ahead of time by inductor (AOTInductor) into a
+  shared library for this machine's CPU, in a PT2 archive (``.pt2``) with the metadata as its
+  ``extra/metadata.json``; writing needs a C++ compiler, loading needs the same torch and
+  ``trust_native_code=True`` (a library runs native code when loaded).
 * ``format="onnx"``: ``torch.onnx.export`` (needs the ``onnx`` package) with a dynamic batch axis; the
   metadata JSON is the ``stgkd_metadata`` entry of the model's ``metadata_props``. Where onnxruntime is
   installed (the ``deploy`` extra) the file is checked against the model and runs through
@@ -31,7 +37,9 @@ but it is the format whose files move between CPU and CUDA with ``map_location``
 PyTorch runtime (including C++ libtorch) loads, hence the default.
 
 The package holds one module per format (:mod:`~stgkd.export.torchscript`,
-:mod:`~stgkd.export.torch_export`, :mod:`~stgkd.export.onnx`, :mod:`~stgkd.export.int8`), the wrapper
+:mod:`~stgkd.export.torch_export`, :mod:`~stgkd.export.aoti`, :mod:`~stgkd.export.onnx`,
+:mod:`~stgkd.export.int8`), the CPU programs of a student with their faithfulness check
+(:mod:`~stgkd.export.programs`: every format above plus ``torch.compile``, each within 1e-4 of eager), the wrapper
 (:mod:`~stgkd.export.wrapper`), the metadata (:mod:`~stgkd.export.metadata`), the deployment checks
 (:mod:`~stgkd.export.checks`), writing (:mod:`~stgkd.export.write`) and loading (:mod:`~stgkd.export.load`).
 """

@@ -11,25 +11,29 @@ from typing import Any
 import torch
 
 from stgkd.errors import CheckpointError, ConfigError
+from stgkd.export.aoti import load_aoti
 from stgkd.export.metadata import EXPORT_FORMAT, METADATA_FILE
 from stgkd.export.onnx import OnnxProgram
 from stgkd.export.torchscript import torchscript_precision
-from stgkd.formats import file_kind
+from stgkd.formats import archive_metadata, file_kind
 
 __all__ = ["load_exported"]
 
 
-def load_exported(path: str | Path, *, device: str | torch.device = "cpu",
-                  threads: int | None = None) -> tuple[Any, dict[str, Any], str]:
+def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None,
+                  trust_native_code: bool = False) -> tuple[Any, dict[str, Any], str]:
     """Load an exported student: ``(callable module, metadata, kind)``.
 
     TorchScript and torch.export files need nothing from stgkd beyond this function (the file holds the
     code); an ONNX file runs through onnxruntime (:class:`OnnxProgram`, CPU only, ``threads`` intra-op
-    threads). An int8 TorchScript file runs on the CPU only.
+    threads). An int8 or frozen (``torchscript-frozen``) TorchScript file runs on the CPU only. An
+    AOTInductor package (``aoti``) runs on the CPU under the torch that compiled it, and only with
+    ``trust_native_code=True``: it is a shared library, and loading it runs native code.
 
     Raises:
         CheckpointError: not an exported student, corrupt, or without stgkd metadata.
-        ConfigError: an ONNX file without onnxruntime, or an int8 or ONNX file asked for on CUDA.
+        ConfigError: an ONNX file without onnxruntime; an int8, frozen, AOTInductor or ONNX file asked for
+            on CUDA; an AOTInductor package without ``trust_native_code`` or under another torch.
     """
     path = Path(path)
     kind = file_kind(path)
@@ -37,6 +41,9 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu",
     extra = {METADATA_FILE: ""}
     if kind == "onnx" and dev.type != "cpu":
         raise ConfigError(f"{path}: ONNX exports run on the CPU (onnxruntime); use device='cpu', or the "
+                          "TorchScript export on CUDA")
+    if kind == "aoti" and dev.type != "cpu":
+        raise ConfigError(f"{path}: an AOTInductor package is compiled for the CPU; use device='cpu', or the "
                           "TorchScript export on CUDA")
     try:
         with warnings.catch_warnings():
@@ -47,8 +54,19 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu",
                         f"{path}: an {torchscript_precision(path)} export runs on the CPU only (torch.ao's "
                         "quantised kernels); load it with device='cpu', or export without --quantize for CUDA"
                     )
+                if dev.type != "cpu" and archive_metadata(path).get("export_format") == "torchscript-frozen":
+                    raise ConfigError(
+                        f"{path}: a torchscript-frozen export is frozen and optimised for the CPU; load it with "
+                        "device='cpu', or export with --format torchscript for CUDA"
+                    )
                 module = torch.jit.load(str(path), map_location=dev, _extra_files=extra)
                 module.eval()
+            elif kind == "aoti":
+                meta = archive_metadata(path)
+                if meta.get("format") != EXPORT_FORMAT:  # checked before any library is loaded
+                    raise CheckpointError(f"{path}: no stgkd metadata (was it written by `stgkd export`?)")
+                module = load_aoti(path, meta, trust_native_code=trust_native_code, where=str(path))
+                extra[METADATA_FILE] = json.dumps(meta) if meta else ""
             elif kind == "onnx":
                 module = OnnxProgram(path, threads=threads)
                 extra[METADATA_FILE] = module.metadata_props.get("stgkd_metadata", "")
@@ -59,7 +77,7 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu",
             else:
                 raise CheckpointError(
                     f"{path}: a {kind} file; expected an exported student (stgkd export) in torchscript, "
-                    "torch.export or onnx format"
+                    "torch.export, aoti or onnx format"
                 )
     except (CheckpointError, ConfigError):
         raise

@@ -20,8 +20,11 @@ EXPORT_FORMAT = "stgkd-export/1"
 
 def backend_of(kind: str, metadata: dict[str, Any]) -> str:
     """How a file of ``kind`` (:func:`file_kind`) runs: ``"torchscript-fp32"``, ``"torchscript-int8"``,
-    ``"torch.export"``, ``"onnxruntime"`` or ``"checkpoint"`` (the eager model, rebuilt in memory)."""
-    if kind == "torchscript":
+    ``"torchscript-frozen"`` (frozen and optimised for CPU inference), ``"torch.export"``, ``"aoti"`` (an
+    AOTInductor package), ``"onnxruntime"`` or ``"checkpoint"`` (the eager model, rebuilt in memory)."""
+    if kind in ("torchscript", "torchscript-frozen"):
+        if metadata.get("export_format") == "torchscript-frozen":
+            return "torchscript-frozen"
         return f"torchscript-{metadata.get('precision', 'fp32')}"
     return {"onnx": "onnxruntime"}.get(kind, kind)
 

@@ -14,7 +14,11 @@ from torch import Tensor
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.export.wrapper import RawUnitsForecaster
 
-__all__ = ["OnnxProgram", "onnx_program_or_none", "to_onnx", "write_onnx"]
+__all__ = ["ORT_OPTIMIZATION", "OnnxProgram", "onnx_program_or_none", "to_onnx", "write_onnx"]
+
+#: onnxruntime graph optimisation levels, by name -> ``onnxruntime.GraphOptimizationLevel`` member
+ORT_OPTIMIZATION = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+                    "disabled": "ORT_DISABLE_ALL"}
 
 
 class OnnxProgram:
@@ -28,12 +32,18 @@ class OnnxProgram:
     Args:
         model: the ``.onnx`` file or its bytes.
         threads: onnxruntime intra-op threads (default: None, onnxruntime's choice: all cores).
+        optimization: the session's graph optimisation level, one of :data:`ORT_OPTIMIZATION`: ``"all"``
+            (``ORT_ENABLE_ALL``: basic and extended fusions plus layout optimisations), ``"extended"``
+            (``ORT_ENABLE_EXTENDED``: node fusions such as GELU/attention/MatMul+Add, no layout changes),
+            ``"basic"`` or ``"disabled"`` (default: ``"all"``, onnxruntime's own default).
 
     Raises:
-        ConfigError: onnxruntime is not installed.
+        ConfigError: onnxruntime is not installed, or an unknown ``optimization``.
     """
 
-    def __init__(self, model: str | Path | bytes, *, threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | bytes, *, threads: int | None = None, optimization: str = "all") -> None:
+        if optimization not in ORT_OPTIMIZATION:
+            raise ConfigError(f"optimization={optimization!r}: choose one of {', '.join(ORT_OPTIMIZATION)}")
         try:
             import onnxruntime as ort
         except ImportError:
@@ -43,6 +53,8 @@ class OnnxProgram:
             ) from None
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, ORT_OPTIMIZATION[optimization])
+        self.optimization = optimization
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1

@@ -1,5 +1,6 @@
 """The TorchScript format: the student traced at varying batch sizes, the raw-units wrapper scripted
-around it; and the precision an archive records, read without loading its program."""
+around it (``torchscript``), and that program frozen and optimised for CPU inference
+(``torchscript-frozen``); and the precision an archive records, read without loading its program."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from stgkd.errors import CheckpointError
 from stgkd.export.wrapper import RawUnitsForecaster, rewrap
 from stgkd.formats import archive_metadata
 
-__all__ = ["to_torchscript", "torchscript_precision"]
+__all__ = ["freeze_for_inference", "to_torchscript", "torchscript_precision"]
 
 
 def to_torchscript(module: RawUnitsForecaster, dev: torch.device, where: str) -> torch.jit.ScriptModule:
@@ -37,6 +38,24 @@ def to_torchscript(module: RawUnitsForecaster, dev: torch.device, where: str) ->
             return torch.jit.script(wrapper)
         except Exception as exc:
             raise CheckpointError(f"{where}: scripting the raw-units wrapper failed: {exc}") from None
+
+
+def freeze_for_inference(program: torch.jit.ScriptModule, where: str) -> torch.jit.ScriptModule:
+    """``program`` frozen (``torch.jit.freeze``: parameters and attributes inlined as constants, so the
+    graph optimiser sees the weights) and optimised for inference (``torch.jit.optimize_for_inference``:
+    constant folding, linear/conv folding, fused add-relu and, where oneDNN is built in, oneDNN layouts),
+    in eval mode. The result is tuned for the CPU it is built on; a failure is a :class:`CheckpointError`
+    starting with ``where``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            frozen = torch.jit.freeze(program.eval())
+            return torch.jit.optimize_for_inference(frozen)
+        except Exception as exc:  # the passes surface many error types
+            raise CheckpointError(
+                f"{where}: freezing the TorchScript program for inference failed: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
 
 
 def torchscript_precision(path: Path) -> str:

@@ -11,17 +11,22 @@ from typing import Any, Sequence
 import torch
 
 from stgkd.errors import CheckpointError, ConfigError
+from stgkd.export.aoti import AOTI_SUFFIX, compile_aoti, compiled_for, load_aoti, package_aoti
 from stgkd.export.checks import deployment_checks
 from stgkd.export.int8 import QUANTIZE, quantize_int8
 from stgkd.export.metadata import METADATA_FILE, backend_of, metadata_from_payload, read_checkpoint
 from stgkd.export.onnx import onnx_program_or_none, to_onnx, write_onnx
 from stgkd.export.torch_export import to_torch_export
-from stgkd.export.torchscript import to_torchscript
+from stgkd.export.torchscript import freeze_for_inference, to_torchscript
 from stgkd.export.wrapper import build_forecaster_module, example_inputs, rewrap
+from stgkd.formats import EXPORT_FORMATS
 
-__all__ = ["FORMATS", "export_student"]
+__all__ = ["CPU_FORMATS", "FORMATS", "export_student"]
 
-FORMATS = ("torchscript", "torch.export", "onnx")
+#: ``stgkd export --format`` choices (see :mod:`stgkd.export`); the first is the default
+FORMATS = EXPORT_FORMATS
+#: formats built for the CPU only (their programs are tuned for, or compiled to, this machine's CPU)
+CPU_FORMATS = ("torchscript-frozen", "aoti")
 
 
 def export_student(
@@ -42,8 +47,10 @@ def export_student(
 
     Args:
         ckpt_path: an ``stgkd/1`` checkpoint (teacher checkpoints export too; the role is recorded).
-        out_path: the file to write (written to a temporary file and moved into place).
-        format: ``"torchscript"`` (default), ``"torch.export"`` or ``"onnx"``.
+        out_path: the file to write (written to a temporary file and moved into place); ``.pt2`` for
+            ``format="aoti"``.
+        format: one of :data:`FORMATS`: ``"torchscript"`` (default), ``"torchscript-frozen"`` (CPU),
+            ``"torch.export"``, ``"aoti"`` (CPU; needs a C++ compiler) or ``"onnx"``.
         device: device the student is traced/exported on (``"cpu"`` files load on CUDA too unless the
             model creates tensors on a fixed device; export on ``"cuda"`` for CUDA-only deployment).
         atol: the exported program's forecasts must match the eager wrapper's within ``atol``
@@ -64,20 +71,27 @@ def export_student(
 
     Raises:
         CheckpointError: unreadable/wrong checkpoint, or a model that does not export faithfully.
-        ConfigError: an unknown format or quantisation, int8 with another format or on CUDA, or ONNX asked
-            for without the ``onnx`` package.
+        ConfigError: an unknown format or quantisation, int8 with another format or on CUDA, a CPU format
+            (:data:`CPU_FORMATS`) on CUDA, ONNX asked for without the ``onnx`` package, or AOTInductor
+            without a C++ compiler.
     """
     if format not in FORMATS:
         raise ConfigError(f"format={format!r}: choose one of {', '.join(FORMATS)}")
     if quantize is not None and quantize not in QUANTIZE:
         raise ConfigError(f"quantize={quantize!r}: choose one of {', '.join(QUANTIZE)} (or None for fp32)")
     dev = torch.device(device)
+    if format in CPU_FORMATS and dev.type != "cpu":
+        raise ConfigError(f"format={format!r} builds a program for the CPU; got device={dev.type!r} (use "
+                          "device='cpu', or format='torchscript' for CUDA)")
     if quantize and (format != "torchscript" or dev.type != "cpu"):
         raise ConfigError(
             f"quantize={quantize!r} needs format='torchscript' and device='cpu' (got {format!r} on {dev.type}): "
             "torch.ao's dynamic int8 kernels run on the CPU and are exported through TorchScript"
         )
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    if format == "aoti" and out_path.suffix != AOTI_SUFFIX:
+        raise ConfigError(f"{out_path}: format='aoti' writes a PT2 archive, which torch loads by a {AOTI_SUFFIX} name "
+                          f"(e.g. --out {out_path.with_suffix(AOTI_SUFFIX).name})")
     payload = read_checkpoint(ckpt_path)
     module = build_forecaster_module(payload, where=str(ckpt_path)).to(dev)
     metadata = metadata_from_payload(payload, str(ckpt_path))
@@ -90,6 +104,8 @@ def export_student(
         target = rewrap(module, student)
     backend = backend_of("onnx" if format == "onnx" else format, metadata)
     metadata["backend"] = backend
+    if format == "aoti":
+        metadata["compiled_for"] = compiled_for()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.stem}.tmp{out_path.suffix}")
     examples = [tuple(t.to(dev) for t in example_inputs(module, b, seed=b)) for b in (1, 3)]
@@ -97,9 +113,14 @@ def export_student(
         expected = [target(*c) for c in examples]
     try:
         onnx_bytes = None
-        if format == "torchscript":
+        if format in ("torchscript", "torchscript-frozen"):
             program = to_torchscript(target, dev, str(ckpt_path))
+            if format == "torchscript-frozen":
+                program = freeze_for_inference(program, str(ckpt_path))
             run = program
+        elif format == "aoti":
+            program = compile_aoti(target, dev, str(ckpt_path))
+            run = load_aoti(package_aoti(program), metadata, trust_native_code=True, where=str(ckpt_path))
         elif format == "torch.export":
             program = to_torch_export(target, dev, str(ckpt_path))
             run = program.module()
@@ -127,7 +148,7 @@ def export_student(
                 latency_iters=latency_iters, where=str(ckpt_path),
             )
         meta_json = json.dumps(metadata)
-        if format == "torchscript":
+        if format in ("torchscript", "torchscript-frozen"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 torch.jit.save(program, str(tmp), _extra_files={METADATA_FILE: meta_json})
@@ -135,6 +156,8 @@ def export_student(
             buf = io.BytesIO()  # a buffer: torch.export.save insists on a .pt2 name for paths
             torch.export.save(program, buf, extra_files={METADATA_FILE: meta_json})
             tmp.write_bytes(buf.getvalue())
+        elif format == "aoti":
+            tmp.write_bytes(package_aoti(program, {METADATA_FILE: meta_json}))
         else:
             write_onnx(onnx_bytes, tmp, meta_json)
         tmp.replace(out_path)

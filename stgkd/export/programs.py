@@ -1,0 +1,261 @@
+"""CPU programs of one trained student: every way it can run on the CPU, each built from the eager
+raw-units wrapper and checked faithful to it.
+
+A *program* is a callable ``(values (B, T_hist, N), timestamps (B, T_hist)) -> (B, H, N)`` in raw units,
+like :class:`~stgkd.export.wrapper.RawUnitsForecaster` itself. :data:`PROGRAMS` names each kind:
+
+* ``eager``: the wrapper run eagerly (the reference every other program is checked against).
+* ``torchscript``: ``stgkd export``'s default file (student traced, wrapper scripted).
+* ``torchscript-frozen``: that program frozen (``torch.jit.freeze``) and optimised for inference
+  (``torch.jit.optimize_for_inference``); the file ``stgkd export --format torchscript-frozen`` writes.
+* ``compile`` / ``compile-max-autotune``: ``torch.compile`` (inductor's C++ backend on the CPU, static
+  shapes, one graph) in its default mode / ``"max-autotune-no-cudagraphs"``. In memory only: a compiled
+  function is not a file; its file form is ``aoti``.
+* ``aoti``: an AOTInductor package (``stgkd export --format aoti``): the torch.export program compiled by
+  inductor into a shared library ahead of time; needs a C++ compiler to build.
+* ``onnx-all`` / ``onnx-extended``: the ONNX file (``stgkd export --format onnx``) run by onnxruntime with
+  graph optimisation level ``ORT_ENABLE_ALL`` / ``ORT_ENABLE_EXTENDED`` and ``threads`` intra-op threads.
+
+Files round-trip before use (saved to bytes and loaded back), so a program is what loading its file
+gives. :func:`build_program` builds one and checks it with :func:`check_faithful` (max absolute
+difference from the eager wrapper, raw units, on the same example inputs at batch 1 and 64, within
+:data:`FAITHFUL_ATOL`); a program that fails to build, to run or to match is reported with the reason,
+never raised.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from stgkd.export.wrapper import RawUnitsForecaster, example_inputs
+
+__all__ = ["FAITHFUL_ATOL", "FAITHFUL_BATCHES", "PROGRAMS", "CompiledProgram", "ProgramBuild", "ProgramKind",
+           "build_program", "check_faithful"]
+
+#: a program is faithful when its forecasts differ from the eager wrapper's by at most this, in raw units
+FAITHFUL_ATOL = 1e-4
+#: batch sizes the faithfulness check compares at
+FAITHFUL_BATCHES = (1, 64)
+
+_CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class ProgramKind:
+    """One way to run a student on the CPU.
+
+    Attributes:
+        name: its :data:`PROGRAMS` key.
+        build: ``(eager wrapper, threads, where) -> program``.
+        file_format: the ``stgkd export --format`` whose file loads as this program (``None``: in memory only).
+        summary: one line on what it is.
+    """
+
+    name: str
+    build: Callable[[RawUnitsForecaster, int, str], Any]
+    file_format: str | None
+    summary: str
+
+
+#: CPU programs by name (see the module docstring), in the order they are tried and shown
+PROGRAMS: dict[str, ProgramKind] = {}
+
+
+def _program(name: str, file_format: str | None, summary: str):
+    def register(build: Callable[[RawUnitsForecaster, int, str], Any]):
+        PROGRAMS[name] = ProgramKind(name, build, file_format, summary)
+        return build
+
+    return register
+
+
+def _jit_roundtrip(program: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """``program`` saved with ``torch.jit.save`` and loaded back: what its file gives."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(program, buf)
+        buf.seek(0)
+        return torch.jit.load(buf, map_location=_CPU).eval()
+
+
+@_program("eager", None, "the raw-units wrapper run eagerly: the reference")
+def _eager(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    return module
+
+
+@_program("torchscript", "torchscript", "student traced, wrapper scripted (stgkd export's default file)")
+def _torchscript(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    from stgkd.export.torchscript import to_torchscript
+
+    return _jit_roundtrip(to_torchscript(module, _CPU, where))
+
+
+@_program("torchscript-frozen", "torchscript-frozen",
+          "TorchScript + torch.jit.freeze + torch.jit.optimize_for_inference")
+def _torchscript_frozen(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    from stgkd.export.torchscript import freeze_for_inference, to_torchscript
+
+    return _jit_roundtrip(freeze_for_inference(to_torchscript(module, _CPU, where), where))
+
+
+class CompiledProgram:
+    """``torch.compile`` of a raw-units wrapper on the CPU (inductor, static shapes, one graph).
+
+    Each new input signature (shapes, strides, dtypes, grad mode) compiles a program on its first call,
+    with dynamo's ``allow_rnn`` set so the GRU layers are traced into the graph too; later calls with that
+    signature run the compiled program as it is (no configuration change per call).
+
+    Args:
+        module: the eager wrapper.
+        mode: ``torch.compile``'s mode (default: None, its default mode).
+    """
+
+    def __init__(self, module: RawUnitsForecaster, mode: str | None = None) -> None:
+        self.module = module
+        self.mode = mode
+        self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=False, fullgraph=True)
+        self._seen: set[tuple] = set()
+
+    def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
+        """Shapes: values ``(B, T_hist, N)``, timestamps ``(B, T_hist)`` -> ``(B, H, N)``."""
+        key = (values.shape, values.stride(), values.dtype, timestamps.shape, timestamps.stride(), timestamps.dtype,
+               torch.is_inference_mode_enabled(), torch.is_grad_enabled())
+        if key in self._seen:
+            return self._fn(values, timestamps)
+        from torch._dynamo import config as dynamo_config
+
+        with dynamo_config.patch(allow_rnn=True):
+            out = self._fn(values, timestamps)
+        self._seen.add(key)
+        return out
+
+    def eval(self) -> "CompiledProgram":
+        return self
+
+
+@_program("compile", None, "torch.compile, inductor C++ backend, default mode (in memory only)")
+def _compile(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    return CompiledProgram(module)
+
+
+@_program("compile-max-autotune", None,
+          "torch.compile, inductor C++ backend, mode max-autotune-no-cudagraphs (in memory only)")
+def _compile_max_autotune(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    return CompiledProgram(module, mode="max-autotune-no-cudagraphs")
+
+
+@_program("aoti", "aoti", "AOTInductor package: the torch.export program compiled to a shared library")
+def _aoti(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    from stgkd.export.aoti import compile_aoti, compiled_for, load_aoti, package_aoti
+
+    package = package_aoti(compile_aoti(module, _CPU, where))
+    return load_aoti(package, {"compiled_for": compiled_for()}, trust_native_code=True, where=where)
+
+
+def _onnx(optimization: str) -> Callable[[RawUnitsForecaster, int, str], Any]:
+    def build(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+        from stgkd.export.onnx import OnnxProgram, to_onnx
+
+        return OnnxProgram(to_onnx(module, example_inputs(module, 3, seed=3), where), threads=threads,
+                           optimization=optimization)
+
+    return build
+
+
+_program("onnx-all", "onnx", "ONNX file in onnxruntime, graph optimisation ORT_ENABLE_ALL")(_onnx("all"))
+_program("onnx-extended", "onnx", "ONNX file in onnxruntime, graph optimisation ORT_ENABLE_EXTENDED")(_onnx("extended"))
+
+
+def check_faithful(program: Any, reference: RawUnitsForecaster, *, batches: Sequence[int] = FAITHFUL_BATCHES,
+                   atol: float = FAITHFUL_ATOL, seed: int = 0) -> dict[str, Any]:
+    """Whether ``program`` forecasts what ``reference`` forecasts, within ``atol`` in raw units.
+
+    Both run (under ``torch.inference_mode``) on the same plausible raw inputs
+    (:func:`~stgkd.export.wrapper.example_inputs`: some readings missing, five-minute timestamps) at each
+    batch size; a forecast of another shape or with a non-finite value is unfaithful.
+
+    Returns:
+        ``{"faithful": bool, "atol": atol, "max_abs_diff": {batch: float}}`` (``inf`` where shapes differ or
+        a value is not finite).
+    """
+    diffs: dict[str, float] = {}
+    with torch.inference_mode():
+        for b in batches:
+            values, stamps = example_inputs(reference, int(b), seed=seed + int(b))
+            want = reference(values, stamps)
+            got = torch.as_tensor(program(values, stamps)).to(want.device)
+            if got.shape != want.shape or not bool(torch.isfinite(got).all()):
+                diffs[str(b)] = math.inf
+            else:
+                diffs[str(b)] = float((got.float() - want.float()).abs().max())
+    return {"faithful": all(d <= atol for d in diffs.values()), "atol": atol, "max_abs_diff": diffs}
+
+
+@dataclass
+class ProgramBuild:
+    """A program built and checked (or why not).
+
+    Attributes:
+        name: its :data:`PROGRAMS` name.
+        program: the callable, or ``None`` where it failed to build or to run.
+        faithful: whether it matched the eager wrapper within ``atol`` (``False`` where not checked).
+        check: :func:`check_faithful`'s result (``{}`` where it could not run).
+        reason: why it is not usable (``""`` when faithful).
+        build_s: seconds to build it and run the check (compilation included).
+    """
+
+    name: str
+    program: Any = None
+    faithful: bool = False
+    check: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    build_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without the program."""
+        kind = PROGRAMS[self.name]
+        return {"program": self.name, "file_format": kind.file_format, "summary": kind.summary,
+                "built": self.program is not None, "faithful": self.faithful, "check": self.check,
+                "reason": self.reason, "build_s": self.build_s}
+
+
+def build_program(name: str, module: RawUnitsForecaster, *, threads: int = 1, reference: RawUnitsForecaster | None = None,
+                  batches: Sequence[int] = FAITHFUL_BATCHES, atol: float = FAITHFUL_ATOL,
+                  where: str = "student") -> ProgramBuild:
+    """Build the program ``name`` of ``module`` on the CPU and check it against ``reference`` (default: the
+    same ``module``). Nothing raised: a failure to build or to run (e.g. no C++ compiler, an operator a
+    backend lacks) and an unfaithful result are recorded in :attr:`ProgramBuild.reason`.
+
+    Raises:
+        KeyError: ``name`` is not in :data:`PROGRAMS`.
+    """
+    kind = PROGRAMS[name]
+    reference = module if reference is None else reference
+    result = ProgramBuild(name)
+    start = time.perf_counter()
+    stage = "build"
+    try:
+        program = kind.build(module, threads, where)
+        stage = "run"
+        result.check = check_faithful(program, reference, batches=batches, atol=atol)
+    except Exception as exc:  # every backend fails its own way; the reason is the record
+        text = str(exc).strip().splitlines()
+        result.reason = f"failed to {stage}: {type(exc).__name__}: {text[0] if text else ''}"[:500]
+        result.build_s = time.perf_counter() - start
+        return result
+    result.build_s = time.perf_counter() - start
+    result.program = program
+    result.faithful = bool(result.check["faithful"])
+    if not result.faithful:
+        worst = max(result.check["max_abs_diff"].values())
+        result.reason = f"not faithful: max abs difference {worst:.3g} > {atol:g} (raw units)"
+    return result
