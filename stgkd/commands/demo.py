@@ -1,21 +1,29 @@
-"""``stgkd demo``: the whole path on one dataset, end to end.
+"""``stgkd demo``: the whole path on one dataset, end to end, in the setting where distillation pays.
 
-Trains a Graph WaveNet teacher, trains the same student plainly and by distillation, evaluates all
-three on the test split beside the baselines (:mod:`stgkd.engine.baselines`: last value, seasonal naive,
-historical average and median, on the same forecast targets) and measures their latency, then prints one
-table with the best baseline per horizon, a ``warning:`` line for each horizon a model loses to it, and
-writes it all as JSON (``summary.json``: ``rows``, the naive floor "last value" first; ``baselines``;
-``worse_than_best_baseline``).
-On the embedded ``synthetic`` network it needs no files and runs on a 2-core CPU in about six minutes.
+Trains a Graph WaveNet teacher on the whole training split (early stopping), then the default student
+twice at its family's training defaults, plainly and by distillation (:class:`~stgkd.distill.DistillConfig`'s
+defaults), both on the most recent ``--train-days`` of the training split only: a small model retrained
+often on fresh data beside a teacher that saw the whole history (``--train-days all``: every label).
+It evaluates the three on the test split beside the baselines (:mod:`stgkd.engine.baselines`), measures
+their latency (:func:`stgkd.latency.measure`), and prints one table under a line naming the setting,
+ending with what distillation gained (:class:`Gain`: the MAE difference at the longest horizon and over
+the horizon, the share of the teacher-plain gap it closed, the student's speed-up over the teacher at
+batch 1). It writes, atomically, ``summary.json`` (``setting``, ``rows``, the naive floor "last value"
+first, ``gain``, ``baselines``, ``worse_than_best_baseline``, ``plot``) and beside it ``forecasts.png``:
+the truth and the three models' forecasts at the longest horizon for two sensors over the first day of
+the test split. On the embedded ``synthetic`` network it needs no files.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from stgkd.missing import add_missing_argument
@@ -23,24 +31,65 @@ from stgkd.missing import add_missing_argument
 #: the table's columns at 5-minute intervals (:func:`_horizons` names them at any interval)
 HORIZONS = ("15min", "30min", "60min", "avg")
 
-#: Graph WaveNet at a quarter of the paper's width (about 46 k instead of 300 k parameters at 207 sensors)
-COMPACT_TEACHER = {"residual_channels": 16, "dilation_channels": 16, "skip_channels": 64, "end_channels": 128}
+#: Graph WaveNet with half the paper's residual and dilation channels and its skip and end channels (about
+#: 200 k instead of 300 k parameters at 64 sensors)
+COMPACT_TEACHER = {"residual_channels": 16, "dilation_channels": 16, "skip_channels": 256, "end_channels": 512}
+
+#: rounds of batch-1 timing, the models in turn; each model's figure is its lowest median (the round least
+#: disturbed by other work on the machine)
+LATENCY_ROUNDS = 3
+
+#: the speed-up at batch 1 a student should have over its teacher for the demo's promise
+SPEEDUP_PROMISE = 5.0
+
+#: the file names the demo writes in its run directory
+SUMMARY, PLOT = "summary.json", "forecasts.png"
+
+
+def _days(text: str) -> float | None:
+    """``--train-days``: a positive number of days, or ``all``."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days or 'all', got {text!r}") from None
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of days, got {text!r}")
+    return days
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stgkd.data.features import SEASONS
+
     parser.add_argument("--dataset", default="synthetic",
                         help="registered name or path (default: synthetic, generated in memory)")
     parser.add_argument("--data-dir", default=None, help="root of registered datasets")
     add_missing_argument(parser, default="the dataset's convention, zero for a path")
     parser.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     parser.add_argument("--teacher", default="graph-wavenet", help="teacher model (default: graph-wavenet)")
-    parser.add_argument("--student", default="dcgru",
-                        help="student model (default: dcgru, the most accurate student on the METR-LA week)")
+    parser.add_argument("--student", default="stgru",
+                        help="student model, trained at its family's learning rate and input channels "
+                             "(default: stgru, the default student of stgkd distill)")
     parser.add_argument("--width", type=int, default=32, help="student hidden size (default: 32)")
-    parser.add_argument("--teacher-epochs", type=int, default=10, help="teacher epochs (default: 10)")
-    parser.add_argument("--student-epochs", type=int, default=30,
-                        help="student epochs at most, with early stopping (default: 30; at 10 students are "
-                             "still improving, and a comparison with an under-trained baseline means nothing)")
+    parser.add_argument("--student-hparams", type=json.loads, default={},
+                        help="other student hyperparameters as JSON, e.g. '{\"rank\": 4}' (default: the family's)")
+    parser.add_argument("--train-days", type=_days, default=1.0, metavar="D",
+                        help="the students train on the most recent D days of the training split, the teacher on "
+                             "all of it; 'all' trains the students on every label too (default: 1)")
+    parser.add_argument("--teacher-epochs", type=int, default=10,
+                        help="teacher epochs at most, the cosine schedule annealed over them (default: 10)")
+    parser.add_argument("--teacher-patience", type=int, default=3,
+                        help="teacher early-stopping patience in epochs, 0 = off (default: 3)")
+    parser.add_argument("--teacher-lr", type=float, default=None,
+                        help="teacher learning rate (default: its family's, 1e-3 for graph-wavenet)")
+    parser.add_argument("--teacher-seasonal", nargs="+", choices=[*SEASONS, "none"], default=["day"],
+                        metavar="SEASON",
+                        help="seasonal-lag input channels of the teacher, 'none' for none (default: day, the "
+                             "channels the student reads by default)")
+    parser.add_argument("--student-epochs", type=int, default=60, help="student epochs at most (default: 60)")
+    parser.add_argument("--student-patience", type=int, default=10,
+                        help="student early-stopping patience in epochs, 0 = off (default: 10)")
     parser.add_argument("--batch-size", type=int, default=64, help="windows per step (default: 64)")
     parser.add_argument("--limit-batches", type=int, default=None,
                         help="train on at most this many batches per epoch (smoke runs)")
@@ -48,16 +97,124 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="teacher hyperparameters as JSON (default: a compact Graph WaveNet, "
                              f"{json.dumps(COMPACT_TEACHER)}, so the demo runs on a laptop CPU; pass '{{}}' "
                              "for the paper's configuration)")
+    parser.add_argument("--sensors", type=int, nargs=2, default=None, metavar="NODE",
+                        help="the two sensors (node indices) the plot shows (default: the two whose readings "
+                             "vary most over the plotted stretch)")
+    parser.add_argument("--plot-hours", type=float, default=24.0,
+                        help="hours of the test split the plot shows, from its start (default: 24)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    parser.add_argument("--latency-iters", type=int, default=50, help="timed calls per latency figure (default: 50)")
+    parser.add_argument("--latency-iters", type=int, default=100,
+                        help=f"timed calls per batch-1 latency figure, in each of {LATENCY_ROUNDS} rounds; a tenth "
+                             "of them (at least 3) at batch 64 (default: 100)")
+    parser.add_argument("--latency-threads", type=int, default=1,
+                        help="CPU threads the latency is measured with (default: 1; 0 = torch's own setting)")
 
 
 def _row(name: str, params: int | None, metrics: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
     return {"model": name, "parameters": params, "test": metrics, "latency_ms": latency}
 
 
+@dataclass(frozen=True)
+class Gain:
+    """What distillation gained in one run, from the table's rows: test MAE of the teacher, the plain and
+    the distilled student at ``horizon`` (the longest) and over the horizon (``"avg"``), and the median
+    batch-1 latency of the teacher and the distilled student.
+
+    ``gained[h] = plain - distilled`` (positive: distillation helped); ``gap_closed[h] = gained[h] /
+    (plain - teacher)``, the share of the teacher-plain gap closed (``None`` where the teacher is not
+    better than the plain student: no gap to close); ``speedup = teacher_ms / student_ms``.
+    """
+
+    horizon: str
+    teacher: dict[str, float]
+    plain: dict[str, float]
+    distilled: dict[str, float]
+    teacher_ms: float
+    student_ms: float
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return (self.horizon, "avg")
+
+    @property
+    def gained(self) -> dict[str, float]:
+        return {h: self.plain[h] - self.distilled[h] for h in self.keys}
+
+    @property
+    def gap_closed(self) -> dict[str, float | None]:
+        gap = {h: self.plain[h] - self.teacher[h] for h in self.keys}
+        return {h: self.gained[h] / gap[h] if gap[h] > 0 else None for h in self.keys}
+
+    @property
+    def speedup(self) -> float:
+        return self.teacher_ms / self.student_ms if self.student_ms > 0 else math.nan
+
+    @property
+    def verdicts(self) -> dict[str, bool]:
+        """The demo's promise, each part on its own: the teacher beats the plain student and the distilled
+        student beats the plain one (both at the longest horizon and over the horizon), and the student is
+        at least :data:`SPEEDUP_PROMISE` times faster than the teacher at batch 1."""
+        return {
+            "teacher_better_than_plain": all(self.teacher[h] < self.plain[h] for h in self.keys),
+            "distilled_better_than_plain": all(self.distilled[h] < self.plain[h] for h in self.keys),
+            f"speedup_at_least_{SPEEDUP_PROMISE:g}x": bool(self.speedup >= SPEEDUP_PROMISE),
+        }
+
+    def line(self) -> str:
+        """The table's last line."""
+        h = self.horizon
+
+        def share(v: float | None) -> str:
+            return f"{100 * v:.0f}%" if v is not None else "none (the teacher is not better than plain)"
+
+        return (f"distillation gained {self.gained[h]:+.3f} MAE at {h} (plain {self.plain[h]:.3f} -> distilled "
+                f"{self.distilled[h]:.3f}) and {self.gained['avg']:+.3f} avg ({self.plain['avg']:.3f} -> "
+                f"{self.distilled['avg']:.3f}); it closed {share(self.gap_closed[h])} of the teacher-plain gap "
+                f"at {h} and {share(self.gap_closed['avg'])} avg; the student is {self.speedup:.1f}x faster than "
+                f"the teacher at batch 1 ({self.student_ms:.3f} vs {self.teacher_ms:.3f} ms)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"horizon": self.horizon, "mae": {"teacher": self.teacher, "plain": self.plain,
+                                                 "distilled": self.distilled},
+                "gained": self.gained, "gap_closed": self.gap_closed,
+                "latency_b1_ms": {"teacher": self.teacher_ms, "student": self.student_ms},
+                "speedup_b1": self.speedup, "verdicts": self.verdicts, "line": self.line()}
+
+
+def gain_of(teacher: dict[str, Any], plain: dict[str, Any], distilled: dict[str, Any], horizon: str) -> Gain:
+    """:class:`Gain` from the teacher's, the plain and the distilled student's table rows (:func:`_row`)."""
+
+    def mae(row: dict[str, Any]) -> dict[str, float]:
+        return {h: float(row["test"][h]["mae"]) for h in (horizon, "avg")}
+
+    return Gain(horizon=horizon, teacher=mae(teacher), plain=mae(plain), distilled=mae(distilled),
+                teacher_ms=float(teacher["latency_ms"]["b1"]), student_ms=float(distilled["latency_ms"]["b1"]))
+
+
+def setting_of(train_windows: int, train_days: float | None, interval_minutes: float) -> dict[str, Any]:
+    """The data setting of a run: how many of the ``train_windows`` training windows the students train
+    on (the most recent ``train_days``; ``None``: all), and a sentence saying so."""
+    from stgkd.engine.trainer import TrainConfig, recent_windows
+
+    per_day = 1440.0 / float(interval_minutes)
+    recent = recent_windows(TrainConfig(train_days=train_days), interval_minutes)
+    student_windows = train_windows if recent is None else min(recent, train_windows)
+    all_days = train_windows / per_day
+    if recent is None or student_windows == train_windows:
+        return {"name": "all-labels", "student_train_days": all_days, "student_train_windows": train_windows,
+                "teacher_train_windows": train_windows,
+                "label": f"all labels: teacher and students train on the whole training split "
+                         f"({train_windows} windows, {all_days:.1f} days)"}
+    return {"name": "recent-days", "student_train_days": float(train_days), "student_train_windows": student_windows,
+            "teacher_train_windows": train_windows,
+            "label": f"fresh data: the students train on the most recent {train_days:g} day(s) of the training split "
+                     f"({student_windows} windows), the teacher on all of it ({train_windows} windows, "
+                     f"{all_days:.1f} days)"}
+
+
 def run(args: argparse.Namespace) -> int:
+    from stgkd.commands.train import seasonal_from_args
     from stgkd.data.rebuild import load_data
     from stgkd.distill import DistillConfig
     from stgkd.engine.baselines import (
@@ -69,56 +226,124 @@ def run(args: argparse.Namespace) -> int:
     )
     from stgkd.engine.recipes import distill_student, train_model
     from stgkd.engine.trainer import TrainConfig
-    from stgkd.latency import measure
+    from stgkd.files import atomic_write, to_jsonable
+    from stgkd.latency import load_average
+    from stgkd.metrics import DEFAULT_STEPS, horizon_name
 
     out = Path(args.out)
     data = load_data(args.dataset, data_dir=args.data_dir, missing=args.missing)
     print(f"dataset: {data}")
 
-    def config(epochs: int) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                           limit_batches=args.limit_batches)
+    def config(epochs: int, patience: int, train_days: float | None = None, lr: float | None = None) -> TrainConfig:
+        return TrainConfig(epochs=epochs, patience=patience, batch_size=args.batch_size, seed=args.seed, lr=lr,
+                           device=args.device, limit_batches=args.limit_batches, train_days=train_days)
 
     teacher = train_model(data, args.teacher, out / "teacher", hparams=args.teacher_hparams,
-                          config=config(args.teacher_epochs), overwrite=True, evaluate_test=True)
+                          config=config(args.teacher_epochs, args.teacher_patience, lr=args.teacher_lr), overwrite=True,
+                          evaluate_test=True, seasonal=seasonal_from_args(args.teacher_seasonal))
     ckpt = teacher.best_path
+    students = config(args.student_epochs, args.student_patience, args.train_days)
     no_kd = DistillConfig(w_out=0.0, w_feat=0.0, w_rel=0.0)
-    plain = distill_student(ckpt, args.student, out / "student-plain", width=args.width, distill=no_kd,
-                            config=config(args.student_epochs), overwrite=True, evaluate_test=True)
-    kd = distill_student(ckpt, args.student, out / "student-distilled", width=args.width, distill=DistillConfig(),
-                         config=config(args.student_epochs), overwrite=True, evaluate_test=True)
+    plain = distill_student(ckpt, args.student, out / "student-plain", width=args.width, hparams=args.student_hparams,
+                            distill=no_kd, config=students, dataset=data, overwrite=True, evaluate_test=True)
+    kd = distill_student(ckpt, args.student, out / "student-distilled", width=args.width, hparams=args.student_hparams,
+                         distill=DistillConfig(), config=students, dataset=data, overwrite=True, evaluate_test=True)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     prepared = teacher.data
+    setting = setting_of(len(prepared.train), args.train_days, data.interval_minutes)
     baselines = score_baselines(prepared, "test")
     last_value = next(b for b in baselines.scored if b.name == "last-value")
     rows = [_row("last value", None, last_value.metrics, {})]
-    for label, result in (("teacher " + args.teacher, teacher), (f"{args.student} w{args.width} plain", plain),
-                          (f"{args.student} w{args.width} distilled", kd)):
-        model = result.model.eval()
-        lat = {}
-        for batch in (1, 64):
-            r = measure(model, batch_size=batch, device=device, mode="eager", iters=args.latency_iters,
-                        warmup=max(3, args.latency_iters // 10))
-            lat[f"b{batch}"] = r.median_ms
-            lat["device"] = f"{r.device_kind}: {r.device_name}"
-        params = sum(p.numel() for p in model.parameters())
-        rows.append(_row(label, params, result.test or {}, lat))
+    models = (("teacher " + args.teacher, teacher), (f"{args.student} w{args.width} plain", plain),
+              (f"{args.student} w{args.width} distilled", kd))
+    load = load_average()  # at the start of the timing: how busy the machine was
+    latency = _latency([(label, result.model) for label, result in models], device=device,
+                       iters=args.latency_iters, threads=args.latency_threads)
+    for label, result in models:
+        params = sum(p.numel() for p in result.model.parameters())
+        rows.append(_row(label, params, result.test or {}, latency[label]))
 
+    longest = horizon_name(DEFAULT_STEPS[-1], data.interval_minutes)
+    gain = gain_of(*rows[1:], horizon=longest)
     others = [_row(b.label, None, b.metrics, {}) for b in baselines.scored if b.name != "last-value"]
     best = best_baselines(baselines)
     best_row = _row("best baseline", None, {h: {"mae": mae} for h, (_, mae) in best.items()}, {})
     shortfalls = [s for r in rows[1:] for s in compare_with_baselines(r["model"], r["test"], baselines)]
     print()
+    print(f"test MAE on {data.name}; setting: {setting['label']}")
     print(_table(rows[:1] + others + [best_row] + rows[1:], _horizons(data.interval_minutes)))
+    print(gain.line())
     print("\n".join(baseline_notes(baselines)))
     print_shortfalls(shortfalls)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"dataset": data.name, "rows": rows, "baselines": baselines.to_dict(),
-               "worse_than_best_baseline": [s.to_dict() for s in shortfalls]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\nwritten: {out / 'summary.json'}; checkpoints under {out}/")
+
+    plot = _plot(out / PLOT, models, step=DEFAULT_STEPS[-1], horizon=longest, hours=args.plot_hours,
+                 sensors=args.sensors, device=device)
+    summary = {"dataset": data.name, "setting": setting, "rows": rows, "gain": gain.to_dict(),
+               "latency": {"rounds_b1": LATENCY_ROUNDS, "iters_b1": args.latency_iters,
+                           "iters_b64": _b64_iters(args.latency_iters), "threads": args.latency_threads or None,
+                           "load_average": load},
+               "baselines": baselines.to_dict(), "worse_than_best_baseline": [s.to_dict() for s in shortfalls],
+               "plot": plot}
+    atomic_write(out / SUMMARY, json.dumps(to_jsonable(summary), indent=2) + "\n")
+    print(f"\nwritten: {out / SUMMARY}, {out / PLOT}; checkpoints under {out}/")
     return 0
+
+
+def _b64_iters(iters: int) -> int:
+    return max(3, iters // 10)
+
+
+def _latency(models: Sequence[tuple[str, torch.nn.Module]], *, device: str, iters: int,
+             threads: int | None) -> dict[str, dict[str, Any]]:
+    """Each model's median eager forward time in ms at batch 1 (the lowest of :data:`LATENCY_ROUNDS` rounds,
+    the models timed in turn) and at batch 64, on ``threads`` CPU threads (``0``/``None``: torch's own)."""
+    from stgkd.latency import cpu_threads, measure
+
+    out: dict[str, dict[str, Any]] = {label: {} for label, _ in models}
+    with cpu_threads(threads if str(device).startswith("cpu") else None):
+        for _ in range(LATENCY_ROUNDS):
+            for label, model in models:
+                r = measure(model.eval(), batch_size=1, device=device, mode="eager", iters=iters,
+                            warmup=max(3, iters // 10))
+                out[label]["b1"] = min(out[label].get("b1", math.inf), r.median_ms)
+                out[label]["device"] = f"{r.device_kind}: {r.device_name}"
+        for label, model in models:
+            r = measure(model.eval(), batch_size=64, device=device, mode="eager", iters=_b64_iters(iters), warmup=2)
+            out[label]["b64"] = r.median_ms
+    return out
+
+
+def _plot(path: Path, models: Sequence[tuple[str, Any]], *, step: int, horizon: str, hours: float,
+          sensors: Sequence[int] | None, device: str) -> dict[str, Any]:
+    """``forecasts.png``: the truth and each model's ``step``-ahead forecasts over the first ``hours`` of the
+    test split for two sensors (given, or the two whose truth varies most there); returns what it shows."""
+    from stgkd.engine.evaluate import plot_models, predict_split, target_times
+
+    first = models[0][1].data
+    windows = max(1, int(round(hours * 60 / first.data.interval_minutes)))
+    forecasts: dict[str, np.ndarray] = {}
+    truth = mask = None
+    for label, result in models:
+        prepared = result.data
+        fc = predict_split(result.model, prepared.test, prepared.scaler, device=device, limit=windows)
+        if truth is not None and not np.array_equal(np.nan_to_num(fc.true), np.nan_to_num(truth)):
+            raise RuntimeError(f"demo plot: {label}'s test windows are not the teacher's")
+        truth, mask = fc.true, fc.mask
+        forecasts[f"{label} (test MAE at {step * prepared.data.interval_minutes} min: "
+                  f"{result.test[horizon]['mae']:.3f})" if result.test else label] = fc.pred
+    if sensors is None:
+        spread = np.nanstd(np.where(mask[:, step - 1], truth[:, step - 1], np.nan), axis=0)
+        sensors = [int(i) for i in np.argsort(-np.nan_to_num(spread, nan=-1.0), kind="stable")[:2]]
+    bad = [s for s in sensors if not 0 <= s < truth.shape[2]]
+    if bad:
+        raise ValueError(f"--sensors: node index {bad[0]} is outside 0..{truth.shape[2] - 1}")
+    interval = int(first.data.interval_minutes)
+    plot_models(truth, mask, forecasts, target_times(first, first.test, truth.shape[0]), list(sensors), path,
+                step=step, interval_minutes=interval, sensor_ids=[str(s) for s in first.data.sensor_ids],
+                title=f"{first.data.name}, test split: the first {truth.shape[0]} windows")
+    return {"path": str(path), "sensors": list(sensors), "step": step, "minutes_ahead": step * interval,
+            "windows": int(truth.shape[0])}
 
 
 def _horizons(interval_minutes: int) -> list[str]:
@@ -140,5 +365,6 @@ def _table(rows: list[dict[str, Any]], horizons: Sequence[str] = HORIZONS) -> st
         params = f"{r['parameters']:>9,}" if r["parameters"] is not None else f"{'-':>9}"
         lines.append(f"{r['model']:<28} {params} {maes} {b1} {b64}")
     devices = {r["latency_ms"]["device"] for r in rows if "device" in r["latency_ms"]}
-    lines.append(f"latency: median of eager forwards, measured on {', '.join(sorted(devices))}")
+    lines.append(f"latency: median of eager forwards (batch 1: the lowest of {LATENCY_ROUNDS} rounds), measured on "
+                 f"{', '.join(sorted(devices))}")
     return "\n".join(lines)

@@ -156,6 +156,14 @@ def predict_split(model: nn.Module, split, scaler, *, batch_size: int = 64, devi
     return Forecasts(torch.cat(preds).numpy(), torch.cat(trues).numpy(), torch.cat(masks).numpy())
 
 
+def target_times(prepared, windows, count: int) -> np.ndarray:
+    """``(S, H)``: the time each target of the first ``count`` windows of ``windows`` forecasts: the series'
+    timestamps, or hours from its start where it has none."""
+    steps = windows.target_steps()[:count].cpu().numpy()
+    ts = prepared.data.timestamps
+    return np.asarray(ts)[steps] if ts is not None else steps * float(prepared.data.interval_minutes) / 60.0
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A small text table of ``{"15min": {...}, ..., "avg": {...}}``."""
     rows = [f"{'horizon':>8}  {'MAE':>8}  {'RMSE':>8}  {'MAPE':>8}"]
@@ -256,9 +264,7 @@ def evaluate_checkpoint(
     forecasts = times = None
     if keep_forecasts is None or keep_forecasts > 0:
         forecasts = predict_split(model, windows, prepared.scaler, batch_size=batch_size, device=dev, limit=keep_forecasts)
-        steps = windows.target_steps()[: forecasts.pred.shape[0]].cpu().numpy()
-        ts = prepared.data.timestamps
-        times = np.asarray(ts)[steps] if ts is not None else steps * interval / 60.0
+        times = target_times(prepared, windows, forecasts.pred.shape[0])
     evaluation = Evaluation(
         checkpoint=str(Path(path)), split=split, model=payload["model"]["name"], dataset=str(prepared.data.name),
         windows=len(windows), metrics=metrics, per_step=per_step, forecasts=forecasts,
@@ -351,3 +357,52 @@ def plot_forecasts(evaluation: Evaluation, sensors: list[int], path, *, horizons
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_models(truth: np.ndarray, mask: np.ndarray, forecasts: dict[str, np.ndarray], times: np.ndarray,
+                sensors: list[int], path, *, step: int, interval_minutes: int, sensor_ids: list[str] | None = None,
+                title: str = ""):
+    """A PNG, written atomically, with one panel per sensor: the truth and each model's forecasts made
+    ``step`` steps ahead, at the times they forecast (missing truth left blank), one line per model in the
+    order of ``forecasts``.
+
+    Shapes:
+        truth, mask ``(S, H, N)`` (raw units; ``mask`` true where observed), every forecast ``(S, H, N)``,
+        times ``(S, H)`` (:func:`target_times`).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stgkd.files import atomic_write
+
+    if not 1 <= step <= truth.shape[1]:
+        raise ValueError(f"plot_models: step {step} is outside the horizon 1..{truth.shape[1]}")
+    for name, pred in forecasts.items():
+        if pred.shape != truth.shape:
+            raise ValueError(f"plot_models: {name}'s forecasts are {pred.shape}, the truth {truth.shape}")
+    at = step - 1
+    fig, axes = plt.subplots(len(sensors), 1, figsize=(11, 2.8 * len(sensors)), squeeze=False, sharex=True)
+    for ax, node in zip(axes[:, 0], sensors):
+        ax.plot(times[:, at], np.where(mask[:, at, node], truth[:, at, node], np.nan), color="black", lw=1.4,
+                label="truth")
+        for name, pred in forecasts.items():
+            ax.plot(times[:, at], pred[:, at, node], lw=1.0, alpha=0.85, label=name)
+        label = sensor_ids[node] if sensor_ids is not None else str(node)
+        ax.set_title(f"sensor {label} (#{node}), forecasts made {step * interval_minutes} min ahead", fontsize=9,
+                     loc="left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="lower left", fontsize=8, ncol=len(forecasts) + 1)
+    axes[-1, 0].set_xlabel("time" if np.issubdtype(np.asarray(times).dtype, np.datetime64) else "hours")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
