@@ -17,8 +17,33 @@ from torch import Tensor, nn
 from stgkd.errors import ConfigError
 
 
-def as_adjacency(graph: Tensor | np.ndarray | None, num_nodes: int) -> Tensor:
-    """Return ``graph`` as a float32 ``(N, N)`` tensor, or the identity when it is ``None``."""
+#: most sensors a model forms a dense ``(N, N)`` graph operator for (16,384: 1 GiB per float32 matrix, and
+#: a dense model holds several and their products); above it, models whose operators are edge lists and
+#: low-rank factors (``stgru``) still build
+DENSE_SENSOR_LIMIT = 16384
+
+
+def check_dense_size(num_nodes: int, *, where: str = "model", limit: int | None = None) -> None:
+    """Refuse a dense ``(N, N)`` operator for more than ``limit`` (default :data:`DENSE_SENSOR_LIMIT`) sensors.
+
+    Raises:
+        ConfigError: naming ``where``, the size of one matrix and the way out.
+    """
+    limit = DENSE_SENSOR_LIMIT if limit is None else limit
+    if num_nodes > limit:
+        raise ConfigError(f"{where}: a dense {num_nodes:,} x {num_nodes:,} graph operator "
+                          f"({num_nodes * num_nodes * 4 / 2**30:.1f} GiB per float32 matrix) is above the limit of "
+                          f"{limit:,} sensors; use a student whose graph operators grow with sensors + edges "
+                          "(stgru)")
+
+
+def as_adjacency(graph: Tensor | np.ndarray | None, num_nodes: int, *, where: str = "model") -> Tensor:
+    """Return ``graph`` as a float32 ``(N, N)`` tensor, or the identity when it is ``None``.
+
+    Raises:
+        ConfigError: more sensors than :data:`DENSE_SENSOR_LIMIT` (:func:`check_dense_size`).
+    """
+    check_dense_size(num_nodes, where=where)
     if graph is None:
         return torch.eye(num_nodes)
     adj = torch.as_tensor(np.asarray(graph) if not isinstance(graph, Tensor) else graph).float()

@@ -205,7 +205,7 @@ class DCGRUStudent(AdaptiveAdjacency, ForecastModel):
         self.tod_slots = tod_slots
         self.time_channel = time_channel
 
-        static = torch.stack(diffusion_supports(as_adjacency(graph, num_nodes))) if static_graph else torch.zeros(0, num_nodes, num_nodes)
+        static = torch.stack(diffusion_supports(as_adjacency(graph, num_nodes, where="dcgru"))) if static_graph else torch.zeros(0, num_nodes, num_nodes)
         self.register_buffer("static_supports", static, persistent=False)
         if adaptive:
             self.init_adaptive(num_nodes, embed_dim)

@@ -126,7 +126,7 @@ class GraphWaveNet(AdaptiveAdjacency, ForecastModel):
         self.static_graph = static_graph
         self.adaptive = adaptive
 
-        forward_p, backward_p = diffusion_supports(as_adjacency(graph, num_nodes))
+        forward_p, backward_p = diffusion_supports(as_adjacency(graph, num_nodes, where="graph-wavenet"))
         self.register_buffer("support_forward", forward_p, persistent=False)
         self.register_buffer("support_backward", backward_p, persistent=False)
         if adaptive:

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from stgkd.data.graph import sym_norm_adj, to_edge_index, transition_matrices
 from stgkd.errors import ConfigError
+from stgkd.nn.base import DENSE_SENSOR_LIMIT, check_dense_size
 
 __all__ = [
     "diffusion_supports",
@@ -439,7 +440,10 @@ class AdaptiveAdjacency:
     target_embedding: nn.Parameter
 
     def init_adaptive(self, num_nodes: int, embed_dim: int) -> None:
-        """Create the two ``(N, embed_dim)`` embedding tables (standard normal, as the official code)."""
+        """Create the two ``(N, embed_dim)`` embedding tables (standard normal, as the official code); refused
+        above :data:`~stgkd.nn.base.DENSE_SENSOR_LIMIT` sensors, since every forward forms the ``(N, N)``
+        matrix."""
+        check_dense_size(num_nodes, where=getattr(self, "registry_name", "") or type(self).__name__)
         self.source_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
         self.target_embedding = nn.Parameter(torch.randn(num_nodes, embed_dim))
 
@@ -502,8 +506,8 @@ class LowRankAdjacency:
         theta, beta = self.adaptive_factors()
         return apply_lowrank_adjacency(theta, beta, x)
 
-    #: most sensors :meth:`adaptive_adjacency` forms a dense matrix for (16,384: 1 GiB in float32)
-    dense_limit: int = 16384
+    #: most sensors :meth:`adaptive_adjacency` forms a dense matrix for
+    dense_limit: int = DENSE_SENSOR_LIMIT
 
     def adaptive_adjacency(self) -> Tensor:
         """The learned adjacency as a dense ``(N, N)`` matrix (rows sum to 1): for inspection, tests and

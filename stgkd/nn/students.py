@@ -257,7 +257,7 @@ class GCNGRUStudent(AdaptiveAdjacency, ForecastModel):
         self.adaptive = adaptive
         self.dropout = dropout
 
-        adj = as_adjacency(graph, num_nodes)
+        adj = as_adjacency(graph, num_nodes, where="gcn-gru")
         support = gcn_support(adj)
         self.input_hops = input_hops
         if input_hops:

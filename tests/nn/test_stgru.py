@@ -243,3 +243,21 @@ def test_a_dense_adjacency_of_a_large_network_is_refused_not_allocated():
     with pytest.raises(ConfigError, match="dense 8 x 8 matrix"):
         model.adaptive_adjacency()
     assert model(torch.randn(1, 12, 8, 2)).shape == (1, 12, 8)  # the forward pass never needs it
+
+
+@pytest.mark.parametrize("name", ["graph-wavenet", "dcgru", "gcn-gru"])
+def test_a_dense_model_refuses_a_network_too_large_for_its_operators(name, monkeypatch):
+    import stgkd.nn.base as base
+
+    monkeypatch.setattr(base, "DENSE_SENSOR_LIMIT", 8)  # as if 9 sensors were 100,000
+    with pytest.raises(ConfigError, match=rf"{name}: a dense 9 x 9 graph operator .* above the limit of 8 sensors.*stgru"):
+        build(name, num_nodes=9, graph=torch.eye(9))
+    build(name, num_nodes=8, graph=torch.eye(8))  # at the limit it builds
+
+
+def test_stgru_builds_above_the_dense_limit(monkeypatch):
+    import stgkd.nn.base as base
+
+    monkeypatch.setattr(base, "DENSE_SENSOR_LIMIT", 8)
+    model = build("stgru", num_nodes=12, graph=torch.eye(12) + torch.diag(torch.ones(11), 1), hidden=4, rank=2)
+    assert model(torch.randn(2, 12, 12, 2)).shape == (2, 12, 12)
