@@ -568,20 +568,21 @@ def test_a_program_that_cannot_be_built_is_recorded_with_why(tmp_path, monkeypat
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels for each batch size
-def test_compiled_program_is_faithful_and_survives_new_strides(tmp_path):
+def test_compiled_program_is_faithful_and_survives_new_strides_and_thread_counts(gru_student):
     from stgkd.export.programs import build_program
     from stgkd.export.wrapper import build_forecaster_module
-    from stgkd.latency import RawUnitsAdapter
+    from stgkd.latency import RawUnitsAdapter, cpu_threads
 
     torch._dynamo.reset()
-    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
-    module = build_forecaster_module(read_checkpoint(ckpt))
+    module = build_forecaster_module(read_checkpoint(gru_student[0]))  # a GRU: traced only with allow_rnn
     built = build_program("compile", module)
     assert built.faithful, built.reason
     # timing feeds expanded (stride-0) timestamps: a new signature compiles again and still matches
-    adapter = RawUnitsAdapter(built.program, T, 5)
-    eager = RawUnitsAdapter(module, T, 5)
-    x = torch.randn(2, T, N, 1)
+    adapter = RawUnitsAdapter(built.program, module.history_steps, 5)
+    eager = RawUnitsAdapter(module, module.history_steps, 5)
+    x = torch.randn(2, module.history_steps, module.num_nodes, 1)
     with torch.inference_mode():
         assert torch.allclose(adapter(x), eager(x), atol=1e-4)
+        with cpu_threads(torch.get_num_threads() + 1):  # dynamo guards on the thread count: compiled again
+            assert torch.allclose(adapter(x), eager(x), atol=1e-4)
     torch._dynamo.reset()

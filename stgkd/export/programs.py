@@ -110,9 +110,11 @@ def _torchscript_frozen(module: RawUnitsForecaster, threads: int, where: str) ->
 class CompiledProgram:
     """``torch.compile`` of a raw-units wrapper on the CPU (inductor, static shapes, one graph).
 
-    Each new input signature (shapes, strides, dtypes, grad mode) compiles a program on its first call,
-    with dynamo's ``allow_rnn`` set so the GRU layers are traced into the graph too; later calls with that
-    signature run the compiled program as it is (no configuration change per call).
+    Each new call signature (shapes, strides, dtypes, grad mode, CPU threads: what dynamo's guards check)
+    compiles a program on its first call, with dynamo's ``allow_rnn`` set so the GRU layers are traced into
+    the graph too and a recompilation limit that fails loudly instead of falling back to eager; later calls
+    with that signature run the compiled program as it is (no configuration change per call), and one that
+    dynamo recompiles all the same gets those settings again.
 
     Args:
         module: the eager wrapper.
@@ -128,12 +130,19 @@ class CompiledProgram:
     def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
         """Shapes: values ``(B, T_hist, N)``, timestamps ``(B, T_hist)`` -> ``(B, H, N)``."""
         key = (values.shape, values.stride(), values.dtype, timestamps.shape, timestamps.stride(), timestamps.dtype,
-               torch.is_inference_mode_enabled(), torch.is_grad_enabled())
+               torch.is_inference_mode_enabled(), torch.is_grad_enabled(), torch.get_num_threads())
         if key in self._seen:
-            return self._fn(values, timestamps)
+            try:
+                return self._fn(values, timestamps)
+            except Exception as exc:  # a recompilation the signature did not foresee, traced without allow_rnn
+                from torch._dynamo.exc import Unsupported
+
+                if not isinstance(exc, Unsupported):
+                    raise
         from torch._dynamo import config as dynamo_config
 
-        with dynamo_config.patch(allow_rnn=True):
+        limit = max(int(dynamo_config.recompile_limit), 64)  # many signatures and modes share one forward
+        with dynamo_config.patch(allow_rnn=True, recompile_limit=limit, fail_on_recompile_limit_hit=True):
             out = self._fn(values, timestamps)
         self._seen.add(key)
         return out
