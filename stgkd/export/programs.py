@@ -237,9 +237,9 @@ class ProgramBuild:
                 "reason": self.reason, "build_s": self.build_s}
 
 
-def build_program(name: str, module: RawUnitsForecaster, *, threads: int = 1, reference: RawUnitsForecaster | None = None,
-                  batches: Sequence[int] = FAITHFUL_BATCHES, atol: float = FAITHFUL_ATOL,
-                  where: str = "student") -> ProgramBuild:
+def build_program(name: str, module: RawUnitsForecaster, *, threads: int = 1,
+                  reference: RawUnitsForecaster | None = None, batches: Sequence[int] = FAITHFUL_BATCHES,
+                  atol: float = FAITHFUL_ATOL, where: str = "student") -> ProgramBuild:
     """Build the program ``name`` of ``module`` on the CPU and check it against ``reference`` (default: the
     same ``module``). Nothing raised: a failure to build or to run (e.g. no C++ compiler, an operator a
     backend lacks) and an unfaithful result are recorded in :attr:`ProgramBuild.reason`.
