@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -208,7 +209,7 @@ def setting_of(train_windows: int, train_days: float | None, interval_minutes: f
                          f"({train_windows} windows, {all_days:.1f} days)"}
     return {"name": "recent-days", "student_train_days": float(train_days), "student_train_windows": student_windows,
             "teacher_train_windows": train_windows,
-            "label": f"fresh data: the students train on the most recent {train_days:g} day(s) of the training split "
+            "label": f"fresh data: the students train on the most recent {train_days:g} day{'' if train_days == 1 else 's'} of the training split "
                      f"({student_windows} windows), the teacher on all of it ({train_windows} windows, "
                      f"{all_days:.1f} days)"}
 
@@ -227,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     from stgkd.engine.recipes import distill_student, train_model
     from stgkd.engine.trainer import TrainConfig
     from stgkd.files import atomic_write, to_jsonable
-    from stgkd.latency import load_average
+    from stgkd.latency import is_busy, load_average
     from stgkd.metrics import DEFAULT_STEPS, horizon_name
 
     out = Path(args.out)
@@ -274,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"test MAE on {data.name}; setting: {setting['label']}")
     print(_table(rows[:1] + others + [best_row] + rows[1:], _horizons(data.interval_minutes)))
     print(gain.line())
+    if is_busy(load):
+        print(f"note: the machine was busy while timing (load average {load[0]:g} on {os.cpu_count()} cores)")
     print("\n".join(baseline_notes(baselines)))
     print_shortfalls(shortfalls)
 
@@ -282,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"dataset": data.name, "setting": setting, "rows": rows, "gain": gain.to_dict(),
                "latency": {"rounds_b1": LATENCY_ROUNDS, "iters_b1": args.latency_iters,
                            "iters_b64": _b64_iters(args.latency_iters), "threads": args.latency_threads or None,
-                           "load_average": load},
+                           "load_average": load, "busy": is_busy(load)},
                "baselines": baselines.to_dict(), "worse_than_best_baseline": [s.to_dict() for s in shortfalls],
                "plot": plot}
     atomic_write(out / SUMMARY, json.dumps(to_jsonable(summary), indent=2) + "\n")
