@@ -194,7 +194,10 @@ def propagate(x: Tensor, source: Tensor, target: Tensor, weight: Tensor) -> Tens
     """
     flat = x.reshape(x.shape[0], -1)
     messages = flat.index_select(0, source) * weight.to(flat.dtype)[:, None]
-    return torch.zeros_like(flat).index_add_(0, target, messages).reshape(x.shape)
+    # scatter_add_, not index_add_: the ONNX exporter writes index_add_ as a ScatterND that keeps one of
+    # several edges into the same sensor, so an exported stgru would lose messages
+    index = target[:, None].expand_as(messages)
+    return torch.zeros_like(flat).scatter_add_(0, index, messages).reshape(x.shape)
 
 
 def lowrank_adjacency(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:

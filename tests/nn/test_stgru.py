@@ -261,3 +261,29 @@ def test_stgru_builds_above_the_dense_limit(monkeypatch):
     monkeypatch.setattr(base, "DENSE_SENSOR_LIMIT", 8)
     model = build("stgru", num_nodes=12, graph=torch.eye(12) + torch.diag(torch.ones(11), 1), hidden=4, rank=2)
     assert model(torch.randn(2, 12, 12, 2)).shape == (2, 12, 12)
+
+
+def test_stgru_exported_to_onnx_keeps_every_edge_into_a_sensor():
+    """Sensor 0 receives three road edges: an exporter that keeps one of several messages into the same
+    target (``index_add_`` written as ONNX ScatterND) gives another forecast than the eager model."""
+    import io
+    import warnings
+
+    import numpy as np
+    import onnxruntime as ort  # the deploy extra, in dev
+
+    torch.manual_seed(0)
+    adj = torch.zeros(6, 6)
+    adj[1, 0] = adj[2, 0] = adj[3, 0] = 1.0
+    adj[0, 4] = adj[4, 5] = 0.5
+    model = build("stgru", num_nodes=6, graph=adj, hidden=8, rank=2, node_embed=2, tod_embed=2, window_embed=4).eval()
+    x = torch.randn(3, 12, 6, 2)
+    x[..., 1] = torch.rand(3, 12, 6)  # time of day in [0, 1)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), buf, input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    got = ort.InferenceSession(buf.getvalue()).run(None, {"x": x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
