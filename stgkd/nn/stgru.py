@@ -101,6 +101,10 @@ class _GraphGRUCell(nn.Module):
         return u * h + (1.0 - u) * c
 
 
+#: the adaptive graph's rank when none is given (capped at the number of sensors)
+DEFAULT_RANK = 16
+
+
 @register_model("stgru")
 class STGRUStudent(LowRankAdjacency, ForecastModel):
     r"""Spatio-temporal GRU student for the accuracy-cost frontier: temporal operator first, the graph where
@@ -133,7 +137,8 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
     builds it). Seasonal-lag channels (``prepare(seasonal=("day",))``) need nothing more: the window
     embedding carries yesterday's readings for the 12 forecast steps straight to the head.
 
-    Bad input: ``rank`` above the number of sensors is refused; a sensor without road edges receives
+    Bad input: a ``rank`` given above the number of sensors is refused (the default is capped at it); a
+    sensor without road edges receives
     nothing from the road supports (its transition rows are zero; the identity copy, the adaptive graph and
     its embeddings still reach it); a graph is read as an edge list (a dense matrix is scanned in row
     chunks, a sparse tensor is never densified).
@@ -152,7 +157,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         order: hops ``K`` per support, 1 to 3 (default: 2).
         static_graph: use the road graph's transitions (default: True).
         adaptive: learn a low-rank adaptive adjacency (default: True).
-        rank: its rank ``r``, at most ``N`` (default: 16).
+        rank: its rank ``r``, at most ``N`` (default: ``None``, ``min(16, N)``).
         node_embed: size of a learned per-sensor embedding (default: 16; 0 for none).
         tod_embed: size of a learned time-of-day embedding (default: 16; 0 for none).
         tod_slots: time-of-day slots of that embedding (default: 288, five minutes).
@@ -187,7 +192,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         order: int = 2,
         static_graph: bool = True,
         adaptive: bool = True,
-        rank: int = 16,
+        rank: int | None = None,
         node_embed: int = 16,
         tod_embed: int = 16,
         tod_slots: int = 288,
@@ -247,7 +252,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         edges = graph_edges(graph, num_nodes, where="stgru: graph") if (static_graph and graph_used and graph is not None) else None
         self.ops = GraphOperators(edges, num_nodes, order)
         if self.adaptive:
-            self.init_lowrank(num_nodes, rank)
+            self.init_lowrank(num_nodes, min(DEFAULT_RANK, num_nodes) if rank is None else rank)
         copies = self.ops.copies(int(self.adaptive))
         gru_in = in_channels * (copies if mixing != "last" else 1)
         if mixing == "steps":

@@ -287,3 +287,11 @@ def test_stgru_exported_to_onnx_keeps_every_edge_into_a_sensor():
     with torch.no_grad():
         want = model(x).numpy()
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_the_default_rank_is_capped_at_the_sensor_count_and_a_given_one_is_not():
+    small = build("stgru", num_nodes=6, graph=torch.eye(6), hidden=4)
+    assert small.source_factors.shape == (6, 6) and small.config()["hparams"]["rank"] is None
+    assert build("stgru", num_nodes=20, graph=torch.eye(20), hidden=4).source_factors.shape == (20, 16)
+    with pytest.raises(ConfigError, match=r"rank must be in 1\.\.6"):
+        build("stgru", num_nodes=6, graph=torch.eye(6), hidden=4, rank=7)
