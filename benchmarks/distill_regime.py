@@ -66,6 +66,17 @@ RECIPES: dict[str, dict[str, Any]] = {
     "dcgru w64 plain": {"student": "dcgru", "hparams": {"hidden": 64, "node_embed": 16}, "distill": PLAIN},
     "dcgru w64 KD": {"student": "dcgru", "hparams": {"hidden": 64, "node_embed": 16},
                      "distill": {**KD, "inherit_adjacency": True}, "baseline": "dcgru w64 plain"},
+    # the default student, each mechanism on its own (hints after its graph layer, as gcn-gru's)
+    "stgru w32 plain": {"student": "stgru", "hparams": {"hidden": 32}, "distill": PLAIN},
+    "stgru w32 inherited": {"student": "stgru", "hparams": {"hidden": 32},
+                            "distill": {**PLAIN, "inherit_adjacency": True}, "baseline": "stgru w32 plain"},
+    "stgru w32 output KD": {"student": "stgru", "hparams": {"hidden": 32},
+                            "distill": {**KD, "w_feat": 0.0}, "baseline": "stgru w32 plain"},
+    "stgru w32 hints": {"student": "stgru", "hparams": {"hidden": 32},
+                        "distill": {**KD, "w_out": 0.0, "pairs": ["graph:skip"]}, "baseline": "stgru w32 plain"},
+    "stgru w32 KD": {"student": "stgru", "hparams": {"hidden": 32},
+                     "distill": {**KD, "pairs": ["graph:skip"], "inherit_adjacency": True},
+                     "baseline": "stgru w32 plain"},
 }
 
 HORIZONS = ("15min", "30min", "60min", "avg")
@@ -258,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=6)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate (default: each student family's, e.g. 1e-2 for stgru)")
     parser.add_argument("--match-steps", action="store_true",
                         help="give every data size the optimiser steps of the full slice (epochs and patience "
                              "scaled by all windows / the windows used), so a student on one day is trained as "
