@@ -1,17 +1,19 @@
 """``stgkd demo``: the whole path on one dataset, end to end, in the setting where distillation pays.
 
-Trains a Graph WaveNet teacher on the whole training split (early stopping), then the default student
-twice at its family's training defaults, plainly and by distillation (:class:`~stgkd.distill.DistillConfig`'s
-defaults), both on the most recent ``--train-days`` of the training split only: a small model retrained
-often on fresh data beside a teacher that saw the whole history (``--train-days all``: every label).
+Trains a Graph WaveNet teacher on the whole training split (early stopping; with the seasonal-lag
+channels the student reads, ``--teacher-seasonal``), then the default student twice at its family's
+training defaults, plainly and by distillation (:class:`~stgkd.distill.DistillConfig`'s defaults), both
+on the most recent ``--train-days`` of the training split only: a small model retrained often on fresh
+data beside a teacher that saw the whole history (``--train-days all``: every label; on the synthetic
+network the plain student then beats its teacher and distillation costs accuracy).
 It evaluates the three on the test split beside the baselines (:mod:`stgkd.engine.baselines`), measures
-their latency (:func:`stgkd.latency.measure`), and prints one table under a line naming the setting,
-ending with what distillation gained (:class:`Gain`: the MAE difference at the longest horizon and over
-the horizon, the share of the teacher-plain gap it closed, the student's speed-up over the teacher at
-batch 1). It writes, atomically, ``summary.json`` (``setting``, ``rows``, the naive floor "last value"
-first, ``gain``, ``baselines``, ``worse_than_best_baseline``, ``plot``) and beside it ``forecasts.png``:
-the truth and the three models' forecasts at the longest horizon for two sensors over the first day of
-the test split. On the embedded ``synthetic`` network it needs no files.
+their latency (:func:`stgkd.latency.measure`, one thread), and prints one table under a line naming the
+setting, ending with what distillation gained (:class:`Gain`: the MAE difference at the longest horizon
+and over the horizon, the share of the teacher-plain gap it closed, the student's speed-up over the
+teacher at batch 1). It writes, atomically, ``summary.json`` (``setting``, ``rows``, the naive floor "last
+value" first, ``gain``, ``latency``, ``baselines``, ``worse_than_best_baseline``, ``plot``) and beside it
+``forecasts.png``: the truth and the three models' forecasts at the longest horizon for two sensors over
+the first day of the test split. On the embedded ``synthetic`` network it needs no files.
 """
 
 from __future__ import annotations
@@ -207,9 +209,10 @@ def setting_of(train_windows: int, train_days: float | None, interval_minutes: f
                 "teacher_train_windows": train_windows,
                 "label": f"all labels: teacher and students train on the whole training split "
                          f"({train_windows} windows, {all_days:.1f} days)"}
+    days = f"{train_days:g} day{'' if train_days == 1 else 's'}"
     return {"name": "recent-days", "student_train_days": float(train_days), "student_train_windows": student_windows,
             "teacher_train_windows": train_windows,
-            "label": f"fresh data: the students train on the most recent {train_days:g} day{'' if train_days == 1 else 's'} of the training split "
+            "label": f"fresh data: the students train on the most recent {days} of the training split "
                      f"({student_windows} windows), the teacher on all of it ({train_windows} windows, "
                      f"{all_days:.1f} days)"}
 
@@ -333,8 +336,8 @@ def _plot(path: Path, models: Sequence[tuple[str, Any]], *, step: int, horizon: 
         if truth is not None and not np.array_equal(np.nan_to_num(fc.true), np.nan_to_num(truth)):
             raise RuntimeError(f"demo plot: {label}'s test windows are not the teacher's")
         truth, mask = fc.true, fc.mask
-        forecasts[f"{label} (test MAE at {step * prepared.data.interval_minutes} min: "
-                  f"{result.test[horizon]['mae']:.3f})" if result.test else label] = fc.pred
+        name = f"{label}: test MAE {result.test[horizon]['mae']:.3f} at {horizon}" if result.test else label
+        forecasts[name] = fc.pred
     if sensors is None:
         spread = np.nanstd(np.where(mask[:, step - 1], truth[:, step - 1], np.nan), axis=0)
         sensors = [int(i) for i in np.argsort(-np.nan_to_num(spread, nan=-1.0), kind="stable")[:2]]
@@ -344,7 +347,8 @@ def _plot(path: Path, models: Sequence[tuple[str, Any]], *, step: int, horizon: 
     interval = int(first.data.interval_minutes)
     plot_models(truth, mask, forecasts, target_times(first, first.test, truth.shape[0]), list(sensors), path,
                 step=step, interval_minutes=interval, sensor_ids=[str(s) for s in first.data.sensor_ids],
-                title=f"{first.data.name}, test split: the first {truth.shape[0]} windows")
+                title=f"{first.data.name}, test split: the first {truth.shape[0]} windows "
+                      f"({truth.shape[0] * interval / 60:g} h)")
     return {"path": str(path), "sensors": list(sensors), "step": step, "minutes_ahead": step * interval,
             "windows": int(truth.shape[0])}
 

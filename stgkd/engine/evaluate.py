@@ -396,12 +396,13 @@ def plot_models(truth: np.ndarray, mask: np.ndarray, forecasts: dict[str, np.nda
         ax.set_title(f"sensor {label} (#{node}), forecasts made {step * interval_minutes} min ahead", fontsize=9,
                      loc="left")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="lower left", fontsize=8, ncol=len(forecasts) + 1)
     axes[-1, 0].set_xlabel("time" if np.issubdtype(np.asarray(times).dtype, np.datetime64) else "hours")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.autofmt_xdate()
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()  # one legend under the panels
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
