@@ -97,9 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-batches", type=int, default=None,
                         help="train on at most this many batches per epoch (smoke runs)")
     parser.add_argument("--teacher-hparams", type=json.loads, default=COMPACT_TEACHER,
-                        help="teacher hyperparameters as JSON (default: a compact Graph WaveNet, "
-                             f"{json.dumps(COMPACT_TEACHER)}, so the demo runs on a laptop CPU; pass '{{}}' "
-                             "for the paper's configuration)")
+                        help="teacher hyperparameters as JSON (default: Graph WaveNet with half the paper's "
+                             f"residual and dilation channels, {json.dumps(COMPACT_TEACHER)}, so the demo runs on "
+                             "a laptop CPU; pass '{}' for the paper's configuration)")
     parser.add_argument("--sensors", type=int, nargs=2, default=None, metavar="NODE",
                         help="the two sensors (node indices) the plot shows (default: the two whose readings "
                              "vary most over the plotted stretch)")
