@@ -361,6 +361,8 @@ def build_student(ctx: SearchContext, params: dict[str, Any]) -> torch.nn.Module
         return build_for(name, ctx.prepared, **hparams)
     except TypeError as exc:
         raise ConfigError(f"search space: student {name!r} does not take {sorted(hparams)} ({exc})") from None
+    except ConfigError as exc:  # a value this network cannot take (stgru's rank above its sensors): this trial fails
+        raise TrialFailed(f"student {name!r} with {hparams}: {exc}") from None
 
 
 class Objective:

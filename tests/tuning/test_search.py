@@ -343,3 +343,15 @@ def test_latency_settings_fall_back_to_cpu_without_cuda():
 
     with pytest.raises(ConfigError, match="--latency-mode"):
         LatencySettings.resolve(budget_ms=0.1, batch=1, mode="turbo", dtype="fp32")
+
+
+def test_a_student_this_network_cannot_take_fails_its_trial_not_the_study(tmp_path):
+    from tuning.objective import TrialFailed, build_student
+
+    ctx = _fake_ctx(tmp_path)  # 4 sensors
+    with pytest.raises(TrialFailed, match=r"stgru.*rank must be in 1\.\.4"):
+        build_student(ctx, {"family": "stgru", "hidden": 8, "student.rank": 8})
+    assert build_student(ctx, {"family": "stgru", "hidden": 8, "student.rank": 4}).num_nodes == 4
+    with pytest.raises(Exception, match="does not take") as info:  # a space that names no such argument stops the study
+        build_student(ctx, {"family": "stgru", "hidden": 8, "student.no_such_thing": 1})
+    assert not isinstance(info.value, TrialFailed)
