@@ -442,7 +442,8 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
 def _tuning_students(data: Any, space: Any) -> dict[str, dict[str, Any]]:
     """The students the latency budget is set from: the reference (gcn-gru, width 32, one layer) and the
     widest student of each family the space allows (top width and every integer size parameter that
-    applies to the family, GRU depth or diffusion hops, at its top), as model configs."""
+    applies to the family, GRU depth, diffusion hops or stgru's rank (capped at the sensors), at its top), as
+    model configs."""
     from benchmarks.capture import model_config
 
     n = int(data.num_nodes)
@@ -454,7 +455,8 @@ def _tuning_students(data: Any, space: Any) -> dict[str, dict[str, Any]]:
         for spec in space.specs:
             applies = family in spec.when.get("family", (family,))
             if spec.kind == "int" and applies and (spec.name == "layers" or spec.name.startswith("student.")):
-                hp[spec.name.removeprefix("student.")] = spec.high
+                # a rank is at most the number of sensors (stgru's adaptive graph)
+                hp[spec.name.removeprefix("student.")] = min(spec.high, n) if spec.name == "student.rank" else spec.high
         out[family + " " + " ".join(f"{k}={v}" for k, v in hp.items())] = model_config(family, n, **hp)
     return out
 

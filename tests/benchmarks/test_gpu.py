@@ -78,7 +78,7 @@ def test_smoke_runs_every_part_and_renders_results(tmp_path, one_thread):
     assert {r["dtype"] for r in recs["timing"]["models"] if not r["error"]} == {"fp32", "bf16"}
     order = recs["timing"]["order"]
     assert order[0] == "graph-wavenet" and max(map(order.index, ours("student"))) < order.index("dcrnn")
-    assert {p["model"] for p in recs["scaling"]["points"]} == {"graph-wavenet", "gcn-gru"}
+    assert {p["model"] for p in recs["scaling"]["points"]} == {"graph-wavenet", "stgru"}  # the default student
     labels = [m["label"] for m in recs["metr-la-week"]["models"]]
     assert {"gcn-gru h32", "gcn-gru h32 + KD", "gcn-gru h32 structured + KD", "PGT TGCN"} <= set(labels)
     assert labels.index("PGT TGCN") == len(labels) - 1  # the peer after the students
