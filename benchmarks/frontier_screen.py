@@ -57,6 +57,8 @@ VARIANTS = [
     Variant("no-seasonal-lr3e-3", "without the seasonal-lag channels, --lr 3e-3", seasonal=False, flags=("--lr", "3e-3")),
     Variant("no-seasonal-lr1e-2", "without the seasonal-lag channels, --lr 1e-2", seasonal=False, flags=("--lr", "1e-2")),
     Variant("dcgru-seasonal", "dcgru w32 defaults + seasonal day (the input change alone)", model="dcgru"),
+    Variant("w16-lr1e-2", "width 16 at --lr 1e-2 (the family's default rate)", {"hidden": 16}, flags=("--lr", "1e-2")),
+    Variant("w64-lr1e-2", "width 64 at --lr 1e-2 (the family's default rate)", {"hidden": 64}, flags=("--lr", "1e-2")),
 ]
 
 
