@@ -29,7 +29,6 @@ import os
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +140,8 @@ def render(report: dict[str, Any]) -> str:
         f"'all' = {report['train_windows_all']} windows)",
         *([] if report.get("complete") else ["- **partial**: the study has not finished every run yet"]),
         "",
-        "An accuracy study: the wall seconds its JSON keeps per run are bookkeeping from a machine that may have",
-        "been shared, not timing figures (those come from the timing benchmarks, on an idle machine).",
+        "An accuracy study: it keeps no timing (the machine may have been shared; timings come from the timing",
+        "benchmarks, on an idle machine).",
         "",
         "## Test masked MAE (mean ± sample std over seeds)",
         "",
@@ -316,7 +315,6 @@ def main(argv: list[str] | None = None) -> int:
     days_all = list(dict.fromkeys([*previous.get("days", []), *args.days]))
     seeds_all = list(dict.fromkeys([*previous.get("seeds", []), *args.seeds]))
     teacher_test = previous.get("teacher", {}).get("test") or evaluate_checkpoint(args.teacher, split="test").metrics
-    started = time.perf_counter()
     shared: dict[str, Any] = {}
 
     def cache() -> Any:
@@ -337,7 +335,6 @@ def main(argv: list[str] | None = None) -> int:
             "recipes": recipes, "days": days_all, "seeds": seeds_all, "epochs": args.epochs,
             "patience": args.patience, "match_steps": args.match_steps, "lr": args.lr, "runs": runs,
             "complete": complete,
-            "wall_seconds": time.perf_counter() - started,
         }
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1, default=str))
@@ -358,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
                 epochs, patience = math.ceil(args.epochs * scale), math.ceil(args.patience * scale)
                 cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device=device,
                                   patience=patience, train_windows=windows)
-                t0 = time.perf_counter()
                 res = distill_student(args.teacher, spec["student"], args.workdir / key.replace(" | ", "-").replace(" ", "_"),
                                       hparams=spec["hparams"], distill=spec["distill"], config=cfg, overwrite=True,
                                       evaluate_test=True, progress=False, cache=cache)
@@ -370,10 +366,10 @@ def main(argv: list[str] | None = None) -> int:
                     "train_mae": best.get("train_mae", float("nan")), "val_mae": best.get("val_mae"),
                     "val_fidelity": best.get("val_fidelity_mae"),
                     "grad_share": _grad_shares(res.history),
-                    "seconds": time.perf_counter() - t0, "parameters": res.model.num_parameters(),
+                    "parameters": res.model.num_parameters(),
                 }
                 print(f"{key}: test " + json.dumps({h: round(res.test[h]["mae"], 3) for h in HORIZONS})
-                      + f", best epoch {res.best_epoch}, {runs[key]['seconds']:.0f} s", flush=True)
+                      + f", best epoch {res.best_epoch}", flush=True)
                 write(complete=False)
     report = write(complete=True)
     print(render(report).split("```json")[0])
