@@ -405,10 +405,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
         f"- device: **{kind}**, {report['device']}",
         f"- torch {report['torch']}, CUDA {report['cuda']}, Python {report['python']}",
-        f"- date: {report.get('started', report['date'])} ({report['seconds']} s); CPU threads "
-        f"{(report.get('environment') or {}).get('threads') or report.get('cpu_threads')}; "
-        f"load average (1/5/15 min) at start {report.get('load_average', {}).get('start')}, "
+        f"- load average (1/5/15 min) at start {report.get('load_average', {}).get('start')}, "
         f"at end {report.get('load_average', {}).get('end')}",
+        f"- date: {report.get('started', report['date'])}, the whole run {report['seconds']} s; CPU threads "
+        f"{(report.get('environment') or {}).get('threads') or report.get('cpu_threads')}",
         f"- command: `{report['command']}`",
         f"- warm-up {report['settings']['warmup']}, timed calls {report['settings']['iters']}; "
         "per-call latency in ms (median / p90 / p99), forecasts/s = batch / median; "
