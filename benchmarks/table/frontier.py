@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from benchmarks.table.records import MIN_TIMED_CALLS, appendix_reason, mean_spread
+from benchmarks.table.records import MIN_TIMED_CALLS, appendix_reason, mean_spread, read_json_files
 
 __all__ = ["DATASET", "Score", "Timing", "Point", "Frontier", "gather", "pareto", "which_student"]
 
@@ -448,13 +448,7 @@ def _rank(score: Score) -> tuple:
 
 
 def _load(results_dir: Path) -> list[tuple[str, Any]]:
-    out = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        try:
-            out.append((path.name, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return out
+    return [(path.name, content) for path, content in read_json_files(results_dir)]
 
 
 def gather(results_dir: Path) -> Frontier:

@@ -107,15 +107,22 @@ def power_law(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] |
 # ============================================================================ records
 
 
+def read_json_files(results_dir: Path) -> list[tuple[Path, Any]]:
+    """``(path, content)`` of every ``*.json`` file in ``results_dir`` that reads as JSON, by name."""
+    out = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            out.append((path, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return out
+
+
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
     """Every ``*.json`` record in ``results_dir`` with this schema, and every distillation ablation
     (``distill-ablation-*.json``, :func:`_as_ablation`), in suite order, newest first."""
     records = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+    for path, rec in read_json_files(results_dir):
         if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/"):
             rec["_file"] = path.name
             records.append(rec)
