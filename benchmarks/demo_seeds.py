@@ -74,10 +74,8 @@ def run_seed(seed: int, out: Path, *, device: str, demo_args: Sequence[str], thr
     record["naive_floor"] = {h: m["mae"] for h, m in summary["rows"][0]["test"].items()}
     gain = summary["gain"]
     record["gain"] = {k: gain[k] for k in ("horizon", "gained", "gap_closed", "speedup_b1", "line")}
-    record["verdicts"] = dict(gain["verdicts"])
+    record["verdicts"] = gain["verdicts"]  # the demo gives no speed verdict from a busy machine's timing
     record["latency_busy"] = bool((summary.get("latency") or {}).get("busy"))
-    if record["latency_busy"]:  # timed on a busy machine: not a figure, so no speed verdict
-        record["verdicts"]["speedup_at_least_5x"] = None
     record["all_hold"] = all(v is True for v in record["verdicts"].values())
     record["plot"] = summary["plot"]["path"]
     return record

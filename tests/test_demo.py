@@ -157,3 +157,13 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
     mape = float((err[nonzero] / truth.double().abs()[nonzero]).mean())
     assert rows["last value"]["test"]["avg"]["mape"] == pytest.approx(mape, rel=1e-5)
     assert rows["last value"]["parameters"] is None and rows["last value"]["latency_ms"] == {}
+
+
+def test_no_speed_verdict_from_a_busy_machines_timing():
+    rows = [{"test": {"60min": {"mae": m}, "avg": {"mae": m}}, "latency_ms": {"b1": ms}}
+            for m, ms in ((2.0, 10.0), (3.0, 1.0), (2.5, 1.0))]
+    assert gain_of(*rows, horizon="60min").verdicts["speedup_at_least_5x"] is True
+    busy = gain_of(*rows, horizon="60min", timed_busy=True)
+    assert busy.verdicts == {"teacher_better_than_plain": True, "distilled_better_than_plain": True,
+                             "speedup_at_least_5x": None}
+    assert busy.to_dict()["timed_busy"] is True
