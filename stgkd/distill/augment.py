@@ -106,8 +106,8 @@ def mix_windows(x: Tensor, y: Tensor, mask: Tensor, x2: Tensor, y2: Tensor, mask
 def shift_sensors(split: Any, index: Tensor, shifts: Tensor, *, first: int = 0, last: int | None = None) -> Batch:
     """The windows ``index`` of ``split`` with sensor ``n`` of window ``b`` moved by ``shifts[b, n]`` steps.
 
-    Sensor ``n``'s input is the series at steps ``s + δ + 0 .. s + δ + T_in − 1`` (all of its channels and
-    the calendar features of those steps), its target the series at ``s + δ + T_in .. s + δ + T_in + H − 1``,
+    Sensor ``n``'s input is the series at steps ``s + δ + 0 .. s + δ + T_in − 1`` (all of its channels, the
+    calendar features and the seasonal-lag channels of those steps), its target the series at ``s + δ + T_in .. s + δ + T_in + H − 1``,
     where ``s`` is the window's first input step and ``δ`` the shift, clamped so that the moved window
     is one of the split's windows ``first .. last`` (default: all): the moved window reads no step a
     window outside that range would not.
@@ -128,8 +128,12 @@ def shift_sensors(split: Any, index: Tensor, shifts: Tensor, *, first: int = 0, 
     rows_out = start[:, None, :] + torch.arange(split.in_steps, split.in_steps + split.out_steps,
                                                 device=device)[None, :, None]  # (B, H, N)
     x = split.inputs[rows_in, nodes]  # (B, T_in, N, C_v)
+    parts = [x]
     if split.step_features is not None:
-        x = torch.cat([x, split.step_features[rows_in]], dim=-1)
+        parts.append(split.step_features[rows_in])
+    if split.lag_inputs is not None:  # the seasonal-lag channels, in the order WindowSplit.batch gives them
+        parts.append(split.lag_inputs[rows_in, nodes])
+    x = torch.cat(parts, dim=-1) if len(parts) > 1 else x
     y = split.targets[rows_out, nodes].float().clone()
     mask = observed_mask(y, fill=True)
     return Batch(x=x, y=y, mask=mask, index=index)

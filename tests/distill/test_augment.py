@@ -88,6 +88,20 @@ def test_shift_moves_each_sensor_and_fetches_its_targets_from_the_series(prepare
     assert torch.equal(recent.x[0, :, 1], split.batch(torch.tensor([5])).x[0, :, 1])
 
 
+def test_shift_keeps_the_seasonal_lag_channels_of_the_moved_window():
+    # the default student reads yesterday's readings: a moved window carries them like any window
+    data, _ = generate(num_nodes=4, num_days=4, seed=0)
+    split = prepare(data, seasonal=("day",)).train
+    index = torch.tensor([300, 320])
+    shifts = torch.tensor([[0, 2, -3, 1], [0, 0, 0, 0]])
+    batch = shift_sensors(split, index, shifts)
+    assert batch.x.shape == split.batch(index).x.shape  # (B, T_in, N, 4): value, time of day, the lag, observed
+    assert torch.equal(batch.x[1], split.batch(index[1:]).x[0])
+    for n in range(4):
+        moved = split.batch(torch.tensor([index[0] + shifts[0, n]])).x[0, :, n]
+        assert torch.equal(batch.x[0, :, n], moved)
+
+
 def test_specs_are_parsed_with_documented_defaults_and_checked():
     assert parse_augment("noise,dropout,mixup,shift") == {"noise": 0.1, "dropout": 0.1, "mixup": 0.4, "shift": 3.0}
     assert format_augment(parse_augment("shift:2, noise:0.3")) == "shift:2,noise:0.3"
