@@ -13,7 +13,7 @@ from stgkd.engine import load_checkpoint
 from stgkd.engine.checkpoint import model_from_checkpoint
 from stgkd.engine.evaluate import evaluate_checkpoint
 
-#: the weights ``stgkd demo`` distils with: DistillConfig's documented defaults; the plain student has
+#: the weights ``stgkd demo`` distils with: DistillConfig's documented defaults (with augmented views); the plain student has
 #: only the supervised term
 DISTILLED = {"w_sup": 1.0, "w_out": 1.0, "w_feat": 0.1, "w_rel": 0.1}
 PLAIN = {"w_sup": 1.0, "w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0}
@@ -93,6 +93,11 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
     # the distilled student was distilled, the plain one was not: the weights each run recorded
     assert {k: distilled["distill"][k] for k in DISTILLED} == DISTILLED
     assert {k: plain["distill"][k] for k in PLAIN} == PLAIN
+    # ... and learned from teacher-labelled augmented views too (the demo's --augment default)
+    assert distilled["distill"]["augment"] == "noise:0.1,dropout:0.1,mixup:0.4,shift:3"
+    assert plain["distill"]["augment"] is None
+    assert summary["distillation"] == {k: distilled["distill"][k] for k in summary["distillation"]}
+    assert summary["distillation"]["augment"] == distilled["distill"]["augment"]
     assert distilled["teacher_checkpoint"] == plain["teacher_checkpoint"] and distilled["model"] == plain["model"]
     # same seed, same start, different losses: different weights
     assert any(not torch.equal(distilled["state_dict"][k], plain["state_dict"][k]) for k in plain["state_dict"])
