@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import posixpath
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +184,45 @@ def test_torch_export_format_roundtrip(tmp_path):
     values, secs, minutes = sample_inputs(4)
     got = module(torch.from_numpy(values), torch.from_numpy(secs)).numpy()
     np.testing.assert_allclose(got, reference_forecast(model, values, minutes), rtol=1e-5, atol=1e-4)
+
+
+class _WritesAMarker:
+    """A pickle that, when loaded without weights_only, writes a file: what a crafted archive could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def test_a_torch_export_file_whose_pickles_could_run_code_is_refused_unread(tmp_path):
+    import zipfile
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    good = export_student(ckpt, tmp_path / "student.pt2", format="torch.export")
+    # torch.export.load unpickles a weight its config marks use_pickle with weights_only=False
+    marker = tmp_path / "ran.txt"
+    bad = tmp_path / "crafted.pt2"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        config_name = next(n for n in src.namelist() if n.endswith("weights_config.json"))
+        config = json.loads(src.read(config_name))
+        fqn, entry = next(iter(config["config"].items()))
+        entry["use_pickle"] = True
+        payload = posixpath.join(posixpath.dirname(config_name), entry["path_name"])
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == config_name:
+                data = json.dumps(config).encode()
+            elif item.filename == payload:
+                data = pickle.dumps(_WritesAMarker(marker))
+            dst.writestr(item, data)
+    with pytest.raises(CheckpointError, match=rf"crafted\.pt2: {re.escape(payload)} is a pickle that does not load "
+                                              r"with weights_only=True"):
+        load_exported(bad)
+    assert not marker.exists()
+    module, meta, kind = load_exported(good)  # what stgkd export writes passes the check
+    assert kind == "torch.export" and meta["horizon"] == H
 
 
 def test_onnx_export_checked_with_onnxruntime(tmp_path):

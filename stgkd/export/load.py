@@ -14,6 +14,7 @@ from stgkd.errors import CheckpointError, ConfigError
 from stgkd.export.aoti import load_aoti
 from stgkd.export.metadata import EXPORT_FORMAT, METADATA_FILE
 from stgkd.export.onnx import OnnxProgram
+from stgkd.export.torch_export import check_archive_pickles
 from stgkd.export.torchscript import torchscript_precision
 from stgkd.formats import archive_metadata, file_kind
 
@@ -71,6 +72,7 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
                 module = OnnxProgram(path, threads=threads)
                 extra[METADATA_FILE] = module.metadata_props.get("stgkd_metadata", "")
             elif kind == "torch.export":
+                check_archive_pickles(path)  # torch.export.load unpickles some entries with weights_only=False
                 with open(path, "rb") as fh:
                     program = torch.export.load(io.BytesIO(fh.read()), extra_files=extra)
                 module = program.module().to(torch.device(device))
