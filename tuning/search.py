@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", default=DEFAULT_OUT, help="study directory: journal, teacher, trial checkpoints, report, best_student.pt")
     st.add_argument("--seed", type=int, default=0, help="seed of the sampler (per trial number, so workers never repeat each other) and of each trial's training (seed + trial number)")
     st.add_argument("--space", default=None, help="YAML or JSON file overriding entries of the default search space (see --print-space)")
+    st.add_argument("--no-default-trial", action="store_true",
+                    help="do not start a new study from stgkd distill's defaults (by default its first trial is the "
+                         "default student with the default loss, as far as the space holds them)")
     st.add_argument("--print-space", action="store_true", help="print the default search space (YAML) and exit")
     st.add_argument("--multi-objective", action="store_true",
                     help="minimise (validation MAE, latency) and report the Pareto front, instead of the MAE alone")
@@ -400,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
     when no trial met the latency budget)."""
     import optuna
 
-    from tuning.objective import LatencyCache, LatencySettings, Objective
+    from tuning.objective import LatencyCache, LatencySettings, Objective, default_point
     from tuning.space import load_space
     from tuning.storage import open_storage, recover_stale_trials
 
@@ -421,7 +424,8 @@ def run(args: argparse.Namespace) -> int:
 
     storage = open_storage(args.storage, out)
     settings = _study_settings(args, data, teacher_path, teacher_sha, latency, space)
-    study, study_name = _open_study(args, storage, latency, settings)
+    start = None if args.no_default_trial else space.starting_point(default_point(data.num_nodes))
+    study, study_name = _open_study(args, storage, latency, settings, start)
     for number, reason in recover_stale_trials(study):
         _log(f"trial {number} was left running ({reason}); marked failed and queued again")
     done = _Progress.finished(study)
@@ -512,9 +516,11 @@ def _study_settings(args: argparse.Namespace, data: Any, teacher_path: Path, tea
     }
 
 
-def _open_study(args: argparse.Namespace, storage: Any, latency: Any, settings: dict[str, Any]) -> tuple[Any, str]:
+def _open_study(args: argparse.Namespace, storage: Any, latency: Any, settings: dict[str, Any],
+                start: dict[str, Any] | None = None) -> tuple[Any, str]:
     """``(study, name)``: the study ``--study-name`` (or one named after the dataset and the budget)
-    in ``storage``, created with ``settings`` or checked against the ones it was created with."""
+    in ``storage``, created with ``settings`` or checked against the ones it was created with. A study
+    created here gets ``start`` (parameters) enqueued as its first trial."""
     import optuna
 
     study_name = args.study_name or (
@@ -538,6 +544,9 @@ def _open_study(args: argparse.Namespace, storage: Any, latency: Any, settings: 
     stored = study.user_attrs.get("stgkd")
     if stored is None:
         study.set_user_attr("stgkd", settings)
+        if start is not None and start:  # a new study: its first trial is stgkd distill's defaults
+            study.enqueue_trial(start, user_attrs={"start": "stgkd distill's defaults"}, skip_if_exists=True)
+            _log("first trial: stgkd distill's defaults, " + ", ".join(f"{k}={v}" for k, v in start.items()))
     else:
         conflicts = _settings_conflicts(stored, settings)
         if conflicts:

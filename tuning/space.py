@@ -409,6 +409,31 @@ class SearchSpace:
                 params[spec.name] = spec.suggest(trial, params)
         return params
 
+    def holds(self, name: str, value: Any) -> bool:
+        """Whether the searched parameter ``name`` can take ``value`` (inside its range, on its step, one
+        of its choices)."""
+        spec = self[name]
+        if spec.kind == "categorical":
+            return value in spec.choices
+        if spec.kind not in ("int", "float") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if not spec.low <= value <= spec.high:
+            return False
+        if spec.kind == "int" and value != int(value):
+            return False
+        return spec.step is None or math.isclose((value - spec.low) / spec.step,
+                                                 round((value - spec.low) / spec.step), abs_tol=1e-9)
+
+    def starting_point(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """Of ``point`` (name -> value), the searched parameters that can take its value and are active
+        under the values already taken (a conditional one only once what it depends on is taken): what ``study.enqueue_trial`` is given so that a study's first trial is that point (the
+        sampler draws the rest)."""
+        chosen: dict[str, Any] = {}
+        for spec in self.specs:
+            if spec.searched and spec.name in point and spec.active(chosen) and self.holds(spec.name, point[spec.name]):
+                chosen[spec.name] = point[spec.name]
+        return chosen
+
     def families(self) -> list[str]:
         """The student families a trial can draw (the ``family`` entry's choices, or its fixed value;
         ``[]`` without one)."""

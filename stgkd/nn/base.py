@@ -8,6 +8,8 @@ features), forecasts are ``(B, T_out, N)`` in the same z-scored units; the train
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, ClassVar
 
 import numpy as np
@@ -101,6 +103,15 @@ class ForecastModel(nn.Module):
         self.out_steps = out_steps
         self.in_channels = in_channels
         self._hparams = dict(hparams)
+
+    @classmethod
+    def default_hparams(cls, num_nodes: int) -> dict[str, Any]:
+        """The hyperparameters a model of this family gets on ``num_nodes`` sensors when none are given:
+        its constructor's defaults (a family whose default depends on the network resolves it here)."""
+        skip = {"self", "num_nodes", "in_steps", "out_steps", "in_channels", "graph"}
+        return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name not in skip and p.default is not inspect.Parameter.empty
+                and p.kind is not inspect.Parameter.VAR_KEYWORD}
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description that :func:`stgkd.nn.build` turns back into this model

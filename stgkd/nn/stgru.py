@@ -3,6 +3,8 @@ over sparse road supports and a low-rank adaptive graph, so its cost grows with 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -177,6 +179,14 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
     feature_names = ("hidden", "graph")
     distill_feature = "graph"
     uses_graph = True
+
+    @classmethod
+    def default_hparams(cls, num_nodes: int) -> dict[str, Any]:
+        """The constructor's defaults, the rank resolved: ``min(16, N)``."""
+        hparams = super().default_hparams(num_nodes)
+        if hparams.get("rank") is None:
+            hparams["rank"] = min(DEFAULT_RANK, num_nodes)
+        return hparams
 
     def __init__(
         self,

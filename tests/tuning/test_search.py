@@ -184,6 +184,11 @@ def test_a_study_on_the_default_space_needs_no_pyyaml(tmp_path, tiny_space, tiny
     report = json.loads((out / "report.json").read_text())
     assert report["counts"]["complete"] == 1
     assert report["settings"]["space"] == SearchSpace.default().to_dict()
+    # a new study's first trial is stgkd distill's defaults (the rank, 5 sensors here, is off the space's grid)
+    first = _journal_study(out).trials[0]
+    assert first.user_attrs["start"] == "stgkd distill's defaults"
+    assert {k: first.params[k] for k in ("family", "hidden", "student.mixing", "w_out", "w_feat", "w_rel", "lr")} == {
+        "family": "stgru", "hidden": 32, "student.mixing": "last", "w_out": 1.0, "w_feat": 0.1, "w_rel": 0.1, "lr": 1e-2}
     capsys.readouterr()
     # a YAML --space file, though, is refused with what to do
     assert main(search_args(out, tiny_space, tiny_teacher, n_trials=1)) == 2

@@ -237,3 +237,34 @@ def test_dcgru_trials_build_without_gru_depth():
     name, hparams = student_hparams(params)
     assert (name, hparams) == ("dcgru", {"hidden": 16, "order": 1})
     assert build(name, num_nodes=4, **hparams).num_parameters() > 0
+
+
+def test_a_study_starts_from_stgkd_distills_defaults():
+    from tuning.objective import default_point
+
+    space = SearchSpace.default()
+    start = space.starting_point(default_point(207))
+    # the default student (stgru w32, rank min(16, N), mixing on the last state) at its family's learning
+    # rate, with DistillConfig's weights and trust temperature; relation_tau copies tau, so is not enqueued
+    assert start == {"family": "stgru", "hidden": 32, "student.rank": 16, "student.mixing": "last", "tau": 1.0,
+                     "w_out": 1.0, "w_feat": 0.1, "w_rel": 0.1, "lr": 1e-2}
+    # what a trial of those parameters builds and trains is what `stgkd distill` does by default
+    name, hparams = student_hparams(start)
+    assert (name, hparams) == ("stgru", {"hidden": 32, "rank": 16, "mixing": "last"})
+    cfg = distill_config(start)
+    assert (cfg.w_out, cfg.w_feat, cfg.w_rel, cfg.tau) == (1.0, 0.1, 0.1, 1.0)
+    # a value the space cannot take is left to the sampler: rank 6 on 6 sensors is off the 4..32 step-4 grid
+    assert "student.rank" not in space.starting_point(default_point(6))
+    # parameters of another family are not active; a narrowed space keeps only what it holds
+    narrowed = space.merged({"family": {"type": "categorical", "choices": ["gru", "gcn-gru"]},
+                             "hidden": {"type": "int", "low": 4, "high": 8, "step": 4}}, source="test")
+    assert narrowed.starting_point(default_point(207)) == {"tau": 1.0, "w_out": 1.0, "w_feat": 0.1, "w_rel": 0.1,
+                                                           "lr": 1e-2}
+
+
+def test_holds_checks_range_step_and_choices():
+    space = SearchSpace.default()
+    assert space.holds("hidden", 48) and not space.holds("hidden", 40) and not space.holds("hidden", 144)
+    assert space.holds("lr", 1e-2) and not space.holds("lr", 2e-2)
+    assert space.holds("family", "dcgru") and not space.holds("family", "graph-wavenet")
+    assert not space.holds("hidden", True) and not space.holds("w_out", "1")
