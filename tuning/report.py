@@ -227,8 +227,10 @@ def build_report(
     plots: dict[str, str] | None = None,
     importance: dict[str, Any] | None = None,
     export: dict[str, Any] | None = None,
+    front_test: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``report.json``."""
+    """The content of ``report.json``; ``front_test`` (trial number -> test metrics by horizon) scores the
+    Pareto front's students on the test split (``pareto_front[i]["test"]``)."""
     trials = study.get_trials(deepcopy=False)
     statuses = [trial_status(t) for t in trials]
     counts = {s: statuses.count(s) for s in ("complete", "pruned", "infeasible", "failed", "running", "waiting")}
@@ -243,7 +245,8 @@ def build_report(
         "settings": settings,
         "counts": counts,
         "best": trial_summary(best) if best is not None else None,
-        "pareto_front": [trial_summary(t) for t in sorted(front, key=lambda t: (_num(t.user_attrs.get("latency_ms")) or 0.0, t.number))],
+        "pareto_front": [{**trial_summary(t), "test": (front_test or {}).get(t.number)}
+                         for t in sorted(front, key=lambda t: (_num(t.user_attrs.get("latency_ms")) or 0.0, t.number))],
         "importances": importance if importance is not None else importances(study),
         "plots": plots or {},
         "export": export,
@@ -324,9 +327,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["", f"Export failed: {exp['error']}"]
     lines += ["", "## Pareto front (val MAE vs measured latency, feasible trials)", ""]
     if report["pareto_front"]:
-        lines += ["| trial | val MAE | latency (ms) | parameters |", "|---:|---:|---:|---|"]
+        horizons = list(next((t["test"] for t in report["pareto_front"] if t.get("test")), {}))
+        lines += ["| trial | val MAE | latency (ms) | " + "".join(f"test MAE {h} | " for h in horizons) + "parameters |",
+                  "|---:|---:|---:|" + "---:|" * len(horizons) + "---|"]
         for t in report["pareto_front"]:
-            lines.append(f"| {t['number']} | {_fmt(t['val_mae'])} | {_fmt(t['latency_ms'])} | {_params(t['params'])} |")
+            tests = "".join(f"{_fmt(((t.get('test') or {}).get(h) or {}).get('mae'))} | " for h in horizons)
+            lines.append(f"| {t['number']} | {_fmt(t['val_mae'])} | {_fmt(t['latency_ms'])} | {tests}{_params(t['params'])} |")
     else:
         lines.append("Empty: no completed feasible trial.")
     lines += ["", "## Parameter importances", ""]
@@ -356,6 +362,7 @@ def write_report(
     settings: dict[str, Any],
     export: dict[str, Any] | None = None,
     plots: bool = True,
+    front_test: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write ``report.json``, ``report.md`` and the plots into ``out_dir``; return the report."""
     out = Path(out_dir)
@@ -366,7 +373,8 @@ def write_report(
                    latency_label=settings["latency"].get("label", ""), importance=importance)
         if plots else {}
     )
-    report = build_report(study, settings=settings, plots=plot_files, importance=importance, export=export)
+    report = build_report(study, settings=settings, plots=plot_files, importance=importance, export=export,
+                          front_test=front_test)
     atomic_write(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     atomic_write(out / "report.md", render_markdown(report))
     return report

@@ -403,11 +403,13 @@ def run(args: argparse.Namespace) -> int:
     when no trial met the latency budget)."""
     import optuna
 
+    from stgkd.latency import load_average
     from tuning.objective import LatencyCache, LatencySettings, Objective, default_point
     from tuning.space import load_space
     from tuning.storage import open_storage, recover_stale_trials
 
     _require(args)
+    start_load = load_average()
     optuna.logging.set_verbosity(optuna.logging.INFO if args.verbose else optuna.logging.WARNING)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -443,6 +445,9 @@ def run(args: argparse.Namespace) -> int:
         "space": space.to_dict(),
         "latency": latency.to_dict(),
         "teacher_training": teacher_info,
+        # how busy the machine was (1/5/15-minute load averages) when this worker started and ended: its
+        # latency figures count only where neither exceeds one runnable process per core
+        "load_average": {"start": start_load},
     }
 
     interrupted, objective, prepared = False, None, None
@@ -640,11 +645,14 @@ def _optimize(study: Any, objective: Any, args: argparse.Namespace) -> bool:
 def _conclude(study: Any, args: argparse.Namespace, out: Path, prepared: Any, device: str, latency: Any,
               report_settings: dict[str, Any], objective: Any, interrupted: bool) -> int:
     """Export the best feasible student, write the report, say what this worker did; the exit status."""
+    from stgkd.latency import load_average
     from tuning.report import best_feasible, write_report
 
+    report_settings["load_average"] = {**report_settings.get("load_average", {}), "end": load_average()}
     with file_lock(out / ".report.lock"):
         export = _export_best(study, out, prepared, device)
-        report = write_report(study, out, settings=report_settings, export=export, plots=not args.no_plots)
+        report = write_report(study, out, settings=report_settings, export=export, plots=not args.no_plots,
+                              front_test=_front_test(study, out, prepared, device))
     c = report["counts"]
     ran = objective.trials_run if objective is not None else 0
     _log(f"this worker ran {ran} trial(s); the study has {c['total']}: {c['complete']} complete, {c['pruned']} pruned, "
@@ -666,6 +674,39 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _test_metrics(ckpt: Path, prepared: Any, device: str) -> dict[str, Any]:
+    """Test-split metrics by horizon of the student in checkpoint ``ckpt`` on the study's data."""
+    from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+    from stgkd.engine.evaluate import evaluate_split
+
+    model = model_from_checkpoint(load_checkpoint(ckpt), device=device)
+    test = evaluate_split(model, prepared.test, prepared.scaler, batch_size=64, device=device,
+                          interval_minutes=int(prepared.data.interval_minutes))
+    return {k: v for k, v in test.items() if k != "per_step"}
+
+
+def _front_test(study: Any, out: Path, prepared: Any, device: str) -> dict[int, dict[str, Any]]:
+    """The Pareto front's students scored on the test split (trial number -> metrics by horizon): those
+    the previous ``report.json`` in ``out`` scored, the others whose checkpoints are on this machine when
+    the data are at hand (a worker that ran no trial has not loaded them)."""
+    from tuning.report import feasible_complete, pareto_front
+
+    try:
+        previous = json.loads((out / "report.json").read_text()).get("pareto_front") or []
+    except (OSError, ValueError):
+        previous = []
+    known = {int(t["number"]): t["test"] for t in previous if isinstance(t, dict) and t.get("test")}
+    front = study.best_trials if len(study.directions) > 1 else pareto_front(feasible_complete(study))
+    scores = {}
+    for trial in front:
+        ckpt = Path(trial.user_attrs.get("checkpoint", ""))
+        if trial.number in known:
+            scores[trial.number] = known[trial.number]
+        elif prepared is not None and ckpt.is_file():
+            scores[trial.number] = _test_metrics(ckpt, prepared, device)
+    return scores
 
 
 def _export_best(study: Any, out: Path, prepared: Any, device: str) -> dict[str, Any] | None:
@@ -702,13 +743,7 @@ def _export_best(study: Any, out: Path, prepared: Any, device: str) -> dict[str,
         return info
     info["path"] = str(target)
     if prepared is not None:
-        from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
-        from stgkd.engine.evaluate import evaluate_split
-
-        model = model_from_checkpoint(load_checkpoint(ckpt), device=device)
-        test = evaluate_split(model, prepared.test, prepared.scaler, batch_size=64, device=device,
-                              interval_minutes=int(prepared.data.interval_minutes))
-        info["test"] = {k: v for k, v in test.items() if k != "per_step"}
+        info["test"] = _test_metrics(ckpt, prepared, device)
     sidecar.write_text(json.dumps({**info, "study": study.study_name}, indent=1, default=str) + "\n")
     return info
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.table.baselines import WORSE, best_baseline, worse_horizons
-from benchmarks.table.frontier import DATASET, Frontier, Point, gather, pareto, which_student
+from benchmarks.table.frontier import (DATASET, Frontier, Point, StudyFront, gather, pareto, study_fronts,
+                                       which_student)
 from benchmarks.table.records import _fmt_count, _fmt_ms
 
 __all__ = ["CHART", "frontier_section", "draw", "table"]
@@ -77,9 +78,11 @@ def _short(p: Point) -> str:
             + (" + " + s.inputs if s.inputs else ""))
 
 
-def draw(front: Frontier, path: Path) -> Path:
+def draw(front: Frontier, path: Path, fronts: list[StudyFront] | None = None) -> Path:
     """Two panels: MAE at 60 min against one-thread CPU latency at batch 1 (log) and against FLOPs at batch 1
-    (log); the baselines as horizontal lines, the students' front as a step line. Written atomically."""
+    (log); the baselines as horizontal lines, the students' front as a step line, and on the latency panel
+    the Pareto fronts of the tuning studies ``fronts`` (:func:`~benchmarks.table.frontier.study_fronts`).
+    Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,6 +129,15 @@ def draw(front: Frontier, path: Path) -> Path:
         axes[0].step([p.timing.b1_ms for p in front_pts], [p.mae60 for p in front_pts], where="post", color="0.2",
                      linewidth=0.8, alpha=0.6)
         handles.append(Line2D([], [], color="0.2", linewidth=0.8, label="students no other beats on both"))
+    for k, study in enumerate(fronts or []):
+        xs, ys = [t[3] for t in study.trials], [t[4] for t in study.trials]
+        axes[0].plot(xs, ys, marker="x", linestyle=":", color=f"C{(k + 6) % 10}", linewidth=1.0, markersize=8)
+        for number, family, width, ms, mae in study.trials:
+            axes[0].annotate(f"#{number} {family}" + (f" w{width}" if width else ""), (ms, mae),
+                             textcoords="offset points", xytext=(5, -9), fontsize=6.5, color=f"C{(k + 6) % 10}")
+        handles.append(Line2D([], [], marker="x", linestyle=":", color=f"C{(k + 6) % 10}",
+                              label=f"tuning study front ({study.source.removesuffix('.json')}; "
+                                    f"{study.epochs}-epoch trials)"))
     axes[0].legend(handles=handles, loc="center right", fontsize=7.5)
     axes[0].set_title(f"{DATASET}: test MAE at 60 min against one-thread CPU latency", fontsize=10)
     axes[1].set_title("against FLOPs at batch 1 (where a record counted them)", fontsize=10)
@@ -146,7 +158,8 @@ def frontier_section(results_dir: Path, markdown: Path | None = None) -> list[st
     front = gather(Path(results_dir))
     if not front.charted:
         return []
-    png = draw(front, Path(results_dir) / CHART)
+    fronts, skipped = study_fronts(Path(results_dir))
+    png = draw(front, Path(results_dir) / CHART, fronts)
     link = os.path.relpath(png, Path(markdown).resolve().parent) if markdown else png.name
     out: list[str] = [f"## Accuracy against latency: the student frontier ({DATASET}, one CPU thread)", "",
                       "*Computed by `benchmarks/table/frontier.py` from the records named in each row: test masked "
@@ -170,24 +183,21 @@ def frontier_section(results_dir: Path, markdown: Path | None = None) -> list[st
         out += ["<details><summary>Other recipes on record (not charted: one point per model)</summary>", ""]
         out += [f"- {p.label}: {p.mae60:.2f} at 60 min ({p.score.flags}; `{p.score.source}`)" for p in front.others]
         out += ["", "</details>", ""]
-    out += [_tuning_note(Path(results_dir)), ""]
+    out += [_tuning_note(fronts, skipped), ""]
     return out
 
 
-def _tuning_note(results_dir: Path) -> str:
-    import json
-
-    studies = []
-    for path in sorted(results_dir.glob("tuning-*.json")):
-        try:
-            rec: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        st = rec.get("settings") or {}
-        lat = st.get("latency") or {}
-        studies.append(f"`{path.name}` ranks {', '.join(rec.get('objectives') or ['?'])} after {st.get('epochs')} "
-                       f"epochs, timed on {lat.get('device_name', '?')}")
-    if not studies:
+def _tuning_note(fronts: list[StudyFront], skipped: list[tuple[str, str]]) -> str:
+    """What the chart says of the tuning studies: the fronts drawn, and why the others are not."""
+    if not fronts and not skipped:
         return "No tuning study of the week is recorded: no Pareto front on the chart."
-    return ("No tuning study's Pareto front is drawn: its axes would have to be these (test MAE at 60 min, one-thread "
-            "CPU latency at batch 1), and the recorded studies measured others: " + "; ".join(studies) + ".")
+    drawn = [f"`{f.source}` ({len(f.trials)} trials: " + ", ".join(
+        f"#{n} {fam}" + (f" w{w}" if w else "") + f" {ms:.2f} ms {mae:.2f}" for n, fam, w, ms, mae in f.trials) + ")"
+        for f in fronts]
+    parts = []
+    if drawn:
+        parts.append("Tuning study fronts drawn on the latency panel (test MAE at 60 min of each front trial, its "
+                     "latency as the study timed it): " + "; ".join(drawn) + ".")
+    if skipped:
+        parts.append("Not drawn: " + "; ".join(f"{name} ({why})" for name, why in skipped) + ".")
+    return " ".join(parts)

@@ -185,3 +185,33 @@ def test_the_best_baseline_is_a_row_of_an_ablation_table(tmp_path):
     # 4.2 is worse than the median's 4.0 at 15 minutes only; the teacher's 3.8 / 4.3 / 4.8 / 4.2 nowhere
     assert "| plain | 10 | 4.200 ± 0.000 † | 4.200 ± 0.000 | 4.200 ± 0.000 | 4.200 ± 0.000 |" in text
     assert "| teacher | 1,000 | 3.800 | 4.300 | 4.800 | 4.200 |" in text
+
+
+def _study(load_end: list[float], *, test: bool = True, threads: int = 1) -> dict:
+    front = [{"number": n, "params": {"family": fam, "hidden": w}, "latency_ms": ms,
+              "test": _metrics(m60) if test else None} for n, fam, w, ms, m60 in
+             [(3, "gru", 16, 0.9, 4.6), (0, "stgru", 32, 2.2, 4.1)]]
+    return {"study": "s", "objectives": ["val MAE", "latency (ms)"], "pareto_front": front,
+            "settings": {"dataset": WEEK, "epochs": 8, "load_average": {"start": [0.5, 0.4, 0.3], "end": load_end},
+                         "latency": {"device_kind": "cpu", "batch": 1, "mode": "eager", "dtype": "fp32",
+                                     "device_name": f"Test CPU ({threads} threads)"}}}
+
+
+def test_a_tuning_studys_front_is_drawn_only_from_an_idle_one_thread_study_scored_on_test(results, monkeypatch):
+    from benchmarks.table.frontier import study_fronts
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    (results / "tuning-metr-la-week-cpu-2026-01-05.json").write_text(json.dumps(_study([0.9, 0.8, 0.7])))
+    (results / "tuning-metr-la-week-cpu-2026-01-06.json").write_text(json.dumps(_study([3.5, 2.0, 1.0])))
+    (results / "tuning-metr-la-week-cpu-2026-01-07.json").write_text(json.dumps(_study([0.9, 0.8, 0.7], test=False)))
+    (results / "tuning-metr-la-week-cpu-2026-01-08.json").write_text(json.dumps(_study([0.9, 0.8, 0.7], threads=2)))
+    fronts, skipped = study_fronts(results)
+    assert [f.source for f in fronts] == ["tuning-metr-la-week-cpu-2026-01-05.json"]
+    assert fronts[0].trials == [(3, "gru", 16, 0.9, 4.6), (0, "stgru", 32, 2.2, 4.1)] and fronts[0].epochs == 8
+    assert dict(skipped) == {"`tuning-metr-la-week-cpu-2026-01-06.json`": "timed on a busy machine",
+                             "`tuning-metr-la-week-cpu-2026-01-07.json`": "its front was not scored on the test split",
+                             "`tuning-metr-la-week-cpu-2026-01-08.json`":
+                                 "not timed on one CPU thread at batch 1 in eager fp32"}
+    text = "\n".join(frontier_section(results, results.parent / "RESULTS.md"))
+    assert "Tuning study fronts drawn on the latency panel" in text and "#0 stgru w32 2.20 ms 4.10" in text
+    assert "Not drawn: `tuning-metr-la-week-cpu-2026-01-06.json` (timed on a busy machine)" in text

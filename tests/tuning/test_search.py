@@ -149,6 +149,22 @@ def test_multi_objective_reports_the_pareto_front(tmp_path, tiny_space, tiny_tea
     for t in study.trials:
         assert t.values == [pytest.approx(t.user_attrs["val_mae"]), pytest.approx(t.user_attrs["latency_ms"])]
     assert (out / "best_student.pt").is_file()
+    # each student of the front scored on the test split, as `stgkd evaluate` scores its checkpoint (the
+    # accuracy-latency chart draws the front from these)
+    from stgkd.data.datasets import load_dataset
+    from stgkd.engine.evaluate import evaluate_checkpoint
+
+    data = load_dataset("synthetic", num_nodes=5, num_days=1)  # DATA_ARGS
+    for t in report["pareto_front"]:
+        want = evaluate_checkpoint(t["checkpoint"], split="test", dataset=data, device="cpu", teacher=False).metrics
+        assert set(t["test"]) == set(want)
+        for h in want:
+            assert t["test"][h]["mae"] == pytest.approx(want[h]["mae"], rel=1e-5)
+    assert "test MAE avg" in (out / "report.md").read_text()
+    # a rerun that trains nothing keeps the scores
+    assert main(search_args(out, tiny_space, tiny_teacher, n_trials=2, extra=["--multi-objective"])) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert [t["test"] for t in again["pareto_front"]] == [t["test"] for t in report["pareto_front"]]
 
 
 def test_key_value_arguments_read_values_as_json_else_strings():
