@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.table.baselines import WORSE, best_baseline, worse_horizons
-from benchmarks.table.frontier import (DATASET, Frontier, Point, StudyFront, gather, pareto, study_fronts,
-                                       which_student)
+from benchmarks.table.frontier import DATASET, Frontier, Point, gather, pareto, which_student
+from benchmarks.table.studies import StudyFront, study_fronts
 from benchmarks.table.records import _fmt_count, _fmt_ms
 
 __all__ = ["CHART", "frontier_section", "draw", "table"]
@@ -81,7 +81,7 @@ def _short(p: Point) -> str:
 def draw(front: Frontier, path: Path, fronts: list[StudyFront] | None = None) -> Path:
     """Two panels: MAE at 60 min against one-thread CPU latency at batch 1 (log) and against FLOPs at batch 1
     (log); the baselines as horizontal lines, the students' front as a step line, and on the latency panel
-    the Pareto fronts of the tuning studies ``fronts`` (:func:`~benchmarks.table.frontier.study_fronts`).
+    the Pareto fronts of the tuning studies ``fronts`` (:func:`~benchmarks.table.studies.study_fronts`).
     Written atomically."""
     import matplotlib
 
