@@ -81,6 +81,11 @@ def run_seed(seed: int, out: Path, *, device: str, demo_args: Sequence[str], thr
     return record
 
 
+def _wall(seed: dict[str, Any]) -> str:
+    """A seed's wall seconds, or "busy" where its timings were dropped (``wall_seconds`` None)."""
+    return "busy" if seed.get("wall_seconds") is None else f"{seed['wall_seconds']:.0f}"
+
+
 def render(report: dict[str, Any]) -> str:
     seeds = report["seeds"]
     ok = [s for s in seeds if "verdicts" in s]
@@ -114,7 +119,7 @@ def render(report: dict[str, Any]) -> str:
     for s in seeds:
         if "verdicts" not in s:
             lines.append(f"| {s['seed']} | failed (exit {s['rc']}): {' '.join(s.get('error', []))[-200:]} "
-                         "| | | | | | | | | " + f"{s['wall_seconds']:.0f} |")
+                         "| | | | | | | | | " + _wall(s) + " |")
             continue
         r, g, v = s["rows"], s["gain"], list(s["verdicts"].values())
         lines.append(f"| {s['seed']} | {pair(r['teacher']['mae'])} | {pair(r['plain']['mae'])} | "
@@ -122,7 +127,7 @@ def render(report: dict[str, Any]) -> str:
                      f"{share(g['gap_closed'][horizon])} / {share(g['gap_closed']['avg'])} | "
                      + ("busy: not a figure" if s.get("latency_busy") else f"{g['speedup_b1']:.1f}x") + " | "
                      + " | ".join("not measured" if x is None else "yes" if x else "**no**" for x in v)
-                     + f" | {s['wall_seconds']:.0f} |")
+                     + f" | {_wall(s)} |")
     lines += ["", f"**Every verdict holds on every seed: {'yes' if report['all_hold'] else 'no'}.**", ""]
     if ok:
         keys = list(ok[0]["rows"]["teacher"]["mae"])
