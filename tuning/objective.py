@@ -315,12 +315,16 @@ class SearchContext:
         return self.cache
 
 
+#: student hyperparameters the space names directly (the others are ``student.<name>``)
+TOP_LEVEL_HPARAMS = ("hidden", "layers", "graph_op", "adaptive")
+
+
 def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``(model name, hyperparameters)`` of the student a sampled configuration describes."""
     hparams: dict[str, Any] = {"hidden": int(params["hidden"])}
     if "layers" in params:  # the GRU families' depth; dcgru has one recurrent layer
         hparams["layers"] = int(params["layers"])
-    for key in ("graph_op", "adaptive"):
+    for key in TOP_LEVEL_HPARAMS[2:]:
         if key in params:
             hparams[key] = params[key]
     for key, value in params.items():
@@ -370,7 +374,7 @@ def default_point(num_nodes: int) -> dict[str, Any]:
     hparams = model.default_hparams(num_nodes)
     point: dict[str, Any] = {"family": family, "lr": float(model.default_lr)}
     for name, value in hparams.items():
-        point[name if name in ("hidden", "layers", "graph_op", "adaptive") else STUDENT_PREFIX + name] = value
+        point[name if name in TOP_LEVEL_HPARAMS else STUDENT_PREFIX + name] = value
     config = DistillConfig()
     for name in ("w_sup", "w_out", "w_feat", "w_rel", "tau", "relation_tau"):
         point[name] = getattr(config, name)

@@ -107,6 +107,12 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for _, _, t in sorted(front, key=lambda p: (p[0], p[1], p[2].number))]
 
 
+def front_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's Pareto front: optuna's for a multi-objective study, else :func:`pareto_front` of the
+    completed feasible trials."""
+    return study.best_trials if len(study.directions) > 1 else pareto_front(feasible_complete(study))
+
+
 def best_feasible(study: optuna.Study) -> FrozenTrial | None:
     """The feasible completed trial of lowest validation MAE (in a multi-objective study: the Pareto
     trial of lowest MAE), or ``None``."""
@@ -235,9 +241,8 @@ def build_report(
     statuses = [trial_status(t) for t in trials]
     counts = {s: statuses.count(s) for s in ("complete", "pruned", "infeasible", "failed", "running", "waiting")}
     counts["total"] = len(trials)
-    complete = feasible_complete(study)
     best = best_feasible(study)
-    front = study.best_trials if len(study.directions) > 1 else pareto_front(complete)
+    front = front_trials(study)
     return {
         "study": study.study_name,
         "directions": [d.name.lower() for d in study.directions],

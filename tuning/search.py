@@ -691,16 +691,15 @@ def _front_test(study: Any, out: Path, prepared: Any, device: str) -> dict[int, 
     """The Pareto front's students scored on the test split (trial number -> metrics by horizon): those
     the previous ``report.json`` in ``out`` scored, the others whose checkpoints are on this machine when
     the data are at hand (a worker that ran no trial has not loaded them)."""
-    from tuning.report import feasible_complete, pareto_front
+    from tuning.report import front_trials
 
     try:
         previous = json.loads((out / "report.json").read_text()).get("pareto_front") or []
     except (OSError, ValueError):
         previous = []
     known = {int(t["number"]): t["test"] for t in previous if isinstance(t, dict) and t.get("test")}
-    front = study.best_trials if len(study.directions) > 1 else pareto_front(feasible_complete(study))
     scores = {}
-    for trial in front:
+    for trial in front_trials(study):
         ckpt = Path(trial.user_attrs.get("checkpoint", ""))
         if trial.number in known:
             scores[trial.number] = known[trial.number]
