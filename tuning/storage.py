@@ -23,7 +23,7 @@ the report, the log lines, the study's attributes and every error message show t
 list as well, leave it out of the URL and let the driver find it (``PGPASSWORD`` or ``~/.pgpass`` for
 PostgreSQL).
 
-Several workers that open an empty database at once would race on Optuna's ``CREATE TABLE``\s; on
+Several workers that open an empty database at once would race on Optuna's ``CREATE TABLE`` statements; on
 PostgreSQL, MySQL and MariaDB they take turns on a lock of the database (:data:`SCHEMA_LOCKS`).
 
 Any of them opens in ``optuna-dashboard`` (``optuna-dashboard OUT/study.journal`` or the URL). The
