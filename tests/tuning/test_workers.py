@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuning.storage import open_storage
-from tuning_helpers import PYTHON, REPO, search_args, subprocess_env
+from tuning_helpers import REPO, search_args, subprocess_env, workers_command
 
 TARGET = 6
 
@@ -19,7 +19,7 @@ def test_two_workers_share_one_study(tmp_path, tiny_space, tiny_teacher):
     out = tmp_path / "study"
     args = search_args(out, tiny_space, tiny_teacher, n_trials=TARGET, epochs=2, extra=["--study-name", "shared"])
     procs = [
-        subprocess.Popen([PYTHON, "-m", "tuning.search", *args], cwd=REPO, env=subprocess_env(),
+        subprocess.Popen([*workers_command(tmp_path, 2), *args], cwd=REPO, env=subprocess_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]

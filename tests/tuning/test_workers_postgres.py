@@ -15,33 +15,9 @@ import pytest
 from optuna.trial import TrialState
 
 from tuning.storage import open_storage
-from tuning_helpers import PYTHON, REPO, search_args, subprocess_env
+from tuning_helpers import REPO, search_args, subprocess_env, workers_command
 
 TARGET = 6
-
-#: runs ``python -m tuning.search`` with the arguments after the barrier directory, each worker's first
-#: trial waiting until every worker has started one: without it a worker that starts a second late can
-#: find the study already finished by the other (trials of the tiny study take a tenth of a second)
-BARRIER_RUNNER = """\
-import os, runpy, sys, time
-from pathlib import Path
-import tuning.objective as objective
-
-barrier, workers, sys.argv = Path(sys.argv[1]), int(sys.argv[2]), ["tuning.search", *sys.argv[3:]]
-mark_worker, waited = objective.mark_worker, []
-
-def mark_after_every_worker_started(trial):
-    if not waited:
-        waited.append(True)
-        (barrier / str(os.getpid())).touch()
-        deadline = time.monotonic() + 120
-        while len(list(barrier.iterdir())) < workers and time.monotonic() < deadline:
-            time.sleep(0.05)
-    mark_worker(trial)
-
-objective.mark_worker = mark_after_every_worker_started
-runpy.run_module("tuning.search", run_name="__main__", alter_sys=True)
-"""
 
 
 def test_workers_starting_together_on_an_empty_database_all_open_it(tmp_path, postgres_url):
@@ -69,11 +45,8 @@ def test_workers_starting_together_on_an_empty_database_all_open_it(tmp_path, po
 def test_two_workers_on_two_study_directories_share_one_postgresql_study(tmp_path, tiny_space, tiny_teacher,
                                                                          postgres_url):
     outs = [tmp_path / "machine-a", tmp_path / "machine-b"]
-    runner, barrier = tmp_path / "run_after_barrier.py", tmp_path / "barrier"
-    runner.write_text(BARRIER_RUNNER)
-    barrier.mkdir()
     procs = [
-        subprocess.Popen([PYTHON, str(runner), str(barrier), str(len(outs)),
+        subprocess.Popen([*workers_command(tmp_path, len(outs)),
                           *search_args(out, tiny_space, tiny_teacher, n_trials=TARGET, epochs=2,
                                        extra=["--study-name", "cluster", "--storage", postgres_url])],
                          cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -63,6 +63,40 @@ def subprocess_env() -> dict[str, str]:
 
 PYTHON = sys.executable
 
+_BARRIER_RUNNER = """\
+import os, runpy, sys, time
+from pathlib import Path
+import tuning.objective as objective
+
+barrier, workers, sys.argv = Path(sys.argv[1]), int(sys.argv[2]), ["tuning.search", *sys.argv[3:]]
+mark_worker, waited = objective.mark_worker, []
+
+def mark_after_every_worker_started(trial):
+    if not waited:
+        waited.append(True)
+        (barrier / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(barrier.iterdir())) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+    mark_worker(trial)
+
+objective.mark_worker = mark_after_every_worker_started
+runpy.run_module("tuning.search", run_name="__main__", alter_sys=True)
+"""
+
+
+def workers_command(tmp: Path, workers: int) -> list[str]:
+    """The command of one of ``workers`` workers of a shared study, to be followed by the arguments of
+    ``python -m tuning.search``: each worker's first trial waits until every worker has started one.
+
+    Without it a worker that starts a second late can find the study already finished by the others
+    (the tiny study's trials take a tenth of a second), and the test of sharing would see one worker
+    run every trial."""
+    runner, barrier = tmp / "run_after_barrier.py", tmp / "barrier"
+    runner.write_text(_BARRIER_RUNNER)
+    barrier.mkdir(exist_ok=True)
+    return [PYTHON, str(runner), str(barrier), str(workers)]
+
 
 def postgres_bin() -> Path | None:
     """The directory of the PostgreSQL server programs (``initdb``, ``postgres``, ``pg_isready``)."""
