@@ -1,11 +1,13 @@
-"""Screen designs of the ``stgru`` student on the METR-LA week, for accuracy and FLOPs (no timings).
+"""Screen student designs on the METR-LA week, for accuracy and FLOPs (no timings).
 
-Every variant is trained plainly with ``stgkd train``'s defaults plus ``--epochs 30`` (one process at a
+Every variant is trained with ``stgkd train``'s defaults plus ``--epochs 30`` (``stgkd distill``'s, from
+the week's teacher file :data:`TEACHER`, for the distilled ones; one process at a
 time, one intra-op thread: on a shared 2-core machine two threads waiting on each other cost more than
 they bring), then its test masked MAE at 15 / 30 / 60 minutes and over the 12 steps, its best
 validation and last training MAE, parameters and FLOPs at batch 1 are read back from the run directory.
 
     python -m benchmarks.frontier_screen --out runs/frontier --only default no-seasonal
+    python -m benchmarks.frontier_screen --out runs/frontier --only gru-w16 kd-w32
     python -m benchmarks.frontier_screen --out runs/frontier --report benchmarks/results/FILE.md
 
 Runs whose ``metrics.json`` exists are not trained again, so a screen can be continued.
@@ -25,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 DATASET = "../shared/data/metr-la-week"
+#: the week's Graph WaveNet teacher (``benchmarks/teachers/README.md``), distilled from by the ``distill`` variants
+TEACHER = "benchmarks/teachers/gwn-metr-la-week.pt"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One design: ``stgru`` hyperparameters, input channels and extra training flags."""
+    """One design: a student family's hyperparameters, input channels and extra training flags;
+    ``distill``: trained by ``stgkd distill`` from :data:`TEACHER` at its defaults, not plainly."""
 
     name: str
     what: str
@@ -38,6 +43,7 @@ class Variant:
     flags: tuple[str, ...] = ()
     model: str = "stgru"
     seed: int = 0
+    distill: bool = False
 
 
 VARIANTS = [
@@ -59,12 +65,22 @@ VARIANTS = [
     Variant("dcgru-seasonal", "dcgru w32 defaults + seasonal day (the input change alone)", model="dcgru"),
     Variant("w16-lr1e-2", "width 16 at --lr 1e-2 (the family's default rate)", {"hidden": 16}, flags=("--lr", "1e-2")),
     Variant("w64-lr1e-2", "width 64 at --lr 1e-2 (the family's default rate)", {"hidden": 64}, flags=("--lr", "1e-2")),
+    # the other families at the command's defaults (no seasonal input, AdamW 1e-3), the widths the latency
+    # benchmark times, for the accuracy-latency chart
+    *(Variant(f"{family}-w{width}", f"{family} w{width} at the command's defaults", {"hidden": width},
+              seasonal=False, model=family)
+      for family, widths in (("gru", (16, 32, 64)), ("gcn-gru", (16,)), ("dcgru", (16, 64))) for width in widths),
+    # the default student distilled from the week's teacher at stgkd distill's defaults, on all the labels
+    *(Variant(f"kd-w{width}", f"stgru w{width} distilled from {TEACHER} at stgkd distill's defaults",
+              {"hidden": width}, seasonal=False, distill=True) for width in (16, 32, 64)),
 ]
 
 
 def command(variant: Variant, out: Path) -> list[str]:
-    cmd = ["stgkd", "train", "--dataset", DATASET, "--model", variant.model, "--out", str(out / variant.name),
-           "--epochs", "30", "--test", "--seed", str(variant.seed), "--no-progress", "--overwrite"]
+    model = ["--teacher", TEACHER, "--student", variant.model] if variant.distill else ["--model", variant.model]
+    cmd = ["stgkd", "distill" if variant.distill else "train", "--dataset", DATASET, *model,
+           "--out", str(out / variant.name), "--epochs", "30", "--test", "--seed", str(variant.seed),
+           "--no-progress", "--overwrite"]
     if variant.hparams:
         cmd += ["--hparams", json.dumps(variant.hparams, separators=(",", ":"))]
     if variant.seasonal:

@@ -193,7 +193,9 @@ def _option(tokens: list[str], name: str) -> str | None:
 
 
 def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
-    """``benchmarks.frontier_screen`` rows (one per run): runs of one command but the seed are one recipe."""
+    """``benchmarks.frontier_screen`` rows (one per run): runs of one command but the seed are one recipe;
+    a ``stgkd distill`` command's student is distilled, its family ``--student`` (the command's default
+    ``stgru`` where absent)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         tokens = shlex.split(row.get("command", ""))
@@ -220,8 +222,10 @@ def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
             f"--hparams {json.dumps(hparams)}" if hparams else "",
             f"--epochs {epochs}" if epochs else "",
             f"inputs: {', '.join(features)}" if features else "", _seeds_text(n)) if x)
+        distilled = len(tokens) > 1 and tokens[1] == "distill"
         out.append(Score(
-            family=model, role="student", training="plain", width=hparams.get("hidden"),
+            family=(_option(tokens, "--student") or "stgru") if distilled else model, role="student",
+            training="distilled" if distilled else "plain", width=hparams.get("hidden"),
             parameters=first.get("params"), channels=len(first["input_features"]) if first.get("input_features") else None,
             mae=_spread(runs, lambda r, h: r["test"].get(h)), val=mean_spread(r.get("val_mae") for r in runs)[0],
             epochs=int(epochs) if epochs else None, flops=first.get("flops_b1"), source=name, flags=flags,

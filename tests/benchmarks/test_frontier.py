@@ -215,3 +215,18 @@ def test_a_tuning_studys_front_is_drawn_only_from_an_idle_one_thread_study_score
     text = "\n".join(frontier_section(results, results.parent / "RESULTS.md"))
     assert "Tuning study fronts drawn on the latency panel" in text and "#0 stgru w32 2.20 ms 4.10" in text
     assert "Not drawn: `tuning-metr-la-week-cpu-2026-01-06.json` (timed on a busy machine)" in text
+
+
+def test_a_screened_stgkd_distill_run_is_a_distilled_point_of_its_student_family(results):
+    rows = _screen_rows()[:1]
+    rows[0] = {**rows[0], "name": "kd-w32", "test": _h(4.3),
+               "command": f"stgkd distill --dataset {WEEK} --teacher t.pt --student stgru --out runs/x/kd --epochs 30 "
+                          "--test --seed 0 --no-progress --overwrite --hparams '{\"hidden\":32}'"}
+    (results / "student-frontier-screen-cpu-2026-01-05-kd.json").write_text(json.dumps(rows))
+    front = gather(results)
+    kd = next(p for p in front.points + front.others if p.score.source.endswith("-kd.json"))
+    assert (kd.score.family, kd.score.training, kd.score.width) == ("stgru", "distilled", 32)
+    assert kd.mae60 == 4.3 and "`stgkd distill`" in kd.score.flags
+    assert kd.timing is not None and kd.timing.b1_ms == 2.0  # the same student as the plain one: its timing
+    plain = _point(front, "stgru w32 plain, seasonal day input")
+    assert plain.score.training == "plain" and plain.mae60 == pytest.approx(4.1)
