@@ -1,0 +1,150 @@
+"""Time README's first command ("Set everything up and run the whole path") on a fresh clone.
+
+The command is read from README.md (the first ``bash`` block under "Two commands" that ends in
+``stgkd demo``), run in a ``git clone`` of the committed HEAD, as a newcomer would: its install part
+(everything before ``&& .venv/bin/stgkd demo``) with pip's cache off, then the demo (unless
+``--install-only``). Each part's wall time is recorded with the load average before and after it, beside
+the demo's own 12-minute promise (install included).
+
+    python -m benchmarks.fresh_clone                     # install + demo, as the README says
+    python -m benchmarks.fresh_clone --install-only      # the install alone
+
+The package indexes are whatever pip is configured with on this machine (``pip config list`` is
+recorded): a mirror close by makes the install faster than one from the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from stgkd.files import atomic_write
+
+REPO = Path(__file__).resolve().parents[1]
+#: the demo's promise: minutes on 2 cores, the install included
+PROMISE_MINUTES = 12.0
+DEMO_TAIL = " && .venv/bin/stgkd demo"
+
+
+def readme_command(readme: Path) -> str:
+    """The first one-line ``bash`` command under README's "Two commands" heading that runs the demo."""
+    text = readme.read_text()
+    start = text.find("## Two commands")
+    if start < 0:
+        raise SystemExit(f"{readme}: no '## Two commands' section")
+    for block in re.findall(r"```bash\n(.*?)```", text[start:], flags=re.S):
+        line = block.strip()
+        if line.endswith(DEMO_TAIL.removeprefix(" && ")):
+            return line
+    raise SystemExit(f"{readme}: no bash block under 'Two commands' ends in '.venv/bin/stgkd demo'")
+
+
+def split_command(command: str) -> tuple[str, str]:
+    """(install part, demo part) of README's command."""
+    if not command.endswith(DEMO_TAIL):
+        raise SystemExit(f"README's command does not end in {DEMO_TAIL.strip()!r}: {command}")
+    return command[: -len(DEMO_TAIL)], DEMO_TAIL.removeprefix(" && ")
+
+
+def timed(command: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run ``command`` in a shell in ``cwd`` (output to ``log``): exit status, wall seconds, load before/after."""
+    from stgkd.latency import load_average
+
+    before = load_average()
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        rc = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return {"command": command, "rc": rc, "wall_seconds": round(time.perf_counter() - t0, 1),
+            "load_average_before": before, "load_average_after": load_average(), "log": str(log)}
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        "# README's first command on a fresh clone: install and demo, timed",
+        "",
+        f"- date: {report['date']}",
+        f"- command: `{report['command']}`",
+        f"- machine: {report['machine']}",
+        f"- clone: `git clone` of {report['commit']}",
+        f"- pip configuration: `{report['pip_config'] or 'none'}` (pip's cache off)",
+        "",
+        "| part | command | exit | wall s | load before | load after |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for name in ("install", "demo"):
+        part = report.get(name)
+        if part:
+            lines.append(f"| {name} | `{part['command']}` | {part['rc']} | {part['wall_seconds']:.0f} | "
+                         f"{part['load_average_before']} | {part['load_average_after']} |")
+    total = report.get("total_minutes")
+    if total is not None:
+        verdict = "yes" if report["within_promise"] else "**no**"
+        lines += ["", f"Install and demo together: **{total:.1f} min** (promise: ≤ {PROMISE_MINUTES:g} min on 2 cores, "
+                  f"the install included): {verdict}."]
+    lines += ["", "```json", json.dumps(report, indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--install-only", action="store_true", help="time the install alone, not the demo")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to clone (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the record goes")
+    parser.add_argument("--tag", default="", help="suffix of the record's file name")
+    args = parser.parse_args(argv)
+
+    from benchmarks.record import environment, log
+
+    command = readme_command(REPO / "README.md")
+    install, demo = split_command(command)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    pip_config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                                text=True).stdout.strip().replace("\n", "; ")
+    env_info = environment("cpu")
+    stamp = dt.datetime.now(dt.timezone.utc)
+    report: dict[str, Any] = {
+        "date": stamp.isoformat(timespec="minutes"),
+        "command": "python -m benchmarks.fresh_clone " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"cpu: {env_info['device_name']}, {os.cpu_count()} CPUs, Python {env_info['python']}",
+        "commit": commit, "pip_config": pip_config, "readme_command": command,
+    }
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PIP_NO_CACHE_DIR"] = "1"
+    with tempfile.TemporaryDirectory(prefix="stgkd-fresh-") as tmp:
+        root = args.workdir or Path(tmp)
+        clone = root / "stgkd"
+        subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+        log(f"install: {install}")
+        report["install"] = timed(install, clone, env, root / "install.log")
+        if report["install"]["rc"] != 0:
+            print((root / "install.log").read_text()[-3000:], file=sys.stderr)
+        elif not args.install_only:
+            log(f"demo: {demo}")
+            report["demo"] = timed(demo, clone, env, root / "demo.log")
+            total = (report["install"]["wall_seconds"] + report["demo"]["wall_seconds"]) / 60
+            report["total_minutes"] = round(total, 2)
+            report["within_promise"] = report["demo"]["rc"] == 0 and total <= PROMISE_MINUTES
+        for part in ("install", "demo"):
+            if part in report:
+                report[part]["log"] = f"{part}.log (in the temporary clone, not kept)"
+    stem = args.out / f"fresh-clone-cpu-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
+    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
+    atomic_write(stem.with_name(stem.name + ".md"), render(report))
+    print(render(report).split("```json")[0])
+    print(f"written: {stem}.json, {stem}.md")
+    return 0 if all(report[p]["rc"] == 0 for p in ("install", "demo") if p in report) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
