@@ -66,7 +66,8 @@ class Forecaster:
             dynamic int8 CPU kernels), ``"onnxruntime"`` (an ONNX file), ``"torchscript-fp32"``,
             ``"torchscript-frozen"`` (``--format torchscript-frozen``: frozen and optimised for the CPU),
             ``"aoti"`` (``--format aoti``: an AOTInductor package, compiled for the CPU),
-            ``"torch.export"``, or ``"checkpoint"`` (a training checkpoint, run eagerly).
+            ``"torch.export"``, ``"checkpoint"`` (a training checkpoint, run eagerly), or ``"torch.compile"``
+            (either of the last two compiled in process: ``Forecaster.load(..., compile=True)``).
 
     Thread safety: :meth:`predict` may be called from several threads at once. On CUDA, repeated calls
     at one batch size replay a CUDA graph captured lazily on the first call at that size (pass
@@ -102,7 +103,7 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True,
-             trust_native_code: bool = False) -> "Forecaster":
+             trust_native_code: bool = False, compile: bool = False) -> "Forecaster":
         """Load an exported student (``stgkd export``), or a training checkpoint (wrapped in memory).
 
         On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
@@ -115,10 +116,18 @@ class Forecaster:
         ``python -m benchmarks.cpu_deploy --sections programs`` measures; ``stgkd export --quantize int8`` /
         ``--format onnx`` record their own checks in ``metadata["deployment_checks"]``.
 
+        ``compile=True`` (the CPU, a training checkpoint or a ``--format torch.export`` file, and a C++
+        compiler) compiles the student in this process with ``torch.compile`` (``"torch.compile"``): of
+        the programs ``benchmarks.cpu_deploy`` times, the fastest that runs nothing read from disk as code
+        (an AOTInductor package is as fast, but is native code). Each new batch size compiles on its first
+        :meth:`predict` (seconds to a minute); later calls run the compiled program.
+
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
             ConfigError: an ONNX file without onnxruntime; an int8, frozen, AOTInductor or ONNX file on
-                CUDA; an AOTInductor package without ``trust_native_code`` or under another torch.
+                CUDA; an AOTInductor package without ``trust_native_code`` or under another torch;
+                ``compile=True`` off the CPU, on a file that holds no eager program, or without a C++
+                compiler.
             StgkdError: ``device="cuda"`` without CUDA.
         """
         dev = torch.device(device)
@@ -138,8 +147,12 @@ class Forecaster:
         for key in ("sensor_ids", "input_steps", "horizon", "interval_minutes", "input_features"):
             if key not in metadata:
                 raise CheckpointError(f"{path}: metadata lacks {key!r}")
-        return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs,
-                   backend=backend_of(kind, metadata))
+        backend = backend_of(kind, metadata)
+        if compile:
+            from stgkd.export.programs import compile_loaded
+
+            module, backend = compile_loaded(module, kind, dev, str(path)), "torch.compile"
+        return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs, backend=backend)
 
     def __repr__(self) -> str:
         return (

@@ -628,3 +628,33 @@ def test_compiled_program_is_faithful_and_survives_new_strides_and_thread_counts
         with cpu_threads(torch.get_num_threads() + 1):  # dynamo guards on the thread count: compiled again
             assert torch.allclose(adapter(x), eager(x), atol=1e-4)
     torch._dynamo.reset()
+
+
+def test_compile_at_load_refuses_a_file_without_an_eager_program_or_a_machine_without_a_compiler(tmp_path,
+                                                                                                   monkeypatch):
+    import stgkd.export.aoti as aoti
+    from stgkd import Forecaster
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    scripted = export_student(ckpt, tmp_path / "student.pt")  # the default format: TorchScript
+    with pytest.raises(ConfigError, match=r"student\.pt: compile=True compiles an eager program.*'torchscript'"):
+        Forecaster.load(scripted, compile=True)
+    assert Forecaster.load(scripted).backend == "torchscript-fp32"  # the file itself loads as it is
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
+    with pytest.raises(ConfigError, match=r"best\.pt: compile=True needs a C\+\+ compiler"):
+        Forecaster.load(ckpt, compile=True)
+
+
+@pytest.mark.slow  # inductor compiles C++ kernels for batch 1 and 64
+def test_a_checkpoint_or_torch_export_file_compiled_at_load_forecasts_like_eager(stgru_student, tmp_path):
+    from stgkd import Forecaster
+    from stgkd.export.aoti import cpp_compiler
+
+    if cpp_compiler() is None:  # the error for a missing compiler is tested everywhere (above)
+        pytest.skip("no C++ compiler (g++ or $CXX): torch.compile's CPU backend cannot build here")
+    torch._dynamo.reset()
+    exported = export_student(stgru_student, tmp_path / "student.pt2", format="torch.export")
+    for path in (stgru_student, exported):
+        fc = Forecaster.load(path, compile=True)
+        assert fc.backend == "torch.compile"
+        assert_forecasts_like_eager(fc, stgru_student)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ class CompiledProgram:
         self.mode = mode
         self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=False, fullgraph=True)
         self._seen: set[tuple] = set()
+        self._compiling = threading.Lock()  # a new signature compiles once, whichever thread calls first
 
     def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
         """Shapes: values ``(B, T_hist, N)``, timestamps ``(B, T_hist)`` -> ``(B, H, N)``."""
@@ -142,13 +144,43 @@ class CompiledProgram:
         from torch._dynamo import config as dynamo_config
 
         limit = max(int(dynamo_config.recompile_limit), 64)  # many signatures and modes share one forward
-        with dynamo_config.patch(allow_rnn=True, recompile_limit=limit, fail_on_recompile_limit_hit=True):
+        with self._compiling, dynamo_config.patch(allow_rnn=True, recompile_limit=limit,
+                                                  fail_on_recompile_limit_hit=True):
             out = self._fn(values, timestamps)
-        self._seen.add(key)
+            self._seen.add(key)
         return out
 
     def eval(self) -> "CompiledProgram":
         return self
+
+
+#: the files :func:`compile_loaded` compiles: those a :class:`Forecaster` runs as an eager module
+COMPILABLE_KINDS = ("checkpoint", "torch.export")
+
+
+def compile_loaded(module: Any, kind: str, device: torch.device, where: str) -> CompiledProgram:
+    """``module``, loaded from a file of ``kind`` (:func:`stgkd.formats.file_kind`), compiled in this
+    process (``Forecaster.load(..., compile=True)``): the ``"compile"`` program of this module, which
+    ``python -m benchmarks.cpu_deploy --sections programs`` times and checks. Inductor writes and builds
+    the C++ here, from the program in memory: nothing read from disk runs as code.
+
+    Raises:
+        ConfigError: not on the CPU, a file that holds no eager program (TorchScript, ONNX, AOTInductor),
+            or no C++ compiler; the message names ``where`` and what would do.
+    """
+    from stgkd.errors import ConfigError
+    from stgkd.export.aoti import cpp_compiler
+
+    if device.type != "cpu":
+        raise ConfigError(f"{where}: compile=True compiles for the CPU (inductor's C++ backend); on CUDA load "
+                          "without it (a Forecaster replays CUDA graphs there)")
+    if kind not in COMPILABLE_KINDS:
+        raise ConfigError(f"{where}: compile=True compiles an eager program: a training checkpoint or a "
+                          f"torch.export file (stgkd export --format torch.export); this file is {kind!r}")
+    if cpp_compiler() is None:
+        raise ConfigError(f"{where}: compile=True needs a C++ compiler (g++, or the compiler named by $CXX; e.g. "
+                          "apt-get install g++); without one, load the file without compile=True")
+    return CompiledProgram(module)
 
 
 @_program("compile", None, "torch.compile, inductor C++ backend, default mode (in memory only)")
