@@ -73,6 +73,10 @@ VARIANTS = [
     # the default student distilled from the week's teacher at stgkd distill's defaults, on all the labels
     *(Variant(f"kd-w{width}", f"stgru w{width} distilled from {TEACHER} at stgkd distill's defaults",
               {"hidden": width}, seasonal=False, distill=True) for width in (16, 32, 64)),
+    # and the other families, at the widths no other record distilled
+    *(Variant(f"kd-{family}-w{width}", f"{family} w{width} distilled from {TEACHER} at stgkd distill's defaults",
+              {"hidden": width}, seasonal=False, model=family, distill=True)
+      for family, widths in (("gru", (16, 32, 64)), ("gcn-gru", (16,)), ("dcgru", (16, 64))) for width in widths),
 ]
 
 
