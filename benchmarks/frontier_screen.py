@@ -8,7 +8,7 @@ validation and last training MAE, parameters and FLOPs at batch 1 are read back 
 
     python -m benchmarks.frontier_screen --out runs/frontier --only default no-seasonal
     python -m benchmarks.frontier_screen --out runs/frontier --only gru-w16 kd-w32
-    python -m benchmarks.frontier_screen --out runs/frontier --report benchmarks/results/FILE.md
+    python -m benchmarks.frontier_screen --out runs/frontier --collect benchmarks/results/FILE.json
 
 Runs whose ``metrics.json`` exists are not trained again, so a screen can be continued.
 """
@@ -34,7 +34,9 @@ TEACHER = "benchmarks/teachers/gwn-metr-la-week.pt"
 @dataclass(frozen=True)
 class Variant:
     """One design: a student family's hyperparameters, input channels and extra training flags;
-    ``distill``: trained by ``stgkd distill`` from :data:`TEACHER` at its defaults, not plainly."""
+    ``seasonal``: ``--seasonal day`` (``False``: no flag, the family's default, which is one day for
+    ``stgru`` since it became its default); ``distill``: trained by ``stgkd distill`` from
+    :data:`TEACHER` at its defaults, not plainly."""
 
     name: str
     what: str
@@ -119,7 +121,8 @@ def collect(variant: Variant, out: Path) -> dict[str, Any] | None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     best = metrics["best_epoch"]
-    train_at_best = next(h for h in history if h["epoch"] == best)["train_loss"]
+    at_best = next(h for h in history if h["epoch"] == best)
+    train_at_best = at_best.get("train_mae", at_best["train_loss"])  # a distill run's loss is not a MAE
     payload = load_checkpoint(run_dir / "best.pt")
     model = model_from_checkpoint(payload).eval()
     x = torch.zeros(1, model.in_steps, model.num_nodes, model.in_channels)

@@ -71,16 +71,20 @@ import tuning.objective as objective
 barrier, workers, sys.argv = Path(sys.argv[1]), int(sys.argv[2]), ["tuning.search", *sys.argv[3:]]
 mark_worker, waited = objective.mark_worker, []
 
-def mark_after_every_worker_started(trial):
+def mark_then_wait_for_every_worker(trial):
+    mark_worker(trial)  # first: a trial without its worker would look stale to the others while it waits
     if not waited:
         waited.append(True)
         (barrier / str(os.getpid())).touch()
         deadline = time.monotonic() + 120
-        while len(list(barrier.iterdir())) < workers and time.monotonic() < deadline:
+        while len(list(barrier.iterdir())) < workers:
+            if time.monotonic() > deadline:
+                print(f"barrier: {len(list(barrier.iterdir()))} of {workers} workers started a trial in 120 s; "
+                      "going on", file=sys.stderr, flush=True)
+                break
             time.sleep(0.05)
-    mark_worker(trial)
 
-objective.mark_worker = mark_after_every_worker_started
+objective.mark_worker = mark_then_wait_for_every_worker
 runpy.run_module("tuning.search", run_name="__main__", alter_sys=True)
 """
 
@@ -93,7 +97,8 @@ def workers_command(tmp: Path, workers: int) -> list[str]:
     (the tiny study's trials take a tenth of a second), and the test of sharing would see one worker
     run every trial."""
     runner, barrier = tmp / "run_after_barrier.py", tmp / "barrier"
-    runner.write_text(_BARRIER_RUNNER)
+    if not runner.exists():  # never rewritten under a worker that is reading it
+        runner.write_text(_BARRIER_RUNNER)
     barrier.mkdir(exist_ok=True)
     return [PYTHON, str(runner), str(barrier), str(workers)]
 
