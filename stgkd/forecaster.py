@@ -120,7 +120,8 @@ class Forecaster:
         compiler) compiles the student in this process with ``torch.compile`` (``"torch.compile"``): of
         the programs ``benchmarks.cpu_deploy`` times, the fastest that runs nothing read from disk as code
         (an AOTInductor package is as fast, but is native code). Each new batch size compiles on its first
-        :meth:`predict` (seconds to a minute); later calls run the compiled program.
+        :meth:`predict` (seconds to a minute); later calls run the compiled program; past 64 signatures
+        (batch sizes x thread counts) a call raises instead of running uncompiled.
 
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
@@ -135,6 +136,10 @@ class Forecaster:
             raise StgkdError(f"device={str(device)!r}: CUDA is not available on this machine")
         path = Path(path)
         kind = file_kind(path)
+        if compile:  # told before anything is read
+            from stgkd.export.programs import check_compilable
+
+            check_compilable(kind, dev, str(path))
         if kind == "checkpoint":
             from stgkd.export import build_forecaster_module, metadata_from_payload, read_checkpoint
 

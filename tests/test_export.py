@@ -634,12 +634,18 @@ def test_compile_at_load_refuses_a_file_without_an_eager_program_or_a_machine_wi
                                                                                                    monkeypatch):
     import stgkd.export.aoti as aoti
     from stgkd import Forecaster
+    from stgkd.export.programs import check_compilable
 
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
     scripted = export_student(ckpt, tmp_path / "student.pt")  # the default format: TorchScript
     with pytest.raises(ConfigError, match=r"student\.pt: compile=True compiles an eager program.*'torchscript'"):
         Forecaster.load(scripted, compile=True)
     assert Forecaster.load(scripted).backend == "torchscript-fp32"  # the file itself loads as it is
+    aoti_file = tmp_path / "student.aoti.pt2"
+    with pytest.raises(ConfigError, match=r"compile=True compiles an eager program.*'aoti'"):
+        check_compilable("aoti", torch.device("cpu"), str(aoti_file))  # Forecaster.load asks before reading
+    with pytest.raises(ConfigError, match=r"best\.pt: compile=True compiles for the CPU .* on 'cuda' load the file"):
+        check_compilable("checkpoint", torch.device("cuda"), str(ckpt))  # the check Forecaster.load makes first
     monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
     with pytest.raises(ConfigError, match=r"best\.pt: compile=True needs a C\+\+ compiler"):
         Forecaster.load(ckpt, compile=True)

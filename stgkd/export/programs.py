@@ -108,6 +108,10 @@ def _torchscript_frozen(module: RawUnitsForecaster, threads: int, where: str) ->
     return _jit_roundtrip(freeze_for_inference(to_torchscript(module, _CPU, where), where))
 
 
+#: held while any :class:`CompiledProgram` compiles: dynamo's configuration, patched for it, is the process's
+_COMPILING = threading.Lock()
+
+
 class CompiledProgram:
     """``torch.compile`` of a raw-units wrapper on the CPU (inductor, static shapes, one graph).
 
@@ -127,7 +131,6 @@ class CompiledProgram:
         self.mode = mode
         self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=False, fullgraph=True)
         self._seen: set[tuple] = set()
-        self._compiling = threading.Lock()  # a new signature compiles once, whichever thread calls first
 
     def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
         """Shapes: values ``(B, T_hist, N)``, timestamps ``(B, T_hist)`` -> ``(B, H, N)``."""
@@ -144,8 +147,7 @@ class CompiledProgram:
         from torch._dynamo import config as dynamo_config
 
         limit = max(int(dynamo_config.recompile_limit), 64)  # many signatures and modes share one forward
-        with self._compiling, dynamo_config.patch(allow_rnn=True, recompile_limit=limit,
-                                                  fail_on_recompile_limit_hit=True):
+        with _COMPILING, dynamo_config.patch(allow_rnn=True, recompile_limit=limit, fail_on_recompile_limit_hit=True):
             out = self._fn(values, timestamps)
             self._seen.add(key)
         return out
@@ -158,11 +160,9 @@ class CompiledProgram:
 COMPILABLE_KINDS = ("checkpoint", "torch.export")
 
 
-def compile_loaded(module: Any, kind: str, device: torch.device, where: str) -> CompiledProgram:
-    """``module``, loaded from a file of ``kind`` (:func:`stgkd.formats.file_kind`), compiled in this
-    process (``Forecaster.load(..., compile=True)``): the ``"compile"`` program of this module, which
-    ``python -m benchmarks.cpu_deploy --sections programs`` times and checks. Inductor writes and builds
-    the C++ here, from the program in memory: nothing read from disk runs as code.
+def check_compilable(kind: str, device: torch.device, where: str) -> None:
+    """Whether a file of ``kind`` (:func:`stgkd.formats.file_kind`) can be compiled on ``device`` here
+    (:func:`compile_loaded`); asked before the file is read.
 
     Raises:
         ConfigError: not on the CPU, a file that holds no eager program (TorchScript, ONNX, AOTInductor),
@@ -172,14 +172,22 @@ def compile_loaded(module: Any, kind: str, device: torch.device, where: str) -> 
     from stgkd.export.aoti import cpp_compiler
 
     if device.type != "cpu":
-        raise ConfigError(f"{where}: compile=True compiles for the CPU (inductor's C++ backend); on CUDA load "
-                          "without it (a Forecaster replays CUDA graphs there)")
+        raise ConfigError(f"{where}: compile=True compiles for the CPU (inductor's C++ backend); on "
+                          f"{device.type!r} load the file without it")
     if kind not in COMPILABLE_KINDS:
         raise ConfigError(f"{where}: compile=True compiles an eager program: a training checkpoint or a "
                           f"torch.export file (stgkd export --format torch.export); this file is {kind!r}")
     if cpp_compiler() is None:
         raise ConfigError(f"{where}: compile=True needs a C++ compiler (g++, or the compiler named by $CXX; e.g. "
                           "apt-get install g++); without one, load the file without compile=True")
+
+
+def compile_loaded(module: Any, kind: str, device: torch.device, where: str) -> CompiledProgram:
+    """``module``, loaded from a file of ``kind``, compiled in this process (``Forecaster.load(...,
+    compile=True)``): the ``"compile"`` program of this module, which ``python -m benchmarks.cpu_deploy
+    --sections programs`` times and checks. Inductor writes and builds the C++ here, from the program in
+    memory: nothing read from disk runs as code. Raises what :func:`check_compilable` raises."""
+    check_compilable(kind, device, where)
     return CompiledProgram(module)
 
 
