@@ -105,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.record import environment, log
 
-    command = readme_command(REPO / "README.md")
-    install, demo = split_command(command)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.strip()
     pip_config = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
@@ -117,14 +115,21 @@ def main(argv: list[str] | None = None) -> int:
         "date": stamp.isoformat(timespec="minutes"),
         "command": "python -m benchmarks.fresh_clone " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": f"cpu: {env_info['device_name']}, {os.cpu_count()} CPUs, Python {env_info['python']}",
-        "commit": commit, "pip_config": pip_config, "readme_command": command,
+        "commit": commit, "pip_config": pip_config,
+        "inherited_environment": {k: v for k, v in os.environ.items()
+                                  if k.startswith(("OMP_", "MKL_", "STGKD_", "PIP_", "CUDA_VISIBLE"))},
     }
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PIP_NO_CACHE_DIR"] = "1"
     with tempfile.TemporaryDirectory(prefix="stgkd-fresh-") as tmp:
         root = args.workdir or Path(tmp)
         clone = root / "stgkd"
+        if clone.exists():
+            raise SystemExit(f"--workdir {root}: {clone} exists; give an empty folder")
         subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+        command = readme_command(clone / "README.md")  # the README of the commit that is installed
+        install, demo = split_command(command)
+        report["readme_command"] = command
         log(f"install: {install}")
         report["install"] = timed(install, clone, env, root / "install.log")
         if report["install"]["rc"] != 0:
@@ -137,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             report["within_promise"] = report["demo"]["rc"] == 0 and total <= PROMISE_MINUTES
         for part in ("install", "demo"):
             if part in report:
-                report[part]["log"] = f"{part}.log (in the temporary clone, not kept)"
+                report[part]["log"] = (str(root / f"{part}.log") if args.workdir
+                                       else f"{part}.log (in a temporary folder, not kept)")
     stem = args.out / f"fresh-clone-cpu-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
     atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
     atomic_write(stem.with_name(stem.name + ".md"), render(report))
