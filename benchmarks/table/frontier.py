@@ -215,8 +215,10 @@ def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
         first = runs[0]
         features = list(first.get("input_features") or [])
         extra = [f.replace("_", " ") for f in features if f not in ("value", "time_of_day") and not f.endswith("_observed")]
+        teacher = _option(tokens, "--teacher")
         flags = ", ".join(x for x in (
             f"`stgkd {tokens[1] if len(tokens) > 1 else 'train'}`",
+            f"teacher `{teacher}`" if teacher else "",
             f"--lr {lr}" if lr else "no --lr (the command's default when it ran)",
             f"--seasonal {seasonal}" if seasonal else "",
             f"--hparams {json.dumps(hparams)}" if hparams else "",
@@ -554,8 +556,14 @@ def which_student(front: Frontier) -> list[str]:
     best_base = min(((label, m["60min"]) for label, m in front.baselines.items() if "60min" in m),
                     key=lambda x: x[1], default=None)
     teachers = [p for p in front.points if p.score.role == "teacher"]
+    losing = [p for p in students if best_base is not None and p.mae60 >= best_base[1]]
+    students = [p for p in students if p not in losing]  # a student the naive forecast beats is not advice
     lines = ["**Which student to use** (computed from the table: test MAE at 60 min against one-thread CPU latency "
-             "at batch 1; each step of the list is the most accurate student within that latency):", ""]
+             "at batch 1; each step of the list is the most accurate student within that latency, among those "
+             "better than the best baseline at 60 min):", ""]
+    if not students:
+        lines.append(f"- none: every charted student is worse than the best baseline ({best_base[0]}, "
+                     f"{best_base[1]:.2f}) at 60 min.")
     for p in pareto(students):
         t = p.timing
         speed = []
@@ -577,4 +585,7 @@ def which_student(front: Frontier) -> list[str]:
     if beaten:
         lines += ["", "Every other charted student is slower or as fast and no more accurate than one above: "
                   + ", ".join(f"{p.label} ({p.mae60:.2f}, {p.timing.b1_ms:.2f} ms)" for p in beaten) + "."]
+    if losing:
+        lines += ["", f"Not advised, worse than the best baseline ({best_base[0]}, {best_base[1]:.2f}) at 60 min: "
+                  + ", ".join(f"{p.label} ({p.mae60:.2f}, {p.timing.b1_ms:.2f} ms)" for p in losing) + "."]
     return lines
