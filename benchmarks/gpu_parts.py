@@ -283,8 +283,10 @@ def part_scaling(ctx: Context, deadline: Deadline) -> dict[str, Any]:
 
 
 def _scaling_lineup(smoke: bool) -> str:
+    from benchmarks.scaling import DEFAULT_STUDENT
+
     sizes = "8, 16" if smoke else "207, 883, 2,000, 8,600"
-    return (f"graph-wavenet and gcn-gru h32 at N = {sizes} (3 training steps of 16 windows, latency at batch 1); a "
+    return (f"graph-wavenet and {DEFAULT_STUDENT} h32 at N = {sizes} (3 training steps of 16 windows, latency at batch 1); a "
             "size whose cost bound (a + b N + c N^2 from the sizes measured) does not fit the time left is skipped, "
             "with the bound")
 

@@ -504,27 +504,29 @@ def measure_gradient_share(step, split, params: list[Tensor], *, batches: int = 
     total, seen = 0.0, 0
     was_training = step.training
     step.eval()
+    # cuDNN's RNN kernels take no backward pass in eval mode; the native ones compute the same gradient
     try:
-        for idx in torch.split(order, max(1, int(batch_size))):
-            batch = split.batch(idx.to(split.device)).to(device)
-            terms = step.loss_terms(batch.x, batch.y, batch.mask, batch.index)
-            grads = {}
-            for name, term in terms.items():
-                g = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-                grads[name] = torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten().float()
-                                         for gi, p in zip(g, params)])
-            if not grads:
-                continue
-            stats = [g.norm() for g in grads.values()] + [torch.stack(list(grads.values())).sum(0).norm()]
-            cos_names = [k for k in grads if k != "sup"] if "sup" in grads else []
-            stats += [torch.nn.functional.cosine_similarity(grads[k], grads["sup"], dim=0, eps=1e-12) for k in cos_names]
-            values = torch.stack(stats).tolist()  # one transfer per batch
-            for k, v in zip(grads, values):
-                norm_sums[k] = norm_sums.get(k, 0.0) + v
-            total += values[len(grads)]
-            for k, v in zip(cos_names, values[len(grads) + 1:]):
-                cos_sums[k] = cos_sums.get(k, 0.0) + v
-            seen += 1
+        with torch.backends.cudnn.flags(enabled=False):
+            for idx in torch.split(order, max(1, int(batch_size))):
+                batch = split.batch(idx.to(split.device)).to(device)
+                terms = step.loss_terms(batch.x, batch.y, batch.mask, batch.index)
+                grads = {}
+                for name, term in terms.items():
+                    g = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+                    grads[name] = torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten().float()
+                                             for gi, p in zip(g, params)])
+                if not grads:
+                    continue
+                stats = [g.norm() for g in grads.values()] + [torch.stack(list(grads.values())).sum(0).norm()]
+                cos_names = [k for k in grads if k != "sup"] if "sup" in grads else []
+                stats += [torch.nn.functional.cosine_similarity(grads[k], grads["sup"], dim=0, eps=1e-12) for k in cos_names]
+                values = torch.stack(stats).tolist()  # one transfer per batch
+                for k, v in zip(grads, values):
+                    norm_sums[k] = norm_sums.get(k, 0.0) + v
+                total += values[len(grads)]
+                for k, v in zip(cos_names, values[len(grads) + 1:]):
+                    cos_sums[k] = cos_sums.get(k, 0.0) + v
+                seen += 1
     finally:
         step.train(was_training)
     seen = max(1, seen)

@@ -153,7 +153,10 @@ class SelectInputs(nn.Module):
     def __init__(self, model: nn.Module, channels: list[int]) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("channels", torch.as_tensor(channels, dtype=torch.long), persistent=False)
+        # on the model's device: a model moved before it was wrapped keeps its place
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        self.register_buffer("channels", torch.as_tensor(channels, dtype=torch.long, device=device),
+                             persistent=False)
 
     @classmethod
     def for_features(cls, model: nn.Module, given: list[str], wanted: list[str], *, where: str = "model") -> nn.Module:

@@ -130,6 +130,21 @@ def test_one_epoch_run_records_one_gradient_share_as_first_and_last(teacher_ckpt
     assert result.grad_share["first"] is result.grad_share["last"]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: cuDNN's GRU takes no backward pass in eval mode")
+def test_gradient_share_of_a_recurrent_student_on_cuda(teacher_ckpt):
+    """The measurement runs in eval mode; on CUDA it must not reach cuDNN's RNN backward, which refuses
+    eval mode (the week's GPU suite stopped there)."""
+    payload = load_checkpoint(teacher_ckpt)
+    prepared = prepare_from_meta(payload["data"], device="cuda")
+    teacher = model_from_checkpoint(payload).to("cuda")
+    student = build("gcn-gru", num_nodes=prepared.num_nodes, graph=prepared.adj, in_channels=prepared.in_channels,
+                    hidden=8).to("cuda")
+    step, _ = make_distill_step(student, teacher, prepared, DistillConfig(**KD), device="cuda")
+    record = measure_gradient_share(step, prepared.train, list(student.parameters()), batches=1, batch_size=16,
+                                    device="cuda")
+    assert record["total"] > 0 and set(record["norm"]) == {"sup", "out", "feat", "rel"}
+
+
 def test_measure_gradient_share_matches_autograd_and_leaves_training_alone(teacher_ckpt):
     payload = load_checkpoint(teacher_ckpt)
     prepared = prepare_from_meta(payload["data"])

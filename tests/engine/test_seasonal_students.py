@@ -69,6 +69,15 @@ def test_select_inputs_is_the_model_on_its_channels_and_refuses_what_is_absent()
         SelectInputs.for_features(model, SEASONAL, ["value", "day_of_week"])
 
 
+def test_select_inputs_picks_on_the_device_the_model_was_moved_to():
+    """A teacher moved to the GPU before it is wrapped: the channel index must live beside its weights
+    (index_select refuses a CPU index for a CUDA tensor). The meta device stands in for the GPU."""
+    model = build("gru", num_nodes=4, hidden=4).to("meta")
+    wrapped = SelectInputs.for_features(model, SEASONAL, ["value", "time_of_day"])
+    assert wrapped.channels.device.type == "meta"
+    assert wrapped(torch.empty(2, 12, 4, 4, device="meta")).device.type == "meta"
+
+
 def test_an_exported_seasonal_student_reads_a_days_history(data_dir, tmp_path):
     """The exported program rebuilds the seasonal channels from raw readings: on every test window it
     forecasts what the trained model forecasts from the prepared inputs, and Forecaster asks for a day."""
