@@ -307,7 +307,7 @@ def _suite_plans() -> dict[str, SuitePlan]:
     return {
         "metr-la-week": SuitePlan(3, (STUDENT_REFERENCE[0], STUDENT_STRUCTURED[0]), ("pgt-tgcn",)),
         "los-loop": SuitePlan(1, (STUDENT_REFERENCE[0],), (), reduced_by_design=(
-            "1 seed, the reference student (plainly and distilled), no peer: what the 6.5-minute GPU plan leaves "
+            "1 seed, the reference student (plainly and distilled), no peer: what the 8-minute GPU plan leaves "
             "after the parts before it (`python -m benchmarks.run --suite los-loop` runs the whole suite)")),
     }
 
@@ -517,7 +517,7 @@ def _tuning_lineup(smoke: bool) -> str:
 
 
 PARTS: list[Part] = [
-    Part("environment", "environment", "environment: GPU, driver, clocks, versions", 10, part_environment,
+    Part("environment", "environment", "environment: GPU, driver, clocks, versions", 5, part_environment,
          lambda smoke: "GPU, driver, clocks (nvidia-smi), torch / CUDA / cuDNN and package versions", grace_s=10),
     Part("latency", "latency", "latency table at 207 sensors (teacher, students, then PGT peers)", 60, part_latency,
          _latency_lineup),
@@ -525,7 +525,7 @@ PARTS: list[Part] = [
          _timing_lineup),
     Part("scaling", "scaling", "teacher and student on 207 / 883 / 2,000 / 8,600 sensors", 35, part_scaling,
          _scaling_lineup, grace_s=20),
-    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 100, _suite_part("metr-la-week"),
+    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 95, _suite_part("metr-la-week"),
          _suite_lineup("metr-la-week"), grace_s=30),
     Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 70, part_tuning,
          _tuning_lineup, grace_s=20),
