@@ -70,6 +70,8 @@ __all__ = [
     "cpu_threads",
     "load_average",
     "is_busy",
+    "busy_cores",
+    "is_crowded",
 ]
 
 
@@ -483,6 +485,41 @@ def is_busy(load: Sequence[float] | None, cores: int | None = None) -> bool:
     """Whether a load average (:func:`load_average`) shows more than one runnable process per core: its
     1-minute figure exceeds ``cores`` (default ``os.cpu_count()``). ``False`` where no load is known."""
     return bool(load) and float(load[0]) > (cores or os.cpu_count() or 1)
+
+
+def _cpu_times(path: str = "/proc/stat") -> tuple[int, int, int]:
+    """``(all ticks, idle ticks, CPUs)`` from ``path``'s aggregate ``cpu`` line (user nice system idle
+    iowait irq softirq steal; guest time is inside user) and its per-CPU lines."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    ticks = [int(v) for v in lines[0].split()[1:9]]
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    return sum(ticks), ticks[3] + ticks[4], cpus
+
+
+def busy_cores(seconds: float = 0.5, *, path: str = "/proc/stat") -> float | None:
+    """How many cores the machine's processes keep busy over the next ``seconds`` (``/proc/stat``). A
+    caller that sleeps meanwhile measures the work of others, also right after its own training (which
+    the 1-minute load average still carries for a minute). ``None`` where ``path`` is unreadable or
+    counts other CPUs than ``os.cpu_count()`` (a container shown its host's)."""
+    try:
+        total0, idle0, cpus = _cpu_times(path)
+        time.sleep(seconds)
+        total1, idle1, _ = _cpu_times(path)
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0 or cpus != (os.cpu_count() or 0):
+        return None
+    return round((1.0 - (idle1 - idle0) / (total1 - total0)) * cpus, 2)
+
+
+def is_crowded(others: float | None, threads: int, cores: int | None = None) -> bool | None:
+    """Whether the cores that other work keeps busy (:func:`busy_cores`) leave fewer than ``threads``
+    free: the rule of :func:`is_busy` (one runnable process per core) with the timing's own threads in
+    place of a load average. ``None`` when ``others`` is unknown."""
+    if others is None:
+        return None
+    return float(others) + max(1, int(threads)) > (cores or os.cpu_count() or 1)
 
 
 def random_graph(num_nodes: int, *, degree: int = 8, seed: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -281,3 +282,38 @@ def test_benchmark_script_writes_labelled_json_and_markdown(tmp_path, monkeypatc
     assert skipped and all(r["mode"] == "cuda-graph" for r in skipped)
     md = json_path.with_suffix(".md").read_text()
     assert md.startswith("# Inference latency (CPU)") and "gcn-gru-h4" in md
+
+
+# ---------------------------------------------------------------- busy machine, judged from /proc/stat
+
+
+def _stat(path, busy: int, idle: int) -> None:
+    path.write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 0 0 1 0 0 0 0 0 0\ncpu1 1 0 0 1 0 0 0 0 0 0\n"
+                    "intr 1\n")
+
+
+def test_busy_cores_counts_the_cores_kept_busy_between_two_samples(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    _stat(stat, busy=100, idle=900)
+    # between the samples: 150 busy ticks and 50 idle of 200 on 2 CPUs = 1.5 cores busy
+    monkeypatch.setattr(latency.time, "sleep", lambda s: _stat(stat, busy=250, idle=950))
+    monkeypatch.setattr(latency.os, "cpu_count", lambda: 2)
+    assert latency.busy_cores(path=str(stat)) == 1.5
+    _stat(stat, busy=100, idle=900)
+    monkeypatch.setattr(latency.os, "cpu_count", lambda: 8)  # a container shown its host's CPUs: not known
+    assert latency.busy_cores(path=str(stat)) is None
+    assert latency.busy_cores(path=str(tmp_path / "absent")) is None
+
+
+def test_a_timing_is_crowded_when_other_work_leaves_fewer_cores_than_its_threads():
+    assert latency.is_crowded(1.5, 1, cores=2) is True  # half a core left for one thread
+    assert latency.is_crowded(0.9, 1, cores=2) is False  # the demo's own two training threads are gone by now
+    assert latency.is_crowded(0.2, 2, cores=2) is True
+    assert latency.is_crowded(None, 1, cores=2) is None  # unknown: the caller falls back to the load average
+
+
+def test_busy_cores_on_this_machine_is_a_share_of_its_cores():
+    seen = latency.busy_cores(0.05)
+    if seen is None:
+        pytest.skip("no /proc/stat matching os.cpu_count() here")
+    assert 0.0 <= seen <= os.cpu_count()
