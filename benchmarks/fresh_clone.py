@@ -68,6 +68,17 @@ def timed(command: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, 
             "load_average_before": before, "load_average_after": load_average(), "log": str(log)}
 
 
+def demo_outcome(summary: Path) -> dict[str, Any]:
+    """What the demo concluded, from its ``summary.json``: its gain line, its verdicts, and how busy other
+    work kept the machine as its timing began (``{}`` when the demo wrote none)."""
+    if not summary.is_file():
+        return {}
+    data = json.loads(summary.read_text())
+    gain = data.get("gain") or {}
+    return {"gain_line": gain.get("line"), "verdicts": gain.get("verdicts"),
+            "others_busy_cores": (data.get("latency") or {}).get("others_busy_cores")}
+
+
 def render(report: dict[str, Any]) -> str:
     lines = [
         "# README's first command on a fresh clone: install and demo, timed",
@@ -91,6 +102,11 @@ def render(report: dict[str, Any]) -> str:
         verdict = "yes" if report["within_promise"] else "**no**"
         lines += ["", f"Install and demo together: **{total:.1f} min** (promise: ≤ {PROMISE_MINUTES:g} min on 2 cores, "
                   f"the install included): {verdict}."]
+    demo = report.get("demo") or {}
+    if demo.get("gain_line"):
+        held = all(v is True for v in (demo.get("verdicts") or {}).values())
+        lines += ["", f"The demo's conclusion: {demo['gain_line']}.", "",
+                  f"Its verdicts {demo.get('verdicts')}: {'every one holds' if held else '**not every one holds**'}."]
     lines += ["", "```json", json.dumps(report, indent=1), "```", ""]
     return "\n".join(lines)
 
@@ -140,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             total = (report["install"]["wall_seconds"] + report["demo"]["wall_seconds"]) / 60
             report["total_minutes"] = round(total, 2)
             report["within_promise"] = report["demo"]["rc"] == 0 and total <= PROMISE_MINUTES
+            report["demo"].update(demo_outcome(clone / "runs" / "demo" / "summary.json"))
         for part in ("install", "demo"):
             if part in report:
                 report[part]["log"] = (str(root / f"{part}.log") if args.workdir
