@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel
-from stgkd.nn.layers import EdgePropagation, LowRankAdjacency, graph_edges, transition_edges
+from stgkd.nn.layers import EdgePropagation, LowRankAdjacency, graph_edges, gru_final_state, transition_edges
 from stgkd.nn.registry import register_model
 
 __all__ = ["STGRUStudent", "GRAPH_MIXING", "GraphOperators"]
@@ -297,8 +297,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
             for g in gx.unbind(2):
                 h = self.cell(g, h, self.ops, adaptive)
             return h
-        _, last = self.gru(xn.reshape(n * b, t, -1))
-        return last[-1].reshape(n, b, self.hidden)
+        return gru_final_state(self.gru, xn.reshape(n * b, t, -1)).reshape(n, b, self.hidden)
 
     def forward(self, x: Tensor, return_features: bool = False):
         """Encode each sensor's window, mix over the graph, forecast every horizon.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from stgkd.errors import ConfigError
 from stgkd.nn import build, count_flops
@@ -13,6 +14,7 @@ from stgkd.nn.layers import (
     diffusion_supports,
     factorise_adjacency,
     graph_edges,
+    gru_final_state,
     lowrank_adjacency,
     propagate,
     transition_edges,
@@ -295,3 +297,24 @@ def test_the_default_rank_is_capped_at_the_sensor_count_and_a_given_one_is_not()
     assert build("stgru", num_nodes=20, graph=torch.eye(20), hidden=4).source_factors.shape == (20, 16)
     with pytest.raises(ConfigError, match=r"rank must be in 1\.\.6"):
         build("stgru", num_nodes=6, graph=torch.eye(6), hidden=4, rank=7)
+
+
+def test_a_cpu_gru_in_training_runs_in_chunks_with_the_same_result_and_gradient():
+    """Many sequences in chunks (the CPU GRU's cost per sequence stays flat) give what one call gives."""
+    torch.manual_seed(0)
+    gru = nn.GRU(2, 8, batch_first=True)
+    seqs = torch.randn(10, 12, 2)
+    calls = []
+    handle = gru.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    chunked = gru_final_state(gru, seqs, chunk=4)
+    (g_chunked,) = torch.autograd.grad(chunked.square().sum(), gru.weight_ih_l0)
+    assert calls == [4, 4, 2]
+    calls.clear()
+    whole = gru(seqs)[1][-1]
+    (g_whole,) = torch.autograd.grad(whole.square().sum(), gru.weight_ih_l0)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(g_chunked, g_whole)
+    gru.eval()  # as exported: one call
+    gru_final_state(gru, seqs, chunk=4)
+    assert calls == [10, 10]  # (the reference call above, then this one)
+    handle.remove()
