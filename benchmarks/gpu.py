@@ -119,13 +119,14 @@ def _budgets(args: argparse.Namespace, parts: list[Part]) -> list[float]:
     return out
 
 
-def plan(parts: list[Part], budgets: list[float], *, startup_s: float = STARTUP_S) -> dict[str, Any]:
+def plan(parts: list[Part], budgets: list[float], *, smoke: bool = False) -> dict[str, Any]:
     """The schedule of ``parts`` under ``budgets``: when each must end, and the whole run's worst case,
     ``INSTALL_S + sum(budgets) + parts * STARTUP_S + the last part's grace + TERM_WAIT_S + RENDER_S`` (a part
     that overruns takes its time from the next, so only the last part's overrun adds to the total), against
     :data:`PLAN_LIMIT_S`. Each part's deadline is its process's start allowance (:data:`STARTUP_S`) and its
     budget after the one before it; a process that starts faster leaves the rest to its part. A smoke run
-    passes ``startup_s=0``: its budgets are generous, and a budget it is given is the part's whole time."""
+    has no start allowance: its budgets are generous, and a budget it is given is the part's whole time."""
+    startup_s = 0.0 if smoke else STARTUP_S
     rows, end = [], 0.0
     for index, (part, budget) in enumerate(zip(parts, budgets), start=1):
         end += startup_s + budget
@@ -140,7 +141,7 @@ def plan(parts: list[Part], budgets: list[float], *, startup_s: float = STARTUP_
 def format_plan(parts: list[Part], budgets: list[float], *, smoke: bool, device: str) -> str:
     """The plan as text: one line per part (its budget, when it must end, its grace, its models in order),
     then the total against the limit."""
-    p = plan(parts, budgets, startup_s=0.0 if smoke else STARTUP_S)
+    p = plan(parts, budgets, smoke=smoke)
     lines = [f"python -m benchmarks.gpu: {len(parts)} part(s), {'smoke run (toy sizes)' if smoke else 'full size'} on "
              f"{device}; each part in its own process, in this order:", "",
              f"{'#':>2}  {'part':<13} {'budget s':>8} {'ends by s':>9} {'grace s':>7}  models"]
@@ -475,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m benchmarks.gpu " + shlex.join(argv)
         log(f"benchmarks.gpu on {device} ({'smoke' if args.smoke else 'full size'}); week: {week}; "
             f"results: {', '.join(map(str, folders))}")
-        schedule = plan(selected, budgets, startup_s=0.0 if args.smoke else STARTUP_S)
+        schedule = plan(selected, budgets, smoke=args.smoke)
         log(f"plan: budgets {schedule['budgets_s']:.0f} s, at most {schedule['total_s']:.0f} s with install, grace and "
             f"rendering ({'fits' if schedule['fits'] else 'DOES NOT FIT'} the {PLAN_LIMIT_S:.0f} s of a GPU run)")
         tag = "-smoke" if args.smoke else ""
