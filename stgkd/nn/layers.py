@@ -228,8 +228,9 @@ def apply_lowrank_adjacency(theta: Tensor, beta: Tensor, x: Tensor) -> Tensor:
 
 #: sequences per call of a CPU GRU in training (:func:`gru_final_state`). PyTorch's CPU GRU forward and
 #: backward over one batch of many sequences slows down as the batch grows past the caches: at 12 steps,
-#: 2 inputs, 32 hidden, one thread, 22 us per sequence at 16,000 sequences and 25 (up to 50) at 68,800
-#: (8,600 sensors x 8 windows); in chunks of 1,024-2,048 sequences, 11-13 us at either size.
+#: 2 inputs, 32 hidden, one thread, 31 us per sequence at 13,248 sequences (207 sensors x 64 windows) and
+#: 37 at 68,800 (8,600 x 8), against 16 and 14 in chunks of 2,048 (1,024: 14 and 13; 8,192: 22 and 19);
+#: ``python -m benchmarks.gru_chunk``, ``benchmarks/results/gru-chunk-cpu-2026-12-04.md``.
 GRU_CPU_CHUNK = 2048
 
 
