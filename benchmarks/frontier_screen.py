@@ -79,6 +79,9 @@ VARIANTS = [
     *(Variant(f"kd-{family}-w{width}", f"{family} w{width} distilled from {TEACHER} at stgkd distill's defaults",
               {"hidden": width}, seasonal=False, model=family, distill=True)
       for family, widths in (("gru", (16, 32, 64)), ("gcn-gru", (16,)), ("dcgru", (16, 64))) for width in widths),
+    # torch-geometric-temporal's recurrent cells (the suites' peers), trained the same way, for the chart
+    *(Variant(f"{peer}-w32", f"{peer} w32 (torch-geometric-temporal's cell) at the command's defaults",
+              {"hidden": 32}, seasonal=False, model=peer) for peer in ("pgt-tgcn", "pgt-a3tgcn", "pgt-gconvgru")),
 ]
 
 
