@@ -65,7 +65,7 @@ FAMILIES = ("gru", "gcn-gru", "dcgru", "stgru")
 
 #: variant -> export_student keyword arguments
 VARIANTS: dict[str, dict[str, Any]] = {
-    "fp32": {"checks": True},
+    "fp32": {"format": "torchscript", "checks": True},
     "int8": {"quantize": "int8"},
     "int8-recurrent": {"quantize": "int8", "int8_layers": ("recurrent",)},
     "int8-linear": {"quantize": "int8", "int8_layers": ("linear",)},

@@ -66,8 +66,9 @@ class Forecaster:
             dynamic int8 CPU kernels), ``"onnxruntime"`` (an ONNX file), ``"torchscript-fp32"``,
             ``"torchscript-frozen"`` (``--format torchscript-frozen``: frozen and optimised for the CPU),
             ``"aoti"`` (``--format aoti``: an AOTInductor package, compiled for the CPU),
-            ``"torch.export"``, ``"checkpoint"`` (a training checkpoint, run eagerly), or ``"torch.compile"``
-            (either of the last two compiled in process: ``Forecaster.load(..., compile=True)``).
+            ``"torch.export"`` (a torch.export file run uncompiled), ``"checkpoint"`` (a training checkpoint,
+            run eagerly), or ``"torch.compile"`` (either of the last two compiled in process: a plain
+            ``stgkd export`` file loaded on the CPU, or ``Forecaster.load(..., compile=True)``).
 
     Thread safety: :meth:`predict` may be called from several threads at once. On CUDA, repeated calls
     at one batch size replay a CUDA graph captured lazily on the first call at that size (pass
@@ -103,7 +104,7 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True,
-             trust_native_code: bool = False, compile: bool = False) -> "Forecaster":
+             trust_native_code: bool = False, compile: bool | None = None) -> "Forecaster":
         """Load an exported student (``stgkd export``), or a training checkpoint (wrapped in memory).
 
         On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
@@ -116,12 +117,16 @@ class Forecaster:
         ``python -m benchmarks.cpu_deploy --sections programs`` measures; ``stgkd export --quantize int8`` /
         ``--format onnx`` record their own checks in ``metadata["deployment_checks"]``.
 
-        ``compile=True`` (the CPU, a training checkpoint or a ``--format torch.export`` file, and a C++
-        compiler) compiles the student in this process with ``torch.compile`` (``"torch.compile"``): of
-        the programs ``benchmarks.cpu_deploy`` times, the fastest that runs nothing read from disk as code
-        (an AOTInductor package is as fast, but is native code). Each new batch size compiles on its first
-        :meth:`predict` (seconds to a minute); later calls run the compiled program; past 64 signatures
-        (batch sizes x thread counts) a call raises instead of running uncompiled.
+        A torch.export file (what a plain ``stgkd export`` writes on the CPU) records ``"cpu_program":
+        "torch.compile"`` in its metadata, and on the CPU it is compiled in this process with
+        ``torch.compile`` (backend ``"torch.compile"``): of the programs ``benchmarks.cpu_deploy`` times, the
+        fastest that runs nothing read from disk as code (an AOTInductor package is as fast, but is native
+        code). This needs a C++ compiler; where none is found the file runs uncompiled (``"torch.export"``)
+        and a ``RuntimeWarning`` says so. The first :meth:`predict` at batch 1 and the first at another batch
+        size each compile (seconds to a minute; later batch sizes reuse the second program); later calls
+        run compiled; past 64 signatures (batch sizes x thread counts) a call raises instead of running
+        uncompiled. ``compile=False`` runs any file uncompiled; ``compile=True`` also compiles a training
+        checkpoint, and raises where compiling is not possible.
 
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
@@ -136,7 +141,7 @@ class Forecaster:
             raise StgkdError(f"device={str(device)!r}: CUDA is not available on this machine")
         path = Path(path)
         kind = file_kind(path)
-        if compile:  # told before anything is read
+        if compile is True:  # told before anything is read
             from stgkd.export.programs import check_compilable
 
             check_compilable(kind, dev, str(path))
@@ -153,6 +158,10 @@ class Forecaster:
             if key not in metadata:
                 raise CheckpointError(f"{path}: metadata lacks {key!r}")
         backend = backend_of(kind, metadata)
+        if compile is None:
+            from stgkd.export.programs import compile_by_default
+
+            compile = compile_by_default(kind, metadata, dev, str(path))
         if compile:
             from stgkd.export.programs import compile_loaded
 

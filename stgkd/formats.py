@@ -22,9 +22,10 @@ __all__ = ["EXPORTED_KINDS", "EXPORT_FORMATS", "METADATA_FILE", "archive_metadat
 
 #: the entry of an exported file that holds its metadata (JSON)
 METADATA_FILE = "metadata.json"
-#: ``stgkd export --format`` choices, the default first (``torchscript-frozen`` files are of kind
-#: ``"torchscript"``; the others' kinds share their names)
-EXPORT_FORMATS = ("torchscript", "torchscript-frozen", "torch.export", "aoti", "onnx")
+#: ``stgkd export --format`` choices, the CPU's default first (``torchscript-frozen`` files are of kind
+#: ``"torchscript"``; the others' kinds share their names; which one a plain ``stgkd export`` writes:
+#: :func:`stgkd.export.write.default_format`)
+EXPORT_FORMATS = ("torch.export", "torchscript", "torchscript-frozen", "aoti", "onnx")
 #: the kinds of exported student, by :func:`file_kind` name -> the format's name in messages
 EXPORTED_KINDS = {"torchscript": "TorchScript", "torch.export": "torch.export", "aoti": "AOTInductor", "onnx": "ONNX"}
 

@@ -454,6 +454,12 @@ class RawUnitsAdapter(nn.Module):
         self.module = program
         self.register_buffer("stamps", 1_700_000_000 + torch.arange(in_steps, dtype=torch.int64) * interval_minutes * 60)
 
+    def train(self, mode: bool = True) -> "RawUnitsAdapter":
+        """Sets this adapter's flag only: the program's mode was fixed when it was exported (the module of a
+        torch.export file refuses ``train()`` and ``eval()``)."""
+        self.training = mode
+        return self
+
     def forward(self, x: Tensor) -> Tensor:
         """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)`` in raw units."""
         values = x[..., 0].abs() + 1.0

@@ -17,7 +17,7 @@ from torch import nn
 
 from stgkd.cli import main
 from stgkd.errors import CheckpointError, ConfigError
-from stgkd.export import export_student, file_kind, load_exported, read_checkpoint
+from stgkd.export import backend_of, export_student, file_kind, load_exported, read_checkpoint
 from stgkd.nn.base import ForecastModel
 from stgkd.nn.registry import MODELS, register_model
 
@@ -114,7 +114,7 @@ def sample_inputs(batch: int, seed: int = 3):
 
 def test_torchscript_export_matches_hand_computed_forecast(tmp_path):
     ckpt, model, payload = make_checkpoint(tmp_path / "best.pt")
-    out = export_student(ckpt, tmp_path / "student.pt")
+    out = export_student(ckpt, tmp_path / "student.pt", format="torchscript")
     assert file_kind(out) == "torchscript"
     module, meta, kind = load_exported(out)
     assert meta["sensor_ids"] == [f"s{i}" for i in range(N)]
@@ -142,28 +142,35 @@ def test_day_of_week_feature_matches_training_encoding(tmp_path):
 
 
 FRESH = r"""
-import json, sys, torch
+import io, json, sys, torch
 extra = {"metadata.json": ""}
-m = torch.jit.load(sys.argv[1], _extra_files=extra)
+if sys.argv[4] == "torchscript":
+    m = torch.jit.load(sys.argv[1], _extra_files=extra)
+else:
+    with open(sys.argv[1], "rb") as fh:
+        m = torch.export.load(io.BytesIO(fh.read()), extra_files=extra).module()
 inp = torch.load(sys.argv[2], weights_only=True)
 out = m(inp["values"], inp["secs"])
 from stgkd.forecaster import Forecaster
 fc = Forecaster.load(sys.argv[1])
 arr = fc.predict(inp["values"].numpy(), timestamps=inp["stamps"])
 leaked = sorted(k for k in sys.modules if k.startswith(("stgkd.nn", "stgkd.engine", "stgkd.data", "stgkd.distill")))
-torch.save({"out": out, "fc": torch.from_numpy(arr), "meta": json.loads(extra["metadata.json"]), "leaked": leaked}, sys.argv[3])
+torch.save({"out": out, "fc": torch.from_numpy(arr), "meta": json.loads(extra["metadata.json"]), "leaked": leaked,
+            "backend": fc.backend}, sys.argv[3])
 """
 
 
-def test_exported_file_loads_in_fresh_interpreter_without_training_code(tmp_path):
+@pytest.mark.parametrize("format", ["torch.export", "torchscript"])
+def test_exported_file_loads_in_fresh_interpreter_without_training_code(format, tmp_path):
     ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
-    out = export_student(ckpt, tmp_path / "student.pt")
+    out = export_student(ckpt, tmp_path / "student.pt", format=None if format == "torch.export" else format)
+    assert file_kind(out) == format  # torch.export: what a plain export writes on the CPU
     values, secs, minutes = sample_inputs(2)
     stamps = (secs.astype("datetime64[s]")).astype("datetime64[ns]")
     torch.save({"values": torch.from_numpy(values), "secs": torch.from_numpy(secs),
                 "stamps": [str(s) for s in stamps.ravel()]}, tmp_path / "inp.pt")
     res_path = tmp_path / "res.pt"
-    proc = subprocess.run([sys.executable, "-c", FRESH, str(out), str(tmp_path / "inp.pt"), str(res_path)],
+    proc = subprocess.run([sys.executable, "-c", FRESH, str(out), str(tmp_path / "inp.pt"), str(res_path), format],
                           cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -173,6 +180,11 @@ def test_exported_file_loads_in_fresh_interpreter_without_training_code(tmp_path
     np.testing.assert_allclose(res["fc"].numpy(), want, rtol=1e-5, atol=1e-4)
     assert res["leaked"] == []
     assert res["meta"]["model"]["name"] == "test-export-student"
+    # the plain export compiles in process where g++ is on the PATH given, and runs uncompiled where it is not
+    from stgkd.export.aoti import cpp_compiler
+
+    compiled = format == "torch.export" and cpp_compiler() is not None
+    assert res["backend"] == ("torch.compile" if compiled else backend_of(format, res["meta"]))
 
 
 def test_torch_export_format_roundtrip(tmp_path):
@@ -184,6 +196,47 @@ def test_torch_export_format_roundtrip(tmp_path):
     values, secs, minutes = sample_inputs(4)
     got = module(torch.from_numpy(values), torch.from_numpy(secs)).numpy()
     np.testing.assert_allclose(got, reference_forecast(model, values, minutes), rtol=1e-5, atol=1e-4)
+
+
+def test_a_plain_export_is_the_torch_export_file_the_cpu_loader_compiles(tmp_path, monkeypatch):
+    import stgkd.export.aoti as aoti
+    from stgkd import Forecaster
+    from stgkd.export.programs import CompiledProgram
+    from stgkd.export.write import default_format
+
+    ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
+    out = export_student(ckpt, tmp_path / "student.pt")
+    assert file_kind(out) == "torch.export"
+    meta = load_exported(out)[1]
+    assert (meta["export_format"], meta["cpu_program"]) == ("torch.export", "torch.compile")
+    # int8 has one route (TorchScript); a CUDA export keeps the program whose CUDA graphs were measured
+    assert default_format("cpu", "int8") == default_format("cuda", None) == "torchscript"
+    assert file_kind(export_student(ckpt, tmp_path / "int8.pt", quantize="int8", checks=False)) == "torchscript"
+    assert "cpu_program" not in load_exported(export_student(ckpt, tmp_path / "ts.pt", format="torchscript"))[1]
+    if aoti.cpp_compiler() is not None:  # compiled lazily, on the first predict of each signature
+        fc = Forecaster.load(out)
+        assert fc.backend == "torch.compile" and isinstance(fc._module, CompiledProgram)
+    assert Forecaster.load(out, compile=False).backend == "torch.export"
+    assert Forecaster.load(ckpt).backend == "checkpoint"  # a training checkpoint runs as it is unless asked
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
+    with pytest.warns(RuntimeWarning, match=r"student\.pt: .*needs a C\+\+ compiler.*runs uncompiled"):
+        fc = Forecaster.load(out)
+    assert fc.backend == "torch.export"
+    values, secs, minutes = sample_inputs(2)
+    got = fc.predict(values, timestamps=secs.astype("datetime64[s]"))
+    np.testing.assert_allclose(got, reference_forecast(model, values, minutes), rtol=1e-5, atol=1e-4)
+
+
+def test_a_torch_export_file_moves_to_another_device_whole(tmp_path):
+    """A torch.export program names the device it was exported on (``zeros(..., device=cpu)``); loaded for
+    another device every such argument moves with it. Shown on the meta device, which every machine has."""
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    out = export_student(ckpt, tmp_path / "student.pt", format="torch.export")
+    module, _, _ = load_exported(out, device="meta")
+    values, secs, _ = sample_inputs(2)
+    got = module(torch.from_numpy(values).to("meta"), torch.from_numpy(secs).to("meta"))
+    assert got.device.type == "meta" and tuple(got.shape) == (2, H, N)
+    assert all(t.device.type == "meta" for t in module.state_dict().values())
 
 
 class _WritesAMarker:
@@ -503,7 +556,7 @@ def test_torchscript_frozen_export_loads_and_forecasts_like_eager(family, gru_st
     assert meta["export_format"] == "torchscript-frozen" and meta["backend"] == "torchscript-frozen"
     assert meta["model"]["name"] == family
     # frozen: the student's methods inlined into one graph the optimiser sees whole
-    plain, _, _ = load_exported(export_student(ckpt, tmp_path / "plain.pt"))
+    plain, _, _ = load_exported(export_student(ckpt, tmp_path / "plain.pt", format="torchscript"))
     assert "prim::CallMethod" in str(plain.graph) and "prim::CallMethod" not in str(module.graph)
     fc = Forecaster.load(out)
     assert fc.backend == "torchscript-frozen" and fc.input_features == meta["input_features"]
@@ -619,6 +672,17 @@ def test_compiled_program_is_faithful_and_survives_new_strides_and_thread_counts
     module = build_forecaster_module(read_checkpoint(gru_student[0]))  # a GRU: traced only with allow_rnn
     built = build_program("compile", module)
     assert built.faithful, built.reason
+    # checked at batch 1 and 64: the second program has a dynamic batch, so no other batch size compiles
+    from torch._dynamo.utils import counters
+
+    from stgkd.export.wrapper import example_inputs
+
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.inference_mode():
+        for b in (3, 7):
+            values, stamps = example_inputs(module, b, seed=b)
+            assert torch.allclose(built.program(values, stamps), module(values, stamps), atol=1e-4)
+    assert counters["stats"]["unique_graphs"] == graphs
     # timing feeds expanded (stride-0) timestamps: a new signature compiles again and still matches
     adapter = RawUnitsAdapter(built.program, module.history_steps, 5)
     eager = RawUnitsAdapter(module, module.history_steps, 5)
@@ -637,7 +701,7 @@ def test_compile_at_load_refuses_a_file_without_an_eager_program_or_a_machine_wi
     from stgkd.export.programs import check_compilable
 
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
-    scripted = export_student(ckpt, tmp_path / "student.pt")  # the default format: TorchScript
+    scripted = export_student(ckpt, tmp_path / "student.pt", format="torchscript")
     with pytest.raises(ConfigError, match=r"student\.pt: compile=True compiles an eager program.*'torchscript'"):
         Forecaster.load(scripted, compile=True)
     assert Forecaster.load(scripted).backend == "torchscript-fp32"  # the file itself loads as it is

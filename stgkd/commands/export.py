@@ -1,5 +1,9 @@
-"""``stgkd export CKPT --out student.pt [--format torchscript|torchscript-frozen|torch.export|aoti|onnx]
+"""``stgkd export CKPT --out student.pt [--format torch.export|torchscript|torchscript-frozen|aoti|onnx]
 [--quantize int8]``.
+
+Without ``--format`` an fp32 student on the CPU is written as a torch.export file, which
+``Forecaster.load`` compiles in process on the CPU (``torch.compile``: the fastest faithful CPU program that
+runs nothing read from disk as code); ``--quantize int8`` and ``--device cuda`` write TorchScript.
 
 ``--format torchscript-frozen`` writes the TorchScript program frozen and optimised for CPU inference;
 ``--format aoti`` an AOTInductor package (``.pt2``: the program compiled for this machine's CPU; needs a
@@ -26,10 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--format",
-        default=FORMATS[0],
+        default=None,
         choices=list(FORMATS),
-        help=f"file format (default: {FORMATS[0]}); torchscript-frozen and aoti are built for the CPU, aoti "
-             "(a compiled .pt2 package) needs a C++ compiler",
+        help=f"file format (default: {FORMATS[0]} on the CPU, compiled by Forecaster.load where a C++ compiler "
+             "is found; torchscript with --quantize int8 or --device cuda); torchscript-frozen and aoti are built "
+             "for the CPU, aoti (a compiled .pt2 package) needs a C++ compiler",
     )
     parser.add_argument("--device", default="cpu", help="device to trace on (default: cpu)")
     parser.add_argument("--quantize", choices=["int8"], default=None,
@@ -51,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     out = export_student(args.checkpoint, args.out, format=args.format, device=args.device, quantize=args.quantize,
                          int8_layers=args.int8_layers, checks=args.checks, dataset=args.dataset,
                          data_dir=args.data_dir, latency_iters=args.latency_iters)
-    summary = {"out": str(out), "format": args.format, "bytes": out.stat().st_size, "kind": file_kind(out)}
+    from stgkd.export.write import default_format
+
+    summary = {"out": str(out), "format": args.format or default_format(args.device, args.quantize),
+               "bytes": out.stat().st_size, "kind": file_kind(out)}
     try:
         _, meta, _ = load_exported(out, trust_native_code=True)  # a package compiled just now, here
     except ConfigError as exc:  # an ONNX file where onnxruntime is absent
@@ -68,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             backend=meta.get("backend"),
             precision=meta.get("precision"),
         )
+        if meta.get("cpu_program"):
+            summary["cpu_program"] = meta["cpu_program"]
         checks = meta.get("deployment_checks")
         if checks:
             summary["checks"] = _check_summary(checks)

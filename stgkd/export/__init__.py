@@ -4,14 +4,20 @@
 wraps it in :class:`RawUnitsForecaster` -- raw readings and timestamps in, raw forecasts out -- and
 writes a single file that loads with nothing but ``torch``:
 
-* ``format="torchscript"`` (default): the student is traced (``torch.jit.trace``, checked at three
-  batch sizes), the wrapper is scripted around it and saved with ``torch.jit.save``; the metadata is
-  the ``metadata.json`` entry of ``_extra_files``. Load with ``torch.jit.load(path, _extra_files=...)``
-  or :meth:`stgkd.Forecaster.load`.
+* ``format="torch.export"`` (the default on the CPU): ``torch.export.export`` with a dynamic batch
+  dimension, saved with ``torch.export.save(..., extra_files={"metadata.json": ...})``; its metadata
+  records ``"cpu_program": "torch.compile"``, and :meth:`stgkd.Forecaster.load` compiles it in process on
+  the CPU (inductor's C++ backend; needs a C++ compiler, else it runs uncompiled and warns): of the CPU
+  programs within 1e-4 of the eager student, the fastest that runs nothing read from disk as code. The
+  file holds no pickled code; :func:`~stgkd.export.torch_export.check_archive_pickles` checks that before
+  ``torch.export.load`` reads it. Loaded for another device, the program is moved with torch's
+  ``move_to_device_pass``.
+* ``format="torchscript"`` (the default for ``quantize="int8"`` and for ``device="cuda"``): the student is
+  traced (``torch.jit.trace``, checked at three batch sizes), the wrapper is scripted around it and saved
+  with ``torch.jit.save``; the metadata is the ``metadata.json`` entry of ``_extra_files``. Load with
+  ``torch.jit.load(path, _extra_files=...)`` (also from C++ libtorch) or :meth:`stgkd.Forecaster.load`.
 * ``format="torchscript-frozen"``: that TorchScript program frozen (``torch.jit.freeze``) and optimised
   for inference (``torch.jit.optimize_for_inference``), for the CPU; the same archive, loaded the same way.
-* ``format="torch.export"``: ``torch.export.export`` with a dynamic batch dimension, saved with
-  ``torch.export.save(..., extra_files={"metadata.json": ...})``; load with ``torch.export.load``.
 * ``format="aoti"``: the torch.export program compiled ahead of time by inductor (AOTInductor) into a
   shared library for this machine's CPU, in a PT2 archive (``.pt2``) with the metadata as its
   ``extra/metadata.json``; writing needs a C++ compiler, loading needs the same torch and
@@ -32,9 +38,9 @@ What goes in the file: the student alone (distillation adapters live under ``"ad
 checkpoint and are not part of the student), the scaler (mean, std) and the calendar features baked into
 the wrapper, the raw adjacency as the buffer ``adjacency`` (the student keeps its own normalised supports as
 buffers), and metadata: sensor ids in column order, interval, input steps, horizon, input features,
-model config, training dataset, metrics. TorchScript is deprecated upstream in favour of torch.export,
-but it is the format whose files move between CPU and CUDA with ``map_location`` and that every
-PyTorch runtime (including C++ libtorch) loads, hence the default.
+model config, training dataset, metrics. TorchScript is deprecated upstream in favour of torch.export; it
+stays for int8 (torch.ao's dynamic int8 kernels export through it only), for CUDA exports (the program
+whose CUDA-graph replay is measured) and for C++ libtorch.
 
 The package holds one module per format (:mod:`~stgkd.export.torchscript`,
 :mod:`~stgkd.export.torch_export`, :mod:`~stgkd.export.aoti`, :mod:`~stgkd.export.onnx`,

@@ -29,7 +29,9 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
     code); an ONNX file runs through onnxruntime (:class:`OnnxProgram`, CPU only, ``threads`` intra-op
     threads). An int8 or frozen (``torchscript-frozen``) TorchScript file runs on the CPU only. An
     AOTInductor package (``aoti``) runs on the CPU under the torch that compiled it, and only with
-    ``trust_native_code=True``: it is a shared library, and loading it runs native code.
+    ``trust_native_code=True``: it is a shared library, and loading it runs native code. A torch.export
+    program names the device it was exported on; off that device it is moved with torch's
+    ``move_to_device_pass`` (every device argument and tensor), not with ``.to()``.
 
     Raises:
         CheckpointError: not an exported student, corrupt, or without stgkd metadata.
@@ -75,7 +77,11 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
                 check_archive_pickles(path)  # torch.export.load unpickles some entries with weights_only=False
                 with open(path, "rb") as fh:
                     program = torch.export.load(io.BytesIO(fh.read()), extra_files=extra)
-                module = program.module().to(torch.device(device))
+                if dev.type != "cpu":  # the program names the device it was exported on; .to() would miss it
+                    from torch.export.passes import move_to_device_pass
+
+                    program = move_to_device_pass(program, dev)
+                module = program.module()
             else:
                 raise CheckpointError(
                     f"{path}: a {kind} file; expected an exported student (stgkd export) in torchscript, "

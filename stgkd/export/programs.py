@@ -5,11 +5,15 @@ A *program* is a callable ``(values (B, T_hist, N), timestamps (B, T_hist)) -> (
 like :class:`~stgkd.export.wrapper.RawUnitsForecaster` itself. :data:`PROGRAMS` names each kind:
 
 * ``eager``: the wrapper run eagerly (the reference every other program is checked against).
-* ``torchscript``: ``stgkd export``'s default file (student traced, wrapper scripted).
+* ``torch.export`` / ``torch.export-compile``: ``stgkd export``'s default file (``torch.export.export`` with
+  a dynamic batch dimension) run uncompiled / compiled in process by :class:`CompiledProgram`, as
+  ``Forecaster.load`` runs it on the CPU.
+* ``torchscript``: the TorchScript file (student traced, wrapper scripted), what ``stgkd export`` writes for
+  int8 and CUDA.
 * ``torchscript-frozen``: that program frozen (``torch.jit.freeze``) and optimised for inference
   (``torch.jit.optimize_for_inference``); the file ``stgkd export --format torchscript-frozen`` writes.
-* ``compile`` / ``compile-max-autotune``: ``torch.compile`` (inductor's C++ backend on the CPU, static
-  shapes, one graph) in its default mode / ``"max-autotune-no-cudagraphs"``. In memory only: a compiled
+* ``compile`` / ``compile-max-autotune``: ``torch.compile`` (inductor's C++ backend on the CPU, one
+  graph; :class:`CompiledProgram`) of the eager wrapper in its default mode / ``"max-autotune-no-cudagraphs"``. In memory only: a compiled
   function is not a file; its file form is ``aoti``.
 * ``aoti``: an AOTInductor package (``stgkd export --format aoti``): the torch.export program compiled by
   inductor into a shared library ahead of time; needs a C++ compiler to build.
@@ -39,7 +43,7 @@ from torch import Tensor
 from stgkd.export.wrapper import RawUnitsForecaster, example_inputs
 
 __all__ = ["FAITHFUL_ATOL", "FAITHFUL_BATCHES", "PROGRAMS", "CompiledProgram", "ProgramBuild", "ProgramKind",
-           "build_program", "check_faithful"]
+           "build_program", "check_faithful", "compile_by_default"]
 
 #: a program is faithful when its forecasts differ from the eager wrapper's by at most this, in raw units
 FAITHFUL_ATOL = 1e-4
@@ -93,7 +97,28 @@ def _eager(module: RawUnitsForecaster, threads: int, where: str) -> Any:
     return module
 
 
-@_program("torchscript", "torchscript", "student traced, wrapper scripted (stgkd export's default file)")
+def _export_roundtrip(module: RawUnitsForecaster, where: str) -> torch.nn.Module:
+    """``module``'s torch.export program saved with ``torch.export.save`` and loaded back: what its file gives."""
+    from stgkd.export.torch_export import to_torch_export
+
+    buf = io.BytesIO()
+    torch.export.save(to_torch_export(module, _CPU, where), buf)
+    buf.seek(0)
+    return torch.export.load(buf).module()
+
+
+@_program("torch.export", "torch.export", "stgkd export's default file (torch.export), run uncompiled")
+def _torch_export(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    return _export_roundtrip(module, where)
+
+
+@_program("torch.export-compile", "torch.export",
+          "stgkd export's default file compiled in process as Forecaster.load does (torch.compile, inductor C++)")
+def _torch_export_compile(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    return CompiledProgram(_export_roundtrip(module, where))
+
+
+@_program("torchscript", "torchscript", "student traced, wrapper scripted (stgkd export's file for int8 and CUDA)")
 def _torchscript(module: RawUnitsForecaster, threads: int, where: str) -> Any:
     from stgkd.export.torchscript import to_torchscript
 
@@ -113,10 +138,13 @@ _COMPILING = threading.Lock()
 
 
 class CompiledProgram:
-    """``torch.compile`` of a raw-units wrapper on the CPU (inductor, static shapes, one graph).
+    """``torch.compile`` of a raw-units wrapper on the CPU (inductor, one graph).
 
-    Each new call signature (shapes, strides, dtypes, grad mode, CPU threads: what dynamo's guards check)
-    compiles a program on its first call, with dynamo's ``allow_rnn`` set so the GRU layers are traced into
+    The first call compiles a program for its shapes; a call at a second batch size compiles one with a
+    dynamic batch dimension (dynamo's automatic dynamic shapes), which then serves every batch size but
+    1, so a forecaster typically compiles twice, not once per batch size. Each new call signature (shapes,
+    strides, dtypes, grad mode, CPU threads: what dynamo's guards check) that dynamo cannot serve compiles
+    a program on its first call, with dynamo's ``allow_rnn`` set so the GRU layers are traced into
     the graph too and a recompilation limit that fails loudly instead of falling back to eager; later calls
     with that signature run the compiled program as it is (no configuration change per call), and one that
     dynamo recompiles all the same gets those settings again.
@@ -129,7 +157,7 @@ class CompiledProgram:
     def __init__(self, module: RawUnitsForecaster, mode: str | None = None) -> None:
         self.module = module
         self.mode = mode
-        self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=False, fullgraph=True)
+        self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=None, fullgraph=True)
         self._seen: set[tuple] = set()
 
     def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
@@ -180,6 +208,24 @@ def check_compilable(kind: str, device: torch.device, where: str) -> None:
     if cpp_compiler() is None:
         raise ConfigError(f"{where}: compile=True needs a C++ compiler (g++, or the compiler named by $CXX; e.g. "
                           "apt-get install g++); without one, load the file without compile=True")
+
+
+def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device, where: str) -> bool:
+    """Whether ``Forecaster.load(path)`` (``compile=None``) compiles a loaded file: on the CPU, when the file
+    records ``"cpu_program": "torch.compile"`` (``stgkd export``'s default torch.export file) and a C++
+    compiler is found. Where none is, the file runs uncompiled and a ``RuntimeWarning`` says what it needs."""
+    from stgkd.export.aoti import cpp_compiler
+
+    if device.type != "cpu" or kind not in COMPILABLE_KINDS or metadata.get("cpu_program") != "torch.compile":
+        return False
+    if cpp_compiler() is None:
+        warnings.warn(f"{where}: this file runs fastest compiled in process (torch.compile, inductor's C++ backend), "
+                      "which needs a C++ compiler (g++, or the compiler named by $CXX; e.g. apt-get install g++); "
+                      "none was found, so it runs uncompiled (backend 'torch.export'); "
+                      "Forecaster.load(..., compile=False) runs it uncompiled without this warning",
+                      RuntimeWarning, stacklevel=3)
+        return False
+    return True
 
 
 def compile_loaded(module: Any, kind: str, device: torch.device, where: str) -> CompiledProgram:

@@ -21,19 +21,34 @@ from stgkd.export.torchscript import freeze_for_inference, to_torchscript
 from stgkd.export.wrapper import build_forecaster_module, example_inputs, rewrap
 from stgkd.formats import EXPORT_FORMATS
 
-__all__ = ["CPU_FORMATS", "FORMATS", "export_student"]
+__all__ = ["CPU_FORMATS", "CPU_PROGRAM", "FORMATS", "default_format", "export_student"]
 
-#: ``stgkd export --format`` choices (see :mod:`stgkd.export`); the first is the default
+#: ``stgkd export --format`` choices (see :mod:`stgkd.export`); the first is the CPU's default
 FORMATS = EXPORT_FORMATS
 #: formats built for the CPU only (their programs are tuned for, or compiled to, this machine's CPU)
 CPU_FORMATS = ("torchscript-frozen", "aoti")
+#: the program a torch.export file runs as on the CPU, recorded in its metadata (``"cpu_program"``) and
+#: followed by :meth:`stgkd.Forecaster.load`: ``torch.compile`` of the file's program in the loading
+#: process, the fastest faithful CPU program that runs nothing read from disk as code
+#: (``benchmarks/results/cpu-programs-*.md``)
+CPU_PROGRAM = "torch.compile"
+
+
+def default_format(device: str | torch.device = "cpu", quantize: str | None = None) -> str:
+    """The format ``export_student(format=None)`` writes: ``"torch.export"`` for an fp32 student on the CPU
+    (the file :meth:`~stgkd.Forecaster.load` compiles in process, :data:`CPU_PROGRAM`); ``"torchscript"``
+    for ``quantize="int8"`` (torch.ao's int8 kernels are exported through TorchScript only) and for a CUDA
+    export (the program whose CUDA-graph replay is measured)."""
+    if quantize is not None or torch.device(device).type != "cpu":
+        return "torchscript"
+    return FORMATS[0]
 
 
 def export_student(
     ckpt_path: str | Path,
     out_path: str | Path,
     *,
-    format: str = "torchscript",
+    format: str | None = None,
     device: str = "cpu",
     atol: float = 1e-4,
     quantize: str | None = None,
@@ -49,8 +64,9 @@ def export_student(
         ckpt_path: an ``stgkd/1`` checkpoint (teacher checkpoints export too; the role is recorded).
         out_path: the file to write (written to a temporary file and moved into place); ``.pt2`` for
             ``format="aoti"``.
-        format: one of :data:`FORMATS`: ``"torchscript"`` (default), ``"torchscript-frozen"`` (CPU),
-            ``"torch.export"``, ``"aoti"`` (CPU; needs a C++ compiler) or ``"onnx"``.
+        format: one of :data:`FORMATS`: ``"torch.export"``, ``"torchscript"``, ``"torchscript-frozen"``
+            (CPU), ``"aoti"`` (CPU; needs a C++ compiler) or ``"onnx"``; ``None`` (default):
+            :func:`default_format` (torch.export on the CPU, TorchScript for int8 or CUDA).
         device: device the student is traced/exported on (``"cpu"`` files load on CUDA too unless the
             model creates tensors on a fixed device; export on ``"cuda"`` for CUDA-only deployment).
         atol: the exported program's forecasts must match the eager wrapper's within ``atol``
@@ -75,6 +91,8 @@ def export_student(
             (:data:`CPU_FORMATS`) on CUDA, ONNX asked for without the ``onnx`` package, or AOTInductor
             without a C++ compiler.
     """
+    if format is None:
+        format = default_format(device, quantize)
     if format not in FORMATS:
         raise ConfigError(f"format={format!r}: choose one of {', '.join(FORMATS)}")
     if quantize is not None and quantize not in QUANTIZE:
@@ -104,6 +122,8 @@ def export_student(
         target = rewrap(module, student)
     backend = backend_of("onnx" if format == "onnx" else format, metadata)
     metadata["backend"] = backend
+    if format == "torch.export":
+        metadata["cpu_program"] = CPU_PROGRAM
     if format == "aoti":
         metadata["compiled_for"] = compiled_for()
     out_path.parent.mkdir(parents=True, exist_ok=True)
