@@ -226,13 +226,21 @@ def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
             f"inputs: {', '.join(features)}" if features else "", _seeds_text(n)) if x)
         distilled = len(tokens) > 1 and tokens[1] == "distill"
         out.append(Score(
-            family=(_option(tokens, "--student") or "stgru") if distilled else model, role="student",
+            family=(_option(tokens, "--student") or "stgru") if distilled else model,
+            role="peer" if not distilled and model in _peer_models() else "student",
             training="distilled" if distilled else "plain", width=hparams.get("hidden"),
             parameters=first.get("params"), channels=len(first["input_features"]) if first.get("input_features") else None,
             mae=_spread(runs, lambda r, h: r["test"].get(h)), val=mean_spread(r.get("val_mae") for r in runs)[0],
             epochs=int(epochs) if epochs else None, flops=first.get("flops_b1"), source=name, flags=flags,
             date=_date(name), design=bool(set(hparams) - {"hidden"}), inputs=" + ".join(extra)))
     return out
+
+
+def _peer_models() -> set[str]:
+    """Registry names of the suites' peers (models from torch-geometric-temporal, :data:`benchmarks.suites.PEERS_ALL`)."""
+    from benchmarks.suites import PEERS_ALL
+
+    return {model for _, model, _ in PEERS_ALL}
 
 
 def _regime_scores(name: str, report: dict[str, Any]) -> list[Score]:

@@ -136,9 +136,9 @@ def draw(front: Frontier, path: Path, fronts: list[StudyFront] | None = None) ->
             axes[0].annotate(f"#{number} {family}" + (f" w{width}" if width else ""), (ms, mae),
                              textcoords="offset points", xytext=(5, -9), fontsize=6.5, color=f"C{(k + 6) % 10}")
         handles.append(Line2D([], [], marker="x", linestyle=":", color=f"C{(k + 6) % 10}",
-                              label=f"tuning study front ({study.source.removesuffix('.json')}; "
+                              label=f"tuning study front\n({study.source.removesuffix('.json')};\n"
                                     f"{study.epochs}-epoch trials)"))
-    axes[0].legend(handles=handles, loc="center right", fontsize=7.5)
+    axes[0].legend(handles=handles, loc="upper left", fontsize=7)
     axes[0].set_title(f"{DATASET}: test MAE at 60 min against one-thread CPU latency", fontsize=10)
     axes[1].set_title("against FLOPs at batch 1 (where a record counted them)", fontsize=10)
     fig.text(0.01, 0.005, "Error bars: sample std over seeds. Dashed lines: baselines fitted on the training split "
