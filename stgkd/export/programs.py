@@ -149,6 +149,10 @@ class CompiledProgram:
     with that signature run the compiled program as it is (no configuration change per call), and one that
     dynamo recompiles all the same gets those settings again.
 
+    Inductor's ``freezing`` (weights folded in as constants) was measured and not kept: on the week's
+    ``stgru`` its program ran 1.03 / 91 ms at batch 1 / 64 against 1.01-1.04 / 87-96 ms without it
+    (``benchmarks/results/cpu-programs-2026-12-04-week-frozen.md`` against ``...-week-default*.md``).
+
     Args:
         module: the eager wrapper.
         mode: ``torch.compile``'s mode (default: None, its default mode).
