@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -23,11 +24,15 @@ def to_torch_export(module: RawUnitsForecaster, dev: torch.device, where: str):
     values, stamps = (t.to(dev) for t in example_inputs(module, 2, seed=2))
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     try:
-        return torch.export.export(
-            module,
-            (values, stamps),
-            dynamic_shapes={"values": {0: batch}, "timestamps": {0: batch}},
-        )
+        with warnings.catch_warnings():
+            # nn.GRU's ``_flat_weights`` are views of its registered parameters, which the program holds;
+            # export warns about them as plain tensor attributes (the program is checked against the model)
+            warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights", category=UserWarning)
+            return torch.export.export(
+                module,
+                (values, stamps),
+                dynamic_shapes={"values": {0: batch}, "timestamps": {0: batch}},
+            )
     except Exception as exc:
         raise CheckpointError(
             f"{where}: torch.export failed for {type(module.student).__name__}: "
