@@ -21,7 +21,8 @@ change under 1 %.
 
 Section ``programs`` finds the fastest faithful CPU program of every student family: each student
 (``--student-checkpoints``, or each of ``--students`` trained here as above) is built as every program of
-:data:`stgkd.export.programs.PROGRAMS` (eager, TorchScript, TorchScript frozen + optimize_for_inference,
+:data:`stgkd.export.programs.PROGRAMS` (eager, the default torch.export file uncompiled and compiled in
+process as ``Forecaster.load`` runs it, TorchScript, TorchScript frozen + optimize_for_inference,
 torch.compile in its default and max-autotune modes, an AOTInductor package, ONNX Runtime at graph
 optimisation levels ALL and EXTENDED), each checked against the eager model on the same raw inputs at every
 batch size (max absolute difference at most 1e-4 in raw units); a program that fails to build or is not

@@ -109,8 +109,8 @@ class Forecaster:
 
         On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
         runs torch.ao's quantised kernels (``"torchscript-int8"``), an ONNX export runs in onnxruntime
-        (``"onnxruntime"``, with ``torch.get_num_threads()`` intra-op threads), an fp32 export in
-        TorchScript (``"torchscript-fp32"``, or ``"torchscript-frozen"`` for a frozen export), an
+        (``"onnxruntime"``, with ``torch.get_num_threads()`` intra-op threads), an fp32 TorchScript export
+        in TorchScript (``"torchscript-fp32"``, or ``"torchscript-frozen"`` for a frozen export), an
         AOTInductor package as the compiled library it holds (``"aoti"``; only with
         ``trust_native_code=True``, since loading a library runs native code, and under the torch that
         compiled it). Which of them is fastest for a given student and machine is what
@@ -122,10 +122,11 @@ class Forecaster:
         ``torch.compile`` (backend ``"torch.compile"``): of the programs ``benchmarks.cpu_deploy`` times, the
         fastest that runs nothing read from disk as code (an AOTInductor package is as fast, but is native
         code). This needs a C++ compiler; where none is found the file runs uncompiled (``"torch.export"``)
-        and a ``RuntimeWarning`` says so. The first :meth:`predict` at batch 1 and the first at another batch
-        size each compile (seconds to a minute; later batch sizes reuse the second program); later calls
-        run compiled; past 64 signatures (batch sizes x thread counts) a call raises instead of running
-        uncompiled. ``compile=False`` runs any file uncompiled; ``compile=True`` also compiles a training
+        and a ``RuntimeWarning`` says so; a compile that fails at a :meth:`predict` warns the same way and the
+        file runs uncompiled from then on. The first :meth:`predict` at batch 1 and the first at another
+        batch size each compile (seconds to a minute; later batch sizes reuse the second program), as does
+        the first call on another number of CPU threads; later calls run compiled; past 64 signatures
+        (batch sizes x thread counts) a call raises instead of running uncompiled. ``compile=False`` runs any file uncompiled; ``compile=True`` also compiles a training
         checkpoint, and raises where compiling is not possible.
 
         Raises:
@@ -158,6 +159,7 @@ class Forecaster:
             if key not in metadata:
                 raise CheckpointError(f"{path}: metadata lacks {key!r}")
         backend = backend_of(kind, metadata)
+        asked = compile is True
         if compile is None:
             from stgkd.export.programs import compile_by_default
 
@@ -165,7 +167,7 @@ class Forecaster:
         if compile:
             from stgkd.export.programs import compile_loaded
 
-            module, backend = compile_loaded(module, kind, dev, str(path)), "torch.compile"
+            module, backend = compile_loaded(module, kind, dev, str(path), asked=asked), "torch.compile"
         return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs, backend=backend)
 
     def __repr__(self) -> str:

@@ -155,8 +155,9 @@ from stgkd.forecaster import Forecaster
 fc = Forecaster.load(sys.argv[1])
 arr = fc.predict(inp["values"].numpy(), timestamps=inp["stamps"])
 leaked = sorted(k for k in sys.modules if k.startswith(("stgkd.nn", "stgkd.engine", "stgkd.data", "stgkd.distill")))
+from stgkd.export.aoti import cpp_compiler
 torch.save({"out": out, "fc": torch.from_numpy(arr), "meta": json.loads(extra["metadata.json"]), "leaked": leaked,
-            "backend": fc.backend}, sys.argv[3])
+            "backend": fc.backend, "compiler": cpp_compiler() is not None}, sys.argv[3])
 """
 
 
@@ -180,10 +181,8 @@ def test_exported_file_loads_in_fresh_interpreter_without_training_code(format, 
     np.testing.assert_allclose(res["fc"].numpy(), want, rtol=1e-5, atol=1e-4)
     assert res["leaked"] == []
     assert res["meta"]["model"]["name"] == "test-export-student"
-    # the plain export compiles in process where g++ is on the PATH given, and runs uncompiled where it is not
-    from stgkd.export.aoti import cpp_compiler
-
-    compiled = format == "torch.export" and cpp_compiler() is not None
+    # the plain export compiles in process where the child finds a C++ compiler, and runs uncompiled where not
+    compiled = format == "torch.export" and res["compiler"]
     assert res["backend"] == ("torch.compile" if compiled else backend_of(format, res["meta"]))
 
 
@@ -232,11 +231,39 @@ def test_a_torch_export_file_moves_to_another_device_whole(tmp_path):
     another device every such argument moves with it. Shown on the meta device, which every machine has."""
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
     out = export_student(ckpt, tmp_path / "student.pt", format="torch.export")
+    def devices(module):  # the devices the program's nodes name (zeros(..., device=cpu), metadata asserts)
+        return {str(n.kwargs["device"]) for n in module.graph.nodes if n.kwargs.get("device") is not None}
+
+    assert devices(load_exported(out)[0]) == {"cpu"}  # what .to() would leave behind
     module, _, _ = load_exported(out, device="meta")
+    assert devices(module) == {"meta"}
     values, secs, _ = sample_inputs(2)
     got = module(torch.from_numpy(values).to("meta"), torch.from_numpy(secs).to("meta"))
     assert got.device.type == "meta" and tuple(got.shape) == (2, H, N)
     assert all(t.device.type == "meta" for t in module.state_dict().values())
+
+
+def test_a_compile_nobody_asked_for_that_fails_warns_and_runs_uncompiled(tmp_path):
+    from stgkd.export.programs import CompiledProgram
+    from stgkd.export.wrapper import build_forecaster_module, example_inputs
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    module = build_forecaster_module(read_checkpoint(ckpt))
+    values, stamps = example_inputs(module, 2, seed=2)
+
+    def cannot_build(*args):
+        raise RuntimeError("C++ compile error\nfatal error: omp.h: No such file or directory")
+
+    asked, by_default = CompiledProgram(module), CompiledProgram(module, fallback="student.pt")
+    asked._fn = by_default._fn = cannot_build
+    with pytest.raises(RuntimeError, match="C\\+\\+ compile error"):
+        asked(values, stamps)
+    with torch.inference_mode():
+        with pytest.warns(RuntimeWarning, match=r"student\.pt: compiling for the CPU failed \(RuntimeError: C\+\+ "
+                                                r"compile error\).*compile=False"):
+            got = by_default(values, stamps)
+        assert torch.equal(got, module(values, stamps)) and by_default.failed
+        assert torch.equal(by_default(values, stamps), got)  # later calls: uncompiled, no second attempt
 
 
 class _WritesAMarker:

@@ -47,8 +47,12 @@ def _parse_hparams(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _target_model(args: argparse.Namespace):
-    """``(module, label, num_nodes, in_steps, in_channels)`` for the target."""
+def _target_model(args: argparse.Namespace, device: str):
+    """``(module, label, num_nodes, in_steps, in_channels)`` for the target; an exported file is loaded for
+    ``device`` (a torch.export program names its device and must be moved when it is read), or on the CPU
+    where that device is absent, so that :func:`~stgkd.latency.measure` says so."""
+    import torch
+
     from stgkd.errors import ConfigError
     from stgkd.engine.checkpoint import model_from_checkpoint
     from stgkd.export import file_kind, load_exported, read_checkpoint
@@ -61,7 +65,8 @@ def _target_model(args: argparse.Namespace):
             payload = read_checkpoint(path)
             model = model_from_checkpoint(payload, where=str(path))
             return model, f"{path.name}:{payload['model'].get('name')}", None, None, None
-        module, meta, kind = load_exported(path)
+        available = torch.device(device).type == "cpu" or torch.cuda.is_available()
+        module, meta, kind = load_exported(path, device=device if available else "cpu")
         t, n = int(meta["input_steps"]), len(meta["sensor_ids"])
         return (
             RawUnitsAdapter(module, t, int(meta["interval_minutes"])),
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, label, n, t, c = _target_model(args)
+    model, label, n, t, c = _target_model(args, device)
     results = []
     for mode in args.mode:
         for dtype in args.dtype:

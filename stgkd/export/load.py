@@ -77,11 +77,11 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
                 check_archive_pickles(path)  # torch.export.load unpickles some entries with weights_only=False
                 with open(path, "rb") as fh:
                     program = torch.export.load(io.BytesIO(fh.read()), extra_files=extra)
-                if dev.type != "cpu":  # the program names the device it was exported on; .to() would miss it
-                    from torch.export.passes import move_to_device_pass
+                # the program names the device it was exported on (device arguments, asserts), which .to()
+                # would miss: moved as a whole, to wherever it was exported from
+                from torch.export.passes import move_to_device_pass
 
-                    program = move_to_device_pass(program, dev)
-                module = program.module()
+                module = move_to_device_pass(program, dev).module()
             else:
                 raise CheckpointError(
                     f"{path}: a {kind} file; expected an exported student (stgkd export) in torchscript, "

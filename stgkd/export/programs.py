@@ -156,16 +156,24 @@ class CompiledProgram:
     Args:
         module: the eager wrapper.
         mode: ``torch.compile``'s mode (default: None, its default mode).
+        fallback: for a program nobody asked to compile (``Forecaster.load``'s default): where a compile
+            fails (a compiler that cannot build: missing headers, OpenMP), a ``RuntimeWarning`` naming this
+            file and the error, and every later call runs ``module`` uncompiled. ``None`` (default): the
+            error is raised.
     """
 
-    def __init__(self, module: RawUnitsForecaster, mode: str | None = None) -> None:
+    def __init__(self, module: RawUnitsForecaster, mode: str | None = None, *, fallback: str | None = None) -> None:
         self.module = module
         self.mode = mode
+        self.fallback = fallback
+        self.failed: str | None = None
         self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=None, fullgraph=True)
         self._seen: set[tuple] = set()
 
     def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
         """Shapes: values ``(B, T_hist, N)``, timestamps ``(B, T_hist)`` -> ``(B, H, N)``."""
+        if self.failed is not None:
+            return self.module(values, timestamps)
         key = (values.shape, values.stride(), values.dtype, timestamps.shape, timestamps.stride(), timestamps.dtype,
                torch.is_inference_mode_enabled(), torch.is_grad_enabled(), torch.get_num_threads())
         if key in self._seen:
@@ -180,7 +188,17 @@ class CompiledProgram:
 
         limit = max(int(dynamo_config.recompile_limit), 64)  # many signatures and modes share one forward
         with _COMPILING, dynamo_config.patch(allow_rnn=True, recompile_limit=limit, fail_on_recompile_limit_hit=True):
-            out = self._fn(values, timestamps)
+            try:
+                out = self._fn(values, timestamps)
+            except Exception as exc:
+                if self.fallback is None:
+                    raise
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                self.failed = f"{type(exc).__name__}: {first}"
+                warnings.warn(f"{self.fallback}: compiling for the CPU failed ({self.failed}); it runs uncompiled "
+                              "from now on; Forecaster.load(..., compile=False) skips compiling", RuntimeWarning,
+                              stacklevel=3)
+                return self.module(values, timestamps)
             self._seen.add(key)
         return out
 
@@ -208,7 +226,7 @@ def check_compilable(kind: str, device: torch.device, where: str) -> None:
                           f"{device.type!r} load the file without it")
     if kind not in COMPILABLE_KINDS:
         raise ConfigError(f"{where}: compile=True compiles an eager program: a training checkpoint or a "
-                          f"torch.export file (stgkd export --format torch.export); this file is {kind!r}")
+                          f"torch.export file (what stgkd export writes on the CPU); this file is {kind!r}")
     if cpp_compiler() is None:
         raise ConfigError(f"{where}: compile=True needs a C++ compiler (g++, or the compiler named by $CXX; e.g. "
                           "apt-get install g++); without one, load the file without compile=True")
@@ -232,13 +250,16 @@ def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device
     return True
 
 
-def compile_loaded(module: Any, kind: str, device: torch.device, where: str) -> CompiledProgram:
-    """``module``, loaded from a file of ``kind``, compiled in this process (``Forecaster.load(...,
-    compile=True)``): the ``"compile"`` program of this module, which ``python -m benchmarks.cpu_deploy
-    --sections programs`` times and checks. Inductor writes and builds the C++ here, from the program in
-    memory: nothing read from disk runs as code. Raises what :func:`check_compilable` raises."""
+def compile_loaded(module: Any, kind: str, device: torch.device, where: str, *,
+                   asked: bool = True) -> CompiledProgram:
+    """``module``, loaded from a file of ``kind``, compiled in this process (``Forecaster.load``): the
+    ``"compile"`` program of this module, which ``python -m benchmarks.cpu_deploy --sections programs`` times
+    and checks. Inductor writes and builds the C++ here, from the program in memory: nothing read from disk
+    runs as code. ``asked=False`` (the file's own choice, not the caller's): a compile that fails warns and
+    runs the module uncompiled (:class:`CompiledProgram`'s ``fallback``). Raises what
+    :func:`check_compilable` raises."""
     check_compilable(kind, device, where)
-    return CompiledProgram(module)
+    return CompiledProgram(module, fallback=None if asked else where)
 
 
 @_program("compile", None, "torch.compile, inductor C++ backend, default mode (in memory only)")

@@ -122,7 +122,7 @@ def export_student(
         target = rewrap(module, student)
     backend = backend_of("onnx" if format == "onnx" else format, metadata)
     metadata["backend"] = backend
-    if format == "torch.export":
+    if format == "torch.export" and dev.type == "cpu":
         metadata["cpu_program"] = CPU_PROGRAM
     if format == "aoti":
         metadata["compiled_for"] = compiled_for()
