@@ -142,7 +142,8 @@ class CompiledProgram:
 
     The first call compiles a program for its shapes; a call at a second batch size compiles one with a
     dynamic batch dimension (dynamo's automatic dynamic shapes), which then serves every batch size but
-    1, so a forecaster typically compiles twice, not once per batch size. Each new call signature (shapes,
+    1 (batch 1 gets a program of its own), so a forecaster compiles two or three programs, not one per
+    batch size. Each new call signature (shapes,
     strides, dtypes, grad mode, CPU threads: what dynamo's guards check) that dynamo cannot serve compiles
     a program on its first call, with dynamo's ``allow_rnn`` set so the GRU layers are traced into
     the graph too and a recompilation limit that fails loudly instead of falling back to eager; later calls
