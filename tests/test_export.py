@@ -441,6 +441,21 @@ def test_int8_file_loads_in_fresh_interpreter(gru_student, tmp_path):
     assert proc.stdout.split() == ["(2,", "12,", "6)", "True"]
 
 
+@pytest.mark.slow  # inductor compiles the checked program
+def test_checks_of_a_plain_export_time_the_program_the_loader_runs(tmp_path):
+    from stgkd.export.aoti import cpp_compiler
+
+    if cpp_compiler() is None:  # without one the file is checked (and loaded) uncompiled: the other branch
+        pytest.skip("no C++ compiler (g++ or $CXX): the plain export is checked uncompiled here")
+    torch._dynamo.reset()
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    meta = load_exported(export_student(ckpt, tmp_path / "student.pt", checks=True, latency_iters=2))[1]
+    checks = meta["deployment_checks"]
+    assert checks["backend"] == "torch.compile" and set(checks["latency"]["results"]) == {"torchscript-fp32",
+                                                                                          "torch.compile"}
+    torch._dynamo.reset()
+
+
 def test_int8_checks_without_the_data_say_why(tmp_path):
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")  # dataset "synthetic", but 5 sensors s0..s4: not rebuildable
     out = export_student(ckpt, tmp_path / "int8.pt", quantize="int8", latency_iters=2)

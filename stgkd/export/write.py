@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 
 from stgkd.errors import CheckpointError, ConfigError
-from stgkd.export.aoti import AOTI_SUFFIX, compile_aoti, compiled_for, load_aoti, package_aoti
+from stgkd.export.aoti import AOTI_SUFFIX, compile_aoti, compiled_for, cpp_compiler, load_aoti, package_aoti
 from stgkd.export.checks import deployment_checks
 from stgkd.export.int8 import QUANTIZE, quantize_int8
 from stgkd.export.metadata import METADATA_FILE, backend_of, metadata_from_payload, read_checkpoint
@@ -77,7 +77,8 @@ def export_student(
         int8_layers: the layer groups ``quantize="int8"`` converts (default: linear and recurrent).
         checks: record ``deployment_checks`` in the metadata (test-split accuracy against fp32 and CPU
             latency at batch 1 and 64 on one thread; see :func:`deployment_checks`) (default: None, i.e. on
-            for int8 and ONNX exports, off otherwise).
+            for int8 and ONNX exports, off otherwise). A CPU torch.export file is checked as
+            ``Forecaster.load`` runs it: compiled in process (``"torch.compile"``) where a C++ compiler is found.
         dataset, data_dir: the series for the accuracy check, as for ``stgkd evaluate`` (default: the one
             the checkpoint names).
         latency_iters: timed calls per latency figure (default: 30).
@@ -163,9 +164,14 @@ def export_student(
                 fp32 = [module(*c) for c in examples]
             metadata["int8_max_abs_diff_examples"] = max(float((q - f).abs().max()) for q, f in zip(expected, fp32))
         if checks if checks is not None else bool(quantize or format == "onnx"):
+            checked, checked_backend = run, backend
+            if metadata.get("cpu_program") == CPU_PROGRAM and cpp_compiler() is not None:
+                from stgkd.export.programs import CompiledProgram  # what Forecaster.load runs on the CPU
+
+                checked, checked_backend = CompiledProgram(run, fallback=str(ckpt_path)), CPU_PROGRAM
             metadata["deployment_checks"] = deployment_checks(
-                payload, module, run, backend, onnx_bytes=onnx_bytes, dataset=dataset, data_dir=data_dir,
-                latency_iters=latency_iters, where=str(ckpt_path),
+                payload, module, checked, checked_backend, onnx_bytes=onnx_bytes, dataset=dataset,
+                data_dir=data_dir, latency_iters=latency_iters, where=str(ckpt_path),
             )
         meta_json = json.dumps(metadata)
         if format in ("torchscript", "torchscript-frozen"):
