@@ -110,7 +110,7 @@ class Forecaster:
         On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
         runs torch.ao's quantised kernels (``"torchscript-int8"``), an ONNX export runs in onnxruntime
         (``"onnxruntime"``, with ``torch.get_num_threads()`` intra-op threads), an fp32 TorchScript export
-        in TorchScript (``"torchscript-fp32"``, or ``"torchscript-frozen"`` for a frozen export), an
+        as it is (``"torchscript-fp32"``, or ``"torchscript-frozen"`` for a frozen export), an
         AOTInductor package as the compiled library it holds (``"aoti"``; only with
         ``trust_native_code=True``, since loading a library runs native code, and under the torch that
         compiled it). Which of them is fastest for a given student and machine is what
@@ -126,8 +126,9 @@ class Forecaster:
         file runs uncompiled from then on. The first :meth:`predict` at batch 1 and the first at another
         batch size each compile (seconds to a minute; later batch sizes reuse the second program), as does
         the first call on another number of CPU threads; later calls run compiled; past 64 signatures
-        (batch sizes x thread counts) a call raises instead of running uncompiled. ``compile=False`` runs any file uncompiled; ``compile=True`` also compiles a training
-        checkpoint, and raises where compiling is not possible.
+        (batch sizes x thread counts) a call raises instead of running uncompiled. ``compile=False`` runs
+        any file uncompiled; ``compile=True`` also compiles a training checkpoint, and raises where
+        compiling is not possible.
 
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.

@@ -314,6 +314,6 @@ def test_a_timing_is_crowded_when_other_work_leaves_fewer_cores_than_its_threads
 
 def test_busy_cores_on_this_machine_is_a_share_of_its_cores():
     seen = latency.busy_cores(0.05)
-    if seen is None:
+    if seen is None:  # the parsing and the fallback are tested on fake /proc/stat files above
         pytest.skip("no /proc/stat matching os.cpu_count() here")
     assert 0.0 <= seen <= os.cpu_count()

@@ -78,7 +78,7 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
                 with open(path, "rb") as fh:
                     program = torch.export.load(io.BytesIO(fh.read()), extra_files=extra)
                 # the program names the device it was exported on (device arguments, asserts), which .to()
-                # would miss: moved as a whole, to wherever it was exported from
+                # would miss: moved as a whole to the device asked for, wherever it was exported
                 from torch.export.passes import move_to_device_pass
 
                 module = move_to_device_pass(program, dev).module()

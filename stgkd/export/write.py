@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import torch
 
 from stgkd.errors import CheckpointError, ConfigError
-from stgkd.export.aoti import AOTI_SUFFIX, compile_aoti, compiled_for, cpp_compiler, load_aoti, package_aoti
+from stgkd.export.aoti import AOTI_SUFFIX, compile_aoti, compiled_for, load_aoti, package_aoti
 from stgkd.export.checks import deployment_checks
 from stgkd.export.int8 import QUANTIZE, quantize_int8
 from stgkd.export.metadata import METADATA_FILE, backend_of, metadata_from_payload, read_checkpoint
@@ -164,11 +164,12 @@ def export_student(
                 fp32 = [module(*c) for c in examples]
             metadata["int8_max_abs_diff_examples"] = max(float((q - f).abs().max()) for q, f in zip(expected, fp32))
         if checks if checks is not None else bool(quantize or format == "onnx"):
-            checked, checked_backend = run, backend
-            if metadata.get("cpu_program") == CPU_PROGRAM and cpp_compiler() is not None:
-                from stgkd.export.programs import CompiledProgram  # what Forecaster.load runs on the CPU
+            from stgkd.export.programs import compile_by_default, compile_loaded
 
-                checked, checked_backend = CompiledProgram(run, fallback=str(ckpt_path)), CPU_PROGRAM
+            checked, checked_backend = run, backend  # checked as Forecaster.load runs it on the CPU
+            if compile_by_default(format, metadata, dev, str(ckpt_path)):
+                checked = compile_loaded(run, format, dev, str(ckpt_path), asked=False)
+                checked_backend = CPU_PROGRAM
             metadata["deployment_checks"] = deployment_checks(
                 payload, module, checked, checked_backend, onnx_bytes=onnx_bytes, dataset=dataset,
                 data_dir=data_dir, latency_iters=latency_iters, where=str(ckpt_path),
