@@ -18,7 +18,7 @@ from typing import Any
 
 from stgkd.errors import CheckpointError
 
-__all__ = ["EXPORTED_KINDS", "EXPORT_FORMATS", "METADATA_FILE", "archive_metadata", "file_kind"]
+__all__ = ["CPU_PROGRAM", "EXPORTED_KINDS", "EXPORT_FORMATS", "METADATA_FILE", "archive_metadata", "file_kind"]
 
 #: the entry of an exported file that holds its metadata (JSON)
 METADATA_FILE = "metadata.json"
@@ -26,6 +26,11 @@ METADATA_FILE = "metadata.json"
 #: ``"torchscript"``; the others' kinds share their names; which one a plain ``stgkd export`` writes:
 #: :func:`stgkd.export.write.default_format`)
 EXPORT_FORMATS = ("torch.export", "torchscript", "torchscript-frozen", "aoti", "onnx")
+#: the program a torch.export file written on the CPU runs as there, recorded in its metadata
+#: (``"cpu_program"``) and followed by :meth:`stgkd.Forecaster.load`: ``torch.compile`` of the file's program in
+#: the loading process, the fastest faithful CPU program that runs nothing read from disk as code
+#: (``benchmarks/results/cpu-programs-*.md``)
+CPU_PROGRAM = "torch.compile"
 #: the kinds of exported student, by :func:`file_kind` name -> the format's name in messages
 EXPORTED_KINDS = {"torchscript": "TorchScript", "torch.export": "torch.export", "aoti": "AOTInductor", "onnx": "ONNX"}
 

@@ -238,7 +238,7 @@ def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device
     records ``"cpu_program": "torch.compile"`` (``stgkd export``'s default torch.export file) and a C++
     compiler is found. Where none is, the file runs uncompiled and a ``RuntimeWarning`` says what it needs."""
     from stgkd.export.aoti import cpp_compiler
-    from stgkd.export.write import CPU_PROGRAM
+    from stgkd.formats import CPU_PROGRAM
 
     if device.type != "cpu" or kind not in COMPILABLE_KINDS or metadata.get("cpu_program") != CPU_PROGRAM:
         return False

@@ -19,7 +19,7 @@ from stgkd.export.onnx import onnx_program_or_none, to_onnx, write_onnx
 from stgkd.export.torch_export import to_torch_export
 from stgkd.export.torchscript import freeze_for_inference, to_torchscript
 from stgkd.export.wrapper import build_forecaster_module, example_inputs, rewrap
-from stgkd.formats import EXPORT_FORMATS
+from stgkd.formats import CPU_PROGRAM, EXPORT_FORMATS
 
 __all__ = ["CPU_FORMATS", "CPU_PROGRAM", "FORMATS", "default_format", "export_student"]
 
@@ -27,11 +27,6 @@ __all__ = ["CPU_FORMATS", "CPU_PROGRAM", "FORMATS", "default_format", "export_st
 FORMATS = EXPORT_FORMATS
 #: formats built for the CPU only (their programs are tuned for, or compiled to, this machine's CPU)
 CPU_FORMATS = ("torchscript-frozen", "aoti")
-#: the program a torch.export file runs as on the CPU, recorded in its metadata (``"cpu_program"``) and
-#: followed by :meth:`stgkd.Forecaster.load`: ``torch.compile`` of the file's program in the loading
-#: process, the fastest faithful CPU program that runs nothing read from disk as code
-#: (``benchmarks/results/cpu-programs-*.md``)
-CPU_PROGRAM = "torch.compile"
 
 
 def default_format(device: str | torch.device = "cpu", quantize: str | None = None) -> str:
