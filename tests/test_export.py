@@ -456,6 +456,52 @@ def test_checks_of_a_plain_export_time_the_program_the_loader_runs(tmp_path):
     torch._dynamo.reset()
 
 
+def test_checks_of_a_plain_export_time_a_compiled_program_under_the_compiled_label(tmp_path, monkeypatch):
+    """What the checks time as "torch.compile" is the exported module compiled as ``Forecaster.load``
+    compiles it (:class:`CompiledProgram`), and its timed calls run through the compiled function: never the
+    uncompiled module under the compiled label. Fast: ``torch.compile`` is a spy that runs the module
+    eagerly (the real compile is the slow test above), and a C++ compiler is said to be present."""
+    import stgkd.export.aoti as aoti
+    import stgkd.latency as latency
+    from stgkd.export.programs import CompiledProgram
+
+    compiled, through_compiled = [], []
+
+    def spy_compile(module, **kwargs):
+        compiled.append(module)
+
+        def run(*args):
+            through_compiled.append(args[0].shape[0])
+            return module(*args)
+
+        return run
+
+    timed: dict[str, list] = {}
+    real_measure = latency.measure
+
+    def spy_measure(model, **kwargs):  # model: the RawUnitsAdapter around the program timed as kwargs["name"]
+        before, calls = len(through_compiled), []
+        handle = model.register_forward_hook(lambda *_: calls.append(1))
+        result = real_measure(model, **kwargs)
+        handle.remove()
+        timed.setdefault(kwargs["name"], []).append((model.module, len(calls), len(through_compiled) - before))
+        return result
+
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: "g++")
+    monkeypatch.setattr(torch, "compile", spy_compile)
+    monkeypatch.setattr(latency, "measure", spy_measure)
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    meta = load_exported(export_student(ckpt, tmp_path / "student.pt", checks=True, latency_iters=2))[1]
+    checks = meta["deployment_checks"]
+    assert checks["backend"] == "torch.compile" and set(timed) == {"torchscript-fp32", "torch.compile"}
+    assert len(compiled) == 1 and not isinstance(compiled[0], CompiledProgram)  # the exported module, once
+    assert len(timed["torch.compile"]) == len(checks["latency"]["results"]["torch.compile"]) == 2  # batch 1, 64
+    for program, calls, compiled_calls in timed["torch.compile"]:
+        assert isinstance(program, CompiledProgram) and program.module is compiled[0] and program.failed is None
+        assert calls >= checks["latency"]["iters"] and compiled_calls == calls  # every one through the compiled fn
+    assert all(compiled_calls == 0 for *_, compiled_calls in timed["torchscript-fp32"])  # the reference: not compiled
+
+
 def test_int8_checks_without_the_data_say_why(tmp_path):
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")  # dataset "synthetic", but 5 sensors s0..s4: not rebuildable
     out = export_student(ckpt, tmp_path / "int8.pt", quantize="int8", latency_iters=2)

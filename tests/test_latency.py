@@ -312,6 +312,14 @@ def test_a_timing_is_crowded_when_other_work_leaves_fewer_cores_than_its_threads
     assert latency.is_crowded(None, 1, cores=2) is None  # unknown: the caller falls back to the load average
 
 
+def test_a_timing_left_exactly_its_threads_is_not_crowded():
+    """The boundary: others + threads == cores leaves each thread a core of its own (crowded means fewer)."""
+    assert latency.is_crowded(1.0, 1, cores=2) is False
+    assert latency.is_crowded(2.0, 2, cores=4) is False
+    assert latency.is_crowded(0.0, 0, cores=1) is False  # threads count as at least one
+    assert latency.is_crowded(1.25, 1, cores=2) is True  # a quarter of a core short
+
+
 def test_busy_cores_on_this_machine_is_a_share_of_its_cores():
     seen = latency.busy_cores(0.05)
     if seen is None:  # the parsing and the fallback are tested on fake /proc/stat files above

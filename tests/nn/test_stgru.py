@@ -111,6 +111,45 @@ def test_graph_layer_equals_its_dense_formula():
     torch.testing.assert_close(layer(z, model.ops, model.apply_adaptive), expected)
 
 
+@pytest.mark.parametrize("order", [2, 3])
+def test_every_hop_diffuses_the_previous_hop(order):
+    """``diffuse`` stacks ``x, S x, S^2 x, ..., S^K x`` per support (road forward, road backward, adaptive):
+    each hop applied to the last, checked against dense matrix powers."""
+    adj = random_graph(6, seed=3)
+    model = build("stgru", num_nodes=6, graph=adj, hidden=4, rank=2, order=order, node_embed=0, tod_embed=0,
+                  window_embed=0).eval()
+    x = torch.randn(6, 2, 3)  # node-major (N, B, D)
+    f, b = diffusion_supports(adj)
+    with torch.no_grad():
+        expected = [x] + [torch.einsum("mn,nbd->mbd", torch.linalg.matrix_power(s, k), x)
+                          for s in (f, b, model.adaptive_support()) for k in range(1, order + 1)]
+        got = model.ops.diffuse(x, model.apply_adaptive)
+    assert got.shape == (1 + 3 * order, 6, 2, 3)
+    torch.testing.assert_close(got, torch.stack(expected))
+
+
+def test_fused_state_equals_its_formula_with_the_last_steps_time_of_day():
+    """``z_0 = W_f [h || W_w vec(x) || e_n || e_tod]``, ``e_tod`` looked up at the LAST input step's slot.
+    Five-minute steps and 288 slots: every step has a slot of its own, so the first step's would differ."""
+    torch.manual_seed(0)
+    b, t, n = 2, 4, 5
+    model = build("stgru", num_nodes=n, graph=random_graph(n), in_steps=t, out_steps=3, hidden=4,
+                  graph_layers=0, adaptive=False, node_embed=2, tod_embed=3, tod_slots=288, window_embed=4).eval()
+    start = torch.randint(0, 288 - t, (b, 1, n))  # slot of the first step, per window and sensor
+    slots = start + torch.arange(t)[None, :, None]  # (B, T, N): 5-minute steps
+    x = torch.randn(b, t, n, 2)
+    x[..., 1] = (slots + 0.5) / 288  # minutes since midnight / 1440, mid-slot
+    with torch.no_grad():
+        _, feats = model(x, return_features=True)
+        h = feats["hidden"]  # (B, N, D)
+        window = model.window(x.permute(0, 2, 1, 3).reshape(b, n, t * 2))
+        node = model.node_embedding.expand(b, -1, -1)
+        tod = model.tod_embedding.weight[slots[:, -1]]  # (B, N, 3): the last step's slot
+        expected = model.fuse(torch.cat([h, window, node, tod], dim=-1))
+        assert not torch.allclose(tod, model.tod_embedding.weight[slots[:, 0]])
+    torch.testing.assert_close(feats["graph"], expected)
+
+
 # ------------------------------------------------------------------ the teacher's graph handed over
 
 
@@ -318,3 +357,47 @@ def test_a_cpu_gru_in_training_runs_in_chunks_with_the_same_result_and_gradient(
     gru_final_state(gru, seqs, chunk=4)
     assert calls == [10, 10]  # (the reference call above, then this one)
     handle.remove()
+
+
+def test_a_chunked_cpu_gru_passes_the_gradient_to_its_input():
+    """In chunks, the gradient reaches the sequences themselves (what feeds them: the diffused inputs of
+    ``mixing="input"``, a teacher's features) as it does in one call."""
+    torch.manual_seed(0)
+    gru = nn.GRU(2, 8, batch_first=True)
+    seqs = torch.randn(10, 12, 2, requires_grad=True)
+    # materialize_grads: a cut gradient reads as zeros (a mismatch), not as an unused-tensor error
+    (g_chunked,) = torch.autograd.grad(gru_final_state(gru, seqs, chunk=4).square().sum(), seqs,
+                                       allow_unused=True, materialize_grads=True)
+    (g_whole,) = torch.autograd.grad(gru(seqs)[1][-1].square().sum(), seqs)
+    assert g_whole.abs().sum() > 0
+    torch.testing.assert_close(g_chunked, g_whole)
+
+
+def test_stgru_in_training_on_the_cpu_gets_the_same_input_gradient_in_chunks(monkeypatch):
+    """The model's chunked path (12 sensor-windows in chunks of 5) against one GRU call: same forecast,
+    same gradient to the input and to every parameter."""
+    import functools
+
+    import stgkd.nn.stgru as stgru
+
+    torch.manual_seed(0)
+    model = build("stgru", num_nodes=6, graph=random_graph(6), in_steps=4, out_steps=3, hidden=4, rank=2,
+                  mixing="input", order=1, node_embed=0, tod_embed=0, window_embed=0).train()
+    x = torch.randn(2, 4, 6, 2)
+
+    def grads():
+        xg = x.clone().requires_grad_(True)
+        out = model(xg)
+        return (out, *torch.autograd.grad(out.square().sum(), [xg, *model.parameters()], allow_unused=True,
+                                          materialize_grads=True))  # a cut gradient: zeros, a mismatch
+
+    whole = grads()
+    calls = []
+    handle = model.gru.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    monkeypatch.setattr(stgru, "gru_final_state", functools.partial(gru_final_state, chunk=5))
+    chunked = grads()
+    handle.remove()
+    assert calls == [5, 5, 2]  # the chunked path ran
+    assert whole[1].abs().sum() > 0
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b)
