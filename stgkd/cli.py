@@ -18,6 +18,7 @@ import traceback
 import warnings
 
 from stgkd.errors import StgkdError
+from stgkd.version import package_version
 
 #: command name -> (module implementing it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -48,19 +49,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
     return parser
-
-
-def package_version() -> str:
-    """The installed distribution's version (``importlib.metadata``), else ``stgkd.__version__`` (a
-    checkout on ``sys.path`` that was never installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("stgkd")
-    except PackageNotFoundError:
-        import stgkd
-
-        return stgkd.__version__
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

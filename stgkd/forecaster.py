@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,19 @@ __all__ = ["Forecaster"]
 
 _EPOCH = pd.Timestamp("1970-01-01")
 
+#: the batch sizes :meth:`Forecaster.load` forecasts at before it returns (:meth:`Forecaster.warm_up`): 1, what
+#: :meth:`Forecaster.predict` runs for a DataFrame
+WARM_BATCHES = (1,)
+
+
+@dataclass(frozen=True)
+class _ColumnOrder:
+    """A DataFrame's sensor columns against the model's: ``model_from_input[j]`` is the column holding the
+    model's sensor ``j``; ``input_from_model[i]`` the model's index of column ``i``."""
+
+    model_from_input: np.ndarray
+    input_from_model: np.ndarray
+
 
 def _wall_seconds(stamps: Any, where: str) -> np.ndarray:
     """Seconds since 1970-01-01 of the local wall-clock time of each timestamp (int64)."""
@@ -45,6 +59,26 @@ def _wall_seconds(stamps: Any, where: str) -> np.ndarray:
     if index.hasnans:
         raise StgkdError(f"{where}: timestamps hold NaT")
     return np.asarray((index - _EPOCH) // pd.Timedelta(seconds=1), dtype=np.int64)
+
+
+def _owned(array: np.ndarray, dtype: Any) -> np.ndarray:
+    """``array`` as a C-contiguous, writable array of ``dtype`` (torch shares its memory), copied only where it
+    is not one already (a read-only view of a DataFrame's block, a broadcast, a strided slice)."""
+    out = np.ascontiguousarray(array, dtype=dtype)
+    if out.flags.writeable and out.strides == _c_strides(out.shape, out.itemsize):
+        return out
+    # a new array: numpy leaves a length-1 axis's stride as it found it (0 after [None]), torch keeps it, and a
+    # compiled program's guards check every stride: one layout, one program
+    return np.array(out, dtype=dtype, order="C", copy=True)
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """The strides numpy gives a new C-ordered array of ``shape``."""
+    strides, step = [], itemsize
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(int(size), 1)
+    return tuple(reversed(strides))
 
 
 class Forecaster:
@@ -92,6 +126,9 @@ class Forecaster:
         self._missing = parse_missing(metadata.get("missing", "zero"), where=f"{source or 'metadata'}: missing")
         self.missing = self._missing.name
         self._index = {s: i for i, s in enumerate(self.sensor_ids)}
+        self._interval_ns = self.interval_minutes * 60 * 1_000_000_000
+        self._future_offsets = pd.to_timedelta(np.arange(1, self.horizon + 1) * self.interval_minutes, unit="min")
+        self._columns: tuple[pd.Index, _ColumnOrder | None] | None = None  # the last frame's columns, checked
         self._cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._graphs: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -100,11 +137,19 @@ class Forecaster:
     def num_nodes(self) -> int:
         return len(self.sensor_ids)
 
+    @property
+    def program(self) -> Any:
+        """The callable :meth:`predict` runs (the compiled program where :attr:`backend` is
+        ``"torch.compile"``): ``(values (B, T_in, N), timestamps (B, T_in)) -> (B, H, N)`` raw units, as
+        :class:`~stgkd.export.wrapper.RawUnitsForecaster`; what ``stgkd latency FILE`` times."""
+        return self._module
+
     # ------------------------------------------------------------------ loading
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", *, cuda_graphs: bool = True,
-             trust_native_code: bool = False, compile: bool | None = None) -> "Forecaster":
+             trust_native_code: bool = False, compile: bool | None = None,
+             warm_batches: Sequence[int] = WARM_BATCHES) -> "Forecaster":
         """Load an exported student (``stgkd export``), or a training checkpoint (wrapped in memory).
 
         On the CPU the file decides the fastest path it admits, reported as :attr:`backend`: an int8 export
@@ -122,13 +167,18 @@ class Forecaster:
         ``torch.compile`` (backend ``"torch.compile"``): of the programs ``benchmarks.cpu_deploy`` times, the
         fastest that runs nothing read from disk as code (an AOTInductor package is as fast, but is native
         code). This needs a C++ compiler; where none is found the file runs uncompiled (``"torch.export"``)
-        and a ``RuntimeWarning`` says so; a compile that fails at a :meth:`predict` warns the same way and the
-        file runs uncompiled from then on. The first :meth:`predict` at batch 1 and the first at another
-        batch size each compile (seconds to a minute; later batch sizes reuse the second program), as does
-        the first call on another number of CPU threads; later calls run compiled; past 64 signatures
-        (batch sizes x thread counts) a call raises instead of running uncompiled. ``compile=False`` runs
-        any file uncompiled; ``compile=True`` also compiles a training checkpoint, and raises where
-        compiling is not possible.
+        and a ``RuntimeWarning`` says so; a compile that fails warns the same way and the file runs uncompiled
+        from then on. ``compile=False`` runs any file uncompiled; ``compile=True`` also compiles a training
+        checkpoint, and raises where compiling is not possible.
+
+        The forecaster is ready when this returns: it forecasts once at each of ``warm_batches`` (default:
+        batch 1, what a :meth:`predict` of a DataFrame runs) on plausible inputs, so that compiling (seconds
+        on a warm inductor cache, up to a minute on a cold one), a CUDA graph's capture and TorchScript's
+        first-call optimisation are paid here, never on a service's first forecast (:meth:`warm_up` does it
+        again, e.g. for other batch sizes). A compiled program compiles once more at its first other batch
+        size (later sizes reuse that program, dynamic in the batch) and on another number of CPU threads
+        (``torch.set_num_threads`` before ``load``); past 64 such signatures a call raises instead of
+        running uncompiled. ``warm_batches=()`` defers all of it to the first calls.
 
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
@@ -147,6 +197,9 @@ class Forecaster:
             from stgkd.export.programs import check_compilable
 
             check_compilable(kind, dev, str(path))
+        from stgkd.export.programs import start_compiler_probe
+
+        probe = start_compiler_probe(kind, dev, compile)
         if kind == "checkpoint":
             from stgkd.export import build_forecaster_module, metadata_from_payload, read_checkpoint
 
@@ -165,11 +218,35 @@ class Forecaster:
             from stgkd.export.programs import compile_by_default
 
             compile = compile_by_default(kind, metadata, dev, str(path))
+        if probe is not None:
+            probe.join()
         if compile:
             from stgkd.export.programs import compile_loaded
 
             module, backend = compile_loaded(module, kind, dev, str(path), asked=asked), "torch.compile"
-        return cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs, backend=backend)
+        forecaster = cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs, backend=backend)
+        forecaster.warm_up(warm_batches)
+        return forecaster
+
+    def warm_up(self, batch_sizes: Sequence[int] = WARM_BATCHES) -> None:
+        """Forecast twice at each of ``batch_sizes`` on plausible inputs (every reading observed, the
+        training mean plus noise, five-minute-aligned timestamps) through the path :meth:`predict` takes, so
+        that what a program does on its first calls at a batch size (compiling, capturing a CUDA graph,
+        TorchScript's profiling runs) is done now. The forecasts are discarded.
+
+        Raises:
+            StgkdError: a batch size below 1.
+        """
+        scaler = self.metadata.get("scaler") or {}
+        mean, std = float(scaler.get("mean", 1.0)), float(scaler.get("std", 1.0))
+        gen = np.random.default_rng(0)
+        for b in batch_sizes:
+            if int(b) < 1:
+                raise StgkdError(f"warm_batches: batch sizes are at least 1, got {b}")
+            values = (np.abs(mean + std * gen.standard_normal((int(b), self.input_steps, self.num_nodes))) + 1.0)
+            secs = 1_700_000_000 + np.arange(self.input_steps, dtype=np.int64) * self.interval_minutes * 60
+            for _ in range(2):
+                self._forecast(values.astype(np.float32), np.broadcast_to(secs, (int(b), self.input_steps)))
 
     def __repr__(self) -> str:
         return (
@@ -190,15 +267,17 @@ class Forecaster:
         """Forecast the next ``horizon`` steps from the last ``input_steps`` readings, in raw units.
 
         Args:
-            history: a DataFrame indexed by ``input_steps`` regular timestamps (``interval`` apart) with
-                one column per sensor id (any order; ids compared as strings; every model sensor must be
-                present and no other column), or an array ``(T_in, N)`` / ``(B, T_in, N)`` with columns in
-                :attr:`sensor_ids` order. Missing readings are ``NaN``, plus what the training data's
-                convention marks (:attr:`missing`: a ``0`` under ``"zero"``; under ``"nan"`` and ``"none"`` a
-                ``0`` is a reading); they enter the model as the training mean.
-            timestamps: for arrays, the time of each input step: ``T_in`` datetimes, or ``(B, T_in)``.
-            start: for arrays, the time of the first input step (one, or one per window); later steps
-                follow every ``interval``. One of ``timestamps``/``start`` is needed when the model uses
+            history: a DataFrame indexed by timestamps with one column per sensor id (any order; ids
+                compared as strings; every model sensor must be present and no other column), or an array
+                ``(T, N)`` / ``(B, T, N)`` with columns in :attr:`sensor_ids` order. It holds at least
+                ``input_steps`` steps; of a longer history (a rolling buffer) the last ``input_steps`` are
+                used and the rest ignored. The steps used must be regular, ``interval`` apart. Missing
+                readings are ``NaN``, plus what the training data's convention marks (:attr:`missing`: a ``0``
+                under ``"zero"``; under ``"nan"`` and ``"none"`` a ``0`` is a reading); they enter the model as
+                the training mean.
+            timestamps: for arrays, the time of each step of ``history``: ``T`` datetimes, or ``(B, T)``.
+            start: for arrays, the time of the first step of ``history`` (one, or one per window); later
+                steps follow every ``interval``. One of ``timestamps``/``start`` is needed when the model uses
                 calendar features; DataFrames carry their own.
 
         Returns:
@@ -207,8 +286,9 @@ class Forecaster:
             float32.
 
         Raises:
-            StgkdError: wrong number of steps or sensors, unknown/missing/duplicate sensor ids, a sensor
-                with no reading in the whole history, irregular or missing timestamps, Inf readings.
+            StgkdError: fewer than ``input_steps`` steps, a wrong number of sensors, unknown/missing/duplicate
+                sensor ids, a sensor with no reading in the steps used, irregular or missing timestamps among
+                them (a gap: the message says where), Inf readings.
         """
         if isinstance(history, pd.DataFrame):
             return self._predict_frame(history)
@@ -218,24 +298,59 @@ class Forecaster:
         single = values.ndim == 2
         if single:
             values = values[None]
-        if values.ndim != 3 or values.shape[1] != self.input_steps or values.shape[2] != self.num_nodes:
+        if values.ndim != 3 or values.shape[1] < self.input_steps or values.shape[2] != self.num_nodes:
             raise StgkdError(
-                f"history: expected shape ({self.input_steps}, {self.num_nodes}) or "
-                f"(B, {self.input_steps}, {self.num_nodes}) (input_steps x sensors), got {tuple(np.shape(history))}"
+                f"history: expected shape (T, {self.num_nodes}) or (B, T, {self.num_nodes}) (steps x sensors) with "
+                f"T >= input_steps = {self.input_steps}, got {tuple(np.shape(history))}"
             )
-        secs = self._array_seconds(values.shape[0], timestamps, start)
-        out = self._forecast(values, secs)
+        secs = self._array_seconds(values.shape[0], values.shape[1], timestamps, start)
+        t = self.input_steps
+        out = self._forecast(values[:, -t:], secs[:, -t:])
         return out[0] if single else out
 
     def _predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if not isinstance(frame.index, pd.DatetimeIndex):
-            raise StgkdError(f"history: a DataFrame needs a DatetimeIndex, got {type(frame.index).__name__}")
-        if len(frame) != self.input_steps:
+        index = frame.index
+        if not isinstance(index, pd.DatetimeIndex):
+            raise StgkdError(f"history: a DataFrame needs a DatetimeIndex, got {type(index).__name__}")
+        t = self.input_steps
+        if len(frame) < t:
             raise StgkdError(
-                f"history: the model needs exactly {self.input_steps} steps ({self.input_steps} x "
-                f"{self.interval_minutes} min), got {len(frame)}; pass history.iloc[-{self.input_steps}:]"
+                f"history: the model needs at least {t} steps ({t} x {self.interval_minutes} min), got "
+                f"{len(frame)}; pass a longer history (the last {t} rows are used)"
             )
-        cols = [str(c) for c in frame.columns]
+        order = self._column_order(frame.columns)
+        stamps = (index[-t:] if len(index) > t else index).as_unit("ns")
+        if stamps.hasnans:
+            raise StgkdError(f"history index: the last {t} timestamps hold NaT")
+        absolute = stamps.asi8  # int64 ns since the epoch (UTC for an aware index)
+        if t > 1:
+            irregular = np.flatnonzero(np.diff(absolute) != self._interval_ns)
+            if irregular.size:
+                bad = int(irregular[0])
+                raise StgkdError(
+                    f"history: the last {t} timestamps must be regular, {self.interval_minutes} min apart; found a "
+                    f"step of {stamps[bad + 1] - stamps[bad]} after {stamps[bad]} (reindex to a regular "
+                    f"index with NaN for missing readings: history.asfreq('{self.interval_minutes}min'))"
+                )
+        try:
+            raw = frame.to_numpy()  # one float block: a view, no copy
+            values = raw[-t:] if order is None else raw[-t:, order.model_from_input]
+            values = values.astype(np.float32, copy=False)
+        except (TypeError, ValueError) as exc:
+            raise StgkdError(f"history: readings must be numbers ({exc})") from None
+        wall = absolute if stamps.tz is None else stamps.tz_localize(None).asi8
+        out = self._forecast(values[None], (wall // 1_000_000_000)[None])[0]
+        if order is not None:
+            out = out[:, order.input_from_model]
+        return pd.DataFrame(out, index=stamps[-1] + self._future_offsets, columns=frame.columns, copy=False)
+
+    def _column_order(self, columns: pd.Index) -> "_ColumnOrder | None":
+        """How ``columns`` map onto the model's sensors (``None``: already in model order), checked once
+        per distinct set of columns and remembered for the frames that follow."""
+        cached = self._columns
+        if cached is not None and (cached[0] is columns or cached[0].equals(columns)):
+            return cached[1]
+        cols = [str(c) for c in columns]
         if len(set(cols)) != len(cols):
             dup = sorted({c for c in cols if cols.count(c) > 1})
             raise StgkdError(f"history: duplicate sensor columns {dup[:5]}")
@@ -252,25 +367,15 @@ class Forecaster:
                 f"history: {len(missing)} sensor(s) of the model missing from the columns: {missing[:5]}"
                 f"{' ...' if len(missing) > 5 else ''}"
             )
-        if self.input_steps > 1:
-            deltas = frame.index[1:] - frame.index[:-1]
-            if not (deltas == pd.Timedelta(self.interval)).all():
-                raise StgkdError(
-                    f"history: timestamps must be regular, {self.interval_minutes} min apart; found steps "
-                    f"{sorted({str(d) for d in deltas})[:3]}"
-                )
-        renamed = frame.copy()
-        renamed.columns = cols
-        values = renamed[self.sensor_ids].to_numpy(dtype=np.float32)[None]
-        secs = _wall_seconds(frame.index, "history index")[None]
-        out = self._forecast(values, secs)[0]
-        order = [self._index[c] for c in cols]
-        future = pd.DatetimeIndex([frame.index[-1] + (k + 1) * self.interval for k in range(self.horizon)])
-        future.name = frame.index.name
-        return pd.DataFrame(out[:, order], index=future, columns=frame.columns)
+        input_from_model = np.array([self._index[c] for c in cols], dtype=np.intp)
+        order = None
+        if not np.array_equal(input_from_model, np.arange(self.num_nodes)):
+            order = _ColumnOrder(model_from_input=np.argsort(input_from_model), input_from_model=input_from_model)
+        self._columns = (columns, order)
+        return order
 
-    def _array_seconds(self, batch: int, timestamps: Any, start: Any) -> np.ndarray:
-        t = self.input_steps
+    def _array_seconds(self, batch: int, t: int, timestamps: Any, start: Any) -> np.ndarray:
+        """``(batch, t)`` wall-clock seconds of an array history of ``t`` steps."""
         if timestamps is not None and start is not None:
             raise StgkdError("pass either timestamps= or start=, not both")
         if timestamps is not None:
@@ -308,8 +413,8 @@ class Forecaster:
                 f"{f' of window {b}' if values.shape[0] > 1 else ''}: {ids[:5]}{' ...' if len(ids) > 5 else ''}"
                 " (the model needs at least one observed reading per sensor)"
             )
-        x = torch.from_numpy(np.array(values, dtype=np.float32, order="C", copy=True)).to(self.device)
-        s = torch.from_numpy(np.array(secs, dtype=np.int64, order="C", copy=True)).to(self.device)
+        x = torch.from_numpy(_owned(values, np.float32)).to(self.device)
+        s = torch.from_numpy(_owned(secs, np.int64)).to(self.device)
         with torch.inference_mode():
             if self._cuda_graphs:
                 out = self._replay(x, s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import stgkd
+import stgkd.version
 from stgkd.cli import main
 
 
@@ -18,6 +18,6 @@ def test_version_of_a_checkout_that_was_never_installed(monkeypatch, capsys):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    monkeypatch.setattr(stgkd, "__version__", "0.0.0+checkout")
+    monkeypatch.setattr(stgkd.version, "__version__", "0.0.0+checkout")
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == "stgkd 0.0.0+checkout\n"

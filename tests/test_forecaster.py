@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_arrays_with_start_or_timestamps(exported):
 def test_bad_histories_raise_clear_errors(exported):
     fc = Forecaster.load(exported[0])
     df = frame()
-    with pytest.raises(StgkdError, match="exactly 4 steps.*got 3"):
+    with pytest.raises(StgkdError, match="at least 4 steps.*got 3"):
         fc.predict(df.iloc[1:])
     with pytest.raises(StgkdError, match=r"missing from the columns: \['s3'\]"):
         fc.predict(df.drop(columns="s3"))
@@ -118,11 +119,16 @@ def test_bad_histories_raise_clear_errors(exported):
     dead.iloc[1:, 4] = np.nan
     with pytest.raises(StgkdError, match=r"no reading in the whole 4-step history: \['s1', 's4'\]"):
         fc.predict(dead)
-    with pytest.raises(StgkdError, match="regular, 5 min apart"):
+    with pytest.raises(StgkdError, match=r"regular, 5 min apart; found a step of 0 days 00:06:00 after "
+                                         r"2026-11-20 07:50:00 .*asfreq\('5min'\)"):
         fc.predict(df.set_axis(pd.DatetimeIndex(list(df.index[:-1]) + [df.index[-1] + pd.Timedelta("1min")])))
+    with pytest.raises(StgkdError, match="NaT"):
+        fc.predict(df.set_axis(pd.DatetimeIndex(list(df.index[:-1]) + [pd.NaT])))
+    with pytest.raises(StgkdError, match="readings must be numbers"):
+        fc.predict(df.assign(s2="fast"))
     with pytest.raises(StgkdError, match="DatetimeIndex"):
         fc.predict(df.reset_index(drop=True))
-    with pytest.raises(StgkdError, match=r"expected shape \(4, 5\)"):
+    with pytest.raises(StgkdError, match=r"expected shape \(T, 5\).*T >= input_steps = 4, got \(3, 5\)"):
         fc.predict(np.ones((3, N)), start="2026-01-01")
     with pytest.raises(StgkdError, match="pass timestamps= or start="):
         fc.predict(np.ones((T, N)))
@@ -130,6 +136,93 @@ def test_bad_histories_raise_clear_errors(exported):
         fc.predict(np.full((T, N), np.inf), start="2026-01-01")
     with pytest.raises(StgkdError, match="timestamps: expected 4"):
         fc.predict(np.ones((T, N)), timestamps=pd.date_range("2026-01-01", periods=3, freq="5min"))
+
+
+def test_a_longer_history_uses_its_last_steps_and_checks_only_those(exported):
+    """A rolling buffer holds more than the model reads: its last ``input_steps`` rows forecast, the rest are
+    ignored (a gap or a dead sensor there too), and a gap among the rows used is an error."""
+    fc = Forecaster.load(exported[0])
+    recent = frame(3, start="2026-11-20 08:00")
+    older = frame(4, start="2026-11-20 06:00")  # an hour before, then a gap of an hour: ignored
+    older["s1"] = np.nan
+    buffer = pd.concat([older, recent])
+    out = fc.predict(buffer)
+    pd.testing.assert_frame_equal(out, fc.predict(recent))
+    assert out.index[0] == recent.index[-1] + pd.Timedelta(minutes=5)
+    # arrays too: the last T_in steps, the timestamps of the whole history
+    long = np.concatenate([np.full((7, N), 99.0), recent.to_numpy()])
+    start = recent.index[0] - 7 * pd.Timedelta(minutes=5)
+    np.testing.assert_allclose(fc.predict(long, start=start), out.to_numpy(), rtol=1e-6)
+    stamps = pd.date_range(start, periods=len(long), freq="5min")
+    np.testing.assert_allclose(fc.predict(long, timestamps=stamps), out.to_numpy(), rtol=1e-6)
+    with pytest.raises(StgkdError, match="timestamps: expected 11"):
+        fc.predict(long, timestamps=recent.index)
+    gap = pd.concat([recent.iloc[:2], recent.iloc[2:].shift(freq="5min")])  # 5 rows, a gap in the last 4
+    with pytest.raises(StgkdError, match="the last 4 timestamps must be regular"):
+        fc.predict(pd.concat([older.iloc[:1], gap]))
+
+
+def test_columns_in_any_order_are_matched_each_call(exported):
+    """The column order is worked out once per set of columns and kept; another order on the next call is
+    matched again, never answered with the previous call's order."""
+    fc = Forecaster.load(exported[0])
+    df = frame(7)
+    ordered = fc.predict(df)
+    for cols in (IDS[::-1], IDS[1:] + IDS[:1], IDS, IDS[::-1]):
+        got = fc.predict(df[cols])
+        assert list(got.columns) == cols
+        pd.testing.assert_frame_equal(got[IDS], ordered)
+    with pytest.raises(StgkdError, match=r"missing from the columns: \['s0'\]"):
+        fc.predict(df[IDS[1:]])
+    assert list(fc.predict(df.rename(columns=str)).columns) == IDS  # the cache is keyed by the columns' values
+
+
+def rewrite_torchscript_metadata(src, dst, change):
+    """A copy of the TorchScript file ``src`` whose metadata is ``change(metadata dict) -> JSON text``."""
+    extra = {"metadata.json": ""}
+    module = torch.jit.load(str(src), _extra_files=extra)
+    torch.jit.save(module, str(dst), _extra_files={"metadata.json": change(json.loads(extra["metadata.json"]))})
+    return dst
+
+
+def test_a_file_from_a_newer_stgkd_says_so(exported, tmp_path):
+    newer = rewrite_torchscript_metadata(
+        exported[0], tmp_path / "newer.pt",
+        lambda meta: json.dumps({**meta, "format": "stgkd-export/2", "stgkd_version": "9.0.0"}))
+    with pytest.raises(CheckpointError, match=r"newer.pt: written by a newer stgkd \(9.0.0\) in format "
+                                              r"stgkd-export/2; this stgkd .* reads stgkd-export/1: upgrade stgkd"):
+        Forecaster.load(newer)
+    foreign = rewrite_torchscript_metadata(exported[0], tmp_path / "foreign.pt",
+                                           lambda meta: json.dumps({**meta, "format": "other/7"}))
+    with pytest.raises(CheckpointError, match="foreign.pt: no stgkd metadata"):
+        Forecaster.load(foreign)
+    from stgkd.version import package_version
+
+    assert Forecaster.load(exported[0]).metadata["stgkd_version"] == package_version()
+
+
+def test_load_forecasts_before_it_returns(exported, monkeypatch):
+    """``load`` runs the program at each warm batch size (twice), so a service's first forecast finds it
+    compiled / captured / optimised; ``warm_batches=()`` defers that to the first calls."""
+    calls: list[int] = []
+    real = Forecaster._forecast
+
+    def spy(self, values, secs):
+        calls.append(int(values.shape[0]))
+        assert values.shape[1:] == (T, N) and secs.shape == values.shape[:2]
+        return real(self, values, secs)
+
+    monkeypatch.setattr(Forecaster, "_forecast", spy)
+    fc = Forecaster.load(exported[0])
+    assert calls == [1, 1]
+    calls.clear()
+    Forecaster.load(exported[0], warm_batches=(1, 4))
+    assert calls == [1, 1, 4, 4]
+    calls.clear()
+    Forecaster.load(exported[0], warm_batches=())
+    assert calls == []
+    with pytest.raises(StgkdError, match="at least 1"):
+        fc.warm_up([0])
 
 
 def test_load_checkpoint_directly_and_bad_files(exported, tmp_path):

@@ -207,8 +207,50 @@ def test_cli_latency_on_exported_student(tmp_path, capsys):
         assert main(["latency", str(target), "--device", "cpu", "--warmup", "1", "--iters", "2",
                      "--json", str(out)]) == 0
         (row,) = json.loads(out.read_text())["results"]
-        assert row["nodes"] == 5 and row["steps"] == 4 and row["model"].endswith("test-export-student")
-    capsys.readouterr()
+        assert row["nodes"] == 5 and row["steps"] == 4 and "test-export-student" in row["model"]
+        # by default an exported file is timed as Forecaster.load runs it (compiled, for the plain export);
+        # a checkpoint as its eager model
+        if target == student:
+            assert row["mode"] == "load" and row["model"].endswith("[torch.compile]")
+        else:
+            assert row["mode"] == "eager" and row["model"].endswith("test-export-student")
+    out = tmp_path / "eager.json"
+    assert main(["latency", str(student), "--mode", "eager", "--device", "cpu", "--warmup", "1", "--iters", "2",
+                 "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["mode"] == "eager" and row["model"].endswith("test-export-student")  # the file as it is read
+    assert main(["latency", str(ckpt), "--mode", "load", "--device", "cpu"]) == 2
+    assert "not one" in capsys.readouterr().err
+
+
+def test_cli_latency_times_the_program_the_loader_runs(tmp_path, monkeypatch):
+    """``--mode load`` hands measure the very callable Forecaster.load would run, not a copy or the file's
+    uncompiled module."""
+    from test_export import make_checkpoint
+
+    from stgkd import Forecaster
+    from stgkd.export import export_student
+
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    student = export_student(ckpt, tmp_path / "student.pt", format="torchscript")
+    timed: list[object] = []
+    real_measure = latency.measure
+
+    def spy(model, **kwargs):
+        timed.append(model.module)
+        return real_measure(model, **kwargs)
+
+    loaded: list[Forecaster] = []
+    real_load = Forecaster.load.__func__
+
+    def load(cls, *args, **kwargs):
+        loaded.append(real_load(cls, *args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(latency, "measure", spy)
+    monkeypatch.setattr(Forecaster, "load", classmethod(load))
+    assert main(["latency", str(student), "--device", "cpu", "--warmup", "1", "--iters", "2"]) == 0
+    assert len(loaded) == 1 and timed == [loaded[0].program]
 
 
 @cuda

@@ -3,6 +3,10 @@
 ``CKPT_OR_MODEL`` is a training checkpoint (the model inside is timed), an exported student (timed end
 to end: raw readings and timestamps in, raw forecast out), or a registered model name (``--nodes``
 needed; built with default or ``--hparam`` hyperparameters on a seeded random graph).
+
+An exported student is timed by default as :meth:`stgkd.Forecaster.load` runs it (``--mode load``): the
+default torch.export file compiled in process on the CPU, a CUDA graph's replay on CUDA, each file as its
+metadata says; ``--mode eager`` times the file's program as it is read, uncompiled.
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ import torch
 
 HELP = "measure inference latency (median/p90/p99 ms) over batch sizes, modes and precisions"
 
+#: ``--mode`` of the program :meth:`stgkd.Forecaster.load` runs from an exported file
+LOAD_MODE = "load"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="CKPT_OR_MODEL", help="checkpoint, exported student, or registered model name")
     parser.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes (default: 1)")
-    parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "cuda-graph", "compile"])
+    parser.add_argument("--mode", nargs="+", default=None, choices=[LOAD_MODE, "eager", "cuda-graph", "compile"],
+                        help=f"{LOAD_MODE}: the program Forecaster.load runs (an exported file only); eager: the "
+                             "model or file as it is; cuda-graph: a CUDA graph's replay; compile: torch.compile of it "
+                             f"(default: {LOAD_MODE} for an exported file, eager otherwise)")
     parser.add_argument("--dtype", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--nodes", type=int, default=None, help="number of sensors (for a model name)")
     parser.add_argument("--steps", type=int, default=12, help="input steps for a model name (default: 12)")
@@ -47,10 +57,11 @@ def _parse_hparams(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _target_model(args: argparse.Namespace, device: str):
+def _target_model(args: argparse.Namespace, device: str, *, as_loaded: bool = False):
     """``(module, label, num_nodes, in_steps, in_channels)`` for the target; an exported file is loaded for
     ``device`` (a torch.export program names its device and must be moved when it is read), or on the CPU
-    where that device is absent, so that :func:`~stgkd.latency.measure` says so."""
+    where that device is absent, so that :func:`~stgkd.latency.measure` says so; ``as_loaded``: as
+    :meth:`stgkd.Forecaster.load` runs it (its label names the backend)."""
     import torch
 
     from stgkd.errors import ConfigError
@@ -66,11 +77,20 @@ def _target_model(args: argparse.Namespace, device: str):
             model = model_from_checkpoint(payload, where=str(path))
             return model, f"{path.name}:{payload['model'].get('name')}", None, None, None
         available = torch.device(device).type == "cpu" or torch.cuda.is_available()
-        module, meta, kind = load_exported(path, device=device if available else "cpu")
+        where = device if available else "cpu"
+        suffix = ""
+        if as_loaded:
+            from stgkd import Forecaster
+
+            # not warmed here: measure's warm-up calls are the first ones, and they compile or capture
+            fc = Forecaster.load(path, where, cuda_graphs=False, warm_batches=())
+            module, meta, suffix = fc.program, fc.metadata, f" [{fc.backend}]"
+        else:
+            module, meta, kind = load_exported(path, device=where)
         t, n = int(meta["input_steps"]), len(meta["sensor_ids"])
         return (
             RawUnitsAdapter(module, t, int(meta["interval_minutes"])),
-            f"{path.name}:{meta['model'].get('name')}",
+            f"{path.name}:{meta['model'].get('name')}{suffix}",
             n,
             t,
             1,
@@ -101,9 +121,20 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, label, n, t, c = _target_model(args, device)
+    from stgkd.errors import ConfigError
+    from stgkd.formats import EXPORTED_KINDS, file_kind
+
+    exported = Path(args.target).is_file() and file_kind(args.target) in EXPORTED_KINDS
+    modes = args.mode or ([LOAD_MODE] if exported else ["eager"])
+    if LOAD_MODE in modes and not exported:
+        raise ConfigError(f"--mode {LOAD_MODE}: times an exported student as Forecaster.load runs it; "
+                          f"{args.target} is not one (use --mode eager or compile)")
     results = []
-    for mode in args.mode:
+    for mode in modes:
+        model, label, n, t, c = _target_model(args, device, as_loaded=mode == LOAD_MODE)
+        timed = mode
+        if mode == LOAD_MODE:  # on CUDA, Forecaster replays a CUDA graph
+            timed = "cuda-graph" if device.startswith("cuda") and torch.cuda.is_available() else "eager"
         for dtype in args.dtype:
             for batch in args.batch:
                 results.append(
@@ -114,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
                         in_steps=t,
                         in_channels=c,
                         device=device,
-                        mode=mode,
+                        mode=timed,
                         dtype=dtype,
                         warmup=args.warmup,
                         iters=args.iters,
@@ -122,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
                         name=label,
                     )
                 )
+                results[-1].mode = mode
     first = results[0]
     print(f"# {first.device_kind}: {first.device_name}; torch {first.torch_version}, CUDA {first.cuda_version}; "
           f"warmup {args.warmup}, iters {args.iters}")

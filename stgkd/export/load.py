@@ -12,7 +12,7 @@ import torch
 
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.export.aoti import load_aoti
-from stgkd.export.metadata import EXPORT_FORMAT, METADATA_FILE
+from stgkd.export.metadata import METADATA_FILE, check_format
 from stgkd.export.onnx import OnnxProgram
 from stgkd.export.torch_export import check_archive_pickles
 from stgkd.export.torchscript import torchscript_precision
@@ -66,8 +66,7 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
                 module.eval()
             elif kind == "aoti":
                 meta = archive_metadata(path)
-                if meta.get("format") != EXPORT_FORMAT:  # checked before any library is loaded
-                    raise CheckpointError(f"{path}: no stgkd metadata (was it written by `stgkd export`?)")
+                check_format(meta, str(path))  # before any library is loaded
                 module = load_aoti(path, meta, trust_native_code=trust_native_code, where=str(path))
                 extra[METADATA_FILE] = json.dumps(meta) if meta else ""
             elif kind == "onnx":
@@ -95,6 +94,5 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
         metadata = json.loads(extra[METADATA_FILE] or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: its {METADATA_FILE} is not valid JSON ({exc})") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{path}: no stgkd metadata (was it written by `stgkd export`?)")
+    check_format(metadata, str(path))
     return module, metadata, kind

@@ -12,10 +12,37 @@ import torch
 from stgkd.errors import CheckpointError
 from stgkd.files import to_jsonable
 from stgkd.formats import METADATA_FILE
+from stgkd.version import package_version
 
-__all__ = ["EXPORT_FORMAT", "METADATA_FILE", "backend_of", "metadata_from_payload", "read_checkpoint"]
+__all__ = ["EXPORT_FORMAT", "METADATA_FILE", "backend_of", "check_format", "metadata_from_payload", "read_checkpoint"]
 
+#: the layout of an exported file's metadata and program interface; a file of a later number was written by a
+#: newer stgkd and is refused with a message saying so (:func:`check_format`)
 EXPORT_FORMAT = "stgkd-export/1"
+_FORMAT_PREFIX, _FORMAT_NUMBER = EXPORT_FORMAT.rsplit("/", 1)
+
+
+def check_format(metadata: Any, where: str) -> None:
+    """That ``metadata`` (an exported file's) is of a layout this stgkd reads, :data:`EXPORT_FORMAT`.
+
+    Raises:
+        CheckpointError: no stgkd metadata (a file not written by ``stgkd export``), or a later layout: a
+            file written by a newer stgkd, with the version that wrote it where recorded and what to do.
+    """
+    fmt = metadata.get("format") if isinstance(metadata, dict) else None
+    if fmt == EXPORT_FORMAT:
+        return
+    prefix, _, number = str(fmt).rpartition("/")
+    if prefix == _FORMAT_PREFIX and number.isdigit() and int(number) > int(_FORMAT_NUMBER):
+        from stgkd.version import __version__
+
+        wrote = metadata.get("stgkd_version")
+        raise CheckpointError(
+            f"{where}: written by a newer stgkd{f' ({wrote})' if wrote else ''} in format {fmt}; this stgkd "
+            f"({__version__}) reads {EXPORT_FORMAT}: upgrade stgkd where the file is loaded (pip install -U stgkd), "
+            "or export the checkpoint again with this version (stgkd export CHECKPOINT)"
+        )
+    raise CheckpointError(f"{where}: no stgkd metadata (was it written by `stgkd export`?)")
 
 
 def backend_of(kind: str, metadata: dict[str, Any]) -> str:
@@ -81,4 +108,5 @@ def metadata_from_payload(payload: dict[str, Any], source: str) -> dict[str, Any
         "checkpoint": source,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
+        "stgkd_version": package_version(),
     }
