@@ -148,6 +148,26 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
         assert rows[name]["parameters"] == sum(p.numel() for p in model.parameters())
         assert rows[name]["latency_ms"]["device"].startswith("cpu") and rows[name]["latency_ms"]["b1"] > 0
 
+    # one timing per architecture: the plain student is timed as the distilled one (same architecture), and
+    # each row holds the deployed program's figure beside the eager model's
+    assert rows[pl]["latency_ms"] == rows[kd]["latency_ms"]
+    for name in (t, kd):
+        lat = rows[name]["latency_ms"]
+        assert set(lat) == {"b1", "b1_eager", "b64_eager", "program", "device"} and lat["b1_eager"] > 0
+    # ... the deployed program is the file stgkd export writes by default, run as Forecaster.load runs it
+    from stgkd.export.aoti import cpp_compiler
+    from stgkd.formats import archive_metadata, file_kind
+
+    files = summary["latency"]["files"]
+    assert files == {"student": str(out / "student.pt2")}  # the teacher, not deployed, is compiled from its checkpoint
+    assert file_kind(files["student"]) == "torch.export"
+    assert archive_metadata(files["student"])["checkpoint"] == str(ckpts[kd])
+    want = "torch.compile" if cpp_compiler() else "torch.export"
+    assert rows[t]["latency_ms"]["program"] == rows[kd]["latency_ms"]["program"] == want
+    assert summary["latency"]["speedup_b1_eager"] == pytest.approx(
+        rows[t]["latency_ms"]["b1_eager"] / rows[kd]["latency_ms"]["b1_eager"])
+    assert f"the distilled student to deploy: {out / 'student.pt2'}" in printed
+
     # the naive floor by hand: the last input reading (raw units) repeated over the horizon, on the
     # test windows, masked MAE and MAPE (a fraction) over every observed target
     prepared = prepare_from_meta(plain["data"])

@@ -161,7 +161,7 @@ torch.save({"out": out, "fc": torch.from_numpy(arr), "meta": json.loads(extra["m
 """
 
 
-@pytest.mark.parametrize("format", ["torch.export", "torchscript"])
+@pytest.mark.parametrize("format", [pytest.param("torch.export", marks=pytest.mark.compile), "torchscript"])
 def test_exported_file_loads_in_fresh_interpreter_without_training_code(format, tmp_path):
     ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
     out = export_student(ckpt, tmp_path / "student.pt", format=None if format == "torch.export" else format)
@@ -441,7 +441,7 @@ def test_int8_file_loads_in_fresh_interpreter(gru_student, tmp_path):
     assert proc.stdout.split() == ["(2,", "12,", "6)", "True"]
 
 
-@pytest.mark.slow  # inductor compiles the checked program
+@pytest.mark.compile  # inductor compiles the checked program
 def test_checks_of_a_plain_export_time_the_program_the_loader_runs(tmp_path):
     from stgkd.export.aoti import cpp_compiler
 
@@ -673,7 +673,7 @@ def test_aoti_refusals_say_what_is_needed(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*s.*pt2"))
 
 
-@pytest.mark.slow  # inductor compiles the program to C++ and builds a shared library: tens of seconds
+@pytest.mark.compile  # inductor compiles the program to C++ and builds a shared library: tens of seconds
 def test_aoti_export_loads_with_trust_and_forecasts_like_eager(stgru_student, tmp_path):
     from stgkd import Forecaster
     from stgkd.export.aoti import cpp_compiler
@@ -750,7 +750,7 @@ def test_a_program_that_cannot_be_built_is_recorded_with_why(tmp_path, monkeypat
     assert built.to_dict()["built"] is False
 
 
-@pytest.mark.slow  # inductor compiles C++ kernels for each batch size
+@pytest.mark.compile  # inductor compiles C++ kernels for each batch size
 def test_compiled_program_is_faithful_and_survives_new_strides_and_thread_counts(gru_student):
     from stgkd.export.programs import build_program
     from stgkd.export.wrapper import build_forecaster_module
@@ -803,7 +803,7 @@ def test_compile_at_load_refuses_a_file_without_an_eager_program_or_a_machine_wi
         Forecaster.load(ckpt, compile=True)
 
 
-@pytest.mark.slow  # inductor compiles C++ kernels for batch 1 and 64
+@pytest.mark.compile  # inductor compiles C++ kernels for batch 1 and 64
 def test_a_checkpoint_or_torch_export_file_compiled_at_load_forecasts_like_eager(stgru_student, tmp_path):
     from stgkd import Forecaster
     from stgkd.export.aoti import cpp_compiler

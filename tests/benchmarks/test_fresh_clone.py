@@ -33,9 +33,37 @@ def test_the_demo_outcome_is_read_from_its_summary(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"gain": {"line": "distillation gained +0.2", "verdicts": verdicts},
                                                        "latency": {"others_busy_cores": 0.02}}))
     outcome = demo_outcome(tmp_path / "summary.json")
-    assert outcome == {"gain_line": "distillation gained +0.2", "verdicts": verdicts, "others_busy_cores": 0.02}
+    assert outcome == {"gain_line": "distillation gained +0.2", "verdicts": verdicts, "others_busy_cores": 0.02,
+                       "speedup_b1": None, "latency_b1_ms": None, "speedup_b1_eager": None}
     report = {"date": "d", "command": "c", "machine": "m", "commit": "x", "pip_config": "", "demo": {
         "command": "stgkd demo", "rc": 0, "wall_seconds": 1.0, "load_average_before": [0.1], "load_average_after": [0.2],
         **outcome}}
     text = render(report)
     assert "distillation gained +0.2" in text and "**not every one holds**" in text
+
+
+def test_the_test_steps_are_read_after_the_install():
+    from benchmarks.fresh_clone import readme_test_steps
+
+    install, _ = split_command(readme_command(REPO / "README.md"))
+    steps = readme_test_steps(REPO / "README.md", install)
+    assert steps[0] == ".venv/bin/python -m pytest" and any("-m compile" in s for s in steps[1:])
+
+
+def test_each_seed_and_test_step_is_a_row_and_a_verdict(tmp_path):
+    from benchmarks.fresh_clone import cold_cache, render
+
+    env = cold_cache({"PATH": "/bin"}, tmp_path / "c")
+    assert env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "c") and (tmp_path / "c").is_dir()
+    with pytest.raises(FileExistsError):  # a cache is never shared between steps
+        cold_cache({}, tmp_path / "c")
+    part = {"rc": 0, "wall_seconds": 400.0, "load_average_before": [0.1], "load_average_after": [0.2]}
+    report = {"date": "d", "command": "c", "machine": "m", "commit": "x", "pip_config": "",
+              "install": {**part, "command": "pip"}, "demo": {**part, "command": "stgkd demo", "seed": 0},
+              "demo-seed1": {**part, "command": "stgkd demo --seed 1", "seed": 1, "gain_line": "gained +0.3",
+                             "verdicts": {"a": True}},
+              "tests": [{**part, "command": "pytest", "wall_seconds": 370.0}, {**part, "command": "pytest -m compile"}],
+              "tests_within_promise": False, "total_minutes": 9.1, "within_promise": False}
+    text = render(report)
+    assert "| demo-seed1 | `stgkd demo --seed 1` | 0 | 400 |" in text and "| tests 2 | `pytest -m compile` |" in text
+    assert "demo-seed1 (seed 1): gained +0.3." in text and "**6.2 min** (promise: ≤ 6 min): **no**" in text
