@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from stgkd.files import atomic_write
 
 #: demo flags of a smoke run
-SMOKE = ["--teacher-epochs", "1", "--student-epochs", "1", "--limit-batches", "2", "--latency-iters", "3"]
+SMOKE = ["--teacher-epochs", "1", "--student-epochs", "1", "--limit-batches", "2", "--latency-iters", "3", "--no-compile"]
 #: the models whose rows the report keeps, by their place in the demo's table (after the naive floor)
 ROLES = ("teacher", "plain", "distilled")
 

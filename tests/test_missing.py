@@ -267,14 +267,14 @@ def test_checkpoint_and_exported_student_record_the_convention(trained):
 
     for missing, (ckpt, exported) in trained.items():
         assert load_checkpoint(ckpt)["data"]["missing"] == missing
-        fc = Forecaster.load(exported)
+        fc = Forecaster.load(exported, compile=False)
         assert fc.missing == missing and fc.metadata["missing"] == missing
 
 
 def test_student_trained_with_real_zeros_forecasts_from_them(trained):
     from stgkd import Forecaster
 
-    fc = Forecaster.load(trained["nan"][1])
+    fc = Forecaster.load(trained["nan"][1], compile=False)
     hist = _history()
     assert (hist[CLOSED] == 0).all()
     out = fc.predict(hist)  # the closed stop's zeros are readings: nothing is missing
@@ -289,7 +289,7 @@ def test_student_trained_with_real_zeros_forecasts_from_them(trained):
 def test_student_trained_with_zeros_as_missing_skips_them(trained):
     from stgkd import Forecaster
 
-    fc = Forecaster.load(trained["zero"][1])
+    fc = Forecaster.load(trained["zero"][1], compile=False)
     hist = _history()
     with pytest.raises(StgkdError, match=f"no reading in the whole 6-step history.*{CLOSED}"):
         fc.predict(hist)  # the closed stop's zeros are all missing

@@ -132,6 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-iters", type=int, default=100,
                         help=f"timed calls per batch-1 latency figure, in each of {LATENCY_ROUNDS} rounds; a tenth "
                              "of them (at least 3) at batch 64, eager (default: 100)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="time the student's file and the teacher uncompiled (Forecaster.load(compile=False)), as "
+                             "on a machine without a C++ compiler (smoke runs); the verdict then compares those")
     parser.add_argument("--latency-threads", type=int, default=1,
                         help="CPU threads the latency is measured with (default: 1; 0 = torch's own setting)")
 
@@ -301,7 +304,8 @@ def run(args: argparse.Namespace) -> int:
     busy = crowded if crowded is not None else is_busy(load)
     files = {"student": export_student(kd.best_path, out / STUDENT_FILE, device=device)}
     latency = _latency({"teacher": (teacher.best_path, None), "student": (kd.best_path, files["student"])},
-                       device=device, iters=args.latency_iters, threads=args.latency_threads)
+                       device=device, iters=args.latency_iters, threads=args.latency_threads,
+                       compile=not args.no_compile)
     for (label, result), arch in zip(models, ("teacher", "student", "student")):
         params = sum(p.numel() for p in result.model.parameters())
         rows.append(_row(label, params, result.test or {}, latency[arch]))
@@ -346,7 +350,7 @@ def _b64_iters(iters: int) -> int:
 
 
 def _latency(architectures: dict[str, tuple[Path, Path | None]], *, device: str, iters: int,
-             threads: int | None) -> dict[str, dict[str, Any]]:
+             threads: int | None, compile: bool = True) -> dict[str, dict[str, Any]]:
     """Each architecture's latency in ms, end to end in raw units (:class:`~stgkd.latency.RawUnitsAdapter`), on
     ``threads`` CPU threads (``0``/``None``: torch's own).
 
@@ -357,7 +361,7 @@ def _latency(architectures: dict[str, tuple[Path, Path | None]], *, device: str,
     (``compile=True``; uncompiled without a C++ compiler), and on CUDA a CUDA graph's replay; and
     ``"b1_eager"``, the checkpoint's eager model in the same raw-units wrapper. Each figure is the lowest median
     of :data:`LATENCY_ROUNDS` rounds, every program timed in turn in each round. ``"b64_eager"``: the eager
-    model at batch 64, once.
+    model at batch 64, once. ``compile=False``: every program uncompiled (``Forecaster.load(compile=False)``).
     """
     from stgkd import Forecaster
     from stgkd.export import build_forecaster_module, read_checkpoint
@@ -365,7 +369,7 @@ def _latency(architectures: dict[str, tuple[Path, Path | None]], *, device: str,
     from stgkd.latency import RawUnitsAdapter, cpu_threads, measure
 
     on_cuda = str(device).startswith("cuda")
-    compile_checkpoint = not on_cuda and cpp_compiler() is not None
+    compile_checkpoint = compile and not on_cuda and cpp_compiler() is not None
     out: dict[str, dict[str, Any]] = {name: {} for name in architectures}
     with cpu_threads(None if on_cuda else threads):
         programs: dict[tuple[str, str], tuple[RawUnitsAdapter, str]] = {}
@@ -373,8 +377,10 @@ def _latency(architectures: dict[str, tuple[Path, Path | None]], *, device: str,
         for name, (ckpt, path) in architectures.items():
             eager = build_forecaster_module(read_checkpoint(ckpt), where=str(ckpt)).to(device)
             # compiled (CPU) and warmed at batch 1 here
-            fc = (Forecaster.load(path, device, cuda_graphs=False) if path is not None
-                  else Forecaster.load(ckpt, device, cuda_graphs=False, compile=compile_checkpoint))
+            if path is not None:
+                fc = Forecaster.load(path, device, cuda_graphs=False, compile=None if compile else False)
+            else:
+                fc = Forecaster.load(ckpt, device, cuda_graphs=False, compile=compile_checkpoint)
             out[name]["program"] = fc.backend
             shapes[name] = {"num_nodes": fc.num_nodes, "in_steps": fc.input_steps, "in_channels": 1}
             programs[(name, "b1")] = (RawUnitsAdapter(fc.program, fc.input_steps, fc.interval_minutes),

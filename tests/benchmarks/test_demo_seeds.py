@@ -38,6 +38,9 @@ def test_smoke_runs_each_seed_in_its_own_directory_and_records_the_verdicts(tmp_
         assert s["verdicts"] == summary["gain"]["verdicts"] and s["gain"]["line"] == summary["gain"]["line"]
         assert s["all_hold"] == all(summary["gain"]["verdicts"].values())
         assert s["setting"]["name"] == "recent-days" and (out / "forecasts.png").exists()
+        # the smoke's --no-compile: the student's file and the teacher's checkpoint timed uncompiled
+        assert [row["latency_ms"]["program"] for row in summary["rows"][1:]] == ["checkpoint", "torch.export",
+                                                                               "torch.export"]
     # two seeds, two different runs
     assert report["seeds"][0]["rows"]["plain"]["mae"] != report["seeds"][1]["rows"]["plain"]["mae"]
     assert report["all_hold"] == all(s["all_hold"] for s in report["seeds"])
