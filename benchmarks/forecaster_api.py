@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOALS = {"load_first_warm_s": 2.0, "frame_over_program": 1.5}
 
 
-def child(path: str, iters: int, rounds: int) -> dict[str, Any]:
+def child(path: str, iters: int, rounds: int, threads: int = 1) -> dict[str, Any]:
     """One process's figures (``import_s`` counts from this function's start, before torch is imported)."""
     t0 = time.perf_counter()
     import numpy as np
@@ -43,6 +43,7 @@ def child(path: str, iters: int, rounds: int) -> dict[str, Any]:
 
     from stgkd import Forecaster
 
+    torch.set_num_threads(threads)
     t1 = time.perf_counter()
     fc = Forecaster.load(path)
     t2 = time.perf_counter()
@@ -73,7 +74,9 @@ def child(path: str, iters: int, rounds: int) -> dict[str, Any]:
 
 def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     """One measuring process's figures (its last line of output, JSON)."""
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -115,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     add_allow_busy(parser)
     args = parser.parse_args(argv)
     if args.child:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        print(json.dumps(child(args.file, args.iters, args.rounds)))
+        print(json.dumps(child(args.file, args.iters, args.rounds, args.threads)))
         return 0
     if refuse_busy(parser.prog, args.allow_busy):
         return 2

@@ -127,7 +127,8 @@ class Forecaster:
         self.missing = self._missing.name
         self._index = {s: i for i, s in enumerate(self.sensor_ids)}
         self._interval_ns = self.interval_minutes * 60 * 1_000_000_000
-        self._future_offsets = pd.to_timedelta(np.arange(1, self.horizon + 1) * self.interval_minutes, unit="min")
+        self._future_ns = np.arange(1, self.horizon + 1, dtype=np.int64) * self._interval_ns
+        self._future_offsets = pd.to_timedelta(self._future_ns, unit="ns")
         self._columns: tuple[pd.Index, _ColumnOrder | None] | None = None  # the last frame's columns, checked
         self._cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._graphs: dict[int, Any] = {}
@@ -197,9 +198,6 @@ class Forecaster:
             from stgkd.export.programs import check_compilable
 
             check_compilable(kind, dev, str(path))
-        from stgkd.export.programs import start_compiler_probe
-
-        probe = start_compiler_probe(kind, dev, compile)
         if kind == "checkpoint":
             from stgkd.export import build_forecaster_module, metadata_from_payload, read_checkpoint
 
@@ -218,8 +216,6 @@ class Forecaster:
             from stgkd.export.programs import compile_by_default
 
             compile = compile_by_default(kind, metadata, dev, str(path))
-        if probe is not None:
-            probe.join()
         if compile:
             from stgkd.export.programs import compile_loaded
 
@@ -319,7 +315,9 @@ class Forecaster:
                 f"{len(frame)}; pass a longer history (the last {t} rows are used)"
             )
         order = self._column_order(frame.columns)
-        stamps = (index[-t:] if len(index) > t else index).as_unit("ns")
+        stamps = index[-t:] if len(index) > t else index
+        if stamps.unit != "ns":
+            stamps = stamps.as_unit("ns")
         if stamps.hasnans:
             raise StgkdError(f"history index: the last {t} timestamps hold NaT")
         absolute = stamps.asi8  # int64 ns since the epoch (UTC for an aware index)
@@ -333,16 +331,21 @@ class Forecaster:
                     f"index with NaN for missing readings: history.asfreq('{self.interval_minutes}min'))"
                 )
         try:
-            raw = frame.to_numpy()  # one float block: a view, no copy
-            values = raw[-t:] if order is None else raw[-t:, order.model_from_input]
-            values = values.astype(np.float32, copy=False)
+            raw = frame.to_numpy()  # one float block: a view, no copy (column-major: the block transposed)
+            # one pass into a new row-major float32 array, the layout the program takes
+            values = np.asarray(raw[-t:] if order is None else raw[-t:, order.model_from_input], dtype=np.float32,
+                                order="C")
         except (TypeError, ValueError) as exc:
             raise StgkdError(f"history: readings must be numbers ({exc})") from None
         wall = absolute if stamps.tz is None else stamps.tz_localize(None).asi8
         out = self._forecast(values[None], (wall // 1_000_000_000)[None])[0]
         if order is not None:
             out = out[:, order.input_from_model]
-        return pd.DataFrame(out, index=stamps[-1] + self._future_offsets, columns=frame.columns, copy=False)
+        if stamps.tz is None:  # from the integers: a third of the time of Timestamp + TimedeltaIndex arithmetic
+            future = pd.DatetimeIndex((absolute[-1] + self._future_ns).view("M8[ns]"), name=index.name)
+        else:
+            future = (stamps[-1] + self._future_offsets).rename(index.name)
+        return pd.DataFrame(out, index=future, columns=frame.columns, copy=False)
 
     def _column_order(self, columns: pd.Index) -> "_ColumnOrder | None":
         """How ``columns`` map onto the model's sensors (``None``: already in model order), checked once

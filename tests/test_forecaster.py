@@ -54,7 +54,10 @@ def test_dataframe_in_dataframe_out_matches_reference(exported):
     df.iloc[0, 3] = 0.0  # missing, zero form
     out = fc.predict(df)
     want = reference_forecast(exported[2], df.to_numpy()[None], minutes_of(df.index)[None])[0]
-    assert list(out.columns) == IDS
+    assert list(out.columns) == IDS and out.index.name is None
+    assert fc.predict(df.rename_axis("time")).index.name == "time"  # the index keeps its name
+    # an index in another resolution (seconds) forecasts the same, at the same timestamps
+    pd.testing.assert_frame_equal(fc.predict(df.set_axis(df.index.as_unit("s"))), out, check_index_type=False)
     assert list(out.index) == [df.index[-1] + pd.Timedelta(minutes=5 * (k + 1)) for k in range(H)]
     np.testing.assert_allclose(out.to_numpy(), want, rtol=1e-5, atol=1e-4)
     # columns in another order are matched by id; the answer keeps the caller's order
@@ -102,7 +105,9 @@ def test_arrays_with_start_or_timestamps(exported):
     np.testing.assert_allclose(fc.predict(torch.from_numpy(stacked), start=[a.index[0], b.index[0]]), batch, rtol=1e-6)
     # timezone-aware index: calendar features use the local wall-clock time
     local = a.tz_localize("America/Los_Angeles")
-    np.testing.assert_allclose(fc.predict(local).to_numpy(), fc.predict(a).to_numpy(), rtol=1e-6)
+    got = fc.predict(local)
+    np.testing.assert_allclose(got.to_numpy(), fc.predict(a).to_numpy(), rtol=1e-6)
+    assert got.index[0] == local.index[-1] + pd.Timedelta(minutes=5) and str(got.index.tz) == "America/Los_Angeles"
 
 
 def test_bad_histories_raise_clear_errors(exported):

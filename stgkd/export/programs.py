@@ -43,7 +43,7 @@ from torch import Tensor
 from stgkd.export.wrapper import RawUnitsForecaster, example_inputs
 
 __all__ = ["FAITHFUL_ATOL", "FAITHFUL_BATCHES", "PROGRAMS", "CompiledProgram", "ProgramBuild", "ProgramKind",
-           "build_program", "check_faithful", "compile_by_default", "start_compiler_probe"]
+           "build_program", "check_faithful", "compile_by_default"]
 
 #: a program is faithful when its forecasts differ from the eager wrapper's by at most this, in raw units
 FAITHFUL_ATOL = 1e-4
@@ -231,31 +231,6 @@ def check_compilable(kind: str, device: torch.device, where: str) -> None:
     if cpp_compiler() is None:
         raise ConfigError(f"{where}: compile=True needs a C++ compiler (g++, or the compiler named by $CXX; e.g. "
                           "apt-get install g++); without one, load the file without compile=True")
-
-
-def start_compiler_probe(kind: str, device: torch.device, compile: bool | None) -> threading.Thread | None:
-    """Start, in a background thread, what the first compile in a process waits for and does not need the
-    program for: inductor's check of which vector instructions this CPU's compiler builds and loads (a
-    probe build and a subprocess per instruction set, about a second, cached for the process). Started
-    before a file is read, it runs while the file is deserialised. ``None`` where no compile can follow
-    (``compile=False``, not the CPU, a file of a kind that is never compiled). Join the thread before
-    compiling."""
-    if compile is False or device.type != "cpu" or kind not in COMPILABLE_KINDS:
-        return None
-    try:  # imported here, not in the thread: torch's modules are not safe to import from two threads at once
-        from torch._inductor.cpu_vec_isa import valid_vec_isa_list
-    except Exception:  # the compile itself reports what is wrong, where it matters
-        return None
-
-    def probe() -> None:
-        try:
-            valid_vec_isa_list()
-        except Exception:
-            pass
-
-    thread = threading.Thread(target=probe, name="stgkd-compiler-probe", daemon=True)
-    thread.start()
-    return thread
 
 
 def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device, where: str) -> bool:
