@@ -2,8 +2,8 @@
 
 ``stgru`` runs one GRU over every (sensor, window) pair of a batch: N x B sequences. On the CPU, one
 training step's forward + backward over them slows per sequence as the batch outgrows the caches; in
-training the student therefore runs :data:`stgkd.nn.layers.GRU_CPU_CHUNK` sequences at a time
-(:func:`stgkd.nn.layers.gru_final_state`). This times that choice on one thread: 12 steps, the
+training the student therefore runs :data:`stgkd.nn.layers.recurrent.GRU_CPU_CHUNK` sequences at a time
+(:func:`stgkd.nn.layers.recurrent.gru_final_state`). This times that choice on one thread: 12 steps, the
 student's input channels and width, the final state's sum as the loss, the best of ``--repeats`` calls
 after one untimed call.
 
@@ -26,7 +26,7 @@ import torch
 
 from benchmarks.idle import add_allow_busy, refuse_busy
 from stgkd.files import atomic_write
-from stgkd.nn.layers import gru_final_state
+from stgkd.nn.layers.recurrent import gru_final_state
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ teacher's into it starts the student with the spatial dependencies the teacher f
 student then keeps training. Relation distillation (``relation_source="adaptive"``) pulls towards
 the same matrix through a loss; inheriting sets it directly and costs nothing per step.
 
-A student whose adaptive graph is low-rank (``stgru``: :class:`~stgkd.nn.layers.LowRankAdjacency`, applied
+A student whose adaptive graph is low-rank (``stgru``: :class:`~stgkd.nn.layers.lowrank.LowRankAdjacency`, applied
 in ``O(N r d)``) cannot hold the teacher's tables; it declares ``load_adjacency`` and is handed the
 teacher's matrix, to which its factors are fitted (the closest rank-``r`` operator, exact at ``r = N``).
 """

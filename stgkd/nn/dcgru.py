@@ -9,7 +9,8 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel, as_adjacency
-from stgkd.nn.layers import AdaptiveAdjacency, diffusion_supports
+from stgkd.nn.layers.adaptive import AdaptiveAdjacency
+from stgkd.nn.layers.supports import diffusion_supports
 from stgkd.nn.registry import register_model
 
 __all__ = ["DCGRUStudent", "DIFFUSION_MIXING", "diffuse"]

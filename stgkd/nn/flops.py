@@ -12,7 +12,7 @@ are not counted. Two things the counter misses or counts device-dependently are 
   counter; each propagate adds ``2 * E * D`` (one multiply by the edge weight and one add per edge
   and channel);
 - any module with an ``extra_flops(args, output) -> int`` method declares what the counter cannot see
-  of its own work, added once per call (e.g. :class:`stgkd.nn.layers.EdgePropagation`: ``2 * E * D``).
+  of its own work, added once per call (e.g. :class:`stgkd.nn.layers.edges.EdgePropagation`: ``2 * E * D``).
 """
 
 from __future__ import annotations

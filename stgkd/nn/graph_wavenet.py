@@ -9,13 +9,11 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel, as_adjacency
-from stgkd.nn.layers import (
-    ChannelBatchNorm,
-    DiffusionGraphConv,
-    GatedTemporalConv,
-    AdaptiveAdjacency,
-    diffusion_supports,
-)
+from stgkd.nn.layers.adaptive import AdaptiveAdjacency
+from stgkd.nn.layers.graph_conv import DiffusionGraphConv
+from stgkd.nn.layers.norm import ChannelBatchNorm
+from stgkd.nn.layers.supports import diffusion_supports
+from stgkd.nn.layers.temporal_conv import GatedTemporalConv
 from stgkd.nn.registry import register_model
 
 __all__ = ["GraphWaveNet"]

@@ -12,7 +12,9 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel
-from stgkd.nn.layers import EdgePropagation, LowRankAdjacency, graph_edges, gru_final_state, transition_edges
+from stgkd.nn.layers.edges import EdgePropagation, graph_edges, transition_edges
+from stgkd.nn.layers.lowrank import LowRankAdjacency
+from stgkd.nn.layers.recurrent import gru_final_state
 from stgkd.nn.registry import register_model
 
 __all__ = ["STGRUStudent", "GRAPH_MIXING", "GraphOperators"]
@@ -25,8 +27,8 @@ GRAPH_MIXING = ("last", "input", "steps")
 class GraphOperators(nn.Module):
     r"""The supports of ``stgru``, each applied node-major as ``out = S x`` in time linear in sensors + edges:
     the road graph's forward and backward transitions ``P_f^\top, P_b^\top`` as edge lists
-    (:class:`~stgkd.nn.layers.EdgePropagation`) and, given, an adaptive operator ``A^\top`` (a function, the
-    owner's low-rank :meth:`~stgkd.nn.layers.LowRankAdjacency.apply_adaptive`).
+    (:class:`~stgkd.nn.layers.edges.EdgePropagation`) and, given, an adaptive operator ``A^\top`` (a function, the
+    owner's low-rank :meth:`~stgkd.nn.layers.lowrank.LowRankAdjacency.apply_adaptive`).
 
     Args:
         edges: ``(source, target, weight)`` of the raw adjacency, or None for no road supports.
@@ -129,7 +131,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
     transitions ``P_f^\top, P_b^\top`` (``P_f = D_O^{-1} A``, ``P_b = D_I^{-1} A^\top``) as edge lists, and a
     rank-``r`` adaptive adjacency ``A_{adp} = \Theta B^\top`` with ``\Theta = \mathrm{softmax}_r(E_1)``,
     ``B = \mathrm{softmax}_N(E_2)`` (rows sum to 1), applied as ``A_{adp}^\top z = B(\Theta^\top z)`` in
-    ``O(N r D)`` (:class:`~stgkd.nn.layers.LowRankAdjacency`; BigST, Han et al., VLDB 2024, applies its
+    ``O(N r D)`` (:class:`~stgkd.nn.layers.lowrank.LowRankAdjacency`; BigST, Han et al., VLDB 2024, applies its
     adaptive graph in linear time through random features). A teacher's ``softmax(ReLU(E_1 E_2^\top))`` is
     handed over by fitting the factors to it (:meth:`load_adjacency`, called by
     :func:`stgkd.distill.inherit_adjacency`). No ``N x N`` tensor is ever formed in the forward pass.

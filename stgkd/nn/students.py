@@ -9,14 +9,9 @@ from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
 from stgkd.nn.base import ForecastModel, as_adjacency
-from stgkd.nn.layers import (
-    DenseGraphConv,
-    AdaptiveAdjacency,
-    batch_edges,
-    dense_to_edges,
-    diffusion_supports,
-    gcn_support,
-)
+from stgkd.nn.layers.adaptive import AdaptiveAdjacency
+from stgkd.nn.layers.graph_conv import DenseGraphConv
+from stgkd.nn.layers.supports import batch_edges, dense_to_edges, diffusion_supports, gcn_support
 from stgkd.nn.registry import register_model
 
 __all__ = ["GRUStudent", "GCNGRUStudent", "GRAPH_OPS"]

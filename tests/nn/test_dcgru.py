@@ -8,7 +8,7 @@ import torch
 from stgkd.errors import ConfigError
 from stgkd.nn import build
 from stgkd.nn.dcgru import diffuse
-from stgkd.nn.layers import diffusion_supports
+from stgkd.nn.layers.supports import diffusion_supports
 
 from .contract import ModelContract, random_graph, single_thread  # noqa: F401  (autouse fixture)
 

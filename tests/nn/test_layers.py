@@ -8,17 +8,11 @@ from torch import nn
 
 from stgkd.errors import ConfigError
 from stgkd.nn import count_flops
-from stgkd.nn.layers import (
-    ChannelBatchNorm,
-    DenseGraphConv,
-    DiffusionGraphConv,
-    GatedTemporalConv,
-    adaptive_adjacency,
-    batch_edges,
-    dense_to_edges,
-    diffusion_supports,
-    gcn_support,
-)
+from stgkd.nn.layers.adaptive import adaptive_adjacency
+from stgkd.nn.layers.graph_conv import DenseGraphConv, DiffusionGraphConv
+from stgkd.nn.layers.norm import ChannelBatchNorm
+from stgkd.nn.layers.supports import batch_edges, dense_to_edges, diffusion_supports, gcn_support
+from stgkd.nn.layers.temporal_conv import GatedTemporalConv
 
 from .contract import random_graph, single_thread  # noqa: F401  (autouse fixture)
 

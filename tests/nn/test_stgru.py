@@ -9,16 +9,10 @@ from torch import nn
 
 from stgkd.errors import ConfigError
 from stgkd.nn import build, count_flops
-from stgkd.nn.layers import (
-    apply_lowrank_adjacency,
-    diffusion_supports,
-    factorise_adjacency,
-    graph_edges,
-    gru_final_state,
-    lowrank_adjacency,
-    propagate,
-    transition_edges,
-)
+from stgkd.nn.layers.edges import graph_edges, propagate, transition_edges
+from stgkd.nn.layers.lowrank import apply_lowrank_adjacency, factorise_adjacency, lowrank_adjacency
+from stgkd.nn.layers.recurrent import gru_final_state
+from stgkd.nn.layers.supports import diffusion_supports
 
 from .contract import ModelContract, random_graph, single_thread  # noqa: F401  (autouse fixture)
 

@@ -66,7 +66,7 @@ def test_node_embedding_gives_each_sensor_its_own_forecast() -> None:
 
 
 def test_input_hops_feed_the_gru_the_diffused_readings() -> None:
-    from stgkd.nn.layers import apply_support, diffusion_supports
+    from stgkd.nn.layers.supports import apply_support, diffusion_supports
 
     graph = random_graph(6, density=0.4)
     model = build("gcn-gru", num_nodes=6, graph=graph, hidden=4, input_hops=2).eval()
