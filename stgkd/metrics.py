@@ -7,7 +7,10 @@ Without a mask, ``true != null_val`` decides (DCRNN's rule, ``0`` by default). A
 ``masked_mae_loss``, errors are averaged over observed entries
 only: ``sum(|e| * m) / sum(m)``, which equals DCRNN's ``mean(|e| * m / mean(m))``. RMSE is the square
 root of the masked MSE over the whole set, MAPE is a fraction (``0.07`` is 7 %) everywhere in stgkd:
-these functions, :class:`MetricAccumulator`, the engine's evaluation and every JSON file they fill.
+:class:`MetricAccumulator`, the engine's evaluation and every JSON file they fill.
+
+One metric family: :class:`MetricAccumulator` computes every reported figure (MAE, RMSE, MAPE by
+horizon); :func:`masked_mae` is the supervised loss (and its value on one batch).
 
 Tensors are laid out with the horizon on dim 1: forecasts ``(B, H, N)`` (or ``(B, H, N, C)``).
 ``at`` picks a 1-based horizon step (3 / 6 / 12 are 15 / 30 / 60 minutes at 5-minute intervals); results
@@ -30,10 +33,6 @@ from stgkd.errors import DataError
 
 __all__ = [
     "masked_mae",
-    "masked_mse",
-    "masked_rmse",
-    "masked_mape",
-    "horizon_metrics",
     "DEFAULT_STEPS",
     "HORIZON_UNITS",
     "MetricAccumulator",
@@ -98,31 +97,6 @@ def masked_mae(
     return _masked_mean((pred - true).abs(), _mask(true, mask, null_val))
 
 
-def masked_mse(
-    pred: Tensor, true: Tensor, mask: Tensor | None = None, *, null_val: float = 0.0, at: int | None = None
-) -> Tensor:
-    """Mean squared error over observed entries; arguments as :func:`masked_mae`."""
-    pred, true, mask = _select(pred, true, mask, at)
-    return _masked_mean((pred - true) ** 2, _mask(true, mask, null_val))
-
-
-def masked_rmse(
-    pred: Tensor, true: Tensor, mask: Tensor | None = None, *, null_val: float = 0.0, at: int | None = None
-) -> Tensor:
-    """Root of :func:`masked_mse` (DCRNN: sqrt of the masked MSE of the whole set given)."""
-    return masked_mse(pred, true, mask, null_val=null_val, at=at).sqrt()
-
-
-def masked_mape(
-    pred: Tensor, true: Tensor, mask: Tensor | None = None, *, null_val: float = 0.0, at: int | None = None
-) -> Tensor:
-    """Mean absolute percentage error, as a fraction (``0.07`` is 7 %), over observed, non-zero targets."""
-    pred, true, mask = _select(pred, true, mask, at)
-    observed = _mask(true, mask, null_val) & (true != 0)
-    ape = (pred - true).abs() / true.abs().clamp_min(torch.finfo(true.dtype).tiny)
-    return _masked_mean(ape, observed)
-
-
 #: horizon steps reported by default: 15, 30 and 60 minutes at a 5-minute interval
 DEFAULT_STEPS = (3, 6, 12)
 #: the units a horizon is named in, largest first: ``(suffix, minutes)``; minutes (``"min"``) otherwise
@@ -155,7 +129,7 @@ class MetricAccumulator:
 
     ``update`` takes batches ``(B, H, N[, C])`` in raw units; :meth:`result` returns the exact
     metrics of everything seen, as if computed on the concatenation of the batches, MAPE as a
-    fraction (as :func:`masked_mape`). MAPE is taken over the observed readings that are not ``0`` (a
+    fraction (``0.07`` is 7 %). MAPE is taken over the observed readings that are not ``0`` (a
     real ``0``, as in a count series, counts in MAE and RMSE but has no percentage error). A horizon
     step with no observed reading has ``nan`` metrics.
 
@@ -261,29 +235,3 @@ class MetricAccumulator:
         """Metrics of every horizon step, in order."""
         sums = self._state()
         return [self._finish(sums[:, h]) for h in range(self.horizon)]
-
-
-def horizon_metrics(
-    pred: Tensor,
-    true: Tensor,
-    mask: Tensor | None = None,
-    steps: Sequence[int] = DEFAULT_STEPS,
-    interval_minutes: int = 5,
-    *,
-    null_val: float = 0.0,
-) -> dict[str, dict[str, float]]:
-    """MAE / RMSE / MAPE at each horizon step in ``steps`` and averaged over all steps.
-
-    Args:
-        pred: forecasts ``(B, H, N)`` in raw units.
-        true: targets ``(B, H, N)`` in raw units.
-        mask: optional observed-mask (default: ``true != null_val``).
-        steps: 1-based horizon steps to report (default: ``(3, 6, 12)``).
-        interval_minutes: minutes per step, for the keys (default: ``5``).
-
-    Returns:
-        ``{"15min": {"mae", "rmse", "mape"}, "30min": ..., "60min": ..., "avg": ...}`` as floats.
-    """
-    acc = MetricAccumulator(null_val=null_val, interval_minutes=interval_minutes)
-    acc.update(pred, true, mask)
-    return acc.result(steps)

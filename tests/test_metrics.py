@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stgkd.errors import DataError
-from stgkd.metrics import MetricAccumulator, horizon_metrics, horizon_name, masked_mae, masked_mape, masked_rmse
+from stgkd.metrics import MetricAccumulator, horizon_name, masked_mae
 
 
 def example():
@@ -14,16 +14,23 @@ def example():
     return pred, true
 
 
+def accumulated(pred, true, mask=None, **kwargs):
+    acc = MetricAccumulator(**kwargs)
+    acc.update(pred, true, mask)
+    return acc
+
+
 def test_masked_metrics_by_hand():
     pred, true = example()
     # observed errors: 2, 3 (step 1); 0, 5 (step 2)
     assert masked_mae(pred, true).item() == pytest.approx(10 / 4)
-    assert masked_rmse(pred, true).item() == pytest.approx(math.sqrt((4 + 9 + 0 + 25) / 4))
-    assert masked_mape(pred, true).item() == pytest.approx((0.2 + 0.15 + 0.0 + 0.1) / 4)
     assert masked_mae(pred, true, at=1).item() == pytest.approx(2.5)
     assert masked_mae(pred, true, at=2).item() == pytest.approx(2.5)
-    assert masked_rmse(pred, true, at=2).item() == pytest.approx(math.sqrt(25 / 2))
-    assert masked_mape(pred, true, at=1).item() == pytest.approx(0.35 / 2)
+    acc = accumulated(pred, true)
+    assert acc.metrics() == pytest.approx({"mae": 10 / 4, "rmse": math.sqrt((4 + 9 + 0 + 25) / 4),
+                                           "mape": (0.2 + 0.15 + 0.0 + 0.1) / 4})
+    assert acc.metrics(at=2)["rmse"] == pytest.approx(math.sqrt(25 / 2))
+    assert acc.metrics(at=1)["mape"] == pytest.approx(0.35 / 2)
 
 
 def test_explicit_mask_nan_null_and_empty():
@@ -49,14 +56,14 @@ def test_dcrnn_formula_equivalence_and_gradient():
     assert pred.grad is not None and torch.all(pred.grad[true == 0] == 0)
 
 
-def test_horizon_metrics_keys_and_values():
+def test_result_keys_and_values():
     pred, true = example()
-    out = horizon_metrics(pred, true, steps=(1, 2), interval_minutes=5)
+    out = accumulated(pred, true, interval_minutes=5).result(steps=(1, 2))
     assert list(out) == ["5min", "10min", "avg"]
     assert out["10min"]["rmse"] == pytest.approx(math.sqrt(12.5))
     assert out["avg"]["mae"] == pytest.approx(2.5)
     assert all(isinstance(v, float) for d in out.values() for v in d.values())
-    full = horizon_metrics(torch.ones(2, 12, 3) * 2, torch.ones(2, 12, 3))
+    full = accumulated(torch.ones(2, 12, 3) * 2, torch.ones(2, 12, 3)).result()
     assert list(full) == ["15min", "30min", "60min", "avg"]
     assert full["60min"] == {"mae": 1.0, "rmse": 1.0, "mape": 1.0}  # MAPE is a fraction
 
@@ -70,13 +77,15 @@ def test_accumulator_equals_whole_set_not_batch_mean():
     acc = MetricAccumulator()
     for chunk in (slice(0, 3), slice(3, 7), slice(7, 10)):
         acc.update(pred[chunk], true[chunk])
-    whole = horizon_metrics(pred, true)
+    whole = accumulated(pred, true).result()
     got = acc.result()
     for key in whole:
         for name in ("mae", "rmse", "mape"):
             assert got[key][name] == pytest.approx(whole[key][name], rel=1e-6)
-    assert got["60min"]["rmse"] == pytest.approx(masked_rmse(pred, true, at=12).item(), rel=1e-5)
-    assert got["avg"]["mape"] == pytest.approx(masked_mape(pred, true).item(), rel=1e-5)
+    # against the definitions, on the whole set at once: RMSE at 60 min, MAPE over every step
+    observed, err = true != 0, pred.double() - true.double()
+    assert got["60min"]["rmse"] == pytest.approx(err[:, 11][observed[:, 11]].square().mean().sqrt().item(), rel=1e-6)
+    assert got["avg"]["mape"] == pytest.approx((err.abs() / true.double())[observed].mean().item(), rel=1e-6)
     with pytest.raises(DataError, match="horizon"):
         acc.update(pred[:, :6], true[:, :6])
 
@@ -113,7 +122,7 @@ def test_horizon_name_of_one_step_and_bad_arguments():
 
 def test_metric_keys_of_a_weekly_series():
     pred, true = torch.ones(2, 12, 3) * 2, torch.ones(2, 12, 3)
-    assert list(horizon_metrics(pred, true, interval_minutes=7 * 1440)) == ["3w", "6w", "12w", "avg"]
+    assert list(accumulated(pred, true, interval_minutes=7 * 1440).result()) == ["3w", "6w", "12w", "avg"]
     acc = MetricAccumulator(interval_minutes=60)
     acc.update(pred, true)
     assert list(acc.result(steps=(1, 3))) == ["1h", "3h", "avg"]

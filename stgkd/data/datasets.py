@@ -30,7 +30,6 @@ __all__ = [
     "RemoteFile",
     "ENV_DATA_ROOT",
     "data_root",
-    "dataset_dir",
     "detect_layout",
     "get_dataset",
     "list_datasets",
@@ -248,10 +247,6 @@ def get_dataset(name: str) -> DatasetInfo:
 
 def list_datasets() -> list[str]:
     return DATASETS.names()
-
-
-def dataset_dir(name: str, root: str | Path | None = None) -> Path:
-    return get_dataset(name).folder(root)
 
 
 def _missing_message(info: DatasetInfo, folder: Path, missing: list[RemoteFile]) -> str:

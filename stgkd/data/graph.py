@@ -12,10 +12,8 @@ Aggregating along edges: a message-passing step in which node ``j`` sums over it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
@@ -24,23 +22,16 @@ from scipy.sparse.linalg import eigsh
 from stgkd.errors import DataError
 
 __all__ = [
-    "distance_matrix",
     "gaussian_kernel_adjacency",
     "kernel_sigma",
-    "gaussian_kernel_from_edges",
-    "binary_adjacency",
-    "haversine_distances",
-    "latlon_adjacency",
     "sym_norm_adj",
     "random_walk",
     "transition_matrices",
     "scaled_laplacian",
     "to_edge_index",
-    "to_networkx",
     "graph_info",
 ]
 
-EARTH_RADIUS_KM = 6371.0088
 DENSE_EIG_MAX_NODES = 1000  # above this, scaled_laplacian uses sparse eigsh
 
 
@@ -56,34 +47,6 @@ def _is_torch(x: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- construction
-
-
-def distance_matrix(edges: Any, sensor_ids: Sequence[Any]) -> np.ndarray:
-    """Dense ``(N, N)`` road-distance matrix from an edge list; ``inf`` where there is no road.
-
-    Args:
-        edges: rows ``(from, to, distance)`` -- an iterable of triples or a DataFrame whose first
-            three columns are those (DCRNN's ``distances_la_2012.csv``: ``from,to,cost``).
-            Rows naming a sensor outside ``sensor_ids`` are skipped, as DCRNN does; a repeated
-            pair keeps the shortest distance.
-        sensor_ids: the ``N`` sensors, in matrix order.
-    """
-    index = {str(s): i for i, s in enumerate(sensor_ids)}
-    if len(index) != len(sensor_ids):
-        raise DataError("distance_matrix: sensor_ids holds duplicates")
-    rows = edges.itertuples(index=False, name=None) if hasattr(edges, "itertuples") else edges
-    dist = np.full((len(index), len(index)), np.inf)
-    for k, row in enumerate(rows):
-        if len(row) < 3:
-            raise DataError(f"distance_matrix: edge row {k} has {len(row)} fields, need (from, to, distance)")
-        a, b = index.get(str(row[0])), index.get(str(row[1]))
-        if a is None or b is None:
-            continue
-        d = float(row[2])
-        if not d >= 0:
-            raise DataError(f"distance_matrix: edge row {k} ({row[0]} -> {row[1]}) has distance {row[2]!r}")
-        dist[a, b] = min(dist[a, b], d)
-    return dist
 
 
 def kernel_sigma(dist: Any) -> float:
@@ -126,56 +89,6 @@ def gaussian_kernel_adjacency(dist: Any, sigma: float | None = None, threshold: 
         adj = np.exp(-np.square(d / sigma))
     adj[adj < threshold] = 0.0
     return adj.astype(np.float32)
-
-
-def gaussian_kernel_from_edges(
-    edges: Any, sensor_ids: Sequence[Any], sigma: float | None = None, threshold: float = 0.1
-) -> np.ndarray:
-    """:func:`gaussian_kernel_adjacency` of :func:`distance_matrix` (DCRNN's ``gen_adj_mx.py``)."""
-    return gaussian_kernel_adjacency(distance_matrix(edges, sensor_ids), sigma=sigma, threshold=threshold)
-
-
-def binary_adjacency(adj: Any, *, symmetric: bool = False, self_loops: bool = False) -> np.ndarray:
-    """``1`` where ``adj`` has a non-zero, finite entry, else ``0`` (float32).
-
-    Pass ``np.isfinite(dist)`` for connectivity from a distance matrix (PEMS0x's ``distance.csv``
-    graphs are binary). ``symmetric`` adds the reverse of every edge; ``self_loops`` sets the diagonal.
-    """
-    a = _square(adj, "binary_adjacency: adj")
-    out = ((a != 0) & np.isfinite(a)).astype(np.float32)
-    if symmetric:
-        out = np.maximum(out, out.T)
-    if self_loops:
-        np.fill_diagonal(out, 1.0)
-    return out
-
-
-def haversine_distances(lat: Any, lon: Any) -> np.ndarray:
-    """``(N, N)`` great-circle distances in km between points given in degrees."""
-    la = np.radians(np.asarray(lat, dtype=np.float64).reshape(-1))
-    lo = np.radians(np.asarray(lon, dtype=np.float64).reshape(-1))
-    if la.shape != lo.shape:
-        raise DataError(f"haversine_distances: {la.size} latitudes for {lo.size} longitudes")
-    if (np.abs(la) > np.pi / 2).any() or not np.isfinite(la).all() or not np.isfinite(lo).all():
-        raise DataError("haversine_distances: latitudes must be finite degrees in [-90, 90]")
-    dlat = la[:, None] - la[None, :]
-    dlon = lo[:, None] - lo[None, :]
-    h = np.sin(dlat / 2) ** 2 + np.cos(la)[:, None] * np.cos(la)[None, :] * np.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-
-
-def latlon_adjacency(
-    lat: Any, lon: Any, sigma: float | None = None, threshold: float = 0.1, max_km: float | None = None
-) -> np.ndarray:
-    """Gaussian kernel of haversine distances (km); pairs beyond ``max_km`` are unconnected.
-
-    A stand-in when road distances are unknown: straight-line distance ignores the road network
-    and direction, so the result is symmetric.
-    """
-    d = haversine_distances(lat, lon)
-    if max_km is not None:
-        d[d > max_km] = np.inf
-    return gaussian_kernel_adjacency(d, sigma=sigma, threshold=threshold)
 
 
 # --------------------------------------------------------------------------- normalisations
@@ -271,21 +184,6 @@ def to_edge_index(adj: Any):
     rows, cols = np.nonzero(a)
     edge_index = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))
     return edge_index, torch.from_numpy(a[rows, cols].astype(np.float32))
-
-
-def to_networkx(adj: Any, sensor_ids: Sequence[Any] | None = None) -> nx.DiGraph:
-    """A :class:`networkx.DiGraph` with one node per sensor (named by ``sensor_ids``, default
-    ``0..N-1``, node attribute ``index``) and an edge with attribute ``weight`` per non-zero entry
-    (self-loops included)."""
-    a = _square(adj.detach().cpu().numpy() if _is_torch(adj) else adj, "to_networkx: adj")
-    names = list(range(a.shape[0])) if sensor_ids is None else [str(s) for s in sensor_ids]
-    if len(names) != a.shape[0] or len(set(names)) != len(names):
-        raise DataError(f"to_networkx: need {a.shape[0]} distinct sensor ids, got {len(names)}")
-    g = nx.DiGraph()
-    g.add_nodes_from((name, {"index": i}) for i, name in enumerate(names))
-    rows, cols = np.nonzero(a)
-    g.add_weighted_edges_from((names[i], names[j], float(a[i, j])) for i, j in zip(rows, cols))
-    return g
 
 
 def _stats(x: np.ndarray) -> dict[str, float]:

@@ -422,7 +422,6 @@ def distill_student(
     progress: bool = True,
     log: bool = True,
     evaluate_test: bool = False,
-    cache_dtype: torch.dtype = torch.float16,
     cache: Any = None,
     missing: MissingSpec = None,
     baselines: bool = False,
@@ -463,7 +462,6 @@ def distill_student(
         dataset: dataset override (name, path or :class:`TrafficData`).
         data_dir: root of registered datasets.
         resume, overwrite, callbacks, progress, log, evaluate_test, baselines: as in :func:`train_model`.
-        cache_dtype: storage dtype of the teacher cache (default: ``torch.float16``).
         cache: a :class:`~stgkd.distill.TeacherCache` of this teacher over this training split, to
             distill several students without running the teacher again (it must hold the features the
             loss reads); or a function returning one, called only if the loss needs the teacher
@@ -514,8 +512,7 @@ def distill_student(
         def build_step(model: nn.Module) -> nn.Module:
             step, resolved = make_distill_step(
                 model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache=cache,
-                cache_dtype=cache_dtype, cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64),
-                first_window=first_window,
+                cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64), first_window=first_window,
             )
             meta["distill"] = resolved.to_dict()
             return step

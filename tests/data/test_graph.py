@@ -1,6 +1,5 @@
 import math
 
-import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -21,10 +20,6 @@ def test_gaussian_kernel_by_hand():
     # explicit sigma, lower threshold keeps exp(-(2/2)^2) and exp(-(3/2)^2)
     got = G.gaussian_kernel_adjacency(dist, sigma=2.0, threshold=0.05)
     assert got[1, 0] == pytest.approx(math.exp(-1)) and got[1, 2] == pytest.approx(math.exp(-2.25))
-    edges = [("a", "b", 1), ("b", "a", 2), ("b", "c", 3), ("a", "a", 0), ("b", "b", 0), ("c", "c", 0),
-             ("x", "a", 5)]  # unknown sensor skipped, as DCRNN
-    np.testing.assert_array_equal(G.distance_matrix(edges, ["a", "b", "c"]), dist)
-    np.testing.assert_allclose(G.gaussian_kernel_from_edges(edges, ["a", "b", "c"]), expected, rtol=1e-6)
     with pytest.raises(DataError, match="negative"):
         G.gaussian_kernel_adjacency(-np.ones((2, 2)))
     with pytest.raises(DataError, match="square"):
@@ -42,19 +37,6 @@ def test_kernel_sigma_is_the_std_of_the_finite_distances_and_zero_names_the_way_
     np.testing.assert_allclose(G.gaussian_kernel_adjacency(equal, sigma=2.0), [[0, math.exp(-1)], [math.exp(-1), 0]], rtol=1e-6)
     with pytest.raises(DataError, match="no finite distance"):
         G.kernel_sigma(np.full((2, 2), inf))
-
-
-def test_binary_and_latlon():
-    np.testing.assert_array_equal(G.binary_adjacency(A), (A > 0).astype(np.float32))
-    sym = G.binary_adjacency(A, symmetric=True, self_loops=True)
-    assert sym[1, 0] == 1 and sym[3, 2] == 1 and np.all(np.diag(sym) == 1)
-    d = G.haversine_distances([0.0, 0.0, 1.0], [0.0, 1.0, 0.0])
-    one_degree = 2 * math.pi * G.EARTH_RADIUS_KM / 360
-    assert d[0, 1] == pytest.approx(one_degree) and d[0, 2] == pytest.approx(one_degree)
-    assert d[1, 2] == pytest.approx(math.sqrt(2) * one_degree, rel=1e-3)
-    adj = G.latlon_adjacency([0.0, 0.0, 1.0], [0.0, 1.0, 0.0], sigma=one_degree)
-    assert adj[0, 1] == pytest.approx(math.exp(-1), rel=1e-5) and np.allclose(adj, adj.T)
-    assert G.latlon_adjacency([0.0, 0.0], [0.0, 1.0], sigma=100.0, max_km=50)[0, 1] == 0
 
 
 def test_transition_matrices_by_hand():
@@ -112,15 +94,12 @@ def test_scaled_laplacian(monkeypatch):
     assert np.linalg.eigvalsh(dense.astype(np.float64)).max() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_edge_index_and_networkx():
+def test_edge_index():
     ei, ew = G.to_edge_index(A)
     assert ei.tolist() == [[0, 1, 2, 2], [1, 2, 0, 3]] and ew.tolist() == [1, 2, 1, 1]
     assert ei.dtype == torch.long and ew.dtype == torch.float32
     ei_t, _ = G.to_edge_index(torch.from_numpy(A))
     assert torch.equal(ei, ei_t)
-    g = G.to_networkx(A, ["s0", "s1", "s2", "s3"])
-    assert isinstance(g, nx.DiGraph) and g.number_of_edges() == 4
-    assert g["s1"]["s2"]["weight"] == 2 and not g.has_edge("s2", "s1") and g.nodes["s3"]["index"] == 3
 
 
 def test_graph_info():
