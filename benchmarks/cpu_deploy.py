@@ -36,6 +36,9 @@ Timings are only worth recording on an idle machine: the script refuses to write
 1-minute load average exceeds the number of cores (before or after measuring) unless ``--allow-busy``,
 and then labels them busy. ``--smoke`` runs a tiny network (6 sensors, 2 days, width 8, 3 timed calls, one
 round) to check the code path; its figures mean nothing and are labelled so.
+
+The sections live in :mod:`benchmarks.cpu_variants` and :mod:`benchmarks.cpu_programs`; this module trains
+the students they need, runs them and writes the report.
 """
 
 from __future__ import annotations
@@ -53,25 +56,13 @@ from typing import Any
 
 import torch
 
-GOAL_SPEEDUP = 2.0
-GOAL_MAE_CHANGE_PCT = 1.0
-PROFILE_BATCH = 64
-#: the programs section's goal: the fastest faithful program this much faster than eager, at this batch
-GOAL_PROGRAM_SPEEDUP = 2.0
-GOAL_PROGRAM_BATCH = 1
+from benchmarks.cpu_programs import program_goal, programs_markdown, run_programs
+from benchmarks.cpu_variants import PROFILE_BATCH, VARIANTS, goal_verdict, profile_program, run_variants, variants_markdown
+
 #: benchmark sections, in the order they run
 SECTIONS = ("variants", "programs")
 #: student families the programs section trains when given no checkpoints
 FAMILIES = ("gru", "gcn-gru", "dcgru", "stgru")
-
-#: variant -> export_student keyword arguments
-VARIANTS: dict[str, dict[str, Any]] = {
-    "fp32": {"format": "torchscript", "checks": True},
-    "int8": {"quantize": "int8"},
-    "int8-recurrent": {"quantize": "int8", "int8_layers": ("recurrent",)},
-    "int8-linear": {"quantize": "int8", "int8_layers": ("linear",)},
-    "onnx": {"format": "onnx"},
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,82 +172,6 @@ def student_hparams(family: str, width: int, nodes: int) -> dict[str, Any]:
     return hparams
 
 
-def profile_program(path: Path, batch: int, *, top: int = 8) -> dict[str, Any]:
-    """Self CPU time per op of one exported program at ``batch`` on one thread (torch.profiler)."""
-    from stgkd.export import load_exported
-    from stgkd.latency import RawUnitsAdapter, cpu_threads
-
-    module, meta, _ = load_exported(path)
-    adapter = RawUnitsAdapter(module, int(meta["input_steps"]), int(meta["interval_minutes"]))
-    x = torch.randn(batch, int(meta["input_steps"]), len(meta["sensor_ids"]), 1, generator=torch.Generator().manual_seed(0))
-    calls = 5
-    with cpu_threads(1), torch.inference_mode():
-        for _ in range(2):
-            adapter(x)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            for _ in range(calls):
-                adapter(x)
-    rows = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in rows)
-    rows.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    return {
-        "batch": batch,
-        "ms_per_call": total / 1e3 / calls,
-        "ops": [{"op": e.key, "ms_per_call": e.self_cpu_time_total / 1e3 / calls,
-                 "share": e.self_cpu_time_total / total, "calls": e.count // calls} for e in rows[:top]],
-    }
-
-
-def run_variants(args: argparse.Namespace, ckpt: Path, dataset: Any, work: Path) -> list[dict[str, Any]]:
-    from stgkd.errors import StgkdError
-    from stgkd.export import export_student, load_exported
-
-    rows = []
-    for name in args.variants:
-        kwargs = dict(VARIANTS[name])
-        suffix = ".onnx" if kwargs.get("format") == "onnx" else ".pt"
-        out = work / f"student-{name}{suffix}"
-        row: dict[str, Any] = {"variant": name, "export": {k: list(v) if isinstance(v, tuple) else v
-                                                          for k, v in kwargs.items()}}
-        try:
-            export_student(ckpt, out, dataset=dataset, data_dir=args.data_dir, latency_iters=args.iters,
-                           **{"checks": True, **kwargs})
-            _, meta, _ = load_exported(out)
-        except StgkdError as exc:  # e.g. ONNX without the onnx package or onnxruntime
-            row["skipped"] = str(exc)
-            rows.append(row)
-            print(f"{name}: skipped ({exc})", file=sys.stderr)
-            continue
-        row.update(backend=meta["backend"], precision=meta["precision"], bytes=out.stat().st_size,
-                   quantized_layers=meta.get("quantized_layers"), checks=meta["deployment_checks"], path=str(out))
-        rows.append(row)
-        lat = row["checks"]["latency"]
-        print(f"{name}: speed-up vs fp32 {({b: round(v, 2) for b, v in lat['speedup'].items()})}, "
-              f"load {lat['load_average']['before']}", file=sys.stderr)
-    return rows
-
-
-def goal_verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Whether the int8 student met the goal, and the figures that decide it."""
-    row = next((r for r in rows if r["variant"] == "int8" and "checks" in r), None)
-    if row is None:
-        return {"met": None, "why": "the int8 variant was not run"}
-    speedup = row["checks"]["latency"]["speedup"].get(str(PROFILE_BATCH))
-    acc = row["checks"]["accuracy"]
-    change = acc["mae_change_pct"]["avg"] if acc.get("made") else None
-    fast = speedup is not None and speedup >= GOAL_SPEEDUP
-    accurate = change is not None and abs(change) < GOAL_MAE_CHANGE_PCT
-    verdict: dict[str, Any] = {"speedup_b64": speedup, "mae_change_pct_avg": change,
-                               "fast_enough": fast, "accurate_enough": accurate if change is not None else None,
-                               "met": fast and accurate}
-    if change is None:
-        verdict["why"] = f"accuracy not checked: {acc.get('reason')}"
-    return verdict
-
-
-# --------------------------------------------------------------------------- section: programs
-
-
 def program_students(args: argparse.Namespace, work: Path, trained: dict[str, tuple[Path, Any]]) -> list[tuple[str, Path]]:
     """``(label, checkpoint)`` of each student the programs section measures: ``--student-checkpoints``,
     or each of ``--students`` trained here (reusing one the variants section trained)."""
@@ -268,164 +183,6 @@ def program_students(args: argparse.Namespace, work: Path, trained: dict[str, tu
             trained[family] = train_student(args, work, family)
         out.append((family, trained[family][0]))
     return out
-
-
-def time_programs(module: Any, programs: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Each program timed end to end (:func:`stgkd.latency.measure` through
-    :class:`~stgkd.latency.RawUnitsAdapter`) on ``--threads`` threads at every batch size, ``--rounds`` times
-    with the programs' order rotated each round: ``{program: {batch: summary}}``, the summary's
-    ``median_ms`` the median of the rounds' medians."""
-    import statistics
-
-    from stgkd.latency import RawUnitsAdapter, cpu_threads, measure
-
-    names = list(programs)
-    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {n: {str(b): [] for b in args.batches} for n in names}
-    with cpu_threads(args.threads):
-        for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)] if names else []
-            for b in args.batches:
-                for name in order:
-                    adapter = RawUnitsAdapter(programs[name], module.history_steps, module.interval_minutes)
-                    res = measure(adapter, batch_size=int(b), num_nodes=module.num_nodes, in_steps=module.history_steps,
-                                  in_channels=1, device="cpu", warmup=args.warmup, iters=args.iters, seed=r, name=name)
-                    rounds[name][str(b)].append({"median_ms": res.median_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms,
-                                                 "busy": res.busy, "load_average": res.load_average})
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        out[name] = {}
-        for b, per_round in rounds[name].items():
-            medians = [x["median_ms"] for x in per_round]
-            out[name][b] = {"median_ms": statistics.median(medians), "round_medians_ms": medians,
-                            "p90_ms": statistics.median(x["p90_ms"] for x in per_round),
-                            "busy": any(x["busy"] for x in per_round),
-                            "load_average": [x["load_average"] for x in per_round]}
-    return out
-
-
-def run_programs(args: argparse.Namespace, students: list[tuple[str, Path]]) -> list[dict[str, Any]]:
-    """Every program of every student built, checked against eager and, where faithful, timed."""
-    import torch._dynamo
-
-    from stgkd.export import build_forecaster_module, read_checkpoint
-    from stgkd.export.programs import build_program
-    from stgkd.latency import load_average
-
-    rows = []
-    for label, ckpt in students:
-        payload = read_checkpoint(ckpt)
-        module = build_forecaster_module(payload, where=str(ckpt)).cpu()
-        torch._dynamo.reset()  # each student's compiled programs start from an empty cache
-        builds = {}
-        for name in args.programs:
-            built = build_program(name, module, threads=args.threads, batches=args.batches, where=str(ckpt))
-            builds[name] = built
-            state = "faithful" if built.faithful else built.reason
-            print(f"{label} {name}: {state} (max abs diff {built.check.get('max_abs_diff')})", file=sys.stderr)
-        before = load_average()
-        timed = time_programs(module, {n: b.program for n, b in builds.items() if b.faithful}, args)
-        after = load_average()
-        programs = []
-        for name, built in builds.items():
-            row = built.to_dict()
-            row["latency"] = timed.get(name)
-            programs.append(row)
-        eager = timed.get("eager")
-        for row in programs:
-            if eager and row["latency"]:
-                row["speedup_vs_eager"] = {b: eager[b]["median_ms"] / row["latency"][b]["median_ms"] for b in eager}
-        rows.append({
-            "student": label,
-            "model": payload["model"].get("name"),
-            "hparams": {k: v for k, v in payload["model"].items() if k not in ("name", "num_nodes")},
-            "parameters": sum(int(p.numel()) for p in module.student.parameters()),
-            "sensors": module.num_nodes,
-            "input_features": list(module.input_features),
-            "history_steps": module.history_steps,
-            "load_average": {"before": before, "after": after},
-            "programs": programs,
-            "fastest": fastest_faithful(programs, args.batches),
-        })
-        for b, best in rows[-1]["fastest"].items():
-            print(f"{label}: fastest faithful at batch {b}: {best}", file=sys.stderr)
-    return rows
-
-
-def fastest_faithful(programs: list[dict[str, Any]], batches: list[int]) -> dict[str, dict[str, Any] | None]:
-    """The faithful program with the lowest median at each batch size, with its speed-up over eager."""
-    out: dict[str, dict[str, Any] | None] = {}
-    for b in map(str, batches):
-        timed = [r for r in programs if r["faithful"] and r["latency"]]
-        if not timed:
-            out[b] = None
-            continue
-        best = min(timed, key=lambda r: r["latency"][b]["median_ms"])
-        out[b] = {"program": best["program"], "median_ms": best["latency"][b]["median_ms"],
-                  "speedup_vs_eager": (best.get("speedup_vs_eager") or {}).get(b)}
-    return out
-
-
-def program_goal(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Whether each student's fastest faithful program is at least :data:`GOAL_PROGRAM_SPEEDUP` times its
-    eager model at batch :data:`GOAL_PROGRAM_BATCH`."""
-    b = str(GOAL_PROGRAM_BATCH)
-    per = {}
-    for row in rows:
-        best = row["fastest"].get(b)
-        speedup = best["speedup_vs_eager"] if best else None
-        per[row["student"]] = {"program": best["program"] if best else None, "speedup": speedup,
-                               "met": speedup is not None and speedup >= GOAL_PROGRAM_SPEEDUP}
-    return {"batch": GOAL_PROGRAM_BATCH, "speedup": GOAL_PROGRAM_SPEEDUP, "students": per,
-            "met": bool(per) and all(v["met"] for v in per.values())}
-
-
-def programs_markdown(report: dict[str, Any]) -> list[str]:
-    """The programs section of the Markdown report."""
-    batches = [str(b) for b in report["batches"]]
-    lines = ["## The fastest faithful CPU program of each student", "",
-             f"Each program checked against the eager model on the same raw inputs at batch {', '.join(batches)} "
-             f"(faithful: max abs difference at most {report['atol']:g} in raw units), then timed end to end on "
-             f"{report['threads']} thread(s): {report['rounds']} round(s) of {report['iters']} calls after "
-             f"{report['warmup']} warm-up calls, the programs' order rotated each round; a figure is the median "
-             "of the rounds' medians (ms), speed-up = eager / program.", ""]
-    head = "| student | program | file format | faithful | max abs diff | build s | " + " | ".join(
-        f"batch {b} ms | speed-up {b}" for b in batches) + " |"
-    lines += [head, "|---|---|---|---|---:|---:|" + "---:|" * (2 * len(batches))]
-    for row in report["programs"]:
-        for r in row["programs"]:
-            diff = max(r["check"]["max_abs_diff"].values()) if r["check"] else None
-            reason = r["reason"].replace("|", "/")
-            cells = [row["student"], r["program"], r["file_format"] or "in memory",
-                     "yes" if r["faithful"] else f"no: {reason}", f"{diff:.2g}" if diff is not None else "-",
-                     f"{r['build_s']:.1f}"]
-            for b in batches:
-                lat = (r["latency"] or {}).get(b)
-                sp = (r.get("speedup_vs_eager") or {}).get(b)
-                cells += [f"{lat['median_ms']:.3f}" if lat else "-", f"{sp:.2f}x" if sp else "-"]
-            lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| student | params | " + " | ".join(f"fastest faithful at batch {b}" for b in batches) + " |",
-              "|---|---:|" + "---|" * len(batches)]
-    for row in report["programs"]:
-        cells = []
-        for b in batches:
-            best = row["fastest"].get(b)
-            if best is None:
-                cells.append("-")
-                continue
-            speedup = f" ({best['speedup_vs_eager']:.2f}x)" if best["speedup_vs_eager"] else ""
-            cells.append(f"{best['program']} {best['median_ms']:.3f} ms{speedup}")
-        name = row["student"] if row["student"] == row["model"] else f"{row['student']} ({row['model']})"
-        lines.append(f"| {name} | {row['parameters']:,} | " + " | ".join(cells) + " |")
-    g = report["program_goal"]
-    verdict = ("**Met** for every student." if g["met"] else "**Not met**: see each student below.") \
-        if g["students"] else "Not decided: no student measured."
-    lines += ["", f"## Goal: the fastest faithful program at least {g['speedup']:g}x its eager model at batch "
-                  f"{g['batch']}", "", verdict, ""]
-    for student, v in g["students"].items():
-        speed = f"{v['speedup']:.2f}x" if v["speedup"] is not None else "not timed"
-        lines.append(f"- {student}: {v['program'] or 'no faithful program'}, {speed} "
-                     f"({'met' if v['met'] else 'not met'})")
-    return lines
 
 
 #: the report's title, by the sections it holds
@@ -456,62 +213,6 @@ def to_markdown(report: dict[str, Any]) -> str:
     if "programs" in sections:
         lines += programs_markdown(report)
     return "\n".join(lines) + "\n"
-
-
-def variants_markdown(report: dict[str, Any]) -> list[str]:
-    """The variants section of the Markdown report."""
-    lines = [
-        f"- student: {report['student']}",
-        "- latency: the exported file end to end (raw readings and timestamps in, raw forecasts out) on one "
-        f"thread, {report['iters']} timed calls after warm-up, median ms; speed-up = the fp32 TorchScript "
-        "program's median in the same export run / this program's",
-        "- accuracy: masked MAE on the test split, 12-step average and 60 min, the program fed raw readings as in "
-        "deployment; change relative to the fp32 TorchScript program",
-        "",
-    ]
-    lines += ["| variant | backend | int8 layers | file KB | test MAE avg | MAE change avg | MAE change 60 min "
-              "| batch 1 ms | fp32 batch 1 ms | speed-up 1 | batch 64 ms | fp32 batch 64 ms | speed-up 64 |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in report["variants"]:
-        if "skipped" in r:
-            lines.append(f"| {r['variant']} | skipped: {r['skipped']} |" + " |" * 11)
-            continue
-        acc, lat = r["checks"]["accuracy"], r["checks"]["latency"]
-        layers = ", ".join(r["quantized_layers"]) if r["quantized_layers"] else "-"
-        if acc.get("made"):
-            mae = f"{acc['metrics'][r['backend']]['avg']['mae']:.4f}"
-            ch = f"{acc['mae_change_pct']['avg']:+.3f} %"
-            ch60 = f"{acc['mae_change_pct'].get('60min', float('nan')):+.3f} %"
-        else:
-            mae, ch, ch60 = "not checked", "-", "-"
-        res, ref = lat["results"][r["backend"]], lat["results"]["torchscript-fp32"]
-        cells = []
-        for b in ("1", "64"):
-            cells += [f"{res[b]['median_ms']:.3f}", f"{ref[b]['median_ms']:.3f}", f"{lat['speedup'][b]:.2f}x"]
-        lines.append(f"| {r['variant']} | {r['backend']} | {layers} | {r['bytes'] / 1024:.0f} | {mae} | {ch} | {ch60} | "
-                     + " | ".join(cells) + " |")
-    unchecked = [r for r in report["variants"] if "checks" in r and not r["checks"]["accuracy"].get("made")]
-    if unchecked:
-        lines += ["", f"Accuracy not checked: {unchecked[0]['checks']['accuracy']['reason']}"]
-    g = report["goal"]
-    lines += ["", f"## Goal: int8 at batch 64 at least {GOAL_SPEEDUP:g}x faster than fp32, test MAE change under "
-                  f"{GOAL_MAE_CHANGE_PCT:g} %", ""]
-    if g.get("met") is None and "why" in g:
-        lines.append(f"Not decided: {g['why']}.")
-    else:
-        lines.append(f"**{'Met' if g['met'] else 'Not met'}**: speed-up {g['speedup_b64']:.2f}x "
-                     f"({'enough' if g['fast_enough'] else 'short of the goal'}), MAE change "
-                     + (f"{g['mae_change_pct_avg']:+.3f} %" if g["mae_change_pct_avg"] is not None else "not checked")
-                     + (f" ({'within' if g['accurate_enough'] else 'outside'} the bound)." if g["accurate_enough"] is not None
-                        else f" ({g.get('why')})."))
-    if report.get("profile"):
-        lines += ["", f"## Where the time goes (batch {PROFILE_BATCH}, one thread, self CPU time per call)", ""]
-        for name, prof in report["profile"].items():
-            lines += [f"**{name}**: {prof['ms_per_call']:.2f} ms per call (profiled)", "",
-                      "| op | ms per call | share | calls per forward |", "|---|---:|---:|---:|"]
-            lines += [f"| `{o['op']}` | {o['ms_per_call']:.3f} | {100 * o['share']:.1f} % | {o['calls']} |" for o in prof["ops"]]
-            lines.append("")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -379,7 +379,7 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     from stgkd.data.rebuild import load_data
     from stgkd.engine import TimeLimit, TrainConfig, train_model
     from stgkd.errors import DataError
-    from tuning.search import SMALL_TEACHER
+    from tuning.teacher import SMALL_TEACHER
     from tuning.search import main as search_main
     from tuning.space import load_space
 

@@ -1,5 +1,5 @@
-"""The shape of ``stgkd/``: modules small enough to read, and the public names that moved when a module
-became a package still importable from where they were."""
+"""The shape of the code: modules small enough to read in ``stgkd/``, ``tuning/`` and ``benchmarks/``, and
+the public names that moved when a module became a package still importable from where they were."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ import pytest
 
 import stgkd
 
-ROOT = Path(stgkd.__file__).parent
-#: the most lines a module of stgkd/ may hold (a longer one is two concepts sharing a file)
+REPO = Path(stgkd.__file__).parent.parent
+#: the packages whose modules the limit holds for: the library, the search and the benchmark scripts
+PACKAGES = ("stgkd", "tuning", "benchmarks")
+#: the most lines a module may hold (a longer one is two concepts sharing a file)
 MAX_LINES = 600
 
 
-def test_no_module_is_longer_than_the_limit():
-    lengths = {str(p.relative_to(ROOT.parent)): len(p.read_text().splitlines()) for p in ROOT.rglob("*.py")}
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_longer_than_the_limit(package):
+    root = REPO / package
+    assert (root / "__init__.py").is_file(), f"{package}/ is not a package at {root}"
+    lengths = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in root.rglob("*.py")}
     assert {path: n for path, n in lengths.items() if n > MAX_LINES} == {}
 
 

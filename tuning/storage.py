@@ -72,6 +72,7 @@ __all__ = [
     "HEARTBEAT_INTERVAL_S",
     "STALE_AFTER_S",
     "FlockLock",
+    "file_lock",
     "Heartbeat",
     "SCHEMA_LOCKS",
     "SchemaLock",
@@ -140,6 +141,20 @@ class FlockLock(BaseJournalFileLock):
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``path`` (released by the kernel if the holder dies), held for a ``with``
+    block: the workers of a study take turns training its teacher and writing its report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def repair_journal(path: str | os.PathLike[str], lock: BaseJournalFileLock) -> int:

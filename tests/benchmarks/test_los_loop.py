@@ -71,7 +71,9 @@ def test_horizon_table_scores_the_first_h_steps():
 
 def test_los_loop_protocol_end_to_end_on_a_tiny_network():
     """Teacher, plain and distilled student: trained on the T-GCN regions, scored per horizon."""
-    from benchmarks.run import _run_los_loop, _SuiteState, build_parser
+    from benchmarks.protocols import run_los_loop
+    from benchmarks.run import build_parser
+    from benchmarks.suite_state import SuiteState
     from benchmarks.suites import TINY_TEACHER, get_suite
     from stgkd.data.synthetic import generate
 
@@ -81,10 +83,10 @@ def test_los_loop_protocol_end_to_end_on_a_tiny_network():
                                       "--latency-batches", "1"])
     args.seed_list = [0]
     suite = get_suite("los-loop")
-    state = _SuiteState()
-    models, info = _run_los_loop(suite, data, args=args, device="cpu", teacher_hp=dict(TINY_TEACHER),
-                                 students=[("gcn-gru h32", "gcn-gru", {"hidden": 8})],
-                                 peers=[], state=state)
+    state = SuiteState()
+    models, info = run_los_loop(suite, data, args=args, device="cpu", teacher_hp=dict(TINY_TEACHER),
+                                students=[("gcn-gru h32", "gcn-gru", {"hidden": 8})],
+                                peers=[], state=state)
     assert [m["kind"] for m in models] == ["teacher", "student", "student+kd"]
     # 576 steps: train_size = int(0.8 * 576) = 460, of which the last round(46.0) = 46 steps validate
     assert info["regions"] == {"train": (0, 414), "val": (414, 460), "test": (460, 576)}

@@ -72,7 +72,7 @@ def test_unknown_suite_is_an_error(tmp_path, capsys):
 def test_a_time_budget_gives_every_run_its_minimum_passes_and_peers_come_last(monkeypatch):
     """With the budget's shares already spent, every run still trains --min-passes epochs (the passes the
     main body needs, capped at --epochs), and the peers run after every seed's teacher and students."""
-    from benchmarks import run
+    from benchmarks import protocols, run
     from benchmarks.budget import Deadline
 
     class Spent(Deadline):
@@ -85,7 +85,7 @@ def test_a_time_budget_gives_every_run_its_minimum_passes_and_peers_come_last(mo
             return False
 
     lines: list[str] = []
-    monkeypatch.setattr(run, "log", lines.append)
+    monkeypatch.setattr(protocols, "log", lines.append)  # the protocols log each run as it starts
     argv = ["--suite", "synthetic", "--tiny", "--epochs", "3", "--min-passes", "2", "--seeds", "2",
             "--limit-batches", "1", "--batch-size", "16", "--students", "gcn-gru", "--peers", "pgt-tgcn",
             "--latency-iters", "1", "--latency-warmup", "1", "--latency-batches", "1"]

@@ -168,7 +168,7 @@ def test_multi_objective_reports_the_pareto_front(tmp_path, tiny_space, tiny_tea
 
 
 def test_key_value_arguments_read_values_as_json_else_strings():
-    from tuning.search import _key_value
+    from tuning.cli import _key_value
 
     assert _key_value("num_nodes=5") == ("num_nodes", 5)
     assert _key_value("lr=1e-3") == ("lr", 0.001)
@@ -188,7 +188,8 @@ def test_a_study_on_the_default_space_needs_no_pyyaml(tmp_path, tiny_space, tiny
 
     # importing the tuning modules asks for no YAML library
     code = ("import sys; sys.modules['yaml'] = None\n"
-            "import tuning.search, tuning.space, tuning.objective, tuning.report, tuning.storage\n")
+            "import tuning.search, tuning.space, tuning.objective, tuning.report, tuning.storage, tuning.cli, "
+            "tuning.export, tuning.progress, tuning.samplers, tuning.teacher\n")
     done = subprocess.run([PYTHON, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     # nor does a study on the default space (here in-process, with `import yaml` failing)
@@ -335,7 +336,7 @@ def test_pruning_callback_prunes_a_trial_worse_than_the_median():
 def test_sampler_is_seeded_per_trial_number():
     """Two workers (two sampler objects, one storage) with the same --seed draw different start-up points,
     and a single worker reproduces the same point for the same trial number."""
-    from tuning.search import make_sampler
+    from tuning.samplers import make_sampler
 
     def draw(study, sampler):
         study.sampler = sampler
