@@ -35,6 +35,7 @@ TINY = {
         "subgraph_size": 3,
         "node_dim": 4,
     },
+    "pgt-gconvgru": {"hidden": 6},
 }
 
 
@@ -113,6 +114,13 @@ class TestMTGNN(ModelContract):
         "net._graph_constructor._embedding2.weight": 0,
         **{f"net._mtgnn_layers.{i}._normalization.{p}": 1 for i in range(2) for p in ("_weight", "_bias")},
     }
+
+
+class TestPGTGConvGRU(ModelContract):
+    name = "pgt-gconvgru"
+    hparams = {"hidden": 16}
+    in_steps, out_steps, other_steps = 6, 4, (5, 2)
+    overfit_steps, overfit_lr = 80, 3e-2
 
 
 # --------------------------------------------------------------------------------------------- DCRNN
@@ -279,6 +287,22 @@ def test_mtgnn_wrapper_feeds_pgt_its_native_layout():
     # PGT's idx relabels embeddings and layer-norm weights; the node axis must follow it.
     assert torch.allclose(relabelled[..., 0], out[:, :, perm], atol=1e-5)
     assert feats["skip"].shape == (3, N, 7)
+
+
+# ------------------------------------------------------------------------------------------ GConvGRU
+def test_gconvgru_wrapper_runs_the_pgt_cell_per_sample_from_a_zero_state():
+    # PGT's GConvGRU reads one graph signal (N, F) from a zero state (N, hidden); the wrapper feeds it the
+    # batch (B, N, F) from a (B, N, hidden) zero state: per sample, the same as PGT's own loop
+    model = make("pgt-gconvgru", weighted_digraph())
+    x = inputs()
+    with torch.no_grad():
+        _, feats = model(x, return_features=True)
+        for b in range(x.shape[0]):
+            h = None
+            for t in range(T_IN):
+                h = model.cell(x[b, t], model.edge_index, model.edge_weight, h)
+            assert h.shape == (N, 6)
+            torch.testing.assert_close(feats["hidden"][b], h, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------- all

@@ -100,7 +100,14 @@ class PGTA3TGCN(PGTRecurrent):
 class PGTGConvGRU(PGTRecurrent):
     """PGT's ``GConvGRU`` (Seo et al., "Structured Sequence Modeling with Graph Convolutional
     Recurrent Networks", 2018): a GRU with Chebyshev graph convolutions (``K = 2``) in its gates, on
-    ``(B, N, F)``. See :class:`PGTRecurrent` for the arguments."""
+    ``(B, N, F)`` from a zero state ``(B, N, hidden)``.
+
+    Args:
+        num_nodes: number of sensors ``N``.
+        graph: dense raw ``(N, N)`` weighted adjacency (default: identity).
+        in_steps, out_steps, in_channels: window shape (default: 12, 12, 2).
+        hidden: width of the cell (default: 32, as PGT's METR-LA example).
+    """
 
     def _make_cell(self, in_channels: int, hidden: int) -> nn.Module:
         return self._pgt.nn.recurrent.GConvGRU(in_channels, hidden, K=2)
