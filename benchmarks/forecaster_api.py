@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.idle import add_allow_busy, refuse_busy
-from stgkd.files import atomic_write
+from benchmarks.record import write_record
 
 REPO = Path(__file__).resolve().parents[1]
 #: what the API promises (issue goals): load + first forecast on a warm cache, and predict(DataFrame) over the
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                         "frame_over_program": f"{min(ratios):.2f}-{max(ratios):.2f}x",
                         "frame_over_program_met": max(ratios) <= GOALS["frame_over_program"]}}
     stem = args.out / f"forecaster-api-cpu-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
-    atomic_write(stem.with_name(stem.name + ".md"), render(report))
-    print(f"written: {stem}.json, {stem}.md")
+    write_record(stem, report, render(report))
     return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from benchmarks.idle import add_allow_busy, refuse_busy
-from stgkd.files import atomic_write
+from benchmarks.record import write_record
 from stgkd.nn.layers.recurrent import gru_final_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n} sequences, chunk {chunk or 'none'}: {s:.3f} s, {s / n * 1e6:.1f} us per sequence", flush=True)
     report["load_average_end"] = load_average()
     stem = args.out / f"gru-chunk-cpu-{stamp:%Y-%m-%d}"
-    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
-    atomic_write(stem.with_name(stem.name + ".md"), render(report))
-    print(f"written: {stem}.json, {stem}.md")
+    write_record(stem, report, render(report))
     return 0
 
 

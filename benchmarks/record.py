@@ -2,7 +2,8 @@
 
 :func:`environment` is the ``"environment"`` entry of a results record (device, versions, threads;
 torch-geometric-temporal imported through the project's ``torch_sparse`` stand-in, :func:`pgt_version`);
-:func:`log` prints a timestamped progress line on stderr.
+:func:`log` prints a timestamped progress line on stderr; :func:`write_record` writes a record's JSON and
+Markdown beside each other.
 """
 
 from __future__ import annotations
@@ -10,11 +11,23 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["environment", "log", "pgt_version"]
+__all__ = ["environment", "log", "pgt_version", "write_record"]
+
+
+def write_record(stem: Path, report: dict[str, Any], markdown: str) -> None:
+    """``<stem>.json`` (the report) and ``<stem>.md`` (its rendering), each written atomically; says so."""
+    import json
+
+    from stgkd.files import atomic_write
+
+    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
+    atomic_write(stem.with_name(stem.name + ".md"), markdown)
+    print(f"written: {stem}.json, {stem}.md")
 
 
 def log(msg: str) -> None:
