@@ -191,7 +191,8 @@ class Forecaster:
         """
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise StgkdError(f"device={str(device)!r}: CUDA is not available on this machine")
+            raise StgkdError(f"{path}: device={str(device)!r} asked for, but CUDA is not available on this machine "
+                             f"(torch {torch.__version__}); load it with device='cpu'")
         path = Path(path)
         kind = file_kind(path)
         if compile is True:  # told before anything is read

@@ -243,8 +243,14 @@ def test_load_checkpoint_directly_and_bad_files(exported, tmp_path):
     with pytest.raises(CheckpointError, match="absent.pt"):
         Forecaster.load(tmp_path / "absent.pt")
     if not torch.cuda.is_available():
-        with pytest.raises(StgkdError, match="CUDA is not available"):
+        with pytest.raises(StgkdError, match=r"student.pt: device='cuda' asked for, but CUDA is not available.*"
+                                             r"load it with device='cpu'"):
             Forecaster.load(student, device="cuda")
+        from stgkd.errors import ConfigError
+
+        with pytest.raises(ConfigError, match=r"best.pt: an export for device='cuda' .* CUDA is not available here"):
+            export_student(ckpt, tmp_path / "cuda.pt", device="cuda")
+        assert not (tmp_path / "cuda.pt").exists()
 
 
 def test_shared_across_threads_gives_identical_results(exported):

@@ -103,6 +103,12 @@ def export_student(
             "torch.ao's dynamic int8 kernels run on the CPU and are exported through TorchScript"
         )
     ckpt_path, out_path = Path(ckpt_path), Path(out_path)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"{ckpt_path}: an export for device={device!r} is traced on that GPU, and CUDA is not available here "
+            f"(torch {torch.__version__}); export on a machine with CUDA, or on the CPU (the default: that file "
+            "loads on CUDA too, Forecaster.load(path, device='cuda'))"
+        )
     if format == "aoti" and out_path.suffix != AOTI_SUFFIX:
         raise ConfigError(f"{out_path}: format='aoti' writes a PT2 archive, which torch loads by a {AOTI_SUFFIX} name "
                           f"(e.g. --out {out_path.with_suffix(AOTI_SUFFIX).name})")
