@@ -42,14 +42,15 @@ from typing import Any, Sequence
 import torch
 
 from benchmarks.budget import Deadline
+from stgkd.nn.registry import DEFAULT_STUDENT
 
 __all__ = ["run_scaling", "cost_bound", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES", "DEFAULT_STUDENT"]
 
 #: training windows of METR-LA under DCRNN's split (34,272 steps, 12 + 12, 70%)
 METR_LA_TRAIN_WINDOWS = 23974
 DEFAULT_SIZES = (207, 883, 2000, 8600)
-#: the student scaled beside the teacher unless ``--scaling-student`` names another
-DEFAULT_STUDENT = "stgru"
+#: the student scaled beside the teacher unless ``--scaling-student`` names another: the library's default
+#: student, :data:`stgkd.nn.DEFAULT_STUDENT` (re-exported)
 #: the highest power of the sensor count in the cost of the models scaled here: Graph WaveNet's adaptive
 #: adjacency and diffusion and gcn-gru's dense graph operator are N x N products
 COST_DEGREE = 2

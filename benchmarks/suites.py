@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from stgkd.errors import DataError
 from stgkd.nn.peers import PGTA3TGCN, PGTGConvGRU, PGTRecurrent, PGTTGCN  # noqa: F401  (their former home)
+from stgkd.nn.registry import DEFAULT_STUDENT
 from stgkd.nn.registry import MODELS
 from stgkd.registry import Registry
 
@@ -107,8 +108,10 @@ STUDENTS = [
     STUDENT_REFERENCE,
     ("gru h32", "gru", {"hidden": 32}),
 ]
-#: the real-data suites also train the structured student
-STUDENTS_REAL = STUDENTS + [STUDENT_STRUCTURED]
+#: the library's default student at width 32 (:data:`stgkd.nn.DEFAULT_STUDENT`)
+STUDENT_DEFAULT = (f"{DEFAULT_STUDENT} h32", DEFAULT_STUDENT, {"hidden": 32})
+#: the real-data suites also train the default and the structured student
+STUDENTS_REAL = STUDENTS + [STUDENT_DEFAULT, STUDENT_STRUCTURED]
 PEERS_ALL = [
     ("PGT TGCN", "pgt-tgcn", {"hidden": 32}),
     ("PGT A3TGCN", "pgt-a3tgcn", {"hidden": 32}),

@@ -359,17 +359,14 @@ def distill_config(params: dict[str, Any]):
 
 def default_point(num_nodes: int) -> dict[str, Any]:
     """The configuration ``stgkd distill``'s defaults train on ``num_nodes`` sensors, in the space's names:
-    the default student (:func:`~stgkd.engine.recipes.distill_student`'s) at its family's hyperparameters
+    the default student (:data:`stgkd.nn.DEFAULT_STUDENT`) at its family's hyperparameters
     (``hidden``, ``student.<name>``; :meth:`~stgkd.nn.base.ForecastModel.default_hparams`) and learning
     rate, and :class:`~stgkd.distill.DistillConfig`'s weights and temperatures. A study enqueues the part
     of it that its space holds as its first trial (:meth:`tuning.space.SearchSpace.starting_point`)."""
-    import inspect
-
     from stgkd.distill import DistillConfig
-    from stgkd.engine.recipes import distill_student
-    from stgkd.nn.registry import MODELS
+    from stgkd.nn.registry import DEFAULT_STUDENT, MODELS
 
-    family = inspect.signature(distill_student).parameters["student"].default
+    family = DEFAULT_STUDENT
     model = MODELS.get(family)
     hparams = model.default_hparams(num_nodes)
     point: dict[str, Any] = {"family": family, "lr": float(model.default_lr)}

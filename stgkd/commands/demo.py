@@ -81,16 +81,17 @@ def _augment(text: str | None) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from stgkd.data.features import SEASONS
+    from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
     parser.add_argument("--dataset", default="synthetic",
                         help="registered name or path (default: synthetic, generated in memory)")
     parser.add_argument("--data-dir", default=None, help="root of registered datasets")
     add_missing_argument(parser, default="the dataset's convention, zero for a path")
     parser.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
-    parser.add_argument("--teacher", default="graph-wavenet", help="teacher model (default: graph-wavenet)")
-    parser.add_argument("--student", default="stgru",
+    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help=f"teacher model (default: {DEFAULT_TEACHER})")
+    parser.add_argument("--student", default=DEFAULT_STUDENT,
                         help="student model, trained at its family's learning rate and input channels "
-                             "(default: stgru, the default student of stgkd distill)")
+                             f"(default: {DEFAULT_STUDENT}, the default student of stgkd distill)")
     parser.add_argument("--width", type=int, default=32, help="student hidden size (default: 32)")
     parser.add_argument("--student-hparams", type=json.loads, default={},
                         help="other student hyperparameters as JSON, e.g. '{\"rank\": 4}' (default: the family's)")

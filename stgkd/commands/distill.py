@@ -38,15 +38,17 @@ HELP = "distill a trained teacher into a student"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stgkd.nn.registry import DEFAULT_STUDENT
+
     parser.add_argument("--teacher", required=True, type=Path, nargs="+", metavar="CKPT",
                         help="teacher checkpoint (best.pt); several: their forecasts combined (--teacher-combine), "
                              "all trained on the same data")
     parser.add_argument("--feature-teacher", type=Path, metavar="CKPT",
                         help="with several teachers, the one whose features and relations the loss reads "
                              "(default: the first)")
-    parser.add_argument("--student", default="stgru",
-                        help="registered student (default: stgru, the most accurate and among the cheapest students "
-                             "on the METR-LA week)")
+    parser.add_argument("--student", default=DEFAULT_STUDENT,
+                        help=f"registered student (default: {DEFAULT_STUDENT}, the most accurate and among the cheapest "
+                             "students on the METR-LA week)")
     parser.add_argument("--width", type=int, help="student width (its 'hidden' hyperparameter)")
     parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE", help="other student hyperparameters")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory")

@@ -220,9 +220,11 @@ def sigterm_as_interrupt():
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stgkd.nn.registry import DEFAULT_TEACHER
+
     parser.add_argument("--dataset", required=True, metavar="NAME_OR_PATH",
                         help="registered dataset (metr-la, pems-bay, synthetic, ...) or a file/folder")
-    parser.add_argument("--model", default="graph-wavenet", help="registered model name (default: graph-wavenet)")
+    parser.add_argument("--model", default=DEFAULT_TEACHER, help=f"registered model name (default: {DEFAULT_TEACHER})")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory (checkpoints and logs)")
     parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE",
                         help="model hyperparameters: a JSON object, a .json file, or key=value pairs")

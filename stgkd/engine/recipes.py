@@ -47,6 +47,7 @@ from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
 from stgkd.missing import MissingSpec
 from stgkd.nn.base import SelectInputs
+from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
 __all__ = [
     "TrainResult",
@@ -302,7 +303,7 @@ def _config_for_resume(payload: dict, config: TrainConfig | None) -> TrainConfig
 
 def train_model(
     dataset: str | Path | TrafficData,
-    model: str = "graph-wavenet",
+    model: str = DEFAULT_TEACHER,
     out: str | Path | None = None,
     *,
     hparams: dict[str, Any] | None = None,
@@ -328,7 +329,7 @@ def train_model(
     Args:
         dataset: a registered dataset name (``"metr-la"``, ``"synthetic"``), a path, or a
             :class:`TrafficData`.
-        model: registered model name (default: ``"graph-wavenet"``).
+        model: registered model name (default: :data:`~stgkd.nn.DEFAULT_TEACHER`, ``"graph-wavenet"``).
         out: run directory for ``best.pt``, ``last.pt``, ``log.jsonl``, ``metrics.json`` (and
             ``tensorboard/``); ``None`` writes nothing.
         hparams: model hyperparameters (default: the model's defaults).
@@ -407,7 +408,7 @@ def _canonical_model(name: str) -> str:
 
 def distill_student(
     teacher: str | Path | Sequence[str | Path],
-    student: str = "stgru",
+    student: str = DEFAULT_STUDENT,
     out: str | Path | None = None,
     *,
     width: int | None = None,
@@ -452,7 +453,7 @@ def distill_student(
 
     Args:
         teacher: path of the teacher's checkpoint (``best.pt``), or several paths (an ensemble).
-        student: registered student name (default: ``"stgru"``, the most accurate student on the METR-LA
+        student: registered student name (default: :data:`~stgkd.nn.DEFAULT_STUDENT`, ``"stgru"``, the most accurate student on the METR-LA
             week at about a tenth of ``"dcgru"``'s FLOPs).
         out: run directory (as in :func:`train_model`); ``None`` writes nothing.
         width: the student's ``hidden`` size (overrides ``hparams["hidden"]``).

@@ -10,11 +10,13 @@ from stgkd.nn.base import ForecastModel
 from stgkd.nn.dcgru import DCGRUStudent
 from stgkd.nn.flops import count_flops
 from stgkd.nn.graph_wavenet import GraphWaveNet
-from stgkd.nn.registry import MODELS, build, build_for, from_config, register_model
+from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER, MODELS, build, build_for, from_config, register_model
 from stgkd.nn.students import GCNGRUStudent, GRUStudent
 from stgkd.nn.stgru import STGRUStudent
 
 __all__ = [
+    "DEFAULT_STUDENT",
+    "DEFAULT_TEACHER",
     "DCGRUStudent",
     "baselines",
     "MODELS",

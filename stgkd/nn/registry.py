@@ -12,6 +12,12 @@ from stgkd.registry import Registry
 
 MODELS: Registry[type[ForecastModel]] = Registry("model")
 
+#: the student every front end trains by default (``stgkd distill``, ``stgkd demo``, the tuner's first trial, the
+#: benchmarks): the most accurate light model on the METR-LA week
+DEFAULT_STUDENT = "stgru"
+#: the teacher every front end trains by default (``stgkd train``, ``stgkd demo``)
+DEFAULT_TEACHER = "graph-wavenet"
+
 
 def register_model(name: str) -> Callable[[type[ForecastModel]], type[ForecastModel]]:
     """Class decorator: register a :class:`ForecastModel` subclass under ``name``."""
