@@ -10,17 +10,22 @@ order of value:
    WaveNet and every registered student family at widths 16/32/64, batch 1 and 64, eager and CUDA graph,
    fp32 and bf16; then torch-geometric-temporal's ``A3TGCN2``, ``TGCN2`` stepped over 12 inputs,
    ``BatchedDCRNN`` and ``MTGNN`` at batch 1, eager;
-3. ``timing``: forward and forward+backward time of every registered model at batch 64, fp32 and bf16,
+3. ``profile``: where the forward's time goes (:mod:`benchmarks.gpu_profile`, :mod:`benchmarks.profile`): the
+   default student (width 32) and the default teacher at batch 1 and 64, eager, CUDA graph and
+   ``torch.compile`` (inductor, ``reduce-overhead``), each model in its own child process: kernels, device
+   time, launches, the slowest kernels, and each mode's max abs difference to eager;
+4. ``timing``: forward and forward+backward time of every registered model at batch 64, fp32 and bf16,
    Graph WaveNet and the students before the peers (:func:`benchmarks.model_timing.time_models`);
-4. ``scaling``: teacher and default student on synthetic networks of 207, 883, 2,000 and 8,600 sensors
+5. ``scaling``: teacher and default student on synthetic networks of 207, 883, 2,000 and 8,600 sensors
    (:func:`benchmarks.scaling.run_scaling`; a size whose cost bound does not fit the time left is
    skipped, with the bound);
-5. ``metr-la-week``: the suite of :mod:`benchmarks.run` on the real week, 3 seeds: the teacher, the
-   reference and the structured student, plainly and distilled, then one PGT peer; every run at least
+6. ``metr-la-week``: the suite of :mod:`benchmarks.run` on the real week, 3 seeds: the default teacher, the
+   default student and the structured student, plainly and distilled, then one PGT peer; every run at least
    10 epochs (the passes RESULTS.md's main body needs);
-6. ``tuning``: an Optuna study (``tuning.search.main``) of at least 30 trials against a CUDA-graph
-   latency budget placed between the reference student and the widest students of the search space;
-7. ``los-loop``: the week under T-GCN's Los-loop protocol, reduced by design (one seed, the reference
+7. ``tuning``: an Optuna study (``tuning.search.main``) of at least 30 trials, the default student first,
+   against a CUDA-graph latency budget of 1/10 of Graph WaveNet's CUDA-graph latency at batch 1 from the
+   latency part (without that figure: between the default student and the widest students of the space);
+8. ``los-loop``: the week under T-GCN's Los-loop protocol, reduced by design (one seed, the reference
    student, no peer) to what the plan leaves.
 
 **Each part runs in its own process** (``python -m benchmarks.gpu --part NAME --request FILE``): a crash, a

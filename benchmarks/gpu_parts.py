@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from benchmarks.budget import Deadline, OutOfTime
+from benchmarks.gpu_profile import default_student, default_teacher, part_profile, profile_lineup
 
 __all__ = ["PARTS", "Part", "Context", "SuitePlan", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
 
@@ -176,6 +177,9 @@ def part_latency(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         error = _one_line(exc)
         ctx.log(f"latency: stopped by {error} after {len(rows)} settings; they are kept")
         traceback.print_exc()
+    teacher_b1 = _teacher_graph_b1(rows)
+    if teacher_b1 is not None:  # the tuning study's budget is set from it
+        ctx.handed["teacher_cuda_graph_b1_ms"] = teacher_b1
     report = latency.make_report(args, argv, rows, started, None, command=ctx.command)
     record = {
         "suite": "latency", "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)",
@@ -185,6 +189,16 @@ def part_latency(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     if error:
         record["error"] = error
     return record
+
+
+def _teacher_graph_b1(rows: list[dict[str, Any]]) -> float | None:
+    """The default teacher's CUDA-graph latency at batch 1, fp32, in the latency part's main section (ms)."""
+    for r in rows:
+        if (r.get("section"), r.get("model"), r.get("mode"), r.get("dtype"), r.get("batch")) == (
+                "main", default_teacher(), "cuda-graph", "fp32", 1) and r.get("device_kind") == "cuda" \
+                and "median_ms" in r:
+            return float(r["median_ms"])
+    return None
 
 
 def _latency_lineup(smoke: bool) -> str:
@@ -293,7 +307,9 @@ def _scaling_lineup(smoke: bool) -> str:
 
 @dataclass(frozen=True)
 class SuitePlan:
-    """What a suite part trains on the GPU: seeds, students, peers, and why it is reduced (if it is)."""
+    """What a suite part trains on the GPU: seeds, students, peers, and why it is reduced (if it is).
+
+    ``students`` are labels or model names of the suite's students."""
 
     seeds: int
     students: tuple[str, ...]
@@ -302,10 +318,10 @@ class SuitePlan:
 
 
 def _suite_plans() -> dict[str, SuitePlan]:
-    from benchmarks.suites import STUDENT_REFERENCE, STUDENT_STRUCTURED
+    from benchmarks.suites import STUDENT_DEFAULT, STUDENT_REFERENCE, STUDENT_STRUCTURED
 
     return {
-        "metr-la-week": SuitePlan(3, (STUDENT_REFERENCE[0], STUDENT_STRUCTURED[0]), ("pgt-tgcn",)),
+        "metr-la-week": SuitePlan(3, (STUDENT_DEFAULT[0], STUDENT_STRUCTURED[0]), ("pgt-tgcn",)),
         "los-loop": SuitePlan(1, (STUDENT_REFERENCE[0],), (), reduced_by_design=(
             "1 seed, the reference student (plainly and distilled), no peer: what the 8-minute GPU plan leaves "
             "after the parts before it (`python -m benchmarks.run --suite los-loop` runs the whole suite)")),
@@ -367,14 +383,17 @@ def _suite_lineup(name: str) -> Callable[[bool], str]:
         students = ", ".join(f"{s} (plain, then distilled)" for s in sp.students)
         peers = f"; then, for every seed, {', '.join(sp.peers)}" if sp.peers else "; no peer"
         each = "one epoch of two batches" if smoke else f"each run at least {MIN_PASSES} epochs"
-        text = f"{seeds} seed(s): graph-wavenet (teacher), {students}{peers}; {each}"
+        text = f"{seeds} seed(s): {default_teacher()} (teacher), {students}{peers}; {each}"
         return text + (f" — reduced by design: {sp.reduced_by_design}" if sp.reduced_by_design else "")
 
     return lineup
 
 
 def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """An Optuna study (``tuning.search.main``) against a latency budget that excludes the widest students."""
+    """An Optuna study (``tuning.search.main``) of the students, the default one first (the study's enqueued
+    default point), distilled from the metr-la-week part's default teacher, against a latency budget: on CUDA
+    1/10 of the default teacher's CUDA-graph latency at batch 1 from the latency part, else one that excludes
+    the widest students (:func:`_calibrate_budget`)."""
     from benchmarks.suites import TINY_TEACHER
     from stgkd.data.rebuild import load_data
     from stgkd.engine import TimeLimit, TrainConfig, train_model
@@ -400,7 +419,7 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         teacher_note = f"a compact Graph WaveNet {json.dumps(hp)} trained here ({res.epochs_run} epochs)"
     space = load_space(None)
     mode, capture_note = _tuning_mode(ctx, data, space, deadline)
-    calibration = _calibrate_budget(ctx, data, space, mode)
+    calibration = _calibrate_budget(ctx, data, space, mode, teacher_ms=ctx.handover.get("teacher_cuda_graph_b1_ms"))
     budget_ms = calibration["budget_ms"]
     n_trials = 2 if ctx.smoke else MIN_TRIALS + 10
     reserve = 5.0 if ctx.smoke else 15.0  # report, export and the trial in flight
@@ -421,7 +440,7 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     report = json.loads(report_path.read_text())
     finished = report["counts"]["total"] - report["counts"].get("running", 0) - report["counts"].get("waiting", 0)
     target = 2 if ctx.smoke else MIN_TRIALS
-    notes = [f"Teacher: {teacher_note}."]
+    notes = [f"Teacher: {teacher_note}.", f"Latency budget {budget_ms:.4g} ms: {calibration['rule']}."]
     if not ctx.smoke:
         notes.append(f"Trials of {TUNING_EPOCHS} epochs: a screen of architectures within the GPU plan's time, not "
                      "converged scores.")
@@ -442,16 +461,16 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
 
 
 def _tuning_students(data: Any, space: Any) -> dict[str, dict[str, Any]]:
-    """The students the latency budget is set from: the reference (gcn-gru, width 32, one layer) and the
-    widest student of each family the space allows (top width and every integer size parameter that
-    applies to the family, GRU depth, diffusion hops or stgru's rank (capped at the sensors), at its top), as
-    model configs."""
+    """The students the latency budget is set from: the reference (the default student at width 32, its
+    family's other hyperparameters at their defaults) and the widest student of each family the space allows
+    (top width and every integer size parameter that applies to the family, GRU depth, diffusion hops or
+    stgru's rank (capped at the sensors), at its top), as model configs."""
     from benchmarks.capture import model_config
 
     n = int(data.num_nodes)
     hidden = space["hidden"].high
     families = list(space["family"].choices) if space["family"].kind == "categorical" else [space["family"].value]
-    out = {"reference": model_config("gcn-gru", n, hidden=32, layers=1)}
+    out = {"reference": model_config(default_student(), n, hidden=32)}
     for family in families:
         hp: dict[str, Any] = {"hidden": hidden}
         for spec in space.specs:
@@ -481,10 +500,19 @@ def _tuning_mode(ctx: Context, data: Any, space: Any, deadline: Deadline) -> tup
         f"{k} not capturable: {v}" for k, v in refused.items()) + ".")
 
 
-def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str) -> dict[str, Any]:
-    """The latency budget: the geometric mean of the reference student's latency (gcn-gru, width 32, one
-    layer) and the fastest of the widest students of each family in the space (largest width, depth, hops),
-    so the reference is feasible and no widest student is. Measured as the study measures (batch 1)."""
+#: the tuning budget on CUDA: this fraction of the default teacher's CUDA-graph latency at batch 1 (issue 32's
+#: goal: the default student >= 10x faster than Graph WaveNet)
+TEACHER_FRACTION = 0.1
+
+
+def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str, *, teacher_ms: float | None = None
+                      ) -> dict[str, Any]:
+    """The latency budget. On CUDA in CUDA-graph mode with the latency part's figure of the default teacher
+    (``teacher_ms``, CUDA graph, batch 1, fp32): :data:`TEACHER_FRACTION` of it. Otherwise the geometric mean
+    of the reference student's latency (the default student, width 32) and the fastest of the widest students
+    of each family in the space (largest width, depth, hops), so the reference is feasible and no widest
+    student is. The students are measured as the study measures (batch 1) either way, so the record says
+    which of them the budget admits."""
     from stgkd.latency import measure
     from stgkd.nn.registry import from_config
 
@@ -496,39 +524,55 @@ def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str) -> dict[st
                        iters=iters, name=config["name"]).median_ms
 
     students = _tuning_students(data, space)
-    reference = lat(students.pop("reference"))
+    ref_config = students.pop("reference")
+    reference = lat(ref_config)
     widest = {label: lat(cfg) for label, cfg in students.items()}
     low_wide = min(widest.values())
-    if low_wide > 1.05 * reference:
+    source = "calibrated here"
+    if ctx.cuda and mode == "cuda-graph" and teacher_ms:
+        budget = TEACHER_FRACTION * float(teacher_ms)
+        source = "the latency part"
+        note = (f"1/{round(1 / TEACHER_FRACTION)} of {default_teacher()}'s CUDA-graph latency at batch 1, fp32 "
+                f"({float(teacher_ms):.4g} ms, measured by the latency part of this run)")
+    elif low_wide > 1.05 * reference:
         budget, note = math.sqrt(reference * low_wide), "geometric mean of the reference and the fastest widest student"
     else:
         budget = 1.05 * reference
         note = ("the widest students are not measurably slower than the reference here, so no budget above the "
                 "reference excludes them; budget = 1.05 x the reference")
-    return {"mode": mode, "device": ctx.device, "batch": 1, "reference": {"model": "gcn-gru", "hidden": 32, "layers": 1,
-            "median_ms": reference}, "widest": widest, "budget_ms": budget, "rule": note}
+    if ctx.cuda and not (mode == "cuda-graph" and teacher_ms):
+        note += (" (no CUDA-graph figure of the teacher from the latency part" if not teacher_ms else
+                 " (the students are timed eagerly here") + ", so not 1/10 of the teacher's)"
+    return {"mode": mode, "device": ctx.device, "batch": 1, "source": source,
+            "reference": {"model": ref_config["name"], "hidden": 32, "median_ms": reference,
+                          "within_budget": reference <= budget},
+            "teacher": {"model": default_teacher(), "mode": "cuda-graph", "batch": 1, "median_ms": teacher_ms},
+            "widest": widest, "budget_ms": budget, "rule": note}
 
 
 def _tuning_lineup(smoke: bool) -> str:
     trials = "2 trials of one epoch" if smoke else f">= {MIN_TRIALS} trials of {TUNING_EPOCHS} epochs"
-    return (f"{trials} ({MIN_TRIALS + 10} asked for, within the time) against a CUDA-graph latency budget at batch 1 "
-            "set between gcn-gru h32 and the widest students of the search space; the metr-la-week part's seed-0 "
-            "teacher")
+    return (f"{trials} ({MIN_TRIALS + 10} asked for, within the time), {default_student()} (the default student) "
+            f"first, against a CUDA-graph latency budget at batch 1 of 1/10 of {default_teacher()}'s from the latency "
+            "part (without it: between the default student h32 and the widest students of the search space); the "
+            "metr-la-week part's seed-0 teacher")
 
 
 PARTS: list[Part] = [
     Part("environment", "environment", "environment: GPU, driver, clocks, versions", 5, part_environment,
          lambda smoke: "GPU, driver, clocks (nvidia-smi), torch / CUDA / cuDNN and package versions", grace_s=10),
-    Part("latency", "latency", "latency table at 207 sensors (teacher, students, then PGT peers)", 60, part_latency,
+    Part("latency", "latency", "latency table at 207 sensors (teacher, students, then PGT peers)", 50, part_latency,
          _latency_lineup),
-    Part("timing", "model-timing", "forward / forward+backward time of every model, batch 64", 30, part_timing,
+    Part("profile", "profile", "profiler summary of the default student and teacher, eager / CUDA graph / compile",
+         95, part_profile, profile_lineup),
+    Part("timing", "model-timing", "forward / forward+backward time of every model, batch 64", 10, part_timing,
          _timing_lineup),
-    Part("scaling", "scaling", "teacher and student on 207 / 883 / 2,000 / 8,600 sensors", 35, part_scaling,
+    Part("scaling", "scaling", "teacher and student on 207 / 883 / 2,000 / 8,600 sensors", 15, part_scaling,
          _scaling_lineup, grace_s=20),
-    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 95, _suite_part("metr-la-week"),
+    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 70, _suite_part("metr-la-week"),
          _suite_lineup("metr-la-week"), grace_s=30),
-    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 70, part_tuning,
+    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 55, part_tuning,
          _tuning_lineup, grace_s=20),
-    Part("los-loop", "los-loop", "Los-loop suite, reduced by design", 30, _suite_part("los-loop"),
+    Part("los-loop", "los-loop", "Los-loop suite, reduced by design", 10, _suite_part("los-loop"),
          _suite_lineup("los-loop"), grace_s=20),
 ]
