@@ -16,13 +16,24 @@ seed still gets its share.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from stgkd.engine.callbacks import TimeLimit
 
-__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares"]
+__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "signal_group"]
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to ``proc``'s process group (a child started with ``start_new_session=True`` and what it
+    started): how a part or a profile child past its time is stopped. A group that has exited is left alone."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class OutOfTime(Exception):

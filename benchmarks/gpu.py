@@ -79,7 +79,7 @@ from typing import Any, Callable
 
 import torch
 
-from benchmarks.budget import Deadline, OutOfTime
+from benchmarks.budget import Deadline, OutOfTime, signal_group
 from benchmarks.gpu_parts import PARTS, Context, Part
 from benchmarks.run import SCHEMA
 
@@ -286,14 +286,6 @@ def _part_command(part: Part, request_path: Path) -> list[str]:
     return [sys.executable, "-m", "benchmarks.gpu", "--part", part.name, "--request", str(request_path)]
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """Send ``sig`` to the part's process group (the part and what it started)."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group has already exited: nothing left to signal
-
-
 def _signal_name(code: int | None) -> str:
     if code is None or code >= 0:
         return f"exit code {code}"
@@ -335,16 +327,16 @@ def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
     except subprocess.TimeoutExpired:
         ended = f"stopped from outside {part.grace_s:g} s past its deadline (SIGTERM)"
         log(f"part {part.name}: {ended}")
-        _signal_group(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=TERM_WAIT_S)
         except subprocess.TimeoutExpired:
             ended = f"killed {TERM_WAIT_S:g} s after SIGTERM ({part.grace_s:g} s past its deadline)"
             log(f"part {part.name}: {ended}")
-            _signal_group(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
             proc.wait()
     except BaseException:  # interrupted here: the part must not go on alone
-        _signal_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         proc.wait()
         raise
     reader.join(timeout=5)

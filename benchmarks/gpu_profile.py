@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.budget import Deadline, OutOfTime
+from benchmarks.budget import Deadline, OutOfTime, signal_group
 
 if TYPE_CHECKING:
     from benchmarks.gpu_parts import Context
@@ -76,24 +76,17 @@ def _run_child(argv: list[str], seconds: float, log) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         ended = f"stopped at its time ({seconds:.0f} s)"
         log(f"profile: {ended}")
-        _kill(proc, signal.SIGTERM)
+        signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=CHILD_TERM_WAIT_S)
         except subprocess.TimeoutExpired:
-            _kill(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
             proc.wait()
     except BaseException:  # the part itself was stopped: its child must not go on alone
-        _kill(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         proc.wait()
         raise
     return {"exit_code": proc.returncode, "ended": ended}
-
-
-def _kill(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass  # already gone
 
 
 def _batch_of(path: Path) -> int:
