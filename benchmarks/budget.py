@@ -33,7 +33,7 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        pass
+        pass  # the group has already exited: nothing left to signal
 
 
 class OutOfTime(Exception):

@@ -61,26 +61,6 @@ def _wall_seconds(stamps: Any, where: str) -> np.ndarray:
     return np.asarray((index - _EPOCH) // pd.Timedelta(seconds=1), dtype=np.int64)
 
 
-def _owned(array: np.ndarray, dtype: Any) -> np.ndarray:
-    """``array`` as a C-contiguous, writable array of ``dtype`` (torch shares its memory), copied only where it
-    is not one already (a read-only view of a DataFrame's block, a broadcast, a strided slice)."""
-    out = np.ascontiguousarray(array, dtype=dtype)
-    if out.flags.writeable and out.strides == _c_strides(out.shape, out.itemsize):
-        return out
-    # a new array: numpy leaves a length-1 axis's stride as it found it (0 after [None]), torch keeps it, and a
-    # compiled program's guards check every stride: one layout, one program
-    return np.array(out, dtype=dtype, order="C", copy=True)
-
-
-def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """The strides numpy gives a new C-ordered array of ``shape``."""
-    strides, step = [], itemsize
-    for size in reversed(shape):
-        strides.append(step)
-        step *= max(int(size), 1)
-    return tuple(reversed(strides))
-
-
 class Forecaster:
     """An exported student, ready to forecast raw readings.
 
@@ -332,10 +312,8 @@ class Forecaster:
                     f"index with NaN for missing readings: history.asfreq('{self.interval_minutes}min'))"
                 )
         try:
-            raw = frame.to_numpy()  # one float block: a view, no copy (column-major: the block transposed)
-            # one pass into a new row-major float32 array, the layout the program takes
-            values = np.asarray(raw[-t:] if order is None else raw[-t:, order.model_from_input], dtype=np.float32,
-                                order="C")
+            raw = frame.to_numpy()  # one float block: a view, no copy
+            values = np.asarray(raw[-t:] if order is None else raw[-t:, order.model_from_input], dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise StgkdError(f"history: readings must be numbers ({exc})") from None
         wall = absolute if stamps.tz is None else stamps.tz_localize(None).asi8
@@ -417,8 +395,10 @@ class Forecaster:
                 f"{f' of window {b}' if values.shape[0] > 1 else ''}: {ids[:5]}{' ...' if len(ids) > 5 else ''}"
                 " (the model needs at least one observed reading per sensor)"
             )
-        x = torch.from_numpy(_owned(values, np.float32)).to(self.device)
-        s = torch.from_numpy(_owned(secs, np.int64)).to(self.device)
+        # new row-major arrays (what a compiled program's guards expect: a length-1 axis of a view can carry any
+        # stride), owned by torch
+        x = torch.from_numpy(np.array(values, dtype=np.float32, order="C", copy=True)).to(self.device)
+        s = torch.from_numpy(np.array(secs, dtype=np.int64, order="C", copy=True)).to(self.device)
         with torch.inference_mode():
             if self._cuda_graphs:
                 out = self._replay(x, s)

@@ -317,3 +317,27 @@ def test_onnx_file_runs_in_onnxruntime(exported, tmp_path):
                                rtol=1e-4, atol=1e-3)
     batch = np.stack([frame(s).to_numpy() for s in range(3)])
     assert fc.predict(batch, start="2026-11-20 07:40").shape == (3, H, N)
+
+
+@pytest.mark.compile  # inductor compiles the program at load
+def test_a_compiled_file_is_not_compiled_again_by_the_first_forecasts(tmp_path):
+    """What load compiles is what predict runs: a DataFrame, a longer buffer and an array at batch 1 reuse the
+    program compiled by the warm-up (the same shapes and strides), no new graph is traced."""
+    from torch._dynamo.utils import counters
+
+    from stgkd.export.aoti import cpp_compiler
+
+    if cpp_compiler() is None:
+        pytest.skip("no C++ compiler (g++ or $CXX): the file runs uncompiled here")
+    torch._dynamo.reset()
+    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
+    fc = Forecaster.load(export_student(ckpt, tmp_path / "student.pt"))
+    assert fc.backend == "torch.compile"
+    traced = counters["stats"]["unique_graphs"]
+    assert traced >= 1  # the warm-up compiled
+    df = frame(8)
+    fc.predict(df)
+    fc.predict(pd.concat([frame(9, start="2026-11-20 07:00"), df]))
+    fc.predict(df.to_numpy(), start=df.index[0])
+    assert counters["stats"]["unique_graphs"] == traced
+    torch._dynamo.reset()
