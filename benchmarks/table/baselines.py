@@ -17,7 +17,9 @@ __all__ = ["WORSE", "WORSE_NOTE", "best_baseline", "worse_horizons", "best_cells
 #: the mark on a test MAE worse than the best baseline at that horizon
 WORSE = "†"
 WORSE_NOTE = (f"{WORSE} = worse than the best baseline at that horizon (last value, seasonal naive, historical "
-              "average or median, fitted on the training split and scored on the same test targets).")
+              "average or median by time of day or by time of day and weekday, zero for counts; fitted on the "
+              "training split, chosen per horizon on validation where the record says so, and scored on the same "
+              "test targets).")
 
 
 def _scores(block: Mapping[str, Any] | None):

@@ -109,6 +109,16 @@ class TrafficData:
         return float(np.isnan(self.values[..., 0]).mean())
 
     @property
+    def is_count_series(self) -> bool:
+        """Whether the target channel holds counts: every observed reading a non-negative whole number and
+        some of them ``0`` (a reading, not a missing value, as under ``missing="nan"``). Count series get
+        the zero forecast among their baselines."""
+        observed = self.values[..., 0][np.isfinite(self.values[..., 0])]
+        if observed.size == 0 or observed.min() < 0 or not (observed == 0).any():
+            return False
+        return bool((observed == np.round(observed)).all())
+
+    @property
     def silent_sensors(self) -> list[str]:
         """Ids of the sensors with no target-channel reading at all."""
         return [self.sensor_ids[i] for i in silent_sensors(self.values[..., 0])]

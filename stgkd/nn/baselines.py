@@ -17,6 +17,8 @@ slice the scaler is fitted on), in well under a second at METR-LA size. Their ``
                        \mathrm{slot}(t+h)\}` per sensor, the slot the time of day (and with ``weekly`` the day
                        of week) read from the input's time features
 ``historical-median``  the same with the median
+``zero``               :math:`\hat y_{t+h} = 0`: the forecast to beat on a count series where most readings
+                       are ``0`` (an MAE-trained model that learns the median learns it)
 =====================  =========================================================================
 
 Missing readings (``NaN`` in :attr:`TrafficData.values <stgkd.data.TrafficData.values>`) are skipped when
@@ -51,6 +53,7 @@ __all__ = [
     "LastValue",
     "PROFILE_STATISTICS",
     "SeasonalNaive",
+    "ZeroForecast",
     "profile_table",
     "season_label",
 ]
@@ -175,6 +178,44 @@ class LastValue(BaselineModel):
         """
         self._check_input(x)
         return self._output(x[:, -1:, :, 0].expand(-1, self.out_steps, -1).contiguous(), return_features)
+
+
+@register_model("zero")
+class ZeroForecast(BaselineModel):
+    r"""Forecast ``0`` at every horizon: :math:`\hat y_{t+h} = 0` in raw units. On a count series most of
+    whose readings are ``0`` (boardings an hour at a quiet stop) it is the table an MAE-trained model
+    must beat; :meth:`fit` stores what ``0`` is in the data's scaled units.
+
+    Args:
+        num_nodes: number of sensors ``N``.
+        graph: ignored (default: None).
+        in_steps: input steps; none is read (default: 12).
+        out_steps: forecast horizons (default: 12).
+        in_channels: input channels (default: 2).
+    """
+
+    def __init__(self, *, num_nodes: int, graph: Tensor | np.ndarray | None = None, in_steps: int = 12,
+                 out_steps: int = 12, in_channels: int = 2) -> None:
+        super().__init__(num_nodes=num_nodes, in_steps=in_steps, out_steps=out_steps, in_channels=in_channels)
+        self.register_buffer("zero", torch.zeros(()))
+
+    def label(self, interval_minutes: int = 5) -> str:
+        return "zero"
+
+    def fit(self, prepared: Any) -> "ZeroForecast":
+        """Store ``0`` in the scaled units of ``prepared.scaler``."""
+        self.zero.fill_(float(prepared.scaler.transform(np.float64(0.0))))
+        return self
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        """``0`` (raw units) at every horizon and sensor.
+
+        Shapes:
+            x ``(B, T_in, N, C)`` -> forecast ``(B, T_out, N)``; no features.
+        """
+        self._check_input(x)
+        out = self.zero.to(x.dtype).expand(x.shape[0], self.out_steps, self.num_nodes).contiguous()
+        return self._output(out, return_features)
 
 
 @register_model("seasonal-naive")

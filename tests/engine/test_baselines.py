@@ -59,8 +59,11 @@ def test_baselines_are_scored_on_the_models_targets():
     scores = score_baselines(prepared, "test", steps=STEPS)
     labels = [s.label for s in scores.scored]
     assert labels == ["last value", "seasonal naive (1 day)", "historical average", "historical median"]
-    assert [s.label for s in scores.left_out] == ["seasonal naive (1 week)"]  # 7 days of data: no week before the test
-    assert "needs 168 steps of history" in scores.left_out[0].note
+    notes = {s.label: s.note for s in scores.left_out}
+    assert list(notes) == ["seasonal naive (1 week)", "historical average (day of week)",
+                           "historical median (day of week)"]
+    assert "needs 168 steps of history" in notes["seasonal naive (1 week)"]  # 7 days of data: no week before the test
+    assert "needs 14 days of training data, the training split holds 4.8" in notes["historical median (day of week)"]
     by_label = {s.label: s.metrics for s in scores.scored}
     for metrics in by_label.values():
         assert all(np.isfinite(m["mae"]) for m in metrics.values())
@@ -82,7 +85,79 @@ def test_baselines_are_scored_on_the_models_targets():
     model = build_for("historical-median", prepared, slots_per_day=24).fit(prepared)
     direct = evaluate_split(model, prepared.test, prepared.scaler, interval_minutes=60, steps=STEPS)
     assert by_label["historical median"]["avg"]["mae"] == pytest.approx(direct["avg"]["mae"], rel=1e-6)
+    on_val = evaluate_split(model, prepared.val, prepared.scaler, interval_minutes=60, steps=STEPS)
+    scored = {s.label: s for s in scores.scored}
+    assert scored["historical median"].val_maes == pytest.approx({k: m["mae"] for k, m in on_val.items() if k != "per_step"}, rel=1e-6)
     assert scores.to_dict()["best"]["avg"]["baseline"] in labels
+
+
+def test_the_best_baseline_is_chosen_per_horizon_on_validation():
+    """Chosen as a model is, at each horizon on the validation split; its test figure is the bar there,
+    even where another baseline happens to do better on test."""
+    rng = np.random.default_rng(0)
+    t = np.arange(7 * 24)
+    noise = np.zeros((len(t), N))
+    for i in range(1, len(t)):  # persistent deviations: the last value wins one step ahead, a profile later
+        noise[i] = 0.8 * noise[i - 1] + rng.normal(0, 2, N)
+    values = (30 + 10 * np.sin(2 * np.pi * t / 24)[:, None] + noise).astype(np.float32)
+    data = TrafficData(values=values, adj=np.eye(N), sensor_ids=[f"s{i}" for i in range(N)], interval_minutes=60)
+    prepared = prepare(data, in_steps=3, out_steps=4)
+    scores = score_baselines(prepared, "test", steps=STEPS)
+    assert scores.chosen_on == "val"
+    for key, label in scores.chosen.items():
+        assert label == min(scores.scored, key=lambda s: s.val_maes[key]).label
+    one, four = horizon_name(1, 60), horizon_name(4, 60)
+    assert scores.chosen[one] == "last value" and scores.chosen[four] != "last value"
+    metrics = {s.label: s.metrics for s in scores.scored}
+    best = scores.best()
+    assert best == {k: (label, metrics[label][k]["mae"]) for k, label in scores.chosen.items()}
+
+    # chosen on validation, not on test: a choice validation did not make stays the bar
+    scores.chosen[four] = "historical average"
+    assert scores.best()[four] == ("historical average", metrics["historical average"][four]["mae"])
+    assert min(m[four]["mae"] for m in metrics.values()) < metrics["historical average"][four]["mae"]
+    loses = {four: {"mae": metrics["historical average"][four]["mae"] + 0.01}}
+    [shortfall] = compare_with_baselines("gru", loses, scores)
+    assert shortfall.baseline == "historical average"
+    out = io.StringIO()
+    report_baselines(scores, out=out)
+    assert f"best baseline (chosen per horizon on the val split): 1h last value " in out.getvalue()
+    back = BaselineScores.from_dict(json.loads(json.dumps(scores.to_dict())))
+    assert back.chosen == scores.chosen and back.best() == scores.best()
+
+
+def _counts(days: int, seed: int = 0) -> TrafficData:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 24)
+    rate = np.clip(np.sin(2 * np.pi * t / 24), 0, None)[:, None] * np.array([0.05, 0.1, 0.2, 0.4, 1.0, 3.0])
+    values = rng.poisson(rate).astype(np.float32)
+    values[rng.random(values.shape) < 0.02] = np.nan
+    return TrafficData(values=values, adj=np.eye(N), sensor_ids=[f"s{i}" for i in range(N)], interval_minutes=60,
+                       name="counts", missing="nan")
+
+
+def test_counts_get_the_zero_forecast_and_the_profiles_by_day_of_week():
+    data = _counts(21)
+    assert data.is_count_series and not _hourly(7).is_count_series
+
+    def counts(values, missing="nan"):
+        return TrafficData(values=np.array(values, np.float32)[:, None], adj=np.eye(1), sensor_ids=["a"],
+                           missing=missing).is_count_series
+
+    assert counts([0, 2, 5, np.nan]) and not counts([0, 2.5, 5]) and not counts([0, -1, 5])
+    assert not counts([1, 2, 5]) and not counts([0, 2, 5], missing="zero")  # a 0 must be a reading
+    prepared = prepare(data, in_steps=3, out_steps=4)
+    scores = score_baselines(prepared, "test", steps=STEPS)
+    scored = {s.label: s.metrics for s in scores.scored}
+    assert {"zero", "historical median", "historical median (day of week)", "historical average (day of week)"} <= set(
+        scored)
+    raw = prepared.data.values[..., 0].astype(np.float64)
+    want = _brute_mae(prepared, lambda origin, h: np.zeros(N))
+    assert [scored["zero"][horizon_name(h, 60)]["mae"] for h in STEPS] == pytest.approx([want[h] for h in STEPS],
+                                                                                         rel=1e-5)
+    assert np.nanmean(raw) > 0
+    speeds = score_baselines(prepare(_hourly(7), in_steps=3, out_steps=4), "test", steps=STEPS)
+    assert "zero" not in [s.label for s in speeds.scored + speeds.left_out]
 
 
 def test_a_baseline_the_data_is_too_short_for_is_left_out_with_the_reason():
@@ -91,7 +166,7 @@ def test_a_baseline_the_data_is_too_short_for_is_left_out_with_the_reason():
     assert [s.label for s in scores.scored] == ["last value"]
     notes = {s.label: s.note for s in scores.left_out}
     assert set(notes) == {"seasonal naive (1 day)", "seasonal naive (1 week)", "historical average",
-                          "historical median"}
+                          "historical median", "historical average (day of week)", "historical median (day of week)"}
     assert "needs 24 steps of history" in notes["seasonal naive (1 day)"]
     assert "less than the one day (24 steps)" in notes["historical average"]
     left = scores.to_dict()["left_out"]
@@ -169,7 +244,7 @@ def test_train_test_and_evaluate_show_the_baselines_and_warn(tmp_path, data_dir)
                            str(run), "--epochs", "1", "--limit-batches", "1", "--device", "cpu", "--no-progress",
                            "--test"])
     assert code == 0, err
-    assert "baselines, test split" in out and "best baseline: 15min " in out
+    assert "baselines, test split" in out and "best baseline (chosen per horizon on the val split): 15min " in out
     summary = json.loads((run / "metrics.json").read_text())
     scored = {b["label"]: b["metrics"] for b in summary["baselines"]["scored"]}
     assert {"last value", "seasonal naive (1 day)", "historical average", "historical median"} <= set(scored)
@@ -241,4 +316,6 @@ def test_the_week_baselines_at_60_minutes(real_data_dir):
     mae = {s.label: round(s.metrics["60min"]["mae"], 2) for s in scores.scored}
     assert mae["last value"] == 5.73 and mae["historical average"] == 5.33 and mae["seasonal naive (1 day)"] == 5.12
     assert mae["historical median"] == 4.97 and scores.best()["60min"][0] == "historical median"
-    assert [s.label for s in scores.left_out] == ["seasonal naive (1 week)"]  # the week holds no week before its test
+    assert scores.chosen_on == "val" and scores.best()["15min"][0] == "last value"
+    assert [s.label for s in scores.left_out] == ["seasonal naive (1 week)", "historical average (day of week)",
+                                                  "historical median (day of week)"]  # 5 days of training
