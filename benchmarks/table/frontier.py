@@ -5,11 +5,11 @@
 ``distill-ablation-*.json`` and the ``benchmarks.run`` suites), one :class:`Score` per model and recipe (mean ±
 sample std over its seeds), and joins each with the newest idle latency record (``benchmarks.latency``, one
 CPU thread, eager fp32, 207 sensors; a record or row timed on a busy machine is never used) that timed the
-same family with the same parameter count and input channels. FLOPs at batch 1 come from the accuracy
-record where it counted them, else from a ``benchmarks.model_timing`` record's batch-1 row of the same
-model. Nothing is filled in: a score without a timing, a timing without a score and a record the main
-body's rule (:func:`~benchmarks.table.records.appendix_reason`) sends to the appendix are listed in
-:attr:`Frontier.missing` with the reason.
+same family with the same parameter count, width and input channels (each where both records state it).
+FLOPs at batch 1 come from the accuracy record where it counted them, else from a ``benchmarks.model_timing``
+record's batch-1 row of the same model. Nothing is filled in: a score without a timing, a timing without a
+score and a record the main body's rule (:func:`~benchmarks.table.records.appendix_reason`) sends to the
+appendix are listed in :attr:`Frontier.missing` with the reason.
 
 One point per model (family, width, plain or distilled, inputs) is charted; where several recipes of one
 model are on record, the one trained longest is kept, then the one with more seeds, then the lower
@@ -412,6 +412,8 @@ def _matches(score: Score, timing: Timing) -> bool:
         return False
     if score.parameters is not None and timing.parameters != score.parameters:
         return False
+    if score.width is not None and timing.width is not None and timing.width != score.width:
+        return False  # a record without a parameter count still names the width: never another width's timing
     return score.channels is None or timing.channels is None or timing.channels == score.channels
 
 

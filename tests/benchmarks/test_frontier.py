@@ -231,3 +231,101 @@ def test_a_screened_stgkd_distill_run_is_a_distilled_point_of_its_student_family
     assert kd.timing is not None and kd.timing.b1_ms == 2.0  # the same student as the plain one: its timing
     plain = _point(front, "stgru w32 plain, seasonal day input")
     assert plain.score.training == "plain" and plain.mae60 == pytest.approx(4.1)
+
+
+def _label_names(texts) -> set[str]:
+    """The model names the chart's point labels give ("gru w16, plain & KD; pgt-tgcn w32 ↑ 6.79" names
+    "gru w16", "gru w16 KD" and "pgt-tgcn w32")."""
+    names = set()
+    for text in texts:
+        for part in text.split("; "):
+            part = part.split(" ↑ ")[0]
+            if part.endswith(", plain & KD"):
+                base = part.removesuffix(", plain & KD")
+                names |= {base, base.replace(" + ", " KD + ", 1) if " + " in base else base + " KD"}
+            else:
+                names.add(part)
+    return names
+
+
+def _assert_readable(fig) -> None:
+    """No two texts of a panel overlap, each lies inside its panel, none covers a marker, the legend is
+    outside both panels."""
+    from benchmarks.table.frontier_chart import text_box
+
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        frame = ax.get_window_extent(renderer)
+        boxes = [(t.get_text(), text_box(t, renderer)) for t in ax.texts]
+        assert boxes
+        for i, (a, box) in enumerate(boxes):
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, a
+            for b, other in boxes[i + 1:]:
+                assert not box.overlaps(other), f"{a!r} overlaps {b!r}"
+        for line in ax.lines:
+            if line.get_marker() in (None, "None", "", " ", "_", "|"):
+                continue
+            r = line.get_markersize() * fig.dpi / 72 / 2
+            for cx, cy in ax.transData.transform(line.get_xydata()):
+                for a, box in boxes:
+                    assert not (box.x0 < cx + r and cx - r < box.x1 and box.y0 < cy + r and cy - r < box.y1), \
+                        f"{a!r} covers a marker"
+        assert not fig.legends[0].get_window_extent(renderer).overlaps(frame)
+
+
+def test_the_charts_labels_neither_overlap_nor_cover_a_marker(results):
+    from benchmarks.table.frontier_chart import LABEL_GID, _short, figure
+
+    front = gather(results)
+    fig = figure(front)
+    _assert_readable(fig)
+    labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
+    assert {_short(p) for p in front.charted} <= _label_names(labels)  # every point is named
+
+
+def test_the_chart_of_the_records_in_the_repository_is_readable():
+    """The chart README shows, drawn from the records it is drawn from (nothing is written)."""
+    from benchmarks.fresh_clone import REPO
+    from benchmarks.table.frontier_chart import LABEL_GID, _short, figure
+    from benchmarks.table.studies import study_fronts
+
+    records = REPO / "benchmarks" / "results"
+    front = gather(records)
+    if not front.charted:
+        pytest.skip(f"no charted record in {records}")
+    fig = figure(front, study_fronts(records)[0])
+    _assert_readable(fig)
+    for ax, points in zip(fig.axes, ([p for p in front.points if p.timing], [p for p in front.points if p.flops])):
+        labels = [t.get_text() for t in ax.texts if t.get_gid() == LABEL_GID]
+        assert {_short(p) for p in points} <= _label_names(labels)
+
+
+def test_points_whose_markers_touch_share_a_label(results):
+    from benchmarks.table.frontier_chart import _point_labels
+
+    front = gather(results)
+    plain = _point(front, "stgru w32 plain, seasonal day input")
+    twin = type(plain)(score=type(plain.score)(**{**plain.score.__dict__, "training": "distilled",
+                                                  "mae": {"60min": (4.12, 0.0, 1)}}),
+                       timing=plain.timing, flops=plain.flops, flops_source=plain.flops_source)
+    far = type(plain)(score=type(plain.score)(**{**plain.score.__dict__, "family": "gru", "inputs": "",
+                                                 "mae": {"60min": (9.0, 0.0, 1)}}),
+                      timing=plain.timing, flops=plain.flops, flops_source=plain.flops_source)
+    labels = _point_labels([(plain, 2.0), (twin, 2.0), (far, 2.0)], 6.0, {"stgru": "C0", "gru": "C1"})
+    assert [(text, points) for text, points, _ in labels] == [
+        ("stgru w32 + seasonal day, plain & KD", [(2.0, pytest.approx(4.1)), (2.0, 4.12)]),
+        ("gru w32 ↑ 9.00", [(2.0, 6.0)])]
+
+
+def test_a_score_without_a_parameter_count_takes_only_its_own_widths_timing(results):
+    from dataclasses import replace
+
+    from benchmarks.table.frontier import _latency_rows, _timing_for
+
+    name = "latency-cpu-20260103-idle.json"
+    timings = _latency_rows(name, json.loads((results / name).read_text()))
+    score = _point(gather(results), "gcn-gru w32 plain").score
+    assert _timing_for(replace(score, parameters=None), timings).model == "gcn-gru-h32"
+    # a record that names the width but counts no parameters: never another width's timing
+    assert _timing_for(replace(score, parameters=None, width=16), timings) is None
+    assert _timing_for(replace(score, parameters=None, width=None), timings).model == "gcn-gru-h32"
