@@ -121,24 +121,109 @@ def test_neighbours_improve_a_linear_forecast():
     assert nb_mae < 0.92 * own_mae, (own_mae, nb_mae)
 
 
-def test_count_network_looks_like_a_sparse_count_series():
+COUNTS = dict(num_nodes=8, num_days=14, num_routes=2)  # two weeks of two bus lines, Monday to Sunday twice
+
+
+@pytest.fixture(scope="module")
+def counts():
     from stgkd.data.synthetic import generate_counts
 
-    data = generate_counts(num_nodes=200, num_days=28, seed=0)  # the registered defaults
-    v = data.values[..., 0]
+    return generate_counts(**COUNTS, seed=0)
+
+
+def test_counts_are_whole_non_negative_or_nan_and_reproducible(counts):
+    from stgkd.data.synthetic import generate_counts
+
+    v = counts.values[..., 0]
     seen = np.isfinite(v)
-    assert data.interval_minutes == 60 and data.missing == "nan" and data.channel_names == ["count"]
-    assert 0.75 < (v[seen] == 0).mean() < 0.85  # mostly zeros, and a 0 is a reading
-    assert 0.005 < 1 - seen.mean() < 0.05  # outages are NaN
+    assert counts.values.shape == (14 * 24, 8, 1) and counts.interval_minutes == 60
+    assert counts.missing == "nan" and counts.channel_names == ["count"] and counts.name == "synthetic-counts"
     assert np.array_equal(v[seen], np.round(v[seen])) and v[seen].min() == 0
-    hours = data.timestamps.hour.to_numpy()
-    assert np.nansum(v[(hours >= 2) & (hours < 4)]) == 0  # no service at night
-    weekend = data.timestamps.day_of_week.to_numpy() >= 5
-    assert np.nanmean(v[weekend]) < 0.9 * np.nanmean(v[~weekend])  # quieter weekends
-    assert np.allclose(np.diag(data.adj), 1.0) and (data.adj > 0).sum() > 2 * data.num_nodes
-    again = generate_counts(num_nodes=200, num_days=28, seed=0)
+    assert 0 < 1 - seen.mean() < 0.1  # counter outages are NaN
+    again, other = generate_counts(**COUNTS, seed=0), generate_counts(**COUNTS, seed=1)
     np.testing.assert_array_equal(np.isnan(v), np.isnan(again.values[..., 0]))
     np.testing.assert_array_equal(v[seen], again.values[..., 0][seen])
+    np.testing.assert_array_equal(counts.adj, again.adj)
+    assert not np.array_equal(np.nan_to_num(v, nan=-1), np.nan_to_num(other.values[..., 0], nan=-1))
+
+
+def test_counts_are_sparse_uneven_and_overdispersed(counts):
+    from stgkd.data.count_stats import dispersion_index, zero_share
+
+    v = counts.values[..., 0]
+    assert 0.6 < zero_share(v) < 0.97  # mostly zeros, and a 0 is a reading
+    means = np.sort(np.nanmean(v, axis=0))
+    assert means[-1] > 10 * means[len(means) // 2]  # a busy stop among quiet ones
+    assert dispersion_index(v) > 2  # far more spread than Poisson counts of one rate
+
+
+def test_counts_have_service_hours_and_quiet_weekends(counts):
+    v = counts.values[..., 0]
+    hours = counts.timestamps.hour.to_numpy()
+    assert np.nansum(v[(hours >= 1) & (hours < 5)]) == 0  # no bus from 01:00 to 04:59
+    assert np.nanmean(v[(hours >= 7) & (hours < 19)]) > 0.3
+    weekend = counts.timestamps.day_of_week.to_numpy() >= 5
+    assert np.nanmean(v[weekend]) < 0.8 * np.nanmean(v[~weekend])
+    weekdays = np.nanmean(v, axis=1).reshape(2, 7, 24)[:, :5].mean(axis=1)  # a weekday's hours, week by week
+    assert np.corrcoef(weekdays[0], weekdays[1])[0, 1] > 0.8  # the profile repeats
+
+
+def test_count_network_is_a_route_graph():
+    from stgkd.data.synthetic import generate_counts, route_network
+
+    g = route_network(675, seed=0)  # the real network's size: 15 lines, 690 links
+    assert g.graph["routes"] == 15 and g.number_of_edges() == 690 and nx.is_connected(g)
+    kinds = [d["kind"] for _, _, d in g.edges(data=True)]
+    assert kinds.count("transfer") == 30 and kinds.count("route") == 675 - 15
+    for u, v, d in g.edges(data=True):
+        if d["kind"] == "route":  # consecutive stops of one line
+            assert g.nodes[u]["route"] == g.nodes[v]["route"] and abs(g.nodes[u]["order"] - g.nodes[v]["order"]) == 1
+        else:
+            assert g.nodes[u]["route"] != g.nodes[v]["route"]
+    data = generate_counts(**COUNTS, seed=0)
+    small = route_network(8, seed=0, num_routes=2)
+    assert np.array_equal(data.adj, nx.to_numpy_array(small, nodelist=range(8), weight=None))  # 1 both ways
+    assert np.array_equal(data.adj, data.adj.T) and np.diag(data.adj).sum() == 0
+    assert int(data.adj.sum()) // 2 == 8 - 2 + 1  # 7 links along the two lines, 1 transfer
+
+
+def test_closed_stops_read_zero_for_whole_days():
+    from stgkd.data.synthetic import generate_counts
+
+    kwargs = dict(COUNTS, seed=0, missing_rate=0.0)
+    open_ = generate_counts(**kwargs, closure_rate=0.0).values[..., 0]
+    closed = generate_counts(**kwargs, closure_rate=0.2).values[..., 0]
+    assert not np.isnan(closed).any()  # a closure is a reading of 0, not a missing value
+    changed = open_ != closed
+    assert changed.any() and (closed[changed] == 0).all()
+    days = changed.reshape(14, 24, 8).any(axis=1)  # (day, stop) blocks a closure touched
+    assert (closed.reshape(14, 24, 8)[np.broadcast_to(days[:, None, :], (14, 24, 8))] == 0).all()
+
+
+def test_bursts_run_along_a_route():
+    from stgkd.data.synthetic import generate_counts
+
+    kwargs = dict(num_nodes=8, num_days=14, num_routes=1, seed=0, missing_rate=0.0, dispersion=0.0,
+                  zero_inflation=0.0, closure_rate=0.0, day_variation=0.0)
+    calm = generate_counts(**kwargs, burst_rate=0.0).values[..., 0]
+    busy = generate_counts(**kwargs, burst_rate=2.0, burst_size=4.0).values[..., 0]
+    assert busy.sum() > 1.5 * calm.sum()  # bursts add riders
+    extra = busy - calm  # Poisson noise apart (a different draw), the bursts: shared by neighbours on the line
+    near = np.mean([np.corrcoef(extra[:, i], extra[:, i + 1])[0, 1] for i in range(7)])
+    far = np.mean([np.corrcoef(extra[:, i], extra[:, i + 4])[0, 1] for i in range(4)])
+    assert near > far + 0.1, (near, far)  # bursts confined to their stop give about 0 and 0
+
+
+def test_the_defaults_match_the_real_network():
+    """The promise of the defaults (python -m benchmarks.count_stats shows it for seeds 0, 1, 2): every figure
+    of the real bus network within 20 % (one seed here; about 0.1 s)."""
+    from stgkd.data.count_stats import BUS_NETWORK, count_statistics
+    from stgkd.data.synthetic import generate_counts
+
+    data = generate_counts(seed=0)
+    stats = count_statistics(data.values[..., 0], data.timestamps, data.adj).as_dict()
+    off = {k: (stats[k], real) for k, real in BUS_NETWORK.items() if abs(stats[k] - real) > 0.2 * real}
+    assert not off, off
 
 
 def test_count_network_is_a_registered_dataset(isolated_data_root):
@@ -147,5 +232,5 @@ def test_count_network_is_a_registered_dataset(isolated_data_root):
     data = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1)
     assert data.name == "synthetic-counts" and data.values.shape == (72, 8, 1) and data.missing == "nan"
     calm = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1, burst_rate=0.0)
-    busy = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1, burst_rate=2.0)
+    busy = load_dataset("synthetic-counts", num_nodes=8, num_days=3, seed=1, burst_rate=2.0, burst_size=8.0)
     assert np.nansum(busy.values) > 1.5 * np.nansum(calm.values)  # bursts add riders
