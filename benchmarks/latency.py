@@ -66,7 +66,9 @@ from stgkd.precision import precision_label
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("main", "scaling", "peers")
-PEERS = ("a3tgcn2", "tgcn2-stepped", "batched-dcrnn", "mtgnn")
+#: the peers section's labels and the registered models they time: PGT's batched ``A3TGCN2`` and ``TGCN2``
+#: cells over the window (:class:`stgkd.nn.peers.PGTA3TGCN`, :class:`~stgkd.nn.peers.PGTTGCN`), DCRNN and MTGNN
+PEERS = {"a3tgcn2": "pgt-a3tgcn", "tgcn2-stepped": "pgt-tgcn", "batched-dcrnn": "dcrnn", "mtgnn": "mtgnn"}
 NO_CUDA = "no CUDA device"
 
 
@@ -80,71 +82,15 @@ def student_families() -> list[str]:
 # --------------------------------------------------------------------------- peers
 
 
-class _PGTGraph(nn.Module):
-    """Holds a graph as PyG's ``edge_index`` / ``edge_weight`` buffers."""
-
-    def _set_graph(self, adj: Tensor) -> None:
-        idx = adj.nonzero().t().contiguous()
-        self.register_buffer("edge_index", idx)
-        self.register_buffer("edge_weight", adj[idx[0], idx[1]].contiguous())
-
-
-class A3TGCN2Peer(_PGTGraph):
-    """PGT's batched ``A3TGCN2`` (attention over TGCN states of each input step) and a linear head.
-
-    Shapes: x ``(B, T, N, C)`` -> PGT layout ``(B, N, C, T)`` -> state ``(B, N, D)`` -> ``(B, H, N)``.
-    """
-
-    def __init__(self, pgt, adj: Tensor, *, in_steps: int, out_steps: int, in_channels: int, hidden: int, batch: int):
-        super().__init__()
-        self.num_nodes, self.in_steps, self.in_channels = adj.shape[0], in_steps, in_channels
-        self.cell = pgt.nn.recurrent.A3TGCN2(in_channels, hidden, in_steps, batch_size=batch)
-        self.head = nn.Linear(hidden, out_steps)
-        self._set_graph(adj)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)``."""
-        h = self.cell(x.permute(0, 2, 3, 1), self.edge_index, self.edge_weight)
-        return self.head(h).transpose(1, 2)
-
-
-class TGCN2Stepped(_PGTGraph):
-    """PGT's batched ``TGCN2`` cell applied step by step over the window, then a linear head.
-
-    Shapes: x ``(B, T, N, C)`` -> per step ``(B, N, C)`` -> state ``(B, N, D)`` -> ``(B, H, N)``.
-    """
-
-    def __init__(self, pgt, adj: Tensor, *, in_steps: int, out_steps: int, in_channels: int, hidden: int, batch: int):
-        super().__init__()
-        self.num_nodes, self.in_steps, self.in_channels = adj.shape[0], in_steps, in_channels
-        self.cell = pgt.nn.recurrent.TGCN2(in_channels, hidden, batch_size=batch)
-        self.head = nn.Linear(hidden, out_steps)
-        self._set_graph(adj)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Shapes: x ``(B, T, N, C)`` -> forecast ``(B, H, N)``."""
-        h = None
-        for t in range(x.shape[1]):
-            h = self.cell(x[:, t], self.edge_index, self.edge_weight, h)
-        return self.head(h).transpose(1, 2)
-
-
-def build_peer(name: str, adj: Tensor, *, hidden: int, batch: int, in_steps: int = 12, out_steps: int = 12,
-               in_channels: int = 2) -> nn.Module:
-    """One of :data:`PEERS` (raises ImportError / MissingDependencyError when PGT is absent)."""
-    if name in ("a3tgcn2", "tgcn2-stepped"):
-        from stgkd.compat import import_torch_geometric_temporal
-
-        pgt = import_torch_geometric_temporal()
-        cls = A3TGCN2Peer if name == "a3tgcn2" else TGCN2Stepped
-        return cls(pgt, adj, in_steps=in_steps, out_steps=out_steps, in_channels=in_channels, hidden=hidden,
-                   batch=batch)
-    import stgkd.nn.peers  # noqa: F401  (registers dcrnn, mtgnn)
+def build_peer(name: str, adj: Tensor, *, hidden: int) -> nn.Module:
+    """One of :data:`PEERS`, the registered model it names (:mod:`stgkd.nn.peers`; raises
+    MissingDependencyError when PGT is absent)."""
+    import stgkd.nn.peers  # noqa: F401  (registers the peers)
     from stgkd.nn import build
 
-    registered = {"batched-dcrnn": "dcrnn", "mtgnn": "mtgnn"}[name]
-    return build(registered, num_nodes=adj.shape[0], graph=adj, in_steps=in_steps, out_steps=out_steps,
-                 in_channels=in_channels)
+    registered = PEERS[name]
+    hparams = {"hidden": hidden} if registered.startswith("pgt-") else {}
+    return build(registered, num_nodes=adj.shape[0], graph=adj, **hparams)
 
 
 # --------------------------------------------------------------------------- runs
@@ -256,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling-nodes", type=int, nargs="+", default=[207, 883, 2000, 8600])
     p.add_argument("--scaling-student", default="gcn-gru")
     p.add_argument("--scaling-width", type=int, default=32)
-    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
+    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     p.add_argument("--peer-hidden", type=int, default=32)
     p.add_argument("--peer-batch", type=int, nargs="+", default=[1],
                    help="batch sizes of the PGT peers (eager, fp32; default: 1)")
@@ -321,9 +267,8 @@ def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Dead
         n = args.nodes
         adj = torch.from_numpy(random_graph(n, seed=0))
         for peer in args.peers:
-            for b in args.peer_batch:  # PGT's batched cells fix the batch size when built
-                _timed(rows, "peers", f"pgt-{peer}", lambda p=peer, b=b: build_peer(p, adj, hidden=args.peer_hidden, batch=b),
-                       batches=[b], modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
+            _timed(rows, "peers", f"pgt-{peer}", lambda p=peer: build_peer(p, adj, hidden=args.peer_hidden),
+                   batches=args.peer_batch, modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
 
 
 def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, Any]], started: dt.datetime,
@@ -447,13 +392,6 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
                          f"{r['mode']} | {precision_label(r['dtype'], r.get('precision'))} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{_rate(r['throughput'])} |")
     return lines
-
-
-def rewrite_markdown(json_path: Path) -> Path:
-    """Re-render the markdown beside a results JSON (after changing :func:`to_markdown`)."""
-    md = json_path.with_suffix(".md")
-    md.write_text(to_markdown(json.loads(json_path.read_text())))
-    return md
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import sys
 import time
 import traceback
@@ -51,9 +50,10 @@ import stgkd.nn
 from benchmarks.budget import Deadline
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from stgkd.errors import ConfigError
-from stgkd.latency import device_name, is_busy, random_graph, release_cached_memory
+from benchmarks.table.latency import models_table
+from stgkd.latency import device_name, is_busy, random_graph, release_cached_memory, summarize
 from stgkd.nn import MODELS, build, count_flops
-from stgkd.precision import inference_precision, precision_label
+from stgkd.precision import inference_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 METR_LA_ADJ = ROOT / ".." / "shared" / "data" / "metr-la-week" / "adj_mx.pkl"
@@ -157,12 +157,8 @@ def value_order(names: list[str]) -> list[str]:
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
-    return {
-        "median_ms": float(statistics.median(samples)),
-        "mean_ms": float(statistics.fmean(samples)),
-        "std_ms": float(statistics.stdev(samples)) if len(samples) > 1 else 0.0,
-        "min_ms": float(min(samples)),
-    }
+    """The fields of :class:`Timing` that :func:`stgkd.latency.summarize` gives."""
+    return {k: v for k, v in summarize(samples).items() if k in ("median_ms", "mean_ms", "std_ms", "min_ms")}
 
 
 def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[int]], dtypes: list[str],
@@ -266,32 +262,6 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "loadavg_1_5_15": load,
     }
-
-
-def _fmt(v: float) -> str:
-    return "n/a" if v != v else f"{v:.2f}"
-
-
-def models_table(models: list[dict[str, Any]]) -> list[str]:
-    """One markdown row per (model, batch, precision): forward and forward+backward median ms."""
-    lines = ["| model | role | batch | params | GFLOPs (fwd) | dtype | forward ms | forward+backward ms |",
-             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
-    keyed: dict[tuple, dict[str, float]] = {}
-    meta: dict[tuple, dict[str, Any]] = {}
-    for r in models:
-        key = (r["model"], r["batch"], r["dtype"])
-        keyed.setdefault(key, {})[r["passes"]] = r["median_ms"]
-        meta[key] = r
-    for key, by_pass in keyed.items():
-        r = meta[key]
-        if r["error"] and r["dtype"] == "-":
-            lines.append(f"| {r['model']} | {r['role']} | {r['batch']} | | | | build failed: {r['error'][:80]} | |")
-            continue
-        lines.append(
-            f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {precision_label(r['dtype'], r.get('precision'))} | "
-            f"{_fmt(by_pass.get('forward', float('nan')))} | {_fmt(by_pass.get('forward+backward', float('nan')))} |"
-        )
-    return lines
 
 
 def to_markdown(report: dict[str, Any]) -> str:

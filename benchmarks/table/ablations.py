@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.table.baselines import WORSE, best_baseline, best_cells, notes, worse_horizons
+from benchmarks.table.baselines import baseline_row, mae_cells
 from benchmarks.table.records import GOAL_GAP_CLOSED, HORIZONS, _fmt_count, fmt_pm, mean_spread
 
 __all__ = ["ablation_rows", "regime_section"]
@@ -94,7 +94,7 @@ def _ablation_section(group: list[dict[str, Any]]) -> list[str]:
     t = first["teacher"]
     rows = ablation_rows(group)
     base = next((r["baselines"] for r in group if r.get("baselines")), None)  # one teacher, data and split
-    teacher_worse = worse_horizons(base, {h: t["test"][h]["mae"] for h in HORIZONS})
+    teacher_mae = mae_cells(base, {h: (t["test"][h]["mae"], 0.0, 1) for h in HORIZONS}, HORIZONS, digits=3)
     partial = [r["_file"] for r in group if r.get("complete") is False]
     out = [f"## {first['title']} — {first['student']} width {first.get('width')} — "
            f"{first['environment']['device'].upper()} — {first['date']}", "",
@@ -117,22 +117,18 @@ def _ablation_section(group: list[dict[str, Any]]) -> list[str]:
             "| setting | params | 15 min | 30 min | 60 min | avg 12 | 60 min RMSE | 60 min MAPE % | "
             "Δ60 vs plain | 60-min gap closed | Δ60 of distillation (vs) | seeds |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
-            f"| teacher | {t['parameters']:,} | " + " | ".join(
-                f"{t['test'][h]['mae']:.3f}" + (f" {WORSE}" if h in teacher_worse else "") for h in HORIZONS)
+            f"| teacher | {t['parameters']:,} | " + " | ".join(teacher_mae[h] for h in HORIZONS)
             + f" | {t['test']['60min']['rmse']:.3f} | {100 * t['test']['60min']['mape']:.1f} | | | | 1 |"]
     for r in rows:
         d60 = fmt_pm(*r["d60"], digits=3) if r["d60"] else ""
         closed = f"{100 * r['closed']:.0f} %" if r["closed"] is not None else ""
         kd = (f"{fmt_pm(*r['kd_d60'], digits=3)} (vs {r['baseline']})" if r["kd_d60"] else
               "no plain run of this student" if r["distilled"] else "")
-        worse = worse_horizons(base, {h: r[f"{h}/mae"][0] for h in HORIZONS if r[f"{h}/mae"][2]})
-        out.append(f"| {r['name']} | {_fmt_count(r['parameters'])} | "
-                   + " | ".join(fmt_pm(*r[f"{h}/mae"], digits=3) + (f" {WORSE}" if h in worse else "") for h in HORIZONS)
+        mae = mae_cells(base, {h: r[f"{h}/mae"] for h in HORIZONS}, HORIZONS, digits=3)
+        out.append(f"| {r['name']} | {_fmt_count(r['parameters'])} | " + " | ".join(mae[h] for h in HORIZONS)
                    + f" | {fmt_pm(*r['60min/rmse'], digits=3)} | {fmt_pm(*r['60min/mape'], digits=1, scale=100.0)} | "
                    f"{d60} | {closed} | {kd} | {r['n']} |")
-    if best_baseline(base):
-        out.append("| best baseline | – | " + " | ".join(best_cells(base, HORIZONS, digits=3)) + " | – | – | | | | – |")
-        out += [""] + notes(base)
+    out += baseline_row(base, "| best baseline | – | ", HORIZONS, " | – | – | | | | – |", digits=3)
     out.append("")
     findings = _ablation_findings(rows)
     if findings:

@@ -10,9 +10,12 @@ measures anything.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-__all__ = ["WORSE", "WORSE_NOTE", "best_baseline", "worse_horizons", "best_cells", "notes"]
+from benchmarks.table.records import fmt_pm
+
+__all__ = ["WORSE", "WORSE_NOTE", "best_baseline", "worse_horizons", "best_cells", "notes", "mae_cells",
+           "baseline_row"]
 
 #: the mark on a test MAE worse than the best baseline at that horizon
 WORSE = "†"
@@ -60,3 +63,21 @@ def notes(block: Mapping[str, Any] | None) -> list[str]:
         return []
     left = [f"{s.get('label')}: {s.get('left_out')}" for s in block.get("left_out", [])]
     return [WORSE_NOTE + (f" Left out: {'; '.join(left)}." if left else "")]
+
+
+def mae_cells(block: Mapping[str, Any] | None, maes: Mapping[str, tuple[float, float, int]],
+              horizons: Sequence[str], *, digits: int = 2) -> dict[str, str]:
+    """``{horizon: cell}``: each ``(mean, spread, n)`` MAE as :func:`~benchmarks.table.records.fmt_pm` writes it,
+    marked :data:`WORSE` where it is above the block's best baseline (the cells of every test MAE table)."""
+    worse = worse_horizons(block, {h: maes[h][0] for h in horizons if maes[h][2]})
+    return {h: fmt_pm(*maes[h], digits=digits) + (f" {WORSE}" if h in worse else "") for h in horizons}
+
+
+def baseline_row(block: Mapping[str, Any] | None, lead: str, horizons: Sequence[str], tail: str, *, digits: int = 2,
+                 per_horizon: int = 1) -> list[str]:
+    """The best baseline as the last row of a test MAE table (``lead``, one cell per horizon followed by
+    ``per_horizon - 1`` dashes, ``tail``), then a blank line and the :func:`notes`; ``[]`` without a block."""
+    if not best_baseline(block):
+        return []
+    cells = [c for cell in best_cells(block, horizons, digits=digits) for c in (cell, *["–"] * (per_horizon - 1))]
+    return [lead + " | ".join(cells) + tail, ""] + notes(block)

@@ -193,9 +193,8 @@ def _option(tokens: list[str], name: str) -> str | None:
 
 
 def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
-    """``benchmarks.frontier_screen`` rows (one per run): runs of one command but the seed are one recipe;
-    a ``stgkd distill`` command's student is distilled, its family ``--student`` (the command's default
-    ``stgru`` where absent)."""
+    """``student-frontier-screen-*.json`` rows (one per run, each with its command): runs of one command but the
+    seed are one recipe; a ``stgkd distill`` command's student is distilled, of ``--student`` (default ``stgru``)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         tokens = shlex.split(row.get("command", ""))

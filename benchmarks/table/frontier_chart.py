@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.table.baselines import WORSE, best_baseline, worse_horizons
+from benchmarks.table.baselines import WORSE, best_baseline, mae_cells
 from benchmarks.table.frontier import DATASET, Frontier, Point, gather, pareto, which_student
 from benchmarks.table.studies import StudyFront, study_fronts
 from benchmarks.table.records import _fmt_count, _fmt_ms
@@ -51,18 +51,6 @@ LABEL_OFFSETS = [(round(r * math.cos(math.radians(a))), round(r * math.sin(math.
                            -135, 135, -75, 75, -105, 105)]
 
 
-def _shortfalls(front: Frontier, p: Point) -> set[str]:
-    """The horizons at which ``p``'s mean MAE is above the best baseline's."""
-    return worse_horizons(front.baselines_block, {h: m[0] for h, m in p.score.mae.items() if m[2]})
-
-
-def _mae(p: Point, h: str, worse: set[str]) -> str:
-    m, sd, n = p.score.mae[h]
-    if not n:
-        return "–"
-    return f"{m:.2f}" + (f" ± {sd:.2f}" if n > 1 else "") + (f" {WORSE}" if h in worse else "")
-
-
 def _speedups(p: Point) -> str:
     t = p.timing
     if t is None:
@@ -72,8 +60,8 @@ def _speedups(p: Point) -> str:
 
 def _row(front: Frontier, p: Point) -> str:
     t = p.timing
-    worse = _shortfalls(front, p)
-    return (f"| {p.label} | {_mae(p, '60min', worse)} | {_mae(p, 'avg', worse)} | {_fmt_count(p.score.parameters)} | "
+    mae = mae_cells(front.baselines_block, p.score.mae, ("60min", "avg"))
+    return (f"| {p.label} | {mae['60min']} | {mae['avg']} | {_fmt_count(p.score.parameters)} | "
             f"{_fmt_count(p.flops)} | {_fmt_ms(t.b1_ms) if t else 'not timed'} | "
             f"{_fmt_ms(t.b64_ms) if t and t.b64_ms else '–'} | {_speedups(p)} | {p.score.flags} | "
             f"`{p.score.source}` | {f'`{t.source}`' if t else '–'} |")

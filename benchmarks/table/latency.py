@@ -144,9 +144,36 @@ def _latency_goals(rec: dict[str, Any]) -> list[str]:
     return out
 
 
-def _timing_section(rec: dict[str, Any]) -> list[str]:
-    from benchmarks.model_timing import models_table
+def _fmt(v: float) -> str:
+    return "n/a" if v != v else f"{v:.2f}"
 
+
+def models_table(models: list[dict[str, Any]]) -> list[str]:
+    """One markdown row per (model, batch, precision) of a ``benchmarks.model_timing`` record: forward and
+    forward+backward median ms."""
+    from stgkd.precision import precision_label
+
+    lines = ["| model | role | batch | params | GFLOPs (fwd) | dtype | forward ms | forward+backward ms |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    keyed: dict[tuple, dict[str, float]] = {}
+    meta: dict[tuple, dict[str, Any]] = {}
+    for r in models:
+        key = (r["model"], r["batch"], r["dtype"])
+        keyed.setdefault(key, {})[r["passes"]] = r["median_ms"]
+        meta[key] = r
+    for key, by_pass in keyed.items():
+        r = meta[key]
+        if r["error"] and r["dtype"] == "-":
+            lines.append(f"| {r['model']} | {r['role']} | {r['batch']} | | | | build failed: {r['error'][:80]} | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['role']} | {r['batch']} | {r['parameters']:,} | {r['gflops']:.3f} | {precision_label(r['dtype'], r.get('precision'))} | "
+            f"{_fmt(by_pass.get('forward', float('nan')))} | {_fmt(by_pass.get('forward+backward', float('nan')))} |"
+        )
+    return lines
+
+
+def _timing_section(rec: dict[str, Any]) -> list[str]:
     out = _section_head(rec)
     out += [f"Median ms per call ({rec.get('iters')} timed after {rec.get('warmup')} warm-up) on input "
             f"(B, 12, {rec.get('nodes')}, 2), graph: {rec.get('graph')}; forward in eval mode without gradients, "

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
-from benchmarks.table.baselines import WORSE, best_baseline, best_cells, notes, worse_horizons
+from benchmarks.table.baselines import baseline_row, mae_cells
 from benchmarks.table.records import (BUSY, HORIZONS, KIND_ORDER, _fmt_count, _fmt_ms, _is_suite, _part_lines,
                                       _passes, fmt_pm, mean_spread)
 
@@ -98,18 +98,12 @@ def _accuracy_table(rows: list[dict[str, Any]], *, baselines: dict[str, Any] | N
         f"{h} MAE | {h} RMSE | {h} MAPE %" for h in ("15 min", "30 min", "60 min", "avg 12")) + " | seeds |"
     lines = [head, "|" + "---|" * (2 + 12 + 1)]
     for r in rows:
-        worse = worse_horizons(baselines, {h: r[f"{h}/mae"][0] for h in HORIZONS if r[f"{h}/mae"][2]})
-        cells = []
-        for h in HORIZONS:
-            cells.append(fmt_pm(*r[f"{h}/mae"]) + (f" {WORSE}" if h in worse else ""))
-            cells.append(fmt_pm(*r[f"{h}/rmse"]))
-            cells.append(fmt_pm(*r[f"{h}/mape"], scale=100.0, digits=1))
+        mae = mae_cells(baselines, {h: r[f"{h}/mae"] for h in HORIZONS}, HORIZONS)
+        cells = [c for h in HORIZONS
+                 for c in (mae[h], fmt_pm(*r[f"{h}/rmse"]), fmt_pm(*r[f"{h}/mape"], scale=100.0, digits=1))]
         lines.append(f"| {r['label']} | {r['kind']} | " + " | ".join(cells) + f" | {r['n']} |")
-    if best_baseline(baselines):
-        cells = [c for cell in best_cells(baselines, HORIZONS) for c in (cell, "–", "–")]
-        lines.append("| best baseline | baseline | " + " | ".join(cells) + " | – |")
-        lines += [""] + notes(baselines)
-    return lines
+    return lines + baseline_row(baselines, "| best baseline | baseline | ", HORIZONS, " | – |",
+                                per_horizon=3)
 
 
 def _cost_table(rows: list[dict[str, Any]], device: str) -> list[str]:

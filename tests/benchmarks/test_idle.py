@@ -67,27 +67,13 @@ def test_run_refuses_a_busy_machine_but_renders(tmp_path, busy, capsys):
 
 
 @pytest.mark.parametrize("script, argv", [
-    ("peers_forward", ["--models", "stgcn", "--threads", "1", "--batch", "1", "--nodes", "8", "--repeats", "1"]),
-    ("distill_epoch", ["--epochs", "1", "--repeats", "1", "--paired-steps", "0"]),
-    ("data_pipeline", ["--cases", "metr-la", "--seconds", "0.1"]),
+    ("gru_chunk", ["--sequences", "8", "--chunks", "0", "--repeats", "1"]),
 ])
 def test_the_other_timing_scripts_refuse_a_busy_machine(tmp_path, busy, capsys, script, argv):
     import importlib
 
     module = importlib.import_module(f"benchmarks.{script}")
-    assert module.main(argv + ["--out", str(tmp_path / "out")] if script != "peers_forward" else argv) == EXIT_BUSY
+    assert module.main(argv + ["--out", str(tmp_path / "out")]) == EXIT_BUSY
     err = capsys.readouterr().err
     assert f"benchmarks.{script}: load average" in err and "--allow-busy" in err
     assert not (tmp_path / "out").exists()
-
-
-def test_peers_forward_with_allow_busy_shows_no_figure(busy, capsys):
-    from benchmarks import peers_forward
-    from benchmarks.table.records import BUSY
-
-    argv = ["--models", "stgcn", "--threads", "1", "--batch", "1", "--nodes", "8", "--repeats", "1", "--allow-busy"]
-    assert peers_forward.main(argv) == 0
-    captured = capsys.readouterr()
-    (row,) = [line for line in captured.out.splitlines() if line.startswith("| stgcn ")]
-    assert row.endswith(f"| {BUSY} | ") or f"| {BUSY} |" in row
-    assert "timing anyway (--allow-busy)" in captured.err
