@@ -1,6 +1,6 @@
 """The count simulator beside the real bus network it imitates: every figure of
 :data:`stgkd.data.count_stats.BUS_NETWORK`, measured by :func:`stgkd.data.count_stats.count_statistics` on
-``stgkd.data.synthetic.generate_counts()`` at its defaults (the registered dataset ``synthetic-counts``), seed by
+``stgkd.data.synthetic_counts.generate_counts()`` at its defaults (the registered dataset ``synthetic-counts``), seed by
 seed, with its relative difference from the real figure and whether that is within the tolerance.
 
     python -m benchmarks.count_stats                    # seeds 0, 1, 2
@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks.record import write_record
 from stgkd.data.count_stats import BUS_NETWORK, count_statistics
-from stgkd.data.synthetic import generate_counts
+from stgkd.data.synthetic_counts import generate_counts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                *(argv if argv is not None else sys.argv[1:])]),
         "machine": f"cpu: {env['device_name']}, {os.cpu_count()} CPUs, Python {env['python']}",
         "load_average_start": load_average(),
-        "generator": "stgkd.data.synthetic.generate_counts(seed=SEED) with its other defaults",
+        "generator": "stgkd.data.synthetic_counts.generate_counts(seed=SEED) with its other defaults",
         "seeds": args.seeds, "tolerance": args.tolerance, "real": dict(BUS_NETWORK),
     }
     report.update(compare(args.seeds, args.tolerance))

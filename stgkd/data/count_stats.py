@@ -4,7 +4,7 @@ A count network (boardings at bus stops, say) is hard for a forecaster in ways a
 do not show: most readings are ``0``, a few stops carry most of the riders, the counts are overdispersed, and the
 day and the week repeat only so far. :func:`count_statistics` measures these on a ``(T, N)`` array of counts
 (``NaN`` where a reading is missing; a ``0`` is a reading), and :data:`BUS_NETWORK` holds the same figures for
-a real bus network, the one :func:`stgkd.data.synthetic.generate_counts` is made to resemble at its defaults.
+a real bus network, the one :func:`stgkd.data.synthetic_counts.generate_counts` is made to resemble at its defaults.
 
 Every statistic is a plain function of the observed cells:
 

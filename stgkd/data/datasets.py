@@ -215,7 +215,7 @@ _register(DatasetInfo(
     files=(),
     steps=None, nodes=None, channels=None, interval_minutes=60, split=(0.7, 0.1, 0.2),
     time_range=None,
-    source=("stgkd.data.synthetic.generate_counts() with its defaults (675 stops on 15 bus routes, 690 links, 31 days, "
+    source=("stgkd.data.synthetic_counts.generate_counts() with its defaults (675 stops on 15 bus routes, 690 links, 31 days, "
             "hourly), made in memory"),
     notes=(
         "hourly boardings made to match a real bus network's figures (stgkd.data.count_stats.BUS_NETWORK; "
@@ -226,8 +226,8 @@ _register(DatasetInfo(
     missing="nan",
 ))
 
-#: layouts made in memory by a generator of :mod:`stgkd.data.synthetic`, by name
-SYNTHETIC_LAYOUTS = {"synthetic": "generate", "synthetic-counts": "generate_counts"}
+#: layouts made in memory by a generator, by name: ``"module:function"`` under :mod:`stgkd.data`
+SYNTHETIC_LAYOUTS = {"synthetic": "synthetic:generate", "synthetic-counts": "synthetic_counts:generate_counts"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -356,10 +356,11 @@ def load_dataset(
         info = get_dataset(key)
         convention = parse_missing(info.missing if missing is None else missing, where=f"{key}: missing").name
         if info.layout in SYNTHETIC_LAYOUTS:
-            from stgkd.data import synthetic
+            import importlib
 
-            made = _call_reader(getattr(synthetic, SYNTHETIC_LAYOUTS[info.layout]), {"missing": convention}, kwargs,
-                                info.name)
+            module, function = SYNTHETIC_LAYOUTS[info.layout].split(":")
+            generator = getattr(importlib.import_module(f"stgkd.data.{module}"), function)
+            made = _call_reader(generator, {"missing": convention}, kwargs, info.name)
             return made[0] if isinstance(made, tuple) else made
         folder = info.folder(root)
         missing = info.missing_files(folder)

@@ -126,13 +126,13 @@ COUNTS = dict(num_nodes=8, num_days=14, num_routes=2)  # two weeks of two bus li
 
 @pytest.fixture(scope="module")
 def counts():
-    from stgkd.data.synthetic import generate_counts
+    from stgkd.data.synthetic_counts import generate_counts
 
     return generate_counts(**COUNTS, seed=0)
 
 
 def test_counts_are_whole_non_negative_or_nan_and_reproducible(counts):
-    from stgkd.data.synthetic import generate_counts
+    from stgkd.data.synthetic_counts import generate_counts
 
     v = counts.values[..., 0]
     seen = np.isfinite(v)
@@ -169,7 +169,7 @@ def test_counts_have_service_hours_and_quiet_weekends(counts):
 
 
 def test_count_network_is_a_route_graph():
-    from stgkd.data.synthetic import generate_counts, route_network
+    from stgkd.data.synthetic_counts import generate_counts, route_network
 
     g = route_network(675, seed=0)  # the real network's size: 15 lines, 690 links
     assert g.graph["routes"] == 15 and g.number_of_edges() == 690 and nx.is_connected(g)
@@ -188,7 +188,7 @@ def test_count_network_is_a_route_graph():
 
 
 def test_closed_stops_read_zero_for_whole_days():
-    from stgkd.data.synthetic import generate_counts
+    from stgkd.data.synthetic_counts import generate_counts
 
     kwargs = dict(COUNTS, seed=0, missing_rate=0.0)
     open_ = generate_counts(**kwargs, closure_rate=0.0).values[..., 0]
@@ -201,7 +201,7 @@ def test_closed_stops_read_zero_for_whole_days():
 
 
 def test_bursts_run_along_a_route():
-    from stgkd.data.synthetic import generate_counts
+    from stgkd.data.synthetic_counts import generate_counts
 
     kwargs = dict(num_nodes=8, num_days=14, num_routes=1, seed=0, missing_rate=0.0, dispersion=0.0,
                   zero_inflation=0.0, closure_rate=0.0, day_variation=0.0)
@@ -218,7 +218,7 @@ def test_the_defaults_match_the_real_network():
     """The promise of the defaults (python -m benchmarks.count_stats shows it for seeds 0, 1, 2): every figure
     of the real bus network within 20 % (one seed here; about 0.1 s)."""
     from stgkd.data.count_stats import BUS_NETWORK, count_statistics
-    from stgkd.data.synthetic import generate_counts
+    from stgkd.data.synthetic_counts import generate_counts
 
     data = generate_counts(seed=0)
     stats = count_statistics(data.values[..., 0], data.timestamps, data.adj).as_dict()

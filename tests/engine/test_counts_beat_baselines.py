@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from stgkd.data.synthetic import generate_counts
+from stgkd.data.synthetic_counts import generate_counts
 from stgkd.engine import TrainConfig, train_model
 from stgkd.engine.baselines import best_baselines
 
