@@ -32,6 +32,8 @@ from torch import Tensor
 from stgkd.errors import DataError
 
 __all__ = [
+    "LOSSES",
+    "masked_loss",
     "masked_mae",
     "DEFAULT_STEPS",
     "HORIZON_UNITS",
@@ -95,6 +97,30 @@ def masked_mae(
     """
     pred, true, mask = _select(pred, true, mask, at)
     return _masked_mean((pred - true).abs(), _mask(true, mask, null_val))
+
+
+def _huber(err: Tensor) -> Tensor:
+    a = err.abs()
+    return torch.where(a < 1.0, 0.5 * err * err, a - 0.5)
+
+
+#: pointwise training losses of an error ``pred - true`` in raw units, by name (``TrainConfig.loss``):
+#: ``"mae"`` learns the conditional median (what MAE scores), ``"mse"`` the mean, ``"huber"`` (a unit
+#: threshold) the mean of small errors and the median of large ones
+LOSSES = {"mae": torch.abs, "mse": torch.square, "huber": _huber}
+
+
+def masked_loss(pred: Tensor, true: Tensor, mask: Tensor | None = None, *, loss: str = "mae") -> Tensor:
+    r"""Mean of a pointwise loss of :data:`LOSSES` over observed entries: :math:`\sum_i m_i\,\ell(\hat y_i - y_i)
+    / \max(1, \sum_i m_i)`; ``loss="mae"`` is :func:`masked_mae`.
+
+    Shapes:
+        pred, true, mask: ``(B, H, N)`` (any equal shapes); returns a scalar.
+    """
+    if loss not in LOSSES:
+        raise DataError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
+    pred, true, mask = _select(pred, true, mask, None)
+    return _masked_mean(LOSSES[loss](pred - true), _mask(true, mask, 0.0))
 
 
 #: horizon steps reported by default: 15, 30 and 60 minutes at a 5-minute interval

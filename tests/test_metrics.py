@@ -126,3 +126,53 @@ def test_metric_keys_of_a_weekly_series():
     acc = MetricAccumulator(interval_minutes=60)
     acc.update(pred, true)
     assert list(acc.result(steps=(1, 3))) == ["1h", "3h", "avg"]
+
+
+def test_training_losses_by_hand():
+    from stgkd.engine.steps import SupervisedStep
+    from stgkd.errors import ConfigError
+    from stgkd.metrics import masked_loss
+
+    true = torch.tensor([[[1.0, 0.0, 3.0], [0.0, 2.0, float("nan")]]])
+    pred = torch.tensor([[[1.5, 0.0, 0.0], [2.0, 2.0, 9.0]]])
+    mask = torch.isfinite(true)  # a 0 is a reading here, as in a count series
+    # errors 0.5, 0, -3, 2, 0 over five observed cells
+    assert masked_loss(pred, true, mask, loss="mae").item() == pytest.approx(5.5 / 5)
+    assert masked_loss(pred, true, mask, loss="mse").item() == pytest.approx((0.25 + 9 + 4) / 5)
+    assert masked_loss(pred, true, mask, loss="huber").item() == pytest.approx((0.125 + 2.5 + 1.5) / 5)
+    assert masked_loss(pred, true, mask, loss="mae").item() == pytest.approx(masked_mae(pred, true, mask).item())
+
+    class Scaler:  # identity units
+        def inverse_transform(self, x):
+            return x
+
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            return x[..., 0]
+
+    x = pred[..., None]
+    for name, want in (("mae", 5.5 / 5), ("mse", 13.25 / 5)):
+        loss, _, _ = SupervisedStep(Model(), Scaler(), loss=name)(x, true, mask, torch.zeros(1))
+        assert loss.item() == pytest.approx(want)
+    with pytest.raises(ConfigError, match="loss 'poisson': expected one of mae, mse, huber"):
+        SupervisedStep(Model(), Scaler(), loss="poisson")
+
+
+def test_the_loss_is_a_train_setting_of_stgkd_train_only():
+    import argparse
+
+    from stgkd.commands import distill, train
+    from stgkd.engine.trainer import TrainConfig
+    from stgkd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="loss 'l1'"):
+        TrainConfig(loss="l1")
+    assert TrainConfig.from_dict({"epochs": 3}).loss == "mae"  # a checkpoint written before the setting
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    args = parser.parse_args(["--dataset", "d", "--out", "o", "--loss", "mse"])
+    assert train.train_config_from_args(args, None).loss == "mse"
+    parser = argparse.ArgumentParser()
+    distill.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--teacher", "t.pt", "--out", "o", "--loss", "mse"])

@@ -110,6 +110,8 @@ def train_config_from_args(args: argparse.Namespace, out: Path | None):
     from stgkd.engine.trainer import TrainConfig
 
     given = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items() if getattr(args, flag) is not None}
+    if getattr(args, "loss", None) is not None:  # stgkd train's only: a distillation's loss is its objective's
+        given["loss"] = args.loss
     if args.deterministic:
         given["deterministic"] = True
     if args.no_amp:
@@ -236,6 +238,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", action="store_true",
                         help="also report test metrics of the best weights, beside the baselines'")
     add_training_arguments(parser)
+    from stgkd.metrics import LOSSES
+
+    parser.add_argument("--loss", choices=sorted(LOSSES),
+                        help="supervised loss in raw units: mae learns the median, which MAE scores; mse the mean "
+                             "(default: mae)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -388,7 +388,7 @@ def train_model(
                                     seasonal=seasonal)
         return _fit(
             build_model=_model_builder(model, prepared, hparams or {}, payload, role="model"),
-            build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp),
+            build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp, loss=cfg.loss),
             prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta={},
             callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test, baselines=baselines,
         )

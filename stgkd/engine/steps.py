@@ -16,27 +16,31 @@ from torch import Tensor, nn
 
 from stgkd.engine.distributed import DistContext, all_reduce_sum
 from stgkd.errors import ConfigError
-from stgkd.metrics import masked_mae
+from stgkd.metrics import LOSSES, masked_loss, masked_mae
 from stgkd.precision import training_autocast
 
 __all__ = ["SupervisedStep", "DistillStep", "make_distill_step"]
 
 
 class SupervisedStep(nn.Module):
-    """Plain training: masked MAE in raw units between ``scaler.inverse_transform(model(x))`` and
-    ``y``.
+    """Plain training: masked MAE (or another pointwise loss of :data:`stgkd.metrics.LOSSES`) in raw
+    units between ``scaler.inverse_transform(model(x))`` and ``y``.
 
-    Under several processes the loss is ``sum |err| / (global observed count) * world_size``, so
+    Under several processes the loss is ``sum l(err) / (global observed count) * world_size``, so
     DDP's gradient averaging yields exactly the gradient one process would compute on the union of
     the ranks' batches (plain per-rank means would weight ranks with more missing readings too high).
     """
 
-    def __init__(self, model: nn.Module, scaler, *, ctx: DistContext | None = None, amp: bool = True) -> None:
+    def __init__(self, model: nn.Module, scaler, *, ctx: DistContext | None = None, amp: bool = True,
+                 loss: str = "mae") -> None:
         super().__init__()
+        if loss not in LOSSES:
+            raise ConfigError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
         self.model = model
         self.scaler = scaler
         self.ctx = ctx or DistContext()
         self.amp = amp
+        self.loss = loss
 
     def forward(self, x: Tensor, y: Tensor, mask: Tensor, index: Tensor):
         """Shapes:
@@ -47,11 +51,12 @@ class SupervisedStep(nn.Module):
             out = self.model(x)
         pred = self.scaler.inverse_transform(out.float())
         if self.ctx.enabled:
-            err = torch.where(mask, (pred - y).abs(), torch.zeros((), dtype=pred.dtype, device=pred.device)).sum()
+            pointwise = LOSSES[self.loss](pred - y)
+            err = torch.where(mask, pointwise, torch.zeros((), dtype=pred.dtype, device=pred.device)).sum()
             count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)[0]
             loss = err / count.clamp(min=1).to(err.dtype) * self.ctx.world_size
         else:
-            loss = masked_mae(pred, y, mask)
+            loss = masked_mae(pred, y, mask) if self.loss == "mae" else masked_loss(pred, y, mask, loss=self.loss)
         return loss, pred, {}
 
     def checkpoint_extras(self) -> dict[str, Any]:

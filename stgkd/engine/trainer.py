@@ -31,6 +31,7 @@ from stgkd.engine.evaluate import evaluate_split
 from stgkd.engine.steps import SupervisedStep
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
+from stgkd.metrics import LOSSES
 from stgkd.precision import grad_scaler
 from stgkd.registry import Registry
 
@@ -79,6 +80,9 @@ class TrainConfig:
         train_days: the same in days of data: the last ``round(train_days * steps a day)`` windows,
             steps a day from the data's interval (``stgkd train/distill --train-days D``); exclusive
             with ``train_windows`` (default: ``None`` = all).
+        loss: the supervised loss of a plain run, one of :data:`stgkd.metrics.LOSSES`: ``"mae"`` (what
+            the scores measure; its optimum is the conditional median), ``"mse"`` or ``"huber"``
+            (default: ``"mae"``).
     """
 
     epochs: int = 100
@@ -99,6 +103,7 @@ class TrainConfig:
     limit_batches: int | None = None
     train_windows: int | None = None
     train_days: float | None = None
+    loss: str = "mae"
 
     def __post_init__(self) -> None:
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -116,6 +121,7 @@ class TrainConfig:
             (self.train_days is None or self.train_days > 0, "train_days must be > 0"),
             (self.train_windows is None or self.train_days is None,
              "give train_windows or train_days, not both"),
+            (self.loss in LOSSES, f"loss {self.loss!r}: expected one of {', '.join(LOSSES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -266,7 +272,7 @@ class Trainer:
         self.device = self.ctx.device
         self.data = data
         self.model = model.to(self.device)
-        self.step_module = (step or SupervisedStep(model, data.scaler, ctx=self.ctx, amp=config.amp)).to(self.device)
+        self.step_module = (step or SupervisedStep(model, data.scaler, ctx=self.ctx, amp=config.amp, loss=config.loss)).to(self.device)
         self.params = [p for p in self.step_module.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.grad_scaler = grad_scaler(self.step_module, self.device, config.amp)
