@@ -88,22 +88,39 @@ def season_steps(season: str, interval_minutes: float, in_steps: int, *, where: 
 #: a season is added by default only when the series spans at least this many of it, so that most training
 #: windows (70 % of the series under the usual split) have a lagged reading to read
 DEFAULT_SEASON_SPAN = 3
+#: a season is added by default only when it reaches at most this many steps back (a day at one minute, a
+#: week at ten): a longer one makes every forecast, and the deployed forecaster, read that much history (a
+#: week at five minutes is 2,016 steps per sensor); it is still there to ask for
+DEFAULT_SEASON_MAX_STEPS = 1440
 
 
-def default_seasons(wanted: Sequence[str], interval_minutes: float, num_steps: int, in_steps: int) -> list[str]:
+def default_seasons(wanted: Sequence[str], interval_minutes: float, num_steps: int, in_steps: int,
+                    notes: list[str] | None = None) -> list[str]:
     """The seasons of ``wanted`` (a model's :attr:`~stgkd.nn.base.ForecastModel.default_seasons`) that a
     series allows: a whole number of steps at its interval, at least the input window
-    (:func:`season_steps`), and spanned :data:`DEFAULT_SEASON_SPAN` times by its ``num_steps`` steps. The
-    others are left out without an error: they are a default, not a request (an explicit
-    ``prepare(seasonal=...)`` still raises)."""
+    (:func:`season_steps`), at most :data:`DEFAULT_SEASON_MAX_STEPS` steps back, and spanned
+    :data:`DEFAULT_SEASON_SPAN` times by its ``num_steps`` steps. The others are left out without an error:
+    they are a default, not a request (an explicit ``prepare(seasonal=...)`` still raises); each one left
+    out appends its reason to ``notes`` when given, for the caller to print."""
     keep = []
     for season in wanted:
         try:
             steps = season_steps(season, interval_minutes, in_steps)
-        except DataError:
+        except DataError as exc:
+            if notes is not None:
+                notes.append(f"the {season} season is left out of the default inputs: {exc}")
             continue
-        if num_steps >= DEFAULT_SEASON_SPAN * steps:
+        reason = None
+        if steps > DEFAULT_SEASON_MAX_STEPS:
+            reason = (f"{steps} steps of history per forecast at {interval_minutes:g} minutes, more than the "
+                      f"{DEFAULT_SEASON_MAX_STEPS} a default reaches (ask for it with seasonal / --seasonal {season})")
+        elif num_steps < DEFAULT_SEASON_SPAN * steps:
+            reason = (f"the series spans {num_steps} steps ({num_steps * interval_minutes / 1440:.1f} days), less than "
+                      f"the {DEFAULT_SEASON_SPAN} seasons ({DEFAULT_SEASON_SPAN * steps} steps) a default needs")
+        if reason is None:
             keep.append(season)
+        elif notes is not None:
+            notes.append(f"the {season} season is left out of the default inputs: {reason}")
     return keep
 
 

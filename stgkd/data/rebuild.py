@@ -12,6 +12,7 @@ evaluation, distillation, export checks and the tuner all score a model on the d
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -137,7 +138,11 @@ def prepare_from_meta(meta: dict[str, Any], *, dataset: str | Path | TrafficData
             "(in the same order)"
         )
     features = list(meta["input_features"])
-    by_default = default_seasons(seasons_by_default, data.interval_minutes, data.num_steps, int(meta["in_steps"]))
+    notes: list[str] = []
+    by_default = default_seasons(seasons_by_default, data.interval_minutes, data.num_steps, int(meta["in_steps"]),
+                                 notes)
+    for note in notes:
+        print(f"note: {data.name}: {note}", file=sys.stderr)
     wanted = set(seasons_of(features)) | set(seasonal) | set(by_default)
     features = [f for f in features if f not in {g for season in SEASONS for g in seasonal_feature_names(season)}]
     features += [f for season in SEASONS if season in wanted for f in seasonal_feature_names(season)]

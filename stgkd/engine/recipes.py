@@ -381,8 +381,11 @@ def train_model(
             prepared = prepare_from_meta(payload["data"], dataset=data, device=ctx.device)
         else:
             if seasonal is None:
+                notes: list[str] = []
                 seasonal = default_seasons(_model_class(model).default_seasons, data.interval_minutes,
-                                           data.num_steps, in_steps)
+                                           data.num_steps, in_steps, notes)
+                for note in notes if ctx.is_main else ():
+                    print(f"note: {data.name}: {note}", file=sys.stderr)
             prepared = prepare_data(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
                                     time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device,
                                     seasonal=seasonal)

@@ -33,8 +33,16 @@ def test_a_season_is_a_default_only_where_the_series_spans_three_of_it():
     day = 288  # five-minute steps
     assert default_seasons(("day",), 5, 3 * day, 12) == ["day"]
     assert default_seasons(("day",), 5, 3 * day - 1, 12) == []  # most training windows would see no lag
-    assert default_seasons(("day", "week"), 5, 30 * day, 12) == ["day", "week"]
-    assert default_seasons(("day", "week"), 5, 10 * day, 12) == ["day"]
+    assert default_seasons(("day", "week"), 15, 30 * 96, 12) == ["day", "week"]
+    notes: list[str] = []
+    assert default_seasons(("day", "week"), 60, 10 * 24, 12, notes) == ["day"]  # ten days of hourly counts
+    assert notes == ["the week season is left out of the default inputs: the series spans 240 steps (10.0 days), "
+                     "less than the 3 seasons (504 steps) a default needs"]
+    notes.clear()
+    assert default_seasons(("day", "week"), 5, 30 * day, 12, notes) == ["day"]  # 2,016 steps back: asked for only
+    assert notes == ["the week season is left out of the default inputs: 2016 steps of history per forecast at 5 "
+                     "minutes, more than the 1440 a default reaches (ask for it with seasonal / --seasonal week)"]
+    assert default_seasons(("day",), 1, 3 * 1440, 12) == ["day"]
     assert default_seasons(("day",), 7, 10 * day, 12) == []  # 1440 minutes is not a whole number of 7-minute steps
     assert default_seasons(("day",), 60, 100, 48) == []  # a 24-step day is shorter than a 48-step window
     assert default_seasons((), 5, 30 * day, 12) == []
