@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -34,13 +35,17 @@ RESULTS = REPO / "benchmarks" / "results"
 #: the screen: label -> extra ``stgkd train`` flags (``defaults``: none, what a user gets)
 SETTINGS: dict[str, list[str]] = {
     "defaults": [],
-    "day lag only": ["--seasonal", "day"],
-    "day + week lags": ["--seasonal", "day", "week"],
-    "day lag + weekday": ["--seasonal", "day", "--day-of-week"],
+    "day lag (the defaults before the week)": ["--seasonal", "day", "--no-day-of-week"],
+    "day + week lags, no weekday": ["--seasonal", "day", "week", "--no-day-of-week"],
     "day + week lags + weekday": ["--seasonal", "day", "week", "--day-of-week"],
     "defaults, mse loss": ["--loss", "mse"],
     "defaults, 200 epochs": ["--epochs", "200"],
 }
+
+
+def slug(label: str) -> str:
+    """A setting's run directory name: ``"day lag + weekday"`` -> ``"day-lag-and-weekday"``."""
+    return re.sub(r"[^a-z0-9]+", "-", label.replace("+", "and").lower()).strip("-")
 
 
 def command(dataset: str, model: str, flags: list[str], seed: int, out: Path) -> list[str]:
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for label in args.only or list(SETTINGS):
         for seed in args.seeds:
-            out = args.out / f"{label.replace(' ', '-').replace(',', '').replace('+', 'and')}-s{seed}"
+            out = args.out / f"{slug(label)}-s{seed}"
             argv_ = command(args.dataset, args.model, SETTINGS[label] + shlex.split(args.flags), seed, out)
             rows.append(row(label, seed, argv_, run_one(argv_, out)))
             log(f"{label} seed {seed}: val {rows[-1]['val_mae']:.4f}, test avg {rows[-1]['test_mae']['avg']:.4f}")

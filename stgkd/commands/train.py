@@ -232,7 +232,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model hyperparameters: a JSON object, a .json file, or key=value pairs")
     parser.add_argument("--in-steps", type=int, default=12, help="input window (default: 12)")
     parser.add_argument("--out-steps", type=int, default=12, help="forecast horizon (default: 12)")
-    parser.add_argument("--day-of-week", action="store_true", help="add a day-of-week input feature")
+    parser.add_argument("--day-of-week", action=argparse.BooleanOptionalAction, default=None,
+                        help="a day-of-week input feature (default: where the series allows a week-long season: "
+                             "three weeks of data at 10 minutes or more)")
     parser.add_argument("--no-time-of-day", action="store_true", help="no time-of-day input feature")
     add_seasonal_argument(parser)
     parser.add_argument("--test", action="store_true",

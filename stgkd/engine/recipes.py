@@ -313,7 +313,7 @@ def train_model(
     out_steps: int = 12,
     split: Sequence[float] | None = None,
     time_of_day: bool = True,
-    day_of_week: bool = False,
+    day_of_week: bool | None = None,
     resume: bool = False,
     overwrite: bool = False,
     callbacks: Sequence[Any] = (),
@@ -337,7 +337,9 @@ def train_model(
         data_dir: root of registered datasets (default: ``$STGKD_DATA`` or ``<repo>/datasets``).
         in_steps, out_steps: window lengths (default: 12 and 12).
         split: train/val/test fractions (default: the dataset's).
-        time_of_day, day_of_week: time features appended to the input (default: True, False).
+        time_of_day, day_of_week: time features appended to the input (default: True, and the day of week
+            where the series allows a week-long season by default, :func:`~stgkd.data.features.default_seasons`:
+            three weeks of data at ten minutes or more, e.g. a month of hourly counts).
         resume: continue from ``out/last.pt`` (its model, data and settings; ``config.epochs`` and
             ``config.device`` may differ); a fresh run when there is none.
         overwrite: start again in an ``out`` that already holds a run.
@@ -386,6 +388,8 @@ def train_model(
                                            data.num_steps, in_steps, notes)
                 for note in notes if ctx.is_main else ():
                     print(f"note: {data.name}: {note}", file=sys.stderr)
+            if day_of_week is None:  # where a week is a season the series allows, the weekday is worth reading
+                day_of_week = bool(default_seasons(("week",), data.interval_minutes, data.num_steps, in_steps))
             prepared = prepare_data(data, in_steps=in_steps, out_steps=out_steps, split=split, input_features=None,
                                     time_of_day=time_of_day, day_of_week=day_of_week, device=ctx.device,
                                     seasonal=seasonal)

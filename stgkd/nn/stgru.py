@@ -170,7 +170,8 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         dropout: dropout before the head (default: 0.0).
 
     Training defaults (``default_lr``, ``default_seasons``): AdamW at 1e-2 and the seasonal-lag channels of
-    one day where the data allows them. On the METR-LA week (3 seeds, 30 epochs) the learning rate took the
+    one day where the data allows them (and, as for every family, the day of week where the series allows
+    a week-long season: :func:`stgkd.engine.recipes.train_model`). On the METR-LA week (3 seeds, 30 epochs) the learning rate took the
     60-minute test MAE from 4.73 (1e-3) to 4.02; the day-old readings took seed 0 from 4.07 to 3.98 at 1e-2
     (4.94 to 4.64 at 1e-3) (``benchmarks/results/student-frontier-screen-cpu-2026-12-03.md``).
     """

@@ -104,3 +104,22 @@ def test_the_seasonal_flag_reads_none_as_no_channels():
     assert seasonal_from_args(["day", "week"]) == ("day", "week")
     with pytest.raises(ConfigError, match="'none' cannot be given with seasons"):
         seasonal_from_args(["none", "day"])
+
+
+def test_on_hourly_counts_the_weekday_joins_the_inputs_where_the_series_allows_a_week(tmp_path, capsys):
+    """Interval-aware defaults: an hourly series of three weeks gets the day of week beside yesterday's
+    readings; one of ten days does not; five-minute data never by default (a week is 2,016 steps)."""
+    from stgkd.data.synthetic_counts import generate_counts
+
+    three_weeks = generate_counts(num_nodes=6, num_days=21, seed=0, num_routes=2)
+    result = train_model(three_weeks, "stgru", None, hparams=STUDENT, config=_cfg(), progress=False)
+    assert result.data.input_features == ["value", "time_of_day", "day_of_week", *SEASONAL[2:]]
+    ten_days = generate_counts(num_nodes=6, num_days=10, seed=0, num_routes=2)
+    result = train_model(ten_days, "stgru", None, hparams=STUDENT, config=_cfg(), progress=False)
+    assert result.data.input_features == SEASONAL
+    no_weekday = train_model(three_weeks, "stgru", None, hparams=STUDENT, config=_cfg(), progress=False,
+                             day_of_week=False)
+    assert no_weekday.data.input_features == SEASONAL
+    five_minutes, _ = generate(num_nodes=5, num_days=21, seed=1)
+    result = train_model(five_minutes, "gru", None, hparams={"hidden": 4}, config=_cfg(), progress=False)
+    assert result.data.input_features == ["value", "time_of_day"]
