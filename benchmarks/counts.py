@@ -78,8 +78,8 @@ def row(label: str, seed: int, argv: list[str], summary: dict[str, Any]) -> dict
 
 
 def render(report: dict[str, Any]) -> str:
-    rows = report["rows"]
-    horizons = [h for h in rows[0]["test_mae"] if h != "avg"] if rows else []
+    from benchmarks.table.counts import screen_table
+
     lines = [
         "# The default student against the best baseline table on a count network", "",
         f"- date: {report['date']}; machine: {report['machine']}; load average at start "
@@ -87,16 +87,9 @@ def render(report: dict[str, Any]) -> str:
         f"- data: `{report['dataset']}` ({report['data']}); model `{report['model']}` at its family's defaults",
         "- each row is the command shown, run in its own process; the screen chooses on validation (val MAE over "
         "the 12 steps); the best baseline is chosen per horizon on validation and scored on the same test targets", "",
-        "| setting | seed | val MAE | " + " | ".join(f"test {h}" for h in horizons)
-        + " | test avg | best baseline avg | margin avg |",
-        "| --- | ---: | ---: | " + " | ".join("---:" for _ in horizons) + " | ---: | --- | ---: |",
     ]
-    for r in rows:
-        t, b = r["test_mae"], r["best_baseline"].get("avg", {})
-        lines.append(f"| {r['setting']} | {r['seed']} | {r['val_mae']:.4f} | " + " | ".join(
-            f"{t[h]:.4f}" for h in [*horizons, "avg"]) + f" | {b.get('mae', float('nan')):.4f} ({b.get('baseline', '-')}) | "
-            f"{100 * r['margin'].get('avg', float('nan')):+.1f} % |")
-    lines += ["", "Commands:", ""] + [f"- {r['setting']}, seed {r['seed']}: `{r['command']}`" for r in rows]
+    lines += screen_table(report)
+    lines += ["", "Commands:", ""] + [f"- {r['setting']}, seed {r['seed']}: `{r['command']}`" for r in report["rows"]]
     return "\n".join(lines) + "\n"
 
 

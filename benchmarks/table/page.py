@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.table.ablations import _ablation_groups, _ablation_headline, _ablation_section, regime_section
+from benchmarks.table.counts import counts_section
 from benchmarks.table.frontier_chart import frontier_section
 from benchmarks.table.goals import _goals_section
 from benchmarks.table.latency import _latency_headline, _latency_section, _scaling_section, _timing_section
@@ -151,7 +152,8 @@ def write_markdown(results_dir: Path, markdown: Path) -> None:
     beside the records."""
     markdown = Path(markdown)
     frontier = frontier_section(Path(results_dir), markdown)
-    text = render(load_records(results_dir), frontier=frontier) + regime_section(Path(results_dir))
+    text = (render(load_records(results_dir), frontier=frontier) + regime_section(Path(results_dir))
+            + counts_section(Path(results_dir)))
     markdown.parent.mkdir(parents=True, exist_ok=True)
     tmp = markdown.with_suffix(".md.tmp")
     tmp.write_text(text)

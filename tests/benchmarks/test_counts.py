@@ -25,3 +25,26 @@ def test_a_smoke_screen_runs_each_command_once_and_resumes(tmp_path, capsys):
     row = counts.row("x", 0, counts.command("d", "stgru", ["--loss", "mse"], 0, out), summary)
     assert row["command"].startswith("stgkd train --dataset d --model stgru --test") and "--loss mse" in row["command"]
     assert row["margin"]["avg"] == summary["test"]["avg"]["mae"] / summary["baselines"]["best"]["avg"]["mae"] - 1
+
+
+def test_the_results_section_shows_each_screen_and_the_seed_mean(tmp_path):
+    from benchmarks.table.counts import counts_section
+
+    def r(setting, seed, test, base):
+        return {"setting": setting, "seed": seed, "command": "stgkd train ...", "val_mae": 0.41,
+                "test_mae": {"3h": test, "avg": test}, "best_baseline": {"avg": {"baseline": "historical median",
+                                                                                 "mae": base}},
+                "margin": {"avg": test / base - 1}}
+
+    assert counts_section(tmp_path) == ""
+    report = {"date": "2026-12-07", "machine": "cpu", "load_average_start": [0.1], "command": "python -m ...",
+              "dataset": "synthetic-counts", "model": "stgru",
+              "rows": [r("defaults", 0, 0.36, 0.40), r("defaults", 1, 0.38, 0.40), r("mse", 0, 0.44, 0.40)]}
+    (tmp_path / "counts-x.json").write_text(json.dumps(report))
+    (tmp_path / "counts-old.json").write_text(json.dumps({"not": "a screen"}))
+    text = counts_section(tmp_path)
+    assert "### `counts-x.json`: synthetic-counts, `stgru`" in text and "counts-old" not in text
+    assert "| defaults | 0 | 0.4100 | 0.3600 | 0.3600 | 0.4000 (historical median) | -10.0 % |" in text
+    assert "| mse | 0 | 0.4100 | 0.4400 | 0.4400 | 0.4000 (historical median) | +10.0 % |" in text
+    assert ("- defaults, seeds 0, 1: test MAE over the horizon 0.3700 ± 0.0141, margin against the best baseline "
+            "-7.5 % on average, -5.0 % on the worst seed") in text
