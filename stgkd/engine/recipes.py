@@ -13,9 +13,8 @@ its best validation weights.
 from __future__ import annotations
 
 import json
-import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,9 +41,10 @@ from stgkd.engine.callbacks import (
 from stgkd.engine.checkpoint import load_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.steps import SupervisedStep, make_distill_step
-from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_everything
+from stgkd.engine.trainer import TrainConfig, Trainer, TrainResult, recent_windows, seed_everything
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
+from stgkd.metrics import masked_mae
 from stgkd.missing import MissingSpec
 from stgkd.nn.base import SelectInputs
 from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
@@ -54,70 +54,6 @@ __all__ = [
     "train_model",
     "distill_student",
 ]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train_model` and :func:`distill_student` return.
-
-    Attributes:
-        model: the trained model with its best validation weights, in eval mode, on the training
-            device.
-        data: the :class:`~stgkd.data.PreparedData` it was trained on.
-        best_epoch: epoch (1-based) of the best validation masked MAE.
-        best_val: validation metrics of that epoch (``{"15min": {...}, ..., "avg": {...}}``).
-        best_val_mae: ``best_val["avg"]["mae"]``.
-        epochs_run: last completed epoch.
-        stopped_early: whether early stopping (or a callback) ended the run before ``epochs``.
-        history: per-epoch logs (losses, validation metrics, lr, seconds), resumed epochs included.
-        seconds: wall time of this call's training loop.
-        epoch_seconds: seconds of each epoch (training + validation), from ``history``.
-        train_config: the settings used.
-        out: run directory (``None``: nothing written).
-        best_path, last_path: ``out/best.pt`` and ``out/last.pt`` when written.
-        resumed_from: the completed epoch training resumed after (``0``: fresh start).
-        distill: the resolved distillation settings (students from :func:`distill_student` only).
-        teacher_checkpoint: path of the teacher checkpoint (:func:`distill_student` only).
-        test: test-split metrics when asked for with ``evaluate_test=True``.
-        baselines: the baselines on the same test targets when asked for with ``baselines=True``
-            (:class:`~stgkd.engine.baselines.BaselineScores`).
-        rank: this process's rank (0 unless run under ``torchrun``).
-    """
-
-    model: nn.Module
-    data: Any
-    best_epoch: int
-    best_val: dict[str, Any]
-    epochs_run: int
-    stopped_early: bool
-    history: list[dict[str, Any]]
-    seconds: float
-    train_config: TrainConfig
-    out: Path | None = None
-    best_path: Path | None = None
-    last_path: Path | None = None
-    resumed_from: int = 0
-    distill: dict[str, Any] | None = None
-    teacher_checkpoint: str | None = None
-    test: dict[str, Any] | None = None
-    rank: int = 0
-    baselines: Any = None
-
-    @property
-    def best_val_mae(self) -> float:
-        return float(self.best_val.get("avg", {}).get("mae", math.nan))
-
-    @property
-    def epoch_seconds(self) -> list[float]:
-        return [float(h["seconds"]) for h in self.history]
-
-    @property
-    def grad_share(self) -> dict[str, Any]:
-        """``{"first": record, "last": record}``: each loss term's share of the gradient norm at the
-        end of the first and the last epoch (:class:`~stgkd.engine.callbacks.GradientShare`; distilled
-        students only, else ``{}``)."""
-        records = [h["grad_share"] for h in self.history if "grad_share" in h]
-        return {"first": records[0], "last": records[-1]} if records else {}
 
 
 # --------------------------------------------------------------------------- shared plumbing
@@ -230,6 +166,14 @@ def _fit(
             summary["val_fidelity"] = best_logs["val_fidelity"]
         if "teachers" in meta:
             summary["teachers"] = meta["teachers"]
+        teacher_mae, student_mae = meta.get("teacher_val_mae"), (result.best_val.get("avg") or {}).get("mae")
+        if teacher_mae is not None and student_mae is not None:
+            summary["teacher_val_mae"] = teacher_mae
+            if student_mae < teacher_mae:  # the teacher knows less than the student learns: it can only pull back
+                summary["teacher_worse_than_student"] = (
+                    f"the teacher's validation MAE ({teacher_mae:.4f}) is worse than this student's ({student_mae:.4f}): "
+                    "distilling from it pulls the student toward worse forecasts; train a stronger teacher")
+                print(f"note: {summary['teacher_worse_than_student']}", file=sys.stderr)
         if result.grad_share:
             summary["grad_share"] = result.grad_share
         (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
@@ -529,7 +473,7 @@ def distill_student(
             build_model=_model_builder(student, prepared, student_hparams, payload, role="student"),
             build_step=build_step, prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta=meta,
             callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test, baselines=baselines,
-            run_callbacks=_distill_callbacks(dcfg, teacher_model, prepared, cfg, ctx),
+            run_callbacks=_distill_callbacks(dcfg, teacher_model, prepared, cfg, ctx, meta),
         )
     finally:
         shutdown(ctx)
@@ -581,16 +525,20 @@ def _distill_settings(payload: dict | None, config: TrainConfig | None, distill:
     return cfg, dcfg
 
 
-def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainConfig, ctx: DistContext) -> list[Any]:
+def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainConfig, ctx: DistContext,
+                       meta: dict[str, Any]) -> list[Any]:
     """A distillation run's own callbacks: its stages (when staged), the student's fidelity to the
-    teacher's validation forecasts (computed once, in raw units) and each term's gradient share."""
+    teacher's validation forecasts (computed once, in raw units; the teacher's own validation MAE goes to
+    ``meta["teacher_val_mae"]``) and each term's gradient share."""
 
     def teacher_val_forecast() -> Tensor:
         from stgkd.engine.evaluate import predict_split
 
         fc = predict_split(teacher, prepared.val, prepared.scaler, device=ctx.device,
                            batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
-        return torch.from_numpy(fc.pred)
+        pred = torch.from_numpy(fc.pred)
+        meta["teacher_val_mae"] = float(masked_mae(pred, torch.from_numpy(fc.true), torch.from_numpy(fc.mask)))
+        return pred
 
     stages: list[Any] = [DistillStages(dcfg.stages)] if dcfg.stages else []
     cost: list[Any] = [TeacherCost()] if dcfg.augment else []

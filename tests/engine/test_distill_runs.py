@@ -271,3 +271,22 @@ def test_distill_flags_for_relative_tau_relation_norm_and_stages():
     assert (cfg.tau_relative, cfg.relation_norm, cfg.stages) == (False, "none", "hint:0.3,kd:0.7")
     assert distill_config_from_args(parser.parse_args(base + ["--tau-relative"])) == {"tau_relative": True}
     assert distill_config_from_args(parser.parse_args(base)) == {}
+
+
+def test_a_teacher_worse_than_the_student_on_validation_is_said_in_the_summary(teacher_ckpt, tmp_path, capsys):
+    """The one-epoch teacher of the fixture is weak: a student trained a few epochs beats it on validation,
+    and the summary says so (a teacher that knows less than the student can only pull it back)."""
+    import json
+
+    from stgkd.engine import TrainConfig
+    from stgkd.engine.recipes import distill_student
+
+    result = distill_student(teacher_ckpt, "gru", tmp_path / "st", hparams={"hidden": 8}, progress=False,
+                             config=TrainConfig(epochs=6, device="cpu", seed=0),
+                             distill={"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0})
+    summary = json.loads((tmp_path / "st" / "metrics.json").read_text())
+    teacher = summary["teacher_val_mae"]
+    assert result.best_val_mae < teacher, "the case under test: the student must beat the fixture's teacher"
+    assert summary["teacher_worse_than_student"].startswith(
+        f"the teacher's validation MAE ({teacher:.4f}) is worse than this student's ({result.best_val_mae:.4f})")
+    assert "note: the teacher's validation MAE" in capsys.readouterr().err
