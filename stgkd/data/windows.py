@@ -42,6 +42,7 @@ the sensors of that batch only. Resident memory is thus about the raw array plus
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -51,6 +52,7 @@ from torch import Tensor
 
 from stgkd.data.core import TrafficData
 from stgkd.data.features import (
+    DEFAULT_SEASON_SPAN,
     SEASONS,
     history_steps,
     is_seasonal,
@@ -461,6 +463,12 @@ def prepare(
                 f"{data.name}: seasonal={season!r} reaches {lag + in_steps} steps back, but the training slice "
                 f"holds {num_train - 1 + in_steps} steps: no training window would see a seasonal reading"
             )
+        seeing = num_train - 1 + in_steps - lag  # training windows whose first input step has a reading a season back
+        if seeing < num_train / 2:
+            print(f"note: {data.name}: seasonal={season!r} reaches {lag + in_steps} steps back: only {seeing} of the "
+                  f"{num_train} training windows see a reading a {season} earlier (the others read 0, marked "
+                  f"unobserved); a series of {DEFAULT_SEASON_SPAN} {season}s or more gives most of them one",
+                  file=sys.stderr)
         lags[season] = lag
 
     chans = [0]

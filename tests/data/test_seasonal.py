@@ -102,3 +102,16 @@ def test_bad_seasons_are_refused_with_the_setting_named():
     with pytest.raises(DataError, match="whole number"):
         season_steps("day", 7, 12)
     assert season_steps("day", 5, 12) == 288 and season_steps("week", 5, 12) == 2016
+
+
+def test_a_season_most_training_windows_cannot_reach_is_noted(capsys):
+    """A week asked of ten days of hourly counts: kept (it was asked for), and a note says how few training
+    windows see last week's reading; three weeks need no note."""
+    from stgkd.data.synthetic_counts import generate_counts
+    from stgkd.data.windows import prepare
+
+    prepare(generate_counts(num_nodes=6, num_days=10, seed=0, num_routes=2), seasonal=("week",))
+    err = capsys.readouterr().err
+    assert "note: synthetic-counts: seasonal='week' reaches 168 steps back: only 7 of the 152 training windows" in err
+    prepare(generate_counts(num_nodes=6, num_days=21, seed=0, num_routes=2), seasonal=("week",))
+    assert "note:" not in capsys.readouterr().err
