@@ -35,6 +35,7 @@ RESULTS = REPO / "benchmarks" / "results"
 #: the screen: label -> extra ``stgkd train`` flags (``defaults``: none, what a user gets)
 SETTINGS: dict[str, list[str]] = {
     "defaults": [],
+    "defaults at 100 epochs": ["--epochs", "100"],
     "day lag (the defaults before the week)": ["--seasonal", "day", "--no-day-of-week"],
     "day + week lags, no weekday": ["--seasonal", "day", "week", "--no-day-of-week"],
     "day + week lags + weekday": ["--seasonal", "day", "week", "--day-of-week"],

@@ -49,7 +49,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help=f"maximum epochs (default: {d.epochs})")
+    g.add_argument("--epochs", type=int, help="maximum epochs (default: 100, or enough for 1,600 optimiser steps "
+                                              "where an epoch is a handful of batches)")
     g.add_argument("--batch-size", type=int, help=f"windows per step, per process (default: {d.batch_size})")
     g.add_argument("--eval-batch-size", type=int, help="windows per forward when validating (default: --batch-size)")
     g.add_argument("--lr", type=float, help="AdamW learning rate (default: the model family's: 1e-2 for stgru, 1e-3 for the others)")

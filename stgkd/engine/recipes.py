@@ -133,7 +133,7 @@ def _fit(
         if ctx.is_main:
             state = "complete" if payload.get("complete", True) else "interrupted mid-epoch"
             print(f"resuming {out / 'last.pt'}: epoch {trainer.epoch} {state}; continuing at epoch "
-                  f"{trainer.epoch + 1}/{cfg.epochs}", file=sys.stderr)
+                  f"{trainer.epoch + 1}/{trainer.config.epochs}", file=sys.stderr)
     fit = trainer.fit()
     best_path = out / "best.pt" if out is not None and (out / "best.pt").exists() else None
     if trainer.best_state is not None:

@@ -379,3 +379,33 @@ def test_train_days_counts_windows_from_the_data_interval(tiny_data, monkeypatch
                 config=_cfg(epochs=1, batch_size=16, train_days=0.125, device="cpu"))
     n = sizes["train"]
     assert sorted(seen) == list(range(n - 36, n))  # an eighth of a day at 5 minutes: 36 windows
+
+
+def test_an_unset_budget_is_100_epochs_or_1600_steps_where_epochs_are_short():
+    from stgkd.engine.trainer import TrainConfig, default_epochs, with_epochs
+
+    assert default_epochs(22) == 100 and default_epochs(375) == 100  # the METR-LA week, the full METR-LA
+    assert default_epochs(8) == 200 and default_epochs(3) == 534 and default_epochs(0) == 1600
+    cfg = TrainConfig()
+    assert cfg.epochs is None
+    assert with_epochs(cfg, 504).epochs == 200  # 31 days of hourly counts: 504 training windows, 8 batches of 64
+    assert with_epochs(cfg, 520).epochs == 178  # 9 batches
+    assert with_epochs(cfg, 504, world_size=2).epochs == 400  # 4 batches a rank
+    assert with_epochs(TrainConfig(limit_batches=2), 504).epochs == 800
+    assert with_epochs(TrainConfig(epochs=3), 504).epochs == 3  # a set budget is kept
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        TrainConfig(epochs=0)
+
+
+def test_a_run_without_a_budget_records_the_resolved_one(tiny_data, tmp_path):
+    """The trainer resolves the budget before its schedule: a stop after the first epoch shows the epochs
+    the cosine schedule was laid over, and the checkpoint keeps them for a resume."""
+    from stgkd.engine.trainer import default_epochs
+
+    def stop(trainer, epoch, logs):
+        trainer.should_stop = True
+
+    result = train_model(tiny_data, "gru", tmp_path / "run", hparams=TINY_STUDENT, progress=False, log=False,
+                         config=_cfg(epochs=None, limit_batches=2), callbacks=[LambdaCallback(on_epoch_end=stop)])
+    assert result.train_config.epochs == default_epochs(2) == 800 and result.epochs_run == 1
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_config"]["epochs"] == 800
