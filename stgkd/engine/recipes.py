@@ -41,7 +41,8 @@ from stgkd.engine.callbacks import (
 from stgkd.engine.checkpoint import load_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.steps import SupervisedStep, make_distill_step
-from stgkd.engine.trainer import TrainConfig, Trainer, TrainResult, recent_windows, seed_everything
+from stgkd.engine.result import TrainResult
+from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_everything
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
 from stgkd.metrics import masked_mae

@@ -74,4 +74,5 @@ def test_a_run_with_every_distillation_weight_zero_is_summarised_as_plain(tmp_pa
                            "--w-out", "0", "--w-feat", "0", "--w-rel", "0", "--out", str(tmp_path / "plain"), *QUICK])
     assert code == 0, err
     assert "plain gcn-gru: 1 epochs" in out and "distilled" not in out
-    assert err == ""  # a Graph WaveNet teacher is a teacher: no warning
+    # a Graph WaveNet teacher is a teacher: no warning; the one-epoch fixture is weaker than the student, said once
+    assert [line for line in err.splitlines() if not line.startswith("note: the teacher's validation MAE")] == []
