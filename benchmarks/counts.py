@@ -11,6 +11,7 @@ figure here is a timing.
 
     python -m benchmarks.counts --out runs/counts                       # the screen, seed 0
     python -m benchmarks.counts --out runs/counts --only defaults --seeds 0 1 2
+    python -m benchmarks.counts --out runs/counts --seeds 0 1 2 --no-run --record counts-cpu-DATE   # the record
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--flags", default="", help="more stgkd train flags for every run, one string "
                         "(e.g. --flags='--epochs 1' for a smoke run)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="only read the runs already in --out (a setting and seed without one is skipped)")
     parser.add_argument("--record", default=None, help="record name under benchmarks/results (default: none)")
     args = parser.parse_args(argv)
 
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             out = args.out / f"{slug(label)}-s{seed}"
             argv_ = command(args.dataset, args.model, SETTINGS[label] + shlex.split(args.flags), seed, out)
+            if args.no_run and not (out / "metrics.json").exists():
+                continue
             rows.append(row(label, seed, argv_, run_one(argv_, out)))
             log(f"{label} seed {seed}: val {rows[-1]['val_mae']:.4f}, test avg {rows[-1]['test_mae']['avg']:.4f}")
     report = {

@@ -22,6 +22,12 @@ def test_a_smoke_screen_runs_each_command_once_and_resumes(tmp_path, capsys):
     stamp = (out / "day-lag-the-defaults-before-the-week-s0" / "metrics.json").stat().st_mtime_ns
     assert counts.main(argv) == 0  # read again, not run again
     assert (out / "day-lag-the-defaults-before-the-week-s0" / "metrics.json").stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    assert counts.main([*argv[:4], "--only", "defaults", "day lag (the defaults before the week)", "--seeds", "0", "1",
+                        "--no-run"]) == 0  # only what is there
+    text = capsys.readouterr().out
+    assert "| day lag (the defaults before the week) | 0 |" in text and "| defaults |" not in text
+    assert not (out / "defaults-s0").exists() and not (out / "day-lag-the-defaults-before-the-week-s1").exists()
     row = counts.row("x", 0, counts.command("d", "stgru", ["--loss", "mse"], 0, out), summary)
     assert row["command"].startswith("stgkd train --dataset d --model stgru --test") and "--loss mse" in row["command"]
     assert row["margin"]["avg"] == summary["test"]["avg"]["mae"] / summary["baselines"]["best"]["avg"]["mae"] - 1
