@@ -91,6 +91,7 @@ def render(report: dict[str, Any]) -> str:
         "the 12 steps); the best baseline is chosen per horizon on validation and scored on the same test targets", "",
     ]
     lines += screen_table(report)
+    lines += [""] + [f"Note: {n}" for n in report.get("notes", [])]
     lines += ["", "Commands:", ""] + [f"- {r['setting']}, seed {r['seed']}: `{r['command']}`" for r in report["rows"]]
     return "\n".join(lines) + "\n"
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--flags", default="", help="more stgkd train flags for every run, one string "
                         "(e.g. --flags='--epochs 1' for a smoke run)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the record's notes (repeatable)")
     parser.add_argument("--no-run", action="store_true",
                         help="only read the runs already in --out (a setting and seed without one is skipped)")
     parser.add_argument("--record", default=None, help="record name under benchmarks/results (default: none)")
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{environment('cpu')['device_name']}, {os.cpu_count()} CPUs",
         "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
         "dataset": args.dataset, "data": repr(load_data(args.dataset)), "model": args.model, "rows": rows,
+        "notes": list(args.note),
     }
     text = render(report)
     print(text)

@@ -67,5 +67,6 @@ def counts_section(results_dir: Path) -> str:
                   f"{report['date']}, {report['machine']}, load average {report['load_average_start']} at start; "
                   f"`{report['command']}`", ""]
         lines += screen_table(report) + [""] + _seed_means(report)
+        lines += [""] + [f"Note: {n}" for n in report.get("notes", [])] if report.get("notes") else []
         lines.append("")
     return "\n".join(lines)
