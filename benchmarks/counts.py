@@ -37,11 +37,10 @@ RESULTS = REPO / "benchmarks" / "results"
 SETTINGS: dict[str, list[str]] = {
     "defaults": [],
     "defaults at 100 epochs": ["--epochs", "100"],
-    "day lag (the defaults before the week)": ["--seasonal", "day", "--no-day-of-week"],
-    "day + week lags, no weekday": ["--seasonal", "day", "week", "--no-day-of-week"],
-    "day + week lags + weekday": ["--seasonal", "day", "week", "--day-of-week"],
-    "defaults, mse loss": ["--loss", "mse"],
-    "defaults, 200 epochs": ["--epochs", "200"],
+    "day lag, 100 epochs (the defaults before)": ["--seasonal", "day", "--no-day-of-week", "--epochs", "100"],
+    "day + week lags, 100 epochs": ["--seasonal", "day", "week", "--no-day-of-week", "--epochs", "100"],
+    "day + week lags + weekday, 100 epochs": ["--seasonal", "day", "week", "--day-of-week", "--epochs", "100"],
+    "mse loss, 100 epochs": ["--loss", "mse", "--epochs", "100"],
 }
 
 

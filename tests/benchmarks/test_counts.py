@@ -12,22 +12,22 @@ def test_a_smoke_screen_runs_each_command_once_and_resumes(tmp_path, capsys):
     data_dir = tmp_path / "syn"
     assert main(["data", "synth", "--out", str(data_dir), "--nodes", "6", "--days", "2", "--seed", "0"]) == 0
     out = tmp_path / "runs"
-    argv = ["--dataset", str(data_dir), "--out", str(out), "--only", "day lag (the defaults before the week)", "defaults, mse loss",
+    argv = ["--dataset", str(data_dir), "--out", str(out), "--only", "day lag, 100 epochs (the defaults before)", "mse loss, 100 epochs",
             "--flags=--epochs 1 --limit-batches 1 --device cpu --hparams hidden=4"]
     assert counts.main(argv) == 0
     text = capsys.readouterr().out
-    assert "| day lag (the defaults before the week) | 0 |" in text and "| defaults, mse loss | 0 |" in text
-    summary = json.loads((out / "defaults-mse-loss-s0" / "metrics.json").read_text())
+    assert "| day lag, 100 epochs (the defaults before) | 0 |" in text and "| mse loss, 100 epochs | 0 |" in text
+    summary = json.loads((out / "mse-loss-100-epochs-s0" / "metrics.json").read_text())
     assert summary["epochs_run"] == 1
-    stamp = (out / "day-lag-the-defaults-before-the-week-s0" / "metrics.json").stat().st_mtime_ns
+    stamp = (out / "day-lag-100-epochs-the-defaults-before-s0" / "metrics.json").stat().st_mtime_ns
     assert counts.main(argv) == 0  # read again, not run again
-    assert (out / "day-lag-the-defaults-before-the-week-s0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (out / "day-lag-100-epochs-the-defaults-before-s0" / "metrics.json").stat().st_mtime_ns == stamp
     capsys.readouterr()
-    assert counts.main([*argv[:4], "--only", "defaults", "day lag (the defaults before the week)", "--seeds", "0", "1",
+    assert counts.main([*argv[:4], "--only", "defaults", "day lag, 100 epochs (the defaults before)", "--seeds", "0", "1",
                         "--no-run"]) == 0  # only what is there
     text = capsys.readouterr().out
-    assert "| day lag (the defaults before the week) | 0 |" in text and "| defaults |" not in text
-    assert not (out / "defaults-s0").exists() and not (out / "day-lag-the-defaults-before-the-week-s1").exists()
+    assert "| day lag, 100 epochs (the defaults before) | 0 |" in text and "| defaults |" not in text
+    assert not (out / "defaults-s0").exists() and not (out / "day-lag-100-epochs-the-defaults-before-s1").exists()
     row = counts.row("x", 0, counts.command("d", "stgru", ["--loss", "mse"], 0, out), summary)
     assert row["command"].startswith("stgkd train --dataset d --model stgru --test") and "--loss mse" in row["command"]
     assert row["margin"]["avg"] == summary["test"]["avg"]["mae"] / summary["baselines"]["best"]["avg"]["mae"] - 1
