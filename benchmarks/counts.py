@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stgkd.data.rebuild import load_data
 
-    load_start = list(os.getloadavg())
+    load_start = [round(x, 2) for x in os.getloadavg()]
     rows = []
     for label in args.only or list(SETTINGS):
         for seed in args.seeds:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
         "command": shlex.join(["python", "-m", "benchmarks.counts", *(argv if argv is not None else sys.argv[1:])]),
         "machine": f"{environment('cpu')['device_name']}, {os.cpu_count()} CPUs",
-        "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
+        "load_average_start": load_start, "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "dataset": args.dataset, "data": repr(load_data(args.dataset)), "model": args.model, "rows": rows,
         "notes": list(args.note),
     }
