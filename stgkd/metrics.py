@@ -110,17 +110,22 @@ def _huber(err: Tensor) -> Tensor:
 LOSSES = {"mae": torch.abs, "mse": torch.square, "huber": _huber}
 
 
-def masked_loss(pred: Tensor, true: Tensor, mask: Tensor | None = None, *, loss: str = "mae") -> Tensor:
+def masked_loss(pred: Tensor, true: Tensor, mask: Tensor | None = None, *, loss: str = "mae",
+                null_val: float = 0.0) -> Tensor:
     r"""Mean of a pointwise loss of :data:`LOSSES` over observed entries: :math:`\sum_i m_i\,\ell(\hat y_i - y_i)
     / \max(1, \sum_i m_i)`; ``loss="mae"`` is :func:`masked_mae`.
 
     Shapes:
         pred, true, mask: ``(B, H, N)`` (any equal shapes); returns a scalar.
+
+    Args:
+        mask: bool, True = observed, combined with ``isfinite(true)``; when omitted ``true != null_val``
+            (default: ``0.0``, METR-LA's missing reading; pass ``nan``, or a mask, where a 0 is a count).
     """
     if loss not in LOSSES:
         raise DataError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
     pred, true, mask = _select(pred, true, mask, None)
-    return _masked_mean(LOSSES[loss](pred - true), _mask(true, mask, 0.0))
+    return _masked_mean(LOSSES[loss](pred - true), _mask(true, mask, null_val))
 
 
 #: horizon steps reported by default: 15, 30 and 60 minutes at a 5-minute interval

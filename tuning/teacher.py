@@ -102,7 +102,7 @@ def teacher_summary(path: Path) -> dict[str, Any]:
         "epoch": int(payload.get("epoch", 0)),
         "val_mae": float(val_mae) if val_mae is not None else None,
         "epochs_trained": progress.epochs if progress else None,
-        "epochs_requested": int((payload.get("train_config") or {}).get("epochs", 0)) or None,
+        "epochs_requested": int((payload.get("train_config") or {}).get("epochs") or 0) or None,
         "stopped_early": progress.stopped_early if progress else None,
         "finished": progress.finished if progress else None,
     }

@@ -463,7 +463,7 @@ def prepare(
                 f"{data.name}: seasonal={season!r} reaches {lag + in_steps} steps back, but the training slice "
                 f"holds {num_train - 1 + in_steps} steps: no training window would see a seasonal reading"
             )
-        seeing = num_train - 1 + in_steps - lag  # training windows whose first input step has a reading a season back
+        seeing = num_train - 1 + in_steps - lag  # training windows with a reading a season back at some input step
         if seeing < num_train / 2:
             print(f"note: {data.name}: seasonal={season!r} reaches {lag + in_steps} steps back: only {seeing} of the "
                   f"{num_train} training windows see a reading a {season} earlier (the others read 0, marked "

@@ -179,7 +179,7 @@ def run_progress(payload: dict[str, Any]) -> RunProgress:
     """
     epochs = int(payload.get("epoch", 0))
     train_config = payload.get("train_config") or {}
-    requested = int(train_config.get("epochs", epochs))
+    requested = int(train_config.get("epochs") or epochs)  # None: a run that set none and was never resolved
     patience = int(train_config.get("patience", 0))
     stopper = (payload.get("callbacks") or {}).get("EarlyStopping") or {}
     stopped = patience > 0 and int(stopper.get("wait", 0)) >= patience and epochs < requested

@@ -42,7 +42,7 @@ from stgkd.engine.checkpoint import load_checkpoint
 from stgkd.engine.distributed import DistContext, init_distributed, shutdown
 from stgkd.engine.steps import SupervisedStep, make_distill_step
 from stgkd.engine.result import TrainResult
-from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_everything
+from stgkd.engine.trainer import TrainConfig, Trainer, recent_windows, seed_everything, with_epochs
 from stgkd.errors import CheckpointError, ConfigError
 from stgkd.files import to_jsonable
 from stgkd.metrics import masked_mae
@@ -194,6 +194,7 @@ def _fit_baseline(model: nn.Module, *, prepared: Any, cfg: TrainConfig, ctx: Dis
     from stgkd.engine.checkpoint import FORMAT, save_checkpoint
     from stgkd.engine.evaluate import evaluate_split
 
+    cfg = with_epochs(cfg, len(prepared.train))  # nothing iterates, but the checkpoint reads like any other
     started = time.perf_counter()
     model.fit(prepared).eval()
     seconds = time.perf_counter() - started

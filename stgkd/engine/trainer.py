@@ -176,15 +176,13 @@ def default_epochs(batches_per_epoch: int) -> int:
 def with_epochs(config: TrainConfig, train_windows: int, world_size: int = 1) -> TrainConfig:
     """``config`` with its epochs resolved: ``config.epochs``, or when that is ``None``
     :func:`default_epochs` of the batches one rank takes per epoch from ``train_windows`` windows (the
-    most recent ``train_windows``/``train_days`` only, :func:`recent_windows`, and at most
-    ``limit_batches``). Checkpoints record the resolved value, so a resumed run keeps it."""
+    most recent ``train_windows``/``train_days`` only, :func:`recent_windows`; ``limit_batches``, a quick
+    run's cap, does not lengthen the budget). Checkpoints record the resolved value, so a resumed run
+    keeps it."""
     if config.epochs is not None:
         return config
     per_rank = math.ceil(train_windows / max(1, int(world_size)))
-    batches = math.ceil(per_rank / config.batch_size)
-    if config.limit_batches is not None:
-        batches = min(batches, config.limit_batches)
-    return replace(config, epochs=default_epochs(batches))
+    return replace(config, epochs=default_epochs(math.ceil(per_rank / config.batch_size)))
 
 
 def with_model_lr(config: TrainConfig, model: nn.Module) -> TrainConfig:

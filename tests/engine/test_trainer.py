@@ -391,7 +391,7 @@ def test_an_unset_budget_is_100_epochs_or_1600_steps_where_epochs_are_short():
     assert with_epochs(cfg, 504).epochs == 200  # 31 days of hourly counts: 504 training windows, 8 batches of 64
     assert with_epochs(cfg, 520).epochs == 178  # 9 batches
     assert with_epochs(cfg, 504, world_size=2).epochs == 400  # 4 batches a rank
-    assert with_epochs(TrainConfig(limit_batches=2), 504).epochs == 800
+    assert with_epochs(TrainConfig(limit_batches=2), 504).epochs == 200  # a quick run's cap is not the budget
     assert with_epochs(TrainConfig(epochs=3), 504).epochs == 3  # a set budget is kept
     with pytest.raises(ConfigError, match="epochs must be >= 1"):
         TrainConfig(epochs=0)
@@ -407,5 +407,12 @@ def test_a_run_without_a_budget_records_the_resolved_one(tiny_data, tmp_path):
 
     result = train_model(tiny_data, "gru", tmp_path / "run", hparams=TINY_STUDENT, progress=False, log=False,
                          config=_cfg(epochs=None, limit_batches=2), callbacks=[LambdaCallback(on_epoch_end=stop)])
-    assert result.train_config.epochs == default_epochs(2) == 800 and result.epochs_run == 1
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_config"]["epochs"] == 800
+    want = default_epochs(math.ceil(len(result.data.train) / 64))
+    assert want > 100 and result.train_config.epochs == want and result.epochs_run == 1
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["train_config"]["epochs"] == want
+
+    fitted = train_model(tiny_data, "last-value", tmp_path / "lv", progress=False, log=False, config=_cfg(epochs=None))
+    assert isinstance(fitted.train_config.epochs, int)  # a fitted baseline's checkpoint reads like any other
+    from stgkd.engine.checkpoint import run_progress
+
+    assert run_progress(load_checkpoint(tmp_path / "lv" / "last.pt")).epochs == 0
