@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from stgkd.engine.distributed import DistContext, all_reduce_sum
 from stgkd.errors import ConfigError
-from stgkd.metrics import LOSSES, masked_loss, masked_mae
+from stgkd.metrics import LOSSES, masked_loss
 from stgkd.precision import training_autocast
 
 __all__ = ["SupervisedStep", "DistillStep", "make_distill_step"]
@@ -56,7 +56,7 @@ class SupervisedStep(nn.Module):
             count = all_reduce_sum(mask.sum().to(torch.float64).reshape(1), self.ctx)[0]
             loss = err / count.clamp(min=1).to(err.dtype) * self.ctx.world_size
         else:
-            loss = masked_mae(pred, y, mask) if self.loss == "mae" else masked_loss(pred, y, mask, loss=self.loss)
+            loss = masked_loss(pred, y, mask, loss=self.loss)
         return loss, pred, {}
 
     def checkpoint_extras(self) -> dict[str, Any]:
