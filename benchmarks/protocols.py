@@ -183,14 +183,15 @@ def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], 
         "adjacency": "DCRNN adj_mx.pkl (Gaussian kernel of road distance, threshold 0.1); no los_adj.csv in the shared folder",
     }
     state.score_baselines(prepared)
+    eval_batch = train_config(args, 0, device).eval_batch
 
     def make(name: str, hp: dict[str, Any]):
         return build_for(name, prepared, **hp).to(device)
 
     def finish(label: str, name: str, kind: str, hp, model, trainer, fit, seed: int, t0: float, cbs) -> None:
         test = without_per_step(evaluate_split(model, prepared.test, prepared.scaler,
-                                               batch_size=args.eval_batch_size or 64, device=device))
-        fc = predict_split(model, prepared.test, prepared.scaler, batch_size=args.eval_batch_size or 64, device=device)
+                                               batch_size=eval_batch, device=device))
+        fc = predict_split(model, prepared.test, prepared.scaler, batch_size=eval_batch, device=device)
         rec = seed_record(_FitResult(trainer, fit, test), seed=seed, device=device, batches_run=run_b,
                           batches_full=full_b, peak=peak_mb(device), wall=time.perf_counter() - t0,
                           time_limited=stopped_by_share(cbs))
@@ -229,7 +230,7 @@ def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], 
                 step = None
                 if kind == "student+kd":
                     step, resolved = make_distill_step(student, teacher, prepared, DistillConfig(), device=device,
-                                                       amp=cfg.amp, cache_batch_size=args.eval_batch_size or 64)
+                                                       amp=cfg.amp, cache_batch_size=eval_batch)
                 trainer, fit = fit_prepared(student, prepared, cfg, step=step, callbacks=cbs)
                 finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0, cbs)
                 if kind == "student+kd":

@@ -52,7 +52,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="maximum epochs (default: 100, or enough for 1,600 optimiser steps "
                                               "where an epoch is a handful of batches)")
     g.add_argument("--batch-size", type=int, help=f"windows per step, per process (default: {d.batch_size})")
-    g.add_argument("--eval-batch-size", type=int, help="windows per forward when validating (default: --batch-size)")
+    g.add_argument("--eval-batch-size", type=int, help="windows per forward when validating or labelling with the teacher (default: --batch-size, at least 64)")
     g.add_argument("--lr", type=float, help="AdamW learning rate (default: the model family's: 1e-2 for stgru, 1e-3 for the others)")
     g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
     g.add_argument("--schedule", choices=SCHEDULES.names(), help=f"learning-rate schedule (default: {d.schedule})")

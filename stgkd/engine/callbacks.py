@@ -471,7 +471,7 @@ class Fidelity(Callback):
         cfg = trainer.config
         metrics = evaluate_split(
             trainer.model, trainer.data.get_split(self.split), trainer.data.scaler, reference=self.reference,
-            batch_size=cfg.eval_batch_size or cfg.batch_size, device=trainer.device, ctx=trainer.ctx,
+            batch_size=cfg.eval_batch, device=trainer.device, ctx=trainer.ctx,
             interval_minutes=int(trainer.data.data.interval_minutes),
         )
         logs[f"{self.split}_fidelity_mae"] = metrics["avg"]["mae"]

@@ -201,7 +201,7 @@ def _fit_baseline(model: nn.Module, *, prepared: Any, cfg: TrainConfig, ctx: Dis
 
     def score(split: str) -> dict[str, Any]:
         metrics = evaluate_split(model, prepared.get_split(split), prepared.scaler, device=ctx.device,
-                                 batch_size=cfg.eval_batch_size or cfg.batch_size,
+                                 batch_size=cfg.eval_batch,
                                  interval_minutes=int(prepared.data.interval_minutes))
         return {k: v for k, v in metrics.items() if k != "per_step"}
 
@@ -451,7 +451,7 @@ def distill_student(
         teacher_features = list(teacher_payload["data"]["input_features"])
         teachers = load_teachers(teacher_paths, prepared=prepared.select_features(teacher_features),
                                  combine=dcfg.teacher_combine, feature_teacher=feature_teacher, device=ctx.device,
-                                 batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
+                                 batch_size=cfg.eval_batch)
         teacher_model = SelectInputs.for_features(teachers.model, prepared.input_features, teacher_features,
                                                   where=f"teacher {teacher_paths[0]}")
         student_hparams = dict(hparams or {})
@@ -466,7 +466,7 @@ def distill_student(
         def build_step(model: nn.Module) -> nn.Module:
             step, resolved = make_distill_step(
                 model, teacher_model, prepared, dcfg, device=ctx.device, amp=cfg.amp, ctx=ctx, cache=cache,
-                cache_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64), first_window=first_window,
+                cache_batch_size=cfg.eval_batch, first_window=first_window,
             )
             meta["distill"] = resolved.to_dict()
             return step
@@ -537,7 +537,7 @@ def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainC
         from stgkd.engine.evaluate import predict_split
 
         fc = predict_split(teacher, prepared.val, prepared.scaler, device=ctx.device,
-                           batch_size=cfg.eval_batch_size or max(cfg.batch_size, 64))
+                           batch_size=cfg.eval_batch)
         pred = torch.from_numpy(fc.pred)
         meta["teacher_val_mae"] = float(masked_mae(pred, torch.from_numpy(fc.true), torch.from_numpy(fc.mask)))
         return pred

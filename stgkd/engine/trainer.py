@@ -61,7 +61,8 @@ class TrainConfig:
             :data:`DEFAULT_MIN_STEPS` optimiser steps where an epoch is a handful of batches (a month of
             hourly counts: 8 batches, 200 epochs) (default: ``None``).
         batch_size: windows per optimiser step, per process (default: ``64``).
-        eval_batch_size: windows per forward pass when evaluating (default: ``batch_size``).
+        eval_batch_size: windows per forward pass when evaluating and when the teacher labels the training
+            windows (default: ``None``, :attr:`eval_batch`: ``batch_size``, at least 64).
         lr: AdamW learning rate; ``None`` for the model family's ``default_lr`` (:func:`with_model_lr`:
             1e-2 for ``stgru``, 1e-3 for the others) (default: ``None``).
         weight_decay: AdamW decoupled weight decay (default: ``1e-4``).
@@ -133,6 +134,13 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"train config: {message}")
         SCHEDULES.get(self.schedule)
+
+    @property
+    def eval_batch(self) -> int:
+        """Windows per forward pass wherever nothing is trained (validation, test, the teacher's cache): the
+        ``eval_batch_size`` given, else ``batch_size`` and at least 64 (a forward without gradients holds
+        little memory, and small batches waste the time of a few large ones)."""
+        return self.eval_batch_size or max(self.batch_size, 64)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -458,7 +466,7 @@ class Trainer:
             self._bare_model(),
             self.data.get_split(split_name),
             self.data.scaler,
-            batch_size=cfg.eval_batch_size or cfg.batch_size,
+            batch_size=cfg.eval_batch,
             device=self.device,
             ctx=self.ctx,
             interval_minutes=int(self.data.data.interval_minutes),
