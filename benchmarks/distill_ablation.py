@@ -249,7 +249,7 @@ def _run_setting(name: str, args: argparse.Namespace, teacher_path: Path, device
     for seed in args.seeds:
         t0 = time.perf_counter()
         res = distill_student(teacher_path, args.student, args.workdir / f"s{seed}-{index}",
-                              width=args.width, hparams=hp, distill=kd,
+                              hparams={**hp, "hidden": args.width}, distill=kd,
                               config=_config(args, args.student_epochs, seed, device),
                               overwrite=True, evaluate_test=True, progress=False, cache=cache)
         runs.append({"seed": seed, "test": res.test, "best_epoch": res.best_epoch,

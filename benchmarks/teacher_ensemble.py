@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                           patience=args.patience)
         for recipe, (folder, teachers, fields) in recipes.items():
             res = distill_student(teachers if len(teachers) > 1 else teachers[0], args.student,
-                                  args.workdir / f"student-{folder}", width=args.width, distill=fields, config=cfg,
+                                  args.workdir / f"student-{folder}", hparams={"hidden": args.width}, distill=fields, config=cfg,
                                   overwrite=True, evaluate_test=True, progress=False)
             best_logs = next((h for h in res.history if h.get("epoch") == res.best_epoch), {})
             # a plain student reads no teacher; its fidelity is measured to the first one

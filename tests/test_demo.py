@@ -57,7 +57,7 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
     out = tmp_path / "demo"
     rc = main([
         "demo", "--dataset", str(data_dir), "--out", str(out), "--teacher-epochs", "1", "--student-epochs", "1",
-        "--limit-batches", "2", "--latency-iters", "3", "--device", "cpu", "--width", "8",
+        "--limit-batches", "2", "--latency-iters", "3", "--device", "cpu", "--hidden", "8",
         "--teacher-hparams", '{"residual_channels": 4, "dilation_channels": 4, "skip_channels": 8, "end_channels": 8}',
         "--student-hparams", '{"rank": 3}',
     ])

@@ -24,6 +24,7 @@ Order of a trial (:class:`Objective`):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -36,6 +37,7 @@ import optuna
 import torch
 
 from stgkd.errors import ConfigError, StgkdError
+from stgkd.settings import flag_fields
 from tuning.space import ALIASES, STUDENT_PREFIX, SearchSpace
 from tuning.storage import Heartbeat, mark_worker
 
@@ -335,7 +337,8 @@ def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def distill_config(params: dict[str, Any]):
     """The :class:`~stgkd.distill.DistillConfig` of a sampled configuration: its entries named after
-    the config's fields (``tau``, ``relation_tau``, ``w_sup`` ...) are those fields. A configuration
+    the config's fields (``tau``, ``relation_tau``, ``w_sup`` ...) are those fields (``stages`` ``"none"`` is
+    ``None``). A configuration
     sampled from a space of the earlier names (:data:`tuning.space.ALIASES`) means what it meant then:
     ``temperature`` set both temperatures.
     """
@@ -344,17 +347,11 @@ def distill_config(params: dict[str, Any]):
     if "temperature" in params and "relation_tau" not in params:
         params = {**params, "relation_tau": params["temperature"]}
     params = {ALIASES.get(k, k): v for k, v in params.items()}
-    kwargs: dict[str, Any] = {}
-    for name in ("w_sup", "w_out", "w_feat", "w_rel", "tau", "relation_tau"):
-        if name in params:
-            kwargs[name] = float(params[name])
-    if "inherit_adjacency" in params:
-        kwargs["inherit_adjacency"] = bool(params["inherit_adjacency"])
-    if "tau_relative" in params:
-        kwargs["tau_relative"] = bool(params["tau_relative"])
-    if params.get("stages") not in (None, "", "none"):
-        kwargs["stages"] = str(params["stages"])
-    return DistillConfig(**kwargs)
+    names = {f.name for f in dataclasses.fields(DistillConfig)}
+    kwargs = {k: v for k, v in params.items() if k in names}
+    if kwargs.get("stages") in ("", "none"):
+        kwargs["stages"] = None
+    return DistillConfig.from_dict(kwargs)
 
 
 def default_point(num_nodes: int) -> dict[str, Any]:
@@ -373,8 +370,9 @@ def default_point(num_nodes: int) -> dict[str, Any]:
     for name, value in hparams.items():
         point[name if name in TOP_LEVEL_HPARAMS else STUDENT_PREFIX + name] = value
     config = DistillConfig()
-    for name in ("w_sup", "w_out", "w_feat", "w_rel", "tau", "relation_tau"):
-        point[name] = getattr(config, name)
+    for f in flag_fields(DistillConfig):
+        if getattr(config, f.name) is not None:
+            point[f.name] = getattr(config, f.name)
     return point
 
 

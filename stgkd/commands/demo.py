@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student", default=DEFAULT_STUDENT,
                         help="student model, trained at its family's learning rate and input channels "
                              f"(default: {DEFAULT_STUDENT}, the default student of stgkd distill)")
-    parser.add_argument("--width", type=int, default=32, help="student hidden size (default: 32)")
+    parser.add_argument("--hidden", "--width", dest="hidden", type=int, default=32,
+                        help="student width, its 'hidden' hyperparameter (default: 32; --width is its earlier name)")
     parser.add_argument("--student-hparams", type=json.loads, default={},
                         help="other student hyperparameters as JSON, e.g. '{\"rank\": 4}' (default: the family's)")
     parser.add_argument("--train-days", type=_days, default=1.0, metavar="D",
@@ -282,10 +283,10 @@ def run(args: argparse.Namespace) -> int:
     ckpt = teacher.best_path
     students = config(args.student_epochs, args.student_patience, args.train_days)
     no_kd = DistillConfig(w_out=0.0, w_feat=0.0, w_rel=0.0)
-    plain = distill_student(ckpt, args.student, out / "student-plain", width=args.width, hparams=args.student_hparams,
+    plain = distill_student(ckpt, args.student, out / "student-plain", hparams={**args.student_hparams, "hidden": args.hidden},
                             distill=no_kd, config=students, dataset=data, overwrite=True, evaluate_test=True)
     kd_config = DistillConfig(augment=_augment(args.augment))
-    kd = distill_student(ckpt, args.student, out / "student-distilled", width=args.width, hparams=args.student_hparams,
+    kd = distill_student(ckpt, args.student, out / "student-distilled", hparams={**args.student_hparams, "hidden": args.hidden},
                          distill=kd_config, config=students, dataset=data, overwrite=True, evaluate_test=True)
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -294,8 +295,8 @@ def run(args: argparse.Namespace) -> int:
     baselines = score_baselines(prepared, "test")
     last_value = next(b for b in baselines.scored if b.name == "last-value")
     rows = [_row("last value", None, last_value.metrics, {})]
-    models = (("teacher " + args.teacher, teacher), (f"{args.student} w{args.width} plain", plain),
-              (f"{args.student} w{args.width} distilled", kd))
+    models = (("teacher " + args.teacher, teacher), (f"{args.student} w{args.hidden} plain", plain),
+              (f"{args.student} w{args.hidden} distilled", kd))
     load = load_average()  # at the start of the timing: how busy the machine was
     # the cores other work keeps busy while the demo waits: the load average still carries the demo's own
     # training for a minute (two threads on two cores read as a busy machine); it decides only where

@@ -1,4 +1,4 @@
-"""``stgkd distill --teacher runs/gwn/best.pt --student gcn-gru --width 32 --tau T
+"""``stgkd distill --teacher runs/gwn/best.pt --student gcn-gru --hidden 32 --tau T
 --w-sup A --w-out B --w-feat C --w-rel D --out runs/st``.
 
 Every distillation flag is a :class:`~stgkd.distill.DistillConfig` field of the same name (``--tau`` is
@@ -38,7 +38,9 @@ HELP = "distill a trained teacher into a student"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stgkd.distill import DistillConfig
     from stgkd.nn.registry import DEFAULT_STUDENT
+    from stgkd.settings import add_flags
 
     parser.add_argument("--teacher", required=True, type=Path, nargs="+", metavar="CKPT",
                         help="teacher checkpoint (best.pt); several: their forecasts combined (--teacher-combine), "
@@ -49,51 +51,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student", default=DEFAULT_STUDENT,
                         help=f"registered student (default: {DEFAULT_STUDENT}, the most accurate and among the cheapest "
                              "students on the METR-LA week)")
-    parser.add_argument("--width", type=int, help="student width (its 'hidden' hyperparameter)")
+    parser.add_argument("--hidden", "--width", dest="hidden", type=int,
+                        help="student width, its 'hidden' hyperparameter (--width is its earlier name)")
     parser.add_argument("--hparams", nargs="+", metavar="JSON|KEY=VALUE", help="other student hyperparameters")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="run directory")
     parser.add_argument("--dataset", metavar="NAME_OR_PATH", help="series to use instead of the teacher's")
     add_seasonal_argument(parser)
     k = parser.add_argument_group("distillation (defaults: those of stgkd.distill.DistillConfig)")
-    k.add_argument("--tau", "--temperature", dest="tau", type=float,
-                   help="trust temperature of output KD (DistillConfig.tau): a multiple of the teacher's mean error "
-                        "on each batch (or, with --no-tau-relative, in z-score units); 'inf' = uniform trust. "
-                        "--temperature is its earlier name; the relation term has its own, --relation-tau")
-    k.add_argument("--tau-relative", action=argparse.BooleanOptionalAction, default=None,
-                   help="read --tau relative to the teacher's mean absolute error (default: on)")
-    k.add_argument("--w-sup", type=float, help="weight of the supervised masked MAE")
-    k.add_argument("--w-out", type=float, help="weight of output distillation")
-    k.add_argument("--w-feat", type=float, help="weight of feature matching")
-    k.add_argument("--w-rel", type=float, help="weight of relation distillation")
-    k.add_argument("--relation-tau", type=float,
-                   help="softmax temperature of the relation distributions (DistillConfig.relation_tau)")
-    k.add_argument("--relation-norm", choices=["standardize", "none"],
-                   help="z-score each row of relation scores before the softmax (default: standardize)")
-    k.add_argument("--stages", metavar="SPEC",
-                   help="staged distillation, e.g. hint:0.2,kd:0.6,fine:0.2 (fractions of the epochs: feature "
-                        "hints, then output/relation KD, then a fine-tune on the truth; default: all terms throughout)")
-    k.add_argument("--pairs", nargs="+", metavar="S:T", help="feature pairs: default, auto, or student:teacher names")
-    k.add_argument("--relation-source", choices=["features", "adaptive"], help="teacher relations from features or its adaptive adjacency")
-    k.add_argument("--inherit-adjacency", action="store_true", default=None,
-                   help="start the student's adaptive adjacency at the teacher's (needs --hparams adaptive=true)")
+    add_flags(k, DistillConfig)
     parser.add_argument("--test", action="store_true",
                         help="also report test metrics of the best weights, beside the baselines'")
-    k.add_argument("--teacher-combine", choices=["mean", "inverse-error"],
-                   help="several teachers' forecasts: their mean, or weighted per horizon step and sensor by "
-                        "1 / validation MAE (default: mean)")
-    k.add_argument("--augment", metavar="KINDS",
-                   help="teacher-labelled augmented views: noise,dropout,mixup,shift, each optionally with a "
-                        "strength, e.g. noise:0.1,dropout:0.1,mixup:0.4,shift:3 (the defaults); the teacher runs "
-                        "on the views every step (its seconds are logged per epoch)")
-    k.add_argument("--augment-fraction", type=float,
-                   help="augmented views per training window of a batch, in (0, 1] (default: 0.5)")
     k.add_argument("--distill-config", metavar="JSON", help="other DistillConfig fields as a JSON object")
     add_training_arguments(parser)
 
 
 def distill_config_from_args(args: argparse.Namespace) -> dict:
     """The DistillConfig fields the flags set (the rest keep their defaults)."""
+    from stgkd.distill import DistillConfig
     from stgkd.errors import ConfigError
+    from stgkd.settings import flags_given
 
     fields: dict = {}
     if args.distill_config:
@@ -101,14 +77,16 @@ def distill_config_from_args(args: argparse.Namespace) -> dict:
             fields.update(json.loads(args.distill_config))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--distill-config: invalid JSON ({exc})") from None
-    for name in ("tau", "tau_relative", "w_sup", "w_out", "w_feat", "w_rel", "relation_tau", "relation_norm",
-                 "relation_source", "inherit_adjacency", "stages", "teacher_combine", "augment", "augment_fraction"):
-        value = getattr(args, name)
-        if value is not None:
-            fields[name] = value
-    if args.pairs:
-        fields["pairs"] = args.pairs[0] if len(args.pairs) == 1 and args.pairs[0] in ("default", "auto") else args.pairs
+    fields.update(flags_given(DistillConfig, args))
     return fields
+
+
+def student_hparams_from_args(args: argparse.Namespace) -> dict:
+    """``--hparams`` with ``--hidden`` (which wins where both set it)."""
+    hparams = parse_hparams(args.hparams)
+    if args.hidden is not None:
+        hparams["hidden"] = args.hidden
+    return hparams
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
             args.teacher if len(args.teacher) > 1 else args.teacher[0],
             args.student,
             args.out,
-            width=args.width,
-            hparams=parse_hparams(args.hparams),
+            hparams=student_hparams_from_args(args),
             distill=DistillConfig.from_dict(distill_config_from_args(args)),
             config=config,
             dataset=args.dataset,

@@ -67,6 +67,7 @@ from stgkd.distill.stages import STAGES, format_stages, parse_stages
 from stgkd.distill.taps import FeaturePair, parse_pairs, probe_features, resolve_pairs
 from stgkd.errors import ConfigError
 from stgkd.registry import Registry
+from stgkd.settings import flag
 
 __all__ = ["ADJACENCY_KEY", "RELATION_NORMS", "RELATION_SOURCES", "TERMS", "UNITS", "DistillConfig",
            "DistillationObjective"]
@@ -190,26 +191,39 @@ class DistillConfig:
         augment_fraction: views per training window of a batch, in ``(0, 1]`` (default: ``0.5``).
     """
 
-    w_sup: float = 1.0
-    w_out: float = 1.0
-    w_feat: float = 0.1
-    w_rel: float = 0.1
-    tau: float = 1.0
-    relation_tau: float = 0.5
-    pairs: str | list[str] = "default"
+    w_sup: float = flag(1.0, "weight of the supervised masked MAE")
+    w_out: float = flag(1.0, "weight of output distillation")
+    w_feat: float = flag(0.1, "weight of feature matching")
+    w_rel: float = flag(0.1, "weight of relation distillation")
+    tau: float = flag(1.0, "trust temperature of output KD (DistillConfig.tau): a multiple of the teacher's mean "
+                      "error on each batch (or, with --no-tau-relative, in z-score units); 'inf' = uniform trust. "
+                      "--temperature is its earlier name; the relation term has its own, --relation-tau",
+                      aliases=("--temperature",))
+    relation_tau: float = flag(0.5, "softmax temperature of the relation distributions (DistillConfig.relation_tau)")
+    pairs: str | list[str] = flag("default", "feature pairs: default, auto, or student:teacher names", nargs="+",
+                                 metavar="S:T")
     feature_loss: str = "mse"
     output_loss: str = "l1"
     huber_delta: float = 1.0
-    relation_source: str = "features"
+    relation_source: str = flag("features", "teacher relations from features or its adaptive adjacency",
+                                choices=lambda: RELATION_SOURCES.names())
     time_pool: str = "mean"
     units: str = "scaled"
-    inherit_adjacency: bool = False
-    tau_relative: bool = True
-    relation_norm: str = "standardize"
-    stages: str | None = None
-    teacher_combine: str = "mean"
-    augment: str | None = None
-    augment_fraction: float = 0.5
+    inherit_adjacency: bool = flag(False, "start the student's adaptive adjacency at the teacher's (needs --hparams "
+                                          "adaptive=true)")
+    tau_relative: bool = flag(True, "read --tau relative to the teacher's mean absolute error (default: on)",
+                              negatable=True)
+    relation_norm: str = flag("standardize", "z-score each row of relation scores before the softmax (default: "
+                              "standardize)", choices=lambda: RELATION_NORMS.names())
+    stages: str | None = flag(None, "staged distillation, e.g. hint:0.2,kd:0.6,fine:0.2 (fractions of the epochs: "
+                              "feature hints, then output/relation KD, then a fine-tune on the truth; default: all "
+                              "terms throughout)", metavar="SPEC")
+    teacher_combine: str = flag("mean", "several teachers' forecasts: their mean, or weighted per horizon step and "
+                                "sensor by 1 / validation MAE (default: mean)", choices=lambda: TEACHER_COMBINES.names())
+    augment: str | None = flag(None, "teacher-labelled augmented views: noise,dropout,mixup,shift, each optionally "
+                               "with a strength, e.g. noise:0.1,dropout:0.1,mixup:0.4,shift:3 (the defaults); the "
+                               "teacher runs on the views every step (its seconds are logged per epoch)", metavar="KINDS")
+    augment_fraction: float = flag(0.5, "augmented views per training window of a batch, in (0, 1] (default: 0.5)")
 
     #: values that reproduce the behaviour of configs saved before a field existed (see
     #: :meth:`from_checkpoint`); a field missing here had no earlier behaviour to keep.
@@ -246,6 +260,8 @@ class DistillConfig:
         if not (isinstance(self.augment_fraction, (int, float)) and 0 < self.augment_fraction <= 1):
             raise ConfigError(f"DistillConfig.augment_fraction must be in (0, 1], got {self.augment_fraction!r}")
         self.augment_fraction = float(self.augment_fraction)
+        if not isinstance(self.pairs, str) and len(self.pairs) == 1 and self.pairs[0] in ("default", "auto"):
+            self.pairs = self.pairs[0]  # --pairs default
         if isinstance(self.pairs, str) and self.pairs not in ("default", "auto"):
             self.pairs = [str(p) for p in parse_pairs(self.pairs)]
         elif not isinstance(self.pairs, str):

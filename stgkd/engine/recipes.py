@@ -364,7 +364,6 @@ def distill_student(
     student: str = DEFAULT_STUDENT,
     out: str | Path | None = None,
     *,
-    width: int | None = None,
     hparams: dict[str, Any] | None = None,
     distill: Any = None,
     config: TrainConfig | None = None,
@@ -409,8 +408,7 @@ def distill_student(
         student: registered student name (default: :data:`~stgkd.nn.DEFAULT_STUDENT`, ``"stgru"``, the most accurate student on the METR-LA
             week at about a tenth of ``"dcgru"``'s FLOPs).
         out: run directory (as in :func:`train_model`); ``None`` writes nothing.
-        width: the student's ``hidden`` size (overrides ``hparams["hidden"]``).
-        hparams: other student hyperparameters.
+        hparams: the student's hyperparameters (``{"hidden": 32}``; default: its family's).
         distill: a :class:`~stgkd.distill.DistillConfig` or a dict of its fields (default: its defaults).
         config: optimisation settings (default: ``TrainConfig()``).
         dataset: dataset override (name, path or :class:`TrafficData`).
@@ -455,8 +453,6 @@ def distill_student(
         teacher_model = SelectInputs.for_features(teachers.model, prepared.input_features, teacher_features,
                                                   where=f"teacher {teacher_paths[0]}")
         student_hparams = dict(hparams or {})
-        if width is not None:
-            student_hparams["hidden"] = int(width)
         meta: dict[str, Any] = {"teacher_checkpoint": str(teachers.feature_teacher)}
         if teachers.record is not None:
             meta["teachers"] = teachers.record

@@ -8,7 +8,7 @@ import shlex
 from benchmarks.demo_seeds import ROLES, main
 from stgkd.cli import main as cli
 
-TINY = ["--width", "8", "--student-hparams", '{"rank": 3}', "--teacher-hparams",
+TINY = ["--hidden", "8", "--student-hparams", '{"rank": 3}', "--teacher-hparams",
         '{"residual_channels": 4, "dilation_channels": 4, "skip_channels": 8, "end_channels": 8}']
 
 

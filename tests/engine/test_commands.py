@@ -36,7 +36,7 @@ def test_train_distill_evaluate(tmp_path, data_dir):
     assert load_checkpoint(teacher / "best.pt")["model"]["hparams"]["skip_channels"] == 16
 
     student = tmp_path / "st"
-    code, out, err = _run(["distill", "--teacher", str(teacher / "best.pt"), "--student", "gcn-gru", "--width", "8",
+    code, out, err = _run(["distill", "--teacher", str(teacher / "best.pt"), "--student", "gcn-gru", "--hidden", "8",
                            "--temperature", "2", "--w-sup", "1", "--w-out", "0.5", "--w-feat", "0.1", "--w-rel", "0.1",
                            "--out", str(student), *QUICK])
     assert code == 0, err

@@ -74,7 +74,7 @@ def test_staged_distillation_switches_terms_at_the_right_epochs(teacher_ckpt, tm
     def record(trainer, epoch):
         seen.append((epoch, trainer.step_module.objective.weights))
 
-    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", width=8, progress=False,
+    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", hparams={"hidden": 8}, progress=False,
                              config=_cfg(epochs=5, limit_batches=1),
                              distill={**KD, "stages": "hint:0.2, kd:0.6, fine:0.2"},
                              callbacks=[LambdaCallback(on_epoch_start=record)])
@@ -96,9 +96,9 @@ def test_staged_distillation_switches_terms_at_the_right_epochs(teacher_ckpt, tm
 
 def test_a_resumed_staged_run_picks_up_its_stage(teacher_ckpt, tmp_path):
     distill = {**KD, "stages": "hint:0.5,fine:0.5"}
-    distill_student(teacher_ckpt, "gcn-gru", tmp_path, width=8, progress=False, distill=distill,
+    distill_student(teacher_ckpt, "gcn-gru", tmp_path, hparams={"hidden": 8}, progress=False, distill=distill,
                     config=_cfg(epochs=1, limit_batches=1))
-    resumed = distill_student(teacher_ckpt, "gcn-gru", tmp_path, width=8, progress=False, resume=True,
+    resumed = distill_student(teacher_ckpt, "gcn-gru", tmp_path, hparams={"hidden": 8}, progress=False, resume=True,
                               config=_cfg(epochs=4, limit_batches=1))
     # the schedule is the checkpoint's, over the resumed run's 4 epochs: hint 1-2, fine 3-4
     assert [h["stage"] for h in resumed.history] == ["hint", "hint", "fine", "fine"]
@@ -108,7 +108,7 @@ def test_a_resumed_staged_run_picks_up_its_stage(teacher_ckpt, tmp_path):
 
 
 def test_gradient_share_is_recorded_at_the_first_and_last_epochs(teacher_ckpt, tmp_path):
-    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path, width=8, progress=False, distill=KD,
+    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path, hparams={"hidden": 8}, progress=False, distill=KD,
                              config=_cfg(epochs=3, limit_batches=1))
     marked = [(h["epoch"], h["grad_share"]["at"]) for h in result.history if "grad_share" in h]
     assert marked == [(1, ["first"]), (3, ["last"])]
@@ -124,7 +124,7 @@ def test_gradient_share_is_recorded_at_the_first_and_last_epochs(teacher_ckpt, t
 
 
 def test_one_epoch_run_records_one_gradient_share_as_first_and_last(teacher_ckpt):
-    result = distill_student(teacher_ckpt, "gcn-gru", None, width=8, progress=False, distill=KD,
+    result = distill_student(teacher_ckpt, "gcn-gru", None, hparams={"hidden": 8}, progress=False, distill=KD,
                              config=_cfg(epochs=1, limit_batches=1))
     assert result.history[0]["grad_share"]["at"] == ["first", "last"]
     assert result.grad_share["first"] is result.grad_share["last"]
@@ -193,7 +193,7 @@ def test_measure_gradient_share_matches_autograd_and_leaves_training_alone(teach
 
 
 def test_fidelity_to_the_teacher_is_logged_every_epoch(teacher_ckpt, tmp_path):
-    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path, width=8, progress=False, distill=KD,
+    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path, hparams={"hidden": 8}, progress=False, distill=KD,
                              config=_cfg(epochs=2, limit_batches=1))
     assert all(h["val_fidelity_mae"] > 0 and set(h["val_fidelity"]) >= {"avg", "60min"} for h in result.history)
     # by hand: the best weights' masked MAE to the teacher's raw forecasts on the validation windows
@@ -218,7 +218,7 @@ def _run(argv):
 
 
 def test_evaluate_compares_a_distilled_student_with_its_teacher(teacher_ckpt, tmp_path):
-    distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", width=8, progress=False, distill=KD,
+    distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", hparams={"hidden": 8}, progress=False, distill=KD,
                     config=_cfg(epochs=1, limit_batches=1))
     code, out, err = _run(["evaluate", str(tmp_path / "st" / "best.pt"), "--split", "val", "--out",
                            str(tmp_path / "ev"), "--device", "cpu", "--plot-windows", "50"])

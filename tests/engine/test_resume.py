@@ -105,12 +105,12 @@ def test_resumed_distillation_matches_uninterrupted_run(tmp_path, teacher_ckpt):
             raise _Crash
 
     with pytest.raises(_Crash):
-        distill_student(teacher_ckpt, "gcn-gru", tmp_path / "a", width=8, distill=kd, config=cfg, progress=False,
+        distill_student(teacher_ckpt, "gcn-gru", tmp_path / "a", hparams={"hidden": 8}, distill=kd, config=cfg, progress=False,
                         callbacks=[LambdaCallback(on_epoch_end=crash_after_first_epoch)])
     assert load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
     with contextlib.redirect_stderr(io.StringIO()):
         resumed = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "a", config=cfg, resume=True, progress=False)
-    straight = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "b", width=8, distill=kd, config=cfg,
+    straight = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "b", hparams={"hidden": 8}, distill=kd, config=cfg,
                                progress=False)
     assert resumed.resumed_from == 1
     assert _same_weights(resumed.model.state_dict(), straight.model.state_dict())

@@ -114,7 +114,7 @@ def test_score_ensemble_against_its_members(teacher_ckpt, second_teacher):
 def test_distill_cli_with_several_teachers_records_them(tmp_path, data_dir, teacher_ckpt, second_teacher, peer_teacher):
     out = tmp_path / "st"
     args = ["distill", "--teacher", str(teacher_ckpt), str(second_teacher), str(peer_teacher), "--student", "gcn-gru",
-            "--width", "8", "--out", str(out), "--epochs", "1", "--limit-batches", "2", "--device", "cpu",
+            "--hidden", "8", "--out", str(out), "--epochs", "1", "--limit-batches", "2", "--device", "cpu",
             "--no-progress", "--teacher-combine", "inverse-error", "--augment", "noise,shift:2"]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(args) == 0
@@ -152,11 +152,11 @@ def test_resumed_ensemble_distillation_with_views_matches_an_uninterrupted_run(t
             raise _Crash
 
     with pytest.raises(_Crash):
-        distill_student(teachers, "gcn-gru", tmp_path / "a", width=8, distill=kd, config=cfg, progress=False,
+        distill_student(teachers, "gcn-gru", tmp_path / "a", hparams={"hidden": 8}, distill=kd, config=cfg, progress=False,
                         callbacks=[LambdaCallback(on_epoch_end=crash)])
     with contextlib.redirect_stderr(io.StringIO()):
         resumed = distill_student(teachers, "gcn-gru", tmp_path / "a", config=cfg, resume=True, progress=False)
-    straight = distill_student(teachers, "gcn-gru", tmp_path / "b", width=8, distill=kd, config=cfg, progress=False)
+    straight = distill_student(teachers, "gcn-gru", tmp_path / "b", hparams={"hidden": 8}, distill=kd, config=cfg, progress=False)
     assert resumed.resumed_from == 1
     for k, v in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[k], v), k

@@ -208,7 +208,7 @@ def test_tensorboard_logs_every_epoch(tmp_path, tiny_data):
 def test_distill_with_zero_weights_is_plain_training(data_dir, teacher_ckpt):
     cfg = _cfg(limit_batches=2, seed=3)
     plain = train_model(str(data_dir), "gcn-gru", None, hparams=TINY_STUDENT, config=cfg, progress=False)
-    zero = distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False,
+    zero = distill_student(teacher_ckpt, "gcn-gru", None, hparams={"hidden": 8}, config=cfg, progress=False,
                            distill={"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0})
     a, b = plain.model.state_dict(), zero.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -220,7 +220,7 @@ def test_distill_can_start_from_the_teachers_adjacency(teacher_ckpt):
 
     teacher = model_from_checkpoint(load_checkpoint(teacher_ckpt))
     cfg = _cfg(limit_batches=1, lr=1e-9, weight_decay=0.0)  # one step that cannot move the embeddings far
-    runs = {flag: distill_student(teacher_ckpt, "gcn-gru", None, width=8, hparams={"adaptive": True}, config=cfg,
+    runs = {flag: distill_student(teacher_ckpt, "gcn-gru", None, hparams={"hidden": 8, "adaptive": True}, config=cfg,
                                   progress=False, distill={"w_out": 0.0, "w_feat": 0.0, "w_rel": 0.0,
                                                            "inherit_adjacency": flag})
             for flag in (False, True)}
@@ -237,7 +237,7 @@ def test_distill_reuses_a_given_teacher_cache(teacher_ckpt, monkeypatch):
 
     cfg = _cfg(limit_batches=2, seed=1)
     kd = {"w_out": 1.0, "w_feat": 0.5, "w_rel": 0.1}
-    own = distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False, distill=kd)
+    own = distill_student(teacher_ckpt, "gcn-gru", None, hparams={"hidden": 8}, config=cfg, progress=False, distill=kd)
     payload = load_checkpoint(teacher_ckpt)
     prepared = prepare_from_meta(payload["data"])
     cache = TeacherCache.build(model_from_checkpoint(payload), prepared.train, ["skip"], "cpu")
@@ -246,17 +246,17 @@ def test_distill_reuses_a_given_teacher_cache(teacher_ckpt, monkeypatch):
         raise AssertionError("the teacher ran again")
 
     monkeypatch.setattr(TeacherCache, "build", no_teacher_pass)
-    shared = distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False, distill=kd,
+    shared = distill_student(teacher_ckpt, "gcn-gru", None, hparams={"hidden": 8}, config=cfg, progress=False, distill=kd,
                              cache=cache)
     a, b = own.model.state_dict(), shared.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     short = TeacherCache(cache.forecast[:3], {k: v[:3] for k, v in cache.features.items()}, adjacency=cache.adjacency)
     with pytest.raises(ConfigError, match="holds 3 windows, the training split"):
-        distill_student(teacher_ckpt, "gcn-gru", None, width=8, config=cfg, progress=False, distill=kd, cache=short)
+        distill_student(teacher_ckpt, "gcn-gru", None, hparams={"hidden": 8}, config=cfg, progress=False, distill=kd, cache=short)
 
 
 def test_distillation_trains_and_checkpoints_its_state(tmp_path, teacher_ckpt):
-    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", width=8, progress=False,
+    result = distill_student(teacher_ckpt, "gcn-gru", tmp_path / "st", hparams={"hidden": 8}, progress=False,
                              config=_cfg(epochs=1, limit_batches=3),
                              distill={"w_out": 1.0, "w_feat": 0.5, "w_rel": 0.1, "tau": 2.0})
     ckpt = load_checkpoint(tmp_path / "st" / "last.pt")

@@ -59,7 +59,7 @@ def test_an_exported_onnx_student_is_named(tmp_path, student_ckpt):
 
 
 def test_a_student_checkpoint_as_teacher_is_taken_with_one_warning(tmp_path, student_ckpt):
-    code, out, err = _run(["distill", "--teacher", str(student_ckpt), "--student", "gcn-gru", "--width", "8",
+    code, out, err = _run(["distill", "--teacher", str(student_ckpt), "--student", "gcn-gru", "--hidden", "8",
                            "--out", str(tmp_path / "st"), *QUICK])
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
@@ -70,7 +70,7 @@ def test_a_student_checkpoint_as_teacher_is_taken_with_one_warning(tmp_path, stu
 
 
 def test_a_run_with_every_distillation_weight_zero_is_summarised_as_plain(tmp_path, teacher_ckpt):
-    code, out, err = _run(["distill", "--teacher", str(teacher_ckpt), "--student", "gcn-gru", "--width", "8",
+    code, out, err = _run(["distill", "--teacher", str(teacher_ckpt), "--student", "gcn-gru", "--hidden", "8",
                            "--w-out", "0", "--w-feat", "0", "--w-rel", "0", "--out", str(tmp_path / "plain"), *QUICK])
     assert code == 0, err
     assert "plain gcn-gru: 1 epochs" in out and "distilled" not in out

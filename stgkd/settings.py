@@ -1,0 +1,81 @@
+"""Settings dataclasses whose fields are their own command-line flags.
+
+A field declared with :func:`flag` carries its help text (and, where it has them, its choices and earlier
+spellings); :func:`add_flags` turns every such field of a settings class into ``--field-name`` and
+:func:`flags_given` reads back the ones a command line set, by field name. So a setting is named once, in
+its dataclass, and the CLI, the tuner's parameters and the checkpoints all use that name::
+
+    @dataclass
+    class Loss:
+        tau: float = flag(1.0, "trust temperature")
+
+    add_flags(parser, Loss)                                   # --tau
+    Loss(**flags_given(Loss, parser.parse_args(["--tau", "2"])))
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["add_flags", "flag", "flag_fields", "flags_given"]
+
+_NO_DEFAULT: Any = dataclasses.MISSING
+
+
+def flag(default: Any = _NO_DEFAULT, help: str = "", *, type: Callable[[str], Any] | None = None,
+         choices: Callable[[], Sequence[str]] | Sequence[str] | None = None, aliases: Sequence[str] = (),
+         nargs: str | None = None, metavar: str | None = None, negatable: bool = False, default_factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field that is also a command-line flag ``--<name with dashes>``.
+
+    Args:
+        default: the field's default.
+        help: the flag's help text.
+        type: how the flag's text becomes a value (default: from the default's type; ``str`` for ``None``).
+        choices: the accepted values, or a function returning them (read when the parser is built, so a
+            registry filled later is seen).
+        aliases: earlier spellings of the flag (``"--temperature"``).
+        nargs: argparse's ``nargs`` (``"+"`` for a list).
+        metavar: the value's name in the help.
+        negatable: a bool field gets ``--name/--no-name`` (otherwise ``--name`` sets it true).
+        default_factory: the dataclass's ``default_factory`` instead of ``default``.
+    """
+    meta = {"flag": {"help": help, "type": type, "choices": choices, "aliases": tuple(aliases), "nargs": nargs,
+                     "metavar": metavar, "negatable": negatable}}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def flag_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of ``cls`` declared with :func:`flag`, in declaration order."""
+    return [f for f in dataclasses.fields(cls) if "flag" in f.metadata]
+
+
+def add_flags(group: argparse.ArgumentParser | Any, cls: type) -> None:
+    """Add a ``--<name>`` flag to ``group`` for every :func:`flag` field of ``cls``. Every flag defaults to
+    ``None`` (not given), so the dataclass keeps its own default and a resumed run can tell which were given."""
+    for f in flag_fields(cls):
+        spec = f.metadata["flag"]
+        names = [f"--{f.name.replace('_', '-')}", *spec["aliases"]]
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": spec["help"]}
+        if isinstance(f.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction if spec["negatable"] else "store_true"
+        else:
+            default = f.default if f.default is not _NO_DEFAULT else None
+            kwargs["type"] = spec["type"] or (type(default) if default is not None and not isinstance(
+                default, (list, tuple)) else str)
+            for key in ("nargs", "metavar"):
+                if spec[key]:
+                    kwargs[key] = spec[key]
+            choices = spec["choices"]
+            if choices is not None:
+                kwargs["choices"] = list(choices() if callable(choices) else choices)
+        group.add_argument(*names, **kwargs)
+
+
+def flags_given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """``{field name: value}`` for the :func:`flag` fields of ``cls`` that ``args`` set (not ``None``)."""
+    return {f.name: getattr(args, f.name) for f in flag_fields(cls) if getattr(args, f.name, None) is not None}
