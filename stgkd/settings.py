@@ -54,13 +54,16 @@ def flag_fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if "flag" in f.metadata]
 
 
-def add_flags(group: argparse.ArgumentParser | Any, cls: type) -> None:
-    """Add a ``--<name>`` flag to ``group`` for every :func:`flag` field of ``cls``. Every flag defaults to
-    ``None`` (not given), so the dataclass keeps its own default and a resumed run can tell which were given."""
+def add_flags(group: argparse.ArgumentParser | Any, cls: type, *, exclude: Sequence[str] = ()) -> None:
+    """Add a ``--<name>`` flag to ``group`` for every :func:`flag` field of ``cls`` (but those in ``exclude``).
+    Every flag defaults to ``None`` (not given), so the dataclass keeps its own default and a resumed run can
+    tell which were given."""
     for f in flag_fields(cls):
+        if f.name in exclude:
+            continue
         spec = f.metadata["flag"]
         names = [f"--{f.name.replace('_', '-')}", *spec["aliases"]]
-        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": spec["help"]}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": _with_default(spec["help"], f)}
         if isinstance(f.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction if spec["negatable"] else "store_true"
         else:
@@ -74,6 +77,15 @@ def add_flags(group: argparse.ArgumentParser | Any, cls: type) -> None:
             if choices is not None:
                 kwargs["choices"] = list(choices() if callable(choices) else choices)
         group.add_argument(*names, **kwargs)
+
+
+def _with_default(help: str, f: dataclasses.Field) -> str:
+    """The help text, ending with the field's default where the text does not say it (a bool flag says "on"
+    or "off"; a default of ``None`` means "not set", which the text explains)."""
+    if "default:" in help or f.default is _NO_DEFAULT or f.default is None or f.default == ():
+        return help
+    value = ("on" if f.default else "off") if isinstance(f.default, bool) else f.default
+    return f"{help} (default: {value})"
 
 
 def flags_given(cls: type, args: argparse.Namespace) -> dict[str, Any]:

@@ -78,3 +78,24 @@ def test_hidden_is_the_students_width_and_width_its_earlier_name() -> None:
     assert student_hparams_from_args(_distill_args("--hparams", "hidden=8")) == {"hidden": 8}
     demo = build_parser("demo").parse_args(["demo", "--width", "8"])
     assert demo.hidden == 8
+
+
+def test_help_ends_with_the_fields_default() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, _Toy)
+    text = " ".join(parser.format_help().split())
+    assert "a rate (default: 0.5)" in text and "switch on (default: off)" in text and "either way (default: on)" in text
+
+
+def test_training_flags_are_train_config_fields() -> None:
+    from stgkd.commands.train import train_config_from_args
+    from stgkd.engine.trainer import TrainConfig
+
+    args = build_parser("train").parse_args(["train", "--dataset", "d", "--out", "o", "--no-amp", "--deterministic",
+                                             "--milestones", "3", "6", "--schedule", "multistep", "--loss", "mse"])
+    config = train_config_from_args(args, None)
+    assert config == TrainConfig(amp=False, deterministic=True, milestones=(3, 6), schedule="multistep", loss="mse")
+    assert train_config_from_args(build_parser("train").parse_args(["train", "--dataset", "d", "--out", "o"]),
+                                  None) == TrainConfig()
+    with pytest.raises(SystemExit):  # a distillation's loss is its objective's
+        _distill_args("--loss", "mse")

@@ -24,50 +24,16 @@ from stgkd.missing import add_missing_argument
 
 HELP = "train a registered model (a teacher, or a student on its own)"
 
-#: flag -> TrainConfig field, for the flags shared by train and distill
-_CONFIG_FLAGS = {
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "eval_batch_size": "eval_batch_size",
-    "lr": "lr",
-    "weight_decay": "weight_decay",
-    "schedule": "schedule",
-    "milestones": "milestones",
-    "gamma": "gamma",
-    "clip_grad": "clip_grad",
-    "patience": "patience",
-    "seed": "seed",
-    "limit_batches": "limit_batches",
-    "train_days": "train_days",
-}
 
+def add_training_arguments(parser: argparse.ArgumentParser, *, loss: bool = False) -> None:
+    """Flags common to ``train`` and ``distill``: :class:`~stgkd.engine.trainer.TrainConfig`'s flag fields
+    (``--loss`` only with ``loss``: a distillation's loss is its objective's), then where the data and the
+    run live. Defaults are ``None`` so that a resumed run can tell which ones were given."""
+    from stgkd.engine.trainer import TrainConfig
+    from stgkd.settings import add_flags
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags common to ``train`` and ``distill``. Defaults are ``None`` so that a resumed run can
-    tell which ones were given."""
-    from stgkd.engine.trainer import SCHEDULES, TrainConfig
-
-    d = TrainConfig()
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help="maximum epochs (default: 100, or enough for 1,600 optimiser steps "
-                                              "where an epoch is a handful of batches)")
-    g.add_argument("--batch-size", type=int, help=f"windows per step, per process (default: {d.batch_size})")
-    g.add_argument("--eval-batch-size", type=int, help="windows per forward when validating or labelling with the teacher (default: --batch-size, at least 64)")
-    g.add_argument("--lr", type=float, help="AdamW learning rate (default: the model family's: 1e-2 for stgru, 1e-3 for the others)")
-    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
-    g.add_argument("--schedule", choices=SCHEDULES.names(), help=f"learning-rate schedule (default: {d.schedule})")
-    g.add_argument("--milestones", type=int, nargs="+", help="epochs where 'multistep' decays (default: 50%% and 75%%)")
-    g.add_argument("--gamma", type=float, help=f"'multistep' decay factor (default: {d.gamma})")
-    g.add_argument("--clip-grad", type=float, help=f"max gradient norm, 0 = off (default: {d.clip_grad})")
-    g.add_argument("--patience", type=int, help=f"early-stopping patience in epochs, 0 = off (default: {d.patience})")
-    g.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
-    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
-    g.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    g.add_argument("--limit-batches", type=int, help="training batches per epoch at most (quick runs)")
-    g.add_argument("--train-days", type=float, metavar="D",
-                   help="train on the most recent D days of the training split only; validation and test "
-                        "unchanged (default: all)")
-    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when present)")
+    add_flags(g, TrainConfig, exclude=("loss",) if not loss else ())
     g.add_argument("--data-dir", metavar="DIR", help="root of registered datasets (default: $STGKD_DATA or <repo>/datasets)")
     add_missing_argument(g, default="train: the dataset's convention, zero for a path, the run's with --resume; "
                                     "distill: the teacher's, the only one accepted")
@@ -109,14 +75,10 @@ def train_config_from_args(args: argparse.Namespace, out: Path | None):
 
     from stgkd.engine.checkpoint import load_checkpoint
     from stgkd.engine.trainer import TrainConfig
+    from stgkd.settings import flags_given
 
-    given = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items() if getattr(args, flag) is not None}
-    if getattr(args, "loss", None) is not None:  # stgkd train's only: a distillation's loss is its objective's
-        given["loss"] = args.loss
-    if args.deterministic:
-        given["deterministic"] = True
-    if args.no_amp:
-        given["amp"] = False
+    given = flags_given(TrainConfig, args)
+    given.pop("device", None)  # never saved as a run's own: the machine's
     last = out / "last.pt" if out is not None else None
     if args.resume and last is not None and last.exists():
         saved = TrainConfig.from_dict(dict(load_checkpoint(last)["train_config"]))
@@ -127,8 +89,6 @@ def train_config_from_args(args: argparse.Namespace, out: Path | None):
         if ignored:
             print(f"note: resuming {last} with its own settings; ignoring {', '.join(ignored)}", file=sys.stderr)
         return replace(saved, epochs=given.get("epochs", saved.epochs), device=args.device)
-    if "milestones" in given:
-        given["milestones"] = tuple(given["milestones"])
     return TrainConfig(device=args.device, **given)
 
 
@@ -240,12 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seasonal_argument(parser)
     parser.add_argument("--test", action="store_true",
                         help="also report test metrics of the best weights, beside the baselines'")
-    add_training_arguments(parser)
-    from stgkd.metrics import LOSSES
-
-    parser.add_argument("--loss", choices=sorted(LOSSES),
-                        help="supervised loss in raw units: mae learns the median, which MAE scores; mse the mean "
-                             "(default: mae)")
+    add_training_arguments(parser, loss=True)
 
 
 def run(args: argparse.Namespace) -> int:

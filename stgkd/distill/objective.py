@@ -211,19 +211,18 @@ class DistillConfig:
     units: str = "scaled"
     inherit_adjacency: bool = flag(False, "start the student's adaptive adjacency at the teacher's (needs --hparams "
                                           "adaptive=true)")
-    tau_relative: bool = flag(True, "read --tau relative to the teacher's mean absolute error (default: on)",
+    tau_relative: bool = flag(True, "read --tau relative to the teacher's mean absolute error",
                               negatable=True)
-    relation_norm: str = flag("standardize", "z-score each row of relation scores before the softmax (default: "
-                              "standardize)", choices=lambda: RELATION_NORMS.names())
+    relation_norm: str = flag("standardize", "z-score each row of relation scores before the softmax", choices=lambda: RELATION_NORMS.names())
     stages: str | None = flag(None, "staged distillation, e.g. hint:0.2,kd:0.6,fine:0.2 (fractions of the epochs: "
                               "feature hints, then output/relation KD, then a fine-tune on the truth; default: all "
                               "terms throughout)", metavar="SPEC")
     teacher_combine: str = flag("mean", "several teachers' forecasts: their mean, or weighted per horizon step and "
-                                "sensor by 1 / validation MAE (default: mean)", choices=lambda: TEACHER_COMBINES.names())
+                                "sensor by 1 / validation MAE", choices=lambda: TEACHER_COMBINES.names())
     augment: str | None = flag(None, "teacher-labelled augmented views: noise,dropout,mixup,shift, each optionally "
                                "with a strength, e.g. noise:0.1,dropout:0.1,mixup:0.4,shift:3 (the defaults); the "
                                "teacher runs on the views every step (its seconds are logged per epoch)", metavar="KINDS")
-    augment_fraction: float = flag(0.5, "augmented views per training window of a batch, in (0, 1] (default: 0.5)")
+    augment_fraction: float = flag(0.5, "augmented views per training window of a batch, in (0, 1]")
 
     #: values that reproduce the behaviour of configs saved before a field existed (see
     #: :meth:`from_checkpoint`); a field missing here had no earlier behaviour to keep.

@@ -34,6 +34,7 @@ from stgkd.files import to_jsonable
 from stgkd.metrics import LOSSES
 from stgkd.precision import grad_scaler
 from stgkd.registry import Registry
+from stgkd.settings import flag
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -92,25 +93,31 @@ class TrainConfig:
             (default: ``"mae"``).
     """
 
-    epochs: int | None = None
-    batch_size: int = 64
-    eval_batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
+    epochs: int | None = flag(None, "maximum epochs (default: 100, or enough for 1,600 optimiser steps where an epoch "
+                                    "is a handful of batches)", type=int)
+    batch_size: int = flag(64, "windows per step, per process")
+    eval_batch_size: int | None = flag(None, "windows per forward when validating or labelling with the teacher "
+                                             "(default: --batch-size, at least 64)", type=int)
+    lr: float | None = flag(None, "AdamW learning rate (default: the model family's: 1e-2 for stgru, 1e-3 for the "
+                                  "others)", type=float)
+    weight_decay: float = flag(1e-4, "AdamW weight decay")
+    schedule: str = flag("cosine", "learning-rate schedule", choices=lambda: SCHEDULES.names())
     min_lr_ratio: float = 0.01
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    clip_grad: float = 5.0
-    patience: int = 10
-    seed: int = 0
-    deterministic: bool = False
-    amp: bool = True
-    device: str | None = None
-    limit_batches: int | None = None
+    milestones: tuple[int, ...] = flag((), "epochs where 'multistep' decays (default: 50%% and 75%%)", type=int,
+                                       nargs="+")
+    gamma: float = flag(0.1, "'multistep' decay factor")
+    clip_grad: float = flag(5.0, "max gradient norm, 0 = off")
+    patience: int = flag(10, "early-stopping patience in epochs, 0 = off")
+    seed: int = flag(0, "random seed")
+    deterministic: bool = flag(False, "deterministic kernels (slower on CUDA)")
+    amp: bool = flag(True, "bf16 autocast on CUDA (default: on; --no-amp for fp32)", negatable=True)
+    device: str | None = flag(None, "cuda, cuda:1, cpu (default: cuda when present)", type=str)
+    limit_batches: int | None = flag(None, "training batches per epoch at most (quick runs)", type=int)
     train_windows: int | None = None
-    train_days: float | None = None
-    loss: str = "mae"
+    train_days: float | None = flag(None, "train on the most recent D days of the training split only; validation "
+                                          "and test unchanged (default: all)", type=float, metavar="D")
+    loss: str = flag("mae", "supervised loss in raw units: mae learns the median, which MAE scores; mse the mean "
+                            "(default: mae)", choices=lambda: sorted(LOSSES))
 
     def __post_init__(self) -> None:
         self.milestones = tuple(int(m) for m in self.milestones)
