@@ -171,7 +171,7 @@ def test_the_loss_is_a_train_setting_of_stgkd_train_only():
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
     args = parser.parse_args(["--dataset", "d", "--out", "o", "--loss", "mse"])
-    assert train.train_config_from_args(args, None).loss == "mse"
+    assert train.train_config_from_args(args).loss == "mse"
     parser = argparse.ArgumentParser()
     distill.add_arguments(parser)
     with pytest.raises(SystemExit):

@@ -93,9 +93,9 @@ def test_training_flags_are_train_config_fields() -> None:
 
     args = build_parser("train").parse_args(["train", "--dataset", "d", "--out", "o", "--no-amp", "--deterministic",
                                              "--milestones", "3", "6", "--schedule", "multistep", "--loss", "mse"])
-    config = train_config_from_args(args, None)
+    config = train_config_from_args(args)
     assert config == TrainConfig(amp=False, deterministic=True, milestones=(3, 6), schedule="multistep", loss="mse")
-    assert train_config_from_args(build_parser("train").parse_args(["train", "--dataset", "d", "--out", "o"]),
-                                  None) == TrainConfig()
+    assert train_config_from_args(build_parser("train").parse_args(["train", "--dataset", "d", "--out", "o"])) \
+        == TrainConfig()
     with pytest.raises(SystemExit):  # a distillation's loss is its objective's
         _distill_args("--loss", "mse")

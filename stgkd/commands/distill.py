@@ -89,30 +89,24 @@ def student_hparams_from_args(args: argparse.Namespace) -> dict:
     return hparams
 
 
+def spec_from_args(args: argparse.Namespace):
+    """The :class:`~stgkd.engine.spec.RunSpec` ``stgkd distill``'s flags describe."""
+    from stgkd.distill import DistillConfig
+    from stgkd.engine.spec import DataSpec, RunSpec
+
+    return RunSpec(args.student, student_hparams_from_args(args),
+                   DataSpec(args.dataset, args.data_dir, args.missing, seasonal=seasonal_from_args(args.seasonal)),
+                   train_config_from_args(args), teachers=tuple(args.teacher), feature_teacher=args.feature_teacher,
+                   distill=DistillConfig.from_dict(distill_config_from_args(args)))
+
+
 def run(args: argparse.Namespace) -> int:
     from stgkd.distill import DistillConfig
-    from stgkd.engine.recipes import distill_student
+    from stgkd.engine.recipes import run
 
-    config = train_config_from_args(args, args.out)
     with sigterm_as_interrupt():
-        result = distill_student(
-            args.teacher if len(args.teacher) > 1 else args.teacher[0],
-            args.student,
-            args.out,
-            hparams=student_hparams_from_args(args),
-            distill=DistillConfig.from_dict(distill_config_from_args(args)),
-            config=config,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-            evaluate_test=args.test,
-            baselines=args.test,
-            missing=args.missing,
-            feature_teacher=args.feature_teacher,
-            seasonal=seasonal_from_args(args.seasonal),
-        )
+        result = run(spec_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite,
+                     progress=not args.no_progress, evaluate_test=args.test, baselines=args.test)
     distilled = result.distill is None or DistillConfig.from_checkpoint(result.distill).distills
     print_result(result, what=f"{'distilled' if distilled else 'plain'} {args.student}")
     return 0

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -67,35 +66,13 @@ def seasonal_from_args(values: list[str] | None) -> tuple[str, ...] | None:
     return tuple(values)
 
 
-def train_config_from_args(args: argparse.Namespace, out: Path | None):
-    """The :class:`TrainConfig` the flags ask for. With ``--resume`` and an existing ``last.pt``
-    the run's saved settings are used; only ``--epochs`` and ``--device`` may change them (other
-    flags that differ are reported and ignored)."""
-    from dataclasses import replace
-
-    from stgkd.engine.checkpoint import load_checkpoint
+def train_config_from_args(args: argparse.Namespace):
+    """The :class:`TrainConfig` the flags ask for (on ``--resume`` the run keeps its own but ``--epochs`` and
+    ``--device``, and names the other flags it ignores: :func:`stgkd.engine.run`)."""
     from stgkd.engine.trainer import TrainConfig
     from stgkd.settings import flags_given
 
-    given = flags_given(TrainConfig, args)
-    given.pop("device", None)  # never saved as a run's own: the machine's
-    last = out / "last.pt" if out is not None else None
-    if args.resume and last is not None and last.exists():
-        saved = TrainConfig.from_dict(dict(load_checkpoint(last)["train_config"]))
-        ignored = [
-            f"--{k.replace('_', '-')} {v}" for k, v in given.items()
-            if k != "epochs" and _differs(getattr(saved, k), v)
-        ]
-        if ignored:
-            print(f"note: resuming {last} with its own settings; ignoring {', '.join(ignored)}", file=sys.stderr)
-        return replace(saved, epochs=given.get("epochs", saved.epochs), device=args.device)
-    return TrainConfig(device=args.device, **given)
-
-
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
-        return list(a) != list(b)
-    return a != b
+    return TrainConfig(**flags_given(TrainConfig, args))
 
 
 def parse_value(raw: str) -> Any:
@@ -203,29 +180,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser, loss=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    from stgkd.engine.recipes import train_model
+def spec_from_args(args: argparse.Namespace):
+    """The :class:`~stgkd.engine.spec.RunSpec` ``stgkd train``'s flags describe."""
+    from stgkd.engine.spec import DataSpec, RunSpec
 
-    config = train_config_from_args(args, args.out)
+    data = DataSpec(args.dataset, args.data_dir, args.missing, args.in_steps, args.out_steps,
+                    time_of_day=not args.no_time_of_day, day_of_week=args.day_of_week,
+                    seasonal=seasonal_from_args(args.seasonal))
+    return RunSpec(args.model, parse_hparams(args.hparams), data, train_config_from_args(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    from stgkd.engine.recipes import run
+
     with sigterm_as_interrupt():
-        result = train_model(
-            args.dataset,
-            args.model,
-            args.out,
-            hparams=parse_hparams(args.hparams),
-            config=config,
-            data_dir=args.data_dir,
-            in_steps=args.in_steps,
-            out_steps=args.out_steps,
-            time_of_day=not args.no_time_of_day,
-            day_of_week=args.day_of_week,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-            evaluate_test=args.test,
-            baselines=args.test,
-            missing=args.missing,
-            seasonal=seasonal_from_args(args.seasonal),
-        )
+        result = run(spec_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite,
+                     progress=not args.no_progress, evaluate_test=args.test, baselines=args.test)
     print_result(result, what=f"trained {args.model}")
     return 0

@@ -360,7 +360,7 @@ def test_train_days_counts_windows_from_the_data_interval(tiny_data, monkeypatch
 
     parser = argparse.ArgumentParser()
     add_training_arguments(parser)
-    config = train_config_from_args(parser.parse_args(["--train-days", "0.125", "--epochs", "1"]), None)
+    config = train_config_from_args(parser.parse_args(["--train-days", "0.125", "--epochs", "1"]))
     assert config.train_days == 0.125
 
     seen: list[int] = []
