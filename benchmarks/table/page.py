@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.table.ablations import _ablation_groups, _ablation_headline, _ablation_section, regime_section
-from benchmarks.table.counts import counts_section
 from benchmarks.table.frontier_chart import frontier_section
 from benchmarks.table.goals import _goals_section
 from benchmarks.table.latency import _latency_headline, _latency_section, _scaling_section, _timing_section
 from benchmarks.table.parts import _environment_section, _gpu_runs, _tuning_section
 from benchmarks.table.records import (FULL_DATASETS, MIN_PASSES, MIN_TIMED_CALLS, _failed_section, _has_payload,
                                       _is_suite, _part_lines, _run_line, _section_head, appendix_reason, load_records)
+from benchmarks.table.screen import screen_sections
 from benchmarks.table.suites import _budget_sensitivity, _headline, _published_section, _suite_section
 
 __all__ = ["render", "write_markdown"]
@@ -153,7 +153,7 @@ def write_markdown(results_dir: Path, markdown: Path) -> None:
     markdown = Path(markdown)
     frontier = frontier_section(Path(results_dir), markdown)
     text = (render(load_records(results_dir), frontier=frontier) + regime_section(Path(results_dir))
-            + counts_section(Path(results_dir)))
+            + screen_sections(Path(results_dir)))
     markdown.parent.mkdir(parents=True, exist_ok=True)
     tmp = markdown.with_suffix(".md.tmp")
     tmp.write_text(text)

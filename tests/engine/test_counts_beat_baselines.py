@@ -2,8 +2,8 @@
 and weekly profiles, route bursts, closures) the default student trained with the recipe's defaults beats
 the best baseline (a table of per-stop medians, chosen per horizon on validation) at every horizon, and by
 5 % over the 12 steps: what the family and interval-aware defaults (its learning rate, yesterday's readings
-and the day of week as input) are for. At the simulator's full size, ``python -m benchmarks.counts``
-(benchmarks/results/counts-*.md) gives the figures with three seeds."""
+and the day of week as input) are for. At the simulator's full size, ``python -m benchmarks.screen
+counts`` (benchmarks/results/counts-*.md) gives the figures with three seeds."""
 
 from __future__ import annotations
 
