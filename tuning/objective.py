@@ -453,7 +453,7 @@ class Objective:
         torch.manual_seed(ctx.seed + trial.number)
         student = build_student(ctx, params)
         callback = PruningCallback(trial, prune=not ctx.multi_objective)
-        ckpt = ctx.out_dir / "trials" / f"{trial.number:05d}" / "student.pt"
+        ckpt = ctx.out_dir / "trials" / f"{trial.number:05d}" / "best.pt"
         try:
             result = self.train(ctx, trial, params, student, callback, ckpt)
         except optuna.TrialPruned:
@@ -483,19 +483,19 @@ def train_student(
     callback: Any,
     checkpoint_path: Path,
 ) -> dict[str, Any]:
-    """Distil ``student`` from the shared teacher cache for ``ctx.epochs`` epochs; save its best
-    validation weights as an stgkd checkpoint at ``checkpoint_path``; return ``{"val_mae",
-    "epochs_run", "best_epoch"}``.
+    """Distil the sampled student (``student`` is the one the latency was measured on; the run builds the
+    same from the same seed) from the shared teacher for ``ctx.epochs`` epochs through
+    :func:`stgkd.engine.run`, its best validation weights written to ``checkpoint_path`` (a ``best.pt`` of a
+    run directory; the trial's record in its ``tuning`` entry); return ``{"val_mae", "epochs_run",
+    "best_epoch"}``.
 
-    This is :func:`stgkd.engine.distill_student` minus what a search must not repeat per trial:
-    the data are prepared once, the teacher is loaded once and its :class:`~stgkd.distill.TeacherCache`
-    is built once (``ctx``), and the training step reads that cache. With all distillation weights 0
-    the student is trained with the plain supervised step, as the recipe does.
+    The run spec is the trial's: the student family and hyperparameters, :func:`distill_config` of the sampled
+    parameters, and the study's budget. What a search must not repeat per trial is handed to the run once
+    made: the prepared windows, the frozen teacher and its :class:`~stgkd.distill.TeacherCache` (``ctx``);
+    the fidelity and gradient-share diagnostics are left out. With all distillation weights 0 the student
+    trains with the plain supervised step, as ``stgkd distill`` does.
     """
-    from stgkd.engine.callbacks import DistillStages
-    from stgkd.engine.checkpoint import save_checkpoint
-    from stgkd.engine.steps import make_distill_step
-    from stgkd.engine.trainer import TrainConfig, Trainer, seed_everything
+    from stgkd.engine import RunSpec, TrainConfig, run
 
     seed = ctx.seed + (trial.number if trial is not None else 0)
     cfg = TrainConfig(
@@ -508,21 +508,11 @@ def train_student(
         device=ctx.device,
         limit_batches=ctx.limit_batches,
     )
-    seed_everything(seed)
-    device = torch.device(ctx.device)
-    prepared = ctx.prepared
-    student = student.to(device)
-    step, resolved = make_distill_step(student, ctx.teacher, ctx.prepared, distill_config(params), device=device,
-                                       amp=cfg.amp, cache=ctx.teacher_cache)
-    meta = {"teacher_checkpoint": str(ctx.teacher_path), "distill": resolved.to_dict()}
-    if trial is not None:
-        meta["tuning"] = {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}
-    callbacks = [DistillStages(resolved.stages)] if resolved.stages else []
-    trainer = Trainer(student, prepared, config=cfg, step=step, callbacks=[*callbacks, callback], meta=meta)
-    fit = trainer.fit()
-    trainer.load_best()
-    payload = trainer.checkpoint(metrics=trainer.best.get("metrics", {}))
-    for key in ("optimizer", "scheduler", "rng"):  # a finished trial is never resumed: keep it small
-        payload.pop(key, None)
-    save_checkpoint(checkpoint_path, payload)
-    return {"val_mae": float(trainer.best["val_mae"]), "epochs_run": int(fit.epochs_run), "best_epoch": int(fit.best_epoch)}
+    name, hparams = student_hparams(params)
+    spec = RunSpec(name, hparams, train=cfg, teachers=(ctx.teacher_path,), distill=distill_config(params))
+    record = {"tuning": {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}} if trial else {}
+    result = run(spec, checkpoint_path.parent, overwrite=True, callbacks=[callback], progress=False, log=False,
+                 prepared=ctx.prepared, teacher=ctx.teacher, cache=ctx.teacher_cache, diagnostics=False, record=record)
+    (checkpoint_path.parent / "last.pt").unlink(missing_ok=True)  # a finished trial is never resumed
+    return {"val_mae": float(result.best_val_mae), "epochs_run": int(result.epochs_run),
+            "best_epoch": int(result.best_epoch)}

@@ -137,6 +137,10 @@ def run(
     evaluate_test: bool = False,
     baselines: bool = False,
     cache: Any = None,
+    prepared: Any = None,
+    teacher: nn.Module | None = None,
+    diagnostics: bool = True,
+    record: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Carry out a :class:`~stgkd.engine.spec.RunSpec`: the one entry point of every training run.
 
@@ -158,19 +162,34 @@ def run(
         baselines: with ``evaluate_test``, also score the baselines on the same test targets.
         cache: for a distillation, a :class:`~stgkd.distill.TeacherCache` (or a function building one) to
             reuse instead of running the teacher over the training windows.
+        prepared: the spec's data already prepared (a :class:`~stgkd.data.PreparedData`, for a distillation
+            with the student's input features), for callers that run many specs on the same windows (a
+            study's trials); the spec's ``data`` is then not read.
+        teacher: for a distillation, the frozen teacher already loaded from ``spec.teachers`` and reading
+            ``prepared``'s input features (:class:`~stgkd.nn.base.SelectInputs`); with ``prepared`` only.
+        diagnostics: a distillation's per-epoch fidelity to the teacher and the gradient shares of its terms
+            (each costs a teacher forward over the validation windows or extra backward passes; a study's
+            trials leave them out).
+        record: more entries for the checkpoints (e.g. the study and trial a run belongs to).
 
     Returns:
         :class:`TrainResult`.
     """
+    if teacher is not None and (prepared is None or not spec.distills):
+        raise ConfigError("run: a loaded teacher is given with the prepared data of a distillation only")
     out_dir, payload = run_dir(out, resume=resume, overwrite=overwrite)
+    if payload is not None and prepared is not None:
+        raise ConfigError(f"run: {out_dir / 'last.pt'} resumes on its own data; pass no prepared data")
     cfg = config_for_resume(payload, spec.train, out_dir) if payload is not None else (spec.train or TrainConfig())
     fit = dict(callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test, baselines=baselines)
     if spec.distills:
-        return _distill_run(spec, cfg, out_dir, payload, cache=cache, **fit)
-    return _train_run(spec, cfg, out_dir, payload, **fit)
+        return _distill_run(spec, cfg, out_dir, payload, cache=cache, prepared=prepared, teacher=teacher,
+                            diagnostics=diagnostics, record=record or {}, **fit)
+    return _train_run(spec, cfg, out_dir, payload, prepared=prepared, record=record or {}, **fit)
 
 
-def _train_run(spec: RunSpec, cfg: TrainConfig, out_dir: Path | None, payload: dict | None, **fit: Any) -> TrainResult:
+def _train_run(spec: RunSpec, cfg: TrainConfig, out_dir: Path | None, payload: dict | None, *, prepared: Any,
+               record: dict[str, Any], **fit: Any) -> TrainResult:
     """A plain run of :func:`run`."""
     model, d = spec.model, spec.data
     missing, seasonal, day_of_week = d.missing, d.seasonal, d.day_of_week
@@ -178,15 +197,16 @@ def _train_run(spec: RunSpec, cfg: TrainConfig, out_dir: Path | None, payload: d
     try:
         if payload is not None and missing is None and not isinstance(d.dataset, TrafficData):
             missing = payload["data"].get("missing", "zero")  # the resumed run's convention
-        data = load_data(d.dataset, data_dir=d.data_dir, missing=missing)
         if payload is not None:
             if payload["model"]["name"] != _canonical_model(model):
                 raise ConfigError(
                     f"{out_dir / 'last.pt'} trains {payload['model']['name']!r}, not {model!r}; drop --resume or use "
                     "another --out"
                 )
-            prepared = prepare_from_meta(payload["data"], dataset=data, device=ctx.device)
-        else:
+            prepared = prepare_from_meta(payload["data"], dataset=load_data(d.dataset, data_dir=d.data_dir,
+                                                                            missing=missing), device=ctx.device)
+        elif prepared is None:
+            data = load_data(d.dataset, data_dir=d.data_dir, missing=missing)
             if seasonal is None:
                 notes: list[str] = []
                 seasonal = default_seasons(_model_class(model).default_seasons, data.interval_minutes,
@@ -201,39 +221,46 @@ def _train_run(spec: RunSpec, cfg: TrainConfig, out_dir: Path | None, payload: d
         return fit_run(
             build_model=_model_builder(model, prepared, spec.hparams, payload, role="model"),
             build_step=lambda m: SupervisedStep(m, prepared.scaler, ctx=ctx, amp=cfg.amp, loss=cfg.loss),
-            prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta={}, **fit,
+            prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta=dict(record), **fit,
         )
     finally:
         shutdown(ctx)
 
 
 def _distill_run(spec: RunSpec, cfg: TrainConfig, out_dir: Path | None, payload: dict | None, *, cache: Any,
+                 prepared: Any, teacher: nn.Module | None, diagnostics: bool, record: dict[str, Any],
                  **fit: Any) -> TrainResult:
     """A distillation of :func:`run` (see :func:`distill_student`)."""
     from stgkd.engine.teachers import check_teacher_statistics, load_teachers
 
     teacher_paths = list(spec.teachers)
-    teacher_payload = load_checkpoint(teacher_paths[0])
     dcfg = _distill_settings(payload, spec.distill, teacher_paths=teacher_paths, out_dir=out_dir)
     d, seasonal = spec.data, spec.data.seasonal
     ctx = init_distributed(cfg.device)
     try:
-        if payload is not None:
-            seasonal = seasons_of(payload["data"]["input_features"])  # the resumed student's own inputs
-        by_default = _model_class(spec.model).default_seasons if seasonal is None else ()
-        prepared = prepare_from_meta(teacher_payload["data"], dataset=d.dataset, data_dir=d.data_dir,
-                                     device=ctx.device, missing=d.missing, seasonal=seasonal or (),
-                                     seasons_by_default=by_default)
-        check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
-        teacher_features = list(teacher_payload["data"]["input_features"])
-        teachers = load_teachers(teacher_paths, prepared=prepared.select_features(teacher_features),
-                                 combine=dcfg.teacher_combine, feature_teacher=spec.feature_teacher,
-                                 device=ctx.device, batch_size=cfg.eval_batch)
-        teacher_model = SelectInputs.for_features(teachers.model, prepared.input_features, teacher_features,
-                                                  where=f"teacher {teacher_paths[0]}")
-        meta: dict[str, Any] = {"teacher_checkpoint": str(teachers.feature_teacher)}
-        if teachers.record is not None:
-            meta["teachers"] = teachers.record
+        meta: dict[str, Any] = dict(record)
+        if teacher is not None:  # a study's: loaded once, on the prepared windows
+            teacher_model = teacher
+            meta["teacher_checkpoint"] = str(teacher_paths[0])
+        else:
+            teacher_payload = load_checkpoint(teacher_paths[0])
+            if payload is not None:
+                seasonal = seasons_of(payload["data"]["input_features"])  # the resumed student's own inputs
+            if prepared is None:
+                by_default = _model_class(spec.model).default_seasons if seasonal is None else ()
+                prepared = prepare_from_meta(teacher_payload["data"], dataset=d.dataset, data_dir=d.data_dir,
+                                             device=ctx.device, missing=d.missing, seasonal=seasonal or (),
+                                             seasons_by_default=by_default)
+            check_teacher_statistics(prepared.scaler, teacher_payload["scaler"])
+            teacher_features = list(teacher_payload["data"]["input_features"])
+            teachers = load_teachers(teacher_paths, prepared=prepared.select_features(teacher_features),
+                                     combine=dcfg.teacher_combine, feature_teacher=spec.feature_teacher,
+                                     device=ctx.device, batch_size=cfg.eval_batch)
+            teacher_model = SelectInputs.for_features(teachers.model, prepared.input_features, teacher_features,
+                                                      where=f"teacher {teacher_paths[0]}")
+            meta["teacher_checkpoint"] = str(teachers.feature_teacher)
+            if teachers.record is not None:
+                meta["teachers"] = teachers.record
         recent = recent_windows(cfg, prepared.data.interval_minutes)
         first_window = len(prepared.train) - recent if recent is not None and recent < len(prepared.train) else 0
 
@@ -248,7 +275,8 @@ def _distill_run(spec: RunSpec, cfg: TrainConfig, out_dir: Path | None, payload:
         return fit_run(
             build_model=_model_builder(spec.model, prepared, spec.hparams, payload, role="student"),
             build_step=build_step, prepared=prepared, cfg=cfg, ctx=ctx, out=out_dir, payload=payload, meta=meta,
-            run_callbacks=_distill_callbacks(dcfg, teacher_model, prepared, cfg, ctx, meta), **fit,
+            run_callbacks=_distill_callbacks(dcfg, teacher_model, prepared, cfg, ctx, meta, diagnostics=diagnostics),
+            **fit,
         )
     finally:
         shutdown(ctx)
@@ -386,7 +414,7 @@ def _distill_settings(payload: dict | None, distill: Any, *, teacher_paths: list
 
 
 def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainConfig, ctx: DistContext,
-                       meta: dict[str, Any]) -> list[Any]:
+                       meta: dict[str, Any], *, diagnostics: bool = True) -> list[Any]:
     """A distillation run's own callbacks: its stages (when staged), the student's fidelity to the
     teacher's validation forecasts (computed once, in raw units; the teacher's own validation MAE goes to
     ``meta["teacher_val_mae"]``) and each term's gradient share."""
@@ -402,4 +430,4 @@ def _distill_callbacks(dcfg: Any, teacher: nn.Module, prepared: Any, cfg: TrainC
 
     stages: list[Any] = [DistillStages(dcfg.stages)] if dcfg.stages else []
     cost: list[Any] = [TeacherCost()] if dcfg.augment else []
-    return stages + cost + [Fidelity(teacher_val_forecast), GradientShare()]
+    return stages + cost + ([Fidelity(teacher_val_forecast), GradientShare()] if diagnostics else [])

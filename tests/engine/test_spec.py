@@ -59,3 +59,16 @@ def test_resume_keeps_the_runs_settings_and_names_the_ignored_ones(tmp_path, cap
     again = run(RunSpec("gru", {"hidden": 4}, DataSpec("synthetic", seasonal=()), TrainConfig(device="cpu")),
                 tmp_path, resume=True, progress=False)  # no epochs given: the run's own (2), nothing left to do
     assert again.epochs_run == 2
+
+
+def test_prepared_data_is_the_specs_data_made_once(tmp_path) -> None:
+    spec = RunSpec("gru", {"hidden": 4}, DataSpec("synthetic", seasonal=()), CFG)
+    first = run(spec, None, progress=False)
+    again = run(RunSpec("gru", {"hidden": 4}, DataSpec("not-read"), CFG), None, progress=False, prepared=first.data)
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="loaded teacher"):
+        run(spec, None, progress=False, teacher=first.model)
+    run(spec, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="resumes on its own data"):
+        run(spec, tmp_path, resume=True, progress=False, prepared=first.data)

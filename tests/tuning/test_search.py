@@ -77,9 +77,16 @@ def test_cpu_study_of_three_trials(tmp_path, tiny_space, capsys):
     # each trial reported its epochs for pruning and kept its checkpoint
     study = _journal_study(out)
     _check_the_export_is_the_best_checkpoint(out, study, report["export"])
+    from stgkd.engine.checkpoint import load_checkpoint
+
     for t in study.trials:
         assert sorted(t.intermediate_values) == [1]
         assert Path(t.user_attrs["checkpoint"]).is_file()
+        trial_dir = Path(t.user_attrs["checkpoint"]).parent  # a run of stgkd.engine.run, kept small
+        assert not (trial_dir / "last.pt").exists() and (trial_dir / "metrics.json").is_file()
+        saved = load_checkpoint(t.user_attrs["checkpoint"])
+        assert saved["tuning"] == {"study": "ci", "trial": t.number, "params": t.user_attrs["config"]}
+        assert saved["distill"] and saved["teacher_checkpoint"] == str((out / "teacher" / "best.pt").resolve())
         assert t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - 1000.0)
     capsys.readouterr()
 
