@@ -3,8 +3,8 @@
 
 * :func:`run_dcrnn`: DCRNN's windows, split and masked metrics, through the library's recipes
   (:func:`stgkd.engine.train_model`, :func:`stgkd.engine.distill_student`);
-* :func:`run_los_loop`: T-GCN's Los-loop protocol (:mod:`benchmarks.los_loop`), whose hand-made windows
-  the :class:`~stgkd.engine.Trainer` is driven over directly (:func:`fit_prepared`).
+* :func:`run_los_loop`: T-GCN's Los-loop protocol (:mod:`benchmarks.los_loop`), each model a run of the
+  library's :func:`stgkd.engine.run` on the protocol's hand-made windows.
 
 For every seed the teacher trains first, then each student twice (plainly, and distilled from that seed's
 teacher with stgkd's default :class:`~stgkd.distill.DistillConfig`); the peers run after every seed's
@@ -28,10 +28,9 @@ from benchmarks.suite_state import (
     reset_peak,
     seed_record,
     stopped_by_share,
-    without_per_step,
 )
 
-__all__ = ["TEACHER_WEIGHT", "fit_prepared", "run_dcrnn", "run_los_loop", "train_config"]
+__all__ = ["TEACHER_WEIGHT", "run_dcrnn", "run_los_loop", "train_config"]
 
 #: share of a time budget a teacher's training gets against one student's (a Graph WaveNet epoch
 #: costs several student epochs); peers and students count 1
@@ -131,42 +130,17 @@ def run_dcrnn(suite, data, *, args, device: str, work: Path, teacher_hp: dict[st
     return state.result()
 
 
-def fit_prepared(model, prepared, cfg, *, step=None, callbacks=()):
-    """Train on a hand-made :class:`PreparedData` (the recipes rebuild DCRNN windows, so the
-    Los-loop protocol drives the :class:`Trainer` itself, with the same callbacks' early stopping)."""
-    from stgkd.engine import EarlyStopping, Trainer
-
-    callbacks = ([EarlyStopping(cfg.patience)] if cfg.patience > 0 else []) + list(callbacks)
-    trainer = Trainer(model, prepared, config=cfg, step=step, callbacks=callbacks)
-    fit = trainer.fit()
-    trainer.load_best()
-    model.eval()
-    return trainer, fit
-
-
-class _FitResult:
-    """The fields of :class:`~stgkd.engine.TrainResult` that :func:`seed_record` reads."""
-
-    def __init__(self, trainer, fit, test) -> None:
-        self.history = trainer.history
-        self.test = test
-        self.best_val = trainer.best.get("metrics", {})
-        self.best_epoch = trainer.best["epoch"]
-        self.epochs_run = trainer.epoch
-        self.stopped_early = fit.stopped_early
-
-
-def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], students, peers,
+def run_los_loop(suite, data, *, args, device: str, work: Path, teacher_hp: dict[str, Any], students, peers,
                  state: SuiteState | None = None, deadline: Deadline | None = None,
                  shares: TimeShares | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train and time every model under T-GCN's Los-loop protocol; returns ``(models, dataset info)``
-    (accumulated in ``state`` as :func:`run_dcrnn` does)."""
+    (accumulated in ``state`` as :func:`run_dcrnn` does). Every model is a run of a
+    :class:`~stgkd.engine.RunSpec` on the protocol's hand-made windows (``run(..., prepared=...)``); a
+    distilled student reads the seed's teacher as trained (its checkpoint in ``work``)."""
     from benchmarks.los_loop import horizon_table, prepare_los_loop
     from stgkd.distill import DistillConfig
-    from stgkd.engine import seed_everything
-    from stgkd.engine.evaluate import evaluate_split, predict_split
-    from stgkd.engine.steps import make_distill_step
-    from stgkd.nn import build_for
+    from stgkd.engine import RunSpec, run
+    from stgkd.engine.evaluate import predict_split
 
     state = state if state is not None else SuiteState()
     deadline = deadline or Deadline()
@@ -185,22 +159,23 @@ def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], 
     state.score_baselines(prepared)
     eval_batch = train_config(args, 0, device).eval_batch
 
-    def make(name: str, hp: dict[str, Any]):
-        return build_for(name, prepared, **hp).to(device)
+    def fit(spec: Any, cbs: list[Any], out: Path | None = None, **kwargs: Any) -> Any:
+        return run(spec, out, overwrite=True, callbacks=cbs, progress=args.progress, log=False, evaluate_test=True,
+                   prepared=prepared, **kwargs)
 
-    def finish(label: str, name: str, kind: str, hp, model, trainer, fit, seed: int, t0: float, cbs) -> None:
-        test = without_per_step(evaluate_split(model, prepared.test, prepared.scaler,
-                                               batch_size=eval_batch, device=device))
-        fc = predict_split(model, prepared.test, prepared.scaler, batch_size=eval_batch, device=device)
-        rec = seed_record(_FitResult(trainer, fit, test), seed=seed, device=device, batches_run=run_b,
-                          batches_full=full_b, peak=peak_mb(device), wall=time.perf_counter() - t0,
-                          time_limited=stopped_by_share(cbs))
+    def finish(label: str, name: str, kind: str, hp, res, seed: int, t0: float, cbs) -> None:
+        fc = predict_split(res.model, prepared.test, prepared.scaler, batch_size=eval_batch, device=device)
+        rec = seed_record(res, seed=seed, device=device, batches_run=run_b, batches_full=full_b,
+                          peak=peak_mb(device), wall=time.perf_counter() - t0, time_limited=stopped_by_share(cbs))
         rec["tgcn"] = horizon_table(fc.true, fc.pred)
-        state.entry(label, name, kind, hp)["seeds"].append(rec)
-        state.last_models[label] = model
+        entry = state.entry(label, name, kind, hp)
+        entry["seeds"].append(rec)
+        if res.distill is not None:
+            entry["distill"] = res.distill
+        state.last_models[label] = res.model
         state.runs_done += 1
-        log(f"seed {seed}: {label} test MAE {test['avg']['mae']:.3f}, T-GCN 60 min RMSE "
-             f"{rec['tgcn']['60min']['rmse']:.3f} ({time.perf_counter() - t0:.0f}s)")
+        log(f"seed {seed}: {label} test MAE {res.test['avg']['mae']:.3f}, T-GCN 60 min RMSE "
+            f"{rec['tgcn']['60min']['rmse']:.3f} ({time.perf_counter() - t0:.0f}s)")
 
     for seed in args.seed_list:
         cfg = train_config(args, seed, device)
@@ -210,11 +185,10 @@ def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], 
         log(f"seed {seed}: teacher {teacher_name}")
         reset_peak(device)
         t0 = time.perf_counter()
-        seed_everything(seed)
-        teacher = make(teacher_name, teacher_hp)
         cbs = shares.callbacks(TEACHER_WEIGHT)
-        trainer, fit = fit_prepared(teacher, prepared, cfg, callbacks=cbs)
-        finish(label, teacher_name, "teacher", teacher_hp, teacher, trainer, fit, seed, t0, cbs)
+        tres = fit(RunSpec(teacher_name, teacher_hp, train=cfg), cbs, work / f"s{seed}" / "teacher")
+        finish(label, teacher_name, "teacher", teacher_hp, tres, seed, t0, cbs)
+        teacher = tres.model
         for p in teacher.parameters():
             p.requires_grad_(False)
         for s_label, s_name, s_hp in students:
@@ -225,16 +199,12 @@ def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], 
                 reset_peak(device)
                 t0 = time.perf_counter()
                 cbs = shares.callbacks(1.0)
-                seed_everything(seed)
-                student = make(s_name, s_hp)
-                step = None
-                if kind == "student+kd":
-                    step, resolved = make_distill_step(student, teacher, prepared, DistillConfig(), device=device,
-                                                       amp=cfg.amp, cache_batch_size=eval_batch)
-                trainer, fit = fit_prepared(student, prepared, cfg, step=step, callbacks=cbs)
-                finish(label, s_name, kind, s_hp, student, trainer, fit, seed, t0, cbs)
-                if kind == "student+kd":
-                    state.models[label]["distill"] = resolved.to_dict()
+                if kind == "student":
+                    res = fit(RunSpec(s_name, s_hp, train=cfg), cbs)
+                else:
+                    spec = RunSpec(s_name, s_hp, train=cfg, teachers=(tres.best_path,), distill=DistillConfig())
+                    res = fit(spec, cbs, teacher=teacher, diagnostics=False)
+                finish(label, s_name, kind, s_hp, res, seed, t0, cbs)
     for seed in args.seed_list:  # peers, after every seed's students
         cfg = train_config(args, seed, device)
         for p_label, p_name, p_hp in peers:
@@ -243,9 +213,6 @@ def run_los_loop(suite, data, *, args, device: str, teacher_hp: dict[str, Any], 
             reset_peak(device)
             t0 = time.perf_counter()
             cbs = shares.callbacks(1.0)
-            seed_everything(seed)
-            peer = make(p_name, p_hp)
-            trainer, fit = fit_prepared(peer, prepared, cfg, callbacks=cbs)
-            finish(p_label, p_name, "peer", p_hp, peer, trainer, fit, seed, t0, cbs)
+            finish(p_label, p_name, "peer", p_hp, fit(RunSpec(p_name, p_hp, train=cfg), cbs), seed, t0, cbs)
     state.profile(device=device, args=args, deadline=deadline)
     return state.result()

@@ -118,10 +118,9 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"stgkd-bench-{suite.name}-"))
     try:
         runner = run_los_loop if suite.protocol == "los-loop" else run_dcrnn
-        extra = {} if suite.protocol == "los-loop" else {"work": work}
         try:
             runner(suite, data, args=args, device=device, teacher_hp=teacher_hp, students=students, peers=peers,
-                   state=state, deadline=deadline, shares=shares, **extra)
+                   state=state, deadline=deadline, shares=shares, work=work)
         except OutOfTime as exc:
             reached = exc.what
             log(f"time budget spent: stopped before {exc.what}")

@@ -69,7 +69,7 @@ def test_horizon_table_scores_the_first_h_steps():
     assert table["60min"]["rmse"] == pytest.approx(math.sqrt(4.0 * 9 / 12))
 
 
-def test_los_loop_protocol_end_to_end_on_a_tiny_network():
+def test_los_loop_protocol_end_to_end_on_a_tiny_network(tmp_path):
     """Teacher, plain and distilled student: trained on the T-GCN regions, scored per horizon."""
     from benchmarks.protocols import run_los_loop
     from benchmarks.run import build_parser
@@ -84,7 +84,7 @@ def test_los_loop_protocol_end_to_end_on_a_tiny_network():
     args.seed_list = [0]
     suite = get_suite("los-loop")
     state = SuiteState()
-    models, info = run_los_loop(suite, data, args=args, device="cpu", teacher_hp=dict(TINY_TEACHER),
+    models, info = run_los_loop(suite, data, args=args, device="cpu", work=tmp_path, teacher_hp=dict(TINY_TEACHER),
                                 students=[("gcn-gru h32", "gcn-gru", {"hidden": 8})],
                                 peers=[], state=state)
     assert [m["kind"] for m in models] == ["teacher", "student", "student+kd"]
