@@ -38,7 +38,7 @@ import torch
 
 from stgkd.errors import ConfigError, StgkdError
 from stgkd.settings import flag_fields
-from tuning.space import ALIASES, STUDENT_PREFIX, SearchSpace
+from tuning.space import ALIASES, STUDENT_PREFIX, TRAIN_FIELDS, SearchSpace
 from tuning.storage import Heartbeat, mark_worker
 
 __all__ = [
@@ -498,16 +498,9 @@ def train_student(
     from stgkd.engine import RunSpec, TrainConfig, run
 
     seed = ctx.seed + (trial.number if trial is not None else 0)
-    cfg = TrainConfig(
-        epochs=ctx.epochs,
-        batch_size=int(params.get("batch_size", 64)),
-        lr=float(params["lr"]) if "lr" in params else None,  # else the family's default_lr
-        weight_decay=float(params.get("weight_decay", 0.0)),
-        patience=0,  # the pruner decides when a trial stops early
-        seed=seed,
-        device=ctx.device,
-        limit_batches=ctx.limit_batches,
-    )
+    optimiser = {name: params[name] for name in TRAIN_FIELDS if name in params}  # lr unset: the family's default_lr
+    cfg = TrainConfig(epochs=ctx.epochs, patience=0,  # the pruner decides when a trial stops early
+                      seed=seed, device=ctx.device, limit_batches=ctx.limit_batches, **optimiser)
     name, hparams = student_hparams(params)
     spec = RunSpec(name, hparams, train=cfg, teachers=(ctx.teacher_path,), distill=distill_config(params))
     record = {"tuning": {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}} if trial else {}

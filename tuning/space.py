@@ -59,9 +59,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from stgkd.distill.objective import DistillConfig
 from stgkd.errors import ConfigError
+from stgkd.settings import flag_fields
 
-__all__ = ["ALIASES", "DEFAULT_ENTRIES", "DEFAULT_SPACE", "KNOWN", "ParamSpec", "SearchSpace", "load_space", "to_yaml"]
+__all__ = ["ALIASES", "DEFAULT_ENTRIES", "DEFAULT_SPACE", "KNOWN", "TRAIN_FIELDS", "ParamSpec", "SearchSpace", "load_space", "to_yaml"]
 
 #: The default search space, section by section: ``(heading, ((name, entry, comment), ...))``. This is
 #: the single source of the defaults; :data:`DEFAULT_SPACE` writes it out as YAML.
@@ -150,26 +152,12 @@ def _render_default() -> str:
 #: The default search space as YAML (what ``--print-space`` prints): :data:`DEFAULT_ENTRIES` written out.
 DEFAULT_SPACE = _render_default()
 
-#: names the objective maps onto the student, the distillation config and the optimiser
-KNOWN = (
-    "family",
-    "hidden",
-    "layers",
-    "graph_op",
-    "adaptive",
-    "tau",
-    "relation_tau",
-    "tau_relative",
-    "stages",
-    "inherit_adjacency",
-    "w_sup",
-    "w_out",
-    "w_feat",
-    "w_rel",
-    "lr",
-    "weight_decay",
-    "batch_size",
-)
+#: the optimiser's settings a space may hold (:class:`~stgkd.engine.trainer.TrainConfig`'s fields of these names)
+TRAIN_FIELDS = ("lr", "weight_decay", "batch_size")
+#: names the objective maps onto the student, the distillation config (every flag field of
+#: :class:`~stgkd.distill.DistillConfig`, by its name) and the optimiser
+KNOWN = ("family", "hidden", "layers", "graph_op", "adaptive",
+         *(f.name for f in flag_fields(DistillConfig)), *TRAIN_FIELDS)
 #: earlier names of space entries -> the DistillConfig field each one is (``temperature`` also sets
 #: ``relation_tau``, which copies it)
 ALIASES = {"temperature": "tau", "w_supervised": "w_sup", "w_output": "w_out", "w_feature": "w_feat",
