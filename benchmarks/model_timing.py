@@ -192,6 +192,8 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[in
                 continue
             for dtype in dtypes:
                 for p in passes:
+                    if p != "forward" and cls.role == "baseline":  # fitted, not trained: no backward to time
+                        continue
                     deadline.check(f"{name} B={batch} {dtype} {p}")
                     try:
                         stats = _summary(time_model(model, x, passes=p, dtype=dtype, device=device,
