@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Callable
 
 from stgkd.engine.callbacks import TimeLimit
 
-__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "signal_group"]
+__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "signal_group", "wait_or_stop"]
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -34,6 +35,30 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # the group has already exited: nothing left to signal
+
+
+def wait_or_stop(proc: subprocess.Popen, seconds: float, *, term_wait: float) -> str:
+    """Wait for ``proc`` (started with ``start_new_session=True``) up to ``seconds``; past them send its group
+    SIGTERM (it stops where it is and writes what it has) and SIGKILL ``term_wait`` seconds later. Returns how it
+    ended: ``"exited"``, ``"stopped"`` (after SIGTERM) or ``"killed"``. Interrupted while waiting (the caller
+    stopped), the group is killed before the interruption goes on: a child never runs on alone."""
+    try:
+        try:
+            proc.wait(timeout=max(1.0, seconds))
+            return "exited"
+        except subprocess.TimeoutExpired:
+            signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=term_wait)
+            return "stopped"
+        except subprocess.TimeoutExpired:
+            signal_group(proc, signal.SIGKILL)
+            proc.wait()
+            return "killed"
+    except BaseException:
+        signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        raise
 
 
 class OutOfTime(Exception):

@@ -79,7 +79,7 @@ from typing import Any, Callable
 
 import torch
 
-from benchmarks.budget import Deadline, OutOfTime, signal_group
+from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
 from benchmarks.gpu_parts import PARTS, Context, Part
 from benchmarks.run import SCHEMA
 
@@ -321,24 +321,12 @@ def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
 
     reader = threading.Thread(target=tee, daemon=True)
     reader.start()
-    ended = "exited"
-    try:
-        proc.wait(timeout=max(1.0, seconds + part.grace_s))
-    except subprocess.TimeoutExpired:
-        ended = f"stopped from outside {part.grace_s:g} s past its deadline (SIGTERM)"
+    how = wait_or_stop(proc, seconds + part.grace_s, term_wait=TERM_WAIT_S)
+    ended = {"exited": "exited",
+             "stopped": f"stopped from outside {part.grace_s:g} s past its deadline (SIGTERM)",
+             "killed": f"killed {TERM_WAIT_S:g} s after SIGTERM ({part.grace_s:g} s past its deadline)"}[how]
+    if how != "exited":
         log(f"part {part.name}: {ended}")
-        signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=TERM_WAIT_S)
-        except subprocess.TimeoutExpired:
-            ended = f"killed {TERM_WAIT_S:g} s after SIGTERM ({part.grace_s:g} s past its deadline)"
-            log(f"part {part.name}: {ended}")
-            signal_group(proc, signal.SIGKILL)
-            proc.wait()
-    except BaseException:  # interrupted here: the part must not go on alone
-        signal_group(proc, signal.SIGKILL)
-        proc.wait()
-        raise
     reader.join(timeout=5)
     outcome = {"exit_code": proc.returncode, "ended": ended, "stderr_tail": "\n".join(tail)}
     record = None

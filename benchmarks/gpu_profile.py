@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.budget import Deadline, OutOfTime, signal_group
+from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
 
 if TYPE_CHECKING:
     from benchmarks.gpu_parts import Context
@@ -71,21 +70,9 @@ def _run_child(argv: list[str], seconds: float, log) -> dict[str, Any]:
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, start_new_session=True)
     ended = "exited"
-    try:
-        proc.wait(timeout=max(1.0, seconds))
-    except subprocess.TimeoutExpired:
+    if wait_or_stop(proc, seconds, term_wait=CHILD_TERM_WAIT_S) != "exited":
         ended = f"stopped at its time ({seconds:.0f} s)"
         log(f"profile: {ended}")
-        signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=CHILD_TERM_WAIT_S)
-        except subprocess.TimeoutExpired:
-            signal_group(proc, signal.SIGKILL)
-            proc.wait()
-    except BaseException:  # the part itself was stopped: its child must not go on alone
-        signal_group(proc, signal.SIGKILL)
-        proc.wait()
-        raise
     return {"exit_code": proc.returncode, "ended": ended}
 
 
