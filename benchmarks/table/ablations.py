@@ -1,5 +1,6 @@
 """The distillation ablations (``benchmarks.distill_ablation``) and regime studies
-(``benchmarks.distill_regime``): their rows and their sections of RESULTS.md.
+(``benchmarks.distill_regime``), both retired (``benchmarks.screen``'s ``distill`` and ``regime`` plans run
+them now): their committed records' rows and their sections of RESULTS.md.
 
 An ablation group is one teacher, student family, width, epochs and seeds; :func:`ablation_rows` gives one
 row per setting with the paired difference to the plain student and what distillation adds over the same
@@ -17,7 +18,21 @@ from typing import Any
 from benchmarks.table.baselines import baseline_row, mae_cells
 from benchmarks.table.records import GOAL_GAP_CLOSED, HORIZONS, _fmt_count, fmt_pm, mean_spread
 
-__all__ = ["ablation_rows", "regime_section"]
+__all__ = ["REGIME_RECIPES", "ablation_rows", "paired", "regime_section"]
+
+#: the recipes the records of the retired ``benchmarks.distill_regime`` name: recipe -> its student, the
+#: student's hyperparameters and, for a distilled one, the plain recipe it is paired with (``baseline``)
+REGIME_RECIPES: dict[str, dict[str, Any]] = {
+    "gcn-gru w32 plain": {"student": "gcn-gru", "hparams": {"hidden": 32}},
+    "gcn-gru w32 KD": {"student": "gcn-gru", "hparams": {"hidden": 32}, "baseline": "gcn-gru w32 plain"},
+    "dcgru w32 plain": {"student": "dcgru", "hparams": {"hidden": 32}},
+    "dcgru w32 KD": {"student": "dcgru", "hparams": {"hidden": 32}, "baseline": "dcgru w32 plain"},
+    "stgru w32 plain": {"student": "stgru", "hparams": {"hidden": 32}},
+    "stgru w32 inherited": {"student": "stgru", "hparams": {"hidden": 32}, "baseline": "stgru w32 plain"},
+    "stgru w32 output KD": {"student": "stgru", "hparams": {"hidden": 32}, "baseline": "stgru w32 plain"},
+    "stgru w32 hints": {"student": "stgru", "hparams": {"hidden": 32}, "baseline": "stgru w32 plain"},
+    "stgru w32 KD": {"student": "stgru", "hparams": {"hidden": 32}, "baseline": "stgru w32 plain"},
+}
 
 
 def _is_distilled(setting: dict[str, Any]) -> bool:
@@ -186,23 +201,58 @@ def _ablation_headline(group: list[dict[str, Any]]) -> list[str]:
 
 
 
+def _stats(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+
+
+def paired(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Distilled − plain per (recipe, days) of a regime record, over the seeds both have finished (runs keyed
+    ``"recipe | days | seed"``), with whether it pays (better by more than twice the seed spread of the plain
+    student, which needs two seeds)."""
+    runs = report["runs"]
+
+    def key(recipe: str, days: str, seed: int) -> str:
+        return f"{recipe} | {days} | {seed}"
+
+    rows = []
+    for recipe in report["recipes"]:
+        base = REGIME_RECIPES.get(recipe, {}).get("baseline")
+        if base is None:
+            continue
+        for days in report["days"]:
+            seeds = [s for s in report["seeds"] if key(recipe, days, s) in runs and key(base, days, s) in runs]
+            if not seeds:
+                continue
+            row: dict[str, Any] = {"recipe": recipe, "baseline": base, "days": days, "seeds": seeds}
+            for h in ("60min", "avg"):
+                diffs = [runs[key(recipe, days, s)]["test"][h]["mae"] - runs[key(base, days, s)]["test"][h]["mae"]
+                         for s in seeds]
+                plain_sd = _stats([runs[key(base, days, s)]["test"][h]["mae"] for s in seeds])[1]
+                mean, sd = _stats(diffs)
+                row[h] = {"delta": mean, "delta_sd": sd, "plain_sd": plain_sd,
+                          "pays": bool(len(seeds) > 1 and mean < 0 and -mean > 2 * plain_sd)}
+            rows.append(row)
+    return rows
+
+
 def regime_section(results_dir: Path) -> str:
     """"When distillation pays": the paired distilled − plain rows of every ``distill-regime-*.json``
     (``python -m benchmarks.distill_regime``), by student and training days, with the verdict against
     twice the plain student's seed spread. Empty when there is none."""
-    from benchmarks.distill_regime import paired
-
     paths = sorted(Path(results_dir).glob("distill-regime-*.json"))
     if not paths:
         return ""
     lines = ["", "## When distillation pays (distilled − plain, paired by seed)", "",
-             "From `python -m benchmarks.distill_regime` (each file states its command, teacher and budget; "
+             "From `python -m benchmarks.distill_regime` (retired; `python -m benchmarks.screen regime` runs the "
+             "study now; each file states its command, teacher and budget; "
              "negative = distillation helps; it pays where it is better by more than twice the plain "
              "student's seed spread, which needs two seeds or more).", "",
              "| file | recipe | days | seeds | plain 60 min | Δ60 | Δavg | pays at 60 / avg |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     for path in paths:
         report = json.loads(path.read_text())
+        if not isinstance(report, dict) or "recipes" not in report:
+            continue  # not a regime study (a screen record named distill-regime-...)
         for row in paired(report):
             plain = statistics.fmean(report["runs"][f"{row['baseline']} | {row['days']} | {s}"]["test"]["60min"]["mae"]
                                      for s in row["seeds"])

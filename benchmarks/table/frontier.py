@@ -244,7 +244,7 @@ def _peer_models() -> set[str]:
 
 def _regime_scores(name: str, report: dict[str, Any]) -> list[Score]:
     """``benchmarks.distill_regime`` studies: each recipe on the whole training slice, and the teacher."""
-    from benchmarks.distill_regime import RECIPES
+    from benchmarks.table.ablations import REGIME_RECIPES as RECIPES
 
     if report.get("sources") or DATASET not in str(report.get("data", "")):
         return []  # a combination of other studies (they are read themselves), or other data

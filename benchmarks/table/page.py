@@ -49,9 +49,9 @@ and 60 minutes and pooled over the 12 horizons, as mean ± sample standard devia
 Latency is `stgkd.latency.measure` (median of timed calls on random inputs of the model's shape; on
 CUDA with events after synchronisation, and replaying a captured CUDA graph); FLOPs are
 `stgkd.nn.count_flops` at batch 1; speed-up is the teacher's median latency divided by the model's
-at the same device, mode and batch. The distillation ablations (`python -m benchmarks.distill_ablation`)
-train students of one family against one converged teacher, one setting (architecture, distillation
-loss) per row, over the same seeds.
+at the same device, mode and batch. The distillation ablations (`python -m benchmarks.distill_ablation`,
+retired: `python -m benchmarks.screen distill` runs them now) train students of one family against one
+converged teacher, one setting (architecture, distillation loss) per row, over the same seeds.
 
 **What is in the main body.** Runs that meet one rule (`benchmarks/table/records.py: appendix_reason`): not a
 smoke or `--tiny` run, no reduced marker in the file name, every model trained for at least

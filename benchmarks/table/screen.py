@@ -1,7 +1,8 @@
-"""RESULTS.md's screen sections: the records of ``python -m benchmarks.screen PLAN --record PLAN-...`` (each
-setting's validation and test MAE beside the best baseline table on the same targets), the setting chosen
-per model family on validation and, per setting with several seeds, the mean margin. Nothing here measures
-anything."""
+"""RESULTS.md's screen sections: the records of ``python -m benchmarks.screen PLAN --record PLAN-...`` (a train
+screen: each setting's validation and test MAE beside the best baseline table on the same targets and, per
+setting with several seeds, the mean margin; a distill screen: each setting's test MAE over seeds and its
+gain over its plain row, paired by seed) and the setting chosen per model family on validation. Nothing here
+measures anything."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SECTIONS", "chosen", "chosen_lines", "screen_sections", "screen_table"]
+__all__ = ["SECTIONS", "chosen", "chosen_lines", "distill_table", "screen_sections", "screen_table", "table_lines",
+           "teacher_lines"]
 
 #: per plan, in page order: the section's heading and what it says first (a record is ``PLAN-*.json``)
 SECTIONS = {
@@ -27,6 +29,20 @@ SECTIONS = {
                  "rates with and without yesterday's readings, the same epochs), its setting chosen on validation. "
                  "The best baseline is chosen per horizon on validation; margin = teacher / best baseline − 1 over "
                  "the 12 steps (negative = the teacher is better)."),
+    "distill": ("Which distillation settings help",
+                "From `python -m benchmarks.screen distill` (accuracy only; each row is one `stgkd distill` command, "
+                "named in the record; `python -m benchmarks.distill_ablation` before): one student from one teacher "
+                "under each setting; gain = its plain row's test MAE − its own, paired by seed (positive = better)."),
+    "regime": ("When distillation pays, by training data",
+               "From `python -m benchmarks.screen regime` (accuracy only; each row is one `stgkd distill` command; "
+               "`python -m benchmarks.distill_regime` before): students plain and distilled on the most recent day "
+               "of the training split and on all of it; gain = the plain student's test MAE on the same days − the "
+               "distilled one's, paired by seed (positive = distillation helps)."),
+    "ensemble": ("A student from the best teacher and from the ensemble",
+                 "From `python -m benchmarks.screen ensemble` (accuracy only; each row is one `stgkd distill` "
+                 "command; `python -m benchmarks.teacher_ensemble --student` before): one student plain, from the "
+                 "teacher of lowest validation MAE and from the ensemble of all; gain over the plain student, "
+                 "paired by seed (positive = better); the teacher column is the (ensemble) teacher's validation MAE."),
 }
 
 
@@ -45,6 +61,66 @@ def screen_table(report: dict[str, Any]) -> list[str]:
                      + f" | {b.get('mae', float('nan')):.4f} ({b.get('baseline', '-')}) | "
                      f"{100 * r['margin'].get('avg', float('nan')):+.1f} % |")
     return lines
+
+
+def _pm(values: list[float]) -> str:
+    """Mean ± sample std (the mean alone for one value)."""
+    return f"{statistics.fmean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+
+
+def _gain(values: list[float]) -> str:
+    return (f"{statistics.fmean(values):+.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+            if values else "–")
+
+
+def distill_table(report: dict[str, Any]) -> list[str]:
+    """The rows of one distill screen report, one per setting: its seeds, validation MAE, test MAE per horizon
+    (mean ± sample std over seeds), its gain over its plain row at the longest horizon and over the horizon
+    (the plain row's test MAE − its own, on the seeds both ran: paired by seed; positive = better), the
+    student's validation MAE to the teacher's forecasts (fidelity) and the teacher's validation MAE."""
+    by_setting: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in report["rows"]:
+        by_setting.setdefault(r["setting"], {})[r["seed"]] = r
+    first = report["rows"][0] if report["rows"] else {"test_mae": {}}
+    horizons = [h for h in first["test_mae"] if h != "avg"]
+    last = horizons[-1] if horizons else "avg"
+    lines = ["| setting | seeds | val MAE | " + " | ".join(f"test {h}" for h in [*horizons, "avg"])
+             + f" | gain {last} | gain avg | vs | val MAE to teacher | teacher val MAE |",
+             "| --- | --- | ---: | " + " | ".join("---:" for _ in [*horizons, "avg"])
+             + " | ---: | ---: | --- | ---: | ---: |"]
+    for setting, runs in by_setting.items():
+        rs = list(runs.values())
+        base = by_setting.get(rs[0].get("plain") or "", {})
+        gains = {h: [base[s]["test_mae"][h] - r["test_mae"][h] for s, r in runs.items() if s in base]
+                 for h in (last, "avg")}
+        fidelity = [r["val_fidelity"] for r in rs if r.get("val_fidelity") is not None]
+        teacher = [r["teacher_val_mae"] for r in rs if r.get("teacher_val_mae") is not None]
+        vs = rs[0].get("plain") or ""
+        if vs and len(gains["avg"]) < len(rs):  # the seeds the gain is on
+            vs += f" (seeds {', '.join(str(s) for s in runs if s in base) or 'none: not run'})"
+        lines.append(f"| {setting} | {', '.join(map(str, runs))} | {_pm([r['val_mae'] for r in rs])} | "
+                     + " | ".join(_pm([r["test_mae"][h] for r in rs]) for h in [*horizons, "avg"])
+                     + f" | {_gain(gains[last]) if vs else ''} | {_gain(gains['avg']) if vs else ''} | {vs} | "
+                     f"{_pm(fidelity) if fidelity else '–'} | {_pm(teacher) if teacher else '–'} |")
+    return lines
+
+
+def table_lines(report: dict[str, Any]) -> list[str]:
+    """A screen report's table: :func:`distill_table` for a distill screen, else :func:`screen_table`."""
+    return distill_table(report) if report.get("kind") == "distill" else screen_table(report)
+
+
+def teacher_lines(report: dict[str, Any]) -> list[str]:
+    """A distill screen's teachers, each with its validation MAE (its checkpoint's), and the best member."""
+    teachers = report.get("teachers") or []
+    if not teachers:
+        return []
+    line = "- teacher" + ("s" if len(teachers) > 1 else "") + ": " + "; ".join(
+        f"`{t['path']}` ({t.get('model')}, epoch {t.get('epoch')}, val MAE "
+        + (f"{t['val_mae']:.4f})" if t.get("val_mae") is not None else "unknown)") for t in teachers)
+    if report.get("best_member"):
+        line += f"; the best member on validation: `{report['best_member']}`"
+    return [line]
 
 
 def chosen(rows: list[dict[str, Any]], model: str = "") -> dict[str, dict[str, Any]]:
@@ -107,7 +183,8 @@ def _section(results_dir: Path, plan: str) -> str:
     reports = []
     for path in sorted(results_dir.glob(f"{plan}-*.json")):
         report = json.loads(path.read_text())
-        if isinstance(report, dict) and isinstance(report.get("rows"), list) and report["rows"]:
+        if (isinstance(report, dict) and isinstance(report.get("rows"), list) and report["rows"]
+                and report.get("plan", "counts") == plan):  # distill-*.json: not the retired ablations
             reports.append((path, report))
     if not reports:
         return ""
@@ -117,7 +194,9 @@ def _section(results_dir: Path, plan: str) -> str:
         lines += [f"### `{path.name}`: {report['dataset']}, `{report['model']}`", "",
                   f"{report['date']}, {report['machine']}, load average {report['load_average_start']} at start; "
                   f"`{report['command']}`", ""]
-        lines += screen_table(report) + [""] + chosen_lines(report) + _seed_means(report)
+        lines += teacher_lines(report) + ([""] if report.get("teachers") else [])
+        lines += table_lines(report) + [""] + chosen_lines(report)
+        lines += _seed_means(report) if report.get("kind") != "distill" else []
         lines += [""] + [f"Note: {n}" for n in report.get("notes", [])] if report.get("notes") else []
         lines.append("")
     return "\n".join(lines)

@@ -165,3 +165,144 @@ def test_the_committed_count_record_renders_with_its_choice():
     assert "### `counts-cpu-2026-12-07.json`: synthetic-counts, `stgru`" in text
     assert ("- chosen for `stgru` on validation: defaults (val MAE 0.4054, seed 0, the seeds every setting of the "
             "family ran; best epoch 99 of 109)") in text
+
+
+# ============================================================================ distill plans
+
+
+def test_a_distill_plan_names_its_missing_teacher(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        screen.main(["distill", "--out", str(tmp_path)])
+    assert "--teacher PATH [PATH ...]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        screen.main(["regime", "--teacher", str(tmp_path / "none.pt"), "--out", str(tmp_path)])
+    assert f"--teacher {tmp_path / 'none.pt'}: no such file" in capsys.readouterr().err
+    (tmp_path / "a.pt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        screen.main(["ensemble", "--teacher", str(tmp_path / "a.pt"), "--out", str(tmp_path)])
+    assert "--teacher: the ensemble plan needs at least 2 teacher checkpoints" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        screen.main(["counts", "--teacher", str(tmp_path / "a.pt"), "--list"])
+    assert "a teacher is for the distill plans (distill, regime, ensemble)" in capsys.readouterr().err
+
+
+def test_every_distill_row_is_a_stgkd_distill_command_and_keeps_the_retired_settings(capsys):
+    from stgkd.cli import build_parser
+    from stgkd.commands.distill import spec_from_args
+
+    parser = build_parser("distill")
+    for name in ("distill", "regime", "ensemble"):
+        plan = screen.PLANS[name]
+        args, _ = screen.parse([name, "--list"])  # placeholders for the teachers
+        for label in plan.settings:
+            argv, out = screen._argv(args, plan, label, 0)
+            spec = spec_from_args(parser.parse_args(argv[3:]))  # every flag known, every value valid
+            assert spec.model == (plan.settings[label][0] or plan.model) and out.name == f"{screen.slug(label)}-s0"
+            base = screen.plain_of(plan, label)
+            assert base is None or base in plan.settings
+            assert (base is None) == (spec.distill.w_out == spec.distill.w_feat == spec.distill.w_rel == 0
+                                      and not spec.distill.inherit_adjacency) or name == "distill"
+    ablation = screen.PLANS["distill"]
+    assert len(ablation.settings) == 16 and "output only (out 1, tau 1)" in ablation.settings
+    assert screen.plain_of(ablation, "sensor embedding (16), output (out 1, tau 1)") == "sensor embedding (16), plain"
+    regime = screen.PLANS["regime"]
+    assert len(regime.settings) == 18 and regime.settings["dcgru w32 KD, 1 day"][1][-2:] == ["--train-days", "1"]
+    assert screen.plain_of(regime, "dcgru w32 KD, all days") == "dcgru w32 plain, all days"
+    assert screen.main(["ensemble", "--list", "--only", "best member", "ensemble, inverse-error"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "best member: stgkd distill --teacher BEST_CKPT --student stgru --out runs/ensemble/best-member-s0 --test "
+        "--no-progress --seed 0 --overwrite --hidden 32 --epochs 30",
+        "ensemble, inverse-error: stgkd distill --teacher CKPT1 CKPT2 --student stgru --out "
+        "runs/ensemble/ensemble-inverse-error-s0 --test --no-progress --seed 0 --overwrite --hidden 32 "
+        "--teacher-combine inverse-error --epochs 30"]
+
+
+def _fake_distill(out, label, seed, val, test, fidelity=1.5, teacher=3.0):
+    run = out / f"{screen.slug(label)}-s{seed}"
+    run.mkdir(parents=True)
+    best = {h: {"baseline": "historical average", "mae": 5.0} for h in HORIZONS}
+    (run / "metrics.json").write_text(json.dumps({
+        "epochs_run": 30, "best_epoch": 20, "val": {"avg": {"mae": val}},
+        "test": {h: {"mae": test + (0.5 if h == "60min" else 0.0)} for h in HORIZONS}, "baselines": {"best": best},
+        "val_fidelity": {"avg": {"mae": fidelity}}, "teacher_val_mae": teacher}))
+
+
+def test_the_distill_table_pairs_the_gain_by_seed_and_chooses_on_validation(tmp_path, monkeypatch, capsys):
+    from benchmarks.table.screen import screen_sections
+
+    teachers = [tmp_path / "t0.pt", tmp_path / "t1.pt"]
+    for path in teachers:
+        path.write_bytes(b"")
+    meta = {"name": "synthetic", "sensor_ids": ["a", "b"], "interval_minutes": 5, "in_steps": 12, "out_steps": 12}
+    monkeypatch.setattr(screen, "_teacher_record", lambda paths: [
+        {"path": p, "model": "graph-wavenet", "epoch": 4, "val_mae": v, "data": meta} for p, v in zip(paths, (3.2, 3.1))])
+    out = tmp_path / "runs"
+    for seed, test in enumerate((4.0, 4.1, 4.2)):
+        _fake_distill(out, "plain", seed, val=3.5, test=test)
+    _fake_distill(out, "best member", 0, val=3.4, test=3.9)  # seeds 0 and 1: paired on those alone
+    _fake_distill(out, "best member", 1, val=3.4, test=3.9, fidelity=0.5)
+    for seed, test in enumerate((4.3, 4.3, 4.3)):  # worse on test, best on validation: chosen
+        _fake_distill(out, "ensemble, mean", seed, val=3.0, test=test, teacher=2.9)
+    monkeypatch.setattr(screen, "RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    assert screen.main(["ensemble", "--teacher", *map(str, teachers), "--out", str(out), "--seeds", "0", "1", "2",
+                        "--no-run", "--record", "ensemble-cpu-x"]) == 0
+    text = capsys.readouterr().out
+    assert f"the best member on validation: `{teachers[1]}`" in text and "`graph-wavenet`" not in text
+    assert "| setting | seeds | val MAE | test 15min | test 30min | test 60min | test avg | gain 60min | gain avg |" in text
+    assert ("| plain | 0, 1, 2 | 3.5000 ± 0.0000 | 4.1000 ± 0.1000 | 4.1000 ± 0.1000 | 4.6000 ± 0.1000 | "
+            "4.1000 ± 0.1000 |  |  |  |") in text
+    # the gain on the seeds both ran (0 and 1: 4.0 - 3.9 and 4.1 - 3.9), not against plain's mean over 0, 1, 2
+    assert ("| best member | 0, 1 | 3.4000 ± 0.0000 | 3.9000 ± 0.0000 | 3.9000 ± 0.0000 | 4.4000 ± 0.0000 | "
+            "3.9000 ± 0.0000 | +0.1500 ± 0.0707 | +0.1500 ± 0.0707 | plain | 1.0000 ± 0.7071 | 3.0000 ± 0.0000 |") in text
+    assert "| -0.2000 ± 0.1000 | -0.2000 ± 0.1000 | plain | 1.5000 ± 0.0000 | 2.9000 ± 0.0000 |" in text
+    assert "| ensemble, inverse-error |" not in text  # not run: skipped
+    assert "- chosen for `stgru` on validation: ensemble, mean (val MAE 3.0000 on average, seeds 0, 1," in text
+    assert f"--teacher {teachers[1]} --student stgru --out {out / 'best-member-s1'}" in text
+    assert f"--teacher {teachers[0]} {teachers[1]} --student stgru --out {out / 'ensemble-mean-s2'}" in text
+    (tmp_path / "results" / "distill-ablation-cpu-x.json").write_text(json.dumps({"settings": {}}))
+    section = screen_sections(tmp_path / "results")
+    assert "## A student from the best teacher and from the ensemble" in section and "distill-ablation" not in section
+    assert "| best member | 0, 1 | 3.4000 ± 0.0000 |" in section and "chosen for `stgru` on validation: ensemble, mean" in section
+
+
+def test_the_ensemble_plan_runs_end_to_end_at_toy_size(tiny, tmp_path, capsys):
+    teachers = []
+    for seed in (0, 1):
+        run = tmp_path / f"t{seed}"
+        assert main(["train", "--dataset", tiny, "--model", "graph-wavenet", "--out", str(run), "--seed", str(seed),
+                     "--hparams", *screen.SMOKE_HPARAMS["graph-wavenet"], *screen.SMOKE_FLAGS, "--no-progress"]) == 0
+        teachers.append(str(run / "best.pt"))
+    capsys.readouterr()
+    out = tmp_path / "runs"
+    argv = ["ensemble", "--teacher", *teachers, "--out", str(out), "--smoke", "--only", "plain", "best member",
+            "ensemble, inverse-error"]
+    assert screen.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "the best member on validation: `" in text
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"plain", "best member", "ensemble, inverse-error"}
+    for label in ("best member", "ensemble, inverse-error"):
+        summary = json.loads((out / f"{screen.slug(label)}-s0" / "metrics.json").read_text())
+        assert summary["epochs_run"] == 1 and summary["val_fidelity"]["avg"]["mae"] > 0
+        assert rows[label][9] == "plain" and rows[label][7].startswith(("+", "-"))  # the gain over plain, seed 0
+    assert json.loads((out / "ensemble-inverse-error-s0" / "metrics.json").read_text())["teachers"]["combine"] == \
+        "inverse-error"
+    assert "- chosen for `stgru` on validation: " in text
+    stamp = (out / "plain-s0" / "metrics.json").stat().st_mtime_ns
+    assert screen.main(argv) == 0  # read again, not run again
+    assert (out / "plain-s0" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_a_gain_on_fewer_seeds_than_the_setting_ran_says_which():
+    from benchmarks.table.screen import distill_table
+
+    def r(setting, seed, test, plain=None):
+        return {"setting": setting, "seed": seed, "val_mae": 1.0, "test_mae": {"1h": test, "avg": test}, "plain": plain}
+
+    lines = distill_table({"rows": [r("plain", 0, 2.0), r("kd", 0, 1.5, "plain"), r("kd", 3, 1.0, "plain"),
+                                    r("other", 1, 1.0, "missing")]})
+    assert lines[0].startswith("| setting | seeds | val MAE | test 1h | test avg | gain 1h | gain avg | vs |")
+    assert lines[3] == "| kd | 0, 3 | 1.0000 ± 0.0000 | 1.2500 ± 0.3536 | 1.2500 ± 0.3536 | +0.5000 | +0.5000 | " \
+                       "plain (seeds 0) | – | – |"
+    assert "| – | – | missing (seeds none: not run) |" in lines[4]
