@@ -202,7 +202,8 @@ def run_los_loop(suite, data, *, args, device: str, work: Path, teacher_hp: dict
                 if kind == "student":
                     res = fit(RunSpec(s_name, s_hp, train=cfg), cbs)
                 else:
-                    spec = RunSpec(s_name, s_hp, train=cfg, teachers=(tres.best_path,), distill=DistillConfig())
+                    spec = RunSpec(s_name, s_hp, train=cfg, teachers=(tres.best_path or tres.last_path,),
+                                   distill=DistillConfig())
                     res = fit(spec, cbs, teacher=teacher, diagnostics=False)
                 finish(label, s_name, kind, s_hp, res, seed, t0, cbs)
     for seed in args.seed_list:  # peers, after every seed's students

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["add_flags", "flag", "flag_fields", "flags_given"]
+__all__ = ["add_flags", "flag", "flag_fields", "flags_given", "typed"]
 
 _NO_DEFAULT: Any = dataclasses.MISSING
 
@@ -91,3 +91,25 @@ def _with_default(help: str, f: dataclasses.Field) -> str:
 def flags_given(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """``{field name: value}`` for the :func:`flag` fields of ``cls`` that ``args`` set (not ``None``)."""
     return {f.name: getattr(args, f.name) for f in flag_fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def typed(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (field name -> value) with a text value of a number or bool field read as one: a setting
+    from a YAML file may arrive as ``"1e-3"`` (YAML 1.1 reads an exponent without a dot as text) or
+    ``"true"``. Other values, and names that are not fields of ``cls``, are returned as they are."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    out = dict(values)
+    for name, value in values.items():
+        kind = kinds.get(name, "")
+        if not isinstance(value, str) or not kind:
+            continue
+        text = value.strip().lower()
+        if kind.startswith("bool") and text in ("true", "false"):
+            out[name] = text == "true"
+        elif kind.startswith(("float", "int")):
+            try:
+                number = float(text)
+            except ValueError:
+                continue  # left for the dataclass to refuse with its own message
+            out[name] = int(number) if kind.startswith("int") and number.is_integer() else number
+    return out

@@ -11,7 +11,7 @@ import pytest
 from stgkd.cli import build_parser
 from stgkd.commands.distill import distill_config_from_args, student_hparams_from_args
 from stgkd.distill import DistillConfig
-from stgkd.settings import add_flags, flag, flag_fields, flags_given
+from stgkd.settings import add_flags, flag, flag_fields, flags_given, typed
 
 
 @dataclass
@@ -99,3 +99,13 @@ def test_training_flags_are_train_config_fields() -> None:
         == TrainConfig()
     with pytest.raises(SystemExit):  # a distillation's loss is its objective's
         _distill_args("--loss", "mse")
+
+
+def test_typed_reads_numbers_and_bools_written_as_text() -> None:
+    from stgkd.engine.trainer import TrainConfig
+
+    assert typed(TrainConfig, {"lr": "1e-3", "batch_size": "32", "amp": "false", "schedule": "cosine"}) == {
+        "lr": 1e-3, "batch_size": 32, "amp": False, "schedule": "cosine"}
+    assert typed(DistillConfig, {"tau": "5e-1", "stages": "none", "other": "1"}) == {
+        "tau": 0.5, "stages": "none", "other": "1"}
+    assert typed(TrainConfig, {"lr": "fast"}) == {"lr": "fast"}  # left for TrainConfig to refuse

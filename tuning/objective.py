@@ -17,7 +17,7 @@ Order of a trial (:class:`Objective`):
    never per trial) with a pruning callback that reports the validation masked MAE every epoch
    (``trial.report`` / ``trial.should_prune``; single-objective only, Optuna does not prune
    multi-objective studies);
-6. save the student's checkpoint under ``OUT/trials/<number>/student.pt`` and return the best
+6. save the student's checkpoint as ``OUT/trials/<number>/best.pt`` and return the best
    validation MAE (or ``(MAE, latency_ms)`` with ``--multi-objective``).
 """
 
@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -37,7 +38,7 @@ import optuna
 import torch
 
 from stgkd.errors import ConfigError, StgkdError
-from stgkd.settings import flag_fields
+from stgkd.settings import flag_fields, typed
 from tuning.space import ALIASES, STUDENT_PREFIX, TRAIN_FIELDS, SearchSpace
 from tuning.storage import Heartbeat, mark_worker
 
@@ -317,6 +318,9 @@ class SearchContext:
         return self.cache
 
 
+#: checkpoint entries only resuming reads, left out of a finished trial's
+RESUME_ONLY = ("optimizer", "scheduler", "rng", "callbacks")
+
 #: student hyperparameters the space names directly (the others are ``student.<name>``)
 TOP_LEVEL_HPARAMS = ("hidden", "layers", "graph_op", "adaptive")
 
@@ -337,8 +341,8 @@ def student_hparams(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def distill_config(params: dict[str, Any]):
     """The :class:`~stgkd.distill.DistillConfig` of a sampled configuration: its entries named after
-    the config's fields (``tau``, ``relation_tau``, ``w_sup`` ...) are those fields (``stages`` ``"none"`` is
-    ``None``). A configuration
+    the config's fields (``tau``, ``relation_tau``, ``w_sup`` ...) are those fields (numbers written as text
+    read as numbers; ``stages`` and ``augment`` ``"none"`` are ``None``). A configuration
     sampled from a space of the earlier names (:data:`tuning.space.ALIASES`) means what it meant then:
     ``temperature`` set both temperatures.
     """
@@ -348,9 +352,10 @@ def distill_config(params: dict[str, Any]):
         params = {**params, "relation_tau": params["temperature"]}
     params = {ALIASES.get(k, k): v for k, v in params.items()}
     names = {f.name for f in dataclasses.fields(DistillConfig)}
-    kwargs = {k: v for k, v in params.items() if k in names}
-    if kwargs.get("stages") in ("", "none"):
-        kwargs["stages"] = None
+    kwargs = typed(DistillConfig, {k: v for k, v in params.items() if k in names})
+    for name in ("stages", "augment"):  # a space's spelling of "not set"
+        if kwargs.get(name) in ("", "none"):
+            kwargs[name] = None
     return DistillConfig.from_dict(kwargs)
 
 
@@ -496,16 +501,26 @@ def train_student(
     trains with the plain supervised step, as ``stgkd distill`` does.
     """
     from stgkd.engine import RunSpec, TrainConfig, run
+    from stgkd.engine.checkpoint import load_checkpoint, save_checkpoint
 
     seed = ctx.seed + (trial.number if trial is not None else 0)
-    optimiser = {name: params[name] for name in TRAIN_FIELDS if name in params}  # lr unset: the family's default_lr
+    optimiser = typed(TrainConfig, {name: params[name] for name in TRAIN_FIELDS if name in params})  # no lr: the family's
     cfg = TrainConfig(epochs=ctx.epochs, patience=0,  # the pruner decides when a trial stops early
                       seed=seed, device=ctx.device, limit_batches=ctx.limit_batches, **optimiser)
     name, hparams = student_hparams(params)
     spec = RunSpec(name, hparams, train=cfg, teachers=(ctx.teacher_path,), distill=distill_config(params))
     record = {"tuning": {"study": trial.study.study_name, "trial": trial.number, "params": dict(params)}} if trial else {}
-    result = run(spec, checkpoint_path.parent, overwrite=True, callbacks=[callback], progress=False, log=False,
-                 prepared=ctx.prepared, teacher=ctx.teacher, cache=ctx.teacher_cache, diagnostics=False, record=record)
-    (checkpoint_path.parent / "last.pt").unlink(missing_ok=True)  # a finished trial is never resumed
+    trial_dir = checkpoint_path.parent
+    try:
+        result = run(spec, trial_dir, overwrite=True, callbacks=[callback], progress=False, log=False,
+                     prepared=ctx.prepared, teacher=ctx.teacher, diagnostics=False,
+                     cache=ctx.teacher_cache if ctx.cache is not None else None,  # None: the run builds it
+                     record=record)
+    except BaseException:  # pruned or failed: nothing of it is read again
+        shutil.rmtree(trial_dir, ignore_errors=True)
+        raise
+    (trial_dir / "last.pt").unlink(missing_ok=True)  # a finished trial is never resumed: keep it small
+    payload = load_checkpoint(checkpoint_path)
+    save_checkpoint(checkpoint_path, {k: v for k, v in payload.items() if k not in RESUME_ONLY})
     return {"val_mae": float(result.best_val_mae), "epochs_run": int(result.epochs_run),
             "best_epoch": int(result.best_epoch)}

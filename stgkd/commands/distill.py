@@ -32,6 +32,7 @@ from stgkd.commands.train import (
     print_result,
     sigterm_as_interrupt,
     train_config_from_args,
+    training_flags_given,
 )
 
 HELP = "distill a trained teacher into a student"
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
     with sigterm_as_interrupt():
         result = run(spec_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite,
-                     progress=not args.no_progress, evaluate_test=args.test, baselines=args.test)
+                     progress=not args.no_progress, evaluate_test=args.test, baselines=args.test,
+                     given=training_flags_given(args))
     distilled = result.distill is None or DistillConfig.from_checkpoint(result.distill).distills
     print_result(result, what=f"{'distilled' if distilled else 'plain'} {args.student}")
     return 0

@@ -75,6 +75,15 @@ def train_config_from_args(args: argparse.Namespace):
     return TrainConfig(**flags_given(TrainConfig, args))
 
 
+def training_flags_given(args: argparse.Namespace) -> set[str]:
+    """The :class:`~stgkd.engine.trainer.TrainConfig` fields the command line set (a resumed run names those
+    it ignores)."""
+    from stgkd.engine.trainer import TrainConfig
+    from stgkd.settings import flags_given
+
+    return set(flags_given(TrainConfig, args))
+
+
 def parse_value(raw: str) -> Any:
     """A ``KEY=VALUE`` flag's value: JSON where it is JSON (``8``, ``0.5``, ``1e-3``, ``true``, ``null``,
     ``[1, 2]``, ``"x"``), else the string itself (``dense``). The one reading of every such flag
@@ -195,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
     with sigterm_as_interrupt():
         result = run(spec_from_args(args), args.out, resume=args.resume, overwrite=args.overwrite,
-                     progress=not args.no_progress, evaluate_test=args.test, baselines=args.test)
+                     progress=not args.no_progress, evaluate_test=args.test, baselines=args.test,
+                     given=training_flags_given(args))
     print_result(result, what=f"trained {args.model}")
     return 0

@@ -200,7 +200,7 @@ class DistillConfig:
                       "--temperature is its earlier name; the relation term has its own, --relation-tau",
                       aliases=("--temperature",))
     relation_tau: float = flag(0.5, "softmax temperature of the relation distributions (DistillConfig.relation_tau)")
-    pairs: str | list[str] = flag("default", "feature pairs: default, auto, or student:teacher names", nargs="+",
+    pairs: str | list[str] = flag("default", "feature pairs: default, auto, or student:teacher names (default: default, each model's natural match)", nargs="+",
                                  metavar="S:T")
     feature_loss: str = "mse"
     output_loss: str = "l1"

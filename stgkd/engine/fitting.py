@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -209,20 +209,29 @@ def _fit_baseline(model: nn.Module, *, prepared: Any, cfg: TrainConfig, ctx: Dis
     return result
 
 
-def config_for_resume(payload: dict, config: TrainConfig | None, out: Path | None) -> TrainConfig:
-    """The resumed run's own settings, but ``epochs`` (when given) and ``device``. A setting of ``config`` that
-    is neither its default nor the run's is named in a note (as its flag) and ignored."""
+def config_for_resume(payload: dict, config: TrainConfig | None, out: Path | None,
+                      given: Collection[str] | None = None) -> TrainConfig:
+    """The resumed run's own settings, but ``epochs`` (when given) and ``device``. The settings of ``config``
+    that were given (``given``: field names, a command line's flags; ``None``: those that are not the
+    default) and differ from the run's are named in a note, as their flags, and ignored."""
     saved = TrainConfig.from_dict(dict(payload["train_config"]))
     if config is None:
         return replace(saved, device=None)
     default = TrainConfig()
-    ignored = [f"--{f.name.replace('_', '-')} {_flag_value(getattr(config, f.name))}" for f in fields(TrainConfig)
-               if f.name not in ("epochs", "device") and getattr(config, f.name) != getattr(default, f.name)
-               and getattr(config, f.name) != getattr(saved, f.name)]
+    asked = [f.name for f in fields(TrainConfig) if (f.name in given if given is not None
+                                                      else getattr(config, f.name) != getattr(default, f.name))]
+    ignored = [f"--{name.replace('_', '-')} {_flag_value(getattr(config, name))}" for name in asked
+               if name not in ("epochs", "device") and _differs(getattr(config, name), getattr(saved, name))]
     if ignored:
         print(f"note: resuming {out / 'last.pt' if out else 'the run'} with its own settings; ignoring "
               f"{', '.join(ignored)}", file=sys.stderr)
     return replace(saved, epochs=config.epochs if config.epochs is not None else saved.epochs, device=config.device)
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return list(a) != list(b)
+    return a != b
 
 
 def _flag_value(value: Any) -> str:

@@ -14,7 +14,7 @@ its best validation weights.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -141,6 +141,7 @@ def run(
     teacher: nn.Module | None = None,
     diagnostics: bool = True,
     record: dict[str, Any] | None = None,
+    given: Collection[str] | None = None,
 ) -> TrainResult:
     """Carry out a :class:`~stgkd.engine.spec.RunSpec`: the one entry point of every training run.
 
@@ -171,6 +172,8 @@ def run(
             (each costs a teacher forward over the validation windows or extra backward passes; a study's
             trials leave them out).
         record: more entries for the checkpoints (e.g. the study and trial a run belongs to).
+        given: the ``spec.train`` fields the caller set (a command line's flags): on resume, those that differ
+            from the run's own are named in the note (default: those that are not the default).
 
     Returns:
         :class:`TrainResult`.
@@ -180,7 +183,7 @@ def run(
     out_dir, payload = run_dir(out, resume=resume, overwrite=overwrite)
     if payload is not None and prepared is not None:
         raise ConfigError(f"run: {out_dir / 'last.pt'} resumes on its own data; pass no prepared data")
-    cfg = config_for_resume(payload, spec.train, out_dir) if payload is not None else (spec.train or TrainConfig())
+    cfg = config_for_resume(payload, spec.train, out_dir, given) if payload is not None else (spec.train or TrainConfig())
     fit = dict(callbacks=callbacks, progress=progress, log=log, evaluate_test=evaluate_test, baselines=baselines)
     if spec.distills:
         return _distill_run(spec, cfg, out_dir, payload, cache=cache, prepared=prepared, teacher=teacher,
@@ -376,7 +379,7 @@ def distill_student(
 
 
 def _model_builder(name: str, prepared: Any, hparams: dict[str, Any], payload: dict | None, *, role: str):
-    """The function :func:`_fit` builds the model with: the resumed run's model (its config), or the
+    """The function :func:`~stgkd.engine.fitting.fit_run` builds the model with: the resumed run's model (its config), or the
     registered ``name`` for ``prepared`` with ``hparams`` (a bad hyperparameter is a ConfigError naming
     the ``role``)."""
     from stgkd.nn import MODELS, build_for, from_config

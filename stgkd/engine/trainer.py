@@ -96,8 +96,8 @@ class TrainConfig:
     epochs: int | None = flag(None, "maximum epochs (default: 100, or enough for 1,600 optimiser steps where an epoch "
                                     "is a handful of batches)", type=int)
     batch_size: int = flag(64, "windows per step, per process")
-    eval_batch_size: int | None = flag(None, "windows per forward when validating or labelling with the teacher "
-                                             "(default: --batch-size, at least 64)", type=int)
+    eval_batch_size: int | None = flag(None, "windows per forward pass without gradients: validation, test, a "
+                                             "teacher's labels (default: --batch-size, at least 64)", type=int)
     lr: float | None = flag(None, "AdamW learning rate (default: the model family's: 1e-2 for stgru, 1e-3 for the "
                                   "others)", type=float)
     weight_decay: float = flag(1e-4, "AdamW weight decay")

@@ -72,3 +72,16 @@ def test_prepared_data_is_the_specs_data_made_once(tmp_path) -> None:
     run(spec, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="resumes on its own data"):
         run(spec, tmp_path, resume=True, progress=False, prepared=first.data)
+
+
+def test_resume_names_a_given_setting_even_at_its_default(tmp_path, capsys) -> None:
+    """A command line's flags are named when the run keeps its own value, also where the flag gives the
+    default (the heuristic without ``given`` cannot tell)."""
+    spec = RunSpec("gru", {"hidden": 4}, DataSpec("synthetic", seasonal=()),
+                   TrainConfig(epochs=1, limit_batches=2, batch_size=8, device="cpu", patience=0, seed=3))
+    run(spec, tmp_path, progress=False)
+    capsys.readouterr()
+    back = RunSpec("gru", {"hidden": 4}, DataSpec("synthetic", seasonal=()), TrainConfig(epochs=2, device="cpu"))
+    run(back, tmp_path, resume=True, progress=False, given={"epochs", "batch_size", "seed"})
+    err = capsys.readouterr().err
+    assert "ignoring --batch-size 64, --seed 0" in err

@@ -384,3 +384,45 @@ def test_a_student_this_network_cannot_take_fails_its_trial_not_the_study(tmp_pa
     with pytest.raises(Exception, match="does not take") as info:  # a space that names no such argument stops the study
         build_student(ctx, {"family": "stgru", "hidden": 8, "student.no_such_thing": 1})
     assert not isinstance(info.value, TrialFailed)
+
+
+def _real_ctx(tmp_path, teacher_path) -> SearchContext:
+    """A study's shared context on the tiny teacher's data, as tuning.search builds it."""
+    from stgkd.data.datasets import load_dataset
+    from stgkd.data.rebuild import prepare_from_meta
+    from stgkd.engine.checkpoint import load_checkpoint, model_from_checkpoint
+
+    payload = load_checkpoint(teacher_path)
+    data = load_dataset("synthetic", num_nodes=5, num_days=1)  # the tiny teacher's (conftest)
+    prepared = prepare_from_meta(payload["data"], dataset=data, device="cpu")
+    teacher = model_from_checkpoint(payload, device="cpu")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return SearchContext(prepared=prepared, teacher=teacher, teacher_path=teacher_path, teacher_sha256="0",
+                         cache=None, device="cpu", epochs=2, out_dir=tmp_path, limit_batches=2)
+
+
+def test_a_trial_keeps_a_slim_checkpoint_and_a_pruned_one_nothing(tmp_path, tiny_teacher):
+    """A finished trial's run directory holds its best weights without what only resuming reads; a pruned
+    trial's (pruned inside the run, after its first epoch wrote checkpoints) is removed."""
+    from stgkd.engine.checkpoint import load_checkpoint
+    from tuning.objective import train_student
+
+    ctx = _real_ctx(tmp_path, tiny_teacher)
+    params = {"family": "gru", "hidden": 4, "layers": 1, "lr": "1e-3", "w_feat": 0.0, "w_rel": 0.0,
+              "tau": "5e-1", "augment": "none"}  # text numbers, as YAML 1.1 reads 1e-3
+    done = tmp_path / "trials" / "00000" / "best.pt"
+    out = train_student(ctx, None, params, None, SimpleNamespace(), done)
+    assert out["epochs_run"] == 2 and math.isfinite(out["val_mae"])
+    saved = load_checkpoint(done)
+    assert not {"optimizer", "scheduler", "rng", "callbacks"} & set(saved) and saved["train_config"]["lr"] == 1e-3
+    assert saved["distill"]["tau"] == 0.5 and not (done.parent / "last.pt").exists()
+
+    class PruneAfterFirstEpoch:
+        def on_epoch_end(self, trainer, epoch, logs):
+            raise optuna.TrialPruned("pruned at epoch 1")
+
+    pruned = tmp_path / "trials" / "00001" / "best.pt"
+    with pytest.raises(optuna.TrialPruned):
+        train_student(ctx, None, params, None, PruneAfterFirstEpoch(), pruned)
+    assert not pruned.parent.exists()
