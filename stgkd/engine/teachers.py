@@ -197,15 +197,21 @@ class EnsembleScore:
         members: per member name, ``{"15min": {...}, ..., "avg": {...}}`` (MAE, RMSE, MAPE).
         ensemble: the same for the ensemble.
         per_step_mae: MAE at every horizon step, ``{"ensemble": [...], name: [...]}``.
+        val_mae: each member's masked MAE over the validation split (the ensemble's record), where known:
+            the best member is then chosen on it, as a user would choose one model, not on the split scored.
     """
 
     split: str
     members: dict[str, dict[str, Any]]
     ensemble: dict[str, Any]
     per_step_mae: dict[str, list[float]] = field(default_factory=dict)
+    val_mae: dict[str, float] = field(default_factory=dict)
 
     def best_member(self, key: str = "avg") -> str:
-        """The member with the lowest MAE at ``key`` (``"avg"``, ``"60min"``, ...)."""
+        """The member with the lowest validation MAE where :attr:`val_mae` is known, else the lowest MAE at
+        ``key`` (``"avg"``, ``"60min"``, ...) on the split scored."""
+        if self.val_mae:
+            return min(self.members, key=lambda name: self.val_mae[name])
         return min(self.members, key=lambda name: self.members[name][key]["mae"])
 
     def gain(self, key: str = "avg") -> float:
@@ -217,13 +223,16 @@ class EnsembleScore:
         return {"split": self.split, "members": self.members, "ensemble": self.ensemble,
                 "per_step_mae": self.per_step_mae,
                 "best_member": {k: self.best_member(k) for k in keys},
-                "gain_over_best": {k: self.gain(k) for k in keys}}
+                "best_member_chosen_on": "val" if self.val_mae else self.split,
+                "val_mae": self.val_mae, "gain_over_best": {k: self.gain(k) for k in keys}}
 
 
 def score_ensemble(ensemble: nn.Module, prepared: Any, *, split: str = "test", device: torch.device | str = "cpu",
-                   batch_size: int = 64) -> EnsembleScore:
+                   batch_size: int = 64, val_mae: Sequence[float] | None = None) -> EnsembleScore:
     """Masked MAE/RMSE/MAPE at 15/30/60 minutes, over the horizon and at every step, of a
-    :class:`~stgkd.distill.TeacherEnsemble` and of each member on ``split`` (raw units, dataset level)."""
+    :class:`~stgkd.distill.TeacherEnsemble` and of each member on ``split`` (raw units, dataset level);
+    ``val_mae`` (each member's validation MAE, in member order: :func:`load_teachers`' record) chooses the
+    best member on validation."""
     windows = prepared.get_split(split)
     interval = int(prepared.data.interval_minutes)
 
@@ -237,4 +246,5 @@ def score_ensemble(ensemble: nn.Module, prepared: Any, *, split: str = "test", d
     for name, member in zip(ensemble.names, ensemble.members):
         members[name], per_step[name] = score(member)
     combined, per_step["ensemble"] = score(ensemble)
-    return EnsembleScore(split, members, combined, per_step)
+    val = dict(zip(ensemble.names, (float(v) for v in val_mae))) if val_mae is not None else {}
+    return EnsembleScore(split, members, combined, per_step, val)

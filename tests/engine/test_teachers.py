@@ -109,6 +109,31 @@ def test_score_ensemble_against_its_members(teacher_ckpt, second_teacher):
     assert score.members[best]["60min"]["mae"] == min(m["60min"]["mae"] for m in score.members.values())
     assert score.gain("60min") == pytest.approx(score.members[best]["60min"]["mae"] - score.ensemble["60min"]["mae"])
     assert json.loads(json.dumps(score.to_dict()))["split"] == "test"
+    val = [1.0, 0.5]  # the second member is better on validation: it is the best member, whatever the test says
+    chosen = score_ensemble(ens, prepared, split="test", val_mae=val)
+    assert chosen.best_member("60min") == ens.names[1] and chosen.to_dict()["best_member_chosen_on"] == "val"
+    assert chosen.gain("avg") == pytest.approx(score.members[ens.names[1]]["avg"]["mae"] - score.ensemble["avg"]["mae"])
+
+
+def test_evaluate_scores_several_checkpoints_as_one_ensemble(tmp_path, teacher_ckpt, second_teacher, data_dir):
+    out = io.StringIO()
+    args = ["evaluate", str(teacher_ckpt), str(second_teacher), "--teacher-combine", "inverse-error", "--device",
+            "cpu", "--out", str(tmp_path), "--split", "val"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(args) == 0
+    report = json.loads((tmp_path / "metrics-val-ensemble.json").read_text())
+    members = [str(p.resolve()) for p in (teacher_ckpt, second_teacher)]
+    assert list(report["members"]) == members and report["combine"] == "inverse-error"
+    assert report["best_member_chosen_on"] == "val" and set(report["val_mae"]) == set(members)
+    best = min(members, key=lambda m: report["val_mae"][m])
+    assert report["best_member"]["avg"] == best and report["baselines"]
+    assert report["gain_over_best"]["avg"] == pytest.approx(
+        report["members"][best]["avg"]["mae"] - report["ensemble"]["avg"]["mae"])
+    assert f"gain over the best member on validation ({best})" in out.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(args + ["--sensors", "0"]) == 2
+    assert "not an ensemble" in err.getvalue()
 
 
 def test_distill_cli_with_several_teachers_records_them(tmp_path, data_dir, teacher_ckpt, second_teacher, peer_teacher):
