@@ -54,6 +54,12 @@ def as_adjacency(graph: Tensor | np.ndarray | None, num_nodes: int, *, where: st
     return adj
 
 
+def day_channel_of(input_features: list[str]) -> dict[str, int | None]:
+    """``{"day_channel": the channel of the day of week, or None}``: what a family with a weekday embedding
+    reads from the data (:meth:`~stgkd.nn.base.ForecastModel.hparams_for_features`)."""
+    return {"day_channel": input_features.index("day_of_week") if "day_of_week" in input_features else None}
+
+
 class ForecastModel(nn.Module):
     """Base class of every registered model.
 
@@ -112,6 +118,13 @@ class ForecastModel(nn.Module):
         return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
                 if name not in skip and p.default is not inspect.Parameter.empty
                 and p.kind is not inspect.Parameter.VAR_KEYWORD}
+
+    @classmethod
+    def hparams_for_features(cls, input_features: list[str]) -> dict[str, Any]:
+        """Hyperparameters this family takes from the names of the data's input channels (``["value",
+        "time_of_day", "day_of_week", ...]``, :attr:`stgkd.data.PreparedData.input_features`), which
+        :func:`stgkd.nn.build_for` gives unless they are set (default: none)."""
+        return {}
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description that :func:`stgkd.nn.build` turns back into this model

@@ -61,9 +61,13 @@ def build(
 def build_for(name: str, prepared: Any, **hparams: Any) -> ForecastModel:
     """Build a registered model for prepared data (a :class:`~stgkd.data.windows.PreparedData`, or
     anything with its ``num_nodes``, ``adj``, ``in_steps``, ``out_steps`` and ``in_channels``): its
-    sensors, graph, window lengths and input channels. Unknown hyperparameters raise a ``TypeError``."""
+    sensors, graph, window lengths and input channels, and what the family reads from the data's input
+    features (:meth:`~stgkd.nn.base.ForecastModel.hparams_for_features`, e.g. which channel holds the day of
+    week), which ``hparams`` override. Unknown hyperparameters raise a ``TypeError``."""
+    features = getattr(prepared, "input_features", None)
+    from_data = MODELS.get(name).hparams_for_features(list(features)) if features is not None else {}
     return build(name, num_nodes=prepared.num_nodes, graph=prepared.adj, in_steps=prepared.in_steps,
-                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **hparams)
+                 out_steps=prepared.out_steps, in_channels=prepared.in_channels, **{**from_data, **hparams})
 
 
 def from_config(config: dict[str, Any], graph: Tensor | np.ndarray | None = None) -> ForecastModel:

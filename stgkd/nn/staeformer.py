@@ -3,12 +3,14 @@ plain transformer layers over time and over sensors."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from stgkd.errors import ConfigError
-from stgkd.nn.base import ForecastModel
+from stgkd.nn.base import ForecastModel, day_channel_of
 from stgkd.nn.registry import register_model
 
 __all__ = ["STAEformer"]
@@ -54,7 +56,8 @@ class STAEformer(ForecastModel):
         tod_slots: time-of-day slots of that embedding (default: 288, five minutes).
         time_channel: input channel holding the time of day (default: 1).
         dow_embed: size of the day-of-week embedding (default: 24; used only with ``day_channel``).
-        day_channel: input channel holding the day of week, or None for no weekday embedding (default: None).
+        day_channel: input channel holding the day of week, or None for no weekday embedding (default: None;
+            :func:`stgkd.nn.build_for` gives the data's day-of-week channel where it has one).
         adaptive_embed: size of the spatio-temporal adaptive embedding (default: 80; 0 for none).
         feed_forward: hidden width of each layer's feed-forward block (default: 256).
         heads: attention heads; the model width must be a multiple of it (default: 4).
@@ -66,6 +69,11 @@ class STAEformer(ForecastModel):
     feature_names = ("temporal", "hidden", "last")
     distill_feature = "last"
     uses_graph = False
+
+    @classmethod
+    def hparams_for_features(cls, input_features: list[str]) -> dict[str, Any]:
+        """The day-of-week channel where the data has one (:func:`~stgkd.nn.base.day_channel_of`)."""
+        return day_channel_of(input_features)
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from stgkd.errors import ConfigError
-from stgkd.nn.base import ForecastModel
+from stgkd.nn.base import ForecastModel, day_channel_of
 from stgkd.nn.layers.edges import EdgePropagation, graph_edges, transition_edges
 from stgkd.nn.layers.lowrank import LowRankAdjacency
 from stgkd.nn.layers.recurrent import gru_final_state
@@ -167,6 +167,10 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         tod_slots: time-of-day slots of that embedding (default: 288, five minutes).
         time_channel: input channel holding the time of day (default: 1).
         window_embed: size of a linear embedding of the raw input window, all channels (default: 32; 0 for none).
+        dow_embed: size of a learned day-of-week embedding, read from channel ``day_channel`` of the last step
+            (weekday / 7) (default: 0, none: the day of week enters as an input channel where the data has it).
+        day_channel: input channel holding the day of week (default: None; :func:`stgkd.nn.build_for` gives the
+            data's day-of-week channel where it has one).
         dropout: dropout before the head (default: 0.0).
 
     Training defaults (``default_lr``, ``default_seasons``): AdamW at 1e-2 and the seasonal-lag channels of
@@ -182,6 +186,11 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
     feature_names = ("hidden", "graph")
     distill_feature = "graph"
     uses_graph = True
+
+    @classmethod
+    def hparams_for_features(cls, input_features: list[str]) -> dict[str, Any]:
+        """The day-of-week channel where the data has one (:func:`~stgkd.nn.base.day_channel_of`)."""
+        return day_channel_of(input_features)
 
     @classmethod
     def default_hparams(cls, num_nodes: int) -> dict[str, Any]:
@@ -211,6 +220,8 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         tod_slots: int = 288,
         time_channel: int = 1,
         window_embed: int = 32,
+        dow_embed: int = 0,
+        day_channel: int | None = None,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(
@@ -230,6 +241,8 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
             tod_slots=tod_slots,
             time_channel=time_channel,
             window_embed=window_embed,
+            dow_embed=dow_embed,
+            day_channel=day_channel,
             dropout=dropout,
         )
         if hidden < 1:
@@ -253,6 +266,11 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         if tod_embed and not 0 <= time_channel < in_channels:
             raise ConfigError(f"stgru: tod_embed needs the time of day in input channel {time_channel}, but there "
                               f"are {in_channels} channels (set time_channel, or tod_embed=0)")
+        if dow_embed < 0:
+            raise ConfigError(f"stgru: dow_embed must be >= 0, got {dow_embed}")
+        if dow_embed and (day_channel is None or not 0 <= day_channel < in_channels):
+            raise ConfigError(f"stgru: dow_embed needs the day of week in an input channel (day_channel "
+                              f"{day_channel}, {in_channels} channels): train with --day-of-week, or dow_embed=0")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"stgru: dropout must be in [0, 1), got {dropout}")
         self.mixing = mixing
@@ -260,6 +278,7 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         self.dropout = dropout
         self.tod_slots = tod_slots
         self.time_channel = time_channel
+        self.day_channel = day_channel
         self.hidden = hidden
 
         edges = graph_edges(graph, num_nodes, where="stgru: graph") if (static_graph and graph_used and graph is not None) else None
@@ -277,7 +296,8 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
         self.window = nn.Linear(in_steps * in_channels, window_embed) if window_embed else None
         self.node_embedding = nn.Parameter(0.1 * torch.randn(num_nodes, node_embed)) if node_embed else None
         self.tod_embedding = nn.Embedding(tod_slots, tod_embed) if tod_embed else None
-        extra = window_embed + node_embed + tod_embed
+        self.dow_embedding = nn.Embedding(7, dow_embed) if dow_embed else None
+        extra = window_embed + node_embed + tod_embed + dow_embed
         self.fuse = nn.Linear(hidden + extra, hidden) if extra else None
         self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_steps))
 
@@ -324,6 +344,9 @@ class STGRUStudent(LowRankAdjacency, ForecastModel):
             if self.tod_embedding is not None:
                 slot = (x[:, -1, :, self.time_channel] * self.tod_slots).long().clamp(0, self.tod_slots - 1)
                 parts.append(self.tod_embedding(slot.t()))  # (N, B, E_t)
+            if self.dow_embedding is not None:
+                day = torch.round(x[:, -1, :, self.day_channel] * 7).long() % 7
+                parts.append(self.dow_embedding(day.t()))  # (N, B, E_d)
             z = self.fuse(torch.cat(parts, dim=-1))
         for layer in self.graph_layers:
             z = layer(z, self.ops, adaptive)

@@ -26,6 +26,42 @@ class TestSTGRU(ModelContract):
     node_params = {**LOWRANK, "node_embedding": 0}
 
 
+class TestSTGRUWeekday(ModelContract):
+    name = "stgru"
+    hparams = {**SMALL, "dow_embed": 3, "day_channel": 2}
+    in_channels = 3
+    node_params = TestSTGRU.node_params
+    compile_check = False  # an embedding as the time of day's: no new module type
+
+
+def test_weekday_embedding_reads_the_last_steps_day_and_build_for_finds_its_channel() -> None:
+    from types import SimpleNamespace
+
+    from stgkd.nn import build_for
+
+    torch.manual_seed(0)
+    model = build("stgru", num_nodes=4, in_channels=3, **SMALL, dow_embed=3, day_channel=2).eval()
+    with torch.no_grad():
+        model.window.weight.zero_()  # the window embedding also sees the channel: only the embedding reads it
+        model.gru.weight_ih_l0[:, 2] = 0.0
+    x = torch.randn(2, 12, 4, 3)
+    x[..., 2] = 1 / 7
+    first = x.clone()
+    first[:, 0, :, 2] = 4 / 7  # another day at the first step: not read
+    last = x.clone()
+    last[:, -1, :, 2] = 4 / 7
+    with torch.no_grad():
+        assert torch.equal(model(x), model(first)) and not torch.allclose(model(x), model(last))
+    prepared = SimpleNamespace(num_nodes=4, adj=None, in_steps=12, out_steps=12, in_channels=3,
+                               input_features=["value", "time_of_day", "day_of_week"])
+    assert build_for("stgru", prepared).day_channel == 2 and build_for("staeformer", prepared).day_channel == 2
+    assert build_for("stgru", prepared, dow_embed=4).dow_embedding is not None
+    plain = SimpleNamespace(**{**vars(prepared), "in_channels": 2, "input_features": ["value", "time_of_day"]})
+    assert build_for("stgru", plain).day_channel is None
+    with pytest.raises(ConfigError, match="train with --day-of-week"):
+        build_for("stgru", plain, dow_embed=4)
+
+
 class TestSTGRUInputMixing(ModelContract):
     name = "stgru"
     hparams = {**SMALL, "mixing": "input", "order": 1}
