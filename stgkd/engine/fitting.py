@@ -129,12 +129,7 @@ def fit_run(
     if out is not None and ctx.is_main:
         summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                    "stopped_early": result.stopped_early, "val": result.best_val}
-        if result.test is not None:
-            summary["test"] = result.test
-        if result.baselines is not None:
-            summary["baselines"] = result.baselines.to_dict()
-            summary["worse_than_best_baseline"] = [
-                s.to_dict() for s in compare_with_baselines(model.registry_name, result.test, result.baselines)]
+        summary.update(_test_summary(result, model.registry_name))
         best_logs = next((h for h in result.history if h.get("epoch") == result.best_epoch), {})
         if "val_fidelity" in best_logs:
             summary["val_fidelity"] = best_logs["val_fidelity"]
@@ -152,6 +147,19 @@ def fit_run(
             summary["grad_share"] = result.grad_share
         (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     return result
+
+
+def _test_summary(result: TrainResult, name: str) -> dict[str, Any]:
+    """``metrics.json``'s test entries: the test metrics, and the baselines beside them with the horizons where
+    the model is worse than the best."""
+    summary: dict[str, Any] = {}
+    if result.test is not None:
+        summary["test"] = result.test
+    if result.baselines is not None:
+        summary["baselines"] = result.baselines.to_dict()
+        summary["worse_than_best_baseline"] = [
+            s.to_dict() for s in compare_with_baselines(name, result.test, result.baselines)]
+    return summary
 
 
 def _fit_baseline(model: nn.Module, *, prepared: Any, cfg: TrainConfig, ctx: DistContext, out: Path | None,
@@ -199,12 +207,7 @@ def _fit_baseline(model: nn.Module, *, prepared: Any, cfg: TrainConfig, ctx: Dis
         result.best_path = save_checkpoint([out / "best.pt", out / "last.pt"], payload)
         result.last_path = out / "last.pt"
         summary: dict[str, Any] = {"fitted": "on the training slice, without gradient steps", "val": val}
-        if result.test is not None:
-            summary["test"] = result.test
-        if result.baselines is not None:
-            summary["baselines"] = result.baselines.to_dict()
-            summary["worse_than_best_baseline"] = [
-                s.to_dict() for s in compare_with_baselines(model.registry_name, result.test, result.baselines)]
+        summary.update(_test_summary(result, model.registry_name))
         (out / "metrics.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
     return result
 
