@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stgkd.files import atomic_write
-
 REPO = Path(__file__).resolve().parents[1]
 #: the demo's promise: minutes on 2 cores, the install included
 PROMISE_MINUTES = 9.0
@@ -155,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", action="store_true", help="after the demos, time README's test command's steps")
     args = parser.parse_args(argv)
 
-    from benchmarks.record import environment, log
+    from benchmarks.record import environment, log, write_record
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.strip()
@@ -210,10 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             report[part]["log"] = (str(root / f"{part}.log") if args.workdir
                                    else f"{part}.log (in a temporary folder, not kept)")
     stem = args.out / f"fresh-clone-cpu-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
-    atomic_write(stem.with_name(stem.name + ".md"), render(report))
     print(render(report).split("```json")[0])
-    print(f"written: {stem}.json, {stem}.md")
+    write_record(stem, report, render(report))
     parts = [report[p] for p in report if p == "install" or p.startswith("demo")] + report.get("tests", [])
     return 0 if all(p["rc"] == 0 for p in parts) else 1
 

@@ -81,6 +81,7 @@ import torch
 
 from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
 from benchmarks.gpu_parts import PARTS, Context, Part
+from benchmarks.record import one_line as _one_line
 from benchmarks.run import SCHEMA
 
 __all__ = ["PARTS", "Part", "plan", "format_plan", "run_part", "build_parser", "main"]
@@ -107,10 +108,6 @@ STDERR_TAIL_LINES = 40
 SMOKE_BUDGET_S = 120.0
 #: exit code of a part process that wrote its record with an error
 EXIT_PART_FAILED = 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
 # ============================================================================ the plan

@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.budget import Deadline, OutOfTime
 from benchmarks.gpu_profile import default_student, default_teacher, part_profile, profile_lineup
+from benchmarks.record import one_line as _one_line
 
 __all__ = ["PARTS", "Part", "Context", "SuitePlan", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
 
@@ -78,10 +79,6 @@ class Context:
     @property
     def cuda(self) -> bool:
         return self.device == "cuda"
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
 # ============================================================================ the parts

@@ -3,9 +3,9 @@
 A CPU timing taken while more processes are runnable than there are cores measures the other work too
 (on a shared 2-core machine at load 15 a width-32 student at batch 64 took 5.5 s instead of 0.15 s).
 The scripts that time (``benchmarks.latency``, ``benchmarks.model_timing``, ``benchmarks.run``,
-``benchmarks.cpu_deploy``, ``benchmarks.gru_chunk``, ``benchmarks.forecaster_api``) therefore refuse to start when the 1-minute load average exceeds the core
+``benchmarks.cpu_deploy``) therefore refuse to start when the 1-minute load average exceeds the core
 count (:func:`stgkd.latency.is_busy`), with exit code :data:`EXIT_BUSY`; ``--allow-busy`` runs anyway,
-and every figure measured while the machine was busy carries ``"busy": true`` (:func:`busy_now`), which
+and every figure measured while the machine was busy carries ``"busy": true`` (:attr:`stgkd.latency.LatencyResult.busy`), which
 ``benchmarks/table`` shows as "busy, not a figure" (:data:`~benchmarks.table.records.BUSY`) instead of a
 number.
 """
@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["EXIT_BUSY", "add_allow_busy", "refuse_busy", "busy_now"]
+__all__ = ["EXIT_BUSY", "add_allow_busy", "refuse_busy"]
 
 #: exit code of a timing script that refused a busy machine
 EXIT_BUSY = 2
@@ -46,11 +46,3 @@ def refuse_busy(prog: str, allow_busy: bool) -> bool:
           "measure it too. Run on an idle machine, or pass --allow-busy (figures labelled busy, left out of "
           "RESULTS.md's tables).", file=sys.stderr)
     return True
-
-
-def busy_now() -> bool:
-    """Whether the machine is busy now (1-minute load average above the core count): a figure timed now
-    is labelled busy."""
-    from stgkd.latency import is_busy, load_average
-
-    return is_busy(load_average())

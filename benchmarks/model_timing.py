@@ -1,27 +1,24 @@
-"""Forward and forward+backward time of every registered model, and dense vs GCNConv graph ops.
+"""Forward and forward+backward time of every registered model.
 
 Run::
 
     python -m benchmarks.model_timing                      # CUDA when present, else CPU
     python -m benchmarks.model_timing --device cpu --iters 3 --warmup 1
 
-Part 1 times every model in ``stgkd.nn.MODELS`` (teachers at their paper defaults, students at
+It times every model in ``stgkd.nn.MODELS`` (teachers at their paper defaults, students at
 their defaults) on a METR-LA-sized input ``(64, 12, 207, 2)`` in fp32 and bf16, forward
 (eval, no grad) and forward+backward (train mode, mean of the forecast as the loss), and every
 student at batch 1. bf16 is autocast, or, for a model with recurrent layers, a copy of the model cast
 to bf16 (cuDNN's RNN under CUDA autocast runs fp16 whatever is asked); each row's ``precision`` says
 which (:func:`stgkd.precision.inference_precision`). Models are timed in order of value
 (:func:`value_order`): Graph WaveNet, the students, then the peers, so a time budget spent on a slow
-peer never costs the models the study is about. Part 2 measures the static-graph operator of the ``gcn-gru`` student,
-``"dense"`` (precomputed ``(N, N)`` matrix, one matmul) against ``"gcnconv"`` (PyG ``GCNConv`` with
-a node-offset batched edge list), as one graph layer alone and as the whole student, at
-``(B=1, N=207, D=32)`` and ``(B=64, N=207, D=32)``; the two are timed in alternating rounds so
-that load changes on a shared machine hit both alike.
+peer never costs the models the study is about. (Its second part, the ``gcn-gru`` student's graph operator
+``"dense"`` against PyG's ``"gcnconv"``, record ``results/graph_op.md``, is retired: ``benchmarks/README.md``.)
 
 The graph is DCRNN's METR-LA adjacency from ``../shared/data/metr-la-week/adj_mx.pkl`` when it is
 there (1722 non-zeros), else a seeded random graph with 8 out-edges per node. On CUDA the times
 are CUDA-event times after warm-up with synchronisation; on the CPU wall-clock ``perf_counter``.
-Results go to ``benchmarks/results/model_timing.{json,md}`` and ``graph_op.{json,md}`` with the
+Results go to ``benchmarks/results/model_timing[_TAG].{json,md}`` with the
 command, machine, load average and date. The script refuses to start on a busy machine (1-minute load
 average above the core count; exit code 2, :mod:`benchmarks.idle`); with ``--allow-busy`` it times anyway
 and the report says ``"busy": true``.
@@ -31,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -51,7 +46,8 @@ from benchmarks.budget import Deadline
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from stgkd.errors import ConfigError
 from benchmarks.table.latency import models_table
-from stgkd.latency import device_name, is_busy, random_graph, release_cached_memory, summarize
+from benchmarks.record import environment, write_record
+from stgkd.latency import device_name, is_busy, load_average, random_graph, release_cached_memory, summarize
 from stgkd.nn import MODELS, build, count_flops
 from stgkd.precision import inference_precision
 
@@ -213,95 +209,25 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: dict[str, list[in
     return rows
 
 
-def time_graph_ops(adj: np.ndarray, *, batches: tuple[int, ...], hidden: int, device: torch.device,
-                   rounds: int, iters_per_round: int, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """``dense`` vs ``gcnconv`` for one graph layer and for the whole ``gcn-gru`` student."""
-    n = adj.shape[0]
-    out = []
-    for batch in batches:
-        models = {}
-        for op in ("dense", "gcnconv"):
-            torch.manual_seed(0)
-            models[op] = build("gcn-gru", num_nodes=n, graph=adj, hidden=hidden, graph_op=op).to(device).eval()
-        h = torch.randn(batch, n, hidden, device=device)
-        x = torch.randn(batch, 12, n, 2, device=device)
-
-        def layer_call(m: nn.Module) -> Callable[[], Any]:
-            layer = m.graph_layers[0]
-            return lambda: layer(h, m.support, (m.edge_index, m.edge_weight), None)
-
-        calls = {}
-        for op, m in models.items():
-            calls[("graph layer", op)] = layer_call(m)
-            calls[("gcn-gru student", op)] = (lambda m=m: m(x))
-        samples: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
-        with torch.no_grad():
-            for fn in calls.values():
-                time_call(fn, device, warmup=3, iters=1)
-            for _ in range(rounds):  # alternate, so drifting load on a shared machine hits both
-                for key, fn in calls.items():
-                    samples[key] += time_call(fn, device, warmup=0, iters=iters_per_round)
-        for (what, op), s in samples.items():
-            row = {"what": what, "graph_op": op, "batch": batch, "nodes": n, "hidden": hidden,
-                   "iters": len(s), **_summary(s), "device": str(device)}
-            out.append(row)
-            log(f"{what:16s} {op:8s} B={batch:<3d} median {row['median_ms']:.3f} ms (min {row['min_ms']:.3f})")
-    return out
-
-
-def machine() -> dict[str, Any]:
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    return {
-        "host": platform.node(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_1_5_15": load,
-    }
-
-
 def to_markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
     lines = [
         "# Model timing",
         "",
         f"- command: `{report['command']}`",
         f"- date: {report['date']}",
         f"- device: **{report['device']}** ({report['device_name']})",
-        f"- machine: {report['machine']['platform']}, {report['machine']['cpu_count']} CPUs, "
-        f"torch {report['machine']['torch']} ({report['machine']['torch_threads']} threads), "
-        f"load average at start {report['machine']['loadavg_1_5_15']}, at end {report['loadavg_end']}",
+        f"- machine: {env['platform']}, {report['cpu_count']} CPUs, torch {env['torch']} ({env['threads']} threads), "
+        f"load average at start {report['load_average']['start']}, at end {report['load_average']['end']}",
         f"- graph: {report['graph']}; input (B, 12, {report['nodes']}, 2)",
     ]
     if report["models"]:
         lines.append(f"- models: warm-up {report['warmup']}, timed iterations {report['iters']}; median ms per call")
-    if report["graph_ops"]:
-        lines.append(f"- graph operators: {report['graph_ops'][0]['iters']} timed calls per setting, in alternating "
-                     "rounds after 3 warm-up calls")
     lines.append("")
     if report.get("note"):
         lines += [report["note"], ""]
     if report["models"]:
         lines += models_table(report["models"]) + [""]
-    if report["graph_ops"]:
-        lines += ["## gcn-gru graph operator: dense vs gcnconv", "",
-                  "| what | batch | N | D | dense median ms | gcnconv median ms | gcnconv / dense (median) "
-                  "| dense min ms | gcnconv min ms | gcnconv / dense (min) |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        by = {(r["what"], r["batch"], r["graph_op"]): r for r in report["graph_ops"]}
-        for (what, batch, op), r in by.items():
-            if op != "dense":
-                continue
-            g = by[(what, batch, "gcnconv")]
-            lines.append(f"| {what} | {batch} | {r['nodes']} | {r['hidden']} | {r['median_ms']:.3f} | "
-                         f"{g['median_ms']:.3f} | {g['median_ms'] / r['median_ms']:.2f} | {r['min_ms']:.3f} | "
-                         f"{g['min_ms']:.3f} | {g['min_ms'] / r['min_ms']:.2f} |")
-        lines.append("")
     return "\n".join(lines)
 
 
@@ -316,10 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtypes", nargs="*", default=["fp32", "bf16"], choices=DTYPES)
     p.add_argument("--warmup", type=int, default=None, help="default: 10 on CUDA, 1 on CPU")
     p.add_argument("--iters", type=int, default=None, help="default: 50 on CUDA, 3 on CPU")
-    p.add_argument("--skip-models", action="store_true", help="only the graph-operator comparison")
-    p.add_argument("--skip-graph-ops", action="store_true", help="only the model table")
-    p.add_argument("--graph-op-rounds", type=int, default=10)
-    p.add_argument("--graph-op-iters", type=int, default=20, help="timed calls per round and setting")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
     p.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'cpu'")
     p.add_argument("--threads", type=int, default=None,
@@ -346,32 +268,24 @@ def main(argv: list[str] | None = None) -> int:
     adj, graph_desc = load_graph(args.nodes)
     names = args.models if args.models else value_order(MODELS.names())
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    info = machine()
+    load_start = load_average()
     print(f"model_timing on {device} ({device_name(device)}), graph: {graph_desc}")
 
-    rows: list[Timing] = []
-    if not args.skip_models:
-        rows = time_models(
-            names, adj,
-            batches={"teacher": [args.batch], "student": sorted({args.batch, args.student_batch}, reverse=True)},
-            dtypes=args.dtypes, passes=["forward", "forward+backward"], device=device, warmup=warmup, iters=iters,
-        )
-    graph_ops: list[dict[str, Any]] = []
-    if not args.skip_graph_ops:
-        graph_ops = time_graph_ops(adj, batches=(1, args.batch), hidden=32, device=device,
-                                   rounds=args.graph_op_rounds, iters_per_round=args.graph_op_iters)
-    try:
-        load_end = list(os.getloadavg())
-    except OSError:
-        load_end = None
-    busy = is_busy(info["loadavg_1_5_15"]) or is_busy(load_end)
+    rows = time_models(
+        names, adj,
+        batches={"teacher": [args.batch], "student": sorted({args.batch, args.student_batch}, reverse=True)},
+        dtypes=args.dtypes, passes=["forward", "forward+backward"], device=device, warmup=warmup, iters=iters,
+    )
+    load_end = load_average()
+    busy = is_busy(load_start) or is_busy(load_end)
     report = {
         "command": "python -m benchmarks.model_timing " + shlex.join(argv),
         "date": started,
         "device": device.type,
         "device_name": device_name(device),
-        "machine": info,
-        "loadavg_end": load_end,
+        "environment": environment(device.type),
+        "cpu_count": os.cpu_count(),
+        "load_average": {"start": load_start, "end": load_end},
         "busy": busy,
         "graph": graph_desc,
         "nodes": args.nodes,
@@ -382,14 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                  "work shared the CPU, so absolute times are inflated and noisy; compare rows measured in the same "
                  "run." if busy else ""),
         "models": [asdict(r) for r in rows],
-        "graph_ops": graph_ops,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = f"_{args.tag}" if args.tag else ""
-    stem = "model_timing" if not args.skip_models or args.skip_graph_ops else "graph_op"
-    (args.out / f"{stem}{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}{suffix}.md").write_text(to_markdown(report))
-    print(f"wrote {args.out / f'{stem}{suffix}.json'} and .md")
+    write_record(args.out / f"model_timing{'_' + args.tag if args.tag else ''}", report, to_markdown(report))
     return 0
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmarks.record import one_line as _one_line
 from stgkd.latency import CudaGraphRunner, device_name, random_graph
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -156,10 +157,6 @@ def profile_model(model: nn.Module, x: torch.Tensor, *, mode: str, warmup: int, 
     if trace is not None:
         prof.export_chrome_trace(str(trace))
     return {"mode": mode, **extra, **summarize(prof, iters, wall_ms, top=top)}
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
 def to_markdown(report: dict[str, Any]) -> str:

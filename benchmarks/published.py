@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Quote", "PUBLISHED", "UNVERIFIED", "CHECK_MARKS", "LOS_LOOP_PUBLISHED", "LOS_LOOP_SOURCE", "quotes_for"]
+__all__ = ["Quote", "PUBLISHED", "UNVERIFIED", "CHECK_MARKS", "LOS_LOOP_SOURCE", "quotes_for"]
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,7 @@ UNVERIFIED: dict[tuple[str, str], str] = {
     ("Graph WaveNet", "pems08"): "no transcription with Graph WaveNet on PEMS08 was found",
 }
 
-#: T-GCN's Los-loop table: no text transcription of it was found (see :data:`LOS_LOOP_SOURCE`)
-LOS_LOOP_PUBLISHED: list[Quote] = []
+#: T-GCN's Los-loop table: no text transcription of it was found, so no number is quoted
 LOS_LOOP_SOURCE = (
     "Zhao et al., T-GCN: A Temporal Graph Convolutional Network for Traffic Prediction, IEEE T-ITS 21(9), 2020 "
     "(arXiv:1811.05320), Table 1 (Los-loop, 15/30/45/60 min: RMSE, MAE, Accuracy, R², var). The search for a "

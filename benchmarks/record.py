@@ -2,8 +2,8 @@
 
 :func:`environment` is the ``"environment"`` entry of a results record (device, versions, threads;
 torch-geometric-temporal imported through the project's ``torch_sparse`` stand-in, :func:`pgt_version`);
-:func:`log` prints a timestamped progress line on stderr; :func:`write_record` writes a record's JSON and
-Markdown beside each other.
+:func:`log` prints a timestamped progress line on stderr; :func:`one_line` states an error in one line;
+:func:`write_record` writes a record's JSON and Markdown beside each other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "log", "pgt_version", "write_record"]
+__all__ = ["environment", "log", "one_line", "pgt_version", "write_record"]
 
 
 def write_record(stem: Path, report: dict[str, Any], markdown: str) -> None:
@@ -28,6 +28,12 @@ def write_record(stem: Path, report: dict[str, Any], markdown: str) -> None:
     atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
     atomic_write(stem.with_name(stem.name + ".md"), markdown)
     print(f"written: {stem}.json, {stem}.md")
+
+
+def one_line(exc: BaseException) -> str:
+    """``"TypeName: the first line of its message"`` (at most 300 characters of it): an error as a record
+    states it."""
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
 def log(msg: str) -> None:

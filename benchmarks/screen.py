@@ -110,6 +110,7 @@ COUNTS: dict[str, list[str]] = {
     "day + week lags, 100 epochs": ["--seasonal", "day", "week", "--no-day-of-week", "--epochs", "100"],
     "day + week lags + weekday, 100 epochs": ["--seasonal", "day", "week", "--day-of-week", "--epochs", "100"],
     "mse loss, 100 epochs": ["--loss", "mse", "--epochs", "100"],
+    "defaults + weekday embedding (8)": ["--hparams", "dow_embed=8"],
 }
 #: the teacher families screened
 TEACHERS = ("graph-wavenet", "staeformer")

@@ -28,7 +28,6 @@ from typing import Any, Callable
 from stgkd.errors import DataError
 from stgkd.nn.peers import PGTA3TGCN, PGTGConvGRU, PGTRecurrent, PGTTGCN  # noqa: F401  (their former home)
 from stgkd.nn.registry import DEFAULT_STUDENT
-from stgkd.nn.registry import MODELS
 from stgkd.registry import Registry
 
 __all__ = [
@@ -247,7 +246,3 @@ for _name, _title, _quote in (
 def get_suite(name: str) -> Suite:
     """The registered suite ``name`` (:class:`ConfigError` listing the suites otherwise)."""
     return SUITES.get(name)
-
-
-def model_is_registered(name: str) -> bool:
-    return name in MODELS

@@ -16,7 +16,8 @@ One module per thing rendered:
   marks on the figures worse than it;
 * :mod:`~benchmarks.table.frontier`: the student frontier on the METR-LA week gathered from the records
   (accuracy joined with idle one-thread CPU latency), and "which student to use";
-  :mod:`~benchmarks.table.frontier_chart` draws its chart and renders its section;
+  :mod:`~benchmarks.table.frontier_chart` draws its chart (with the tuning studies' Pareto fronts) and renders its
+  section;
 * :mod:`~benchmarks.table.screen`: the screens of ``benchmarks.screen`` (the count network, the teacher
   families), the setting chosen per model family on validation;
 * :mod:`~benchmarks.table.page`: the whole page (:func:`render`, :func:`write_markdown`).

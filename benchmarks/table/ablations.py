@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.table.baselines import baseline_row, mae_cells
-from benchmarks.table.records import GOAL_GAP_CLOSED, HORIZONS, _fmt_count, fmt_pm, mean_spread
+from benchmarks.table.records import GOAL_GAP_CLOSED, HORIZONS, _fmt_count, fmt_pm, maes_15_30_60, mean_spread
 
 __all__ = ["REGIME_RECIPES", "ablation_rows", "paired", "regime_section"]
 
@@ -176,20 +176,16 @@ def _ablation_headline(group: list[dict[str, Any]]) -> list[str]:
     plain = next((r for r in rows if r["name"] == "plain"), None)
     if plain is None:
         return []
-
-    def maes(r: dict[str, Any]) -> str:
-        return " / ".join(fmt_pm(*r[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
-
     files = ", ".join(f"`{r['_file']}`" for r in group)
     line = (f"- **{first['title']}** ({first['environment']['device'].upper()}, {len(first['seeds'])} seeds; teacher "
             f"{t['parameters'] / 1e3:.0f} k parameters trained {t['epochs']} epochs, students {first['student_epochs']} "
             f"epochs; {files}): test MAE at 15 / 30 / 60 min — teacher "
             + " / ".join(f"{t['test'][h]['mae']:.2f}" for h in ("15min", "30min", "60min"))
-            + f"; `{first['student']}` width {first.get('width')} plain {maes(plain)}")
+            + f"; `{first['student']}` width {first.get('width')} plain {maes_15_30_60(plain)}")
     kd = [r for r in rows if r["distilled"] and r["60min/mae"][2]]
     if kd:
         best_kd = min(kd, key=lambda r: r["60min/mae"][0])
-        line += f"; best distilled ({best_kd['name']}) {maes(best_kd)}"
+        line += f"; best distilled ({best_kd['name']}) {maes_15_30_60(best_kd)}"
     scored = [r for r in rows if r["closed"] is not None and r["name"] != "plain"]
     if scored:
         best = max(scored, key=lambda r: r["closed"])

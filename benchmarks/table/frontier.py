@@ -30,14 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from benchmarks.table.records import MIN_TIMED_CALLS, appendix_reason, mean_spread, read_json_files
+from benchmarks.table.records import HORIZONS, MIN_TIMED_CALLS, appendix_reason, mean_spread, read_json_files
 
 __all__ = ["DATASET", "Score", "Timing", "Point", "Frontier", "gather", "pareto", "which_student"]
 
 #: the data every figure of the frontier is on
 DATASET = "metr-la-week"
 NODES = 207
-HORIZONS = ("15min", "30min", "60min", "avg")
 #: the baselines drawn as horizontal lines, by registered name (labels come from the record)
 BASELINE_MODELS = ("last-value", "seasonal-naive", "historical-average", "historical-median")
 _DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
@@ -462,15 +461,11 @@ def _rank(score: Score) -> tuple:
     return (score.epochs or 0, score.seeds, -val, score.date, score.source)
 
 
-def _load(results_dir: Path) -> list[tuple[str, Any]]:
-    return [(path.name, content) for path, content in read_json_files(results_dir)]
-
-
 def gather(results_dir: Path) -> Frontier:
     """The frontier of the week from every record in ``results_dir`` (see the module's docstring)."""
     results_dir = Path(results_dir)
     root = results_dir.resolve().parents[1] if len(results_dir.resolve().parents) > 1 else results_dir
-    files = _load(results_dir)
+    files = [(path.name, content) for path, content in read_json_files(results_dir)]
     front = Frontier()
     scores: list[Score] = []
     timings: list[Timing] = []

@@ -1,5 +1,6 @@
 """The student frontier's section of RESULTS.md: the chart (PNG), the table, "which student to use" and
-what is not on the chart, all from :func:`benchmarks.table.frontier.gather`.
+what is not on the chart, all from :func:`benchmarks.table.frontier.gather`, with the Pareto fronts of the
+week's tuning studies (:func:`study_fronts`, the ``python -m tuning.search`` reports ``tuning-*.json``).
 
 :func:`frontier_section` draws ``frontier-metr-la-week-cpu.png`` into the results folder (matplotlib, Agg,
 written atomically) and returns the section's lines with a link to it relative to RESULTS.md. Nothing
@@ -8,17 +9,18 @@ here measures anything.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.table.baselines import WORSE, best_baseline, mae_cells
 from benchmarks.table.frontier import DATASET, Frontier, Point, gather, pareto, which_student
-from benchmarks.table.studies import StudyFront, study_fronts
 from benchmarks.table.records import _fmt_count, _fmt_ms
 
-__all__ = ["CHART", "frontier_section", "figure", "draw", "table", "text_box"]
+__all__ = ["CHART", "StudyFront", "study_fronts", "frontier_section", "figure", "draw", "table", "text_box"]
 
 #: the chart's file name in the results folder
 CHART = f"frontier-{DATASET}-cpu.png"
@@ -49,6 +51,49 @@ LABEL_OFFSETS = [(round(r * math.cos(math.radians(a))), round(r * math.sin(math.
                  for r in (6, 12, 20, 30, 42, 56, 72, 90, 110, 130, 160, 200)
                  for a in (0, 180, -30, 30, -150, 150, 90, -90, -15, 15, -165, 165, -60, 60, -120, 120, -45, 45,
                            -135, 135, -75, 75, -105, 105)]
+
+
+@dataclass(frozen=True)
+class StudyFront:
+    """The Pareto front of one tuning study of the week (``tuning-*.json``, a ``python -m tuning.search``
+    report): per trial ``(trial number, family, width, one-thread CPU latency at batch 1 in ms as the study
+    measured it, test MAE at 60 min)``, in order of latency."""
+
+    source: str
+    trials: list[tuple[int, str, int | None, float, float]]
+    epochs: int | None = None
+
+
+def study_fronts(results_dir: Path) -> tuple[list[StudyFront], list[tuple[str, str]]]:
+    """The tuning studies whose fronts belong on the chart, and ``(record, why not)`` for the others: a
+    study of the week that timed its students at batch 1 in eager fp32 on one CPU thread of a machine idle
+    at its start and end (``settings.load_average``), and scored its front on the test split."""
+    from stgkd.latency import is_busy
+
+    fronts, skipped = [], []
+    for path in sorted(Path(results_dir).glob("tuning-*.json")):
+        try:
+            rec: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        st, name = rec.get("settings") or {}, f"`{path.name}`"
+        lat = st.get("latency") or {}
+        load = st.get("load_average") or {}
+        why = ("not on the week" if not str(st.get("dataset", "")).rstrip("/").endswith(DATASET) else
+               "not timed on one CPU thread at batch 1 in eager fp32"
+               if (lat.get("device_kind"), lat.get("batch"), lat.get("mode"), lat.get("dtype")) != ("cpu", 1, "eager", "fp32")
+               or "(1 threads)" not in str(lat.get("device_name")) else
+               "no load average recorded, so no timing of it is a figure" if not (load.get("start") and load.get("end")) else
+               "timed on a busy machine" if is_busy(load["start"]) or is_busy(load["end"]) else
+               "its front was not scored on the test split"
+               if not all((t.get("test") or {}).get("60min") for t in rec.get("pareto_front") or [{}]) else None)
+        if why:
+            skipped.append((name, why))
+            continue
+        trials = [(int(t["number"]), str(t["params"].get("family")), t["params"].get("hidden"), float(t["latency_ms"]),
+                   float(t["test"]["60min"]["mae"])) for t in rec["pareto_front"]]
+        fronts.append(StudyFront(path.name, sorted(trials, key=lambda t: t[3]), st.get("epochs")))
+    return fronts, skipped
 
 
 def _speedups(p: Point) -> str:
@@ -322,7 +367,7 @@ def _line_boxes(ax: Any, ys: list[float]) -> list[Any]:
 def figure(front: Frontier, fronts: list[StudyFront] | None = None) -> Any:
     """Two panels: MAE at 60 min against one-thread CPU latency at batch 1 (log) and against FLOPs at batch 1
     (log); the baselines as horizontal lines, the students' front as a step line, and on the latency panel
-    the Pareto fronts of the tuning studies ``fronts`` (:func:`~benchmarks.table.studies.study_fronts`).
+    the Pareto fronts of the tuning studies ``fronts`` (:func:`study_fronts`, read from the ``tuning-*.json`` records).
     Colour is the model family and the marker its role, both in the legend below the panels; points are
     labelled where a label fits without touching another label or a marker (:func:`_label_points`). The
     MAE axis ends :data:`ABOVE_BASELINES` above the worst baseline: a model worse than that sits on the top

@@ -6,9 +6,9 @@ from typing import Any
 
 from benchmarks.published import UNVERIFIED
 from benchmarks.table.ablations import _ablation_groups, ablation_rows
-from benchmarks.table.records import (BUSY, FULL_DATASETS, GOAL_GAP_CLOSED, GOAL_SEEDS, GOALS, RECURRENT_PEERS,
-                                      _is_suite, appendix_reason)
-from benchmarks.table.suites import aggregate
+from benchmarks.table.latency import goal_figures
+from benchmarks.table.records import BUSY, FULL_DATASETS, GOAL_GAP_CLOSED, GOAL_SEEDS, GOALS, _is_suite, appendix_reason
+from benchmarks.table.suites import aggregate, trios
 
 __all__ = ["goals"]
 
@@ -37,11 +37,8 @@ def _kd_comparisons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rec in records:
         if not _is_suite(rec):
             continue
-        rows = aggregate(rec)
-        teacher = next((r for r in rows if r["kind"] == "teacher"), None)
-        for r in rows:
-            plain = next((p for p in rows if p["label"] == r["label"].removesuffix(" + KD")), None)
-            if r["kind"] != "student+kd" or plain is None or teacher is None or not r["60min/mae"][2]:
+        for teacher, plain, r in trios(aggregate(rec)):
+            if not r["60min/mae"][2]:
                 continue
             gap = plain["60min/mae"][0] - teacher["60min/mae"][0]
             d60 = r["60min/mae"][0] - plain["60min/mae"][0]
@@ -124,28 +121,16 @@ def _latency_goal_rows(records: list[dict[str, Any]]) -> list[dict[str, str]]:
         if cpu is not None:
             measured += f"; CPU figures in `{cpu['_file']}` assess no GPU goal"
         return [{"goal": t, "measured": measured, "status": "not measured"} for t in texts.values()]
-    rows = [r for r in rec["results"] if "median_ms" in r and not r.get("busy") and r.get("dtype") == "fp32"]
-
-    def get(model: str, batch: int, mode: str) -> float | None:
-        return next((r["median_ms"] for r in rows if r["model"] == model and r["batch"] == batch and r["mode"] == mode),
-                    None)
-
-    students = [f"{s}-h32" for s in rec.get("students", [])]
-    big = max((r["batch"] for r in rows if r.get("section") == "main"), default=64)
-    t1, tb = get("graph-wavenet", 1, "cuda-graph"), get("graph-wavenet", big, "cuda-graph")
     vals: dict[str, list[tuple[str, float]]] = {k: [] for k in texts}
-    for s in students:
-        g1, gb = get(s, 1, "cuda-graph"), get(s, big, "cuda-graph")
-        if g1:
-            vals["b1_graph_ms"].append((s, g1))
-            if t1:
-                vals["speedup_b1"].append((s, t1 / g1))
-            peers = [get(p, 1, "eager") for p in RECURRENT_PEERS]
-            peers = [v for v in peers if v]
-            if peers:
-                vals["speedup_peers"].append((s, min(peers) / g1))
-        if gb and tb:
-            vals["speedup_b64"].append((s, tb / gb))
+    for s, f in goal_figures(rec)[1].items():
+        if f["g1"]:
+            vals["b1_graph_ms"].append((s, f["g1"]))
+            if f["t1"]:
+                vals["speedup_b1"].append((s, f["t1"] / f["g1"]))
+            if f["peers"]:
+                vals["speedup_peers"].append((s, min(f["peers"].values()) / f["g1"]))
+        if f["gb"] and f["tb"]:
+            vals["speedup_b64"].append((s, f["tb"] / f["gb"]))
     out = []
     for key, text in texts.items():
         v = vals[key]

@@ -94,26 +94,36 @@ def _latency_grid(rows: list[dict[str, Any]]) -> list[str]:
     return out + [""]
 
 
+def goal_figures(rec: dict[str, Any]) -> tuple[int, dict[str, dict[str, Any]]]:
+    """What the latency goals (:data:`GOALS`) judge in a ``benchmarks.latency`` record, from its idle fp32 rows
+    (several CPU thread counts: the fewest, as the deployment the goals are about runs one request per core):
+    ``(the largest batch timed, {width-32 student: figures})``, the figures its CUDA-graph ms at batch 1 and at
+    the largest batch (``g1``, ``gb``), Graph WaveNet's (``t1``, ``tb``), its eager ms at batch 1 (``e1``) and
+    the recurrent peers' eager ms at batch 1 (``peers``); ``None`` where not measured."""
+    rows = sorted((r for r in rec.get("results", []) if "median_ms" in r and not r.get("busy") and r.get("dtype") == "fp32"),
+                  key=lambda r: r.get("threads") or 0)
+
+    def get(model: str, batch: int, mode: str) -> float | None:
+        return next((r["median_ms"] for r in rows if r["model"] == model and r["batch"] == batch and r["mode"] == mode),
+                    None)
+
+    big = max((r["batch"] for r in rows if r.get("section") == "main"), default=64)
+    peers = {p: v for p in RECURRENT_PEERS if (v := get(p, 1, "eager"))}
+    return big, {f"{s}-h32": {"g1": get(f"{s}-h32", 1, "cuda-graph"), "gb": get(f"{s}-h32", big, "cuda-graph"),
+                              "t1": get("graph-wavenet", 1, "cuda-graph"), "tb": get("graph-wavenet", big, "cuda-graph"),
+                              "e1": get(f"{s}-h32", 1, "eager"), "peers": peers} for s in rec.get("students", [])}
+
+
 def _latency_goals(rec: dict[str, Any]) -> list[str]:
-    rows = [r for r in rec.get("results", []) if "median_ms" in r and not r.get("busy")]
-
-    def get(model: str, batch: int, mode: str, dtype: str = "fp32") -> float | None:
-        # several CPU thread counts: the fewest (the deployment the goals are about runs one request per core)
-        return next((r["median_ms"] for r in sorted(rows, key=lambda r: r.get("threads") or 0)
-                     if r["model"] == model and r["batch"] == batch and r["mode"] == mode and r["dtype"] == dtype), None)
-
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
 
     skipped = next((r["skipped"] for r in rec.get("results", []) if r.get("mode") == "cuda-graph" and "skipped" in r),
                    None)
-    batches = sorted({r["batch"] for r in rows if r.get("section") == "main"})
-    big = max(batches) if batches else 64
+    big, figures = goal_figures(rec)
     out = []
-    for family in rec.get("students", []):
-        label = f"{family}-h32"
-        g1, g64 = get(label, 1, "cuda-graph"), get(label, big, "cuda-graph")
-        t1, t64 = get("graph-wavenet", 1, "cuda-graph"), get("graph-wavenet", big, "cuda-graph")
+    for label, f in figures.items():
+        g1, g64, t1, t64, e1, peer_ms = f["g1"], f["gb"], f["t1"], f["tb"], f["e1"], f["peers"]
         if g1 is None:
             why = f"skipped: {skipped}" if skipped else "not measured"
             out.append(f"- {label}: CUDA-graph latency {why}; the goals (< {GOALS['b1_graph_ms']} ms at batch 1, "
@@ -129,9 +139,6 @@ def _latency_goals(rec: dict[str, Any]) -> list[str]:
                 parts.append(f"{t64 / g64:.1f}× at batch {big} (goal ≥ {GOALS['speedup_b64']:.0f}×: "
                              f"{verdict(t64 / g64 >= GOALS['speedup_b64'])})")
             out.append(f"- {label}: " + "; ".join(parts) + ".")
-        e1 = get(label, 1, "eager")
-        peer_ms = {p: get(p, 1, "eager") for p in RECURRENT_PEERS}
-        peer_ms = {p: v for p, v in peer_ms.items() if v}
         if peer_ms and (g1 or e1):
             best = g1 or e1
             how = "its CUDA graph" if g1 else "eager (no CUDA graph measured)"

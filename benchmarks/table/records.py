@@ -65,6 +65,11 @@ def mean_spread(values: Iterable[float | None]) -> tuple[float, float, int]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0), len(xs)
 
 
+def maes_15_30_60(row: dict[str, Any]) -> str:
+    """A row's test MAE at 15 / 30 / 60 minutes (``"3.16 ± 0.07 / 3.80 ± 0.05 / 4.96 ± 0.13"``)."""
+    return " / ".join(fmt_pm(*row[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
+
+
 def fmt_pm(mean: float, spread: float, n: int, *, digits: int = 2, scale: float = 1.0) -> str:
     """``"3.12 ± 0.04"`` (``n`` > 1), ``"3.12"`` (``n`` = 1), ``"–"`` (no value)."""
     if n == 0 or not math.isfinite(mean):
@@ -242,11 +247,16 @@ def _part_lines(rec: dict[str, Any]) -> list[str]:
     return out
 
 
+def _title(rec: dict[str, Any]) -> str:
+    """A record's heading: its title, device, date and file."""
+    return (f"{rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
+            f"(`{rec['_file']}`)")
+
+
 def _failed_section(rec: dict[str, Any]) -> list[str]:
     run = rec.get("run") or {}
     measured = PAYLOAD.get(rec.get("protocol", ""), "") in rec
-    out = [f"## {rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
-           f"(`{rec['_file']}`)", "", f"Command: `{rec['command']}`", "",
+    out = [f"## {_title(rec)}", "", f"Command: `{rec['command']}`", "",
            f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; "
            + ("what it measured before is in the JSON file." if measured else "no figures.")]
     tail = [line for line in str(run.get("stderr_tail") or "").splitlines() if line.strip()][-8:]
@@ -257,8 +267,7 @@ def _failed_section(rec: dict[str, Any]) -> list[str]:
 
 
 def _section_head(rec: dict[str, Any]) -> list[str]:
-    return [f"## {rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
-            f"(`{rec['_file']}`)", "", f"Command: `{rec['command']}`", ""] + _part_lines(rec)
+    return [f"## {_title(rec)}", "", f"Command: `{rec['command']}`", ""] + _part_lines(rec)
 
 
 

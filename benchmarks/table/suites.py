@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
 from benchmarks.table.baselines import baseline_row, mae_cells
 from benchmarks.table.records import (BUSY, HORIZONS, KIND_ORDER, _fmt_count, _fmt_ms, _is_suite, _part_lines,
-                                      _passes, fmt_pm, mean_spread)
+                                      _passes, _title, fmt_pm, maes_15_30_60, mean_spread)
 
 __all__ = ["aggregate"]
 
@@ -70,6 +70,15 @@ def aggregate(record: dict[str, Any]) -> list[dict[str, Any]]:
             }
         rows.append(row)
     return rows
+
+
+def trios(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """``(teacher, plain, distilled)`` of every distilled student among a suite's rows that has its plain
+    version (none without a teacher)."""
+    teacher = next((r for r in rows if r["kind"] == "teacher"), None)
+    by_label = {r["label"]: r for r in rows}
+    return [(teacher, by_label[r["label"].removesuffix(" + KD")], r) for r in rows
+            if teacher is not None and r["kind"] == "student+kd" and r["label"].removesuffix(" + KD") in by_label]
 
 
 def _budget_line(rec: dict[str, Any]) -> str:
@@ -137,17 +146,10 @@ def _cost_table(rows: list[dict[str, Any]], device: str) -> list[str]:
 def _findings(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Plain statements computed from the rows (no claims the numbers do not carry)."""
     out = []
-    by_label = {r["label"]: r for r in rows}
-    teacher = next((r for r in rows if r["kind"] == "teacher"), None)
     device = rec["environment"]["device"]
     lat_key = "cuda-cuda-graph-b1" if device == "cuda" else "cpu-eager-b1"
     lat_name = "CUDA-graph latency at batch 1" if device == "cuda" else "CPU latency at batch 1"
-    for r in rows:
-        if r["kind"] != "student+kd":
-            continue
-        plain = by_label.get(r["label"].removesuffix(" + KD"))
-        if not plain or not teacher:
-            continue
+    for teacher, plain, r in trios(rows):
         t, p, k = teacher["avg/mae"], plain["avg/mae"], r["avg/mae"]
         if not all(x[2] for x in (t, p, k)):
             continue
@@ -171,6 +173,7 @@ def _findings(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
             f"{_fmt_count(teacher['parameters'])}{sp_txt}."
         )
     peers = [r for r in rows if r["kind"] == "peer" and r["avg/mae"][2]]
+    teacher = next((r for r in rows if r["kind"] == "teacher"), None)
     if peers and teacher and teacher["avg/mae"][2]:
         best = min(peers, key=lambda r: r["avg/mae"][0])
         out.append(f"- Best peer: {best['label']}, average MAE {best['avg/mae'][0]:.3f} (teacher "
@@ -219,21 +222,10 @@ def _published_section(dataset: str) -> list[str]:
 
 def _headline(rec: dict[str, Any]) -> list[str]:
     """One bullet per (teacher, plain student, distilled student) trio of a suite record."""
-    rows = aggregate(rec)
-    teacher = next((r for r in rows if r["kind"] == "teacher"), None)
-    if teacher is None:
-        return []
     device = rec["environment"]["device"]
     lat_key = "cuda-cuda-graph-b1" if device == "cuda" else "cpu-eager-b1"
-
-    def maes(r: dict[str, Any]) -> str:
-        return " / ".join(fmt_pm(*r[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
-
     out = []
-    for kd in (r for r in rows if r["kind"] == "student+kd"):
-        plain = next((r for r in rows if r["label"] == kd["label"].removesuffix(" + KD")), None)
-        if plain is None:
-            continue
+    for teacher, plain, kd in trios(aggregate(rec)):
         sps = sorted(x for x in (plain.get(f"speedup/{lat_key}"), kd.get(f"speedup/{lat_key}")) if x)
         ratio = (teacher["parameters"] / kd["parameters"]) if teacher.get("parameters") and kd.get("parameters") else None
         extra = []
@@ -253,8 +245,8 @@ def _headline(rec: dict[str, Any]) -> list[str]:
                   + (f", at least {passes[0]:.0f} passes over the training windows per model" if passes else ""))
         out.append(
             f"- **{rec.get('title', rec['suite'])}** ({device.upper()}, {teacher['n']} seed(s), {budget}): "
-            f"test MAE at 15 / 30 / 60 min — teacher {maes(teacher)}; {plain['label']} {maes(plain)}; "
-            f"distilled {maes(kd)}" + (f" ({', '.join(extra)})" if extra else "") + "."
+            f"test MAE at 15 / 30 / 60 min — teacher {maes_15_30_60(teacher)}; {plain['label']} "
+            f"{maes_15_30_60(plain)}; distilled {maes_15_30_60(kd)}" + (f" ({', '.join(extra)})" if extra else "") + "."
         )
     return out
 
@@ -304,7 +296,7 @@ def _budget_sensitivity(records: list[dict[str, Any]]) -> list[str]:
 def _suite_section(rec: dict[str, Any]) -> list[str]:
     device = rec["environment"]["device"]
     rows = aggregate(rec)
-    out = [f"## {rec.get('title', rec['suite'])} — {device.upper()} — {rec['date']} (`{rec['_file']}`)", ""]
+    out = [f"## {_title(rec)}", ""]
     out += [rec.get("description", ""), ""]
     ds = rec["dataset"]
     windows = ds.get("windows")

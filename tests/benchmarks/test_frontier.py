@@ -199,7 +199,7 @@ def _study(load_end: list[float], *, test: bool = True, threads: int = 1) -> dic
 
 
 def test_a_tuning_studys_front_is_drawn_only_from_an_idle_one_thread_study_scored_on_test(results, monkeypatch):
-    from benchmarks.table.studies import study_fronts
+    from benchmarks.table.frontier_chart import study_fronts
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     (results / "tuning-metr-la-week-cpu-2026-01-05.json").write_text(json.dumps(_study([0.9, 0.8, 0.7])))
@@ -287,7 +287,7 @@ def test_the_chart_of_the_records_in_the_repository_is_readable():
     """The chart README shows, drawn from the records it is drawn from (nothing is written)."""
     from benchmarks.fresh_clone import REPO
     from benchmarks.table.frontier_chart import LABEL_GID, _short, figure
-    from benchmarks.table.studies import study_fronts
+    from benchmarks.table.frontier_chart import study_fronts
 
     records = REPO / "benchmarks" / "results"
     front = gather(records)

@@ -12,7 +12,7 @@ __all__ = ["GRU_CPU_CHUNK", "gru_final_state"]
 #: backward over one batch of many sequences slows down as the batch grows past the caches: at 12 steps,
 #: 2 inputs, 32 hidden, one thread, 31 us per sequence at 13,248 sequences (207 sensors x 64 windows) and
 #: 37 at 68,800 (8,600 x 8), against 16 and 14 in chunks of 2,048 (1,024: 14 and 13; 8,192: 22 and 19);
-#: ``python -m benchmarks.gru_chunk``, ``benchmarks/results/gru-chunk-cpu-2026-12-04.md``.
+#: ``benchmarks/results/gru-chunk-cpu-2026-12-04.md`` (by the retired ``benchmarks/gru_chunk.py``, in the history at ``33ba39a``).
 GRU_CPU_CHUNK = 2048
 
 
