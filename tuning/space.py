@@ -90,7 +90,7 @@ DEFAULT_ENTRIES: tuple[tuple[str, tuple[tuple[str, Any, str], ...]], ...] = (
     )),
     ("optimisation", (
         ("lr", {"type": "float", "low": 3.0e-4, "high": 1.0e-2, "log": True}, ""),
-        ("weight_decay", 0.0, ""),
+        ("weight_decay", 1.0e-4, "stgkd's default (TrainConfig.weight_decay)"),
         ("batch_size", 64, ""),
     )),
 )

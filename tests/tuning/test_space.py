@@ -72,10 +72,19 @@ def test_without_pyyaml_default_and_json_spaces_load_and_a_yaml_file_says_what_t
     assert "pip install pyyaml" in message and ".json" in message
 
 
+def test_the_fixed_optimiser_settings_are_stgkds_defaults():
+    """A trial trains as ``stgkd distill`` would, but for what the space searches."""
+    from stgkd.engine.trainer import TrainConfig
+
+    space = load_space()
+    assert space["weight_decay"].value == TrainConfig().weight_decay
+    assert space["batch_size"].value == TrainConfig().batch_size
+
+
 def test_sample_conditional_graph_op():
     space = load_space()
     gcn = space.sample(optuna.trial.FixedTrial(GCN))
-    assert gcn == {**GCN, "relation_tau": 2.0, "w_sup": 1.0, "weight_decay": 0.0, "batch_size": 64}
+    assert gcn == {**GCN, "relation_tau": 2.0, "w_sup": 1.0, "weight_decay": 1e-4, "batch_size": 64}
     gru_params = {k: v for k, v in GCN.items() if k != "graph_op"} | {"family": "gru"}
     gru = space.sample(optuna.trial.FixedTrial(gru_params))
     assert "graph_op" not in gru and gru["family"] == "gru"
