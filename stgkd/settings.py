@@ -27,7 +27,7 @@ _NO_DEFAULT: Any = dataclasses.MISSING
 
 def flag(default: Any = _NO_DEFAULT, help: str = "", *, type: Callable[[str], Any] | None = None,
          choices: Callable[[], Sequence[str]] | Sequence[str] | None = None, aliases: Sequence[str] = (),
-         nargs: str | None = None, metavar: str | None = None, negatable: bool = False, default_factory: Callable[[], Any] | None = None) -> Any:
+         nargs: str | None = None, metavar: str | None = None, negatable: bool = False) -> Any:
     """A dataclass field that is also a command-line flag ``--<name with dashes>``.
 
     Args:
@@ -39,13 +39,13 @@ def flag(default: Any = _NO_DEFAULT, help: str = "", *, type: Callable[[str], An
         aliases: earlier spellings of the flag (``"--temperature"``).
         nargs: argparse's ``nargs`` (``"+"`` for a list).
         metavar: the value's name in the help.
-        negatable: a bool field gets ``--name/--no-name`` (otherwise ``--name`` sets it true).
-        default_factory: the dataclass's ``default_factory`` instead of ``default``.
+        negatable: a bool field gets ``--name/--no-name`` (otherwise ``--name`` sets it true, so a bool that
+            is true by default must be negatable).
     """
+    if isinstance(default, bool) and default and not negatable:
+        raise TypeError("flag: a bool field true by default needs negatable=True (--no-<name> turns it off)")
     meta = {"flag": {"help": help, "type": type, "choices": choices, "aliases": tuple(aliases), "nargs": nargs,
                      "metavar": metavar, "negatable": negatable}}
-    if default_factory is not None:
-        return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 

@@ -38,6 +38,11 @@ def test_flags_come_from_the_fields_and_default_to_not_given() -> None:
     assert _Toy(**given).rate == 2.0 and _Toy().plain == 3
 
 
+def test_a_bool_true_by_default_must_be_negatable() -> None:
+    with pytest.raises(TypeError, match="negatable"):
+        flag(True, "always on")
+
+
 def test_aliases_and_choices() -> None:
     assert flags_given(_Toy, _parse("--old-rate", "0.25")) == {"rate": 0.25}
     with pytest.raises(SystemExit):
