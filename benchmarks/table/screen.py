@@ -124,23 +124,34 @@ def teacher_lines(report: dict[str, Any]) -> list[str]:
 
 
 def chosen(rows: list[dict[str, Any]], model: str = "") -> dict[str, dict[str, Any]]:
-    """Per model family (a row without ``model``: ``model``), the setting of lowest validation MAE over the
-    seeds every setting of the family ran (their mean), or where there is none, over each setting's own seeds;
-    never on test. Each: ``setting``, ``val_mae``, ``seeds``, ``common`` (whether the seeds are shared) and the
-    ``rows`` it was chosen on."""
+    """Per model family (a row without ``model``: ``model``), the setting of lowest validation MAE, never on
+    test. The screen compares every setting over the seeds all of them ran (their mean; where none is shared,
+    over each setting's own seeds). Where its choice was run on more seeds (confirmed), it is compared there with
+    the other settings run on as many seeds, over the seeds they share, and the best of them is the choice; a
+    setting that lost the screen is never chosen for having more seeds alone. Each: ``setting``, ``val_mae``,
+    ``seeds``, ``common`` (whether the seeds are shared), ``confirmed`` and the ``rows`` it was chosen on."""
     families: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for r in rows:
         families.setdefault(r.get("model", model), {}).setdefault(r["setting"], {})[r["seed"]] = r
     out = {}
     for family, settings in families.items():
-        common = sorted(set.intersection(*(set(by_seed) for by_seed in settings.values())))
-        scored = [(statistics.fmean(by_seed[s]["val_mae"] for s in common or sorted(by_seed)), label)
-                  for label, by_seed in settings.items()]
-        val, label = min(scored, key=lambda x: x[0])
-        seeds = common or sorted(settings[label])
-        out[family] = {"setting": label, "val_mae": val, "seeds": seeds, "common": bool(common),
+        val, label, seeds = _best(settings)
+        confirmed = bool(seeds) and len(settings[label]) > len(seeds)
+        if confirmed:
+            val, label, seeds = _best({k: v for k, v in settings.items() if len(v) >= len(settings[label])})
+        common, seeds = bool(seeds), seeds or sorted(settings[label])
+        out[family] = {"setting": label, "val_mae": val, "seeds": seeds, "common": common, "confirmed": confirmed,
                        "rows": [settings[label][s] for s in seeds]}
     return out
+
+
+def _best(settings: dict[str, dict[int, dict[str, Any]]]) -> tuple[float, str, list[int]]:
+    """``(mean validation MAE, setting, seeds)`` of the best setting over the seeds they all share (none shared:
+    each over its own, and ``[]`` for the seeds)."""
+    common = sorted(set.intersection(*(set(by_seed) for by_seed in settings.values())))
+    val, label = min(((statistics.fmean(by_seed[s]["val_mae"] for s in common or sorted(by_seed)), label)
+                      for label, by_seed in settings.items()), key=lambda x: x[0])
+    return val, label, common
 
 
 def chosen_lines(report: dict[str, Any]) -> list[str]:
@@ -148,8 +159,10 @@ def chosen_lines(report: dict[str, Any]) -> list[str]:
     epoch of the epochs run (a best epoch near the last says the budget was short of a plateau)."""
     lines = []
     for family, c in chosen(report["rows"], report.get("model", "")).items():
+        shared = ("confirmed: the seeds it shares with the settings run on as many" if c["confirmed"]
+                  else "the seeds every setting of the family ran")
         on = (f"seed{'s' if len(c['seeds']) > 1 else ''} {', '.join(map(str, c['seeds']))}"
-              + (", the seeds every setting of the family ran" if c["common"] else ", its own: no seed is shared"))
+              + (f", {shared}" if c["common"] else ", its own: no seed is shared"))
         epochs = ", ".join(f"{r['best_epoch']} of {r['epochs_run']}" for r in c["rows"])
         lines.append(f"- chosen for `{family}` on validation: {c['setting']} (val MAE {c['val_mae']:.4f}"
                      f"{' on average' if len(c['seeds']) > 1 else ''}, {on}; best epoch {epochs})")
