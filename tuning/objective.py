@@ -400,7 +400,7 @@ class Objective:
         ctx: the shared :class:`SearchContext`.
         space: the search space.
         latency: the :class:`LatencyCache`.
-        train: ``train(ctx, trial, params, student, callback, checkpoint_path) -> dict`` training one
+        train: ``train(ctx, trial, params, callback, checkpoint_path) -> dict`` training one
             student (default: :func:`train_student`); returns at least ``{"val_mae", "epochs_run"}``.
     """
 
@@ -455,12 +455,10 @@ class Objective:
             trial.set_user_attr("note", f"latency {latency_ms:.4g} ms > budget {budget:g} ms; not trained")
             raise optuna.TrialPruned(f"infeasible: latency {latency_ms:.4g} ms > budget {budget:g} ms")
 
-        torch.manual_seed(ctx.seed + trial.number)
-        student = build_student(ctx, params)
         callback = PruningCallback(trial, prune=not ctx.multi_objective)
         ckpt = ctx.out_dir / "trials" / f"{trial.number:05d}" / "best.pt"
         try:
-            result = self.train(ctx, trial, params, student, callback, ckpt)
+            result = self.train(ctx, trial, params, callback, ckpt)
         except optuna.TrialPruned:
             trial.set_user_attr("status", "pruned")
             trial.set_user_attr("epochs_run", len(callback.curve))
@@ -484,12 +482,11 @@ def train_student(
     ctx: SearchContext,
     trial: optuna.Trial | None,
     params: dict[str, Any],
-    student: torch.nn.Module,
     callback: Any,
     checkpoint_path: Path,
 ) -> dict[str, Any]:
-    """Distil the sampled student (``student`` is the one the latency was measured on; the run builds the
-    same from the same seed) from the shared teacher for ``ctx.epochs`` epochs through
+    """Distil the sampled student (the run builds it from the trial's seed, as the one whose latency was
+    measured) from the shared teacher for ``ctx.epochs`` epochs through
     :func:`stgkd.engine.run`, its best validation weights written to ``checkpoint_path`` (a ``best.pt`` of a
     run directory; the trial's record in its ``tuning`` entry); return ``{"val_mae", "epochs_run",
     "best_epoch"}``.

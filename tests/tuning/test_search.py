@@ -238,7 +238,7 @@ def test_objective_measures_once_per_architecture_and_skips_training_over_budget
 
     trained: list[int] = []
 
-    def fake_train(ctx, trial, params, student, callback, ckpt):
+    def fake_train(ctx, trial, params, callback, ckpt):
         trained.append(trial.number)
         for epoch in (1, 2, 3):
             callback.on_epoch_end(None, epoch, {"val_mae": 10.0 / epoch})
@@ -305,7 +305,7 @@ def test_a_diverging_trial_fails_alone(tmp_path):
     from stgkd.errors import ConfigError
     from tuning.objective import TrialFailed
 
-    def diverge(ctx, trial, params, student, callback, ckpt):
+    def diverge(ctx, trial, params, callback, ckpt):
         raise ConfigError("epoch 1: the training loss is nan; lower --lr or check the data")
 
     settings = LatencySettings(budget_ms=100.0, batch=1, mode="eager", dtype="fp32", device="cpu", device_name="fake")
@@ -412,7 +412,7 @@ def test_a_trial_keeps_a_slim_checkpoint_and_a_pruned_one_nothing(tmp_path, tiny
     params = {"family": "gru", "hidden": 4, "layers": 1, "lr": "1e-3", "w_feat": 0.0, "w_rel": 0.0,
               "tau": "5e-1", "augment": "none"}  # text numbers, as YAML 1.1 reads 1e-3
     done = tmp_path / "trials" / "00000" / "best.pt"
-    out = train_student(ctx, None, params, None, SimpleNamespace(), done)
+    out = train_student(ctx, None, params, SimpleNamespace(), done)
     assert out["epochs_run"] == 2 and math.isfinite(out["val_mae"])
     saved = load_checkpoint(done)
     assert not {"optimizer", "scheduler", "rng", "callbacks"} & set(saved) and saved["train_config"]["lr"] == 1e-3
@@ -424,5 +424,5 @@ def test_a_trial_keeps_a_slim_checkpoint_and_a_pruned_one_nothing(tmp_path, tiny
 
     pruned = tmp_path / "trials" / "00001" / "best.pt"
     with pytest.raises(optuna.TrialPruned):
-        train_student(ctx, None, params, None, PruneAfterFirstEpoch(), pruned)
+        train_student(ctx, None, params, PruneAfterFirstEpoch(), pruned)
     assert not pruned.parent.exists()
