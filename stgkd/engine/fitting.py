@@ -224,17 +224,11 @@ def config_for_resume(payload: dict, config: TrainConfig | None, out: Path | Non
     asked = [f.name for f in fields(TrainConfig) if (f.name in given if given is not None
                                                       else getattr(config, f.name) != getattr(default, f.name))]
     ignored = [f"--{name.replace('_', '-')} {_flag_value(getattr(config, name))}" for name in asked
-               if name not in ("epochs", "device") and _differs(getattr(config, name), getattr(saved, name))]
+               if name not in ("epochs", "device") and getattr(config, name) != getattr(saved, name)]
     if ignored:
         print(f"note: resuming {out / 'last.pt' if out else 'the run'} with its own settings; ignoring "
               f"{', '.join(ignored)}", file=sys.stderr)
     return replace(saved, epochs=config.epochs if config.epochs is not None else saved.epochs, device=config.device)
-
-
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
-        return list(a) != list(b)
-    return a != b
 
 
 def _flag_value(value: Any) -> str:
