@@ -81,8 +81,9 @@ class Forecaster:
             ``"torchscript-frozen"`` (``--format torchscript-frozen``: frozen and optimised for the CPU),
             ``"aoti"`` (``--format aoti``: an AOTInductor package, compiled for the CPU),
             ``"torch.export"`` (a torch.export file run uncompiled), ``"checkpoint"`` (a training checkpoint,
-            run eagerly), or ``"torch.compile"`` (either of the last two compiled in process: a plain
-            ``stgkd export`` file loaded on the CPU, or ``Forecaster.load(..., compile=True)``).
+            run eagerly), or ``"aoti-cached"`` (either of the last two compiled for this machine: a plain
+            ``stgkd export`` file loaded on the CPU, or ``Forecaster.load(..., compile=True)``;
+            :mod:`stgkd.export.program_cache`).
 
     Thread safety: :meth:`predict` may be called from several threads at once. On CUDA, repeated calls
     at one batch size replay a CUDA graph captured lazily on the first call at that size (pass
@@ -121,7 +122,7 @@ class Forecaster:
     @property
     def program(self) -> Any:
         """The callable :meth:`predict` runs (the compiled program where :attr:`backend` is
-        ``"torch.compile"``): ``(values (B, T_in, N), timestamps (B, T_in)) -> (B, H, N)`` raw units, as
+        ``"aoti-cached"``): ``(values (B, T_in, N), timestamps (B, T_in)) -> (B, H, N)`` raw units, as
         :class:`~stgkd.export.wrapper.RawUnitsForecaster`; what ``stgkd latency FILE`` times."""
         return self._module
 
@@ -144,22 +145,25 @@ class Forecaster:
         ``--format onnx`` record their own checks in ``metadata["deployment_checks"]``.
 
         A torch.export file (what a plain ``stgkd export`` writes on the CPU) records ``"cpu_program":
-        "torch.compile"`` in its metadata, and on the CPU it is compiled in this process with
-        ``torch.compile`` (backend ``"torch.compile"``): of the programs ``benchmarks.cpu_deploy`` times, the
-        fastest that runs nothing read from disk as code (an AOTInductor package is as fast, but is native
-        code). This needs a C++ compiler; where none is found the file runs uncompiled (``"torch.export"``)
-        and a ``RuntimeWarning`` says so; a compile that fails warns the same way and the file runs uncompiled
-        from then on. ``compile=False`` runs any file uncompiled; ``compile=True`` also compiles a training
-        checkpoint, and raises where compiling is not possible.
+        "torch.compile"`` in its metadata: compile me on the machine that loads me. On the CPU its program is
+        compiled by inductor ahead of time (AOTInductor) for this machine, checked within 1e-4 of the file's
+        own program, and kept in this user's private program cache (backend ``"aoti-cached"``;
+        :mod:`stgkd.export.program_cache`): the first load on a machine compiles (seconds to tens of
+        seconds), later loads of the same file under the same torch and thread count load the compiled
+        library in milliseconds without reading the file's program. Of the CPU programs
+        ``benchmarks.cpu_deploy`` times it is the fastest at batch 1, and nothing in it comes from the file a
+        user was handed: the C++ is generated and built here, from a program read and checked. Compiling
+        needs a C++ compiler; where none is found the file runs uncompiled (``"torch.export"``) and a
+        ``RuntimeWarning`` says so; a compile that fails warns the same way. ``compile=False`` runs any file
+        uncompiled; ``compile=True`` also compiles a training checkpoint (keyed by the checkpoint's bytes), and
+        raises where compiling is not possible.
 
         The forecaster is ready when this returns: it forecasts once at each of ``warm_batches`` (default:
-        batch 1, what a :meth:`predict` of a DataFrame runs) on plausible inputs, so that compiling (seconds
-        on a warm inductor cache, up to a minute on a cold one), a CUDA graph's capture and TorchScript's
-        first-call optimisation are paid here, never on a service's first forecast (:meth:`warm_up` does it
-        again, e.g. for other batch sizes). A compiled program compiles once more at its first other batch
-        size (later sizes reuse that program, dynamic in the batch) and on another number of CPU threads
-        (``torch.set_num_threads`` before ``load``); past 64 such signatures a call raises instead of
-        running uncompiled. ``warm_batches=()`` defers all of it to the first calls.
+        batch 1, what a :meth:`predict` of a DataFrame runs) on plausible inputs, so that a CUDA graph's
+        capture and TorchScript's first-call optimisation are paid here, never on a service's first forecast
+        (:meth:`warm_up` does it again, e.g. for other batch sizes). A compiled program serves every batch
+        size; it is compiled for the CPU threads set when ``load`` is called (``torch.set_num_threads``
+        before it). ``warm_batches=()`` defers the warm-up to the first calls.
 
         Raises:
             CheckpointError: the file is missing, corrupt, or not one of those; names the file.
@@ -170,37 +174,64 @@ class Forecaster:
             StgkdError: ``device="cuda"`` without CUDA.
         """
         dev = torch.device(device)
+        asked = compile is True
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise StgkdError(f"{path}: device={str(device)!r} asked for, but CUDA is not available on this machine "
                              f"(torch {torch.__version__}); load it with device='cpu'")
         path = Path(path)
         kind = file_kind(path)
+        where = str(path)
         if compile is True:  # told before anything is read
             from stgkd.export.programs import check_compilable
 
-            check_compilable(kind, dev, str(path))
+            check_compilable(kind, dev, where)
+        module = None
         if kind == "checkpoint":
             from stgkd.export import build_forecaster_module, metadata_from_payload, read_checkpoint
 
             payload = read_checkpoint(path)
-            module = build_forecaster_module(payload, where=str(path)).to(dev)
-            metadata = metadata_from_payload(payload, str(path))
+            eager = build_forecaster_module(payload, where=where).to(dev)
+            metadata = metadata_from_payload(payload, where)
+        elif kind == "torch.export" and compile is not False and dev.type == "cpu":
+            from stgkd.export.metadata import check_format
+            from stgkd.formats import archive_metadata
+
+            metadata = archive_metadata(path)  # compiled before: the program is not read at all
+            check_format(metadata, where)
+            eager = None
         else:
-            module, metadata, kind = load_exported(path, device=dev, threads=torch.get_num_threads(),
-                                                   trust_native_code=trust_native_code)
+            eager, metadata, kind = load_exported(path, device=dev, threads=torch.get_num_threads(),
+                                                  trust_native_code=trust_native_code)
         for key in ("sensor_ids", "input_steps", "horizon", "interval_minutes", "input_features"):
             if key not in metadata:
                 raise CheckpointError(f"{path}: metadata lacks {key!r}")
         backend = backend_of(kind, metadata)
-        asked = compile is True
         if compile is None:
             from stgkd.export.programs import compile_by_default
 
-            compile = compile_by_default(kind, metadata, dev, str(path))
+            compile = compile_by_default(kind, metadata, dev)
         if compile:
-            from stgkd.export.programs import compile_loaded
+            from stgkd.export.program_cache import BACKEND, plausible_inputs
+            from stgkd.export.programs import load_compiled
 
-            module, backend = compile_loaded(module, kind, dev, str(path), asked=asked), "torch.compile"
+            def export() -> Any:
+                if eager is not None:  # a checkpoint: its model exported in memory
+                    from stgkd.export.torch_export import to_torch_export
+
+                    return to_torch_export(eager, dev, where)
+                from stgkd.export.load import read_torch_export
+
+                return read_torch_export(path)
+
+            module = load_compiled(path, lambda b: plausible_inputs(metadata, b, seed=b), export, where,
+                                   asked=asked)
+            if module is not None:
+                backend = BACKEND
+        if module is None:
+            if eager is None:  # a torch.export file that did not compile: read as it is
+                eager, metadata, kind = load_exported(path, device=dev, threads=torch.get_num_threads(),
+                                                      trust_native_code=trust_native_code)
+            module = eager
         forecaster = cls(module, metadata, device=dev, source=str(path), cuda_graphs=cuda_graphs, backend=backend)
         forecaster.warm_up(warm_batches)
         return forecaster

@@ -27,9 +27,9 @@ METADATA_FILE = "metadata.json"
 #: :func:`stgkd.export.write.default_format`)
 EXPORT_FORMATS = ("torch.export", "torchscript", "torchscript-frozen", "aoti", "onnx")
 #: the program a torch.export file written on the CPU runs as there, recorded in its metadata
-#: (``"cpu_program"``) and followed by :meth:`stgkd.Forecaster.load`: ``torch.compile`` of the file's program in
-#: the loading process, the fastest faithful CPU program that runs nothing read from disk as code
-#: (``benchmarks/results/cpu-programs-*.md``)
+#: (``"cpu_program"``) and followed by :meth:`stgkd.Forecaster.load`: the file's program compiled by torch's
+#: compiler (inductor) on the machine that loads it (:mod:`stgkd.export.program_cache`), the fastest faithful
+#: CPU program, in which nothing read from the file runs as code (``benchmarks/results/cpu-programs-*.md``)
 CPU_PROGRAM = "torch.compile"
 #: the kinds of exported student, by :func:`file_kind` name -> the format's name in messages
 EXPORTED_KINDS = {"torchscript": "TorchScript", "torch.export": "torch.export", "aoti": "AOTInductor", "onnx": "ONNX"}

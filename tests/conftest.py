@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 #: one real week of METR-LA, outside the repository (see its README); tests skip where it is absent
 REAL_DATA_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "metr-la-week"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def program_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Compiled programs (``Forecaster.load``'s cache) kept in a directory of this test session, never the
+    user's own cache."""
+    root = tmp_path_factory.mktemp("stgkd-cache")
+    before = os.environ.get("STGKD_CACHE_DIR")
+    os.environ["STGKD_CACHE_DIR"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("STGKD_CACHE_DIR", None)
+    else:
+        os.environ["STGKD_CACHE_DIR"] = before
 
 
 @pytest.fixture

@@ -162,7 +162,7 @@ def test_demo_prints_and_writes_the_table(tmp_path, capsys):
     assert files == {"student": str(out / "student.pt2")}  # the teacher, not deployed, is compiled from its checkpoint
     assert file_kind(files["student"]) == "torch.export"
     assert archive_metadata(files["student"])["checkpoint"] == str(ckpts[kd])
-    want = "torch.compile" if cpp_compiler() else "torch.export"
+    want = "aoti-cached" if cpp_compiler() else "torch.export"
     assert rows[t]["latency_ms"]["program"] == rows[kd]["latency_ms"]["program"] == want
     assert summary["latency"]["speedup_b1_eager"] == pytest.approx(
         rows[t]["latency_ms"]["b1_eager"] / rows[kd]["latency_ms"]["b1_eager"])

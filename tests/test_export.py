@@ -172,7 +172,8 @@ def test_exported_file_loads_in_fresh_interpreter_without_training_code(format, 
                 "stamps": [str(s) for s in stamps.ravel()]}, tmp_path / "inp.pt")
     res_path = tmp_path / "res.pt"
     proc = subprocess.run([sys.executable, "-c", FRESH, str(out), str(tmp_path / "inp.pt"), str(res_path), format],
-                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                          cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+                                             "STGKD_CACHE_DIR": str(tmp_path / "cache")},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     res = torch.load(res_path, weights_only=True)
@@ -183,7 +184,7 @@ def test_exported_file_loads_in_fresh_interpreter_without_training_code(format, 
     assert res["meta"]["model"]["name"] == "test-export-student"
     # the plain export compiles in process where the child finds a C++ compiler, and runs uncompiled where not
     compiled = format == "torch.export" and res["compiler"]
-    assert res["backend"] == ("torch.compile" if compiled else backend_of(format, res["meta"]))
+    assert res["backend"] == ("aoti-cached" if compiled else backend_of(format, res["meta"]))
 
 
 def test_torch_export_format_roundtrip(tmp_path):
@@ -200,7 +201,6 @@ def test_torch_export_format_roundtrip(tmp_path):
 def test_a_plain_export_is_the_torch_export_file_the_cpu_loader_compiles(tmp_path, monkeypatch):
     import stgkd.export.aoti as aoti
     from stgkd import Forecaster
-    from stgkd.export.programs import CompiledProgram
     from stgkd.export.write import default_format
 
     ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
@@ -212,11 +212,9 @@ def test_a_plain_export_is_the_torch_export_file_the_cpu_loader_compiles(tmp_pat
     assert default_format("cpu", "int8") == default_format("cuda", None) == "torchscript"
     assert file_kind(export_student(ckpt, tmp_path / "int8.pt", quantize="int8", checks=False)) == "torchscript"
     assert "cpu_program" not in load_exported(export_student(ckpt, tmp_path / "ts.pt", format="torchscript"))[1]
-    if aoti.cpp_compiler() is not None:  # compiled lazily, on the first predict of each signature
-        fc = Forecaster.load(out)
-        assert fc.backend == "torch.compile" and isinstance(fc._module, CompiledProgram)
     assert Forecaster.load(out, compile=False).backend == "torch.export"
     assert Forecaster.load(ckpt).backend == "checkpoint"  # a training checkpoint runs as it is unless asked
+    monkeypatch.setenv("STGKD_CACHE_DIR", str(tmp_path / "cache"))  # nothing compiled here before
     monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
     with pytest.warns(RuntimeWarning, match=r"student\.pt: .*needs a C\+\+ compiler.*runs uncompiled"):
         fc = Forecaster.load(out)
@@ -243,27 +241,32 @@ def test_a_torch_export_file_moves_to_another_device_whole(tmp_path):
     assert all(t.device.type == "meta" for t in module.state_dict().values())
 
 
-def test_a_compile_nobody_asked_for_that_fails_warns_and_runs_uncompiled(tmp_path):
-    from stgkd.export.programs import CompiledProgram
-    from stgkd.export.wrapper import build_forecaster_module, example_inputs
+def test_a_compile_nobody_asked_for_that_fails_warns_and_runs_uncompiled(tmp_path, monkeypatch):
+    """A plain export compiles at load because the file asks for it: where compiling fails (a compiler that
+    cannot build: missing headers, OpenMP), a warning names the file and the error and the file runs
+    uncompiled; asked for with ``compile=True``, the error is raised."""
+    import stgkd.export.aoti as aoti
+    import stgkd.export.program_cache as cache
+    from stgkd import Forecaster
 
-    ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
-    module = build_forecaster_module(read_checkpoint(ckpt))
-    values, stamps = example_inputs(module, 2, seed=2)
+    def cannot_build(program, inputs, out, where):
+        raise CheckpointError(f"{where}: compiling for the CPU failed (RuntimeError: C++ compile error)")
 
-    def cannot_build(*args):
-        raise RuntimeError("C++ compile error\nfatal error: omp.h: No such file or directory")
-
-    asked, by_default = CompiledProgram(module), CompiledProgram(module, fallback="student.pt")
-    asked._fn = by_default._fn = cannot_build
-    with pytest.raises(RuntimeError, match="C\\+\\+ compile error"):
-        asked(values, stamps)
-    with torch.inference_mode():
-        with pytest.warns(RuntimeWarning, match=r"student\.pt: compiling for the CPU failed \(RuntimeError: C\+\+ "
-                                                r"compile error\).*compile=False"):
-            got = by_default(values, stamps)
-        assert torch.equal(got, module(values, stamps)) and by_default.failed
-        assert torch.equal(by_default(values, stamps), got)  # later calls: uncompiled, no second attempt
+    ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
+    out = export_student(ckpt, tmp_path / "student.pt")
+    monkeypatch.setenv("STGKD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(aoti, "cpp_compiler", lambda: "g++")
+    monkeypatch.setattr(cache, "compile_package", cannot_build)
+    with pytest.warns(RuntimeWarning, match=r"student\.pt: compiling for the CPU failed \(RuntimeError: C\+\+ "
+                                            r"compile error\).*runs uncompiled.*compile=False"):
+        fc = Forecaster.load(out)
+    assert fc.backend == "torch.export"
+    values, secs, minutes = sample_inputs(2)
+    np.testing.assert_allclose(fc.predict(values, timestamps=secs.astype("datetime64[s]")),
+                               reference_forecast(model, values, minutes), rtol=1e-5, atol=1e-4)
+    with pytest.raises(CheckpointError, match=r"student\.pt: compiling for the CPU failed"):
+        Forecaster.load(out, compile=True)
+    assert not list((tmp_path / "cache" / "programs").iterdir())  # nothing kept
 
 
 class _WritesAMarker:
@@ -447,34 +450,35 @@ def test_checks_of_a_plain_export_time_the_program_the_loader_runs(tmp_path):
 
     if cpp_compiler() is None:  # without one the file is checked (and loaded) uncompiled: the other branch
         pytest.skip("no C++ compiler (g++ or $CXX): the plain export is checked uncompiled here")
-    torch._dynamo.reset()
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
     meta = load_exported(export_student(ckpt, tmp_path / "student.pt", checks=True, latency_iters=2))[1]
     checks = meta["deployment_checks"]
-    assert checks["backend"] == "torch.compile" and set(checks["latency"]["results"]) == {"torchscript-fp32",
-                                                                                          "torch.compile"}
-    torch._dynamo.reset()
+    assert checks["backend"] == "aoti-cached" and set(checks["latency"]["results"]) == {"torchscript-fp32",
+                                                                                        "aoti-cached"}
 
 
 def test_checks_of_a_plain_export_time_a_compiled_program_under_the_compiled_label(tmp_path, monkeypatch):
-    """What the checks time as "torch.compile" is the exported module compiled as ``Forecaster.load``
-    compiles it (:class:`CompiledProgram`), and its timed calls run through the compiled function: never the
-    uncompiled module under the compiled label. Fast: ``torch.compile`` is a spy that runs the module
-    eagerly (the real compile is the slow test above), and a C++ compiler is said to be present."""
+    """What the checks time as "aoti-cached" is the exported program compiled as ``Forecaster.load``
+    compiles it (:func:`~stgkd.export.program_cache.compile_package`), and its timed calls run through the
+    compiled program: never the uncompiled module under the compiled label. Fast: the compiler is a spy whose
+    "library" runs the exported program eagerly (the real compile is the slow test above)."""
     import stgkd.export.aoti as aoti
+    import stgkd.export.program_cache as cache
     import stgkd.latency as latency
-    from stgkd.export.programs import CompiledProgram
 
     compiled, through_compiled = [], []
 
-    def spy_compile(module, **kwargs):
-        compiled.append(module)
+    def spy_compile(program, inputs, out, where):
+        compiled.append(program)
+        return out
 
-        def run(*args):
-            through_compiled.append(args[0].shape[0])
-            return module(*args)
+    class SpyLibrary:
+        def __init__(self, path):
+            self.module = compiled[-1].module()
 
-        return run
+        def __call__(self, values, timestamps):
+            through_compiled.append(values.shape[0])
+            return self.module(values, timestamps)
 
     timed: dict[str, list] = {}
     real_measure = latency.measure
@@ -488,16 +492,17 @@ def test_checks_of_a_plain_export_time_a_compiled_program_under_the_compiled_lab
         return result
 
     monkeypatch.setattr(aoti, "cpp_compiler", lambda: "g++")
-    monkeypatch.setattr(torch, "compile", spy_compile)
+    monkeypatch.setattr(cache, "compile_package", spy_compile)
+    monkeypatch.setattr(cache, "CachedProgram", SpyLibrary)
     monkeypatch.setattr(latency, "measure", spy_measure)
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
     meta = load_exported(export_student(ckpt, tmp_path / "student.pt", checks=True, latency_iters=2))[1]
     checks = meta["deployment_checks"]
-    assert checks["backend"] == "torch.compile" and set(timed) == {"torchscript-fp32", "torch.compile"}
-    assert len(compiled) == 1 and not isinstance(compiled[0], CompiledProgram)  # the exported module, once
-    assert len(timed["torch.compile"]) == len(checks["latency"]["results"]["torch.compile"]) == 2  # batch 1, 64
-    for program, calls, compiled_calls in timed["torch.compile"]:
-        assert isinstance(program, CompiledProgram) and program.module is compiled[0] and program.failed is None
+    assert checks["backend"] == "aoti-cached" and set(timed) == {"torchscript-fp32", "aoti-cached"}
+    assert len(compiled) == 1 and isinstance(compiled[0], torch.export.ExportedProgram)  # the file's program, once
+    assert len(timed["aoti-cached"]) == len(checks["latency"]["results"]["aoti-cached"]) == 2  # batch 1, 64
+    for program, calls, compiled_calls in timed["aoti-cached"]:
+        assert isinstance(program, SpyLibrary)
         assert calls >= checks["latency"]["iters"] and compiled_calls == calls  # every one through the compiled fn
     assert all(compiled_calls == 0 for *_, compiled_calls in timed["torchscript-fp32"])  # the reference: not compiled
 
@@ -810,9 +815,8 @@ def test_a_checkpoint_or_torch_export_file_compiled_at_load_forecasts_like_eager
 
     if cpp_compiler() is None:  # the error for a missing compiler is tested everywhere (above)
         pytest.skip("no C++ compiler (g++ or $CXX): torch.compile's CPU backend cannot build here")
-    torch._dynamo.reset()
     exported = export_student(stgru_student, tmp_path / "student.pt2", format="torch.export")
     for path in (stgru_student, exported):
         fc = Forecaster.load(path, compile=True)
-        assert fc.backend == "torch.compile"
+        assert fc.backend == "aoti-cached"
         assert_forecasts_like_eager(fc, stgru_student)

@@ -319,25 +319,46 @@ def test_onnx_file_runs_in_onnxruntime(exported, tmp_path):
     assert fc.predict(batch, start="2026-11-20 07:40").shape == (3, H, N)
 
 
-@pytest.mark.compile  # inductor compiles the program at load
-def test_a_compiled_file_is_not_compiled_again_by_the_first_forecasts(tmp_path):
-    """What load compiles is what predict runs: a DataFrame, a longer buffer and an array at batch 1 reuse the
-    program compiled by the warm-up (the same shapes and strides), no new graph is traced."""
-    from torch._dynamo.utils import counters
-
+@pytest.mark.compile  # AOTInductor compiles the program at the first load
+def test_a_file_is_compiled_once_per_machine_and_later_loads_read_only_its_metadata(tmp_path, monkeypatch):
+    """The first load compiles (one program for every batch size: a DataFrame, a longer buffer and an array
+    all run it); a second load of the same file finds it in the cache and reads nothing of the file's
+    program; an entry that no longer loads is compiled again; another thread count is another program."""
+    import stgkd.export.load as load
     from stgkd.export.aoti import cpp_compiler
+    from stgkd.export.program_cache import CachedProgram
+    from stgkd.latency import cpu_threads
 
     if cpp_compiler() is None:
         pytest.skip("no C++ compiler (g++ or $CXX): the file runs uncompiled here")
-    torch._dynamo.reset()
+    monkeypatch.setenv("STGKD_CACHE_DIR", str(tmp_path / "cache"))
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
-    fc = Forecaster.load(export_student(ckpt, tmp_path / "student.pt"))
-    assert fc.backend == "torch.compile"
-    traced = counters["stats"]["unique_graphs"]
-    assert traced >= 1  # the warm-up compiled
+    student = export_student(ckpt, tmp_path / "student.pt")
+    fc = Forecaster.load(student)
+    assert fc.backend == "aoti-cached" and isinstance(fc.program, CachedProgram)
+    programs = tmp_path / "cache" / "programs"
+    entries = list(programs.glob("*.pt2"))
+    assert len(entries) == 1
     df = frame(8)
-    fc.predict(df)
-    fc.predict(pd.concat([frame(9, start="2026-11-20 07:00"), df]))
-    fc.predict(df.to_numpy(), start=df.index[0])
-    assert counters["stats"]["unique_graphs"] == traced
-    torch._dynamo.reset()
+    uncompiled = Forecaster.load(student, compile=False)
+    for history in (df, pd.concat([frame(9, start="2026-11-20 07:00"), df])):
+        np.testing.assert_allclose(fc.predict(history).to_numpy(), uncompiled.predict(history).to_numpy(), atol=1e-4)
+    batch = np.stack([frame(s).to_numpy() for s in range(3)])
+    np.testing.assert_allclose(fc.predict(batch, start="2026-11-20 07:40"),
+                               uncompiled.predict(batch, start="2026-11-20 07:40"), atol=1e-4)
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the file's program was read although its compiled program is in the cache")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(load, "read_torch_export", unread)
+        again = Forecaster.load(student)
+    assert again.backend == "aoti-cached" and again.program.path == entries[0]
+    assert np.array_equal(again.predict(df).to_numpy(), fc.predict(df).to_numpy())
+    entries[0].write_bytes(b"truncated")  # an entry that no longer loads: compiled again, and kept
+    rebuilt = Forecaster.load(student)
+    assert rebuilt.backend == "aoti-cached" and entries[0].stat().st_size > 1000
+    np.testing.assert_allclose(rebuilt.predict(df).to_numpy(), fc.predict(df).to_numpy(), atol=1e-5)
+    with cpu_threads(torch.get_num_threads() + 1):
+        Forecaster.load(student)
+    assert len(list(programs.glob("*.pt2"))) == 2

@@ -2,8 +2,8 @@
 [--quantize int8]``.
 
 Without ``--format`` an fp32 student on the CPU is written as a torch.export file, which
-``Forecaster.load`` compiles in process on the CPU (``torch.compile``: the fastest faithful CPU program that
-runs nothing read from disk as code); ``--quantize int8`` and ``--device cuda`` write TorchScript.
+``Forecaster.load`` compiles for the CPU of the machine that loads it, once (AOTInductor, kept in a private
+cache: the fastest faithful CPU program, and nothing read from the file runs as code); ``--quantize int8`` and ``--device cuda`` write TorchScript.
 
 ``--format torchscript-frozen`` writes the TorchScript program frozen and optimised for CPU inference;
 ``--format aoti`` an AOTInductor package (``.pt2``: the program compiled for this machine's CPU; needs a

@@ -5,7 +5,7 @@ to end: raw readings and timestamps in, raw forecast out), or a registered model
 needed; built with default or ``--hparam`` hyperparameters on a seeded random graph).
 
 An exported student is timed by default as :meth:`stgkd.Forecaster.load` runs it (``--mode load``): the
-default torch.export file compiled in process on the CPU, a CUDA graph's replay on CUDA, each file as its
+default torch.export file compiled for this CPU (the program cache), a CUDA graph's replay on CUDA, each file as its
 metadata says; ``--mode eager`` times the file's program as it is read, uncompiled.
 """
 

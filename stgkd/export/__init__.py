@@ -6,9 +6,10 @@ writes a single file that loads with nothing but ``torch``:
 
 * ``format="torch.export"`` (the default on the CPU): ``torch.export.export`` with a dynamic batch
   dimension, saved with ``torch.export.save(..., extra_files={"metadata.json": ...})``; its metadata
-  records ``"cpu_program": "torch.compile"``, and :meth:`stgkd.Forecaster.load` compiles it in process on
-  the CPU (inductor's C++ backend; needs a C++ compiler, else it runs uncompiled and warns): of the CPU
-  programs within 1e-4 of the eager student, the fastest that runs nothing read from disk as code. The
+  records ``"cpu_program": "torch.compile"``, and :meth:`stgkd.Forecaster.load` compiles it on the CPU of
+  the machine that loads it (AOTInductor, kept in a private cache: :mod:`~stgkd.export.program_cache`; needs
+  a C++ compiler, else it runs uncompiled and warns): of the CPU programs within 1e-4 of the eager student,
+  the fastest at batch 1, and nothing read from the file runs as code. The
   file holds no pickled code; :func:`~stgkd.export.torch_export.check_archive_pickles` checks that before
   ``torch.export.load`` reads it. Loaded for another device, the program is moved with torch's
   ``move_to_device_pass``.

@@ -18,7 +18,21 @@ from stgkd.export.torch_export import check_archive_pickles
 from stgkd.export.torchscript import torchscript_precision
 from stgkd.formats import archive_metadata, file_kind
 
-__all__ = ["load_exported"]
+__all__ = ["load_exported", "read_torch_export"]
+
+
+def read_torch_export(path: str | Path, extra_files: dict[str, Any] | None = None) -> Any:
+    """The ``torch.export.ExportedProgram`` of a torch.export file, its archive checked first
+    (``torch.export.load`` unpickles some entries with ``weights_only=False``: only torch's own types may be
+    named there, :func:`~stgkd.export.torch_export.check_archive_pickles`); ``extra_files`` (name -> "") is
+    filled as ``torch.export.load`` fills it.
+
+    Raises:
+        CheckpointError: an entry that would unpickle something else (the file named).
+    """
+    check_archive_pickles(path)
+    with open(path, "rb") as fh:
+        return torch.export.load(io.BytesIO(fh.read()), extra_files=extra_files)
 
 
 def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threads: int | None = None,
@@ -73,9 +87,7 @@ def load_exported(path: str | Path, *, device: str | torch.device = "cpu", threa
                 module = OnnxProgram(path, threads=threads)
                 extra[METADATA_FILE] = module.metadata_props.get("stgkd_metadata", "")
             elif kind == "torch.export":
-                check_archive_pickles(path)  # torch.export.load unpickles some entries with weights_only=False
-                with open(path, "rb") as fh:
-                    program = torch.export.load(io.BytesIO(fh.read()), extra_files=extra)
+                program = read_torch_export(path, extra)
                 # the program names the device it was exported on (device arguments, asserts), which .to()
                 # would miss: moved as a whole to the device asked for, wherever it was exported
                 from torch.export.passes import move_to_device_pass

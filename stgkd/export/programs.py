@@ -113,9 +113,27 @@ def _torch_export(module: RawUnitsForecaster, threads: int, where: str) -> Any:
 
 
 @_program("torch.export-compile", "torch.export",
-          "stgkd export's default file compiled in process as Forecaster.load does (torch.compile, inductor C++)")
+          "stgkd export's default file compiled in process by torch.compile (inductor C++)")
 def _torch_export_compile(module: RawUnitsForecaster, threads: int, where: str) -> Any:
     return CompiledProgram(_export_roundtrip(module, where))
+
+
+@_program("torch.export-aoti", "torch.export",
+          "stgkd export's default file as Forecaster.load runs it: compiled by AOTInductor on this machine")
+def _torch_export_aoti(module: RawUnitsForecaster, threads: int, where: str) -> Any:
+    import tempfile
+    from pathlib import Path
+
+    from stgkd.export.program_cache import CachedProgram, compile_package
+    from stgkd.export.torch_export import to_torch_export
+
+    buf = io.BytesIO()
+    torch.export.save(to_torch_export(module, _CPU, where), buf)
+    buf.seek(0)
+    with tempfile.TemporaryDirectory(prefix="stgkd-compile-") as tmp:
+        package = compile_package(torch.export.load(buf), lambda b: example_inputs(module, b, seed=b),
+                                  Path(tmp) / "program.pt2", where)
+        return CachedProgram(package)
 
 
 @_program("torchscript", "torchscript", "student traced, wrapper scripted (stgkd export's file for int8 and CUDA)")
@@ -157,24 +175,16 @@ class CompiledProgram:
     Args:
         module: the eager wrapper.
         mode: ``torch.compile``'s mode (default: None, its default mode).
-        fallback: for a program nobody asked to compile (``Forecaster.load``'s default): where a compile
-            fails (a compiler that cannot build: missing headers, OpenMP), a ``RuntimeWarning`` naming this
-            file and the error, and every later call runs ``module`` uncompiled. ``None`` (default): the
-            error is raised.
     """
 
-    def __init__(self, module: RawUnitsForecaster, mode: str | None = None, *, fallback: str | None = None) -> None:
+    def __init__(self, module: RawUnitsForecaster, mode: str | None = None) -> None:
         self.module = module
         self.mode = mode
-        self.fallback = fallback
-        self.failed: str | None = None
         self._fn = torch.compile(module, backend="inductor", mode=mode, dynamic=None, fullgraph=True)
         self._seen: set[tuple] = set()
 
     def __call__(self, values: Tensor, timestamps: Tensor) -> Tensor:
         """Shapes: values ``(B, T_hist, N)``, timestamps ``(B, T_hist)`` -> ``(B, H, N)``."""
-        if self.failed is not None:
-            return self.module(values, timestamps)
         key = (values.shape, values.stride(), values.dtype, timestamps.shape, timestamps.stride(), timestamps.dtype,
                torch.is_inference_mode_enabled(), torch.is_grad_enabled(), torch.get_num_threads())
         if key in self._seen:
@@ -189,17 +199,7 @@ class CompiledProgram:
 
         limit = max(int(dynamo_config.recompile_limit), 64)  # many signatures and modes share one forward
         with _COMPILING, dynamo_config.patch(allow_rnn=True, recompile_limit=limit, fail_on_recompile_limit_hit=True):
-            try:
-                out = self._fn(values, timestamps)
-            except Exception as exc:
-                if self.fallback is None:
-                    raise
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                self.failed = f"{type(exc).__name__}: {first}"
-                warnings.warn(f"{self.fallback}: compiling for the CPU failed ({self.failed}); it runs uncompiled "
-                              "from now on; Forecaster.load(..., compile=False) skips compiling", RuntimeWarning,
-                              stacklevel=3)
-                return self.module(values, timestamps)
+            out = self._fn(values, timestamps)
             self._seen.add(key)
         return out
 
@@ -207,13 +207,13 @@ class CompiledProgram:
         return self
 
 
-#: the files :func:`compile_loaded` compiles: those a :class:`Forecaster` runs as an eager module
+#: the files :func:`load_compiled` compiles: those a :class:`Forecaster` runs as an eager module
 COMPILABLE_KINDS = ("checkpoint", "torch.export")
 
 
 def check_compilable(kind: str, device: torch.device, where: str) -> None:
     """Whether a file of ``kind`` (:func:`stgkd.formats.file_kind`) can be compiled on ``device`` here
-    (:func:`compile_loaded`); asked before the file is read.
+    (:func:`load_compiled`); asked before the file is read.
 
     Raises:
         ConfigError: not on the CPU, a file that holds no eager program (TorchScript, ONNX, AOTInductor),
@@ -233,35 +233,48 @@ def check_compilable(kind: str, device: torch.device, where: str) -> None:
                           "apt-get install g++); without one, load the file without compile=True")
 
 
-def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device, where: str) -> bool:
+def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device) -> bool:
     """Whether ``Forecaster.load(path)`` (``compile=None``) compiles a loaded file: on the CPU, when the file
-    records ``"cpu_program": "torch.compile"`` (``stgkd export``'s default torch.export file) and a C++
-    compiler is found. Where none is, the file runs uncompiled and a ``RuntimeWarning`` says what it needs."""
-    from stgkd.export.aoti import cpp_compiler
+    records ``"cpu_program": "torch.compile"`` (``stgkd export``'s default torch.export file)."""
     from stgkd.formats import CPU_PROGRAM
 
-    if device.type != "cpu" or kind not in COMPILABLE_KINDS or metadata.get("cpu_program") != CPU_PROGRAM:
-        return False
-    if cpp_compiler() is None:
-        warnings.warn(f"{where}: this file runs fastest compiled in process (torch.compile, inductor's C++ backend), "
-                      "which needs a C++ compiler (g++, or the compiler named by $CXX; e.g. apt-get install g++); "
-                      "none was found, so it runs uncompiled (backend 'torch.export'); "
-                      "Forecaster.load(..., compile=False) runs it uncompiled without this warning",
+    return device.type == "cpu" and kind in COMPILABLE_KINDS and metadata.get("cpu_program") == CPU_PROGRAM
+
+
+def load_compiled(source: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], export: Callable[[], Any], where: str,
+                  *, asked: bool = True) -> Any:
+    """The compiled program of the file ``source`` (``Forecaster.load``): from the program cache where this
+    machine compiled it before, else compiled by AOTInductor from ``export()`` (its
+    ``torch.export.ExportedProgram``), checked on ``inputs(batch)`` and kept (:func:`stgkd.export.program_cache.compiled_program`).
+    Inductor writes and builds the C++ here, from a program read and checked: nothing read from a file a user
+    was handed runs as code.
+
+    ``asked=False`` (the file's own choice, not the caller's): where no C++ compiler is found or compiling
+    fails, a ``RuntimeWarning`` says so and ``None`` is returned (the file then runs uncompiled).
+
+    Raises:
+        ConfigError: ``asked`` and no C++ compiler (on a cache miss).
+        CheckpointError: ``asked`` and compiling failed or was not faithful.
+    """
+    from stgkd.errors import CheckpointError, ConfigError
+    from stgkd.export.aoti import cpp_compiler
+    from stgkd.export.program_cache import compiled_program, file_digest
+
+    def build() -> Any:
+        if cpp_compiler() is None:
+            raise ConfigError(f"{where}: compiling for the CPU needs a C++ compiler (g++, or the compiler named by "
+                              "$CXX; e.g. apt-get install g++); without one, load the file with compile=False")
+        return export()
+
+    try:
+        return compiled_program(file_digest(source), inputs, build, where)
+    except (CheckpointError, ConfigError) as exc:
+        if asked:
+            raise
+        warnings.warn(f"{exc}; it runs uncompiled (backend 'torch.export') instead of compiled (inductor's C++ "
+                      "backend); Forecaster.load(..., compile=False) runs it uncompiled without this warning",
                       RuntimeWarning, stacklevel=3)
-        return False
-    return True
-
-
-def compile_loaded(module: Any, kind: str, device: torch.device, where: str, *,
-                   asked: bool = True) -> CompiledProgram:
-    """``module``, loaded from a file of ``kind``, compiled in this process (``Forecaster.load``): the
-    ``"compile"`` program of this module, which ``python -m benchmarks.cpu_deploy --sections programs`` times
-    and checks. Inductor writes and builds the C++ here, from the program in memory: nothing read from disk
-    runs as code. ``asked=False`` (the file's own choice, not the caller's): a compile that fails warns and
-    runs the module uncompiled (:class:`CompiledProgram`'s ``fallback``). Raises what
-    :func:`check_compilable` raises."""
-    check_compilable(kind, device, where)
-    return CompiledProgram(module, fallback=None if asked else where)
+        return None
 
 
 @_program("compile", None, "torch.compile, inductor C++ backend, default mode (in memory only)")

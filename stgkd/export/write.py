@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,7 +32,7 @@ CPU_FORMATS = ("torchscript-frozen", "aoti")
 
 def default_format(device: str | torch.device = "cpu", quantize: str | None = None) -> str:
     """The format ``export_student(format=None)`` writes: ``"torch.export"`` for an fp32 student on the CPU
-    (the file :meth:`~stgkd.Forecaster.load` compiles in process, :data:`CPU_PROGRAM`); ``"torchscript"``
+    (the file :meth:`~stgkd.Forecaster.load` compiles for the machine that loads it, :data:`CPU_PROGRAM`); ``"torchscript"``
     for ``quantize="int8"`` (torch.ao's int8 kernels are exported through TorchScript only) and for a CUDA
     export (the program whose CUDA-graph replay is measured)."""
     if quantize is not None or torch.device(device).type != "cpu":
@@ -73,7 +74,7 @@ def export_student(
         checks: record ``deployment_checks`` in the metadata (test-split accuracy against fp32 and CPU
             latency at batch 1 and 64 on one thread; see :func:`deployment_checks`) (default: None, i.e. on
             for int8 and ONNX exports, off otherwise). A CPU torch.export file is checked as
-            ``Forecaster.load`` runs it: compiled in process (``"torch.compile"``) where a C++ compiler is found.
+            ``Forecaster.load`` runs it: compiled for this CPU (``"aoti-cached"``) where a C++ compiler is found.
         dataset, data_dir: the series for the accuracy check, as for ``stgkd evaluate`` (default: the one
             the checkpoint names).
         latency_iters: timed calls per latency figure (default: 30).
@@ -165,16 +166,17 @@ def export_student(
                 fp32 = [module(*c) for c in examples]
             metadata["int8_max_abs_diff_examples"] = max(float((q - f).abs().max()) for q, f in zip(expected, fp32))
         if checks if checks is not None else bool(quantize or format == "onnx"):
-            from stgkd.export.programs import compile_by_default, compile_loaded
+            from stgkd.export.programs import compile_by_default
 
             checked, checked_backend = run, backend  # checked as Forecaster.load runs it on the CPU
-            if compile_by_default(format, metadata, dev, str(ckpt_path)):
-                checked = compile_loaded(run, format, dev, str(ckpt_path), asked=False)
-                checked_backend = CPU_PROGRAM
-            metadata["deployment_checks"] = deployment_checks(
-                payload, module, checked, checked_backend, onnx_bytes=onnx_bytes, dataset=dataset,
-                data_dir=data_dir, latency_iters=latency_iters, where=str(ckpt_path),
-            )
+            with tempfile.TemporaryDirectory(prefix="stgkd-compile-") as tmp_dir:
+                if compile_by_default(format, metadata, dev):
+                    checked, checked_backend = _compiled_or_warn(program, module, Path(tmp_dir), str(ckpt_path), run,
+                                                                 backend)
+                metadata["deployment_checks"] = deployment_checks(
+                    payload, module, checked, checked_backend, onnx_bytes=onnx_bytes, dataset=dataset,
+                    data_dir=data_dir, latency_iters=latency_iters, where=str(ckpt_path),
+                )
         meta_json = json.dumps(metadata)
         if format in ("torchscript", "torchscript-frozen"):
             with warnings.catch_warnings():
@@ -193,3 +195,20 @@ def export_student(
         if tmp.exists():
             tmp.unlink()
     return out_path
+
+
+def _compiled_or_warn(program: Any, module: Any, tmp_dir: Path, where: str, run: Any, backend: str) -> tuple[Any, str]:
+    """``(program, backend)`` a CPU torch.export file runs as under ``Forecaster.load``: compiled by AOTInductor
+    (:func:`~stgkd.export.program_cache.compile_package`, into ``tmp_dir``), or where that is not possible
+    here, ``(run, backend)`` uncompiled with a ``RuntimeWarning`` saying why."""
+    from stgkd.export.aoti import cpp_compiler
+    from stgkd.export.program_cache import BACKEND, CachedProgram, compile_package
+
+    try:
+        if cpp_compiler() is None:
+            raise ConfigError(f"{where}: compiling for the CPU needs a C++ compiler (g++, or $CXX)")
+        package = compile_package(program, lambda b: example_inputs(module, b, seed=b), tmp_dir / "program.pt2", where)
+        return CachedProgram(package), BACKEND
+    except (CheckpointError, ConfigError) as exc:
+        warnings.warn(f"{exc}; the deployment checks time it uncompiled", RuntimeWarning, stacklevel=3)
+        return run, backend
