@@ -4,8 +4,9 @@ Each run is a new Python process (one thread, nothing else running) that imports
 ``Forecaster.load(FILE)``, forecasts once from a DataFrame, then times steady forecasts from a DataFrame of
 exactly ``input_steps`` rows, from a rolling buffer a day longer, from an array, and the loaded program
 itself on the same inputs (``fc.program``: what ``stgkd latency FILE`` times), in interleaved rounds.
-Runs alternate between a cold inductor cache (a new, empty ``TORCHINDUCTOR_CACHE_DIR``: a new machine or
-a new torch) and a warm one (the directory the cold run just filled: a service restarted).
+Runs alternate between cold caches (a new, empty ``TORCHINDUCTOR_CACHE_DIR`` and stgkd program cache
+``STGKD_CACHE_DIR``: a new machine or a new torch, the file's first load there) and warm ones (the
+directories the cold run just filled: a service restarted).
 
     python -m benchmarks.forecaster_api runs/st/student.pt2            # 2 cold + 2 warm processes
 """
@@ -130,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.timezone.utc)
     runs: list[dict[str, Any]] = []
     for _ in range(args.pairs):
-        with tempfile.TemporaryDirectory(prefix="stgkd-inductor-") as cache:
+        with tempfile.TemporaryDirectory(prefix="stgkd-caches-") as cache:
             for state in ("cold", "warm"):
-                env_vars = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": str(args.threads)}
+                env_vars = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "STGKD_CACHE_DIR": cache,
+                            "OMP_NUM_THREADS": str(args.threads)}
                 cmd = [sys.executable, "-m", "benchmarks.forecaster_api", str(args.file), "--child", "--threads",
                        str(args.threads), "--iters", str(args.iters), "--rounds", str(args.rounds)]
                 before = load_average()

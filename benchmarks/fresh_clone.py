@@ -5,7 +5,8 @@ The command is read from README.md (the first ``bash`` block under "Two commands
 (everything before ``&& .venv/bin/stgkd demo``) with pip's cache off, then the demo (unless
 ``--install-only``). Each part's wall time is recorded with the load average before and after it, beside
 the demo's own 9-minute promise (install included). Every demo and test run gets an empty inductor cache
-(``TORCHINDUCTOR_CACHE_DIR``), as on a new machine: what it compiles, it compiles cold.
+(``TORCHINDUCTOR_CACHE_DIR``) and stgkd program cache (``STGKD_CACHE_DIR``), as on a new machine: what it
+compiles, it compiles cold.
 
     python -m benchmarks.fresh_clone                     # install + demo, as the README says
     python -m benchmarks.fresh_clone --seeds 0 1 2       # ... then the demo again with --seed 1 and --seed 2
@@ -85,10 +86,10 @@ def timed(command: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, 
 
 
 def cold_cache(env: dict[str, str], folder: Path) -> dict[str, str]:
-    """``env`` with an empty inductor cache of its own in ``folder``: whatever a step compiles, it compiles
-    cold, as on a new machine."""
+    """``env`` with an empty inductor cache and stgkd program cache of its own in ``folder``: whatever a step
+    compiles, it compiles cold, as on a new machine."""
     folder.mkdir(parents=True, exist_ok=False)
-    return {**env, "TORCHINDUCTOR_CACHE_DIR": str(folder)}
+    return {**env, "TORCHINDUCTOR_CACHE_DIR": str(folder), "STGKD_CACHE_DIR": str(folder)}
 
 
 def demo_outcome(summary: Path) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def test_each_seed_and_test_step_is_a_row_and_a_verdict(tmp_path):
     from benchmarks.fresh_clone import cold_cache, render
 
     env = cold_cache({"PATH": "/bin"}, tmp_path / "c")
-    assert env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "c") and (tmp_path / "c").is_dir()
+    assert env["TORCHINDUCTOR_CACHE_DIR"] == env["STGKD_CACHE_DIR"] == str(tmp_path / "c") and (tmp_path / "c").is_dir()
     with pytest.raises(FileExistsError):  # a cache is never shared between steps
         cold_cache({}, tmp_path / "c")
     part = {"rc": 0, "wall_seconds": 400.0, "load_average_before": [0.1], "load_average_after": [0.2]}
