@@ -1,41 +1,29 @@
 """The fastest faithful CPU program of every student family.
 
-    python -m benchmarks.cpu_deploy [--sections programs]
-        [--dataset NAME_OR_PATH] [--data-dir DIR]
-        [--nodes 207 --days 14 --width 32 --epochs 5 --limit-batches 50]   # students trained here
-        [--students gru gcn-gru dcgru stgru | --student-checkpoints A.pt B.pt] [--programs ...]
-        [--batches 1 64] [--rounds 3] [--warmup 10] [--iters 50] [--allow-busy] [--smoke]
-        [--tag T] [--out benchmarks/results]
+    python -m benchmarks.cpu_deploy [--sections programs] [--students FAMILY ... | --student-checkpoints CKPT ...]
+        [--programs ...] [--batches 1 64] [--threads 1] [--rounds 3] [--warmup 10] [--iters 50] [--allow-busy]
+        [--smoke] [--tag T] [--out benchmarks/results]
 
-Each student (``--student-checkpoints``, or each of ``--students`` trained here on the synthetic network, or
-on ``--dataset``) is built as every program of :data:`stgkd.export.programs.PROGRAMS` (eager, the default
-torch.export file uncompiled and compiled in process as ``Forecaster.load`` runs it, TorchScript,
-TorchScript frozen + optimize_for_inference, torch.compile in its default and max-autotune modes, an
-AOTInductor package, ONNX Runtime at graph optimisation levels ALL and EXTENDED), each checked against the
-eager model on the same raw inputs at every batch size (max absolute difference at most 1e-4 in raw
-units); a program that fails to build or is not faithful is recorded with the reason and not timed. The
-faithful ones are timed end to end (raw readings and timestamps in, raw forecasts out) on ``--threads``
-(1) threads at each batch size, in ``--rounds`` rounds that rotate the order of the programs; a figure is
-the median of the rounds' medians. Written to ``OUT/cpu-programs-<date>[-tag].md`` and ``.json``. The goal
-checked: the fastest faithful program of each family at least :data:`GOAL_PROGRAM_SPEEDUP` times its eager
-model at batch :data:`GOAL_PROGRAM_BATCH`.
+Each student (``--student-checkpoints``, or each of ``--students`` trained here on the 207-sensor synthetic network,
+:data:`TRAIN`) is built as every program of :data:`stgkd.export.programs.PROGRAMS` (eager, the default torch.export
+file uncompiled and compiled in process as ``Forecaster.load`` runs it, TorchScript, frozen TorchScript,
+torch.compile default / max-autotune, AOTInductor, ONNX Runtime ALL / EXTENDED) and checked against the eager model
+on the same raw inputs at every batch size (faithful: max abs difference at most 1e-4 in raw units); a program that
+fails to build or is not faithful is recorded with the reason and not timed. The faithful ones are timed end to
+end (raw readings and timestamps in, raw forecasts out) on ``--threads`` threads in ``--rounds`` rounds that rotate
+their order; a figure is the median of the rounds' medians. Records ``OUT/cpu-programs-<date>[-tag].json`` and
+``.md``, with the goal: the fastest faithful program of each family at least :data:`GOAL_PROGRAM_SPEEDUP` times
+its eager model at batch :data:`GOAL_PROGRAM_BATCH`. (The section ``variants`` is retired: ``benchmarks/README.md``.)
 
-The section ``variants`` (one student exported fp32 / int8 TorchScript and ONNX, its test MAE change and
-speed-up against fp32, records ``cpu-deploy-2026-11-30-*.md``) is retired: ``stgkd export --quantize int8``
-and ``--format onnx`` measure the same against fp32 in each file's ``deployment_checks``
-(``benchmarks/README.md``, "Retired scripts").
-
-Timings are only worth recording on an idle machine: the script refuses to write results when the
-1-minute load average exceeds the number of cores (before or after measuring) unless ``--allow-busy``,
-and then labels them busy. ``--smoke`` runs a tiny network (6 sensors, 2 days, width 8, 3 timed calls, one
-round) to check the code path; its figures mean nothing and are labelled so.
+It refuses a busy machine (:mod:`benchmarks.idle`), before and after measuring, unless ``--allow-busy`` (then the
+record is labelled busy). ``--smoke`` runs a tiny network (6 sensors, 2 days, width 8, 3 calls, one round) to
+check the code path; its figures mean nothing and are labelled so.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shlex
@@ -46,10 +34,16 @@ from typing import Any
 
 import torch
 
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
+from benchmarks.record import write_record
+
 #: benchmark sections (``variants`` is retired)
 SECTIONS = ("programs",)
 #: student families trained when given no checkpoints
 FAMILIES = ("gru", "gcn-gru", "dcgru", "stgru")
+#: how the students of ``--students`` are trained here: on a synthetic network (``--smoke``: :data:`SMOKE_TRAIN`)
+TRAIN = {"nodes": 207, "days": 14, "width": 32, "epochs": 5, "limit_batches": 50}
+SMOKE_TRAIN = {"nodes": 6, "days": 2, "width": 8, "epochs": 1, "limit_batches": 2}
 #: the goal: the fastest faithful program this much faster than eager, at this batch
 GOAL_PROGRAM_SPEEDUP = 2.0
 GOAL_PROGRAM_BATCH = 1
@@ -61,13 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cpu_deploy", description=__doc__.splitlines()[0])
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                    help="programs: every CPU program of every student family (the only section left)")
-    p.add_argument("--dataset", default=None, help="series to train on (default: the synthetic network)")
-    p.add_argument("--data-dir", default=None, help="root of registered datasets")
-    p.add_argument("--nodes", type=int, default=207, help="synthetic network size (default: 207, METR-LA's)")
-    p.add_argument("--days", type=int, default=14, help="synthetic days (default: 14)")
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--limit-batches", type=int, default=50, help="training batches per epoch (default: 50)")
     p.add_argument("--students", nargs="+", default=list(FAMILIES), metavar="FAMILY",
                    help=f"student families trained here (default: {' '.join(FAMILIES)})")
     p.add_argument("--student-checkpoints", nargs="+", type=Path, default=None, metavar="CKPT",
@@ -80,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timing rounds, the programs' order rotated each round (default: 3)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls before each figure (default: 10)")
     p.add_argument("--iters", type=int, default=50, help="timed calls per latency figure (default: 50)")
-    p.add_argument("--allow-busy", action="store_true",
-                   help="write results even when the load average exceeds the core count (labelled busy)")
+    add_allow_busy(p)
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")
     p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
@@ -113,35 +99,23 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def train_student(args: argparse.Namespace, work: Path, family: str) -> Path:
-    """The checkpoint of a student of ``family`` trained here (on ``--dataset``, else the synthetic network)."""
-    from stgkd.engine import TrainConfig, train_model
-
-    if args.dataset:
-        data: Any = args.dataset
-    else:
-        from stgkd.data.synthetic import generate
-
-        data, _ = generate(num_nodes=args.nodes, num_days=args.days, seed=0)
-    config = TrainConfig(epochs=args.epochs, batch_size=64, limit_batches=args.limit_batches, device="cpu", seed=0)
-    hparams = student_hparams(family, args.width, args.nodes)
-    run = work / f"student-{family}"
-    train_model(data, family, run, hparams=hparams, config=config, data_dir=args.data_dir, progress=False, log=False)
-    return run / "best.pt"
-
-
-def student_hparams(family: str, width: int, nodes: int) -> dict[str, Any]:
-    """``hidden`` = ``width`` for the families of :data:`FAMILIES`, and a low-rank graph's ``rank`` kept
-    within the number of sensors (a smoke run's 6)."""
+def train_student(train: dict[str, Any], work: Path, family: str) -> Path:
+    """The checkpoint of a student of ``family`` trained here on the synthetic network (:data:`TRAIN`)."""
     import inspect
 
+    from stgkd.data.synthetic import generate
+    from stgkd.engine import TrainConfig, train_model
     from stgkd.nn import MODELS
 
-    hparams: dict[str, Any] = {"hidden": width} if family in FAMILIES else {}
+    data, _ = generate(num_nodes=train["nodes"], num_days=train["days"], seed=0)
+    hparams: dict[str, Any] = {"hidden": train["width"]} if family in FAMILIES else {}
     rank = inspect.signature(MODELS.get(family)).parameters.get("rank")
-    if rank is not None and isinstance(rank.default, int) and rank.default > nodes:
-        hparams["rank"] = nodes
-    return hparams
+    if rank is not None and isinstance(rank.default, int) and rank.default > train["nodes"]:
+        hparams["rank"] = train["nodes"]  # a low-rank graph's rank within the sensors (a smoke run's 6)
+    config = TrainConfig(epochs=train["epochs"], batch_size=64, limit_batches=train["limit_batches"], device="cpu",
+                         seed=0)
+    train_model(data, family, work / f"student-{family}", hparams=hparams, config=config, progress=False, log=False)
+    return work / f"student-{family}" / "best.pt"
 
 
 def program_students(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]]:
@@ -149,7 +123,8 @@ def program_students(args: argparse.Namespace, work: Path) -> list[tuple[str, Pa
     trained here."""
     if args.student_checkpoints:
         return [(str(path), path) for path in args.student_checkpoints]
-    return [(family, train_student(args, work, family)) for family in args.students]
+    train = SMOKE_TRAIN if args.smoke else TRAIN
+    return [(family, train_student(train, work, family)) for family in args.students]
 
 
 def time_programs(module: Any, programs: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -331,25 +306,17 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    if args.smoke:
-        args.nodes, args.days, args.width, args.epochs, args.limit_batches = 6, 2, 8, 1, 2
-        args.iters, args.rounds, args.warmup = min(args.iters, 3), 1, min(args.warmup, 2)
     from stgkd.export.programs import FAITHFUL_ATOL
-    from stgkd.files import atomic_write
     from stgkd.latency import is_busy as busy
     from stgkd.latency import load_average
 
-    start_load = load_average()
-    if busy(start_load) and not args.allow_busy:
-        print(f"benchmarks.cpu_deploy: load average {start_load} exceeds the {os.cpu_count()} cores; timings now "
-              "would measure the other work too. Run on an idle machine, or pass --allow-busy (labelled busy).",
-              file=sys.stderr)
-        return 2
-    started = dt.datetime.now(dt.timezone.utc)
-    info = machine()
-    where = args.dataset or f"the synthetic network ({args.nodes} sensors, {args.days} days)"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        args.iters, args.rounds, args.warmup = min(args.iters, 3), 1, min(args.warmup, 2)
+    if refuse_busy("benchmarks.cpu_deploy", args.allow_busy):
+        return EXIT_BUSY
+    started, start_load, info = dt.datetime.now(dt.timezone.utc), load_average(), machine()
     with tempfile.TemporaryDirectory(prefix="stgkd-cpu-deploy-") as tmp:
         rows = run_programs(args, program_students(args, Path(tmp)))
     end_load = load_average()
@@ -360,29 +327,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.cpu_deploy: the load average rose above the {os.cpu_count()} cores while measuring "
               f"(end {end_load}); no results written. Run again on an idle machine, or pass --allow-busy.",
               file=sys.stderr)
-        return 2
+        return EXIT_BUSY
+    t = SMOKE_TRAIN if args.smoke else TRAIN
     report = {
-        "schema": "stgkd-cpu-deploy/2",
-        "command": "python -m benchmarks.cpu_deploy " + shlex.join(argv),
-        "date": started.isoformat(timespec="seconds"),
-        "machine": info,
-        "load_average": {"start": start_load, "end": end_load},
-        "busy": was_busy,
-        "smoke": args.smoke,
-        "iters": args.iters,
-        "sections": list(SECTIONS),
+        "schema": "stgkd-cpu-deploy/2", "command": "python -m benchmarks.cpu_deploy " + shlex.join(argv),
+        "date": started.isoformat(timespec="seconds"), "machine": info,
+        "load_average": {"start": start_load, "end": end_load}, "busy": was_busy, "smoke": args.smoke,
+        "iters": args.iters, "sections": list(SECTIONS),
         "students": ("checkpoints given" if args.student_checkpoints else
-                     f"{', '.join(args.students)} width {args.width} trained here on {where}, {args.epochs} epochs "
-                     f"of at most {args.limit_batches} batches"),
+                     f"{', '.join(args.students)} width {t['width']} trained here on the synthetic network "
+                     f"({t['nodes']} sensors, {t['days']} days), {t['epochs']} epochs of at most {t['limit_batches']} "
+                     "batches"),
         "programs": rows, "program_goal": program_goal(rows), "batches": args.batches, "threads": args.threads,
         "rounds": args.rounds, "warmup": args.warmup, "atol": FAITHFUL_ATOL,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"cpu-programs-{started:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
-    atomic_write(json_path, json.dumps(report, indent=2, default=str) + "\n")
-    atomic_write(md_path, to_markdown(report))
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    write_record(args.out / f"cpu-programs-{started:%Y-%m-%d}{'-' + args.tag if args.tag else ''}", report,
+                 to_markdown(report))
     return 0
 
 

@@ -1,61 +1,24 @@
 """``python -m benchmarks.gpu``: every GPU figure of the study from one command, each part in its own
-process under a time budget.
+process under a time budget (``benchmarks/README.md`` has the plan, its budgets and how to run it).
 
-A GPU machine is lent for minutes at a time, so the whole measurement is one command that runs, in
-order of value:
+The parts (:data:`benchmarks.gpu_parts.PARTS`, in order of value): the environment, the latency table, the
+profiler summary, forward and forward+backward timing, the scaling study, the metr-la-week suite, the tuning
+study and the Los-loop suite. Each runs in its own process (``--part NAME --request FILE``): a crash, a CUDA error
+or an out-of-memory in one loses nothing of another. The parent never touches the GPU; it writes each part's
+record as soon as the part ends (the one the part wrote, or one saying how it died, with the process's exit
+status and the tail of its standard error) and renders RESULTS.md once, at the end, also after a failure.
 
-1. ``environment``: GPU, driver, clocks (when ``nvidia-smi`` can read them), torch, CUDA, cuDNN,
-   package versions;
-2. ``latency``: the latency table at 207 sensors, 12 -> 12 (:func:`benchmarks.latency.collect`): Graph
-   WaveNet and every registered student family at widths 16/32/64, batch 1 and 64, eager and CUDA graph,
-   fp32 and bf16; then torch-geometric-temporal's ``A3TGCN2``, ``TGCN2`` stepped over 12 inputs,
-   ``BatchedDCRNN`` and ``MTGNN`` at batch 1, eager;
-3. ``profile``: where the forward's time goes (:mod:`benchmarks.gpu_profile`, :mod:`benchmarks.profile`): the
-   default student (width 32) and the default teacher at batch 1 and 64, eager, CUDA graph and
-   ``torch.compile`` (inductor, ``reduce-overhead``), each model in its own child process: kernels, device
-   time, launches, the slowest kernels, and each mode's max abs difference to eager;
-4. ``timing``: forward and forward+backward time of every registered model at batch 64, fp32 and bf16,
-   Graph WaveNet and the students before the peers (:func:`benchmarks.model_timing.time_models`);
-5. ``scaling``: teacher and default student on synthetic networks of 207, 883, 2,000 and 8,600 sensors
-   (:func:`benchmarks.scaling.run_scaling`; a size whose cost bound does not fit the time left is
-   skipped, with the bound);
-6. ``metr-la-week``: the suite of :mod:`benchmarks.run` on the real week, 3 seeds: the default teacher, the
-   default student and the structured student, plainly and distilled, then one PGT peer; every run at least
-   10 epochs (the passes RESULTS.md's main body needs);
-7. ``tuning``: an Optuna study (``tuning.search.main``) of at least 30 trials, the default student first,
-   against a CUDA-graph latency budget of 1/10 of Graph WaveNet's CUDA-graph latency at batch 1 from the
-   latency part (without that figure: between the default student and the widest students of the space);
-8. ``los-loop``: the week under T-GCN's Los-loop protocol, reduced by design (one seed, the reference
-   student, no peer) to what the plan leaves.
-
-**Each part runs in its own process** (``python -m benchmarks.gpu --part NAME --request FILE``): a crash, a
-CUDA error or an out-of-memory in one part loses nothing of another. The parent never touches the GPU;
-it records each part's exit status and the tail of its standard error in the part's record, writes
-the record (the one the part wrote, or one saying how it died), and goes on. Inside the latency,
-scaling, suite and tuning parts, every CUDA-graph capture is first probed in a child process
-(:mod:`benchmarks.capture`): a model that cannot be captured is recorded as ``"not capturable:
-<reason>"`` and timed eagerly, and the others are captured as usual.
-
-**Budgets form one schedule** (``--budget-PART`` seconds): part *i* must end by the sum of the budgets up
-to it, so one that finishes early leaves its time to the next, and one that overruns (by at most one
-unit of work: a setting, a training run, a trial) takes it from the next; a part whose time is gone
-before it starts is recorded as cut short without starting a process. Inside a part the work checks
-its deadline between units (:mod:`benchmarks.budget`); a part past its deadline by its grace is sent
-SIGTERM (it stops at once and writes what it has) and killed :data:`TERM_WAIT_S` later. The whole plan
-(:func:`plan`) fits :data:`PLAN_LIMIT_S` seconds (8 minutes) with the install, the last part's grace
-and the final rendering: ``python -m benchmarks.gpu --plan`` prints it and runs nothing. Each part's
-JSON is written (atomically) to ``benchmarks/results/`` and to ``--out`` as soon as the part ends;
-RESULTS.md is rendered once, at the end (also when the run fails).
-
-``--smoke`` runs every part end to end on the CPU at toy size (a 6-sensor synthetic week, tiny models,
-one epoch of two batches, two trials), each in its own process as on the GPU, into ``--out`` only
-(never ``benchmarks/results/``); CUDA-only settings are recorded as skipped, with the reason, not as
-figures.
+The budgets form one schedule (:func:`plan`): part *i* must end by the sum of the process starts and budgets up
+to it, so time a part leaves goes to the next; a part whose time is gone is recorded as cut short without
+starting a process. Inside a part the work checks its deadline between units (:mod:`benchmarks.budget`); a
+part past its deadline by its grace is sent SIGTERM (it writes what it has) and killed :data:`TERM_WAIT_S`
+later. The plan fits :data:`PLAN_LIMIT_S` with the install, the last part's grace and the rendering.
+``--smoke`` runs every part on the CPU at toy size into ``--out`` only; CUDA-only settings are recorded as
+skipped, with the reason.
 
     python -m benchmarks.gpu --plan                         # the parts, models and budgets; runs nothing
-    python -m benchmarks.gpu --out "$OUT"                   # the GPU machine (see benchmarks/README.md)
+    python -m benchmarks.gpu --out "$OUT"                   # the GPU machine
     python -m benchmarks.gpu --smoke --out /tmp/gpu-smoke   # anywhere, a few minutes on 2 CPU cores
-    python -m benchmarks.gpu --parts latency timing --budget-latency 90 --out "$OUT"
 """
 
 from __future__ import annotations
@@ -81,6 +44,7 @@ import torch
 
 from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
 from benchmarks.gpu_parts import PARTS, Context, Part
+from benchmarks.record import environment, log, write_json
 from benchmarks.record import one_line as _one_line
 from benchmarks.run import SCHEMA
 
@@ -114,11 +78,8 @@ EXIT_PART_FAILED = 1
 
 
 def _budgets(args: argparse.Namespace, parts: list[Part]) -> list[float]:
-    out = []
-    for part in parts:
-        given = getattr(args, f"budget_{part.name.replace('-', '_')}", None)
-        out.append(float(given) if given is not None else (SMOKE_BUDGET_S if args.smoke else part.budget_s))
-    return out
+    given = [getattr(args, f"budget_{part.name.replace('-', '_')}", None) for part in parts]
+    return [float(g) if g is not None else SMOKE_BUDGET_S if args.smoke else p.budget_s for g, p in zip(given, parts)]
 
 
 def plan(parts: list[Part], budgets: list[float], *, smoke: bool = False) -> dict[str, Any]:
@@ -169,32 +130,15 @@ def _now() -> dt.datetime:
 
 
 def _write_json(record: dict[str, Any], name: str, folders: list[Path]) -> list[Path]:
-    """Write ``record`` to ``folder/name`` in every folder, atomically (fsync'ed temp file, then rename)."""
-    from stgkd.files import atomic_write
-
-    data = (json.dumps(record, indent=1, default=_json_default) + "\n").encode()
-    return [atomic_write(folder / name, data) for folder in folders]
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    try:
-        return float(obj)
-    except (TypeError, ValueError):
-        return str(obj)
+    """Write ``record`` to ``folder/name`` in every folder, atomically."""
+    return [write_json(folder / name, record) for folder in folders]
 
 
 def _light_environment(device: str, device_name: str | None) -> dict[str, Any]:
     """The environment of a record the parent writes for a part that died: what the parent knows without
-    touching the GPU."""
-    import platform
-
-    return {"device": device, "device_name": device_name or "unknown (the part's process wrote no record)",
-            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-            "platform": platform.platform(), "threads": torch.get_num_threads()}
+    touching the GPU (:func:`benchmarks.record.environment` on the CPU, with the device the part was to use)."""
+    return {**environment("cpu"), "device": device,
+            "device_name": device_name or "unknown (the part's process wrote no record)"}
 
 
 def _complete(record: dict[str, Any], part: Part, *, index: int, budget_s: float, started: dt.datetime, wall: float,
@@ -204,17 +148,13 @@ def _complete(record: dict[str, Any], part: Part, *, index: int, budget_s: float
     record.setdefault("suite", part.suite)
     record.setdefault("title", part.title)
     record.setdefault("protocol", record["suite"])
+    record.setdefault("notes", [])
     if "environment" not in record:
         record["environment"] = environment()
-    record.setdefault("notes", [])
-    record["schema"] = SCHEMA
-    record["date"] = started.strftime("%Y-%m-%d")
-    record["started"] = started.isoformat(timespec="seconds")
-    record["wall_seconds"] = wall
-    record["command"] = command
     reached = record.get("reached")
-    completed = error is None and reached is None and record.get("completed", True)
-    record["completed"] = bool(completed)
+    completed = bool(error is None and reached is None and record.get("completed", True))
+    record.update(schema=SCHEMA, date=started.strftime("%Y-%m-%d"), started=started.isoformat(timespec="seconds"),
+                  wall_seconds=wall, command=command, completed=completed)
     record["run"] = {"id": run_id, "part": part.name, "index": index, "budget_s": budget_s, "wall_s": wall,
                      "completed": bool(completed), "reached": reached, "error": error, "smoke": smoke}
     return record
@@ -223,10 +163,7 @@ def _complete(record: dict[str, Any], part: Part, *, index: int, budget_s: float
 def run_part(part: Part, ctx: Context, deadline: Deadline, *, index: int, budget_s: float) -> dict[str, Any]:
     """Run one part (in the part's process) and return its complete record: an error is recorded, not
     raised, and a part that returns a record with an ``"error"`` keeps what it measured."""
-    from benchmarks.record import environment
-
-    started = _now()
-    t0 = time.monotonic()
+    started, t0 = _now(), time.monotonic()
     ctx.log(f"part {index} {part.name}: budget {budget_s:g} s ({max(0.0, deadline.remaining()):.1f} s until its "
             "deadline in the schedule)")
     error = None
@@ -262,10 +199,6 @@ def _child(name: str, request_path: Path) -> int:
     request = json.loads(Path(request_path).read_text())
     signal.signal(signal.SIGTERM, _stop_from_outside)
     part = next(p for p in PARTS if p.name == name)
-
-    def log(msg: str) -> None:
-        print(f"[{_now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
     seconds = float(request["seconds"]) - (time.time() - float(request["launched_at"]))
     ctx = Context(args=argparse.Namespace(debug=request["debug"]), device=request["device"], smoke=request["smoke"],
                   week=Path(request["week"]) if request["week"] else None, work=Path(request["work"]),
@@ -283,15 +216,6 @@ def _part_command(part: Part, request_path: Path) -> list[str]:
     return [sys.executable, "-m", "benchmarks.gpu", "--part", part.name, "--request", str(request_path)]
 
 
-def _signal_name(code: int | None) -> str:
-    if code is None or code >= 0:
-        return f"exit code {code}"
-    try:
-        return f"signal {signal.Signals(-code).name}"
-    except ValueError:
-        return f"signal {-code}"
-
-
 def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
             log: Callable[[str], None], log_file: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Run ``part`` in its own process; return its record (``None`` when it wrote none) and how the process
@@ -301,7 +225,7 @@ def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
     request_path, record_path = work / f"{stem}.request.json", work / f"{stem}.record.json"
     record_path.unlink(missing_ok=True)
     request = {**request, "record": str(record_path), "seconds": seconds, "launched_at": time.time()}
-    request_path.write_text(json.dumps(request, default=_json_default))
+    write_json(request_path, request)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # its own process group: stopping the part stops the processes it started too (capture probes)
     proc = subprocess.Popen(_part_command(part, request_path), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -338,7 +262,9 @@ def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
 def _dead_part_record(part: Part, outcome: dict[str, Any]) -> dict[str, Any]:
     """The record of a part whose process wrote none: how it ended and the last line it wrote."""
     last = next((line.strip() for line in reversed(outcome["stderr_tail"].splitlines()) if line.strip()), "")
-    how = outcome["ended"] if outcome["ended"] != "exited" else f"ended by {_signal_name(outcome['exit_code'])}"
+    code = outcome["exit_code"]
+    how = (outcome["ended"] if outcome["ended"] != "exited" else f"ended by exit code {code}" if code is None or code >= 0
+           else f"ended by signal {signal.Signals(-code).name if -code in signal.valid_signals() else -code}")
     return {"error": f"its process {how} and wrote no record" + (f" (last line: {last[:200]})" if last else "")}
 
 
@@ -384,11 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default=None,
                    help="where the JSON files go (default: benchmarks/results; with --smoke only --out)")
     p.add_argument("--markdown", default=None,
-                   help="RESULTS.md to regenerate from the results folder (default: benchmarks/RESULTS.md; with "
-                        "--smoke OUT/RESULTS.md)")
-    p.add_argument("--week", default=None,
-                   help="folder of the real METR-LA week (default: $STGKD_WEEK, else ../shared/data/metr-la-week, "
-                        "else .gpu/data/metr-la-week)")
+                   help="RESULTS.md to regenerate (default: benchmarks/RESULTS.md; with --smoke OUT/RESULTS.md)")
+    p.add_argument("--week", default=None, help="folder of the real METR-LA week (default: $STGKD_WEEK, else "
+                   "../shared/data/metr-la-week, else .gpu/data/metr-la-week)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                    help="auto: CUDA, refusing to run full size without it (default: auto; --smoke: cpu)")
     p.add_argument("--smoke", action="store_true",
@@ -438,8 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     primary = folders[0]
     markdown = Path(args.markdown) if args.markdown else (primary / "RESULTS.md" if args.smoke else RESULTS_MD)
     markdowns = list(dict.fromkeys([markdown.resolve()] + ([out.resolve() / "RESULTS.md"] if out else [])))
-    started = _now()
-    run_id = started.strftime("%Y%m%dT%H%M%SZ")
+    run_id = _now().strftime("%Y%m%dT%H%M%SZ")
     log_path = (out or primary) / "gpu-run.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -467,9 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         for row, part in zip(schedule["rows"], selected):
             index, budget = row["index"], row["budget_s"]
             seconds = t_start + row["ends_s"] - time.monotonic()
-            part_started = _now()
             t0 = time.monotonic()
-            common = dict(index=index, budget_s=budget, started=part_started, run_id=run_id, command=command,
+            common = dict(index=index, budget_s=budget, started=_now(), run_id=run_id, command=command,
                           smoke=args.smoke, environment=lambda: _light_environment(device, handover.get("device_name")))
             if seconds <= 0:  # no process is started for a part whose time is gone
                 log(f"part {index} {part.name}: no time left in the schedule; not started")
@@ -487,14 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"part {part.name}: {dead['error']}")
                 elif outcome["ended"] != "exited":
                     record["notes"].append(f"Its process was {outcome['ended']}; what it wrote before is kept.")
-                record["run"]["exit_code"] = outcome["exit_code"]
-                record["run"]["ended"] = outcome["ended"]
-                record["run"]["stderr_tail"] = outcome["stderr_tail"]
-            for key, value in (record.pop("_handover", None) or {}).items():
-                if key == "capture":
-                    handover.setdefault("capture", {}).update(value)
-                else:
-                    handover[key] = value
+                record["run"].update(outcome)
+            handed = record.pop("_handover", None) or {}
+            handover.update({**handed, "capture": {**handover.get("capture", {}), **handed.get("capture", {})}})
             if part.name == "environment" and record.get("environment"):
                 handover["device_name"] = record["environment"].get("device_name")
             if record["run"]["error"]:

@@ -1,8 +1,10 @@
 """The parts of ``python -m benchmarks.gpu``: what each measures, its default budget, its models in order.
 
-Each part is a function ``run(ctx, deadline) -> record`` that :mod:`benchmarks.gpu` calls in the part's
-own process; a part hands what later parts need (the metr-la-week teacher, capture verdicts) through
-``ctx.handed``. :data:`PARTS` is the run, in order of value, with each part's budget on a GPU.
+Each part is a function ``run(ctx, deadline) -> record`` that :mod:`benchmarks.gpu` calls in the part's own
+process, over the scripts that measure (:mod:`benchmarks.latency`, :mod:`benchmarks.profile`,
+:mod:`benchmarks.scaling`, :mod:`benchmarks.run`, ``tuning.search``); a part hands what later parts need (the
+metr-la-week teacher, the teacher's CUDA-graph latency, capture verdicts) through ``ctx.handed``. :data:`PARTS` is
+the run, in order of value, with each part's budget on a GPU.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import shlex
 import shutil
 import subprocess
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+import stgkd.nn.peers  # noqa: F401  (registers the peers: the timing part times every registered model)
 from benchmarks.budget import Deadline, OutOfTime
-from benchmarks.gpu_profile import default_student, default_teacher, part_profile, profile_lineup
-from benchmarks.record import one_line as _one_line
+from benchmarks.profile import part_profile, profile_lineup
+from benchmarks.record import one_line
+from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
-__all__ = ["PARTS", "Part", "Context", "SuitePlan", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
+__all__ = ["PARTS", "Part", "Context", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
 
 NO_CUDA = "no CUDA device"
 #: graph size of the smoke run's latency and timing parts (MTGNN's default subgraph needs 20 sensors)
@@ -35,21 +39,17 @@ SMOKE_NODES = 20
 MIN_TRIALS = 30
 #: epochs of each tuning trial on the GPU
 TUNING_EPOCHS = 4
+#: the tuning budget on CUDA: this fraction of the default teacher's CUDA-graph latency at batch 1 (the goal:
+#: the default student >= 10x faster than Graph WaveNet)
+TEACHER_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class Part:
-    """One part of the run.
-
-    Attributes:
-        name: its ``--parts`` name.
-        suite: the ``suite`` of its record (and of its JSON file name).
-        title: what it measures.
-        budget_s: its default budget on a GPU (seconds, the part's process start and CUDA start-up included).
-        run: ``run(ctx, deadline) -> record``, in the part's own process.
-        lineup: ``lineup(smoke) -> str``: the models it runs, in order (``--plan``).
-        grace_s: how far past its deadline the part may run (one unit of work) before it is stopped.
-    """
+    """One part of the run: its ``--parts`` ``name``, the ``suite`` of its record, what it measures (``title``),
+    its default ``budget_s`` on a GPU, ``run(ctx, deadline) -> record`` (in its own process), ``lineup(smoke)``
+    (its models in order, for ``--plan``) and how far past its deadline it may run (``grace_s``: one unit of
+    work) before it is stopped."""
 
     name: str
     suite: str
@@ -62,8 +62,8 @@ class Part:
 
 @dataclass
 class Context:
-    """What a part's process knows: settings, the device, the data folder, the shared work folder, and
-    what earlier parts handed over (the metr-la-week teacher for the tuning study, capture verdicts)."""
+    """What a part's process knows: settings, the device, the data folder, the shared work folder, and what
+    earlier parts handed over (``handover``); what this part hands to the parts after it goes in ``handed``."""
 
     args: argparse.Namespace
     device: str
@@ -74,282 +74,197 @@ class Context:
     command: str
     log: Callable[[str], None]
     handover: dict[str, Any] = field(default_factory=dict)
-    handed: dict[str, Any] = field(default_factory=dict)  # what this part hands to the parts after it
+    handed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cuda(self) -> bool:
         return self.device == "cuda"
 
 
-# ============================================================================ the parts
+def _kept(work: Callable[[], None], rows: list, ctx: Context, name: str) -> tuple[str | None, str | None]:
+    """Run ``work`` (which appends to ``rows``); ``(reached, error)``: a deadline or an error (a CUDA error)
+    stops it, and the rows measured before stay the part's record."""
+    try:
+        work()
+    except OutOfTime as exc:
+        return exc.what, None
+    except Exception as exc:
+        ctx.log(f"{name}: stopped by {one_line(exc)} after {len(rows)} settings; they are kept")
+        traceback.print_exc()
+        return None, one_line(exc)
+    return None, None
 
 
 def part_environment(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """GPU, driver, clocks, library versions; ``"skipped: no CUDA device"`` for what needs a GPU."""
-    from benchmarks.record import environment
-
-    env = environment(ctx.device)
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "packages": _versions(["torch", "torch-geometric", "torch-geometric-temporal", "optuna", "tables", "numpy",
-                               "pandas", "networkx", "scipy"]),
-    }
-    if ctx.cuda:
-        props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {
-            "name": props.name, "capability": f"{props.major}.{props.minor}",
-            "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
-            "devices": torch.cuda.device_count(), "cudnn": torch.backends.cudnn.version(),
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-        }
-        info["nvidia_smi"] = _nvidia_smi()
-    else:
-        info["gpu"] = {"skipped": NO_CUDA}
-        info["nvidia_smi"] = {"skipped": NO_CUDA}
-    return {"suite": "environment", "title": "Device and software", "environment": env, "details": info}
-
-
-def _versions(names: list[str]) -> dict[str, str | None]:
+    """GPU, driver, clocks (``nvidia-smi``), library versions; ``"skipped: no CUDA device"`` for what needs a GPU."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out: dict[str, str | None] = {}
-    for name in names:
+    from benchmarks.record import environment
+
+    def installed(name: str) -> str | None:
         try:
-            out[name] = version(name)
+            return version(name)
         except PackageNotFoundError:
-            out[name] = None
-    return out
+            return None
+
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(), "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "packages": {n: installed(n) for n in ("torch", "torch-geometric", "torch-geometric-temporal", "optuna",
+                                               "tables", "numpy", "pandas", "networkx", "scipy")},
+        "gpu": {"skipped": NO_CUDA}, "nvidia_smi": {"skipped": NO_CUDA}}
+    if ctx.cuda:
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = {"name": props.name, "capability": f"{props.major}.{props.minor}",
+                       "memory_gib": round(props.total_memory / 2**30, 1), "multiprocessors": props.multi_processor_count,
+                       "devices": torch.cuda.device_count(), "cudnn": torch.backends.cudnn.version(),
+                       "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+        info["nvidia_smi"] = _nvidia_smi()
+    return {"suite": "environment", "title": "Device and software", "environment": environment(ctx.device),
+            "details": info}
 
 
-#: ``nvidia-smi --query-gpu`` fields, most useful first (an unknown field fails the whole query, so it is
-#: retried with the first few)
+#: ``nvidia-smi --query-gpu`` fields, most useful first (an unknown field fails the whole query, so it is retried
+#: with the first few)
 SMI_FIELDS = ("name", "driver_version", "clocks.sm", "clocks.max.sm", "clocks.mem", "clocks.max.mem",
               "clocks.applications.graphics", "power.limit", "power.draw", "temperature.gpu", "memory.total",
               "persistence_mode", "compute_mode", "mig.mode.current")
 
 
 def _nvidia_smi() -> dict[str, Any]:
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return {"skipped": "nvidia-smi not found"}
-    for fields in (SMI_FIELDS, SMI_FIELDS[:6]):
+    exe, error = shutil.which("nvidia-smi"), "nvidia-smi not found"
+    for fields in (SMI_FIELDS, SMI_FIELDS[:6]) if exe else ():
         try:
             out = subprocess.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
                                  capture_output=True, text=True, timeout=15, check=True).stdout
         except (OSError, subprocess.SubprocessError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"nvidia-smi failed ({type(exc).__name__}: {exc})"
             continue
         first = out.strip().splitlines()[0] if out.strip() else ""
         return dict(zip(fields, (v.strip() for v in first.split(","))))
-    return {"skipped": f"nvidia-smi failed ({error})"}
-
-
-def _latency_argv(ctx: Context) -> list[str]:
-    if ctx.smoke:
-        return ["--device", ctx.device, "--sections", "main", "peers", "--nodes", str(SMOKE_NODES), "--batch", "1", "2",
-                "--warmup", "1", "--iters", "2", "--peer-hidden", "8"]
-    return ["--device", ctx.device, "--sections", "main", "peers", "--nodes", "207", "--batch", "1", "64",
-            "--warmup", "10", "--iters", "100"]
+    return {"skipped": error}
 
 
 def part_latency(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """The latency table (:func:`benchmarks.latency.collect`): main section, then the PGT peers. Every
-    CUDA-graph setting is probed in a child process first; an error keeps the rows measured before it."""
+    """The latency table (:func:`benchmarks.latency.collect`): main section, then the PGT peers; every CUDA-graph
+    setting probed in a child process first. Hands on the default teacher's CUDA-graph latency at batch 1."""
     from benchmarks import latency
 
-    argv = _latency_argv(ctx)
+    nodes, batch, warmup, iters = (SMOKE_NODES, "2", "1", "2") if ctx.smoke else (207, "64", "10", "100")
+    argv = ["--device", ctx.device, "--sections", "main", "peers", "--nodes", str(nodes), "--batch", "1", batch,
+            "--warmup", warmup, "--iters", iters] + (["--peer-hidden", "8"] if ctx.smoke else [])
     args = latency.resolve_args(latency.build_parser().parse_args(argv))
-    started = dt.datetime.now(dt.timezone.utc)
-    rows: list[dict[str, Any]] = []
-    verdicts: dict[str, str | None] = {}
-    reached = error = None
-    try:
-        verdicts = latency.probe_captures(args, deadline, known=ctx.handover.get("capture"))
-        ctx.handed["capture"] = verdicts
+    started, rows, verdicts = dt.datetime.now(dt.timezone.utc), [], {}
+
+    def work() -> None:
+        verdicts.update(latency.probe_captures(args, deadline, known=ctx.handover.get("capture")))
+        ctx.handed["capture"] = dict(verdicts)
         latency.collect(args, rows, deadline, verdicts)
-    except OutOfTime as exc:
-        reached = exc.what
-    except Exception as exc:  # a CUDA error: the rows measured so far are the part's record
-        error = _one_line(exc)
-        ctx.log(f"latency: stopped by {error} after {len(rows)} settings; they are kept")
-        traceback.print_exc()
+
+    reached, error = _kept(work, rows, ctx, "latency")
     teacher_b1 = _teacher_graph_b1(rows)
     if teacher_b1 is not None:  # the tuning study's budget is set from it
         ctx.handed["teacher_cuda_graph_b1_ms"] = teacher_b1
-    report = latency.make_report(args, argv, rows, started, None, command=ctx.command)
-    record = {
-        "suite": "latency", "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)",
-        "settings": report["settings"], "results": rows, "reached": reached, "capture": verdicts,
-        "students": list(args.students), "widths": list(args.widths),
-    }
-    if error:
-        record["error"] = error
-    return record
+    record = {**latency.make_report(args, rows, started, None, command=ctx.command), "reached": reached,
+              "capture": verdicts}
+    return {**record, "error": error} if error else record
 
 
 def _teacher_graph_b1(rows: list[dict[str, Any]]) -> float | None:
     """The default teacher's CUDA-graph latency at batch 1, fp32, in the latency part's main section (ms)."""
-    for r in rows:
-        if (r.get("section"), r.get("model"), r.get("mode"), r.get("dtype"), r.get("batch")) == (
-                "main", default_teacher(), "cuda-graph", "fp32", 1) and r.get("device_kind") == "cuda" \
-                and "median_ms" in r:
-            return float(r["median_ms"])
-    return None
+    return next((float(r["median_ms"]) for r in rows if "median_ms" in r and r.get("device_kind") == "cuda" and (
+        r.get("section"), r.get("model"), r.get("mode"), r.get("dtype"), r.get("batch")) == (
+        "main", DEFAULT_TEACHER, "cuda-graph", "fp32", 1)), None)
 
 
 def _latency_lineup(smoke: bool) -> str:
     from benchmarks.latency import PEERS, student_families
 
-    widths = "16/32/64"
-    batches = "1 and 2" if smoke else "1 and 64"
-    return (f"graph-wavenet; {', '.join(student_families())} at widths {widths}; batch {batches}, eager and CUDA graph "
-            "(each setting probed in a child process first), fp32 and bf16; then PGT peers "
+    return (f"graph-wavenet; {', '.join(student_families())} at widths 16/32/64; batch {'1 and 2' if smoke else '1 and 64'}"
+            ", eager and CUDA graph (each setting probed in a child process first), fp32 and bf16; then PGT peers "
             f"{', '.join(PEERS)} (eager, fp32, batch 1)")
 
 
 def part_timing(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """Forward and forward+backward time of every registered model, Graph WaveNet and the students first
-    (:func:`benchmarks.model_timing.time_models`); an error keeps the rows timed before it."""
-    import benchmarks.suites  # noqa: F401  (registers PGT's own recurrent cells as models too)
-    from benchmarks.model_timing import time_models, value_order
-    from stgkd.latency import random_graph
+    """Forward and forward+backward time of every registered model (:func:`benchmarks.latency.time_models`),
+    Graph WaveNet and the students first, on METR-LA's graph; an error keeps the rows timed before it."""
+    from benchmarks.latency import load_graph, time_models, timing_record, value_order
     from stgkd.nn import MODELS
 
-    device = torch.device(ctx.device)
     if ctx.smoke:
-        adj, graph = random_graph(SMOKE_NODES), f"random, 8 out-edges per node, seed 0 (N={SMOKE_NODES})"
-        batch, warmup, iters = 1, 0, 1
+        (adj, graph), batch, warmup, iters = load_graph(SMOKE_NODES), 1, 0, 1
     else:
-        adj, graph = _week_graph(ctx)
-        batch, warmup, iters = 64, 5, 20
-    rows: list[Any] = []
-    reached = error = None
+        (adj, graph), batch, warmup, iters = load_graph(207, ctx.week), 64, 5, 20
+    rows: list[dict[str, Any]] = []
     names = value_order(MODELS.names())
-    try:
-        roles = {getattr(MODELS.get(n), "role", "") for n in names}  # teachers, students, baselines, ...
-        time_models(names, adj, batches={role: [batch] for role in roles}, dtypes=["fp32", "bf16"],
-                    passes=["forward", "forward+backward"], device=device, warmup=warmup, iters=iters,
-                    log=ctx.log, rows=rows, deadline=deadline)
-    except OutOfTime as exc:
-        reached = exc.what
-    except Exception as exc:  # a CUDA error: the rows timed so far are the part's record
-        error = _one_line(exc)
-        ctx.log(f"timing: stopped by {error} after {len(rows)} settings; they are kept")
-        traceback.print_exc()
-    record = {
-        "suite": "model-timing", "title": f"Forward and forward+backward time, batch {batch}",
-        "graph": graph, "nodes": int(adj.shape[0]), "batch": batch, "warmup": warmup, "iters": iters,
-        "order": names, "models": [asdict(r) for r in rows], "reached": reached,
-    }
-    if error:
-        record["error"] = error
-    return record
+    reached, error = _kept(lambda: time_models(names, adj, batches=[batch], dtypes=["fp32", "bf16"],
+                                               device=torch.device(ctx.device), warmup=warmup, iters=iters, rows=rows,
+                                               deadline=deadline), rows, ctx, "timing")
+    record = {**timing_record(rows, graph=graph, nodes=int(adj.shape[0]), batches=[batch], warmup=warmup, iters=iters,
+                              order=names), "reached": reached}
+    return {**record, "error": error} if error else record
 
 
 def _timing_lineup(smoke: bool) -> str:
-    import benchmarks.suites  # noqa: F401  (registers PGT's own recurrent cells as models too)
-    from benchmarks.model_timing import value_order
+    from benchmarks.latency import value_order
     from stgkd.nn import MODELS
 
     return (f"in this order: {', '.join(value_order(MODELS.names()))}; batch {1 if smoke else 64}, fp32 and bf16, "
             "forward and forward+backward")
 
 
-def _week_graph(ctx: Context):
-    """METR-LA's adjacency from the week folder, else a seeded random graph of 207 sensors."""
-    from stgkd.latency import random_graph
-
-    if ctx.week is not None:
-        import numpy as np
-
-        from stgkd.data.readers import read_adj_pickle
-
-        _, adj = read_adj_pickle(ctx.week / "adj_mx.pkl")
-        return np.asarray(adj, dtype=np.float32), "METR-LA (DCRNN adj_mx.pkl)"
-    return random_graph(207), "random, 8 out-edges per node, seed 0 (N=207)"
-
-
 def part_scaling(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """Cost against the network size (:func:`benchmarks.scaling.run_scaling`); a size whose cost bound does
-    not fit the time left is skipped with the bound."""
+    """Cost against the network size (:func:`benchmarks.scaling.run_scaling`); a size whose cost bound does not fit
+    the time left is skipped with the bound."""
     from benchmarks.run import build_parser
     from benchmarks.scaling import run_scaling
     from benchmarks.suites import TINY_TEACHER
 
-    if ctx.smoke:
-        argv = ["--suite", "scaling", "--device", ctx.device, "--sizes", "8", "16", "--batch-size", "4",
-                "--scaling-batches", "1", "--scaling-warmup", "1", "--latency-batches", "1", "--latency-iters", "2",
-                "--latency-warmup", "1", "--teacher-hparams", json.dumps(TINY_TEACHER)]
-    else:
-        argv = ["--suite", "scaling", "--device", ctx.device, "--sizes", "207", "883", "2000", "8600",
-                "--batch-size", "16", "--scaling-batches", "3", "--scaling-warmup", "1", "--latency-batches", "1",
-                "--latency-iters", "50", "--latency-warmup", "5"]
+    argv = ["--suite", "scaling", "--device", ctx.device, "--scaling-batches", "1" if ctx.smoke else "3",
+            "--scaling-warmup", "1", "--latency-batches", "1", "--latency-warmup", "1" if ctx.smoke else "5"]
+    argv += (["--sizes", "8", "16", "--batch-size", "4", "--latency-iters", "2", "--teacher-hparams",
+              json.dumps(TINY_TEACHER)] if ctx.smoke else
+             ["--sizes", "207", "883", "2000", "8600", "--batch-size", "16", "--latency-iters", "50"])
     args = build_parser().parse_args(argv)
-    args.argv, args.deadline = argv, deadline
-    args.capture_verdicts = ctx.handover.get("capture")
+    args.argv, args.deadline, args.capture_verdicts = argv, deadline, ctx.handover.get("capture")
     record = run_scaling(args)
     ctx.handed["capture"] = record.get("capture") or {}
     return record
 
 
 def _scaling_lineup(smoke: bool) -> str:
-    from benchmarks.scaling import DEFAULT_STUDENT
-
-    sizes = "8, 16" if smoke else "207, 883, 2,000, 8,600"
-    return (f"graph-wavenet and {DEFAULT_STUDENT} h32 at N = {sizes} (3 training steps of 16 windows, latency at batch 1); a "
-            "size whose cost bound (a + b N + c N^2 from the sizes measured) does not fit the time left is skipped, "
-            "with the bound")
+    return (f"graph-wavenet and {DEFAULT_STUDENT} h32 at N = {'8, 16' if smoke else '207, 883, 2,000, 8,600'} (3 "
+            "training steps of 16 windows, latency at batch 1); a size whose cost bound (a + b N + c N^2 from the "
+            "sizes measured) does not fit the time left is skipped, with the bound")
 
 
-@dataclass(frozen=True)
-class SuitePlan:
-    """What a suite part trains on the GPU: seeds, students, peers, and why it is reduced (if it is).
-
-    ``students`` are labels or model names of the suite's students."""
-
-    seeds: int
-    students: tuple[str, ...]
-    peers: tuple[str, ...]
-    reduced_by_design: str | None = None
-
-
-def _suite_plans() -> dict[str, SuitePlan]:
-    from benchmarks.suites import STUDENT_DEFAULT, STUDENT_REFERENCE, STUDENT_STRUCTURED
-
-    return {
-        "metr-la-week": SuitePlan(3, (STUDENT_DEFAULT[0], STUDENT_STRUCTURED[0]), ("pgt-tgcn",)),
-        "los-loop": SuitePlan(1, (STUDENT_REFERENCE[0],), (), reduced_by_design=(
-            "1 seed, the reference student (plainly and distilled), no peer: what the 8-minute GPU plan leaves "
-            "after the parts before it (`python -m benchmarks.run --suite los-loop` runs the whole suite)")),
-    }
+#: what a suite part trains on the GPU: seeds, students (labels of the suite's), peers, why it is reduced (if it is)
+SUITE_PLANS: dict[str, tuple[int, tuple[str, ...], tuple[str, ...], str | None]] = {
+    "metr-la-week": (3, (f"{DEFAULT_STUDENT} h32", "gcn-gru h32 structured"), ("pgt-tgcn",), None),
+    "los-loop": (1, ("gcn-gru h32",), (), "1 seed, the reference student (plainly and distilled), no peer: what the "
+                 "8-minute GPU plan leaves after the parts before it (`python -m benchmarks.run --suite los-loop` runs "
+                 "the whole suite)"),
+}
 
 
 def _suite_part(name: str) -> Callable[[Context, Deadline], dict[str, Any]]:
     def run(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-        """One suite of :mod:`benchmarks.run` as :func:`_suite_plans` has it: every run at least
-        ``MIN_PASSES`` epochs, peers after every seed's teacher and students."""
+        """One suite of :mod:`benchmarks.run` as :data:`SUITE_PLANS` has it: every run at least ``--min-passes``
+        epochs, peers after every seed's teacher and students."""
         from benchmarks.run import build_parser, run_suite
         from benchmarks.suites import get_suite
 
-        suite = get_suite(name)
-        sp = _suite_plans()[name]
-        peers = list(sp.peers) or ["none"]
-        if ctx.smoke:
-            argv = ["--suite", name, "--device", ctx.device, "--tiny", "--seeds", "1", "--epochs", "1",
-                    "--limit-batches", "2", "--batch-size", "16", "--eval-batch-size", "256", "--latency-iters", "1",
-                    "--latency-warmup", "1", "--latency-batches", "1", "--peers", *peers, "--students", *sp.students]
-        else:
-            argv = ["--suite", name, "--device", ctx.device, "--seeds", str(sp.seeds), "--epochs", str(suite.epochs),
-                    "--patience", "10", "--batch-size", "64", "--latency-iters", "50", "--latency-warmup", "5",
-                    "--peers", *peers, "--students", *sp.students]
+        suite, (seeds, students, peers, reduced) = get_suite(name), SUITE_PLANS[name]
+        argv = ["--suite", name, "--device", ctx.device, "--latency-warmup", "1" if ctx.smoke else "5",
+                "--peers", *(peers or ["none"]), "--students", *students]
+        argv += (["--tiny", "--seeds", "1", "--epochs", "1", "--limit-batches", "2", "--batch-size", "16",
+                  "--eval-batch-size", "256", "--latency-iters", "1", "--latency-batches", "1"] if ctx.smoke else
+                 ["--seeds", str(seeds), "--epochs", str(suite.epochs), "--patience", "10", "--batch-size", "64",
+                  "--latency-iters", "50"])
         args = build_parser().parse_args(argv)
         args.argv, args.seed_list, args.deadline = argv, list(range(args.seeds)), deadline
         args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
-        args.week = ctx.week
-        args.workdir = str(ctx.work / name)
+        args.week, args.workdir, args.reduced_by_design = ctx.week, str(ctx.work / name), reduced
         args.capture_verdicts = ctx.handover.get("capture")
-        args.reduced_by_design = sp.reduced_by_design
         args.note = [("A 6-sensor, 2-day synthetic stand-in for the week, a tiny teacher, one epoch of two batches."
                       if ctx.smoke else
                       f"Every training run gets a share of the part's time budget (the teacher 3 shares, each other "
@@ -358,14 +273,12 @@ def _suite_part(name: str) -> Callable[[Context, Deadline], dict[str, Any]]:
                       "for are not started.")]
         record = run_suite(args)
         ctx.handed["capture"] = record.get("capture") or {}
-        if name == "metr-la-week":
-            teacher = ctx.work / name / "s0" / "teacher" / "best.pt"
-            if teacher.is_file():
-                hp = record["budget"]["teacher_hparams"]
-                ctx.handed["teacher"] = str(teacher)
-                ctx.handed["teacher_note"] = (
-                    "the metr-la-week part's seed-0 teacher (Graph WaveNet "
-                    + (f"{json.dumps(hp)}" if hp else "at the paper's size") + ", early stopping)")
+        teacher = ctx.work / name / "s0" / "teacher" / "best.pt"
+        if name == "metr-la-week" and teacher.is_file():
+            hp = record["budget"]["teacher_hparams"]
+            ctx.handed["teacher"] = str(teacher)
+            size = json.dumps(hp) if hp else "at the paper's size"
+            ctx.handed["teacher_note"] = f"the metr-la-week part's seed-0 teacher (Graph WaveNet {size}, early stopping)"
         return record
 
     return run
@@ -375,35 +288,31 @@ def _suite_lineup(name: str) -> Callable[[bool], str]:
     def lineup(smoke: bool) -> str:
         from benchmarks.table.records import MIN_PASSES
 
-        sp = _suite_plans()[name]
-        seeds = 1 if smoke else sp.seeds
-        students = ", ".join(f"{s} (plain, then distilled)" for s in sp.students)
-        peers = f"; then, for every seed, {', '.join(sp.peers)}" if sp.peers else "; no peer"
-        each = "one epoch of two batches" if smoke else f"each run at least {MIN_PASSES} epochs"
-        text = f"{seeds} seed(s): {default_teacher()} (teacher), {students}{peers}; {each}"
-        return text + (f" — reduced by design: {sp.reduced_by_design}" if sp.reduced_by_design else "")
+        seeds, students, peers, reduced = SUITE_PLANS[name]
+        text = (f"{1 if smoke else seeds} seed(s): {DEFAULT_TEACHER} (teacher), "
+                + ", ".join(f"{s} (plain, then distilled)" for s in students)
+                + (f"; then, for every seed, {', '.join(peers)}" if peers else "; no peer")
+                + ("; one epoch of two batches" if smoke else f"; each run at least {MIN_PASSES} epochs"))
+        return text + (f" — reduced by design: {reduced}" if reduced else "")
 
     return lineup
 
 
 def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """An Optuna study (``tuning.search.main``) of the students, the default one first (the study's enqueued
-    default point), distilled from the metr-la-week part's default teacher, against a latency budget: on CUDA
-    1/10 of the default teacher's CUDA-graph latency at batch 1 from the latency part, else one that excludes
-    the widest students (:func:`_calibrate_budget`)."""
+    """An Optuna study (``tuning.search.main``) of the students, the default one first, distilled from the
+    metr-la-week part's teacher, against a latency budget (:func:`_calibrate_budget`)."""
     from benchmarks.suites import TINY_TEACHER
     from stgkd.data.rebuild import load_data
     from stgkd.engine import TimeLimit, TrainConfig, train_model
     from stgkd.errors import DataError
-    from tuning.teacher import SMALL_TEACHER
     from tuning.search import main as search_main
     from tuning.space import load_space
+    from tuning.teacher import SMALL_TEACHER
 
     if ctx.week is None:
         raise DataError("tuning: no METR-LA week found (pass --week)")
     data = load_data(str(ctx.week))
-    teacher = ctx.handover.get("teacher")
-    teacher_note = ctx.handover.get("teacher_note", "")
+    teacher, teacher_note = ctx.handover.get("teacher"), ctx.handover.get("teacher_note", "")
     if teacher is None or not Path(teacher).is_file():
         hp = TINY_TEACHER if ctx.smoke else SMALL_TEACHER
         limit = max(1.0, 0.2 * deadline.remaining()) if deadline.end is not None else None
@@ -417,71 +326,59 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     space = load_space(None)
     mode, capture_note = _tuning_mode(ctx, data, space, deadline)
     calibration = _calibrate_budget(ctx, data, space, mode, teacher_ms=ctx.handover.get("teacher_cuda_graph_b1_ms"))
-    budget_ms = calibration["budget_ms"]
-    n_trials = 2 if ctx.smoke else MIN_TRIALS + 10
-    reserve = 5.0 if ctx.smoke else 15.0  # report, export and the trial in flight
-    timeout = max(1.0, deadline.remaining() - reserve) if deadline.end is not None else None
-    out = ctx.work / "study"
-    argv = ["--dataset", str(ctx.week), "--teacher", str(teacher), "--latency-budget-ms", f"{budget_ms:.6g}",
-            "--latency-batch", "1", "--latency-mode", mode, "--latency-device", ctx.device, "--n-trials", str(n_trials),
-            "--seed", "0", "--no-progress", "--out", str(out), "--device", ctx.device]
+    out, target = ctx.work / "study", 2 if ctx.smoke else MIN_TRIALS
+    argv = ["--dataset", str(ctx.week), "--teacher", str(teacher), "--latency-budget-ms",
+            f"{calibration['budget_ms']:.6g}", "--latency-batch", "1", "--latency-mode", mode, "--latency-device",
+            ctx.device, "--n-trials", str(2 if ctx.smoke else MIN_TRIALS + 10), "--seed", "0", "--no-progress",
+            "--out", str(out), "--device", ctx.device]
     argv += (["--epochs", "1", "--limit-batches", "2", "--latency-iters", "2", "--latency-warmup", "1", "--no-plots"]
              if ctx.smoke else ["--epochs", str(TUNING_EPOCHS), "--latency-iters", "50", "--latency-warmup", "5"])
-    if timeout is not None:
-        argv += ["--timeout", f"{timeout:.0f}"]
+    if deadline.end is not None:  # the report, the export and the trial in flight after the study's time
+        argv += ["--timeout", f"{max(1.0, deadline.remaining() - (5.0 if ctx.smoke else 15.0)):.0f}"]
     ctx.log("tuning: python -m tuning.search " + shlex.join(argv))
     code = search_main(argv)
-    report_path = out / "report.json"
-    if not report_path.is_file():
+    if not (out / "report.json").is_file():
         raise RuntimeError(f"tuning.search exited with {code} and wrote no report")
-    report = json.loads(report_path.read_text())
-    finished = report["counts"]["total"] - report["counts"].get("running", 0) - report["counts"].get("waiting", 0)
-    target = 2 if ctx.smoke else MIN_TRIALS
-    notes = [f"Teacher: {teacher_note}.", f"Latency budget {budget_ms:.4g} ms: {calibration['rule']}."]
-    if not ctx.smoke:
-        notes.append(f"Trials of {TUNING_EPOCHS} epochs: a screen of architectures within the GPU plan's time, not "
-                     "converged scores.")
-    if not ctx.cuda:
-        notes.append(f"CUDA-graph latency budget skipped: {NO_CUDA}; the budget and the trials' latency are CPU "
-                     "eager figures.")
-    if capture_note:
-        notes.append(capture_note)
+    report = json.loads((out / "report.json").read_text())
+    c = report["counts"]
+    finished = c["total"] - c.get("running", 0) - c.get("waiting", 0)
+    notes = [f"Teacher: {teacher_note}.", f"Latency budget {calibration['budget_ms']:.4g} ms: {calibration['rule']}."]
+    notes += [] if ctx.smoke else [f"Trials of {TUNING_EPOCHS} epochs: a screen of architectures within the GPU plan's "
+                                   "time, not converged scores."]
+    notes += [] if ctx.cuda else [f"CUDA-graph latency budget skipped: {NO_CUDA}; the budget and the trials' latency "
+                                  "are CPU eager figures."]
+    notes += [capture_note] if capture_note else []
     artifacts = {"report.md": out / "report.md"}
     artifacts.update({rel: out / rel for rel in (report.get("plots") or {}).values() if str(rel).endswith(".png")})
-    return {
-        "suite": "tuning", "title": "Tuning study against a latency budget",
-        "search_command": "python -m tuning.search " + shlex.join(argv), "exit_code": code,
-        "calibration": calibration, "report": report,
-        "reached": None if finished >= target else f"{finished} of the {target} trials wanted",
-        "notes": notes, "_artifacts": {k: str(v) for k, v in artifacts.items() if v.is_file()},
-    }
+    return {"suite": "tuning", "title": "Tuning study against a latency budget",
+            "search_command": "python -m tuning.search " + shlex.join(argv), "exit_code": code,
+            "calibration": calibration, "report": report,
+            "reached": None if finished >= target else f"{finished} of the {target} trials wanted",
+            "notes": notes, "_artifacts": {k: str(v) for k, v in artifacts.items() if v.is_file()}}
 
 
 def _tuning_students(data: Any, space: Any) -> dict[str, dict[str, Any]]:
-    """The students the latency budget is set from: the reference (the default student at width 32, its
-    family's other hyperparameters at their defaults) and the widest student of each family the space allows
-    (top width and every integer size parameter that applies to the family, GRU depth, diffusion hops or
-    stgru's rank (capped at the sensors), at its top), as model configs."""
+    """The model configs the latency budget is set from: the reference (the default student at width 32) and the
+    widest student of each family the space allows (top width and every integer size parameter that applies to
+    the family at its top; a rank at most the number of sensors)."""
     from benchmarks.capture import model_config
 
     n = int(data.num_nodes)
-    hidden = space["hidden"].high
     families = list(space["family"].choices) if space["family"].kind == "categorical" else [space["family"].value]
-    out = {"reference": model_config(default_student(), n, hidden=32)}
+    out = {"reference": model_config(DEFAULT_STUDENT, n, hidden=32)}
     for family in families:
-        hp: dict[str, Any] = {"hidden": hidden}
+        hp: dict[str, Any] = {"hidden": space["hidden"].high}
         for spec in space.specs:
-            applies = family in spec.when.get("family", (family,))
-            if spec.kind == "int" and applies and (spec.name == "layers" or spec.name.startswith("student.")):
-                # a rank is at most the number of sensors (stgru's adaptive graph)
+            if spec.kind == "int" and family in spec.when.get("family", (family,)) and (
+                    spec.name == "layers" or spec.name.startswith("student.")):
                 hp[spec.name.removeprefix("student.")] = min(spec.high, n) if spec.name == "student.rank" else spec.high
         out[family + " " + " ".join(f"{k}={v}" for k, v in hp.items())] = model_config(family, n, **hp)
     return out
 
 
 def _tuning_mode(ctx: Context, data: Any, space: Any, deadline: Deadline) -> tuple[str, str | None]:
-    """The study's latency mode: a CUDA graph on CUDA when the probe captures the students the budget is set
-    from, else eager (and why)."""
+    """The study's latency mode: a CUDA graph on CUDA when the probe captures the students the budget is set from,
+    else eager (and why)."""
     from benchmarks.capture import CaptureJob, probe_missing, setting_key
 
     if not ctx.cuda:
@@ -490,26 +387,17 @@ def _tuning_mode(ctx: Context, data: Any, space: Any, deadline: Deadline) -> tup
             for cfg in _tuning_students(data, space).values()]
     verdicts = probe_missing(jobs, ctx.handover.get("capture"), device=ctx.device, deadline=deadline, log=ctx.log)
     ctx.handed["capture"] = verdicts
-    refused = {k: v for k, v in verdicts.items() if v}
-    if not refused:
-        return "cuda-graph", None
-    return "eager", ("Latency budget and trials timed eagerly: " + "; ".join(
-        f"{k} not capturable: {v}" for k, v in refused.items()) + ".")
-
-
-#: the tuning budget on CUDA: this fraction of the default teacher's CUDA-graph latency at batch 1 (issue 32's
-#: goal: the default student >= 10x faster than Graph WaveNet)
-TEACHER_FRACTION = 0.1
+    refused = "; ".join(f"{k} not capturable: {v}" for k, v in verdicts.items() if v)
+    return ("eager", f"Latency budget and trials timed eagerly: {refused}.") if refused else ("cuda-graph", None)
 
 
 def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str, *, teacher_ms: float | None = None
                       ) -> dict[str, Any]:
-    """The latency budget. On CUDA in CUDA-graph mode with the latency part's figure of the default teacher
-    (``teacher_ms``, CUDA graph, batch 1, fp32): :data:`TEACHER_FRACTION` of it. Otherwise the geometric mean
-    of the reference student's latency (the default student, width 32) and the fastest of the widest students
-    of each family in the space (largest width, depth, hops), so the reference is feasible and no widest
-    student is. The students are measured as the study measures (batch 1) either way, so the record says
-    which of them the budget admits."""
+    """The latency budget: on CUDA in CUDA-graph mode with the latency part's figure of the default teacher
+    (``teacher_ms``: CUDA graph, batch 1, fp32), :data:`TEACHER_FRACTION` of it; otherwise the geometric mean of
+    the reference student's latency and the fastest of the widest students (so the reference is feasible and no
+    widest student is), or 1.05 x the reference when the widest are not slower. The students are measured as the
+    study measures (batch 1) either way, so the record says which of them the budget admits."""
     from stgkd.latency import measure
     from stgkd.nn.registry import from_config
 
@@ -524,34 +412,31 @@ def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str, *, teacher
     ref_config = students.pop("reference")
     reference = lat(ref_config)
     widest = {label: lat(cfg) for label, cfg in students.items()}
-    low_wide = min(widest.values())
-    source = "calibrated here"
+    low_wide, source = min(widest.values()), "calibrated here"
     if ctx.cuda and mode == "cuda-graph" and teacher_ms:
-        budget = TEACHER_FRACTION * float(teacher_ms)
-        source = "the latency part"
-        note = (f"1/{round(1 / TEACHER_FRACTION)} of {default_teacher()}'s CUDA-graph latency at batch 1, fp32 "
+        budget, source = TEACHER_FRACTION * float(teacher_ms), "the latency part"
+        rule = (f"1/{round(1 / TEACHER_FRACTION)} of {DEFAULT_TEACHER}'s CUDA-graph latency at batch 1, fp32 "
                 f"({float(teacher_ms):.4g} ms, measured by the latency part of this run)")
     elif low_wide > 1.05 * reference:
-        budget, note = math.sqrt(reference * low_wide), "geometric mean of the reference and the fastest widest student"
+        budget, rule = math.sqrt(reference * low_wide), "geometric mean of the reference and the fastest widest student"
     else:
-        budget = 1.05 * reference
-        note = ("the widest students are not measurably slower than the reference here, so no budget above the "
-                "reference excludes them; budget = 1.05 x the reference")
-    if ctx.cuda and not (mode == "cuda-graph" and teacher_ms):
-        note += (" (no CUDA-graph figure of the teacher from the latency part" if not teacher_ms else
+        budget, rule = 1.05 * reference, ("the widest students are not measurably slower than the reference here, so "
+                                          "no budget above the reference excludes them; budget = 1.05 x the reference")
+    if ctx.cuda and source != "the latency part":
+        rule += (" (no CUDA-graph figure of the teacher from the latency part" if not teacher_ms else
                  " (the students are timed eagerly here") + ", so not 1/10 of the teacher's)"
     return {"mode": mode, "device": ctx.device, "batch": 1, "source": source,
             "reference": {"model": ref_config["name"], "hidden": 32, "median_ms": reference,
                           "within_budget": reference <= budget},
-            "teacher": {"model": default_teacher(), "mode": "cuda-graph", "batch": 1, "median_ms": teacher_ms},
-            "widest": widest, "budget_ms": budget, "rule": note}
+            "teacher": {"model": DEFAULT_TEACHER, "mode": "cuda-graph", "batch": 1, "median_ms": teacher_ms},
+            "widest": widest, "budget_ms": budget, "rule": rule}
 
 
 def _tuning_lineup(smoke: bool) -> str:
     trials = "2 trials of one epoch" if smoke else f">= {MIN_TRIALS} trials of {TUNING_EPOCHS} epochs"
-    return (f"{trials} ({MIN_TRIALS + 10} asked for, within the time), {default_student()} (the default student) "
-            f"first, against a CUDA-graph latency budget at batch 1 of 1/10 of {default_teacher()}'s from the latency "
-            "part (without it: between the default student h32 and the widest students of the search space); the "
+    return (f"{trials} ({MIN_TRIALS + 10} asked for, within the time), {DEFAULT_STUDENT} (the default student) first, "
+            f"against a CUDA-graph latency budget at batch 1 of 1/10 of {DEFAULT_TEACHER}'s from the latency part "
+            "(without it: between the default student h32 and the widest students of the search space); the "
             "metr-la-week part's seed-0 teacher")
 
 

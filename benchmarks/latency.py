@@ -1,75 +1,60 @@
-"""Inference latency of the teacher, the students and the PGT peers, in one run.
+"""Inference latency of the teacher, the students and the PGT peers, and the training-step time of every model.
 
-Everything is timed by :func:`stgkd.latency.measure` (CUDA events with a synchronised start on a GPU,
+Every inference figure is :func:`stgkd.latency.measure`'s (CUDA events with a synchronised start on a GPU,
 ``perf_counter`` on a CPU) on untrained models of the right shape; latency does not depend on the weights.
-Three sections:
+Sections (``--sections``):
 
-* ``main``: Graph WaveNet and every registered student family (``stgkd.nn.registry.model_names("student")``:
-  ``gru``, ``gcn-gru``, and any added later) at widths 16/32/64 on a 207-node graph, batch 1 and 64, eager and
-  CUDA graph, fp32 and bf16 (autocast, or the model cast whole where it has recurrent layers; each row's
-  ``precision`` says which, :func:`stgkd.precision.inference_precision`);
-* ``scaling``: teacher and one student (``gcn-gru``, width 32) at batch 1, eager, fp32, on 207 / 883 /
-  2000 / 8600 nodes (METR-LA, PEMS07, a mid size, and a California-wide network);
-* ``peers``: PyTorch Geometric Temporal models at batch 1 (``--peer-batch``), eager, fp32, 207 nodes: ``A3TGCN2``,
-  ``TGCN2`` stepped over the window, ``BatchedDCRNN`` (stgkd's ``dcrnn`` wrapper) and ``MTGNN``
-  (stgkd's ``mtgnn`` wrapper); skipped with the reason when PGT is not installed.
+* ``main``: Graph WaveNet and every registered student family at widths 16/32/64 on a seeded random graph
+  (8 neighbours per node), batch 1 and 64, eager and CUDA graph, fp32 and bf16 (each row's ``precision``
+  says how bf16 ran, :func:`stgkd.precision.inference_precision`);
+* ``peers``: PyTorch Geometric Temporal's ``A3TGCN2``, ``TGCN2`` stepped over the window, ``BatchedDCRNN`` and
+  ``MTGNN`` (stgkd's wrappers) at ``--peer-batch``, eager, fp32;
+* ``timing``: forward (eval, ``measure``) and forward+backward (train mode, the forecast's mean as the loss)
+  time of every registered model at each ``--batch``, fp32 and bf16, Graph WaveNet and the students before the
+  peers (:func:`value_order`), on METR-LA's adjacency at 207 sensors when the week is present.
 
-On CUDA, every CUDA-graph setting is first captured in a child process (:func:`benchmarks.capture.probe`): a
-setting that does not capture is recorded ``"not capturable: <reason>"`` (its eager rows are still
-measured), and only settings the probe captured are captured here, so one model's failed capture cannot
-poison the allocator for the others. A setting that fails for any other reason (out of memory) is
-recorded with the reason; the rows measured before it stay.
+On CUDA every CUDA-graph setting is first captured in a child process (:mod:`benchmarks.capture`): one that
+does not capture is recorded ``"not capturable: <reason>"`` and costs no other model its figures. A setting
+that fails otherwise (out of memory) is recorded with the reason. Settings a CPU cannot run are rows with
+``"skipped": "no CUDA device"``. ``--threads 1 2`` times every setting once per CPU thread count.
 
-Graphs are seeded random (8 neighbours per node, as a thresholded road-distance kernel gives). Results go
-to ``benchmarks/results/latency-<device kind>-<date>[-tag].json`` (a ``stgkd-bench`` record that
-``benchmarks/table`` renders into RESULTS.md) and ``.md`` with the command, device, date and load
-average. Settings a CPU cannot run (CUDA graphs) are rows with ``"skipped": "no CUDA device"``, never
-figures. ``--threads 1 2`` times every setting once per CPU thread count (each row says its ``threads``).
-:func:`collect` is the measuring loop without the files (``python -m benchmarks.gpu`` calls it under a
-time budget).
+Records (``stgkd-bench``, rendered into RESULTS.md): ``latency-<device>-<date>[-tag]`` (main, peers) and
+``model-timing-<device>-<date>[-tag]`` (timing), JSON and Markdown. :func:`collect` and :func:`time_models` are
+the measuring loops without the files (``python -m benchmarks.gpu`` calls them under a time budget). The script
+refuses a busy machine (:mod:`benchmarks.idle`); with ``--allow-busy`` such rows say ``"busy": true``.
 
-The script refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
-see :mod:`benchmarks.idle`); ``--allow-busy`` times anyway, and every row measured while the machine was
-busy says ``"busy": true`` and is left out of RESULTS.md's tables.
-
-    python -m benchmarks.latency                      # the full grid (GPU machine)
-    # the CPU table of RESULTS.md, on an idle machine:
     python -m benchmarks.latency --device cpu --sections main peers --nodes 207 --batch 1 64 --peer-batch 1 64 \\
         --modes eager --dtypes fp32 --threads 1 2 --iters 10 --warmup 2 --tag idle
-    python -m benchmarks.latency --quick              # reduced CPU run (smaller iters, sizes)
-    python -m benchmarks.latency --sections main --widths 32 --batch 1
+    python -m benchmarks.latency --device cpu --sections timing --threads 1 --iters 10 --warmup 2
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
-import platform
 import shlex
 import sys
-import traceback
+import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
-from torch import Tensor, nn
 
-from benchmarks.budget import Deadline
-from benchmarks.capture import CaptureJob, model_config, not_capturable, probe_missing, setting_key
-from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 import stgkd.latency
-from stgkd.latency import (CaptureError, LatencyResult, cpu_threads, device_name, is_busy, measure, random_graph,
-                           release_cached_memory)
-from stgkd.precision import precision_label
+from benchmarks.budget import Deadline
+from benchmarks.capture import CaptureJob, model_config, probe_missing, setting_key, timed
+from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
+from benchmarks.record import environment, log, one_line, write_record
+from stgkd.latency import cpu_threads, device_name, is_busy, random_graph
+from stgkd.precision import inference_precision, precision_label
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("main", "scaling", "peers")
-#: the peers section's labels and the registered models they time: PGT's batched ``A3TGCN2`` and ``TGCN2``
-#: cells over the window (:class:`stgkd.nn.peers.PGTA3TGCN`, :class:`~stgkd.nn.peers.PGTTGCN`), DCRNN and MTGNN
+SECTIONS = ("main", "peers", "timing")
+#: the peers section's labels and the registered models they time (:mod:`stgkd.nn.peers`)
 PEERS = {"a3tgcn2": "pgt-a3tgcn", "tgcn2-stepped": "pgt-tgcn", "batched-dcrnn": "dcrnn", "mtgnn": "mtgnn"}
 NO_CUDA = "no CUDA device"
+PASSES = ("forward", "forward+backward")
 
 
 def student_families() -> list[str]:
@@ -79,319 +64,339 @@ def student_families() -> list[str]:
     return model_names("student")
 
 
-# --------------------------------------------------------------------------- peers
+def value_order(names: list[str]) -> list[str]:
+    """``names`` in order of value: Graph WaveNet (the teacher), the students, then every other model (the
+    peers), each group alphabetical."""
+    from stgkd.nn import MODELS
+
+    def rank(name: str) -> tuple[int, str]:
+        role = getattr(MODELS.get(name), "role", "")
+        return (0 if name == "graph-wavenet" else 1 if role == "student" else 2, name)
+
+    return sorted(names, key=rank)
 
 
-def build_peer(name: str, adj: Tensor, *, hidden: int) -> nn.Module:
-    """One of :data:`PEERS`, the registered model it names (:mod:`stgkd.nn.peers`; raises
-    MissingDependencyError when PGT is absent)."""
-    import stgkd.nn.peers  # noqa: F401  (registers the peers)
-    from stgkd.nn import build
+def load_graph(num_nodes: int, week: Path | None = None) -> tuple[np.ndarray, str]:
+    """METR-LA's adjacency (DCRNN's ``adj_mx.pkl`` of the week, :func:`benchmarks.suites.week_folder`) at 207
+    sensors when it is there, else a seeded random graph; and what it is."""
+    from benchmarks.suites import week_folder
+    from stgkd.errors import DataError
 
-    registered = PEERS[name]
-    hparams = {"hidden": hidden} if registered.startswith("pgt-") else {}
-    return build(registered, num_nodes=adj.shape[0], graph=adj, **hparams)
+    if num_nodes == 207:
+        try:
+            from stgkd.data.readers import read_adj_pickle
 
-
-# --------------------------------------------------------------------------- runs
-
-
-def _student(name: str, n: int, adj: Tensor, width: int) -> nn.Module:
-    from stgkd.nn import build
-
-    return build(name, num_nodes=n, graph=adj, hidden=width)
+            _, adj = read_adj_pickle(week_folder(week) / "adj_mx.pkl")
+            return np.asarray(adj, dtype=np.float32), "METR-LA (DCRNN adj_mx.pkl)"
+        except DataError:
+            pass
+    return random_graph(num_nodes), f"random, 8 out-edges per node, seed 0 (N={num_nodes})"
 
 
-def _teacher(n: int, adj: Tensor) -> nn.Module:
-    from stgkd.nn import build
-
-    return build("graph-wavenet", num_nodes=n, graph=adj)
+# --------------------------------------------------------------------------- main and peers
 
 
-def _main_lineup(args: argparse.Namespace) -> list[tuple[str, dict[str, Any], list[int], list[str]]]:
-    """``(label, config, batches, dtypes)`` of the main section, teacher first."""
-    n = args.nodes
-    lineup = []
-    if not args.no_teacher:
-        lineup.append(("graph-wavenet", model_config("graph-wavenet", n), args.teacher_batch or args.batch,
-                       args.teacher_dtypes or args.dtypes))
-    for student in args.students:
-        for width in args.widths:
-            lineup.append((f"{student}-h{width}", model_config(student, n, in_channels=args.student_channels,
-                                                                hidden=width), args.batch, args.dtypes))
-    return lineup
+def _main_lineup(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, config)`` of the main section, teacher first."""
+    lineup = [] if args.no_teacher else [("graph-wavenet", model_config("graph-wavenet", args.nodes))]
+    return lineup + [(f"{s}-h{w}", model_config(s, args.nodes, in_channels=args.student_channels, hidden=w))
+                     for s in args.students for w in args.widths]
 
 
 def probe_captures(args: argparse.Namespace, deadline: Deadline | None = None,
                    known: dict[str, str | None] | None = None) -> dict[str, str | None]:
-    """The probe verdict of every CUDA-graph setting of the main section (:func:`benchmarks.capture.probe`,
-    keyed by :func:`~benchmarks.capture.setting_key`; those in ``known`` are not probed again); ``{}`` when
-    no CUDA graph is asked for or there is no CUDA device."""
+    """The probe verdict of every CUDA-graph setting of the main section (:func:`benchmarks.capture.probe`;
+    those in ``known`` are not probed again); ``{}`` without CUDA graphs to time."""
     if "main" not in args.sections or "cuda-graph" not in args.modes or args.device_kind != "cuda":
         return {}
     adj = random_graph(args.nodes, seed=0)
     jobs = [CaptureJob(setting_key(config, b, d), config, adj, b, d)
-            for _, config, batches, dtypes in _main_lineup(args) for d in dtypes for b in batches]
+            for _, config in _main_lineup(args) for d in args.dtypes for b in args.batch]
     return probe_missing(jobs, known, device=args.device, deadline=deadline)
 
 
-def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[[], nn.Module], *,
-           batches, modes, dtypes, args, nodes: int, deadline: Deadline | None = None,
-           verdicts: dict[str, str | None] | None = None, config: dict[str, Any] | None = None) -> None:
-    """Time ``make()`` in every (mode, precision, batch), one row each. A CUDA-graph setting whose probe
-    verdict (``verdicts``, by :func:`~benchmarks.capture.setting_key` of ``config``) says it does not capture
-    is recorded as not capturable and not tried; a setting that fails is recorded with the reason and the
-    next one runs."""
-    deadline = deadline or Deadline()
-    verdicts = verdicts or {}
+def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[[], Any], *, batches, modes, dtypes,
+           args, nodes: int, deadline: Deadline, verdicts: dict[str, str | None], config=None) -> None:
+    """Time ``make()`` in every (mode, precision, batch), one row each; a setting the probe refused, or that
+    fails, is a row saying why, and the next one runs."""
     deadline.check(f"{section}: {label} n={nodes}")
     try:
         model = make()
     except Exception as exc:  # a missing optional dependency or an unbuildable size: recorded, not fatal
-        rows.append({"section": section, "model": label, "nodes": nodes, "skipped": f"{type(exc).__name__}: {exc}"})
-        print(f"  {label} n={nodes}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        rows.append({"section": section, "model": label, "nodes": nodes, "skipped": one_line(exc)})
         return
     for mode in modes:
         for dtype in dtypes:
             for batch in batches:
-                setting = {"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
-                           "dtype": dtype}
+                row = {"section": section, "model": label, "nodes": nodes, "batch": batch, "mode": mode,
+                       "dtype": dtype, "threads": torch.get_num_threads()}
                 if mode == "cuda-graph" and args.device_kind != "cuda":
-                    rows.append({**setting, "threads": torch.get_num_threads(), "skipped": NO_CUDA})
-                    continue
-                verdict = (verdicts.get(setting_key(config, batch, dtype))
-                           if mode == "cuda-graph" and config is not None else None)
-                if verdict is not None:
-                    rows.append({**setting, "skipped": not_capturable(verdict)})
-                    print(f"  {label} n={nodes} b={batch} {mode} {dtype}: {not_capturable(verdict)}", file=sys.stderr)
+                    rows.append({**row, "skipped": NO_CUDA})
                     continue
                 deadline.check(f"{section}: {label} n={nodes} b={batch} {mode} {dtype}")
-                try:
-                    r: LatencyResult = measure(model, batch_size=batch, device=args.device, mode=mode, dtype=dtype,
-                                               warmup=args.warmup, iters=args.iters, name=label)
-                except Exception as exc:  # out of memory at 8600 nodes, a capture: recorded with the reason
-                    if args.debug:
-                        traceback.print_exc()
-                    why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-                    rows.append({**setting, "skipped": not_capturable(why) if isinstance(exc, CaptureError) else why})
-                    print(f"  {label} n={nodes} b={batch} {mode} {dtype}: failed ({why})", file=sys.stderr)
-                    release_cached_memory()  # does nothing once a capture failed in this process
-                    continue
-                row = {"section": section, **r.to_dict(), "threads": torch.get_num_threads()}
-                rows.append(row)
-                print(f"  {label:<22} n={nodes:<5} b={batch:<3} {mode:<10} {dtype:<5} t={row['threads']:<2} median "
-                      f"{r.median_ms:9.3f} ms  p90 {r.p90_ms:9.3f}  {r.throughput:12,.0f}/s"
-                      + ("  (busy machine)" if r.busy else ""), file=sys.stderr)
-    del model
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto = cuda when available)")
-    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
-    p.add_argument("--nodes", type=int, default=207, help="graph size of the main and peer sections")
-    p.add_argument("--students", nargs="+", default=None,
-                   help="student families (default: every registered student model)")
-    p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 64])
-    p.add_argument("--modes", nargs="+", default=["eager", "cuda-graph"], choices=["eager", "cuda-graph", "compile"])
-    p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--student-channels", type=int, default=2,
-                   help="input channels of the students in the main section (default: 2, reading and time of day; "
-                        "4 with --seasonal day); the teacher reads 2")
-    p.add_argument("--scaling-nodes", type=int, nargs="+", default=[207, 883, 2000, 8600])
-    p.add_argument("--scaling-student", default="gcn-gru")
-    p.add_argument("--scaling-width", type=int, default=32)
-    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
-    p.add_argument("--peer-hidden", type=int, default=32)
-    p.add_argument("--peer-batch", type=int, nargs="+", default=[1],
-                   help="batch sizes of the PGT peers (eager, fp32; default: 1)")
-    p.add_argument("--no-teacher", action="store_true", help="leave Graph WaveNet out (slow on CPUs)")
-    p.add_argument("--teacher-batch", type=int, nargs="+", default=None,
-                   help="batch sizes for Graph WaveNet in the main section (default: --batch)")
-    p.add_argument("--teacher-dtypes", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
-                   help="precisions for Graph WaveNet in the main section (default: --dtypes)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iters", type=int, default=100)
-    p.add_argument("--quick", action="store_true",
-                   help="reduced run for CPUs: iters 20, warmup 3, scaling 207/883, widths and batches as given")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
-    p.add_argument("--tag", default="", help="suffix of the result file names")
-    p.add_argument("--threads", type=int, nargs="+", default=None,
-                   help="torch CPU thread counts: every setting is timed once per count, e.g. --threads 1 2 "
-                        "(default: torch's choice)")
-    add_allow_busy(p)
-    p.add_argument("--debug", action="store_true")
-    return p
-
-
-def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill in what the parser leaves open: the device, the student families, ``--quick``."""
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    args.device_kind = torch.device(args.device).type
-    if args.students is None:
-        args.students = student_families()
-    if args.quick:
-        args.iters, args.warmup = min(args.iters, 20), min(args.warmup, 3)
-        if args.scaling_nodes == [207, 883, 2000, 8600]:
-            args.scaling_nodes = [207, 883]
-    return args
+                verdict = verdicts.get(setting_key(config, batch, dtype)) if config else None
+                r, why = timed(model, batch=batch, mode=mode, dtype=dtype, verdict=verdict, device=args.device,
+                               warmup=args.warmup, iters=args.iters, name=label)
+                rows.append({**row, "skipped": why} if r is None else {"section": section, **r.to_dict(),
+                                                                       "threads": row["threads"]})
+                log(f"{label} n={nodes} b={batch} {mode} {dtype}: " + (why or f"median {r.median_ms:.3f} ms"
+                                                                        + (" (busy machine)" if r.busy else "")))
 
 
 def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Deadline | None = None,
             verdicts: dict[str, str | None] | None = None) -> None:
-    """Measure the sections of ``args`` (resolved by :func:`resolve_args`), appending one row per setting
-    to ``rows``. Past ``deadline`` it raises :class:`~benchmarks.budget.OutOfTime` before the next setting;
-    the rows measured so far stay in ``rows``. ``verdicts`` are the CUDA-graph probe's
-    (:func:`probe_captures`; probed here when ``None``)."""
-    if verdicts is None:
-        verdicts = probe_captures(args, deadline)
+    """Measure the main and peers sections of ``args`` (:func:`resolve_args`), one row per setting appended to
+    ``rows``. Past ``deadline`` it raises :class:`~benchmarks.budget.OutOfTime` before the next setting; the rows
+    measured stay. ``verdicts`` are the capture probe's (:func:`probe_captures`; probed here when ``None``)."""
+    from stgkd.nn import build
+    from stgkd.nn.registry import from_config
+
+    deadline = deadline or Deadline()
+    verdicts = probe_captures(args, deadline) if verdicts is None else verdicts
+    adj = torch.from_numpy(random_graph(args.nodes, seed=0))
+    common = dict(args=args, nodes=args.nodes, deadline=deadline, verdicts=verdicts)
     if "main" in args.sections:
-        from stgkd.nn.registry import from_config
-
-        n = args.nodes
-        adj = torch.from_numpy(random_graph(n, seed=0))
-        for label, config, batches, dtypes in _main_lineup(args):
-            _timed(rows, "main", label, lambda c=config: from_config(c, adj), batches=batches, modes=args.modes,
-                   dtypes=dtypes, args=args, nodes=n, deadline=deadline, verdicts=verdicts, config=config)
-    if "scaling" in args.sections:
-        for n in args.scaling_nodes:
-            adj = torch.from_numpy(random_graph(n, seed=0))
-            common = dict(batches=[1], modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
-            if not args.no_teacher:
-                _timed(rows, "scaling", "graph-wavenet", lambda: _teacher(n, adj), **common)
-            label = f"{args.scaling_student}-h{args.scaling_width}"
-            _timed(rows, "scaling", label, lambda: _student(args.scaling_student, n, adj, args.scaling_width), **common)
+        for label, config in _main_lineup(args):
+            _timed(rows, "main", label, lambda c=config: from_config(c, adj), batches=args.batch, modes=args.modes,
+                   dtypes=args.dtypes, config=config, **common)
     if "peers" in args.sections:
-        n = args.nodes
-        adj = torch.from_numpy(random_graph(n, seed=0))
-        for peer in args.peers:
-            _timed(rows, "peers", f"pgt-{peer}", lambda p=peer: build_peer(p, adj, hidden=args.peer_hidden),
-                   batches=args.peer_batch, modes=["eager"], dtypes=["fp32"], args=args, nodes=n, deadline=deadline)
+        import stgkd.nn.peers  # noqa: F401  (registers the peers)
+
+        for peer, name in PEERS.items():
+            hp = {"hidden": args.peer_hidden} if name.startswith("pgt-") else {}
+            _timed(rows, "peers", f"pgt-{peer}", lambda n=name, h=hp: build(n, num_nodes=args.nodes, graph=adj, **h),
+                   batches=args.peer_batch, modes=["eager"], dtypes=["fp32"], **common)
 
 
-def make_report(args: argparse.Namespace, argv: list[str], rows: list[dict[str, Any]], started: dt.datetime,
-                load_before: list[float] | None, *, command: str | None = None) -> dict[str, Any]:
-    """The JSON report of a run: conditions, settings and the rows, as a ``stgkd-bench`` record of protocol
-    ``latency`` (what ``benchmarks/table`` renders); ``busy`` when any row was timed on a busy machine."""
-    from benchmarks.record import environment
+# --------------------------------------------------------------------------- timing
+
+
+def _train_step_ms(model: Any, x: torch.Tensor, *, dtype: str, device: torch.device, warmup: int,
+                   iters: int) -> list[float]:
+    """Milliseconds of each of ``iters`` forward+backward passes (train mode, the forecast's mean as the loss)
+    after ``warmup`` untimed ones, at ``dtype`` as :func:`inference_precision` runs it; the device is synchronised
+    around each pass. (The library times inference only, :func:`stgkd.latency.measure`.)"""
+    precision = inference_precision(model, dtype)
+    run, xin = precision.prepare(model).train(), precision.inputs(x)
+
+    def step() -> None:
+        with precision.context(device):
+            loss = run(xin).float().mean()
+        loss.backward()
+        run.zero_grad(set_to_none=True)
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    samples = []
+    for _ in range(iters):
+        sync()
+        t0 = time.perf_counter()
+        step()
+        sync()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+def time_models(names: list[str], adj: np.ndarray, *, batches: list[int], dtypes: list[str], device: torch.device,
+                warmup: int, iters: int, rows: list[dict[str, Any]] | None = None,
+                deadline: Deadline | None = None) -> list[dict[str, Any]]:
+    """Forward and forward+backward milliseconds of every model in ``names`` at each batch and precision (a
+    fitted baseline has no backward), appended to ``rows`` and returned. Past ``deadline`` it raises
+    :class:`~benchmarks.budget.OutOfTime` before the next setting; a setting that fails is a row with its error."""
+    from stgkd.latency import summarize
+    from stgkd.nn import MODELS, build, count_flops
+
+    rows = [] if rows is None else rows
+    deadline = deadline or Deadline()
+    nan = dict.fromkeys(("median_ms", "mean_ms", "std_ms", "min_ms"), float("nan"))
+    for name in names:
+        role = getattr(MODELS.get(name), "role", "")
+        for batch in batches:
+            deadline.check(f"{name} B={batch}")
+            base = {"model": name, "role": role, "batch": batch, "iters": iters, "warmup": warmup,
+                    "device": str(device), "error": ""}
+            try:
+                torch.manual_seed(0)
+                model = build(name, num_nodes=adj.shape[0], graph=adj).to(device).eval()
+                x = torch.randn(batch, model.in_steps, adj.shape[0], model.in_channels,
+                                generator=torch.Generator().manual_seed(0)).to(device)
+                params, gflops = model.num_parameters(), round(count_flops(model, x) / 1e9, 4)
+            except Exception as exc:  # one broken model must not hide the others
+                rows.append({**base, "dtype": "-", "passes": "-", **nan, "parameters": 0, "gflops": 0.0,
+                             "error": one_line(exc)})
+                continue
+            for dtype in dtypes:
+                for p in PASSES if role != "baseline" else PASSES[:1]:
+                    deadline.check(f"{name} B={batch} {dtype} {p}")
+                    row = {**base, "dtype": dtype, "passes": p, "parameters": params, "gflops": gflops,
+                           "precision": inference_precision(model, dtype).method}
+                    try:
+                        if p == "forward":
+                            r = stgkd.latency.measure(model, batch_size=batch, device=device, dtype=dtype,
+                                                      warmup=max(1, warmup), iters=iters, name=name)
+                            stats = {k: getattr(r, k) for k in nan}
+                        else:
+                            samples = _train_step_ms(model, x, dtype=dtype, device=device, warmup=warmup, iters=iters)
+                            stats = {k: v for k, v in summarize(samples).items() if k in nan}
+                    except Exception as exc:
+                        stats, row["error"] = nan, one_line(exc)
+                        stgkd.latency.release_cached_memory()
+                    rows.append({**row, **stats})
+                    log(f"{name} B={batch} {dtype} {p}: " + (row["error"] or f"{stats['median_ms']:.2f} ms"))
+            del model
+    return rows
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: cuda when available)")
+    p.add_argument("--sections", nargs="+", default=list(SECTIONS[:2]), choices=SECTIONS,
+                   help="default: main peers")
+    p.add_argument("--nodes", type=int, default=207, help="graph size (default: 207)")
+    p.add_argument("--students", nargs="+", default=None, help="main: models timed at each width (default: "
+                   "every registered student family)")
+    p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
+    p.add_argument("--student-channels", type=int, default=2,
+                   help="main: the students' input channels (default: 2; 4 with --seasonal day); the teacher reads 2")
+    p.add_argument("--no-teacher", action="store_true", help="main: leave Graph WaveNet out")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 64], help="main and timing (default: 1 64)")
+    p.add_argument("--modes", nargs="+", default=["eager", "cuda-graph"], choices=stgkd.latency.MODES)
+    p.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--peer-hidden", type=int, default=32)
+    p.add_argument("--peer-batch", type=int, nargs="+", default=[1], help="peers (default: 1)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iters", type=int, default=100)
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="CPU thread counts, every setting timed once per count (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
+    p.add_argument("--tag", default="", help="suffix of the result file names")
+    add_allow_busy(p)
+    return p
+
+
+def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill in what the parser leaves open: the device and the student families."""
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device_kind = torch.device(args.device).type
+    args.students = args.students or student_families()
+    return args
+
+
+def _head(args: argparse.Namespace, command: str, started: dt.datetime, load: list[float] | None,
+          rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a record of this script says of itself: schema, date, command, environment, load and busy."""
     from benchmarks.table.records import SCHEMA
 
-    return {
-        "schema": SCHEMA,
-        "suite": "latency",
-        "protocol": "latency",
-        "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)",
-        "started": started.isoformat(timespec="seconds"),
-        "environment": {**environment(args.device_kind),
-                        "device_name": device_name(args.device).rsplit(" (", 1)[0],  # the threads are per row
-                        "threads": sorted({r["threads"] for r in rows if "threads" in r}) or None,
-                        "cpu_count": os.cpu_count()},
-        "students": list(args.students),
-        "widths": list(args.widths),
-        "notes": [],
-        "busy": any(r.get("busy") for r in rows) or is_busy(load_before),
-        "command": command or "python -m benchmarks.latency " + shlex.join(argv),
-        "device_kind": args.device_kind,
-        "device": device_name(args.device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "date": started.strftime("%Y-%m-%d"),
-        "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
-        "cpu_threads": torch.get_num_threads(),
-        "load_average": {"start": load_before, "end": stgkd.latency.load_average()},
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "debug")},
-        "results": rows,
-    }
+    threads = sorted({r["threads"] for r in rows if "threads" in r}) or [torch.get_num_threads()]
+    return {"schema": SCHEMA, "started": started.isoformat(timespec="seconds"), "date": started.strftime("%Y-%m-%d"),
+            "command": command, "device_kind": args.device_kind, "notes": [],
+            "environment": {**environment(args.device_kind), "threads": threads,
+                            "device_name": device_name(args.device).rsplit(" (", 1)[0]},
+            "load_average": {"start": load, "end": stgkd.latency.load_average()},
+            "busy": any(r.get("busy") for r in rows) or is_busy(load),
+            "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1)}
+
+
+def make_report(args: argparse.Namespace, rows: list[dict[str, Any]], started: dt.datetime,
+                load: list[float] | None, *, command: str) -> dict[str, Any]:
+    """The ``latency`` record of the main and peers rows (what ``benchmarks/table`` renders)."""
+    return {**_head(args, command, started, load, rows), "suite": "latency", "protocol": "latency",
+            "title": f"Inference latency ({args.nodes} sensors, 12 -> 12)", "students": list(args.students),
+            "widths": list(args.widths), "settings": {k: v for k, v in vars(args).items() if k != "out"},
+            "results": rows}
+
+
+def timing_record(rows: list[dict[str, Any]], *, graph: str, nodes: int, batches: list[int], warmup: int,
+                  iters: int, order: list[str]) -> dict[str, Any]:
+    """The ``model-timing`` record's own entries (what ``benchmarks/table`` renders)."""
+    return {"suite": "model-timing", "protocol": "model-timing",
+            "title": f"Forward and forward+backward time, batch {' and '.join(map(str, batches))}",
+            "graph": graph, "nodes": nodes, "batch": batches[0] if len(batches) == 1 else batches, "warmup": warmup,
+            "iters": iters, "order": order, "models": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
+    import stgkd.nn.peers  # noqa: F401  (registers the peers: the timing section times them too)
+    from stgkd.nn import MODELS
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args = resolve_args(args)
+    args = resolve_args(build_parser().parse_args(argv))
     if args.device_kind == "cuda" and not torch.cuda.is_available():
         print("benchmarks.latency: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
     if refuse_busy("benchmarks.latency", args.allow_busy):
         return EXIT_BUSY
-    started = dt.datetime.now(dt.timezone.utc)
-    load_before = stgkd.latency.load_average()
+    started, load = dt.datetime.now(dt.timezone.utc), stgkd.latency.load_average()
+    command = "python -m benchmarks.latency " + shlex.join(argv)
     rows: list[dict[str, Any]] = []
-    print(f"# {args.device_kind}: {device_name(args.device)}; torch {torch.__version__}", file=sys.stderr)
+    timing: list[dict[str, Any]] = []
+    adj, graph = load_graph(args.nodes) if "timing" in args.sections else (None, "")
+    order = value_order(MODELS.names())
     for threads in args.threads or [None]:
         with cpu_threads(threads):
             collect(args, rows)
-    report = make_report(args, argv, rows, started, load_before)
-    busy_rows = sum(1 for r in rows if r.get("busy"))
-    if busy_rows:
-        print(f"benchmarks.latency: {busy_rows} of {len(rows)} settings were timed while the load average exceeded "
-              f"the {os.cpu_count()} cores; they are labelled busy and left out of RESULTS.md's tables",
-              file=sys.stderr)
+            if adj is not None:
+                time_models(order, adj, batches=args.batch, dtypes=args.dtypes, device=torch.device(args.device),
+                            warmup=args.warmup, iters=args.iters, rows=timing)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"latency-{args.device_kind}-{started:%Y%m%d}{'-' + args.tag if args.tag else ''}"
-    json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
-    json_path.write_text(json.dumps(report, indent=2, default=str))
-    md_path.write_text(to_markdown(report))
-    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    suffix = f"{args.device_kind}-{started:%Y%m%d}{'-' + args.tag if args.tag else ''}"
+    if rows:
+        report = make_report(args, rows, started, load, command=command)
+        write_record(args.out / f"latency-{suffix}", report, to_markdown(report))
+    if timing:
+        from benchmarks.table.latency import models_table
+
+        record = {**_head(args, command, started, load, []), **timing_record(
+            timing, graph=graph, nodes=args.nodes, batches=args.batch, warmup=args.warmup, iters=args.iters,
+            order=order)}
+        write_record(args.out / f"model-timing-{suffix}", record, "\n".join(
+            _md_head(record) + [f"- graph: {graph}; forward in eval mode, forward+backward in train mode", ""]
+            + models_table(timing)) + "\n")
     return 0
 
 
-def _rate(x: float) -> str:
-    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+def _md_head(report: dict[str, Any]) -> list[str]:
+    env, load = report["environment"], report["load_average"]
+    lines = [f"# {report['title'].split(' (')[0]} ({report['device_kind'].upper()})", "",
+             f"- device: **{report['device_kind'].upper()}**, {env['device_name']}; torch {env['torch']}, CUDA "
+             f"{env['cuda']}, Python {env['python']}; CPU threads {env['threads']}",
+             f"- date: {report['started']} ({report['seconds']} s); load average at start {load['start']}, at end "
+             f"{load['end']}", f"- command: `{report['command']}`"]
+    if report["busy"]:
+        lines += ["", "> **Busy machine**: the load average exceeded the core count; rows timed busy say so and "
+                      "RESULTS.md leaves them out."]
+    return lines
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The report as markdown: conditions, then one table per section."""
-    kind = report["device_kind"].upper()
-    lines = [
-        f"# Inference latency ({kind})",
-        "",
-        f"- device: **{kind}**, {report['device']}",
-        f"- torch {report['torch']}, CUDA {report['cuda']}, Python {report['python']}",
-        f"- load average (1/5/15 min) at start {report.get('load_average', {}).get('start')}, "
-        f"at end {report.get('load_average', {}).get('end')}",
-        f"- date: {report.get('started', report['date'])}, the whole run {report['seconds']} s; CPU threads "
-        f"{(report.get('environment') or {}).get('threads') or report.get('cpu_threads')}",
-        f"- command: `{report['command']}`",
-        f"- warm-up {report['settings']['warmup']}, timed calls {report['settings']['iters']}; "
-        "per-call latency in ms (median / p90 / p99), forecasts/s = batch / median; "
-        "inputs (B, 12, N, 2) already on the device; bf16/fp16 = autocast",
-        "",
-    ]
-    load = (report.get("load_average") or {}).get("start")
-    cores = (report.get("environment") or {}).get("cpu_count") or report.get("cpu_threads") or 1
-    busy_rows = [r for r in report["results"] if r.get("busy")]
-    if busy_rows or is_busy(load, cores):
-        lines += [f"> **Busy machine**: the load average exceeded the {cores} cores (at start {load}; "
-                  f"{len(busy_rows)} settings timed busy, marked \"busy\"). Other processes competed for the CPU, "
-                  "so those figures measure them too; RESULTS.md leaves them out.", ""]
-    for section in SECTIONS:
+    """The latency record as Markdown: conditions, then one table per section (skipped settings say why)."""
+    st = report["settings"]
+    lines = _md_head(report) + [f"- warm-up {st['warmup']}, timed calls {st['iters']}; per-call ms, forecasts/s = "
+                                "batch / median", ""]
+    for section in SECTIONS[:2]:
         rows = [r for r in report["results"] if r["section"] == section]
         if not rows:
             continue
-        lines += [f"## {section}", ""] + rows_table(rows) + [""]
+        lines += [f"## {section}", "", "| model | params | nodes | batch | threads | mode | dtype | median ms | "
+                  "p90 ms | p99 ms | forecasts/s |", "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+        for r in rows:
+            cells = [r["model"], f"{r['parameters']:,}" if "parameters" in r else "", r.get("nodes", ""),
+                     r.get("batch", ""), r.get("threads", ""), r.get("mode", ""), r.get("dtype", "")]
+            if "skipped" in r:
+                cells += [f"skipped: {r['skipped']}", "", "", ""]
+            elif r.get("busy"):
+                cells += [f"busy, not a figure (load {(r.get('load_average') or ['?'])[0]})", "", "", ""]
+            else:
+                cells[6] = precision_label(r["dtype"], r.get("precision"))
+                cells += [f"{r['median_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['throughput']:,.0f}"]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append("")
     return "\n".join(lines)
-
-
-def rows_table(rows: list[dict[str, Any]]) -> list[str]:
-    """One markdown table row per setting (skipped settings say why)."""
-    lines = ["| model | params | nodes | batch | threads | mode | dtype | median ms | p90 ms | p99 ms | forecasts/s |",
-             "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        if "skipped" in r:
-            lines.append(f"| {r['model']} | | {r.get('nodes', '')} | {r.get('batch', '')} | {r.get('threads', '')} | "
-                         f"{r.get('mode', '')} | {r.get('dtype', '')} | skipped: {r['skipped']} | | | |")
-        elif r.get("busy"):
-            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r.get('threads', '')} | "
-                         f"{r['mode']} | {r['dtype']} | busy, not a figure (load {(r.get('load_average') or ['?'])[0]} on "
-                         f"{r.get('cpu_count')} cores) | | | |")
-        else:
-            lines.append(f"| {r['model']} | {r['parameters']:,} | {r['nodes']} | {r['batch']} | {r.get('threads', '')} | "
-                         f"{r['mode']} | {precision_label(r['dtype'], r.get('precision'))} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
-                         f"{_rate(r['throughput'])} |")
-    return lines
 
 
 if __name__ == "__main__":

@@ -16,16 +16,31 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "log", "one_line", "pgt_version", "write_record"]
+__all__ = ["environment", "log", "one_line", "pgt_version", "write_json", "write_record"]
 
 
-def write_record(stem: Path, report: dict[str, Any], markdown: str) -> None:
-    """``<stem>.json`` (the report) and ``<stem>.md`` (its rendering), each written atomically; says so."""
+def _plain(obj: Any) -> Any:
+    """A JSON value for what ``json`` cannot write: a number as a float (numpy scalars), else its text."""
+    try:
+        return float(obj)
+    except (TypeError, ValueError):
+        return list(obj) if isinstance(obj, (set, tuple)) else str(obj)
+
+
+def write_json(path: Path, record: dict[str, Any]) -> Path:
+    """``record`` as JSON at ``path``, written atomically (a reader never sees half a file)."""
     import json
 
     from stgkd.files import atomic_write
 
-    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(report, indent=1) + "\n")
+    return atomic_write(Path(path), json.dumps(record, indent=1, default=_plain) + "\n")
+
+
+def write_record(stem: Path, report: dict[str, Any], markdown: str) -> None:
+    """``<stem>.json`` (the report) and ``<stem>.md`` (its rendering), each written atomically; says so."""
+    from stgkd.files import atomic_write
+
+    write_json(stem.with_name(stem.name + ".json"), report)
     atomic_write(stem.with_name(stem.name + ".md"), markdown)
     print(f"written: {stem}.json, {stem}.md")
 

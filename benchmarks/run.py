@@ -1,4 +1,4 @@
-"""Run a benchmark suite: teachers, students with and without distillation, peers, latency.
+"""Run a benchmark suite: the teacher, students with and without distillation, peers, baselines and latency.
 
 Usage::
 
@@ -9,29 +9,13 @@ Usage::
     python -m benchmarks.run --suite scaling                      # cost vs. network size
     python -m benchmarks.run --render                             # only regenerate RESULTS.md
 
-A run refuses to start on a busy machine (1-minute load average above the core count; exit code 2,
-:mod:`benchmarks.idle`); ``--allow-busy`` runs anyway and latency timed while the machine was busy is
-labelled ``"busy"`` (RESULTS.md shows no figure for it).
-
-Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` and regenerates
-``benchmarks/RESULTS.md`` from every JSON file in ``benchmarks/results/``. The JSON records the
-command, the device, versions, the training budget and, per model and seed, the test metrics,
-epochs and seconds; per model the parameters, FLOPs and latency; and the baselines (last value, seasonal
-naive, historical average and median) scored on the same test targets
-(:func:`stgkd.engine.baselines.score_baselines`), which RESULTS.md shows beside the models.
-
-For every seed the suite trains the teacher (Graph WaveNet), then each student twice (plainly, and
-distilled from that seed's teacher with stgkd's default :class:`~stgkd.distill.DistillConfig`); then,
-for every seed, the peers: all with the same windows, split, scaler, optimiser settings and budget, in
-order of value, so that a time budget spent on a slow peer never costs the models the study is about.
-
-Under a time budget every run gets its share (:class:`~benchmarks.budget.TimeShares`) but trains at least
-``--min-passes`` epochs first (default: the main body's rule, :data:`benchmarks.table.records.MIN_PASSES`),
-so every run that starts reaches the passes a result needs; the runs the budget leaves no time for are
-not started, and the record says which. Latency of the trained models is timed eagerly and, on CUDA, as
-a CUDA graph where a probe in a child process captured the model (:mod:`benchmarks.capture`): a model
-that cannot be captured (PGT's TGCN copies a CPU tensor to the device in its forward) is recorded as
-"not capturable: <reason>" and costs no other model its figures.
+A suite (:mod:`benchmarks.suites`) is trained and timed by :func:`benchmarks.protocols.train_suite`; the scaling
+study is :mod:`benchmarks.scaling`. Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` (per model
+and seed the test metrics, epochs and seconds; per model the parameters, FLOPs and latency; the baselines on the
+same test targets) and regenerates ``benchmarks/RESULTS.md`` from every record there. Under a time budget every
+run gets its share (:class:`~benchmarks.budget.TimeShares`) but trains at least ``--min-passes`` epochs first (the
+main body's rule, :data:`benchmarks.table.records.MIN_PASSES`); the runs the budget leaves no time for are not
+started, and the record says which. A busy machine is refused (:mod:`benchmarks.idle`) unless ``--allow-busy``.
 """
 
 from __future__ import annotations
@@ -44,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,11 +36,10 @@ import torch
 from benchmarks import suites as _suites
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
-from benchmarks.protocols import TEACHER_WEIGHT, run_dcrnn, run_los_loop
-from benchmarks.record import environment, log
-from benchmarks.suite_state import SuiteState
+from benchmarks.protocols import TEACHER_WEIGHT, SuiteState, train_suite
+from benchmarks.record import environment, log, write_json
 from benchmarks.table.records import MIN_PASSES, SCHEMA  # SCHEMA re-exported; its home is the module that reads it
-from stgkd.errors import ConfigError, DataError, StgkdError
+from stgkd.errors import ConfigError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
 
@@ -79,24 +61,14 @@ def _selected(items: list[tuple[str, str, dict[str, Any]]], wanted: Sequence[str
     return [it for it in items if it[0] in wanted or it[1] in wanted]
 
 
-def _run_weights(seeds: int, students, peers) -> float:
-    return seeds * (TEACHER_WEIGHT + 2 * len(students) + len(peers))
-
-
-# ============================================================================ a suite
-
-
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``args.suite`` and return its JSON record (also written to ``args.results_dir``).
+    """Run ``args.suite`` and return its JSON record.
 
-    With a time budget (``args.deadline``, a :class:`~benchmarks.budget.Deadline`, or
-    ``args.time_budget`` seconds) every training run gets its share of the time left
-    (:class:`~benchmarks.budget.TimeShares`; a teacher :data:`~benchmarks.protocols.TEACHER_WEIGHT` shares,
-    :data:`PROFILE_RESERVE` of the budget kept for timing the models) and stops after the epoch that passes
-    it; past the deadline no further run starts, and the record keeps what finished with
-    ``"completed": false`` and ``"reached"`` naming the first run not started. The protocols that train
-    the models are :mod:`benchmarks.protocols`'.
-    """
+    With a time budget (``args.deadline``, a :class:`~benchmarks.budget.Deadline`, or ``args.time_budget``
+    seconds) every training run gets its share of the time left (a teacher
+    :data:`~benchmarks.protocols.TEACHER_WEIGHT` shares, :data:`PROFILE_RESERVE` of the budget kept for timing the
+    models); past the deadline no further run starts, and the record keeps what finished with
+    ``"completed": false`` and ``"reached"`` naming the first run not started."""
     suite = _suites.get_suite(args.suite)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -105,68 +77,46 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     data = suite.load(args.tiny, week=getattr(args, "week", None))  # DataError names missing files and where to get them
     teacher_hp = dict(suite.tiny_teacher if args.tiny else suite.teacher[1])
     teacher_hp.update(json.loads(args.teacher_hparams) if args.teacher_hparams else {})
-    students = _selected(suite.students, args.students)
-    peers = _selected(suite.peers, args.peers)
-    started = _dt.datetime.now(_dt.timezone.utc)
-    t0 = time.perf_counter()
+    students, peers = _selected(suite.students, args.students), _selected(suite.peers, args.peers)
+    started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     budget_s = deadline.remaining() if deadline.end is not None else None
     min_epochs = min(args.epochs, max(0, getattr(args, "min_passes", MIN_PASSES)))
-    shares = TimeShares(deadline, _run_weights(len(args.seed_list), students, peers),
-                        reserve=PROFILE_RESERVE * budget_s if budget_s is not None else 0.0, min_epochs=min_epochs)
-    state = SuiteState()
-    reached = None
+    weights = len(args.seed_list) * (TEACHER_WEIGHT + 2 * len(students) + len(peers))
+    shares = TimeShares(deadline, weights, reserve=PROFILE_RESERVE * (budget_s or 0.0), min_epochs=min_epochs)
+    state, reached = SuiteState(), None
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix=f"stgkd-bench-{suite.name}-"))
     try:
-        runner = run_los_loop if suite.protocol == "los-loop" else run_dcrnn
-        try:
-            runner(suite, data, args=args, device=device, teacher_hp=teacher_hp, students=students, peers=peers,
-                   state=state, deadline=deadline, shares=shares, work=work)
-        except OutOfTime as exc:
-            reached = exc.what
-            log(f"time budget spent: stopped before {exc.what}")
+        train_suite(suite, data, args=args, device=device, teacher_hp=teacher_hp, students=students, peers=peers,
+                    state=state, deadline=deadline, shares=shares, work=work)
+    except OutOfTime as exc:
+        reached = exc.what
+        log(f"time budget spent: stopped before {exc.what}")
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     notes = list(args.note or [])
     if reached is not None:
         total = len(args.seed_list) * (1 + 2 * len(students) + len(peers))
-        of = f" of {budget_s:.0f} s" if budget_s is not None else ""
-        notes.append(f"Time budget{of} spent: {state.runs_done} of {total} training runs finished, "
-                     f"stopped before {reached}.")
+        notes.append(f"Time budget{f' of {budget_s:.0f} s' if budget_s is not None else ''} spent: {state.runs_done} "
+                     f"of {total} training runs finished, stopped before {reached}.")
     state.profile(device=device, args=args, deadline=deadline)  # what an early stop left untimed
-    unprofiled = state.unprofiled
-    if unprofiled:
-        notes.append(f"Not timed (time budget spent): {', '.join(unprofiled)}.")
-    models, dataset_info = state.result()
+    if state.unprofiled:
+        notes.append(f"Not timed (time budget spent): {', '.join(state.unprofiled)}.")
     record = {
-        "schema": SCHEMA,
-        "suite": suite.name,
-        "title": suite.title,
-        "protocol": suite.protocol,
-        "description": suite.description,
-        "published": suite.published,
-        "date": started.strftime("%Y-%m-%d"),
-        "started": started.isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - t0,
-        "command": "python -m benchmarks.run " + shlex.join(args.argv),
-        "environment": environment(device),
-        "dataset": {
-            "name": data.name, "nodes": int(data.num_nodes), "steps": int(data.num_steps),
-            "interval_minutes": int(data.interval_minutes), "split": list(data.split),
-            "source": [str(s) for s in (data.source or [])], **dataset_info,
-        },
-        "budget": {
-            "seeds": list(args.seed_list), "epochs": args.epochs, "limit_batches": args.limit_batches,
-            "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "tiny": bool(args.tiny),
-            "teacher_hparams": teacher_hp, "latency_iters": args.latency_iters, "latency_warmup": args.latency_warmup,
-            "time_budget_s": budget_s, "min_epochs": min_epochs if budget_s is not None else None,
-        },
-        "completed": reached is None and not unprofiled,
-        "reached": reached,
-        "notes": notes,
-        "capture": state.capture,
-        "models": models,
-        "baselines": state.baselines,
+        "schema": SCHEMA, "suite": suite.name, "title": suite.title, "protocol": suite.protocol,
+        "description": suite.description, "published": suite.published, "date": started.strftime("%Y-%m-%d"),
+        "started": started.isoformat(timespec="seconds"), "wall_seconds": time.perf_counter() - t0,
+        "command": "python -m benchmarks.run " + shlex.join(args.argv), "environment": environment(device),
+        "dataset": {"name": data.name, "nodes": int(data.num_nodes), "steps": int(data.num_steps),
+                    "interval_minutes": int(data.interval_minutes), "split": list(data.split),
+                    "source": [str(s) for s in (data.source or [])], **state.dataset_info},
+        "budget": {"seeds": list(args.seed_list), "epochs": args.epochs, "limit_batches": args.limit_batches,
+                   "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "tiny": bool(args.tiny),
+                   "teacher_hparams": teacher_hp, "latency_iters": args.latency_iters,
+                   "latency_warmup": args.latency_warmup, "time_budget_s": budget_s,
+                   "min_epochs": min_epochs if budget_s is not None else None},
+        "completed": reached is None and not state.unprofiled, "reached": reached, "notes": notes,
+        "capture": state.capture, "models": list(state.models.values()), "baselines": state.baselines,
     }
     if getattr(args, "reduced_by_design", None):
         record["reduced_by_design"] = args.reduced_by_design
@@ -174,30 +124,19 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def timed_busy(record: dict[str, Any]) -> bool:
-    """Whether any figure of a suite or scaling record was timed on a busy machine (``"busy"`` in its
-    latency results or points; :func:`stgkd.latency.is_busy`)."""
+    """Whether any figure of a suite or scaling record was timed on a busy machine (:func:`stgkd.latency.is_busy`)."""
     lat = [entry for m in record.get("models", []) for entry in (m.get("latency") or {}).values()]
     return any(bool(x.get("busy")) for x in lat + list(record.get("points", [])))
-
-
-def _results_path(record: dict[str, Any], results_dir: Path) -> Path:
-    return results_dir / f"{record['suite']}-{record['environment']['device']}-{record['date']}.json"
 
 
 def write_results(record: dict[str, Any], results_dir: Path, markdown: Path) -> Path:
     """Write the record's JSON file and regenerate ``markdown`` from every JSON file in ``results_dir``."""
     from benchmarks.table.page import write_markdown
 
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = _results_path(record, results_dir)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=float) + "\n")
-    tmp.replace(path)
+    path = write_json(results_dir / f"{record['suite']}-{record['environment']['device']}-{record['date']}.json",
+                      record)
     write_markdown(results_dir, markdown)
     return path
-
-
-# ============================================================================ CLI
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,37 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="tiny data and teacher (tests and smoke runs)")
     p.add_argument("--teacher-hparams", default=None, help="JSON overriding teacher hyperparameters")
     p.add_argument("--students", nargs="+", default=None, help="student labels or model names to run (default: all)")
-    p.add_argument("--peers", nargs="+", default=None, help="peer labels or model names to run, or 'none' (default: all)")
-    p.add_argument("--latency-iters", type=int, default=50, help="timed calls at batch 1 (batch 64: a quarter) (default: 50)")
+    p.add_argument("--peers", nargs="+", default=None, help="peer labels or model names, or 'none' (default: all)")
+    p.add_argument("--latency-iters", type=int, default=50, help="timed calls at batch 1, a quarter above (default: 50)")
     p.add_argument("--latency-warmup", type=int, default=5, help="untimed calls first (default: 5)")
     p.add_argument("--latency-batches", type=int, nargs="+", default=[1, 64], help="batch sizes timed (default: 1 64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--time-budget", type=float, default=None,
-                   help="wall-clock seconds for the whole suite: each training run gets its share and stops after "
-                        "the epoch that spends it; no run starts past it (default: none)")
+                   help="wall-clock seconds for the whole suite, shared by its training runs (default: none)")
     p.add_argument("--min-passes", type=int, default=MIN_PASSES,
-                   help="under a time budget, epochs every run trains before its share may stop it (default: "
-                        f"{MIN_PASSES}, what RESULTS.md's main body needs; capped at --epochs)")
-    p.add_argument("--week", default=None,
-                   help="folder of the real METR-LA week (default: $STGKD_WEEK, else ../shared/data/metr-la-week, "
-                        "else .gpu/data/metr-la-week)")
+                   help=f"under a time budget, epochs every run trains first (default: {MIN_PASSES}, capped at --epochs)")
+    p.add_argument("--week", default=None, help="folder of the real METR-LA week (default: $STGKD_WEEK, else "
+                   "../shared/data/metr-la-week, else .gpu/data/metr-la-week)")
     p.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON goes (default: benchmarks/results)")
     p.add_argument("--markdown", default=str(RESULTS_MD), help="RESULTS.md to regenerate (default: benchmarks/RESULTS.md)")
     p.add_argument("--workdir", default=None, help="keep checkpoints here (default: a temporary directory, removed)")
     p.add_argument("--note", action="append", help="a note recorded in the JSON and RESULTS.md (repeatable)")
-    p.add_argument("--progress", action="store_true", help="show per-epoch progress")
     p.add_argument("--render", action="store_true", help="only regenerate RESULTS.md from the JSON files")
     add_allow_busy(p)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    # scaling suite
-    p.add_argument("--sizes", type=int, nargs="+", default=None, help="scaling: network sizes (default: 207 883 2000 8600)")
-    p.add_argument("--scaling-batches", type=int, default=3, help="scaling: timed training steps per point (default: 3)")
-    p.add_argument("--scaling-warmup", type=int, default=1, help="scaling: untimed training steps first (default: 1)")
-    p.add_argument("--scaling-student", default=None,
-                   help="scaling: the student family scaled beside the teacher (default: stgru)")
-    p.add_argument("--scaling-width", type=int, default=32, help="scaling: the student's width (default: 32)")
-    p.add_argument("--teacher-max-nodes", type=int, default=None,
-                   help="scaling: skip the teacher above this many sensors (default: none)")
+    scaling = p.add_argument_group("the scaling suite (benchmarks.scaling)")
+    scaling.add_argument("--sizes", type=int, nargs="+", default=None, help="network sizes (default: 207 883 2000 8600)")
+    scaling.add_argument("--scaling-batches", type=int, default=3, help="timed training steps per point (default: 3)")
+    scaling.add_argument("--scaling-warmup", type=int, default=1, help="untimed training steps first (default: 1)")
+    scaling.add_argument("--teacher-max-nodes", type=int, default=None, help="skip the teacher above this many sensors")
     return p
 
 
@@ -253,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
         if args.render:
             from benchmarks.table.page import write_markdown
 
@@ -275,18 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             record = run_scaling(args)
         else:
             suite = _suites.get_suite(args.suite)
-            if args.epochs is None:
-                args.epochs = 1 if args.tiny else suite.epochs
-            if args.limit_batches is None:
-                args.limit_batches = suite.limit_batches
+            args.epochs = args.epochs if args.epochs is not None else 1 if args.tiny else suite.epochs
+            args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
             record = run_suite(args)
         record["busy"] = timed_busy(record)
         path = write_results(record, Path(args.results_dir), Path(args.markdown))
         print(f"wrote {path} and {args.markdown}")
         return 0
-    except (StgkdError, DataError) as exc:
-        if args.debug:
-            traceback.print_exc()
+    except StgkdError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

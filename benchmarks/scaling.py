@@ -2,31 +2,19 @@
 
 ``python -m benchmarks.run --suite scaling [--device cuda] [--sizes 207 883 2000 8600]``
 
-For each size ``N`` a synthetic road network of ``N`` sensors is generated
-(:func:`stgkd.data.synthetic.generate`, one day, so the graph has a road network's sparsity), and
-for the teacher (Graph WaveNet) and the student (``--scaling-student``, default ``stgru``, hidden
-``--scaling-width``, default 32):
+For each size ``N`` a synthetic road network of ``N`` sensors (:func:`stgkd.data.synthetic.generate`, one day),
+and for the teacher (Graph WaveNet) and the library's default student (width 32): ``--scaling-batches``
+optimiser steps (masked MAE in raw units, AdamW) on ``--batch-size`` windows timed after ``--scaling-warmup``
+untimed ones (``seconds_per_batch``; ``full_epoch_seconds_est`` scales it to a METR-LA-length epoch),
+:func:`stgkd.latency.measure` at the ``--latency-batches`` (a CUDA graph where a probe in a child process captured
+the model, :mod:`benchmarks.capture`), and the peak GPU memory of the steps (on the CPU the process's peak
+resident memory so far, an upper bound since the sizes grow). RESULTS.md fits a power law per model and quantity.
 
-* **training**: ``--scaling-batches`` optimiser steps (forward, masked MAE in raw units, backward,
-  AdamW) on batches of ``--batch-size`` windows are timed after ``--scaling-warmup`` untimed ones;
-  ``seconds_per_batch`` is their mean and ``full_epoch_seconds_est`` scales it to an epoch of a
-  METR-LA-length series (23,974 training windows: 70% of 34,272 steps) at that batch size;
-* **latency**: :func:`stgkd.latency.measure` at the ``--latency-batches`` sizes;
-* **peak GPU memory** of the training steps (CUDA only); on the CPU the process's peak resident memory so
-  far (``peak_rss_mb_so_far``, an upper bound on each point's, since the sizes grow).
-
-A power law ``cost = a · N^k`` is fitted per model and quantity in RESULTS.md
-(:func:`benchmarks.table.records.power_law`).
-
-Under a time budget (``args.deadline`` or ``--time-budget``) a point whose cost *bound* exceeds the time
-left is skipped with that reason, and no point starts past the deadline; the record then says
-``"completed": false`` and ``"reached"`` names the first point left out. The bound is
-:func:`cost_bound`, not a power law fitted to the smaller sizes: on a GPU the small sizes are bound by
-kernel launches, their fitted exponent is near 0, and a prediction from it lets Graph WaveNet at 8,600
-sensors overrun. On CUDA a point whose peak-memory bound exceeds the device's memory is skipped too.
-
-On CUDA the latency is timed as a CUDA graph where a probe in a child process captured the model
-(:mod:`benchmarks.capture`; a model that does not capture is timed eagerly, and says so).
+Under a time budget (``args.deadline`` or ``--time-budget``) a point whose cost *bound* (:func:`cost_bound`) does
+not fit the time left is skipped with that reason, as is one whose peak-memory bound exceeds 90 % of the GPU's;
+the record then says ``"completed": false`` and ``"reached"`` names the first point left out. The bound is not a
+power law fitted to the smaller sizes: on a GPU those are launch-bound, their exponent is near 0, and a
+prediction from it let Graph WaveNet at 8,600 sensors overrun.
 """
 
 from __future__ import annotations
@@ -44,13 +32,11 @@ import torch
 from benchmarks.budget import Deadline
 from stgkd.nn.registry import DEFAULT_STUDENT
 
-__all__ = ["run_scaling", "cost_bound", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES", "DEFAULT_STUDENT"]
+__all__ = ["run_scaling", "cost_bound", "METR_LA_TRAIN_WINDOWS", "DEFAULT_SIZES"]
 
 #: training windows of METR-LA under DCRNN's split (34,272 steps, 12 + 12, 70%)
 METR_LA_TRAIN_WINDOWS = 23974
 DEFAULT_SIZES = (207, 883, 2000, 8600)
-#: the student scaled beside the teacher unless ``--scaling-student`` names another: the library's default
-#: student, :data:`stgkd.nn.DEFAULT_STUDENT` (re-exported)
 #: the highest power of the sensor count in the cost of the models scaled here: Graph WaveNet's adaptive
 #: adjacency and diffusion and gcn-gru's dense graph operator are N x N products
 COST_DEGREE = 2
@@ -89,50 +75,41 @@ def cost_bound(done: Sequence[tuple[int, float]], n: int, *, degree: int = COST_
 
 def _time_training(model, prepared, *, batch_size: int, batches: int, warmup: int,
                    device: str) -> tuple[float, float | None, float]:
-    """Mean seconds per optimiser step, the peak GPU memory (MiB, CUDA only) and the seconds of the untimed
-    warm-up steps (lazy initialisation, autotuning)."""
-    from stgkd.distill.losses import masked_mae
+    """Mean seconds per optimiser step (the library's :class:`~stgkd.engine.SupervisedStep`, fp32, and AdamW), the
+    peak GPU memory (MiB, CUDA only) and the seconds of the untimed warm-up steps (lazy initialisation, autotuning)."""
+    from stgkd.engine import SupervisedStep
 
-    model.train()
+    step = SupervisedStep(model.train(), prepared.scaler, amp=False)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scaler = prepared.scaler
-    n = len(prepared.train)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if device == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     times = []
-    warm = 0.0
     for i in range(warmup + batches):
-        idx = (torch.arange(batch_size) + i * batch_size) % n
+        idx = (torch.arange(batch_size) + i * batch_size) % len(prepared.train)
         batch = prepared.train.batch(idx).to(device)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
-        pred = scaler.inverse_transform(model(batch.x))
-        loss = masked_mae(pred, batch.y, batch.mask)
+        loss = step(batch.x, batch.y, batch.mask, idx)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-        else:
-            warm += time.perf_counter() - t0
+        sync()
+        times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-    return sum(times) / len(times), peak, warm
+    return sum(times[warmup:]) / batches, peak, sum(times[:warmup])
 
 
 def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every (model, size) point and return the record ``benchmarks.run`` writes."""
     import json
 
-    from benchmarks.capture import CaptureJob, model_config, not_capturable, probe_missing, setting_key
+    from benchmarks.capture import CaptureJob, model_config, not_capturable, probe_missing, setting_key, timed
     from benchmarks.record import environment, log
     from stgkd.data.synthetic import generate
     from stgkd.data.windows import prepare
     from stgkd.errors import ConfigError
-    from stgkd.latency import CaptureError, is_busy, load_average, measure, release_cached_memory
+    from stgkd.latency import is_busy, load_average, release_cached_memory
     from stgkd.nn import build_for
 
     device = args.device
@@ -140,15 +117,12 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--device cuda: CUDA is not available on this machine; run with --device cpu")
     sizes = list(args.sizes or DEFAULT_SIZES)
     teacher_hp = json.loads(args.teacher_hparams) if args.teacher_hparams else {}
-    student = getattr(args, "scaling_student", None) or DEFAULT_STUDENT
-    student_hp = {"hidden": int(getattr(args, "scaling_width", None) or 32)}
+    student, student_hp = DEFAULT_STUDENT, {"hidden": 32}
     lineup = [("graph-wavenet", teacher_hp, args.teacher_max_nodes), (student, student_hp, None)]
     deadline = getattr(args, "deadline", None) or Deadline.after(getattr(args, "time_budget", None))
     budget_s = deadline.remaining() if deadline.end is not None else None
-    started = _dt.datetime.now(_dt.timezone.utc)
-    t_start = time.perf_counter()
-    points = []
-    skipped = []
+    started, t_start = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
+    points, skipped = [], []
     costs: dict[str, list[tuple[int, float]]] = {}  # model -> (N, seconds of its point after warm-up)
     peaks: dict[str, list[tuple[int, float]]] = {}  # model -> (N, peak GPU MiB)
     reached = None
@@ -157,32 +131,28 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     verdicts: dict[str, str | None] = {}
     capture_notes: dict[str, str] = {}
 
-    def too_costly(name: str, n: int) -> str | None:
-        """Why ``name`` at ``n`` is not started (time or memory bound over what is left), else ``None``."""
+    def skip(name: str, n: int) -> bool:
+        """Whether ``name`` at ``n`` is not started (time or memory bound over what is left), saying why."""
+        bound, mem = cost_bound(costs.get(name, []), n), cost_bound(peaks.get(name, []), n)
         if deadline.expired():
-            return "time budget spent"
-        bound = cost_bound(costs.get(name, []), n)
-        if bound is not None and BOUND_MARGIN * bound > deadline.remaining():
-            return (f"its cost bound from N={', '.join(str(m) for m, _ in costs[name])} is {bound:.0f} s "
-                    f"(a + b N + c N^{COST_DEGREE}), {deadline.remaining():.0f} s left")
-        mem = cost_bound(peaks.get(name, []), n)
-        if memory_mb is not None and mem is not None and mem > 0.9 * memory_mb:
-            return f"its peak-memory bound is {mem / 1024:.0f} GiB of the GPU's {memory_mb / 1024:.0f} GiB"
-        return None
+            why = "time budget spent"
+        elif bound is not None and BOUND_MARGIN * bound > deadline.remaining():
+            why = (f"its cost bound from N={', '.join(str(m) for m, _ in costs[name])} is {bound:.0f} s "
+                   f"(a + b N + c N^{COST_DEGREE}), {deadline.remaining():.0f} s left")
+        elif memory_mb is not None and mem is not None and mem > 0.9 * memory_mb:
+            why = f"its peak-memory bound is {mem / 1024:.0f} GiB of the GPU's {memory_mb / 1024:.0f} GiB"
+        else:
+            return False
+        nonlocal reached
+        skipped.append(f"{name} at N={n} ({why})")
+        reached = reached or f"{name} N={n}"
+        log(f"scaling: {name} N={n} skipped ({why})")
+        return True
 
     for n in sizes:
-        todo = []
-        for name, hp, max_nodes in lineup:
-            if max_nodes is not None and n > max_nodes:
-                skipped.append(f"{name} at N={n} (above --teacher-max-nodes {max_nodes})")
-                continue
-            why = too_costly(name, n)
-            if why is not None:
-                skipped.append(f"{name} at N={n} ({why})")
-                reached = reached or f"{name} N={n}"
-                log(f"scaling: {name} N={n} skipped ({why})")
-                continue
-            todo.append((name, hp))
+        over = [name for name, _, most in lineup if most is not None and n > most]
+        skipped += [f"{name} at N={n} (above --teacher-max-nodes {args.teacher_max_nodes})" for name in over]
+        todo = [(name, hp) for name, hp, _ in lineup if name not in over and not skip(name, n)]
         if not todo:
             continue
         log(f"scaling: generating a {n}-sensor network")
@@ -199,11 +169,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                     for name, hp, _ in lineup for b in args.latency_batches]
             verdicts = probe_missing(jobs, getattr(args, "capture_verdicts", None), device=device, deadline=deadline)
         for name, hp in todo:
-            why = too_costly(name, n)  # the time the models before it took
-            if why is not None:
-                skipped.append(f"{name} at N={n} ({why})")
-                reached = reached or f"{name} N={n}"
-                log(f"scaling: {name} N={n} skipped ({why})")
+            if skip(name, n):  # (again: the time the models before it took)
                 continue
             t_point = time.perf_counter()
             torch.manual_seed(0)
@@ -224,16 +190,12 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                 capture_notes[name] = not_capturable(next(v for v in refused.values() if v))
             for b in args.latency_batches:
                 log(f"scaling: {name} N={n}: latency batch {b}")
-                try:
-                    r = measure(model, batch_size=b, device=device, mode=mode, warmup=args.latency_warmup,
-                                iters=args.latency_iters if b == 1 else max(3, args.latency_iters // 4), name=name)
-                    point[f"latency_b{b}_ms"] = r.median_ms
-                    point["busy"] = point.get("busy", False) or r.busy
-                except Exception as exc:  # e.g. out of memory at the largest size: recorded, not fatal
-                    point[f"latency_b{b}_ms"] = None
-                    why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-                    point[f"latency_b{b}_error"] = not_capturable(why) if isinstance(exc, CaptureError) else why
-                    release_cached_memory()  # does nothing once a capture failed in this process
+                r, why = timed(model, batch=b, mode=mode, device=device, warmup=args.latency_warmup,
+                               iters=args.latency_iters if b == 1 else max(3, args.latency_iters // 4), name=name)
+                point[f"latency_b{b}_ms"] = None if r is None else r.median_ms
+                point["busy"] = point.get("busy", False) or (r is not None and r.busy)
+                if why:  # e.g. out of memory at the largest size: recorded, not fatal
+                    point[f"latency_b{b}_error"] = why
             point["latency_mode"] = mode
             if device != "cuda":  # the process's peak resident memory so far: an upper bound on this point's
                 point["peak_rss_mb_so_far"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -255,20 +217,15 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     for name, why in capture_notes.items():
         notes.append(f"{name}: latency timed eagerly, {why}.")
     return {
-        "schema": "stgkd-bench/1",
-        "suite": "scaling",
-        "title": "Scaling with the network size",
-        "protocol": "scaling",
+        "schema": "stgkd-bench/1", "suite": "scaling", "title": "Scaling with the network size", "protocol": "scaling",
         "description": (
             "Synthetic road networks of the sizes listed (one simulated day each, DCRNN windows); the teacher "
             "is Graph WaveNet" + (f" with {json.dumps(teacher_hp)}" if teacher_hp else " at the paper's size")
             + f", the student {student} (hidden {student_hp['hidden']}). Training seconds per full epoch are "
             f"extrapolated from the timed steps to a METR-LA-length epoch ({METR_LA_TRAIN_WINDOWS:,} windows)."
         ),
-        "date": started.strftime("%Y-%m-%d"),
-        "started": started.isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - t_start,
-        "command": "python -m benchmarks.run " + shlex.join(args.argv),
+        "date": started.strftime("%Y-%m-%d"), "started": started.isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - t_start, "command": "python -m benchmarks.run " + shlex.join(args.argv),
         "environment": environment(device),
         "budget": {"sizes": sizes, "batch_size": args.batch_size, "batches": args.scaling_batches,
                    "warmup_batches": args.scaling_warmup, "latency_iters": args.latency_iters,
@@ -278,9 +235,5 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
                                  f"{COST_DEGREE} with non-negative terms, from the smallest and largest sizes "
                                  "measured) fits in the time left" + (", and its peak-memory bound in 90% of the "
                                                                        "GPU's memory" if device == "cuda" else ""))},
-        "completed": reached is None,
-        "reached": reached,
-        "notes": notes,
-        "capture": verdicts,
-        "points": points,
+        "completed": reached is None, "reached": reached, "notes": notes, "capture": verdicts, "points": points,
     }

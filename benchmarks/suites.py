@@ -1,21 +1,13 @@
 """The benchmark suites: which data, which protocol, which models, and how much training.
 
-A :class:`Suite` names its dataset (a loader that raises :class:`~stgkd.errors.DataError` naming the
-missing files and where to get them), its protocol (``"dcrnn"``: DCRNN's windows, split and masked
-metrics; ``"los-loop"``: T-GCN's, see :mod:`benchmarks.los_loop`), the teacher, the students (each
-trained plainly and by distillation from that teacher) and the peers (models from
-torch-geometric-temporal trained alone under the same protocol).
-
-Peers come in two kinds:
-
-* ``dcrnn``, ``stgcn``, ``agcrn``, ``mtgnn``: PGT layers behind stgkd's model interface
-  (:mod:`stgkd.nn.peers`);
-* ``pgt-tgcn``, ``pgt-a3tgcn``, ``pgt-gconvgru``: PGT's own recurrent cells (``TGCN2``, ``A3TGCN2``,
-  ``GConvGRU``) wrapped minimally (:class:`stgkd.nn.peers.PGTRecurrent`, registered with every other
-  model), the way PGT's METR-LA example uses them: the cell reads the
-  12 input steps, a linear layer maps its last hidden state to the 12 horizons. Their usual recipe
-  (PGT's ``METRLADatasetLoader``) z-scores with statistics of the *whole* series; here they get our
-  protocol (train-slice statistics, missing readings masked), like every other model.
+A :class:`Suite` names its dataset (a loader that raises :class:`~stgkd.errors.DataError` naming the missing files
+and where to get them), its protocol (``"dcrnn"``: DCRNN's windows, split and masked metrics; ``"los-loop"``:
+T-GCN's, :mod:`benchmarks.los_loop`), the teacher, the students (each trained plainly and by distillation from
+that teacher) and the peers, trained alone under the same protocol: PGT layers behind stgkd's model interface
+(``dcrnn``, ``stgcn``, ``agcrn``, ``mtgnn``) and PGT's own recurrent cells wrapped as PGT's METR-LA example uses
+them (``pgt-tgcn``, ``pgt-a3tgcn``, ``pgt-gconvgru``; :mod:`stgkd.nn.peers`). PGT's own METR-LA loader z-scores
+with statistics of the whole series; here every peer gets our protocol (train-slice statistics, missing
+readings masked), like every other model.
 """
 
 from __future__ import annotations
@@ -25,26 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import stgkd.nn.peers  # noqa: F401  (registers the peers with every other model)
 from stgkd.errors import DataError
-from stgkd.nn.peers import PGTA3TGCN, PGTGConvGRU, PGTRecurrent, PGTTGCN  # noqa: F401  (their former home)
 from stgkd.nn.registry import DEFAULT_STUDENT
 from stgkd.registry import Registry
 
-__all__ = [
-    "Suite",
-    "SUITES",
-    "REPO_ROOT",
-    "SHARED_WEEK",
-    "DEVICE_WEEK",
-    "STUDENT_REFERENCE",
-    "STUDENT_STRUCTURED",
-    "get_suite",
-    "week_folder",
-    "PGTRecurrent",
-    "PGTTGCN",
-    "PGTA3TGCN",
-    "PGTGConvGRU",
-]
+__all__ = ["Suite", "SUITES", "SHARED_WEEK", "DEVICE_WEEK", "STUDENT_REFERENCE", "STUDENT_STRUCTURED", "get_suite",
+           "week_folder"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: the real METR-LA week, outside the repository (never copied into it)

@@ -211,7 +211,7 @@ def test_cli_latency_on_exported_student(tmp_path, capsys):
         # by default an exported file is timed as Forecaster.load runs it (compiled, for the plain export);
         # a checkpoint as its eager model
         if target == student:
-            assert row["mode"] == "load" and row["model"].endswith("[torch.compile]")
+            assert row["mode"] == "load" and row["model"].endswith("[aoti-cached]")
         else:
             assert row["mode"] == "eager" and row["model"].endswith("test-export-student")
     out = tmp_path / "eager.json"
@@ -367,3 +367,14 @@ def test_busy_cores_on_this_machine_is_a_share_of_its_cores():
     if seen is None:  # the parsing and the fallback are tested on fake /proc/stat files above
         pytest.skip("no /proc/stat matching os.cpu_count() here")
     assert 0.0 <= seen <= os.cpu_count()
+
+
+def test_benchmark_timing_section_times_a_baseline_forward_only_and_a_student_both_ways():
+    from benchmarks.latency import time_models
+
+    adj = np.eye(4, dtype=np.float32)
+    rows = time_models(["last-value", "gru"], adj, batches=[1], dtypes=["fp32"], device=torch.device("cpu"), warmup=0,
+                       iters=1)
+    assert {(r["model"], r["passes"]) for r in rows} == {("last-value", "forward"), ("gru", "forward"),
+                                                         ("gru", "forward+backward")}
+    assert all(not r["error"] and r["median_ms"] > 0 and r["iters"] == 1 for r in rows)

@@ -18,8 +18,8 @@ import torch
 from benchmarks import gpu
 from benchmarks.budget import Deadline, OutOfTime, ShareLimit, TimeShares
 from benchmarks.gpu_parts import Context, Part
-from benchmarks.gpu_profile import default_student
 from benchmarks.table.page import render
+from stgkd.nn.registry import DEFAULT_STUDENT
 
 SUITES = {"environment": "environment", "latency": "latency", "profile": "profile", "timing": "model-timing",
           "scaling": "scaling", "metr-la-week": "metr-la-week", "los-loop": "los-loop", "tuning": "tuning"}
@@ -79,10 +79,10 @@ def test_smoke_runs_every_part_and_renders_results(tmp_path, one_thread):
     assert {r["dtype"] for r in recs["timing"]["models"] if not r["error"]} == {"fp32", "bf16"}
     order = recs["timing"]["order"]
     assert order[0] == "graph-wavenet" and max(map(order.index, ours("student"))) < order.index("dcrnn")
-    assert {p["model"] for p in recs["scaling"]["points"]} == {"graph-wavenet", default_student()}
+    assert {p["model"] for p in recs["scaling"]["points"]} == {"graph-wavenet", DEFAULT_STUDENT}
     # the profile part: the default student, then the default teacher, each profiled in its own process
     prof = recs["profile"]
-    student = default_student()
+    student = DEFAULT_STUDENT
     assert prof["models"] == [student, "graph-wavenet"]
     assert [(r["model"], r["exit_code"], r["batches"]) for r in prof["runs"]] == [
         (student, 0, [1, 2]), ("graph-wavenet", 0, [1, 2])]
@@ -107,7 +107,7 @@ def test_smoke_runs_every_part_and_renders_results(tmp_path, one_thread):
     assert tuning["report"]["counts"]["total"] >= 2 and tuning["exit_code"] in (0, 1)
     assert any("no CUDA device" in n for n in tuning["notes"])
     assert tuning["calibration"]["mode"] == "eager" and tuning["calibration"]["budget_ms"] > 0
-    assert tuning["calibration"]["reference"]["model"] == default_student()
+    assert tuning["calibration"]["reference"]["model"] == DEFAULT_STUDENT
     assert tuning["calibration"]["source"] == "calibrated here"  # no CUDA-graph figure of the teacher on the CPU
     assert (out / tuning["files"]["report.md"]).is_file()
 
@@ -386,7 +386,7 @@ def test_plan_prints_parts_models_and_budgets_and_runs_nothing(monkeypatch, caps
         row = next(line for line in lines if line.split()[:2] == [str(i), part.name])
         assert f" {part.budget_s:.0f} " in row
     profile = next(line for line in lines if line.split()[:2] == ["3", "profile"])
-    assert f"{default_student()} w32 (the default student), then graph-wavenet" in profile
+    assert f"{DEFAULT_STUDENT} w32 (the default student), then graph-wavenet" in profile
     assert "batch 1 and 64" in profile
     assert "eager, cuda-graph, compile" in profile
     timing = next(line for line in lines if line.split()[:2] == ["4", "timing"])
@@ -395,9 +395,9 @@ def test_plan_prints_parts_models_and_budgets_and_runs_nothing(monkeypatch, caps
     assert order.index("gru") < order.index("agcrn") < order.index("pgt-tgcn")
     week = next(line for line in lines if line.split()[:2] == ["6", "metr-la-week"])
     assert "3 seed(s)" in week and week.index("gcn-gru h32 structured") < week.index("pgt-tgcn")
-    assert f"graph-wavenet (teacher), {default_student()} h32 (plain, then distilled)" in week
+    assert f"graph-wavenet (teacher), {DEFAULT_STUDENT} h32 (plain, then distilled)" in week
     tuning = next(line for line in lines if line.split()[:2] == ["7", "tuning"])
-    assert f"{default_student()} (the default student) first" in tuning and "1/10 of graph-wavenet's" in tuning
+    assert f"{DEFAULT_STUDENT} (the default student) first" in tuning and "1/10 of graph-wavenet's" in tuning
     assert "at least 10 epochs" in week
     assert "reduced by design" in next(line for line in lines if line.split()[:2] == ["8", "los-loop"])
     assert f"= {gpu.plan(gpu.PARTS, [p.budget_s for p in gpu.PARTS])['total_s']:.0f} s at most: fits the 480 s" in text
@@ -429,7 +429,7 @@ def test_a_model_that_cannot_be_captured_is_recorded_and_the_part_goes_on(monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: pytest.fail("empty_cache after a failed capture"))
-    real_measure = latency.measure
+    real_measure = stgkd.latency.measure
 
     def measure(model, *, mode, name, **kw):
         if mode == "cuda-graph":
@@ -438,7 +438,7 @@ def test_a_model_that_cannot_be_captured_is_recorded_and_the_part_goes_on(monkey
                 raise stgkd.latency.CaptureError(f"{name}: the CUDA-graph capture failed (CUDA error)")
         return dataclasses.replace(real_measure(model, mode="eager", name=name, **kw), mode=mode)
 
-    monkeypatch.setattr(latency, "measure", measure)
+    monkeypatch.setattr(stgkd.latency, "measure", measure)
     rows: list = []
     verdicts = latency.probe_captures(args)
     latency.collect(args, rows, verdicts=verdicts)
@@ -491,7 +491,7 @@ def test_tuning_budget_is_a_tenth_of_the_teachers_cuda_graph_latency(monkeypatch
              "device_kind": "cuda", "median_ms": 5.11}]
     assert gpu_parts._teacher_graph_b1(rows) == 0.713
     assert gpu_parts._teacher_graph_b1([{**rows[0], "device_kind": "cpu"}]) is None
-    speeds = {default_student(): 0.06, "gru": 0.2, "gcn-gru": 0.3, "dcgru": 0.4}
+    speeds = {DEFAULT_STUDENT: 0.06, "gru": 0.2, "gcn-gru": 0.3, "dcgru": 0.4}
     monkeypatch.setattr(stgkd.latency, "measure", lambda model, **kw: types.SimpleNamespace(
         median_ms=speeds[kw["name"]]))
     data = types.SimpleNamespace(num_nodes=6, adj=random_graph(6))
@@ -500,7 +500,7 @@ def test_tuning_budget_is_a_tenth_of_the_teachers_cuda_graph_latency(monkeypatch
     cal = gpu_parts._calibrate_budget(ctx, data, space, "cuda-graph", teacher_ms=0.713)
     assert cal["budget_ms"] == pytest.approx(0.0713) and cal["source"] == "the latency part"
     assert cal["rule"].startswith("1/10 of graph-wavenet's CUDA-graph latency at batch 1, fp32 (0.713 ms")
-    assert cal["reference"] == {"model": default_student(), "hidden": 32, "median_ms": 0.06, "within_budget": True}
+    assert cal["reference"] == {"model": DEFAULT_STUDENT, "hidden": 32, "median_ms": 0.06, "within_budget": True}
     assert cal["teacher"]["median_ms"] == 0.713
     without = gpu_parts._calibrate_budget(ctx, data, space, "cuda-graph", teacher_ms=None)
     # (the fake times a family alike at every width: no budget above the reference excludes its widest)
@@ -511,11 +511,11 @@ def test_tuning_budget_is_a_tenth_of_the_teachers_cuda_graph_latency(monkeypatch
 def test_the_profile_part_keeps_the_batches_a_stopped_child_wrote(monkeypatch, tmp_path):
     """The teacher's profile child is stopped after its batch-1 report: the record keeps the student's two
     reports and the teacher's one, says how far it got, and summarises every mode."""
-    from benchmarks import gpu_profile
+    from benchmarks import profile
 
     def fake_child(argv, seconds, log):
         out, model = Path(argv[argv.index("--out") + 1]), argv[argv.index("--model") + 1]
-        batches = [1, 2] if model == default_student() else [1]
+        batches = [1, 2] if model == DEFAULT_STUDENT else [1]
         for b in batches:
             report = {"conditions": {"model": model, "width": 4, "batch": b, "device_kind": "cpu"},
                       "modes": [{"mode": "eager", "wall_ms_per_forward": 0.5, "kernels_per_forward": 0,
@@ -526,13 +526,13 @@ def test_the_profile_part_keeps_the_batches_a_stopped_child_wrote(monkeypatch, t
         return {"exit_code": 0, "ended": "exited"} if len(batches) == 2 else {"exit_code": -15,
                                                                              "ended": "stopped at its time (9 s)"}
 
-    monkeypatch.setattr(gpu_profile, "_run_child", fake_child)
-    rec = gpu_profile.part_profile(_ctx(tmp_path), Deadline.after(60.0))
-    assert [(r["model"], r["batches"]) for r in rec["runs"]] == [(default_student(), [1, 2]), ("graph-wavenet", [1])]
+    monkeypatch.setattr(profile, "_run_child", fake_child)
+    rec = profile.part_profile(_ctx(tmp_path), Deadline.after(60.0))
+    assert [(r["model"], r["batches"]) for r in rec["runs"]] == [(DEFAULT_STUDENT, [1, 2]), ("graph-wavenet", [1])]
     assert rec["reached"] == "graph-wavenet: stopped at its time (9 s) (exit code -15), batches [1] written"
     assert len(rec["reports"]) == 3 and sorted(rec["_artifacts"]) == sorted(
-        [f"{default_student()}-b1.md", f"{default_student()}-b2.md", "graph-wavenet-b1.md"])
-    assert rec["summary"][0] == {"model": default_student(), "width": 4, "batch": 1, "mode": "eager",
+        [f"{DEFAULT_STUDENT}-b1.md", f"{DEFAULT_STUDENT}-b2.md", "graph-wavenet-b1.md"])
+    assert rec["summary"][0] == {"model": DEFAULT_STUDENT, "width": 4, "batch": 1, "mode": "eager",
                                  "device_kind": "cpu", "wall_ms_per_forward": 0.5, "kernels_per_forward": 0,
                                  "device_busy_us_per_forward": 0.0, "launch_calls_per_forward": {},
                                  "max_abs_diff_to_eager": None, "within_1e-4": None}

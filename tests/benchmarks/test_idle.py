@@ -10,7 +10,7 @@ import pytest
 
 import stgkd.latency
 from benchmarks import latency as bench_latency
-from benchmarks import model_timing, run
+from benchmarks import run
 from benchmarks.idle import EXIT_BUSY
 
 TINY_LATENCY = ["--device", "cpu", "--sections", "main", "--no-teacher", "--students", "gru", "--nodes", "5",
@@ -51,10 +51,10 @@ def test_latency_script_times_each_thread_count(tmp_path, monkeypatch):
     assert report["environment"]["threads"] == [1, 2] and not report["busy"]
 
 
-def test_model_timing_refuses_a_busy_machine(tmp_path, busy, capsys):
-    argv = ["--device", "cpu", "--models", "gru", "--nodes", "5", "--iters", "1", "--warmup", "1", "--dtypes", "fp32",
-            "--out", str(tmp_path)]
-    assert model_timing.main(argv) == EXIT_BUSY
+def test_timing_section_refuses_a_busy_machine(tmp_path, busy, capsys):
+    argv = ["--device", "cpu", "--sections", "timing", "--nodes", "5", "--batch", "1", "--iters", "1", "--warmup", "1",
+            "--dtypes", "fp32", "--out", str(tmp_path)]
+    assert bench_latency.main(argv) == EXIT_BUSY
     assert "--allow-busy" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 

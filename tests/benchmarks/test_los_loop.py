@@ -71,9 +71,8 @@ def test_horizon_table_scores_the_first_h_steps():
 
 def test_los_loop_protocol_end_to_end_on_a_tiny_network(tmp_path):
     """Teacher, plain and distilled student: trained on the T-GCN regions, scored per horizon."""
-    from benchmarks.protocols import run_los_loop
+    from benchmarks.protocols import SuiteState, train_suite
     from benchmarks.run import build_parser
-    from benchmarks.suite_state import SuiteState
     from benchmarks.suites import TINY_TEACHER, get_suite
     from stgkd.data.synthetic import generate
 
@@ -84,9 +83,9 @@ def test_los_loop_protocol_end_to_end_on_a_tiny_network(tmp_path):
     args.seed_list = [0]
     suite = get_suite("los-loop")
     state = SuiteState()
-    models, info = run_los_loop(suite, data, args=args, device="cpu", work=tmp_path, teacher_hp=dict(TINY_TEACHER),
-                                students=[("gcn-gru h32", "gcn-gru", {"hidden": 8})],
-                                peers=[], state=state)
+    train_suite(suite, data, args=args, device="cpu", work=tmp_path, teacher_hp=dict(TINY_TEACHER),
+                students=[("gcn-gru h32", "gcn-gru", {"hidden": 8})], peers=[], state=state)
+    models, info = list(state.models.values()), state.dataset_info
     assert [m["kind"] for m in models] == ["teacher", "student", "student+kd"]
     # 576 steps: train_size = int(0.8 * 576) = 460, of which the last round(46.0) = 46 steps validate
     assert info["regions"] == {"train": (0, 414), "val": (414, 460), "test": (460, 576)}
