@@ -1,28 +1,14 @@
-"""Aggregate benchmark JSON files over seeds and render ``benchmarks/RESULTS.md``.
+"""Aggregate benchmark JSON files over seeds and render ``benchmarks/RESULTS.md``; nothing here measures anything.
 
-One module per thing rendered:
-
-* :mod:`~benchmarks.table.records`: loading the records, the rule of the main body
-  (:func:`appendix_reason`), numbers (:func:`mean_spread`, :func:`fmt_pm`, :func:`power_law`) and headings;
-* :mod:`~benchmarks.table.suites`: the accuracy suites of ``benchmarks.run`` (:func:`aggregate`) and the
-  quoted published numbers;
-* :mod:`~benchmarks.table.ablations`: the distillation ablations and "When distillation pays"
-  (:func:`regime_section`);
-* :mod:`~benchmarks.table.latency`: the cost studies (latency table, model timing, scaling);
-* :mod:`~benchmarks.table.parts`: the parts of a ``python -m benchmarks.gpu`` run (run table, environment,
-  tuning study);
-* :mod:`~benchmarks.table.goals`: the goals computed from the records and "where we fall short";
-* :mod:`~benchmarks.table.baselines`: the best baseline per horizon as a row of the test MAE tables, and the
-  marks on the figures worse than it;
-* :mod:`~benchmarks.table.frontier`: the student frontier on the METR-LA week gathered from the records
-  (accuracy joined with idle one-thread CPU latency), and "which student to use";
-  :mod:`~benchmarks.table.frontier_chart` draws its chart (with the tuning studies' Pareto fronts) and renders its
-  section;
-* :mod:`~benchmarks.table.screen`: the screens of ``benchmarks.screen`` (the count network, the teacher
-  families), the setting chosen per model family on validation;
-* :mod:`~benchmarks.table.page`: the whole page (:func:`render`, :func:`write_markdown`).
-
-Nothing here measures anything.
+One module per thing rendered: :mod:`~benchmarks.table.records` (loading the records, the rule of the main body
+:func:`appendix_reason`, numbers, the generic :func:`~benchmarks.table.records.table` and section head, the best
+baseline beside the models), :mod:`~benchmarks.table.suites` (the accuracy suites, :func:`aggregate`, and the
+quoted published numbers), :mod:`~benchmarks.table.ablations` (the distillation ablations and "When distillation
+pays"), :mod:`~benchmarks.table.latency` (the cost studies), :mod:`~benchmarks.table.parts` (the parts of a
+``python -m benchmarks.gpu`` run), :mod:`~benchmarks.table.goals` (the goals and "where we fall short"),
+:mod:`~benchmarks.table.frontier` and :mod:`~benchmarks.table.frontier_chart` (the student frontier on the
+METR-LA week and its chart), :mod:`~benchmarks.table.screen` (the screens of ``benchmarks.screen``) and
+:mod:`~benchmarks.table.page` (the whole page: its registry of sections, :func:`render`, :func:`write_markdown`).
 """
 
 from benchmarks.table.ablations import ablation_rows, regime_section

@@ -1,23 +1,23 @@
 """The student frontier on the METR-LA week: test MAE against one-thread CPU latency, gathered from the records.
 
-:func:`gather` reads every accuracy record of the week in a results folder (the ``stgru`` screen
+:func:`gather` reads every accuracy record of the week in a results folder (the screens
 ``student-frontier-screen-*.json``, the regime studies ``distill-regime-*.json``, the distillation ablations
-``distill-ablation-*.json`` and the ``benchmarks.run`` suites), one :class:`Score` per model and recipe (mean ±
-sample std over its seeds), and joins each with the newest idle latency record (``benchmarks.latency``, one
-CPU thread, eager fp32, 207 sensors; a record or row timed on a busy machine is never used) that timed the
-same family with the same parameter count, width and input channels (each where both records state it).
-FLOPs at batch 1 come from the accuracy record where it counted them, else from a ``benchmarks.model_timing``
-record's batch-1 row of the same model. Nothing is filled in: a score without a timing, a timing without a
-score and a record the main body's rule (:func:`~benchmarks.table.records.appendix_reason`) sends to the
-appendix are listed in :attr:`Frontier.missing` with the reason.
+``distill-ablation-*.json`` and the ``benchmarks.run`` suites; :data:`READERS`), one :class:`Score` per model
+and recipe (mean ± sample std over its seeds), and joins each with the newest idle latency record
+(``benchmarks.latency``, one CPU thread, eager fp32, 207 sensors; a record or row timed on a busy machine is
+never used) that timed the same family with the same parameter count, width and input channels (each where
+both records state it). FLOPs at batch 1 come from the accuracy record where it counted them, else from a
+``benchmarks.model_timing`` record's batch-1 row of the same model. Nothing is filled in: a score without a
+timing, a timing without a score and a record the main body's rule
+(:func:`~benchmarks.table.records.appendix_reason`) sends to the appendix are listed in
+:attr:`Frontier.missing` with the reason.
 
 One point per model (family, width, plain or distilled, inputs) is charted; where several recipes of one
 model are on record, the one trained longest is kept, then the one with more seeds, then the lower
-validation MAE, then the newer record (the rest are :attr:`Frontier.others`). The baselines (last value,
-seasonal naive, historical average and median) come from the ``baselines`` block of a record, or of the
-``metrics.json`` of a run a record names with ``--out``.
-
-Nothing here measures anything; :mod:`benchmarks.table.frontier_chart` draws and renders it.
+validation MAE, then the newer record (the rest are :attr:`Frontier.others`). The baselines come from the
+first accuracy record with a test ``baselines`` block of the week. :func:`study_fronts` reads the Pareto
+fronts of the week's tuning studies; :func:`frontier_lines` is the section's text
+(:mod:`benchmarks.table.frontier_chart` draws the chart).
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from benchmarks.table.records import HORIZONS, MIN_TIMED_CALLS, appendix_reason, mean_spread, read_json_files
+from benchmarks.table.records import (HORIZONS, MIN_TIMED_CALLS, WORSE, appendix_reason, as_ablation, best_baseline,
+                                      fmt_count, fmt_ms, mae_cells, mean_spread, read_json_files, table)
 
-__all__ = ["DATASET", "Score", "Timing", "Point", "Frontier", "gather", "pareto", "which_student"]
+__all__ = ["DATASET", "Score", "Timing", "Point", "Frontier", "StudyFront", "gather", "pareto", "which_student",
+           "study_fronts", "frontier_lines"]
 
 #: the data every figure of the frontier is on
 DATASET = "metr-la-week"
@@ -45,26 +47,12 @@ _WIDTH = re.compile(r"^(?P<family>.+)-h(?P<width>\d+)$")
 
 @dataclass(frozen=True)
 class Score:
-    """One model's test masked MAE on the week, from one record (mean, sample std and seeds per horizon).
-
-    Attributes:
-        family: the registered model (``"stgru"``, ``"graph-wavenet"``, ``"pgt-tgcn"``).
-        role: ``"teacher"``, ``"student"`` or ``"peer"``.
-        training: ``"plain"`` or ``"distilled"`` (teachers and peers: ``"plain"``).
-        width: the student's hidden width where the record states it.
-        parameters: parameter count (the join key with the latency records).
-        channels: input channels the model read, where the record states them.
-        mae: ``{"15min": (mean, std, n), ..., "avg": ...}``.
-        val: mean validation MAE over the 12 steps, where recorded (chooses between recipes, never the test).
-        epochs: the training budget in epochs.
-        flops: FLOPs at batch 1 counted by this record (``None``: not counted here).
-        source: the record's file name.
-        flags: how it was trained, in the words of its command.
-        design: a design variant (hyperparameters other than the width): not a point of the frontier.
-        excluded: why the record cannot give a point (the appendix rule), or ``None``.
-        ident: what else tells two models apart (a teacher's checkpoint).
-        inputs: input channels beyond the reading and the time of day (``"seasonal day"``).
-    """
+    """One model's test masked MAE on the week from one record: ``mae`` is ``{horizon: (mean, std, n)}``,
+    ``role`` teacher / student / peer, ``training`` plain / distilled, ``parameters`` and ``channels`` (input
+    channels) the join keys with the latency records, ``val`` the mean validation MAE (chooses between recipes,
+    never the test), ``epochs`` the budget, ``flags`` how it was trained in the words of its command, ``design``
+    a variant with hyperparameters other than the width (not a point), ``excluded`` why the record cannot give a
+    point, ``ident`` what tells teachers apart, ``inputs`` channels beyond the reading and the time of day."""
 
     family: str
     role: str
@@ -97,8 +85,7 @@ class Score:
                 + (f", {self.inputs} input" if self.inputs else ""))
 
     def key(self) -> tuple:
-        """The model this score is of: recipes of one key compete for one point of the chart (the parameter
-        count tells input channels apart too)."""
+        """The model this score is of: recipes of one key compete for one point of the chart."""
         return (self.role, self.family, self.width, self.training, self.parameters, self.inputs, self.ident)
 
 
@@ -110,7 +97,6 @@ class Timing:
     model: str
     family: str
     width: int | None
-    role: str
     parameters: int | None
     channels: int | None
     b1_ms: float
@@ -131,17 +117,15 @@ class Timing:
 
 @dataclass(frozen=True)
 class Point:
-    """A score, its timing (``None``: not timed) and its FLOPs at batch 1 with their source."""
+    """A score, its timing (``None``: not timed) and its FLOPs at batch 1."""
 
     score: Score
     timing: Timing | None
     flops: float | None
-    flops_source: str | None
 
     @property
     def label(self) -> str:
-        width = self.score.width or (self.timing.width if self.timing else None)
-        return replace(self.score, width=width).label
+        return replace(self.score, width=self.score.width or (self.timing.width if self.timing else None)).label
 
     @property
     def mae60(self) -> float:
@@ -150,8 +134,8 @@ class Point:
 
 @dataclass
 class Frontier:
-    """What :func:`gather` found: the charted points, the other recipes, what is missing and why, the
-    baselines (``{label: {horizon: mae}}``) and where they came from."""
+    """What :func:`gather` found: the charted points, the other recipes, what is missing and why, and the
+    baselines (``{label: {horizon: mae}}``) with their block and source."""
 
     points: list[Point] = field(default_factory=list)
     others: list[Point] = field(default_factory=list)
@@ -159,14 +143,23 @@ class Frontier:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     baselines_block: dict[str, Any] | None = None
     baselines_source: str | None = None
-    sources: list[str] = field(default_factory=list)
 
     @property
     def charted(self) -> list[Point]:
         return [p for p in self.points if p.timing is not None]
 
 
-# ============================================================================ reading the accuracy records
+@dataclass(frozen=True)
+class StudyFront:
+    """The Pareto front of one tuning study of the week (a ``python -m tuning.search`` report): per trial
+    ``(number, family, width, one-thread CPU ms at batch 1 as the study timed it, test MAE at 60 min)``."""
+
+    source: str
+    trials: list[tuple[int, str, int | None, float, float]]
+    epochs: int | None = None
+
+
+# ============================================================================ the accuracy records
 
 
 def _date(name: str, fallback: str = "") -> str:
@@ -179,136 +172,109 @@ def _spread(runs: Iterable[dict[str, Any]], get: Callable[[dict[str, Any], str],
     return {h: mean_spread(get(r, h) for r in runs) for h in HORIZONS}
 
 
-def _seeds_text(n: int) -> str:
+def _seeds(n: int) -> str:
     return "1 seed" if n == 1 else f"{n} seeds mean ± std"
 
 
 def _option(tokens: list[str], name: str) -> str | None:
     """The value of ``--name VALUE`` in a command's tokens (``None`` when absent)."""
-    for i, tok in enumerate(tokens[:-1]):
-        if tok == name:
-            return tokens[i + 1]
-    return None
+    return next((tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok == name), None)
 
 
 def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
-    """``student-frontier-screen-*.json`` rows (one per run, each with its command): runs of one command but the
-    seed are one recipe; a ``stgkd distill`` command's student is distilled, of ``--student`` (default ``stgru``)."""
+    """Screen rows (one per run, each with its command): runs of one command but the seed are one recipe; a
+    ``stgkd distill`` command's student is distilled, of ``--student`` (default ``stgru``)."""
+    from benchmarks.suites import PEERS_ALL
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         tokens = shlex.split(row.get("command", ""))
-        if DATASET not in row.get("command", ""):
-            continue
-        recipe = [t for i, t in enumerate(tokens) if not (t in ("--seed", "--out") or tokens[i - 1] in ("--seed", "--out"))]
-        groups.setdefault(shlex.join(recipe), []).append(row)
+        if DATASET in row.get("command", ""):
+            recipe = [t for i, t in enumerate(tokens)
+                      if "--seed" not in (t, tokens[i - 1]) and "--out" not in (t, tokens[i - 1])]
+            groups.setdefault(shlex.join(recipe), []).append(row)
     out = []
     for recipe, runs in groups.items():
         tokens = shlex.split(recipe)
         hparams = json.loads(_option(tokens, "--hparams") or "{}")
-        model = _option(tokens, "--model") or "?"
-        lr = _option(tokens, "--lr")
-        seasonal = _option(tokens, "--seasonal")
-        epochs = _option(tokens, "--epochs")
-        n = len(runs)
-        first = runs[0]
-        features = list(first.get("input_features") or [])
+        model, lr, seasonal, epochs, teacher = (_option(tokens, f"--{k}") for k in
+                                                ("model", "lr", "seasonal", "epochs", "teacher"))
+        features = list(runs[0].get("input_features") or [])
         extra = [f.replace("_", " ") for f in features if f not in ("value", "time_of_day") and not f.endswith("_observed")]
-        teacher = _option(tokens, "--teacher")
         flags = ", ".join(x for x in (
-            f"`stgkd {tokens[1] if len(tokens) > 1 else 'train'}`",
-            f"teacher `{teacher}`" if teacher else "",
+            f"`stgkd {tokens[1] if len(tokens) > 1 else 'train'}`", f"teacher `{teacher}`" if teacher else "",
             f"--lr {lr}" if lr else "no --lr (the command's default when it ran)",
-            f"--seasonal {seasonal}" if seasonal else "",
-            f"--hparams {json.dumps(hparams)}" if hparams else "",
-            f"--epochs {epochs}" if epochs else "",
-            f"inputs: {', '.join(features)}" if features else "", _seeds_text(n)) if x)
+            f"--seasonal {seasonal}" if seasonal else "", f"--hparams {json.dumps(hparams)}" if hparams else "",
+            f"--epochs {epochs}" if epochs else "", f"inputs: {', '.join(features)}" if features else "",
+            _seeds(len(runs))) if x)
         distilled = len(tokens) > 1 and tokens[1] == "distill"
         out.append(Score(
-            family=(_option(tokens, "--student") or "stgru") if distilled else model,
-            role="peer" if not distilled and model in _peer_models() else "student",
+            family=(_option(tokens, "--student") or "stgru") if distilled else model or "?",
+            role="peer" if not distilled and model in {m for _, m, _ in PEERS_ALL} else "student",
             training="distilled" if distilled else "plain", width=hparams.get("hidden"),
-            parameters=first.get("params"), channels=len(first["input_features"]) if first.get("input_features") else None,
+            parameters=runs[0].get("params"), channels=len(features) or None,
             mae=_spread(runs, lambda r, h: r["test"].get(h)), val=mean_spread(r.get("val_mae") for r in runs)[0],
-            epochs=int(epochs) if epochs else None, flops=first.get("flops_b1"), source=name, flags=flags,
+            epochs=int(epochs) if epochs else None, flops=runs[0].get("flops_b1"), source=name, flags=flags,
             date=_date(name), design=bool(set(hparams) - {"hidden"}), inputs=" + ".join(extra)))
     return out
 
 
-def _peer_models() -> set[str]:
-    """Registry names of the suites' peers (models from torch-geometric-temporal, :data:`benchmarks.suites.PEERS_ALL`)."""
-    from benchmarks.suites import PEERS_ALL
-
-    return {model for _, model, _ in PEERS_ALL}
+def _teacher_score(name: str, teacher: dict[str, Any], epochs: int | None, channels: int | None) -> Score:
+    path = str(teacher.get("path", "?"))
+    return Score(family=teacher.get("model", "graph-wavenet"), role="teacher", training="plain", width=None,
+                 parameters=teacher.get("parameters"), channels=channels,
+                 mae={h: (teacher["test"][h]["mae"], 0.0, 1) for h in HORIZONS}, val=None, epochs=epochs, flops=None,
+                 source=name, flags=f"checkpoint `{path}`" + (f" ({epochs} epochs)" if epochs else "") + ", 1 seed",
+                 date=_date(name), ident=f"`{path}`" + (f", {epochs} epochs" if epochs else ""))
 
 
 def _regime_scores(name: str, report: dict[str, Any]) -> list[Score]:
-    """``benchmarks.distill_regime`` studies: each recipe on the whole training slice, and the teacher."""
-    from benchmarks.table.ablations import REGIME_RECIPES as RECIPES
+    """Regime studies: each recipe on the whole training slice, and the teacher (not a combination of others)."""
+    from benchmarks.table.ablations import REGIME_RECIPES
 
     if report.get("sources") or DATASET not in str(report.get("data", "")):
-        return []  # a combination of other studies (they are read themselves), or other data
+        return []
     features = re.search(r"features=\[([^\]]*)\]", str(report.get("data", "")))
     channels = len([f for f in features.group(1).split(",") if f.strip()]) if features else None
-    out = [_teacher_score(name, report["teacher"], epochs=report["teacher"].get("epoch"), channels=channels)]
+    out = [_teacher_score(name, report["teacher"], report["teacher"].get("epoch"), channels)]
     for recipe in report.get("recipes", []):
         runs = [r for r in report["runs"].values() if r["recipe"] == recipe and str(r.get("days")) == "all"]
-        spec = RECIPES.get(recipe)
-        if not runs or spec is None:
-            continue
-        hparams = spec.get("hparams") or {}
-        distilled = "baseline" in spec
-        n = len(runs)
-        flags = (f"`benchmarks.distill_regime` recipe '{recipe}', lr {report.get('lr')}, {report.get('epochs')} epochs "
-                 f"(patience {report.get('patience')}), whole training slice, {_seeds_text(n)}"
-                 + (f", teacher `{report['teacher'].get('path')}`" if distilled else ""))
-        out.append(Score(
-            family=spec["student"], role="student", training="distilled" if distilled else "plain",
-            width=hparams.get("hidden"), parameters=runs[0].get("parameters"), channels=channels,
-            mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), val=mean_spread(r.get("val_mae") for r in runs)[0],
-            epochs=report.get("epochs"), flops=None, source=name, flags=flags, date=_date(name, report.get("date", "")),
-            design=bool(set(hparams) - {"hidden"})))
+        spec = REGIME_RECIPES.get(recipe)
+        if runs and spec:
+            distilled = "baseline" in spec
+            flags = (f"`benchmarks.distill_regime` recipe '{recipe}', lr {report.get('lr')}, {report.get('epochs')} "
+                     f"epochs (patience {report.get('patience')}), whole training slice, {_seeds(len(runs))}"
+                     + (f", teacher `{report['teacher'].get('path')}`" if distilled else ""))
+            out.append(Score(
+                family=spec["student"], role="student", training="distilled" if distilled else "plain",
+                width=spec["hparams"].get("hidden"), parameters=runs[0].get("parameters"), channels=channels,
+                mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), val=mean_spread(r.get("val_mae") for r in runs)[0],
+                epochs=report.get("epochs"), flops=None, source=name, flags=flags,
+                date=_date(name, report.get("date", "")), design=bool(set(spec["hparams"]) - {"hidden"})))
     return out
 
 
-def _teacher_score(name: str, teacher: dict[str, Any], *, epochs: int | None, channels: int | None) -> Score:
-    path = str(teacher.get("path", "?"))
-    ident = f"`{path}`" + (f", {epochs} epochs" if epochs else "")
-    return Score(
-        family=teacher.get("model", "graph-wavenet"), role="teacher", training="plain", width=None,
-        parameters=teacher.get("parameters"), channels=channels,
-        mae={h: (teacher["test"][h]["mae"], 0.0, 1) for h in HORIZONS}, val=None, epochs=epochs, flops=None,
-        source=name, flags=f"checkpoint `{path}`" + (f" ({epochs} epochs)" if epochs else "") + ", 1 seed",
-        date=_date(name), ident=ident)
-
-
 def _ablation_scores(name: str, report: dict[str, Any]) -> list[Score]:
-    """``benchmarks.distill_ablation`` studies: every setting of one student family and width, and the teacher."""
-    from benchmarks.table.ablations import _is_distilled
-    from benchmarks.table.records import _as_ablation
+    """Distillation ablations: every setting of one student family and width, and the teacher."""
+    from benchmarks.table.ablations import is_distilled
 
-    if DATASET not in str(report.get("data", "")) and DATASET not in str(report.get("command", "")):
+    if DATASET not in str(report.get("data", "")) + str(report.get("command", "")):
         return []
-    excluded = appendix_reason(_as_ablation(report, name) or {"_file": name})
-    teacher = report["teacher"]
-    tokens = shlex.split(report.get("command", ""))
-    lr = _option(tokens, "--lr")
-    out = [replace(_teacher_score(name, teacher, epochs=teacher.get("epochs"), channels=None), excluded=excluded)]
+    excluded = appendix_reason(as_ablation(report, name) or {"_file": name})
+    teacher, lr = report["teacher"], _option(shlex.split(report.get("command", "")), "--lr")
+    out = [replace(_teacher_score(name, teacher, teacher.get("epochs"), None), excluded=excluded)]
     for setting, st in report["settings"].items():
-        runs = st.get("runs") or []
-        if not runs:
-            continue
-        hparams = st.get("student_hparams") or {}
-        distilled = _is_distilled(st)
-        flags = (f"`benchmarks.distill_ablation` setting '{setting}', "
-                 + (f"lr {lr}" if lr else "the script's default lr")
-                 + f", {report.get('student_epochs')} epochs, {_seeds_text(len(runs))}"
-                 + (f", teacher `{teacher.get('path')}`" if distilled else ""))
-        out.append(Score(
-            family=report["student"], role="student", training="distilled" if distilled else "plain",
-            width=report.get("width"), parameters=runs[0].get("parameters"), channels=None,
-            mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), val=None, epochs=report.get("student_epochs"),
-            flops=None, source=name, flags=flags, date=_date(name, report.get("date", "")),
-            design=bool(set(hparams) - {"hidden"}), excluded=excluded))
+        runs, distilled = st.get("runs") or [], is_distilled(st)
+        if runs:
+            flags = (f"`benchmarks.distill_ablation` setting '{setting}', " + (f"lr {lr}" if lr else "the script's "
+                     "default lr") + f", {report.get('student_epochs')} epochs, {_seeds(len(runs))}"
+                     + (f", teacher `{teacher.get('path')}`" if distilled else ""))
+            out.append(Score(
+                family=report["student"], role="student", training="distilled" if distilled else "plain",
+                width=report.get("width"), parameters=runs[0].get("parameters"), channels=None,
+                mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), val=None, epochs=report.get("student_epochs"),
+                flops=None, source=name, flags=flags, date=_date(name, report.get("date", "")),
+                design=bool(set(st.get("student_hparams") or {}) - {"hidden"}), excluded=excluded))
     return out
 
 
@@ -316,20 +282,16 @@ def _suite_scores(name: str, record: dict[str, Any]) -> list[Score]:
     """``benchmarks.run`` suites on the week: the teacher, each student plain and distilled, the peers."""
     if record.get("protocol") != "dcrnn" or (record.get("dataset") or {}).get("name") != DATASET:
         return []
-    rec = dict(record, _file=name)
-    excluded = appendix_reason(rec)
-    budget = record.get("budget") or {}
+    excluded, budget = appendix_reason(dict(record, _file=name)), record.get("budget") or {}
     features = (record.get("dataset") or {}).get("input_features")
-    roles = {"teacher": ("teacher", "plain"), "student": ("student", "plain"), "student+kd": ("student", "distilled"),
-             "peer": ("peer", "plain")}
+    roles = {"teacher": ("teacher", "plain"), "student": ("student", "plain"), "student+kd": ("student", "distilled")}
     out = []
     for m in record.get("models", []):
         role, training = roles.get(m.get("kind"), ("peer", "plain"))
-        seeds = m.get("seeds") or []
-        hp = m.get("hparams") or {}
+        seeds, hp = m.get("seeds") or [], m.get("hparams") or {}
         flags = (f"`benchmarks.run --suite {DATASET}`, lr {budget.get('lr')}, {budget.get('epochs')} epochs"
                  + (f" of at most {budget['limit_batches']} batches" if budget.get("limit_batches") else "")
-                 + f", {_seeds_text(len(seeds))}")
+                 + f", {_seeds(len(seeds))}")
         out.append(Score(
             family=m["model"], role=role, training=training, width=hp.get("hidden") if role == "student" else None,
             parameters=m.get("parameters"), channels=len(features) if features else None,
@@ -341,8 +303,8 @@ def _suite_scores(name: str, record: dict[str, Any]) -> list[Score]:
     return out
 
 
-def _kind(name: str, obj: Any) -> str | None:
-    """Which reader a results file needs (``None``: not an accuracy record)."""
+def _kind(obj: Any) -> str | None:
+    """Which reader of :data:`READERS` a results file needs (``None``: not an accuracy record)."""
     if isinstance(obj, list) and obj and isinstance(obj[0], dict) and "flops_b1" in obj[0] and "command" in obj[0]:
         return "screen"
     if not isinstance(obj, dict):
@@ -351,105 +313,67 @@ def _kind(name: str, obj: Any) -> str | None:
         return "regime"
     if {"teacher", "settings", "student", "seeds"} <= set(obj):
         return "ablation"
-    if str(obj.get("schema", "")).startswith("stgkd-bench/") and "models" in obj:
-        return "suite"
-    return None
+    return "suite" if str(obj.get("schema", "")).startswith("stgkd-bench/") and "models" in obj else None
 
 
 #: accuracy readers, by the kind of record :func:`_kind` names
 READERS: dict[str, Callable[[str, Any], list[Score]]] = {
-    "screen": _screen_scores,
-    "regime": _regime_scores,
-    "ablation": _ablation_scores,
-    "suite": _suite_scores,
-}
+    "screen": _screen_scores, "regime": _regime_scores, "ablation": _ablation_scores, "suite": _suite_scores}
 
 
-# ============================================================================ timings and FLOPs
+# ============================================================================ timings, FLOPs, baselines
 
 
 def _latency_rows(name: str, rec: dict[str, Any]) -> list[Timing]:
     """The one-thread eager fp32 CPU rows at 207 sensors of an idle latency record (none of a busy one)."""
-    if rec.get("protocol") != "latency" or rec.get("busy") or (rec.get("environment") or {}).get("device") != "cpu":
+    if (rec.get("protocol") != "latency" or rec.get("busy") or (rec.get("environment") or {}).get("device") != "cpu"
+            or appendix_reason(dict(rec, _file=name)) is not None):
         return []
-    if appendix_reason(dict(rec, _file=name)) is not None:
-        return []
-    ok = [r for r in rec.get("results", []) if "median_ms" in r and not r.get("busy") and r.get("threads") == 1
-          and r.get("mode") == "eager" and r.get("dtype") == "fp32" and r.get("nodes") == NODES
-          and (r.get("iters") or MIN_TIMED_CALLS) >= MIN_TIMED_CALLS]
-    by = {(r["model"], r["batch"]): r for r in ok}
-    teacher = {b: by.get(("graph-wavenet", b)) for b in (1, 64)}
+    by = {(r["model"], r["batch"]): r for r in rec.get("results", [])
+          if "median_ms" in r and not r.get("busy") and r.get("threads") == 1 and r.get("mode") == "eager"
+          and r.get("dtype") == "fp32" and r.get("nodes") == NODES and (r.get("iters") or MIN_TIMED_CALLS) >= MIN_TIMED_CALLS}
+
+    def ms(model: str, batch: int) -> float | None:
+        return float(by[(model, batch)]["median_ms"]) if (model, batch) in by else None
+
     out = []
     for (model, batch), r in by.items():
-        if batch != 1:
-            continue
         m = _WIDTH.match(model)
-        family, width = (m.group("family"), int(m.group("width"))) if m else (model, None)
-        b64 = by.get((model, 64))
-        out.append(Timing(
-            model=model, family=family, width=width,
-            role="teacher" if model == "graph-wavenet" else "peer" if r.get("section") == "peers" else "student",
-            parameters=r.get("parameters"), channels=r.get("channels"), b1_ms=float(r["median_ms"]),
-            b64_ms=float(b64["median_ms"]) if b64 else None,
-            teacher_b1_ms=float(teacher[1]["median_ms"]) if teacher[1] else None,
-            teacher_b64_ms=float(teacher[64]["median_ms"]) if teacher[64] else None,
-            source=name, started=str(rec.get("started") or rec.get("date") or "")))
+        if batch == 1:
+            out.append(Timing(model=model, family=m.group("family") if m else model,
+                              width=int(m.group("width")) if m else None, parameters=r.get("parameters"),
+                              channels=r.get("channels"), b1_ms=float(r["median_ms"]), b64_ms=ms(model, 64),
+                              teacher_b1_ms=ms("graph-wavenet", 1), teacher_b64_ms=ms("graph-wavenet", 64),
+                              source=name, started=str(rec.get("started") or rec.get("date") or "")))
     return out
 
 
-def _flops_rows(name: str, rec: dict[str, Any]) -> list[tuple[str, int, float]]:
-    """``(model, parameters, FLOPs)`` of the batch-1 fp32 rows of a ``benchmarks.model_timing`` record."""
+def _flops_rows(name: str, rec: dict[str, Any]) -> list[tuple[str, int, float, str]]:
+    """``(model, parameters, FLOPs, file)`` of the batch-1 fp32 rows of a ``benchmarks.model_timing`` record."""
     if not str(rec.get("command", "")).startswith("python -m benchmarks.model_timing") or rec.get("nodes") != NODES:
         return []
-    return [(m["model"], m.get("parameters"), float(m["gflops"]) * 1e9) for m in rec.get("models", [])
+    return [(m["model"], m.get("parameters"), float(m["gflops"]) * 1e9, name) for m in rec.get("models", [])
             if m.get("batch") == 1 and m.get("dtype") == "fp32" and m.get("gflops")]
 
 
 def _matches(score: Score, timing: Timing) -> bool:
-    if timing.family != score.family:
-        return False
-    if score.parameters is not None and timing.parameters != score.parameters:
-        return False
-    if score.width is not None and timing.width is not None and timing.width != score.width:
-        return False  # a record without a parameter count still names the width: never another width's timing
-    return score.channels is None or timing.channels is None or timing.channels == score.channels
+    """Whether ``timing`` is of the model ``score`` is of (a record without a parameter count still names the
+    width: never another width's timing)."""
+    return (timing.family == score.family and (score.parameters is None or timing.parameters == score.parameters)
+            and (score.width is None or timing.width is None or timing.width == score.width)
+            and (score.channels is None or timing.channels is None or timing.channels == score.channels))
 
 
 def _timing_for(score: Score, timings: list[Timing]) -> Timing | None:
     """The newest idle record's timing of the model ``score`` is of."""
-    found = [t for t in timings if _matches(score, t)]
-    return max(found, key=lambda t: t.started) if found else None
+    return max((t for t in timings if _matches(score, t)), key=lambda t: t.started, default=None)
 
 
-# ============================================================================ baselines
-
-
-def _baselines_block(name: str, obj: Any, root: Path) -> tuple[dict[str, Any], str] | None:
-    """A test-split ``baselines`` block of the week in a record, in one of its rows, or in the
-    ``metrics.json`` of a run the record names with ``--out`` (relative to the repository root)."""
-    items = obj if isinstance(obj, list) else [obj]
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        block = item.get("baselines")
-        if isinstance(block, dict) and block.get("split") == "test" and block.get("dataset") == DATASET:
-            return block, f"`{name}`"
-    for item in items:
-        out = _option(shlex.split(str(item.get("command", ""))) if isinstance(item, dict) else [], "--out")
-        metrics = root / out / "metrics.json" if out else None
-        if metrics is not None and metrics.is_file():
-            try:
-                block = json.loads(metrics.read_text()).get("baselines")
-            except (OSError, json.JSONDecodeError):
-                continue
-            if isinstance(block, dict) and block.get("split") == "test" and block.get("dataset") == DATASET:
-                return block, f"`{out}/metrics.json` (a run of `{name}`)"
-    return None
-
-
-def _baseline_lines(block: dict[str, Any]) -> dict[str, dict[str, float]]:
-    return {s["label"]: {h: m["mae"] for h, m in s["metrics"].items() if isinstance(m, dict) and "mae" in m}
-            for s in block.get("scored", []) if s.get("model") in BASELINE_MODELS and s.get("metrics")}
+def _baselines_block(obj: Any) -> dict[str, Any] | None:
+    """A test-split ``baselines`` block of the week in a record or in one of its rows."""
+    return next((item["baselines"] for item in (obj if isinstance(obj, list) else [obj])
+                 if isinstance(item, dict) and isinstance(item.get("baselines"), dict)
+                 and item["baselines"].get("split") == "test" and item["baselines"].get("dataset") == DATASET), None)
 
 
 # ============================================================================ the frontier
@@ -463,133 +387,180 @@ def _rank(score: Score) -> tuple:
 
 def gather(results_dir: Path) -> Frontier:
     """The frontier of the week from every record in ``results_dir`` (see the module's docstring)."""
-    results_dir = Path(results_dir)
-    root = results_dir.resolve().parents[1] if len(results_dir.resolve().parents) > 1 else results_dir
-    files = [(path.name, content) for path, content in read_json_files(results_dir)]
-    front = Frontier()
-    scores: list[Score] = []
-    timings: list[Timing] = []
-    flops: list[tuple[str, int, float, str]] = []
-    for name, obj in files:
-        kind = _kind(name, obj)
-        if kind is not None:
-            found = READERS[kind](name, obj)
-            scores += found
-            if found and name not in front.sources:
-                front.sources.append(name)
-            if front.baselines_block is None and found:
-                block = _baselines_block(name, obj, root)
-                if block is not None:
-                    front.baselines_block, front.baselines_source = block
+    front, scores, timings, flops = Frontier(), [], [], []
+    for path, obj in read_json_files(Path(results_dir)):
+        found = READERS[_kind(obj)](path.name, obj) if _kind(obj) else []
+        scores += found
+        if found and front.baselines_block is None and _baselines_block(obj) is not None:
+            front.baselines_block, front.baselines_source = _baselines_block(obj), f"`{path.name}`"
         if isinstance(obj, dict):
-            timings += _latency_rows(name, obj)
-            flops += [(m, p, f, name) for m, p, f in _flops_rows(name, obj)]
-    if front.baselines_block is not None:
-        front.baselines = _baseline_lines(front.baselines_block)
+            timings += _latency_rows(path.name, obj)
+            flops += _flops_rows(path.name, obj)
+    front.baselines = {s["label"]: {h: m["mae"] for h, m in s["metrics"].items() if isinstance(m, dict) and "mae" in m}
+                       for s in (front.baselines_block or {}).get("scored", [])
+                       if s.get("model") in BASELINE_MODELS and s.get("metrics")}
     for name in dict.fromkeys(s.source for s in scores if s.excluded):
         reason = next(s.excluded for s in scores if s.source == name and s.excluded)
         front.missing.append((f"`{name}`", f"{reason} (the main body's rule)"))
     designs = [s for s in scores if s.design and not s.excluded]
     if designs:
-        files_ = ", ".join(f"`{n}`" for n in dict.fromkeys(s.source for s in designs))
+        files = ", ".join(f"`{n}`" for n in dict.fromkeys(s.source for s in designs))
         front.missing.append((f"{len(designs)} design variants", "hyperparameters other than the width (their "
-                              f"ablation tables: {files_}); no latency record timed those configurations"))
+                              f"ablation tables: {files}); no latency record timed those configurations"))
     groups: dict[tuple, list[Score]] = {}
     for s in scores:
         if not s.excluded and not s.design:
             groups.setdefault(s.key(), []).append(s)
-    for key, group in groups.items():
-        group.sort(key=_rank, reverse=True)
-        seen: set[tuple] = set()
-        unique = []
-        for s in group:  # the same runs reported by several records (a teacher in every study of it): once
-            if tuple(s.mae.items()) not in seen:
-                seen.add(tuple(s.mae.items()))
-                unique.append(s)
+    for group in groups.values():
+        seen: set[tuple] = set()  # the same runs reported by several records (a teacher in each study): once
+        unique = [s for s in sorted(group, key=_rank, reverse=True)
+                  if tuple(s.mae.items()) not in seen and not seen.add(tuple(s.mae.items()))]
         for i, s in enumerate(unique):
-            point = _point(s, timings, flops)
-            (front.points if i == 0 else front.others).append(point)
-            if i == 0 and point.timing is None:
-                front.missing.append((point.label, _no_timing(s)))
+            found = [(f, src) for m, p, f, src in flops if m == s.family and s.parameters is not None and p == s.parameters]
+            point = Point(s, _timing_for(s, timings), float(s.flops) if s.flops else found[-1][0] if found else None)
+            (front.others if i else front.points).append(point)
+            if not i and point.timing is None:
+                what = " and ".join(w for w in (f"{s.parameters:,} parameters" if s.parameters else "",
+                                                f"{s.channels} input channels" if s.channels else "") if w)
+                front.missing.append((point.label, f"no idle one-thread CPU latency record has `{s.family}` with "
+                                                   f"{what} (accuracy: `{s.source}`)"))
     unscored: dict[str, list[str]] = {}
     for model in sorted({t.model for t in timings}):
         ts = [t for t in timings if t.model == model]
         if not any(_matches(p.score, t) for p in front.points + front.others for t in ts):
             unscored.setdefault(max(ts, key=lambda t: t.started).source, []).append(model)
-    for source, models in unscored.items():
-        front.missing.append((", ".join(models), f"timed (`{source}`) but no accuracy record on the week"))
+    front.missing += [(", ".join(models), f"timed (`{source}`) but no accuracy record on the week")
+                      for source, models in unscored.items()]
     front.points.sort(key=lambda p: (p.timing is None, p.timing.b1_ms if p.timing else 0.0, p.mae60))
     return front
-
-
-def _point(score: Score, timings: list[Timing], flops: list[tuple[str, int, float, str]]) -> Point:
-    timing = _timing_for(score, timings)
-    if score.flops:
-        return Point(score, timing, float(score.flops), f"`{score.source}`")
-    found = [(f, src) for m, p, f, src in flops if m == score.family and score.parameters is not None and p == score.parameters]
-    return Point(score, timing, found[-1][0] if found else None, f"`{found[-1][1]}`" if found else None)
-
-
-def _no_timing(score: Score) -> str:
-    what = [f"{score.parameters:,} parameters" if score.parameters else None,
-            f"{score.channels} input channels" if score.channels else None]
-    return (f"no idle one-thread CPU latency record has `{score.family}` with "
-            + " and ".join(w for w in what if w) + f" (accuracy: `{score.source}`)")
 
 
 def pareto(points: list[Point]) -> list[Point]:
     """The charted points no other charted point beats on both latency at batch 1 and MAE at 60 minutes,
     fastest first."""
-    timed = sorted((p for p in points if p.timing is not None), key=lambda p: (p.timing.b1_ms, p.mae60))
     front: list[Point] = []
-    for p in timed:
+    for p in sorted((p for p in points if p.timing is not None), key=lambda p: (p.timing.b1_ms, p.mae60)):
         if not front or p.mae60 < front[-1].mae60:
             front.append(p)
     return front
 
 
 def which_student(front: Frontier) -> list[str]:
-    """"Which student to use", computed from the charted students: the students no other is both faster
-    and more accurate than, the latency budget from which each is the most accurate choice, its speed-up
-    against Graph WaveNet at batch 1 and 64 (one record's figures), and how it compares with the teacher
-    and the best baseline at 60 minutes."""
+    """"Which student to use", computed from the charted students better than the best baseline at 60 minutes:
+    those no other is both faster and more accurate than, the latency from which each is the most accurate
+    choice, its speed-up against Graph WaveNet at batch 1 and 64 (one record's figures), and how it compares
+    with the best baseline and the teachers at 60 minutes."""
     students = [p for p in front.charted if p.score.role == "student"]
     if not students:
         return ["No student has both an accuracy record on the week and an idle one-thread latency: nothing to "
                 "recommend yet."]
-    best_base = min(((label, m["60min"]) for label, m in front.baselines.items() if "60min" in m),
-                    key=lambda x: x[1], default=None)
+    base = min(((label, m["60min"]) for label, m in front.baselines.items() if "60min" in m), key=lambda x: x[1],
+               default=None)
     teachers = [p for p in front.points if p.score.role == "teacher"]
-    losing = [p for p in students if best_base is not None and p.mae60 >= best_base[1]]
+    losing = [p for p in students if base is not None and p.mae60 >= base[1]]
     students = [p for p in students if p not in losing]  # a student the naive forecast beats is not advice
+    steps = pareto(students)
     lines = ["**Which student to use** (computed from the table: test MAE at 60 min against one-thread CPU latency "
              "at batch 1; each step of the list is the most accurate student within that latency, among those "
              "better than the best baseline at 60 min):", ""]
     if not students:
-        lines.append(f"- none: every charted student is worse than the best baseline ({best_base[0]}, "
-                     f"{best_base[1]:.2f}) at 60 min.")
-    for p in pareto(students):
-        t = p.timing
-        speed = []
-        if t.speedup_b1:
-            speed.append(f"{t.speedup_b1:.1f}× faster than Graph WaveNet at batch 1")
-        if t.speedup_b64:
-            speed.append(f"{t.speedup_b64:.1f}× at batch 64")
-        versus = []
-        if best_base is not None:
-            versus.append(f"{p.mae60 - best_base[1]:+.2f} against the best baseline ({best_base[0]}, {best_base[1]:.2f})")
-        if teachers:
-            versus.append("against the teacher " + ", ".join(
-                f"{p.mae60 - tp.mae60:+.2f} ({tp.score.ident}: {tp.mae60:.2f})" for tp in teachers))
-        mae = p.score.mae["60min"]
+        lines.append(f"- none: every charted student is worse than the best baseline ({base[0]}, {base[1]:.2f}) at "
+                     "60 min.")
+    for p in steps:
+        t, mae = p.timing, p.score.mae["60min"]
+        notes = [", ".join(x for x in (f"{t.speedup_b1:.1f}× faster than Graph WaveNet at batch 1" if t.speedup_b1
+                                       else "", f"{t.speedup_b64:.1f}× at batch 64" if t.speedup_b64 else "") if x),
+                 f"{p.mae60 - base[1]:+.2f} against the best baseline ({base[0]}, {base[1]:.2f})" if base else "",
+                 "against the teacher " + ", ".join(f"{p.mae60 - tp.mae60:+.2f} ({tp.score.ident}: {tp.mae60:.2f})"
+                                                    for tp in teachers) if teachers else ""]
         lines.append(f"- from {t.b1_ms:.2f} ms: **{p.label}**, {mae[0]:.2f}" + (f" ± {mae[1]:.2f}" if mae[2] > 1 else "")
-                     + f" at 60 min ({p.score.flags}; `{t.source}`)" + (f"; {', '.join(speed)}" if speed else "")
-                     + (f"; {'; '.join(versus)}" if versus else "") + ".")
-    beaten = [p for p in students if p not in pareto(students)]
+                     + f" at 60 min ({p.score.flags}; `{t.source}`)" + "".join(f"; {n}" for n in notes if n) + ".")
+
+    def listed(points: list[Point]) -> str:
+        return ", ".join(f"{p.label} ({p.mae60:.2f}, {p.timing.b1_ms:.2f} ms)" for p in points) + "."
+
+    beaten = [p for p in students if p not in steps]
     if beaten:
         lines += ["", "Every other charted student is slower or as fast and no more accurate than one above: "
-                  + ", ".join(f"{p.label} ({p.mae60:.2f}, {p.timing.b1_ms:.2f} ms)" for p in beaten) + "."]
+                  + listed(beaten)]
     if losing:
-        lines += ["", f"Not advised, worse than the best baseline ({best_base[0]}, {best_base[1]:.2f}) at 60 min: "
-                  + ", ".join(f"{p.label} ({p.mae60:.2f}, {p.timing.b1_ms:.2f} ms)" for p in losing) + "."]
+        lines += ["", f"Not advised, worse than the best baseline ({base[0]}, {base[1]:.2f}) at 60 min: " + listed(losing)]
     return lines
+
+
+def study_fronts(results_dir: Path) -> tuple[list[StudyFront], list[tuple[str, str]]]:
+    """The tuning studies (``tuning-*.json``) whose fronts belong on the chart, and ``(record, why not)`` for the
+    others: a study of the week that timed its students at batch 1 in eager fp32 on one CPU thread of a machine
+    idle at its start and end (``settings.load_average``), and scored its front on the test split."""
+    from stgkd.latency import is_busy
+
+    fronts, skipped = [], []
+    for path in sorted(Path(results_dir).glob("tuning-*.json")):
+        try:
+            rec: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        st = rec.get("settings") or {}
+        lat, load = st.get("latency") or {}, st.get("load_average") or {}
+        why = ("not on the week" if not str(st.get("dataset", "")).rstrip("/").endswith(DATASET) else
+               "not timed on one CPU thread at batch 1 in eager fp32"
+               if (lat.get("device_kind"), lat.get("batch"), lat.get("mode"), lat.get("dtype")) != ("cpu", 1, "eager", "fp32")
+               or "(1 threads)" not in str(lat.get("device_name")) else
+               "no load average recorded, so no timing of it is a figure" if not (load.get("start") and load.get("end")) else
+               "timed on a busy machine" if is_busy(load["start"]) or is_busy(load["end"]) else
+               "its front was not scored on the test split"
+               if not all((t.get("test") or {}).get("60min") for t in rec.get("pareto_front") or [{}]) else None)
+        if why:
+            skipped.append((f"`{path.name}`", why))
+            continue
+        trials = [(int(t["number"]), str(t["params"].get("family")), t["params"].get("hidden"), float(t["latency_ms"]),
+                   float(t["test"]["60min"]["mae"])) for t in rec["pareto_front"]]
+        fronts.append(StudyFront(path.name, sorted(trials, key=lambda t: t[3]), st.get("epochs")))
+    return fronts, skipped
+
+
+def frontier_lines(front: Frontier, fronts: list[StudyFront], skipped: list[tuple[str, str]], chart: str) -> list[str]:
+    """The section "Accuracy against latency": how it is computed, the chart (``chart``, a link), the table of
+    the points and baselines, "which student to use", what is not on the chart, and the tuning studies."""
+    best = best_baseline(front.baselines_block)
+
+    def row(p: Point) -> list[Any]:
+        t, mae = p.timing, mae_cells(front.baselines_block, p.score.mae, ("60min", "avg"))
+        return [p.label, mae["60min"], mae["avg"], fmt_count(p.score.parameters), fmt_count(p.flops),
+                fmt_ms(t.b1_ms) if t else "not timed", fmt_ms(t.b64_ms) if t and t.b64_ms else "–",
+                " / ".join(f"{x:.1f}×" if x else "–" for x in (t.speedup_b1, t.speedup_b64)) if t else "–",
+                p.score.flags, f"`{p.score.source}`", f"`{t.source}`" if t else "–"]
+
+    out = [f"## Accuracy against latency: the student frontier ({DATASET}, one CPU thread)", "",
+           "*Computed by `benchmarks/table/frontier.py` from the records named in each row: test masked MAE from the "
+           "accuracy records (mean ± std over seeds), one-thread CPU latency at batch 1 and 64 from the newest idle "
+           "latency record that timed the same model (same family, parameter count, width and input channels; a "
+           "record or row timed on a busy machine is never used), the speed-up against Graph WaveNet timed in that "
+           "same record. One point per model: where several recipes are on record, the one trained longest, then "
+           f"with more seeds, then with the lower validation MAE. {WORSE} = worse than the best baseline at that "
+           "horizon.*", "", f"![MAE at 60 min against CPU latency and FLOPs]({chart})", ""]
+    out += table(["model", "MAE 60 min", "MAE avg 12", "params", "FLOPs b1", "CPU ms b1 (1 thread)", "CPU ms b64",
+                  "× Graph WaveNet b1 / b64", "how it was trained", "accuracy from", "latency from"],
+                 [row(p) for p in front.points] + [
+                     [f"baseline: {label}" + (" (best at 60 min)" if best.get("60min", ("",))[0] == label else ""),
+                      f"{m.get('60min', math.nan):.2f}", f"{m.get('avg', math.nan):.2f}", "–", "–",
+                      "no latency (a line on the chart)", "–", "–", "fitted on the training split",
+                      front.baselines_source, "–"] for label, m in front.baselines.items()])
+    out += ["", *which_student(front), ""]
+    if front.missing:
+        out += ["**Not on the latency panel**: " + "; ".join(f"{w}: {why}" for w, why in front.missing) + ".", ""]
+    no_flops = [p.label for p in front.points if p.flops is None]
+    if no_flops:
+        out += ["**Not on the FLOPs panel** (no record counted their FLOPs at batch 1): " + ", ".join(no_flops) + ".", ""]
+    if front.others:
+        out += ["<details><summary>Other recipes on record (not charted: one point per model)</summary>", "",
+                *[f"- {p.label}: {p.mae60:.2f} at 60 min ({p.score.flags}; `{p.score.source}`)" for p in front.others],
+                "", "</details>", ""]
+    drawn = [f"`{f.source}` ({len(f.trials)} trials: " + ", ".join(
+        f"#{n} {fam}" + (f" w{w}" if w else "") + f" {ms:.2f} ms {mae:.2f}" for n, fam, w, ms, mae in f.trials) + ")"
+        for f in fronts]
+    note = " ".join(x for x in (
+        "Tuning study fronts drawn on the latency panel (test MAE at 60 min of each front trial, its latency as the "
+        "study timed it): " + "; ".join(drawn) + "." if drawn else "",
+        "Not drawn: " + "; ".join(f"{name} ({why})" for name, why in skipped) + "." if skipped else "") if x)
+    return out + [note or "No tuning study of the week is recorded: no Pareto front on the chart.", ""]

@@ -1,60 +1,62 @@
-"""What every page of RESULTS.md shares: the records, the rule of the main body, numbers and headings.
+"""The records, the rule of the main body, and the pieces every section of RESULTS.md is made of.
 
-:func:`load_records` reads every ``stgkd-bench`` record (and every distillation ablation) from a results
-folder; :func:`appendix_reason` is the one rule of what the main body shows and what goes to the appendix
-("Appendix: reduced and smoke runs"): a smoke or ``--tiny`` run, a file name marked reduced (``-24steps``,
-``-reduced``, ``-smoke``, ``-tiny``), a training run in which some model saw fewer than :data:`MIN_PASSES`
-passes over the training windows, or a cost study timing fewer than :data:`MIN_TIMED_CALLS` calls per
-figure. A latency figure timed on a busy machine (``"busy": true``, :func:`stgkd.latency.is_busy`) is never
-shown as a number: its cell says :data:`BUSY`.
+:func:`load_records` reads every ``stgkd-bench`` record (and every distillation ablation, as one) from a
+results folder; :func:`appendix_reason` is the one rule of what the main body shows and what goes to the
+appendix ("Appendix: reduced and smoke runs"): a smoke or ``--tiny`` run, a file name marked reduced
+(``-24steps``, ``-reduced``, ``-smoke``, ``-tiny``), a training run in which some model saw fewer than
+:data:`MIN_PASSES` passes over the training windows, or a cost study timing fewer than :data:`MIN_TIMED_CALLS`
+calls per figure. A latency figure timed on a busy machine (``"busy": true``, :func:`stgkd.latency.is_busy`)
+is never shown as a number: its cell says :data:`BUSY`. Every table is :func:`table`, every section starts
+with :func:`head`, and a test MAE is marked :data:`WORSE` where the best baseline beats it (:func:`mae_cells`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 import re
+import statistics
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["SCHEMA", "MIN_PASSES", "MIN_TIMED_CALLS", "BUSY", "GOALS", "mean_spread", "fmt_pm", "power_law",
-           "load_records", "appendix_reason"]
+           "table", "head", "load_records", "appendix_reason"]
 
 #: the schema of every benchmark record (``benchmarks.run``, ``benchmarks.latency``, ``benchmarks.gpu``)
 SCHEMA = "stgkd-bench/1"
 HORIZONS = ("15min", "30min", "60min", "avg")
 SUITE_ORDER = ("environment", "latency", "model-timing", "synthetic", "metr-la-week", "distill-ablation", "los-loop",
                "metr-la", "pems-bay", "pems04", "pems08", "scaling", "tuning")
-#: protocols of the accuracy suites (records with models trained over seeds)
-SUITE_PROTOCOLS = ("dcrnn", "los-loop")
 #: the latency goals of the study (README): a width-32 student under 0.1 ms at batch 1 as a CUDA graph, at
 #: least 10x faster than Graph WaveNet at batch 1 and 5x at batch 64, 100x faster than PGT's recurrent peers
 GOALS = {"b1_graph_ms": 0.1, "speedup_b1": 10.0, "speedup_b64": 5.0, "speedup_peers": 100.0}
-#: torch-geometric-temporal's recurrent peers in the latency table
-RECURRENT_PEERS = ("pgt-a3tgcn2", "pgt-tgcn2-stepped", "pgt-batched-dcrnn")
-KIND_ORDER = {"teacher": 0, "student": 1, "student+kd": 2, "peer": 3}
 #: a training run belongs in the main body only when each of its models saw at least this many passes over
-#: the training windows (epochs x batches run per epoch / batches in a full epoch); fewer is a smoke test of
-#: the pipeline, not a result (the 24- and 72-step CPU runs saw 0.3 and 0.8)
+#: the training windows (epochs x batches run per epoch / batches in a full epoch); fewer is a smoke test
 MIN_PASSES = 10
 #: a cost study (latency, model timing, scaling) belongs in the main body only with at least this many timed
 #: calls per figure
 MIN_TIMED_CALLS = 10
-#: file-name markers of runs reduced on purpose
 REDUCED_MARKER = re.compile(r"-(\d+steps|reduced|smoke|tiny)(?=[-.])")
 #: what a cell says instead of a latency timed on a busy machine
 BUSY = "busy, not a figure"
-#: the accuracy goal of the study (README): a student closes at least half of its plain version's 60-minute
-#: gap to the teacher
+#: the accuracy goal (README): a student closes at least half of its plain version's 60-minute gap to the teacher
 GOAL_GAP_CLOSED = 0.5
 #: seeds an accuracy figure needs before its spread means something
 GOAL_SEEDS = 3
 #: the full datasets (a week of METR-LA is not METR-LA)
 FULL_DATASETS = ("metr-la", "pems-bay", "pems04", "pems08")
+#: the key holding what a record measured, per protocol (a part cut short before its first unit has none)
+PAYLOAD = {"environment": "details", "latency": "results", "model-timing": "models", "tuning": "report",
+           "scaling": "points", "dcrnn": "models", "los-loop": "models"}
+#: the mark on a test MAE worse than the best baseline at that horizon
+WORSE = "†"
+WORSE_NOTE = (f"{WORSE} = worse than the best baseline at that horizon (last value, seasonal naive, historical "
+              "average or median by time of day or by time of day and weekday, zero for counts; fitted on the "
+              "training split, chosen per horizon on validation where the record says so, and scored on the same "
+              "test targets).")
 
 
-# ============================================================================ numbers
+# ============================================================================ numbers and cells
 
 
 def mean_spread(values: Iterable[float | None]) -> tuple[float, float, int]:
@@ -65,34 +67,29 @@ def mean_spread(values: Iterable[float | None]) -> tuple[float, float, int]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0), len(xs)
 
 
-def maes_15_30_60(row: dict[str, Any]) -> str:
-    """A row's test MAE at 15 / 30 / 60 minutes (``"3.16 ± 0.07 / 3.80 ± 0.05 / 4.96 ± 0.13"``)."""
-    return " / ".join(fmt_pm(*row[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
-
-
 def fmt_pm(mean: float, spread: float, n: int, *, digits: int = 2, scale: float = 1.0) -> str:
     """``"3.12 ± 0.04"`` (``n`` > 1), ``"3.12"`` (``n`` = 1), ``"–"`` (no value)."""
     if n == 0 or not math.isfinite(mean):
         return "–"
-    if n == 1:
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {spread * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f}" + (f" ± {spread * scale:.{digits}f}" if n > 1 else "")
 
 
-def _fmt_count(x: float | int | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+def maes_15_30_60(row: Mapping[str, Any]) -> str:
+    """A row's test MAE at 15 / 30 / 60 minutes (``"3.16 ± 0.07 / 3.80 ± 0.05 / 4.96 ± 0.13"``)."""
+    return " / ".join(fmt_pm(*row[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
+
+
+def fmt_count(x: float | None) -> str:
+    """``"4.91 k"``, ``"1.33 G"``, ``"–"``."""
+    if x is None or not math.isfinite(float(x)):
         return "–"
-    x = float(x)
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"{x / div:.2f} {unit}"
-    return f"{x:.0f}"
+    unit = next(((u, d) for u, d in (("G", 1e9), ("M", 1e6), ("k", 1e3)) if abs(float(x)) >= d), None)
+    return f"{float(x) / unit[1]:.2f} {unit[0]}" if unit else f"{float(x):.0f}"
 
 
-def _fmt_ms(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x:.2f}" if x < 100 else f"{x:.0f}"
+def fmt_ms(x: float | None) -> str:
+    """Milliseconds: two decimals below 100, none above; ``"–"`` for none."""
+    return "–" if x is None or not math.isfinite(x) else f"{x:.2f}" if x < 100 else f"{x:.0f}"
 
 
 def power_law(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
@@ -100,13 +97,63 @@ def power_law(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] |
     pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0]
     if len(pts) < 2:
         return None
-    mx = statistics.fmean(p[0] for p in pts)
-    my = statistics.fmean(p[1] for p in pts)
+    mx, my = statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts)
     sxx = sum((p[0] - mx) ** 2 for p in pts)
     if sxx == 0:
         return None
     k = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
     return math.exp(my - k * mx), k
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A Markdown table: ``header``, then one line per row (each cell as ``str`` gives it)."""
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+# ============================================================================ baselines
+
+
+def _scores(block: Mapping[str, Any] | None):
+    if not isinstance(block, Mapping) or not block.get("scored"):
+        return None
+    from stgkd.engine.baselines import BaselineScores
+
+    return BaselineScores.from_dict(block)
+
+
+def best_baseline(block: Mapping[str, Any] | None) -> dict[str, tuple[str, float]]:
+    """``{horizon: (label, mae)}`` of the best baseline of a ``baselines`` block
+    (:meth:`stgkd.engine.baselines.BaselineScores.to_dict`; ``{}`` without one)."""
+    scores = _scores(block)
+    return scores.best() if scores is not None else {}
+
+
+def mae_cells(block: Mapping[str, Any] | None, maes: Mapping[str, tuple[float, float, int]],
+              horizons: Sequence[str], *, digits: int = 2) -> dict[str, str]:
+    """``{horizon: cell}``: each ``(mean, spread, n)`` MAE as :func:`fmt_pm` writes it, marked :data:`WORSE` where
+    :func:`stgkd.engine.baselines.compare_with_baselines` finds it above the block's best baseline."""
+    from stgkd.engine.baselines import compare_with_baselines
+
+    scores = _scores(block)
+    metrics = {h: {"mae": float(maes[h][0])} for h in horizons if maes[h][2] and math.isfinite(maes[h][0])}
+    worse = {s.horizon for s in compare_with_baselines("model", metrics, scores)} if scores else set()
+    return {h: fmt_pm(*maes[h], digits=digits) + (f" {WORSE}" if h in worse else "") for h in horizons}
+
+
+def baseline_row(block: Mapping[str, Any] | None, horizons: Sequence[str], *, digits: int = 2) -> list[str]:
+    """The best baseline's cell per horizon (``"4.97 (historical median)"``; ``[]`` without a block)."""
+    best = best_baseline(block)
+    return [f"{best[h][1]:.{digits}f} ({best[h][0]})" if h in best else "–" for h in horizons] if best else []
+
+
+def baseline_notes(block: Mapping[str, Any] | None) -> list[str]:
+    """The lines under a table with a best-baseline row: what :data:`WORSE` means, and each baseline the data
+    could not support, with the reason (``[]`` without a block)."""
+    if not best_baseline(block):
+        return []
+    left = [f"{s.get('label')}: {s.get('left_out')}" for s in block.get("left_out", [])]
+    return ["", WORSE_NOTE + (f" Left out: {'; '.join(left)}." if left else "")]
 
 
 # ============================================================================ records
@@ -123,49 +170,50 @@ def read_json_files(results_dir: Path) -> list[tuple[Path, Any]]:
     return out
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` record in ``results_dir`` with this schema, and every distillation ablation
-    (``distill-ablation-*.json``, :func:`_as_ablation`), in suite order, newest first."""
-    records = []
-    for path, rec in read_json_files(results_dir):
-        if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/"):
-            rec["_file"] = path.name
-            records.append(rec)
-        elif isinstance(rec, dict) and path.name.startswith("distill-ablation-"):
-            ablation = _as_ablation(rec, path.name)
-            if ablation is not None:
-                records.append(ablation)
-    order = {name: i for i, name in enumerate(SUITE_ORDER)}
-    records.sort(key=lambda r: r.get("started", ""), reverse=True)
-    records.sort(key=lambda r: order.get(r["suite"], len(order)))
-    return records
-
-
-def _as_ablation(report: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """A ``benchmarks.distill_ablation`` report as a record of protocol ``distill-ablation`` (suite,
-    device, date and start filled in from its own fields); ``None`` when it is not one."""
+def as_ablation(report: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A ``benchmarks.distill_ablation`` report as a record of protocol ``distill-ablation`` (suite, device,
+    date and start from its own fields); ``None`` when it is not one."""
     if not {"teacher", "settings", "student", "seeds"} <= set(report):
         return None
     machine = str(report.get("machine", ""))
     device = machine.split(":", 1)[0].strip().lower() if ":" in machine else "cpu"
-    return dict(report, _file=name, schema="stgkd-bench/1", suite="distill-ablation", protocol="distill-ablation",
+    return dict(report, _file=name, schema=SCHEMA, suite="distill-ablation", protocol="distill-ablation",
                 title="METR-LA week: students against a converged teacher", started=str(report.get("date", "")),
                 date=str(report.get("date", ""))[:10],
                 environment={"device": device, "device_name": machine.split(":", 1)[-1].strip()})
 
 
-# ============================================================================ what the main body shows
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every ``*.json`` record in ``results_dir`` with this schema, and every distillation ablation
+    (:func:`as_ablation`), in suite order, newest first."""
+    records = []
+    for path, rec in read_json_files(results_dir):
+        if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/"):
+            records.append(dict(rec, _file=path.name))
+        elif isinstance(rec, dict) and path.name.startswith("distill-ablation-") and as_ablation(rec, path.name):
+            records.append(as_ablation(rec, path.name))
+    order = {name: i for i, name in enumerate(SUITE_ORDER)}
+    records.sort(key=lambda r: r.get("started", ""), reverse=True)
+    return sorted(records, key=lambda r: order.get(r["suite"], len(order)))
 
 
-def _passes(rec: dict[str, Any]) -> tuple[float, str] | None:
-    """``(passes, model)``: the fewest passes over the training windows any model of a training run saw
-    (mean over its seeds), and that model; ``None`` for records that train nothing."""
+def is_suite(rec: dict[str, Any]) -> bool:
+    """Whether ``rec`` is an accuracy suite of ``benchmarks.run`` with its models (and did not fail)."""
+    return rec.get("protocol") in ("dcrnn", "los-loop") and "models" in rec and not (rec.get("run") or {}).get("error")
+
+
+def has_payload(rec: dict[str, Any]) -> bool:
+    """Whether ``rec`` holds what its protocol measures (:data:`PAYLOAD`; a part cut short at once does not)."""
+    return PAYLOAD.get(rec.get("protocol", ""), "") in rec or rec.get("protocol") not in PAYLOAD
+
+
+def passes(rec: dict[str, Any]) -> tuple[float, str] | None:
+    """``(passes, model)``: the fewest passes over the training windows any model of a training run saw (mean
+    over its seeds), and that model; ``None`` for records that train nothing."""
     if rec.get("protocol") == "distill-ablation":
         t, s = rec["teacher"].get("epochs"), rec.get("student_epochs")
-        if t is None or s is None:
-            return None
-        return (float(t), "the teacher") if t <= s else (float(s), "each student")
-    if not _is_suite(rec):
+        return None if t is None or s is None else (float(t), "the teacher") if t <= s else (float(s), "each student")
+    if not is_suite(rec):
         return None
     least: tuple[float, str] | None = None
     for m in rec["models"]:
@@ -176,25 +224,11 @@ def _passes(rec: dict[str, Any]) -> tuple[float, str] | None:
     return least
 
 
-def _timed_calls(rec: dict[str, Any]) -> int | None:
-    """Timed calls per figure of a cost study (latency, model timing, scaling); ``None`` for others."""
-    proto = rec.get("protocol")
-    if proto == "latency":
-        return (rec.get("settings") or {}).get("iters")
-    if proto == "model-timing":
-        return rec.get("iters")
-    if proto == "scaling":
-        return (rec.get("budget") or {}).get("latency_iters")
-    return None
-
-
 def appendix_reason(rec: dict[str, Any]) -> str | None:
-    """Why a record goes to "Appendix: reduced and smoke runs" (``None``: it belongs in the main body).
-
-    In order: a smoke run (``--smoke``) or a ``--tiny`` one; a file name marked reduced (``-24steps``,
-    ``-reduced``, ``-smoke``, ``-tiny``); a training run in which some model saw fewer than
-    :data:`MIN_PASSES` passes over the training windows; a cost study with fewer than
-    :data:`MIN_TIMED_CALLS` timed calls per figure."""
+    """Why a record goes to "Appendix: reduced and smoke runs" (``None``: it belongs in the main body): a smoke
+    or ``--tiny`` run; a file name marked reduced; a training run in which some model saw fewer than
+    :data:`MIN_PASSES` passes over the training windows; a cost study with fewer than :data:`MIN_TIMED_CALLS`
+    timed calls per figure (in that order)."""
     if (rec.get("run") or {}).get("smoke"):
         return "a smoke run (`--smoke`): toy sizes, checking that the code runs; its figures mean nothing"
     if (rec.get("budget") or {}).get("tiny"):
@@ -202,77 +236,53 @@ def appendix_reason(rec: dict[str, Any]) -> str | None:
     marker = REDUCED_MARKER.search(rec.get("_file", ""))
     if marker:
         return f"its file name marks it reduced (`{marker.group(0)}`)"
-    passes = _passes(rec)
-    if passes is not None and passes[0] < MIN_PASSES:
-        return (f"{passes[1]} saw {passes[0]:.1f} passes over the training windows (the main body needs "
+    least = passes(rec)
+    if least is not None and least[0] < MIN_PASSES:
+        return (f"{least[1]} saw {least[0]:.1f} passes over the training windows (the main body needs "
                 f"{MIN_PASSES}): far from convergence")
-    calls = _timed_calls(rec)
+    calls = {"latency": (rec.get("settings") or {}).get("iters"), "model-timing": rec.get("iters"),
+             "scaling": (rec.get("budget") or {}).get("latency_iters")}.get(rec.get("protocol"))
     if calls is not None and calls < MIN_TIMED_CALLS:
         return f"{calls} timed calls per figure (the main body needs {MIN_TIMED_CALLS})"
     return None
 
 
-# ============================================================================ how a record ended, and its heading
+# ============================================================================ headings
 
 
-#: the key holding what a record measured, per protocol (a part cut short before its first unit has none)
-PAYLOAD = {"environment": "details", "latency": "results", "model-timing": "models", "tuning": "report",
-           "scaling": "points", "dcrnn": "models", "los-loop": "models"}
-
-
-def _has_payload(rec: dict[str, Any]) -> bool:
-    return PAYLOAD.get(rec.get("protocol", ""), "") in rec or rec.get("protocol") not in PAYLOAD
-
-
-def _is_suite(rec: dict[str, Any]) -> bool:
-    return rec.get("protocol") in SUITE_PROTOCOLS and "models" in rec and not (rec.get("run") or {}).get("error")
-
-
-def _part_lines(rec: dict[str, Any]) -> list[str]:
-    """Notes on how a part of a GPU run ended (cut short by its time budget), and smoke runs."""
-    run = rec.get("run") or {}
-    out = []
-    if run.get("smoke"):
-        out += ["> **Smoke run** (`--smoke`): toy sizes on the CPU, checking that the part runs end to end; its "
-                "figures mean nothing.", ""]
-    if rec.get("completed") is False and rec.get("reached"):
-        budget = f" of {run['budget_s']:g} s" if run.get("budget_s") is not None else ""
-        out += [f"> **Cut short** by its time budget{budget}: stopped before {rec['reached']}; everything before it "
-                "is reported.", ""]
-    if run.get("error"):
-        out += [f"> **Failed** after {run.get('wall_s', 0):.0f} s: `{run['error']}`; what it measured before is "
-                "shown.", ""]
-    if rec.get("reduced_by_design"):
-        out += [f"> **Reduced by design**: {rec['reduced_by_design']}.", ""]
-    return out
-
-
-def _title(rec: dict[str, Any]) -> str:
+def title(rec: dict[str, Any]) -> str:
     """A record's heading: its title, device, date and file."""
     return (f"{rec.get('title', rec['suite'])} — {rec['environment']['device'].upper()} — {rec['date']} "
             f"(`{rec['_file']}`)")
 
 
-def _failed_section(rec: dict[str, Any]) -> list[str]:
+def part_lines(rec: dict[str, Any]) -> list[str]:
+    """Notes on how a run ended: a smoke run, cut short by its time budget, failed, reduced by design."""
+    run = rec.get("run") or {}
+    notes = ["**Smoke run** (`--smoke`): toy sizes on the CPU, checking that the part runs end to end; its figures "
+             "mean nothing." if run.get("smoke") else "",
+             "**Cut short** by its time budget" + (f" of {run['budget_s']:g} s" if run.get("budget_s") is not None
+                                                   else "") + f": stopped before {rec.get('reached')}; everything "
+             "before it is reported." if rec.get("completed") is False and rec.get("reached") else "",
+             f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; what it measured before is shown."
+             if run.get("error") else "",
+             f"**Reduced by design**: {rec.get('reduced_by_design')}." if rec.get("reduced_by_design") else ""]
+    return [line for note in notes if note for line in (f"> {note}", "")]
+
+
+def head(rec: dict[str, Any], heading: str | None = None) -> list[str]:
+    """A section's first lines: its heading (default :func:`title`), its command and how it ended."""
+    return [f"## {heading or title(rec)}", "", f"Command: `{rec['command']}`", ""] + part_lines(rec)
+
+
+def failed_section(rec: dict[str, Any]) -> list[str]:
+    """A run that failed: its error and the last lines its process wrote."""
     run = rec.get("run") or {}
     measured = PAYLOAD.get(rec.get("protocol", ""), "") in rec
-    out = [f"## {_title(rec)}", "", f"Command: `{rec['command']}`", "",
-           f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; "
-           + ("what it measured before is in the JSON file." if measured else "no figures.")]
+    out = head(dict(rec, run={}, completed=None)) + [
+        f"**Failed** after {run.get('wall_s', 0):.0f} s: `{run.get('error')}`; "
+        + ("what it measured before is in the JSON file." if measured else "no figures.")]
     tail = [line for line in str(run.get("stderr_tail") or "").splitlines() if line.strip()][-8:]
     if tail:
-        out += ["", f"Its process ended with {run.get('exit_code')}; the last lines it wrote:", "", "```"] + tail + ["```"]
+        out += ["", f"Its process ended with {run.get('exit_code')}; the last lines it wrote:", "", "```", *tail, "```"]
     return out
-
-
-
-def _section_head(rec: dict[str, Any]) -> list[str]:
-    return [f"## {_title(rec)}", "", f"Command: `{rec['command']}`", ""] + _part_lines(rec)
-
-
-
-def _run_line(rec: dict[str, Any]) -> str:
-    """The run's file, title, device and date (its command is in its section)."""
-    return (f"- `{rec['_file']}` — {rec.get('title', rec['suite'])}, {rec['environment']['device'].upper()} "
-            f"({rec['environment']['device_name']}), {rec['date']}")
-

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.table import render
-from benchmarks.table.frontier import gather, which_student
+from benchmarks.table.frontier import gather, study_fronts, which_student
 from benchmarks.table.frontier_chart import CHART, frontier_section
 
 WEEK = "../shared/data/metr-la-week"
@@ -199,8 +199,6 @@ def _study(load_end: list[float], *, test: bool = True, threads: int = 1) -> dic
 
 
 def test_a_tuning_studys_front_is_drawn_only_from_an_idle_one_thread_study_scored_on_test(results, monkeypatch):
-    from benchmarks.table.frontier_chart import study_fronts
-
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     (results / "tuning-metr-la-week-cpu-2026-01-05.json").write_text(json.dumps(_study([0.9, 0.8, 0.7])))
     (results / "tuning-metr-la-week-cpu-2026-01-06.json").write_text(json.dumps(_study([3.5, 2.0, 1.0])))
@@ -274,20 +272,19 @@ def _assert_readable(fig) -> None:
 
 
 def test_the_charts_labels_neither_overlap_nor_cover_a_marker(results):
-    from benchmarks.table.frontier_chart import LABEL_GID, _short, figure
+    from benchmarks.table.frontier_chart import LABEL_GID, figure, short
 
     front = gather(results)
     fig = figure(front)
     _assert_readable(fig)
     labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
-    assert {_short(p) for p in front.charted} <= _label_names(labels)  # every point is named
+    assert {short(p) for p in front.charted} <= _label_names(labels)  # every point is named
 
 
 def test_the_chart_of_the_records_in_the_repository_is_readable():
     """The chart README shows, drawn from the records it is drawn from (nothing is written)."""
     from benchmarks.fresh_clone import REPO
-    from benchmarks.table.frontier_chart import LABEL_GID, _short, figure
-    from benchmarks.table.frontier_chart import study_fronts
+    from benchmarks.table.frontier_chart import LABEL_GID, figure, short
 
     records = REPO / "benchmarks" / "results"
     front = gather(records)
@@ -296,21 +293,21 @@ def test_the_chart_of_the_records_in_the_repository_is_readable():
     _assert_readable(fig)
     for ax, points in zip(fig.axes, ([p for p in front.points if p.timing], [p for p in front.points if p.flops])):
         labels = [t.get_text() for t in ax.texts if t.get_gid() == LABEL_GID]
-        assert {_short(p) for p in points} <= _label_names(labels)
+        assert {short(p) for p in points} <= _label_names(labels)
 
 
 def test_points_whose_markers_touch_share_a_label(results):
-    from benchmarks.table.frontier_chart import _point_labels
+    from benchmarks.table.frontier_chart import point_labels
 
     front = gather(results)
     plain = _point(front, "stgru w32 plain, seasonal day input")
     twin = type(plain)(score=type(plain.score)(**{**plain.score.__dict__, "training": "distilled",
                                                   "mae": {"60min": (4.12, 0.0, 1)}}),
-                       timing=plain.timing, flops=plain.flops, flops_source=plain.flops_source)
+                       timing=plain.timing, flops=plain.flops)
     far = type(plain)(score=type(plain.score)(**{**plain.score.__dict__, "family": "gru", "inputs": "",
                                                  "mae": {"60min": (9.0, 0.0, 1)}}),
-                      timing=plain.timing, flops=plain.flops, flops_source=plain.flops_source)
-    labels = _point_labels([(plain, 2.0), (twin, 2.0), (far, 2.0)], 6.0, {"stgru": "C0", "gru": "C1"})
+                      timing=plain.timing, flops=plain.flops)
+    labels = point_labels([(plain, 2.0), (twin, 2.0), (far, 2.0)], 6.0, {"stgru": "C0", "gru": "C1"})
     assert [(text, points) for text, points, _ in labels] == [
         ("stgru w32 + seasonal day, plain & KD", [(2.0, pytest.approx(4.1)), (2.0, 4.12)]),
         ("gru w32 ↑ 9.00", [(2.0, 6.0)])]

@@ -72,7 +72,8 @@ def test_aggregate_means_over_seeds_and_speedups_against_the_teacher():
 
 def test_render_labels_cpu_latency_and_marks_cuda_not_measured(tmp_path):
     text = render([dict(_record(), _file="synthetic-cpu-2026-01-01.json")])
-    assert "**CPU** eager b1 ms" in text and "not measured" in text and "n/a (CPU)" in text
+    assert "**CPU** eager b1 ms" in text and "CUDA latency was not measured" in text and "n/a (CPU)" in text
+    assert "CUDA graph b1 ms" not in text
     assert "| s + KD | student+kd | 3.50 ± 0.14 |" in text
     assert "closes 56% of the plain student's gap" in text  # (4.0 - 3.5) / (4.0 - 3.1)
     assert "> a note" in text
@@ -88,7 +89,7 @@ def test_render_cuda_columns(tmp_path):
         for s in m["seeds"]:
             s["peak_gpu_mem_mb"] = 100.0
     text = render([dict(rec, _file="x.json")])
-    assert "CUDA graph b1 ms" in text and "| not measured | not measured" not in text and "| 100 ±" in text
+    assert "CUDA graph b1 ms" in text and "CUDA latency was not measured" not in text and "| 100 ±" in text
 
 
 def test_write_markdown_reads_every_json_file(tmp_path):
