@@ -81,3 +81,16 @@ def test_a_package_that_does_not_load_says_which(tmp_path):
     bad.write_bytes(b"not a package")
     with pytest.raises(CheckpointError, match=r"bad\.pt2: the compiled program does not load"):
         cache.CachedProgram(bad)
+
+
+def test_a_cache_that_cannot_be_written_keeps_nothing_and_raises_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("STGKD_CACHE_DIR", str(tmp_path / "root"))
+    package = tmp_path / "p.pt2"
+    package.write_bytes(b"library")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.os, "replace", full)
+    assert cache.store(package, "k") is None
+    assert list((tmp_path / "root" / "programs").iterdir()) == []

@@ -9,8 +9,8 @@ network the plain student then beats its teacher and distillation costs accuracy
 It evaluates the three on the test split beside the baselines (:mod:`stgkd.engine.baselines`), exports the
 distilled student as ``stgkd export`` does by default (``student.pt2``: the file a user deploys) and times each
 architecture once (:func:`_latency`: the plain and distilled students share one), on one thread, as
-:meth:`stgkd.Forecaster.load` runs it (compiled in process on the CPU: the student's file, the teacher's
-checkpoint) and as its eager model, end to end in raw units; and prints one table under a line
+:meth:`stgkd.Forecaster.load` runs it (compiled for this CPU, :mod:`stgkd.export.program_cache`: the
+student's file, the teacher's checkpoint) and as its eager model, end to end in raw units; and prints one table under a line
 naming the setting, ending with what distillation gained (:class:`Gain`: the MAE difference at the longest
 horizon and over the horizon, the share of the teacher-plain gap it closed, the student's speed-up over the
 teacher at batch 1, the deployed programs against each other). It writes, atomically, ``summary.json``
@@ -358,7 +358,7 @@ def _latency(architectures: dict[str, tuple[Path, Path | None]], *, device: str,
 
     ``architectures`` maps a name to ``(checkpoint, exported file or None)``. Two programs of each are timed at
     batch 1: ``"b1"``, the program :meth:`stgkd.Forecaster.load` runs (``"program"`` names how): the exported
-    file as it loads it (compiled in process on the CPU), or where no file is given (the teacher, which is not
+    file as it loads it (compiled for this CPU), or where no file is given (the teacher, which is not
     deployed: exporting it would cost the demo a trace for nothing) the checkpoint compiled the same way
     (``compile=True``; uncompiled without a C++ compiler), and on CUDA a CUDA graph's replay; and
     ``"b1_eager"``, the checkpoint's eager model in the same raw-units wrapper. Each figure is the lowest median

@@ -189,18 +189,22 @@ def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]]
 
 def store(package: Path, key: str) -> Path | None:
     """Keep ``package`` in the cache under ``key`` (a copy, renamed into place); its path there, or ``None``
-    where there is no private cache directory."""
+    where there is no private cache directory or it cannot be written (a full disk: the program is then
+    used from where it was compiled, and compiled again by the next process)."""
     directory = cache_dir()
     if directory is None:
         return None
     final = directory / f"{key}.pt2"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh, open(package, "rb") as src:
             fh.write(src.read())
         os.replace(tmp, final)
+    except OSError:
+        return None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return final
 

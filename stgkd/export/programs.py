@@ -5,9 +5,10 @@ A *program* is a callable ``(values (B, T_hist, N), timestamps (B, T_hist)) -> (
 like :class:`~stgkd.export.wrapper.RawUnitsForecaster` itself. :data:`PROGRAMS` names each kind:
 
 * ``eager``: the wrapper run eagerly (the reference every other program is checked against).
-* ``torch.export`` / ``torch.export-compile``: ``stgkd export``'s default file (``torch.export.export`` with
-  a dynamic batch dimension) run uncompiled / compiled in process by :class:`CompiledProgram`, as
-  ``Forecaster.load`` runs it on the CPU.
+* ``torch.export`` / ``torch.export-compile`` / ``torch.export-aoti``: ``stgkd export``'s default file
+  (``torch.export.export`` with a dynamic batch dimension) run uncompiled / compiled in process by
+  :class:`CompiledProgram` / compiled by AOTInductor as ``Forecaster.load`` runs it on the CPU
+  (:mod:`stgkd.export.program_cache`).
 * ``torchscript``: the TorchScript file (student traced, wrapper scripted), what ``stgkd export`` writes for
   int8 and CUDA.
 * ``torchscript-frozen``: that program frozen (``torch.jit.freeze``) and optimised for inference
