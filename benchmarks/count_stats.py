@@ -16,14 +16,12 @@ import os
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks.record import write_record
+from benchmarks.record import add_record_args, record_stem, write_record
+from benchmarks.table.records import table
 from stgkd.data.count_stats import BUS_NETWORK, count_statistics
 from stgkd.data.synthetic_counts import generate_counts
-
-REPO = Path(__file__).resolve().parents[1]
 
 #: how each figure of BUS_NETWORK reads in the table
 LABELS = {
@@ -60,14 +58,11 @@ def render(report: dict[str, Any]) -> str:
         f"- load average at start {report['load_average_start']}, at end {report['load_average_end']}",
         f"- data: `{report['generator']}`, seeds {seeds}; statistics: `stgkd.data.count_stats.count_statistics`",
         "",
-        f"| statistic | real | simulated (seeds {seeds}) | relative difference | within {report['tolerance']:.0%} |",
-        "|---|---:|---:|---:|:---:|",
-    ]
-    for row in report["rows"]:
-        sims = " / ".join(_fmt(v) for v in row["simulated"])
-        diffs = " / ".join(f"{d:+.1%}" for d in row["relative_difference"])
-        within = "yes" if row["within"] else "no"
-        lines.append(f"| {row['label']} | {_fmt(row['real'])} | {sims} | {diffs} | {within} |")
+    ] + table(["statistic", "real", f"simulated (seeds {seeds})", "relative difference",
+               f"within {report['tolerance']:.0%}"], (
+        [row["label"], _fmt(row["real"]), " / ".join(_fmt(v) for v in row["simulated"]),
+         " / ".join(f"{d:+.1%}" for d in row["relative_difference"]), "yes" if row["within"] else "no"]
+        for row in report["rows"]))
     hours = " / ".join(f"{r['lowest_hour']:02d} h" for r in runs)
     missing = " / ".join(f"{r['missing_share']:.1%}" for r in runs)
     seconds = " / ".join(f"{r['generate_seconds']:.3f}" for r in runs)
@@ -105,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
     parser.add_argument("--tolerance", type=float, default=0.2,
                         help="largest relative difference counted as a match (default: 0.2)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--tag", default="", help="suffix of the record's file names")
-    args = parser.parse_args(argv)
+    args = add_record_args(parser).parse_args(argv)
 
     from benchmarks.record import environment
     from stgkd.latency import load_average
@@ -127,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     report["load_average_end"] = load_average()
     markdown = render(report)
     print(markdown.split("\n```json")[0], flush=True)
-    stem = args.out / f"count-stats-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    write_record(stem, report, markdown)
+    write_record(record_stem(args, "count-stats", f"{stamp:%Y-%m-%d}"), report, markdown)
     return 0
 
 

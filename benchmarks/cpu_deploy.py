@@ -34,8 +34,9 @@ from typing import Any
 
 import torch
 
-from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
-from benchmarks.record import write_record
+from benchmarks.idle import EXIT_BUSY, refuse_busy
+from benchmarks.record import add_record_args, record_stem, write_record
+from benchmarks.table.records import table
 
 #: benchmark sections (``variants`` is retired)
 SECTIONS = ("programs",)
@@ -67,36 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timing rounds, the programs' order rotated each round (default: 3)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls before each figure (default: 10)")
     p.add_argument("--iters", type=int, default=50, help="timed calls per latency figure (default: 50)")
-    add_allow_busy(p)
-    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")
-    p.add_argument("--tag", default="", help="suffix of the result file names")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
-    return p
+    return add_record_args(p, allow_busy=True, smoke="tiny sizes: checks the code path, figures mean nothing")
 
 
 def machine() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from stgkd.export.aoti import compiled_for, cpp_compiler
     from stgkd.latency import device_name, load_average
 
-    info: dict[str, Any] = {
-        "cpu": device_name("cpu").rsplit(" (", 1)[0],
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "quantized_engine": torch.backends.quantized.engine,
-        "os": platform.platform(),
-        "load_average": load_average(),
-    }
     try:
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        info["onnxruntime"] = None
-    from stgkd.export.aoti import compiled_for, cpp_compiler
-
-    info["cxx"] = cpp_compiler()
-    info["vector_isa"] = compiled_for()["vector_isa"]
-    return info
+        onnxruntime = version("onnxruntime")
+    except PackageNotFoundError:
+        onnxruntime = None
+    return {"cpu": device_name("cpu").rsplit(" (", 1)[0], "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "quantized_engine": torch.backends.quantized.engine, "os": platform.platform(),
+            "load_average": load_average(), "onnxruntime": onnxruntime, "cxx": cpp_compiler(),
+            "vector_isa": compiled_for()["vector_isa"]}
 
 
 def train_student(train: dict[str, Any], work: Path, family: str) -> Path:
@@ -245,34 +233,27 @@ def programs_markdown(report: dict[str, Any]) -> list[str]:
              f"{report['threads']} thread(s): {report['rounds']} round(s) of {report['iters']} calls after "
              f"{report['warmup']} warm-up calls, the programs' order rotated each round; a figure is the median "
              "of the rounds' medians (ms), speed-up = eager / program.", ""]
-    head = "| student | program | file format | faithful | max abs diff | build s | " + " | ".join(
-        f"batch {b} ms | speed-up {b}" for b in batches) + " |"
-    lines += [head, "|---|---|---|---|---:|---:|" + "---:|" * (2 * len(batches))]
-    for row in report["programs"]:
-        for r in row["programs"]:
-            diff = max(r["check"]["max_abs_diff"].values()) if r["check"] else None
-            reason = r["reason"].replace("|", "/")
-            cells = [row["student"], r["program"], r["file_format"] or "in memory",
-                     "yes" if r["faithful"] else f"no: {reason}", f"{diff:.2g}" if diff is not None else "-",
-                     f"{r['build_s']:.1f}"]
-            for b in batches:
-                lat = (r["latency"] or {}).get(b)
-                sp = (r.get("speedup_vs_eager") or {}).get(b)
-                cells += [f"{lat['median_ms']:.3f}" if lat else "-", f"{sp:.2f}x" if sp else "-"]
-            lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| student | params | " + " | ".join(f"fastest faithful at batch {b}" for b in batches) + " |",
-              "|---|---:|" + "---|" * len(batches)]
-    for row in report["programs"]:
-        cells = []
+
+    def program_row(student: str, r: dict[str, Any]) -> list[str]:
+        diff = max(r["check"]["max_abs_diff"].values()) if r["check"] else None
+        cells = [student, r["program"], r["file_format"] or "in memory",
+                 "yes" if r["faithful"] else f"no: {r['reason'].replace('|', '/')}",
+                 f"{diff:.2g}" if diff is not None else "-", f"{r['build_s']:.1f}"]
         for b in batches:
-            best = row["fastest"].get(b)
-            if best is None:
-                cells.append("-")
-                continue
-            speedup = f" ({best['speedup_vs_eager']:.2f}x)" if best["speedup_vs_eager"] else ""
-            cells.append(f"{best['program']} {best['median_ms']:.3f} ms{speedup}")
-        name = row["student"] if row["student"] == row["model"] else f"{row['student']} ({row['model']})"
-        lines.append(f"| {name} | {row['parameters']:,} | " + " | ".join(cells) + " |")
+            lat, sp = (r["latency"] or {}).get(b), (r.get("speedup_vs_eager") or {}).get(b)
+            cells += [f"{lat['median_ms']:.3f}" if lat else "-", f"{sp:.2f}x" if sp else "-"]
+        return cells
+
+    def fastest(best: dict[str, Any] | None) -> str:
+        speedup = f" ({best['speedup_vs_eager']:.2f}x)" if best and best["speedup_vs_eager"] else ""
+        return f"{best['program']} {best['median_ms']:.3f} ms{speedup}" if best else "-"
+
+    lines += table(["student", "program", "file format", "faithful", "max abs diff", "build s"]
+                   + [h for b in batches for h in (f"batch {b} ms", f"speed-up {b}")],
+                   (program_row(row["student"], r) for row in report["programs"] for r in row["programs"]))
+    lines += [""] + table(["student", "params"] + [f"fastest faithful at batch {b}" for b in batches], (
+        [row["student"] if row["student"] == row["model"] else f"{row['student']} ({row['model']})",
+         f"{row['parameters']:,}"] + [fastest(row["fastest"].get(b)) for b in batches] for row in report["programs"]))
     g = report["program_goal"]
     verdict = ("**Met** for every student." if g["met"] else "**Not met**: see each student below.") \
         if g["students"] else "Not decided: no student measured."
@@ -342,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds, "warmup": args.warmup, "atol": FAITHFUL_ATOL,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_record(args.out / f"cpu-programs-{started:%Y-%m-%d}{'-' + args.tag if args.tag else ''}", report,
-                 to_markdown(report))
+    write_record(record_stem(args, "cpu-programs", f"{started:%Y-%m-%d}"), report, to_markdown(report))
     return 0
 
 

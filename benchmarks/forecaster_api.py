@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.idle import add_allow_busy, refuse_busy
-from benchmarks.record import write_record
+from benchmarks.idle import refuse_busy
+from benchmarks.record import add_record_args, record_stem, write_record
+from benchmarks.table.records import table
 
 REPO = Path(__file__).resolve().parents[1]
 #: what the API promises (issue goals): load + first forecast on a warm cache, and predict(DataFrame) over the
@@ -90,15 +91,12 @@ def render(report: dict[str, Any]) -> str:
              "One process per row, one thread, the runs one after another on an otherwise idle machine (1-minute load "
              "before each). *load + first* is `Forecaster.load` and the first `predict(DataFrame)`; import is "
              "torch + stgkd before it. Steady figures: median ms per call; *frame / program* is "
-             "`predict(DataFrame)` over the loaded program's own time on the same inputs.", "",
-             "| cache | load before | import s | load s | first forecast ms | load + first s | program ms | "
-             "predict(frame) ms | predict(buffer +1 day) ms | predict(array) ms | frame / program |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in report["runs"]:
-        m = r["median_ms"]
-        lines.append(f"| {r['cache']} | {r['load_before']} | {r['import_s']:.2f} | {r['load_s']:.2f} | "
-                     f"{r['first_forecast_ms']:.1f} | {r['load_first_s']:.2f} | {m['program']:.3f} | {m['frame']:.3f} | "
-                     f"{m['buffer']:.3f} | {m['array']:.3f} | {r['over_program']['frame']:.2f}x |")
+             "`predict(DataFrame)` over the loaded program's own time on the same inputs.", ""] + table(["cache", "load before", "import s", "load s", "first forecast ms", "load + first s",
+                          "program ms", "predict(frame) ms", "predict(buffer +1 day) ms", "predict(array) ms",
+                          "frame / program"], (
+        [r["cache"], r["load_before"], f"{r['import_s']:.2f}", f"{r['load_s']:.2f}", f"{r['first_forecast_ms']:.1f}",
+         f"{r['load_first_s']:.2f}"] + [f"{r['median_ms'][k]:.3f}" for k in ("program", "frame", "buffer", "array")]
+        + [f"{r['over_program']['frame']:.2f}x"] for r in report["runs"]))
     lines += ["", f"Goals: load + first forecast on a warm cache ≤ {GOALS['load_first_warm_s']:g} s: "
               f"{'met' if g['load_first_warm_met'] else 'not met'} ({g['load_first_warm_s']}); predict(DataFrame) within "
               f"{GOALS['frame_over_program']:g}x of the program: {'met' if g['frame_over_program_met'] else 'not met'} "
@@ -113,11 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=300, help="timed calls of each kind per process (default: 300)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the calls are split into (default: 5)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--tag", default="", help="suffix of the record's file names")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    add_allow_busy(parser)
-    args = parser.parse_args(argv)
+    args = add_record_args(parser, allow_busy=True).parse_args(argv)
     if args.child:
         print(json.dumps(child(args.file, args.iters, args.rounds, args.threads)))
         return 0
@@ -153,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         "load_first_warm_met": max(warm) <= GOALS["load_first_warm_s"],
                         "frame_over_program": f"{min(ratios):.2f}-{max(ratios):.2f}x",
                         "frame_over_program_met": max(ratios) <= GOALS["frame_over_program"]}}
-    stem = args.out / f"forecaster-api-cpu-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
-    write_record(stem, report, render(report))
+    write_record(record_stem(args, "forecaster-api-cpu", f"{stamp:%Y-%m-%d}"), report, render(report))
     return 0
 
 

@@ -106,6 +106,8 @@ def demo_outcome(summary: Path) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
+    from benchmarks.table.records import table
+
     lines = [
         "# README's first command on a fresh clone: install and demo, timed",
         "",
@@ -115,14 +117,12 @@ def render(report: dict[str, Any]) -> str:
         f"- clone: `git clone` of {report['commit']}",
         f"- pip configuration: `{report['pip_config'] or 'none'}` (pip's cache off)",
         "",
-        "| part | command | exit | wall s | load before | load after |",
-        "|---|---|---:|---:|---|---|",
     ]
     parts = [(name, report[name]) for name in report if name == "install" or name.startswith("demo")]
     parts += [(f"tests {j + 1}", step) for j, step in enumerate(report.get("tests", []))]
-    for name, part in parts:
-        lines.append(f"| {name} | `{part['command']}` | {part['rc']} | {part['wall_seconds']:.0f} | "
-                     f"{part['load_average_before']} | {part['load_average_after']} |")
+    lines += table(["part", "command", "exit", "wall s", "load before", "load after"], (
+        [name, f"`{p['command']}`", p["rc"], f"{p['wall_seconds']:.0f}", p["load_average_before"],
+         p["load_average_after"]] for name, p in parts))
     total = report.get("total_minutes")
     if total is not None:
         verdict = "yes" if report["within_promise"] else "**no**"
@@ -146,15 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install-only", action="store_true", help="time the install alone, not the demo")
     parser.add_argument("--workdir", type=Path, default=None, help="where to clone (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the record goes")
-    parser.add_argument("--tag", default="", help="suffix of the record's file name")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="demo seeds: the first runs README's command as it is (seed 0, the default), the others "
                              "`stgkd demo --seed S --out runs/demo-seedS` (default: 0)")
     parser.add_argument("--tests", action="store_true", help="after the demos, time README's test command's steps")
-    args = parser.parse_args(argv)
+    from benchmarks.record import add_record_args, environment, log, record_stem, write_record
 
-    from benchmarks.record import environment, log, write_record
+    args = add_record_args(parser).parse_args(argv)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.strip()
@@ -208,9 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in [p for p in report if p == "install" or p.startswith("demo")]:
             report[part]["log"] = (str(root / f"{part}.log") if args.workdir
                                    else f"{part}.log (in a temporary folder, not kept)")
-    stem = args.out / f"fresh-clone-cpu-{stamp:%Y-%m-%d}{'-' + args.tag if args.tag else ''}"
     print(render(report).split("```json")[0])
-    write_record(stem, report, render(report))
+    write_record(record_stem(args, "fresh-clone-cpu", f"{stamp:%Y-%m-%d}"), report, render(report))
     parts = [report[p] for p in report if p == "install" or p.startswith("demo")] + report.get("tests", [])
     return 0 if all(p["rc"] == 0 for p in parts) else 1
 

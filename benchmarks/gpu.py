@@ -1,20 +1,12 @@
 """``python -m benchmarks.gpu``: every GPU figure of the study from one command, each part in its own
 process under a time budget (``benchmarks/README.md`` has the plan, its budgets and how to run it).
 
-The parts (:data:`benchmarks.gpu_parts.PARTS`, in order of value): the environment, the latency table, the
-profiler summary, forward and forward+backward timing, the scaling study, the metr-la-week suite, the tuning
-study and the Los-loop suite. Each runs in its own process (``--part NAME --request FILE``): a crash, a CUDA error
-or an out-of-memory in one loses nothing of another. The parent never touches the GPU; it writes each part's
-record as soon as the part ends (the one the part wrote, or one saying how it died, with the process's exit
-status and the tail of its standard error) and renders RESULTS.md once, at the end, also after a failure.
-
-The budgets form one schedule (:func:`plan`): part *i* must end by the sum of the process starts and budgets up
-to it, so time a part leaves goes to the next; a part whose time is gone is recorded as cut short without
-starting a process. Inside a part the work checks its deadline between units (:mod:`benchmarks.budget`); a
-part past its deadline by its grace is sent SIGTERM (it writes what it has) and killed :data:`TERM_WAIT_S`
-later. The plan fits :data:`PLAN_LIMIT_S` with the install, the last part's grace and the rendering.
-``--smoke`` runs every part on the CPU at toy size into ``--out`` only; CUDA-only settings are recorded as
-skipped, with the reason.
+The parts are :data:`benchmarks.gpu_parts.PARTS`, in order of value. A crash, a CUDA error or an out-of-memory
+in one part loses nothing of another: the parent never touches the GPU, writes each part's record as soon as
+the part ends (the one the part wrote, or one saying how it died) and renders RESULTS.md once, at the end. The
+budgets form one schedule (:func:`plan`) that fits :data:`PLAN_LIMIT_S`; a part past its deadline by its grace
+is sent SIGTERM (it writes what it has) and killed :data:`TERM_WAIT_S` later. ``--smoke`` runs every part on
+the CPU at toy size into ``--out`` only.
 
     python -m benchmarks.gpu --plan                         # the parts, models and budgets; runs nothing
     python -m benchmarks.gpu --out "$OUT"                   # the GPU machine
@@ -129,11 +121,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _write_json(record: dict[str, Any], name: str, folders: list[Path]) -> list[Path]:
-    """Write ``record`` to ``folder/name`` in every folder, atomically."""
-    return [write_json(folder / name, record) for folder in folders]
-
-
 def _light_environment(device: str, device_name: str | None) -> dict[str, Any]:
     """The environment of a record the parent writes for a part that died: what the parent knows without
     touching the GPU (:func:`benchmarks.record.environment` on the CPU, with the device the part was to use)."""
@@ -207,7 +194,7 @@ def _child(name: str, request_path: Path) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the record is written whole or not at all
     if ctx.handed:
         record["_handover"] = ctx.handed
-    _write_json(record, Path(request["record"]).name, [Path(request["record"]).parent])
+    write_json(Path(request["record"]), record)
     return EXIT_PART_FAILED if record["run"]["error"] else 0
 
 
@@ -423,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                 folder.mkdir(parents=True, exist_ok=True)
                 for key, src in artifacts.items():
                     shutil.copyfile(src, folder / record["files"][key])
-            for path in _write_json(record, f"{stem}.json", folders):
-                log(f"wrote {path}")
+                log(f"wrote {write_json(folder / f'{stem}.json', record)}")
         log(f"done in {time.monotonic() - t_start:.0f} s" + (f"; failed parts: {', '.join(failed)}" if failed else ""))
         return 1 if failed else 0
     finally:

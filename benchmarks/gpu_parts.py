@@ -2,7 +2,7 @@
 
 Each part is a function ``run(ctx, deadline) -> record`` that :mod:`benchmarks.gpu` calls in the part's own
 process, over the scripts that measure (:mod:`benchmarks.latency`, :mod:`benchmarks.profile`,
-:mod:`benchmarks.scaling`, :mod:`benchmarks.run`, ``tuning.search``); a part hands what later parts need (the
+:mod:`benchmarks.run`, ``tuning.search``); a part hands what later parts need (the
 metr-la-week teacher, the teacher's CUDA-graph latency, capture verdicts) through ``ctx.handed``. :data:`PARTS` is
 the run, in order of value, with each part's budget on a GPU.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import shlex
 import shutil
@@ -39,9 +38,6 @@ SMOKE_NODES = 20
 MIN_TRIALS = 30
 #: epochs of each tuning trial on the GPU
 TUNING_EPOCHS = 4
-#: the tuning budget on CUDA: this fraction of the default teacher's CUDA-graph latency at batch 1 (the goal:
-#: the default student >= 10x faster than Graph WaveNet)
-TEACHER_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -212,31 +208,6 @@ def _timing_lineup(smoke: bool) -> str:
             "forward and forward+backward")
 
 
-def part_scaling(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-    """Cost against the network size (:func:`benchmarks.scaling.run_scaling`); a size whose cost bound does not fit
-    the time left is skipped with the bound."""
-    from benchmarks.run import build_parser
-    from benchmarks.scaling import run_scaling
-    from benchmarks.suites import TINY_TEACHER
-
-    argv = ["--suite", "scaling", "--device", ctx.device, "--scaling-batches", "1" if ctx.smoke else "3",
-            "--scaling-warmup", "1", "--latency-batches", "1", "--latency-warmup", "1" if ctx.smoke else "5"]
-    argv += (["--sizes", "8", "16", "--batch-size", "4", "--latency-iters", "2", "--teacher-hparams",
-              json.dumps(TINY_TEACHER)] if ctx.smoke else
-             ["--sizes", "207", "883", "2000", "8600", "--batch-size", "16", "--latency-iters", "50"])
-    args = build_parser().parse_args(argv)
-    args.argv, args.deadline, args.capture_verdicts = argv, deadline, ctx.handover.get("capture")
-    record = run_scaling(args)
-    ctx.handed["capture"] = record.get("capture") or {}
-    return record
-
-
-def _scaling_lineup(smoke: bool) -> str:
-    return (f"graph-wavenet and {DEFAULT_STUDENT} h32 at N = {'8, 16' if smoke else '207, 883, 2,000, 8,600'} (3 "
-            "training steps of 16 windows, latency at batch 1); a size whose cost bound (a + b N + c N^2 from the "
-            "sizes measured) does not fit the time left is skipped, with the bound")
-
-
 #: what a suite part trains on the GPU: seeds, students (labels of the suite's), peers, why it is reduced (if it is)
 SUITE_PLANS: dict[str, tuple[int, tuple[str, ...], tuple[str, ...], str | None]] = {
     "metr-la-week": (3, (f"{DEFAULT_STUDENT} h32", "gcn-gru h32 structured"), ("pgt-tgcn",), None),
@@ -300,11 +271,12 @@ def _suite_lineup(name: str) -> Callable[[bool], str]:
 
 def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     """An Optuna study (``tuning.search.main``) of the students, the default one first, distilled from the
-    metr-la-week part's teacher, against a latency budget (:func:`_calibrate_budget`)."""
+    metr-la-week part's teacher, against a latency budget (:func:`tuning.budget.calibrate_budget`)."""
     from benchmarks.suites import TINY_TEACHER
     from stgkd.data.rebuild import load_data
     from stgkd.engine import TimeLimit, TrainConfig, train_model
     from stgkd.errors import DataError
+    from tuning.budget import calibrate_budget
     from tuning.search import main as search_main
     from tuning.space import load_space
     from tuning.teacher import SMALL_TEACHER
@@ -325,7 +297,8 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         teacher_note = f"a compact Graph WaveNet {json.dumps(hp)} trained here ({res.epochs_run} epochs)"
     space = load_space(None)
     mode, capture_note = _tuning_mode(ctx, data, space, deadline)
-    calibration = _calibrate_budget(ctx, data, space, mode, teacher_ms=ctx.handover.get("teacher_cuda_graph_b1_ms"))
+    calibration = calibrate_budget(data.adj, space, device=ctx.device, mode=mode, teacher_ms=ctx.handover.get(
+        "teacher_cuda_graph_b1_ms"), **({"warmup": 1, "iters": 2} if ctx.smoke else {}))
     out, target = ctx.work / "study", 2 if ctx.smoke else MIN_TRIALS
     argv = ["--dataset", str(ctx.week), "--teacher", str(teacher), "--latency-budget-ms",
             f"{calibration['budget_ms']:.6g}", "--latency-batch", "1", "--latency-mode", mode, "--latency-device",
@@ -357,79 +330,20 @@ def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
             "notes": notes, "_artifacts": {k: str(v) for k, v in artifacts.items() if v.is_file()}}
 
 
-def _tuning_students(data: Any, space: Any) -> dict[str, dict[str, Any]]:
-    """The model configs the latency budget is set from: the reference (the default student at width 32) and the
-    widest student of each family the space allows (top width and every integer size parameter that applies to
-    the family at its top; a rank at most the number of sensors)."""
-    from benchmarks.capture import model_config
-
-    n = int(data.num_nodes)
-    families = list(space["family"].choices) if space["family"].kind == "categorical" else [space["family"].value]
-    out = {"reference": model_config(DEFAULT_STUDENT, n, hidden=32)}
-    for family in families:
-        hp: dict[str, Any] = {"hidden": space["hidden"].high}
-        for spec in space.specs:
-            if spec.kind == "int" and family in spec.when.get("family", (family,)) and (
-                    spec.name == "layers" or spec.name.startswith("student.")):
-                hp[spec.name.removeprefix("student.")] = min(spec.high, n) if spec.name == "student.rank" else spec.high
-        out[family + " " + " ".join(f"{k}={v}" for k, v in hp.items())] = model_config(family, n, **hp)
-    return out
-
-
 def _tuning_mode(ctx: Context, data: Any, space: Any, deadline: Deadline) -> tuple[str, str | None]:
     """The study's latency mode: a CUDA graph on CUDA when the probe captures the students the budget is set from,
     else eager (and why)."""
     from benchmarks.capture import CaptureJob, probe_missing, setting_key
+    from tuning.budget import budget_students
 
     if not ctx.cuda:
         return "eager", None
     jobs = [CaptureJob(setting_key(cfg, 1, "fp32"), cfg, data.adj, 1, "fp32")
-            for cfg in _tuning_students(data, space).values()]
+            for cfg in budget_students(space, int(data.num_nodes)).values()]
     verdicts = probe_missing(jobs, ctx.handover.get("capture"), device=ctx.device, deadline=deadline, log=ctx.log)
     ctx.handed["capture"] = verdicts
     refused = "; ".join(f"{k} not capturable: {v}" for k, v in verdicts.items() if v)
     return ("eager", f"Latency budget and trials timed eagerly: {refused}.") if refused else ("cuda-graph", None)
-
-
-def _calibrate_budget(ctx: Context, data: Any, space: Any, mode: str, *, teacher_ms: float | None = None
-                      ) -> dict[str, Any]:
-    """The latency budget: on CUDA in CUDA-graph mode with the latency part's figure of the default teacher
-    (``teacher_ms``: CUDA graph, batch 1, fp32), :data:`TEACHER_FRACTION` of it; otherwise the geometric mean of
-    the reference student's latency and the fastest of the widest students (so the reference is feasible and no
-    widest student is), or 1.05 x the reference when the widest are not slower. The students are measured as the
-    study measures (batch 1) either way, so the record says which of them the budget admits."""
-    from stgkd.latency import measure
-    from stgkd.nn.registry import from_config
-
-    iters, warmup = (2, 1) if ctx.smoke else (50, 5)
-
-    def lat(config: dict[str, Any]) -> float:
-        torch.manual_seed(0)
-        return measure(from_config(config, data.adj), batch_size=1, device=ctx.device, mode=mode, warmup=warmup,
-                       iters=iters, name=config["name"]).median_ms
-
-    students = _tuning_students(data, space)
-    ref_config = students.pop("reference")
-    reference = lat(ref_config)
-    widest = {label: lat(cfg) for label, cfg in students.items()}
-    low_wide, source = min(widest.values()), "calibrated here"
-    if ctx.cuda and mode == "cuda-graph" and teacher_ms:
-        budget, source = TEACHER_FRACTION * float(teacher_ms), "the latency part"
-        rule = (f"1/{round(1 / TEACHER_FRACTION)} of {DEFAULT_TEACHER}'s CUDA-graph latency at batch 1, fp32 "
-                f"({float(teacher_ms):.4g} ms, measured by the latency part of this run)")
-    elif low_wide > 1.05 * reference:
-        budget, rule = math.sqrt(reference * low_wide), "geometric mean of the reference and the fastest widest student"
-    else:
-        budget, rule = 1.05 * reference, ("the widest students are not measurably slower than the reference here, so "
-                                          "no budget above the reference excludes them; budget = 1.05 x the reference")
-    if ctx.cuda and source != "the latency part":
-        rule += (" (no CUDA-graph figure of the teacher from the latency part" if not teacher_ms else
-                 " (the students are timed eagerly here") + ", so not 1/10 of the teacher's)"
-    return {"mode": mode, "device": ctx.device, "batch": 1, "source": source,
-            "reference": {"model": ref_config["name"], "hidden": 32, "median_ms": reference,
-                          "within_budget": reference <= budget},
-            "teacher": {"model": DEFAULT_TEACHER, "mode": "cuda-graph", "batch": 1, "median_ms": teacher_ms},
-            "widest": widest, "budget_ms": budget, "rule": rule}
 
 
 def _tuning_lineup(smoke: bool) -> str:
@@ -449,11 +363,9 @@ PARTS: list[Part] = [
          95, part_profile, profile_lineup),
     Part("timing", "model-timing", "forward / forward+backward time of every model, batch 64", 10, part_timing,
          _timing_lineup),
-    Part("scaling", "scaling", "teacher and student on 207 / 883 / 2,000 / 8,600 sensors", 15, part_scaling,
-         _scaling_lineup, grace_s=20),
     Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 70, _suite_part("metr-la-week"),
          _suite_lineup("metr-la-week"), grace_s=30),
-    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 55, part_tuning,
+    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 70, part_tuning,
          _tuning_lineup, grace_s=20),
     Part("los-loop", "los-loop", "Los-loop suite, reduced by design", 10, _suite_part("los-loop"),
          _suite_lineup("los-loop"), grace_s=20),

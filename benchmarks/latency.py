@@ -9,9 +9,9 @@ Sections (``--sections``):
   says how bf16 ran, :func:`stgkd.precision.inference_precision`);
 * ``peers``: PyTorch Geometric Temporal's ``A3TGCN2``, ``TGCN2`` stepped over the window, ``BatchedDCRNN`` and
   ``MTGNN`` (stgkd's wrappers) at ``--peer-batch``, eager, fp32;
-* ``timing``: forward (eval, ``measure``) and forward+backward (train mode, the forecast's mean as the loss)
-  time of every registered model at each ``--batch``, fp32 and bf16, Graph WaveNet and the students before the
-  peers (:func:`value_order`), on METR-LA's adjacency at 207 sensors when the week is present.
+* ``timing``: forward (:func:`stgkd.latency.measure`) and forward+backward
+  (:func:`stgkd.latency.measure_train_step`) of every registered model at each ``--batch``, fp32 and bf16, Graph
+  WaveNet and the students before the peers (:func:`value_order`), on METR-LA's graph when the week is present.
 
 On CUDA every CUDA-graph setting is first captured in a child process (:mod:`benchmarks.capture`): one that
 does not capture is recorded ``"not capturable: <reason>"`` and costs no other model its figures. A setting
@@ -34,7 +34,6 @@ import argparse
 import datetime as dt
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,12 +43,12 @@ import torch
 import stgkd.latency
 from benchmarks.budget import Deadline
 from benchmarks.capture import CaptureJob, model_config, probe_missing, setting_key, timed
-from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
-from benchmarks.record import environment, log, one_line, write_record
+from benchmarks.idle import EXIT_BUSY, refuse_busy
+from benchmarks.record import add_record_args, environment, log, one_line, write_record
+from benchmarks.table.records import table
 from stgkd.latency import cpu_threads, device_name, is_busy, random_graph
 from stgkd.precision import inference_precision, precision_label
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("main", "peers", "timing")
 #: the peers section's labels and the registered models they time (:mod:`stgkd.nn.peers`)
 PEERS = {"a3tgcn2": "pgt-a3tgcn", "tgcn2-stepped": "pgt-tgcn", "batched-dcrnn": "dcrnn", "mtgnn": "mtgnn"}
@@ -171,40 +170,12 @@ def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Dead
 # --------------------------------------------------------------------------- timing
 
 
-def _train_step_ms(model: Any, x: torch.Tensor, *, dtype: str, device: torch.device, warmup: int,
-                   iters: int) -> list[float]:
-    """Milliseconds of each of ``iters`` forward+backward passes (train mode, the forecast's mean as the loss)
-    after ``warmup`` untimed ones, at ``dtype`` as :func:`inference_precision` runs it; the device is synchronised
-    around each pass. (The library times inference only, :func:`stgkd.latency.measure`.)"""
-    precision = inference_precision(model, dtype)
-    run, xin = precision.prepare(model).train(), precision.inputs(x)
-
-    def step() -> None:
-        with precision.context(device):
-            loss = run(xin).float().mean()
-        loss.backward()
-        run.zero_grad(set_to_none=True)
-
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        step()
-    samples = []
-    for _ in range(iters):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return samples
-
-
 def time_models(names: list[str], adj: np.ndarray, *, batches: list[int], dtypes: list[str], device: torch.device,
                 warmup: int, iters: int, rows: list[dict[str, Any]] | None = None,
                 deadline: Deadline | None = None) -> list[dict[str, Any]]:
     """Forward and forward+backward milliseconds of every model in ``names`` at each batch and precision (a
     fitted baseline has no backward), appended to ``rows`` and returned. Past ``deadline`` it raises
     :class:`~benchmarks.budget.OutOfTime` before the next setting; a setting that fails is a row with its error."""
-    from stgkd.latency import summarize
     from stgkd.nn import MODELS, build, count_flops
 
     rows = [] if rows is None else rows
@@ -237,8 +208,8 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: list[int], dtypes
                                                       warmup=max(1, warmup), iters=iters, name=name)
                             stats = {k: getattr(r, k) for k in nan}
                         else:
-                            samples = _train_step_ms(model, x, dtype=dtype, device=device, warmup=warmup, iters=iters)
-                            stats = {k: v for k, v in summarize(samples).items() if k in nan}
+                            stats = {k: v for k, v in stgkd.latency.measure_train_step(
+                                model, x, dtype=dtype, warmup=warmup, iters=iters).items() if k in nan}
                     except Exception as exc:
                         stats, row["error"] = nan, one_line(exc)
                         stgkd.latency.release_cached_memory()
@@ -272,10 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="CPU thread counts, every setting timed once per count (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
-    p.add_argument("--tag", default="", help="suffix of the result file names")
-    add_allow_busy(p)
-    return p
+    return add_record_args(p, allow_busy=True)
 
 
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -373,6 +341,17 @@ def _md_head(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _row(r: dict[str, Any]) -> list[Any]:
+    cells = [r["model"], f"{r['parameters']:,}" if "parameters" in r else "", r.get("nodes", ""), r.get("batch", ""),
+             r.get("threads", ""), r.get("mode", ""), r.get("dtype", "")]
+    if "skipped" in r:
+        return cells + [f"skipped: {r['skipped']}", "", "", ""]
+    if r.get("busy"):
+        return cells + [f"busy, not a figure (load {(r.get('load_average') or ['?'])[0]})", "", "", ""]
+    return cells[:6] + [precision_label(r["dtype"], r.get("precision")), f"{r['median_ms']:.3f}", f"{r['p90_ms']:.3f}",
+                        f"{r['p99_ms']:.3f}", f"{r['throughput']:,.0f}"]
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     """The latency record as Markdown: conditions, then one table per section (skipped settings say why)."""
     st = report["settings"]
@@ -380,22 +359,10 @@ def to_markdown(report: dict[str, Any]) -> str:
                                 "batch / median", ""]
     for section in SECTIONS[:2]:
         rows = [r for r in report["results"] if r["section"] == section]
-        if not rows:
-            continue
-        lines += [f"## {section}", "", "| model | params | nodes | batch | threads | mode | dtype | median ms | "
-                  "p90 ms | p99 ms | forecasts/s |", "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
-        for r in rows:
-            cells = [r["model"], f"{r['parameters']:,}" if "parameters" in r else "", r.get("nodes", ""),
-                     r.get("batch", ""), r.get("threads", ""), r.get("mode", ""), r.get("dtype", "")]
-            if "skipped" in r:
-                cells += [f"skipped: {r['skipped']}", "", "", ""]
-            elif r.get("busy"):
-                cells += [f"busy, not a figure (load {(r.get('load_average') or ['?'])[0]})", "", "", ""]
-            else:
-                cells[6] = precision_label(r["dtype"], r.get("precision"))
-                cells += [f"{r['median_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['p99_ms']:.3f}", f"{r['throughput']:,.0f}"]
-            lines.append("| " + " | ".join(map(str, cells)) + " |")
-        lines.append("")
+        if rows:
+            lines += [f"## {section}", ""] + table(["model", "params", "nodes", "batch", "threads", "mode", "dtype",
+                                                    "median ms", "p90 ms", "p99 ms", "forecasts/s"], map(_row, rows))
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -1,20 +1,13 @@
-"""Where a forward's time goes: a ``torch.profiler`` summary of one model at one shape, and the ``profile`` part
-of ``python -m benchmarks.gpu`` (the default student, then the default teacher).
+"""Where a forward's time goes: :func:`stgkd.profiling.profile_model` of one model at each batch, in every mode,
+written as a record; and the ``profile`` part of ``python -m benchmarks.gpu`` (the default student, then the
+default teacher).
 
-For each mode (``eager``, ``cuda-graph``: :class:`stgkd.latency.CudaGraphRunner`, ``compile``: ``torch.compile``
-with inductor, ``reduce-overhead`` on CUDA) the model runs ``--warmup`` times, then ``--iters`` times under the
-profiler; per forward the summary gives the wall time and the device's busy time (their difference is launch
-and framework overhead the device idles through), on a GPU the kernels and launch calls (one
-``cudaGraphLaunch`` for a CUDA graph), the slowest operators and kernels, and each mode's max abs difference to
-eager's output (faithful within :data:`FAITHFUL_ATOL`). Compilation is timed apart (``compile_s``), not
-profiled; a mode that fails is recorded with its error and the others go on. It is what explains a missed
-latency goal: a forward of 40 kernels of 2 µs each is bound by launches, and CUDA graphs are the cure. Writes
+For each batch the model runs in each mode (``eager``, ``cuda-graph``, ``compile``) ``--warmup`` times, then
+``--iters`` times under the profiler; a mode that fails is recorded with its error and the others go on. Writes
 ``profile-<device>-<date>-<model>-w<width>-b<batch>.json`` and ``.md`` per batch (a Chrome trace per mode with
-``--trace``).
-
-The part (:func:`part_profile`) profiles each model in its own child process (a failed capture or compilation
-poisons only that process), the student first with half of the part's time; a child stopped at its time keeps
-the batches it finished.
+``--trace``). The part (:func:`part_profile`) profiles each model in its own child process (a failed capture or
+compilation poisons only that process), the student first with half of the part's time; a child stopped at its
+time keeps the batches it finished.
 
     python -m benchmarks.profile --model stgru --width 32 --batch 1 64 --device cuda
 """
@@ -28,7 +21,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,114 +28,30 @@ import torch
 from torch import nn
 
 from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
-from benchmarks.record import log, one_line, write_record
-from stgkd.latency import CudaGraphRunner, device_name, random_graph
+from benchmarks.record import RESULTS, log, one_line, write_record
+from benchmarks.table.records import table
+from stgkd.latency import device_name, random_graph
+from stgkd.profiling import FAITHFUL_ATOL, MODES, profile_model
 from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
 if TYPE_CHECKING:
     from benchmarks.gpu_parts import Context
 
-RESULTS = Path(__file__).resolve().parent / "results"
-MODES = ("eager", "cuda-graph", "compile")
-#: a mode's output is faithful when it is this close to eager's (max absolute difference)
-FAITHFUL_ATOL = 1e-4
-#: calls before a compiled model is profiled (compilation, then the CUDA-graph recording of reduce-overhead)
-COMPILE_WARMUP = 3
-#: host-side calls that put work on the GPU
-LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch",
-                "cudaMemcpyAsync", "cudaMemsetAsync")
 #: the part: the default student's width, the batches and modes; its smoke run at toy size without compile
 PART = {"width": 32, "batches": (1, 64), "nodes": 207, "modes": MODES, "warmup": 10, "iters": 50, "top": 12}
 SMOKE = {"width": 4, "batches": (1, 2), "nodes": 6, "modes": MODES[:2], "warmup": 1, "iters": 2, "top": 5}
 
 
-def summarize(prof: torch.profiler.profile, iters: int, wall_ms: float, *, top: int) -> dict[str, Any]:
-    """Per-forward figures of one profiled loop of ``iters`` forwards (times in µs unless named ms)."""
-    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    averages = prof.key_averages()
-    host_ops = sorted((a for a in averages if a.key not in LAUNCH_CALLS and a.self_cpu_time_total > 0),
-                      key=lambda a: a.self_cpu_time_total, reverse=True)
-    launches = [a for a in averages if a.key in LAUNCH_CALLS]
-    by_kernel: dict[str, list[float]] = {}
-    for k in kernels:
-        own = getattr(k, "self_device_time_total", getattr(k, "self_cuda_time_total", 0.0))
-        by_kernel.setdefault(k.name, []).append(float(own) or float(k.time_range.elapsed_us()))
-    kernel_rows = sorted(((name, len(ts), sum(ts)) for name, ts in by_kernel.items()), key=lambda r: r[2], reverse=True)
-    busy = sum(r[2] for r in kernel_rows)
-    return {
-        "iters": iters,
-        "wall_ms_per_forward": round(wall_ms / iters, 4),
-        "host_ops_per_forward": round(sum(a.count for a in host_ops) / iters, 1),
-        "kernels_per_forward": round(len(kernels) / iters, 1),
-        "device_busy_us_per_forward": round(busy / iters, 3),
-        "idle_share": round(1.0 - busy / (wall_ms * 1000.0), 3) if kernels and wall_ms > 0 else None,
-        "launch_calls_per_forward": {a.key: round(a.count / iters, 1) for a in launches},
-        "launch_host_us_per_forward": round(sum(a.self_cpu_time_total for a in launches) / iters, 3),
-        "top_host_ops": [{"op": a.key, "calls_per_forward": round(a.count / iters, 1),
-                          "self_host_us_per_forward": round(a.self_cpu_time_total / iters, 3)} for a in host_ops[:top]],
-        "top_kernels": [{"kernel": name[:120], "calls_per_forward": round(n / iters, 1),
-                         "device_us_per_forward": round(total / iters, 3)} for name, n, total in kernel_rows[:top]],
-    }
-
-
-def compiled(model: nn.Module, *, cuda: bool) -> tuple[Any, str]:
-    """``torch.compile(model)`` with inductor and the mode used: ``reduce-overhead`` on CUDA, else its default."""
-    mode = "reduce-overhead" if cuda else "default"
-    return torch.compile(model, backend="inductor", mode=mode, dynamic=False), mode
-
-
-def faithfulness(out: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:
-    """The max absolute difference of a mode's output from eager's, and whether it is within :data:`FAITHFUL_ATOL`."""
-    diff = float((out.float() - reference.float()).abs().max()) if out.numel() else 0.0
-    return {"max_abs_diff": diff, "atol": FAITHFUL_ATOL, "within_atol": diff <= FAITHFUL_ATOL}
-
-
-def profile_model(model: nn.Module, x: torch.Tensor, *, mode: str, warmup: int, iters: int, top: int,
-                  trace: Path | None = None, reference: torch.Tensor | None = None) -> dict[str, Any]:
-    """Profile ``iters`` forwards of ``model`` on ``x`` (on its device) in ``mode``; with ``reference`` (eager's
-    output on ``x``) the summary also says how far this mode's output is from it."""
-    cuda, extra = x.is_cuda, {}
-    fn: Any = model
-    if mode == "cuda-graph":
-        if not cuda:
-            raise ValueError("mode 'cuda-graph' needs a CUDA device")
-        runner = CudaGraphRunner(model, [x], warmup=max(1, warmup))
-    elif mode == "compile":
-        fn, extra["compile_mode"] = compiled(model, cuda=cuda)
-    elif mode != "eager":
-        raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
-
-    def call() -> torch.Tensor:
-        if mode == "cuda-graph":
-            return runner(x)
-        with torch.inference_mode():
-            return fn(x)
-
-    def synced() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    if mode == "compile":
-        t0 = time.perf_counter()
-        call()
-        synced()
-        extra["compile_s"] = round(time.perf_counter() - t0, 2)
-        warmup = max(warmup, COMPILE_WARMUP)
-    for _ in range(warmup):
-        call()
-    if reference is not None:  # cloned: a CUDA graph's output is a buffer the next replay overwrites
-        extra["faithfulness"] = faithfulness(call().clone(), reference)
-    synced()
-    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
-    with torch.profiler.profile(activities=activities) as prof:
-        start = time.perf_counter()
-        for _ in range(iters):
-            call()
-        synced()
-        wall_ms = (time.perf_counter() - start) * 1000.0
-    if trace is not None:
-        prof.export_chrome_trace(str(trace))
-    return {"mode": mode, **extra, **summarize(prof, iters, wall_ms, top=top)}
+def _mode_row(r: dict[str, Any]) -> list[Any]:
+    if "skipped" in r or "error" in r:
+        return [r["mode"], f"skipped: {r['skipped']}" if "skipped" in r else f"failed: {r['error']}"] + [""] * 7
+    f, idle = r.get("faithfulness"), r["idle_share"]
+    return [r["mode"], f"{r['wall_ms_per_forward']:.4f}",
+            f"{r['device_busy_us_per_forward']:.1f}" if r["kernels_per_forward"] else "-",
+            "-" if idle is None else f"{100 * idle:.0f} %", f"{r['kernels_per_forward']:g}",
+            ", ".join(f"{k} {v:g}" for k, v in r["launch_calls_per_forward"].items()) or "-",
+            f"{r['launch_host_us_per_forward']:.1f}", f"{r['host_ops_per_forward']:g}",
+            "-" if f is None else f"{f['max_abs_diff']:.2e} ({'within' if f['within_atol'] else '**over**'})"]
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -153,31 +61,16 @@ def to_markdown(report: dict[str, Any]) -> str:
              f"- device: **{c['device_kind']}** ({c['device']}), torch {c['torch']}; input (B, T, N, C) = ({c['batch']}, "
              f"{c['in_steps']}, {c['nodes']}, {c['in_channels']}), fp32, {c['parameters']:,} parameters, untrained",
              "- the profiler adds its own overhead: compare its figures with each other, take latency from "
-             f"`python -m benchmarks.latency`; faithful: within {FAITHFUL_ATOL:g} of eager's output", "",
-             "| mode | wall ms / forward | device busy µs | idle share | kernels | launch calls | launch host µs "
-             "| host ops | max abs diff to eager |", "|---|---:|---:|---:|---:|---|---:|---:|---|"]
-    done = [r for r in report["modes"] if "skipped" not in r and "error" not in r]
+             f"`python -m benchmarks.latency`; faithful: within {FAITHFUL_ATOL:g} of eager's output", ""]
+    lines += table(["mode", "wall ms / forward", "device busy µs", "idle share", "kernels", "launch calls",
+                    "launch host µs", "host ops", "max abs diff to eager"], map(_mode_row, report["modes"]))
     for r in report["modes"]:
-        if r not in done:
-            lines.append(f"| {r['mode']} | " + (f"skipped: {r['skipped']}" if "skipped" in r else f"failed: {r['error']}")
-                         + " | | | | | | | |")
-            continue
-        f = r.get("faithfulness")
-        calls = ", ".join(f"{k} {v:g}" for k, v in r["launch_calls_per_forward"].items()) or "-"
-        lines.append(f"| {r['mode']} | {r['wall_ms_per_forward']:.4f} | "
-                     + (f"{r['device_busy_us_per_forward']:.1f}" if r["kernels_per_forward"] else "-") + " | "
-                     + ("-" if r["idle_share"] is None else f"{100 * r['idle_share']:.0f} %")
-                     + f" | {r['kernels_per_forward']:g} | {calls} | {r['launch_host_us_per_forward']:.1f} | "
-                     f"{r['host_ops_per_forward']:g} | "
-                     + ("-" if f is None else f"{f['max_abs_diff']:.2e} ({'within' if f['within_atol'] else '**over**'})")
-                     + " |")
-    for r in done:
-        tables = [("operators (self host time", "op", "self_host_us_per_forward", r["top_host_ops"]),
-                  ("kernels (device time", "kernel", "device_us_per_forward", r["top_kernels"])]
-        for what, key, us, rows in tables:
+        for what, key, us in (("operators (self host time", "op", "self_host_us_per_forward"),
+                              ("kernels (device time", "kernel", "device_us_per_forward")):
+            rows = r.get("top_host_ops" if key == "op" else "top_kernels")
             if rows:
-                lines += ["", f"## {r['mode']}: slowest {what} per forward)", "", f"| {key} | calls | µs |",
-                          "|---|---:|---:|"] + [f"| `{o[key]}` | {o['calls_per_forward']:g} | {o[us]:.1f} |" for o in rows]
+                lines += ["", f"## {r['mode']}: slowest {what} per forward)", ""] + table(
+                    [key, "calls", "µs"], ([f"`{o[key]}`", f"{o['calls_per_forward']:g}", f"{o[us]:.1f}"] for o in rows))
     return "\n".join(lines) + "\n"
 
 

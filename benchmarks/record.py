@@ -3,11 +3,13 @@
 :func:`environment` is the ``"environment"`` entry of a results record (device, versions, threads;
 torch-geometric-temporal imported through the project's ``torch_sparse`` stand-in, :func:`pgt_version`);
 :func:`log` prints a timestamped progress line on stderr; :func:`one_line` states an error in one line;
-:func:`write_record` writes a record's JSON and Markdown beside each other.
+:func:`write_record` writes a record's JSON and Markdown beside each other, at :func:`record_stem`; :func:`add_record_args`
+adds the flags every script that writes a record shares.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import platform
 import sys
@@ -16,7 +18,32 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "log", "one_line", "pgt_version", "write_json", "write_record"]
+__all__ = ["RESULTS", "add_record_args", "environment", "log", "one_line", "pgt_version", "record_stem", "write_json",
+           "write_record"]
+
+#: where a script writes its records unless ``--out`` says otherwise
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def add_record_args(parser: argparse.ArgumentParser, *, allow_busy: bool = False,
+                    smoke: str | None = None) -> argparse.ArgumentParser:
+    """``--out`` (the results folder) and ``--tag`` (a suffix of the record's file names), worded alike in every
+    script; with ``allow_busy`` also ``--allow-busy`` (:func:`benchmarks.idle.add_allow_busy`), with ``smoke`` a
+    ``--smoke`` flag that help text describes."""
+    from benchmarks.idle import add_allow_busy
+
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
+    parser.add_argument("--tag", default="", help="suffix of the record's file names")
+    if allow_busy:
+        add_allow_busy(parser)
+    if smoke:
+        parser.add_argument("--smoke", action="store_true", help=smoke)
+    return parser
+
+
+def record_stem(args: argparse.Namespace, name: str, date: str) -> Path:
+    """``OUT/<name>-<date>[-TAG]`` (:func:`add_record_args`'s flags): where a record's JSON and Markdown go."""
+    return Path(args.out) / f"{name}-{date}{'-' + args.tag if args.tag else ''}"
 
 
 def _plain(obj: Any) -> Any:

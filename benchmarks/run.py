@@ -6,11 +6,9 @@ Usage::
     python -m benchmarks.run --suite metr-la-week --device cuda --seeds 3
     python -m benchmarks.run --suite los-loop --seeds 3           # T-GCN's protocol, same week
     python -m benchmarks.run --suite metr-la --device cuda        # full datasets, when present
-    python -m benchmarks.run --suite scaling                      # cost vs. network size
     python -m benchmarks.run --render                             # only regenerate RESULTS.md
 
-A suite (:mod:`benchmarks.suites`) is trained and timed by :func:`benchmarks.protocols.train_suite`; the scaling
-study is :mod:`benchmarks.scaling`. Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` (per model
+A suite (:mod:`benchmarks.suites`) is trained and timed by :func:`benchmarks.protocols.train_suite`. Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` (per model
 and seed the test metrics, epochs and seconds; per model the parameters, FLOPs and latency; the baselines on the
 same test targets) and regenerates ``benchmarks/RESULTS.md`` from every record there. Under a time budget every
 run gets its share (:class:`~benchmarks.budget.TimeShares`) but trains at least ``--min-passes`` epochs first (the
@@ -124,9 +122,8 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def timed_busy(record: dict[str, Any]) -> bool:
-    """Whether any figure of a suite or scaling record was timed on a busy machine (:func:`stgkd.latency.is_busy`)."""
-    lat = [entry for m in record.get("models", []) for entry in (m.get("latency") or {}).values()]
-    return any(bool(x.get("busy")) for x in lat + list(record.get("points", [])))
+    """Whether any figure of a suite record was timed on a busy machine (:func:`stgkd.latency.is_busy`)."""
+    return any(bool(x.get("busy")) for m in record.get("models", []) for x in (m.get("latency") or {}).values())
 
 
 def write_results(record: dict[str, Any], results_dir: Path, markdown: Path) -> Path:
@@ -141,7 +138,7 @@ def write_results(record: dict[str, Any], results_dir: Path, markdown: Path) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("--suite", help=f"one of {', '.join(_suites.SUITES.names())}, or 'scaling'")
+    p.add_argument("--suite", help=f"one of {', '.join(_suites.SUITES.names())}")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train and time (default: cpu)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default: 3)")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the suite's)")
@@ -170,11 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", action="append", help="a note recorded in the JSON and RESULTS.md (repeatable)")
     p.add_argument("--render", action="store_true", help="only regenerate RESULTS.md from the JSON files")
     add_allow_busy(p)
-    scaling = p.add_argument_group("the scaling suite (benchmarks.scaling)")
-    scaling.add_argument("--sizes", type=int, nargs="+", default=None, help="network sizes (default: 207 883 2000 8600)")
-    scaling.add_argument("--scaling-batches", type=int, default=3, help="timed training steps per point (default: 3)")
-    scaling.add_argument("--scaling-warmup", type=int, default=1, help="untimed training steps first (default: 1)")
-    scaling.add_argument("--teacher-max-nodes", type=int, default=None, help="skip the teacher above this many sensors")
     return p
 
 
@@ -199,15 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds < 1:
             raise ConfigError("--seeds must be >= 1")
         args.seed_list = list(range(args.seeds))
-        if args.suite == "scaling":
-            from benchmarks.scaling import run_scaling
-
-            record = run_scaling(args)
-        else:
-            suite = _suites.get_suite(args.suite)
-            args.epochs = args.epochs if args.epochs is not None else 1 if args.tiny else suite.epochs
-            args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
-            record = run_suite(args)
+        suite = _suites.get_suite(args.suite)
+        args.epochs = args.epochs if args.epochs is not None else 1 if args.tiny else suite.epochs
+        args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
+        record = run_suite(args)
         record["busy"] = timed_busy(record)
         path = write_results(record, Path(args.results_dir), Path(args.markdown))
         print(f"wrote {path} and {args.markdown}")

@@ -2,59 +2,27 @@
 chosen one on three seeds; a train row against the best baseline table on the same test targets, a distill
 row against its plain row (the same student trained without a distillation loss), paired by seed.
 
-Plans (``--list`` prints a plan's settings and their flags):
-
-* ``counts``: the default student (``stgru``) on the count simulator (``synthetic-counts``): a screen of
-  input, budget and loss settings (``benchmarks.counts`` before: the same settings, run directories and
-  record).
-* ``teachers``: every teacher family (``graph-wavenet``, ``staeformer``) on the real METR-LA week, screened
-  as the default student was (``results/student-frontier-screen-cpu-2026-12-03.md``): its learning rates
-  1e-3, 3e-3, 5e-3, 1e-2 and 2e-2 with yesterday's readings (``--seasonal day``) and 1e-3, 3e-3 and 1e-2
-  without (``--seasonal none``), at ``--epochs 30`` (its budget; patience 10, cosine schedule): 8 settings
-  per family, as the student's rate and input rows were.
-* ``distill``: which distillation settings help (``benchmarks.distill_ablation`` before, its settings):
-  ``gcn-gru`` width 32 from one ``--teacher``, at that script's budget (``--epochs 12 --lr 3e-3 --patience
-  0``): plain, output distillation alone, the default loss, the teacher as the target, and students with an
-  adaptive adjacency (plain, inherited from the teacher, relations from it), two graph layers, diffused
-  inputs, a sensor embedding or all three, each plainly and distilled; each row against the plain row of
-  its own student.
-* ``regime``: when distillation pays, by training data (``benchmarks.distill_regime`` before, the recipes of
-  its records): ``stgru`` plain, with the teacher's adjacency inherited, output distillation, hints from the
-  teacher's features and all of these, ``dcgru`` and ``gcn-gru`` plain and distilled, all width 32, each on
-  the most recent day of the training split (``--train-days 1``) and on all of it, at ``--epochs 30``.
-  ``--epochs 0`` gives stgkd's default instead (100, or enough for 1,600 optimiser steps: a student on one
-  day is trained about as long as one on all, what the retired ``--match-steps`` did by scaling).
-* ``ensemble``: a student from the best of several ``--teacher`` files (chosen on their validation MAE) and
-  from all of them as one ensemble (``--teacher-combine mean`` and ``inverse-error``), beside the plain
-  student (``benchmarks.teacher_ensemble --student`` before): ``stgru`` width 32, ``--epochs 30``. The
-  ensemble's own validation MAE is each row's teacher column; scoring it on the test split beside each
-  member needs ``stgkd evaluate`` to take several checkpoints, which it does not.
+Plans (:data:`PLANS`; ``--list`` prints a plan's settings and their flags; ``benchmarks/README.md`` says what
+each screens): ``counts`` (the default student on the count simulator), ``teachers`` (every teacher family on
+the real METR-LA week at the default student's screen of learning rates and inputs), and the distill plans
+``distill`` (which distillation settings help), ``regime`` (students plain and distilled on one day of training
+data and on all of it) and ``ensemble`` (a student from the best of several ``--teacher`` files and from their
+ensemble).
 
 Every row is the command a user types (``python -m stgkd train --dataset D --model M --test ...`` or
 ``python -m stgkd distill --teacher CKPT ... --student S --out DIR --test ...``), run from the repository
 root in its own process, one at a time; a row whose run directory already holds a ``metrics.json`` is read,
 not run again (the screen resumes after a kill; the directory's name is the setting's and the seed's, so a
-changed ``--epochs``, ``--flags`` or ``--teacher`` needs another ``--out``). A train screen gives, per row
-and seed, the validation MAE over the 12 steps, the test MAE per horizon (the keys of ``metrics.json``) and
-over the 12 steps, the best baseline on the same test targets (chosen per horizon on validation,
-:func:`stgkd.engine.baselines.score_baselines`) and the margin over it; a distill screen, per setting, the
-test MAE per horizon (mean ± std over seeds), the gain over its plain row paired by seed, the student's
-distance to the teacher's validation forecasts (fidelity) and the teacher's validation MAE. Per model family
-the setting with the lowest validation MAE is chosen (:func:`benchmarks.table.screen.chosen`), never on
-test; ``--chosen`` runs each family's choice on ``--seeds``. Accuracy only: no figure here is a timing.
+changed ``--epochs``, ``--flags`` or ``--teacher`` needs another ``--out``). Per model family the setting with
+the lowest validation MAE is chosen (:func:`benchmarks.table.screen.chosen`), never on test; ``--chosen`` runs
+each family's choice on ``--seeds``. Accuracy only: no figure here is a timing.
 
-    python -m benchmarks.screen counts --out runs/counts                       # the screen, seed 0
     python -m benchmarks.screen counts --out runs/counts --only defaults --seeds 0 1 2
-    python -m benchmarks.screen counts --out runs/counts --seeds 0 1 2 --no-run --record counts-cpu-DATE
-    python -m benchmarks.screen teachers                                       # runs/teachers, seed 0
     python -m benchmarks.screen teachers --chosen --seeds 1 2                  # each family's choice, 2 more seeds
     python -m benchmarks.screen teachers --seeds 0 1 2 --no-run --record teachers-cpu-DATE   # the record
     python -m benchmarks.screen teachers --dataset DIR --out /tmp/t --smoke    # tiny models, 1 epoch of 2 batches
     python -m benchmarks.screen distill --teacher benchmarks/teachers/gwn-metr-la-week.pt --seeds 0 1 2
-    python -m benchmarks.screen regime --teacher benchmarks/teachers/gwn-metr-la-week.pt \\
-        --only 'dcgru w32 plain, 1 day' 'dcgru w32 KD, 1 day' --epochs 0     # stgkd's default budget
     python -m benchmarks.screen ensemble --teacher A/best.pt B/best.pt C/best.pt --seeds 0 1 2
-    python -m benchmarks.screen distill --teacher T.pt --seeds 0 1 2 --no-run --record distill-cpu-DATE
 """
 
 from __future__ import annotations

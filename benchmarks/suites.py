@@ -39,23 +39,12 @@ WEEK_FILES = ("metr-la-week.h5", "adj_mx.pkl", "los_speed.csv")
 
 @dataclass
 class Suite:
-    """One benchmark setting.
-
-    Attributes:
-        name: registry name (``--suite``).
-        title: display name.
-        protocol: ``"dcrnn"`` or ``"los-loop"``.
-        load: ``load(tiny, week=None) -> TrafficData``; raises :class:`DataError` when files are
-            missing. ``week`` is the folder of the real METR-LA week (:func:`week_folder`), read by the
-            suites built on it and ignored by the others.
-        teacher: teacher model name and hyperparameters.
-        students: ``(label, model name, hparams)`` of each student.
-        peers: ``(label, model name, hparams)`` of each peer.
-        epochs, limit_batches: default training budget (``--epochs`` / ``--limit-batches`` override).
-        published: dataset name in :mod:`benchmarks.published` whose quotes go beside this suite.
-        description: one paragraph for RESULTS.md.
-        tiny_teacher: teacher hyperparameters under ``--tiny``.
-    """
+    """One benchmark setting: its registry ``name`` (``--suite``), ``title``, ``protocol`` (``"dcrnn"`` or
+    ``"los-loop"``), ``load(tiny, week=None) -> TrafficData`` (a :class:`DataError` naming missing files; ``week`` is
+    the real METR-LA week's folder, :func:`week_folder`), the ``teacher`` (name, hyperparameters), the ``students``
+    and ``peers`` (``(label, model name, hparams)`` each), the default training budget (``epochs``,
+    ``limit_batches``), the dataset whose quotes of :mod:`benchmarks.published` go beside it (``published``), a
+    paragraph for RESULTS.md (``description``) and the teacher's hyperparameters under ``--tiny``."""
 
     name: str
     title: str

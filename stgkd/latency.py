@@ -2,7 +2,8 @@
 
 :func:`measure` times ``model(x)`` for inputs ``x`` of shape ``(B, T_in, N, C)`` and returns a
 :class:`LatencyResult` that carries the numbers *and* the conditions they were taken under (device,
-versions, shape, mode, precision). Printing is the CLI's job (``stgkd latency``).
+versions, shape, mode, precision). Printing is the CLI's job (``stgkd latency``). :func:`measure_train_step`
+times a training step's forward and backward.
 
 How it times:
 
@@ -54,24 +55,9 @@ from stgkd.precision import DTYPES, inference_precision
 MODES = ("eager", "cuda-graph", "compile")
 
 __all__ = [
-    "MODES",
-    "DTYPES",
-    "LatencyResult",
-    "measure",
-    "summarize",
-    "device_name",
-    "CudaGraphRunner",
-    "CaptureError",
-    "failed_capture",
-    "release_cached_memory",
-    "random_graph",
-    "format_table",
-    "RawUnitsAdapter",
-    "cpu_threads",
-    "load_average",
-    "is_busy",
-    "busy_cores",
-    "is_crowded",
+    "MODES", "DTYPES", "LatencyResult", "measure", "measure_train_step", "summarize", "device_name",
+    "CudaGraphRunner", "CaptureError", "failed_capture", "release_cached_memory", "random_graph", "format_table",
+    "RawUnitsAdapter", "cpu_threads", "load_average", "is_busy", "busy_cores", "is_crowded"
 ]
 
 
@@ -359,6 +345,39 @@ def measure(
         cpu_count=os.cpu_count() or 1,
         busy=is_busy(load_before) or is_busy(load_after),
     )
+
+
+def measure_train_step(model: nn.Module, x: Tensor, *, dtype: str = "fp32", warmup: int = 5,
+                       iters: int = 20) -> dict[str, float]:
+    """Milliseconds of a training step's forward and backward of ``model`` on ``x`` (train mode, the forecast's
+    mean as the loss, gradients cleared after each; no optimiser step), :func:`summarize`\ d over ``iters`` steps
+    after ``warmup`` untimed ones, at ``dtype`` as :func:`~stgkd.precision.inference_precision` runs it, on
+    ``x``'s device: CUDA events from an idle GPU there, the wall clock on the CPU.
+
+    Shapes:
+        x: ``(B, T_in, N, C)``, on the model's device.
+    """
+    if dtype not in DTYPES or warmup < 0 or iters < 1:
+        raise ConfigError(f"dtype={dtype!r} (one of {', '.join(DTYPES)}), warmup={warmup} (>= 0), iters={iters} (>= 1)")
+    precision = inference_precision(model, dtype)
+    run, xin, dev = precision.prepare(model).train(), precision.inputs(x), x.device
+
+    def step(_: Any = None) -> None:
+        with precision.context(dev):
+            loss = run(xin).float().mean()
+        loss.backward()
+        run.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if dev.type == "cuda":
+        return summarize(_time_cuda(step, [xin], iters, dev))
+    samples = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        step()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return summarize(samples)
 
 
 def _check_settings(*, mode: str, dtype: str, batch_size: int, warmup: int, iters: int) -> None:

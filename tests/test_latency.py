@@ -378,3 +378,31 @@ def test_benchmark_timing_section_times_a_baseline_forward_only_and_a_student_bo
     assert {(r["model"], r["passes"]) for r in rows} == {("last-value", "forward"), ("gru", "forward"),
                                                          ("gru", "forward+backward")}
     assert all(not r["error"] and r["median_ms"] > 0 and r["iters"] == 1 for r in rows)
+
+
+# ---------------------------------------------------------------- a training step's forward and backward
+
+
+def test_train_step_times_forward_and_backward_per_step_and_clears_the_gradients(monkeypatch):
+    # a fake clock: each timed step reads start, end; durations 2, 6, 4 ms
+    ticks = iter([0.0, 0.002, 1.0, 1.006, 2.0, 2.004])
+    monkeypatch.setattr(latency.time, "perf_counter", lambda: next(ticks))
+    model = TinyTimed(num_nodes=5, in_steps=3, out_steps=2, in_channels=1).eval()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(m.training))
+    backward = []
+    model.a.weight.register_hook(lambda g: backward.append(g.abs().sum().item()) or g)
+    stats = latency.measure_train_step(model, torch.randn(2, 3, 5, 1), warmup=1, iters=3)
+    assert stats["median_ms"] == pytest.approx(4.0) and stats["mean_ms"] == pytest.approx(4.0)
+    assert (stats["min_ms"], stats["max_ms"]) == (pytest.approx(2.0), pytest.approx(6.0))
+    assert calls == [True] * 4  # train mode, warm-up included
+    assert len(backward) == 4 and all(g > 0 for g in backward)  # a backward per step
+    assert all(p.grad is None for p in model.parameters())  # cleared after each step
+
+
+def test_train_step_validates_its_settings():
+    model, x = TinyTimed(num_nodes=2, in_steps=3, out_steps=2, in_channels=1), torch.randn(1, 3, 2, 1)
+    with pytest.raises(ConfigError, match="iters=0"):
+        latency.measure_train_step(model, x, iters=0)
+    with pytest.raises(ConfigError, match="dtype='int8'"):
+        latency.measure_train_step(model, x, dtype="int8")
