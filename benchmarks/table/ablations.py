@@ -4,22 +4,22 @@ rows and their sections of RESULTS.md.
 
 An ablation group is one teacher, student family, width, epochs and seeds; :func:`ablation_rows` gives one
 row per setting with the paired difference to the plain student and what distillation adds over the same
-student trained without a distillation loss. :func:`regime_section` renders "When distillation pays".
+student trained without a distillation loss. :func:`regime_section` renders "When distillation pays" from the
+tables each regime study's script wrote beside its record (:func:`md_sections`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
 from benchmarks.table.records import (GOAL_GAP_CLOSED, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_pm,
-                                      mae_cells, maes_15_30_60, mean_spread, table)
+                                      mae_cells, mean_spread, table)
 
 __all__ = ["REGIME_RECIPES", "is_distilled", "ablation_groups", "ablation_rows", "ablation_section",
-           "ablation_headline", "paired", "regime_section"]
+           "md_sections", "regime_section"]
 
 #: the recipes the records of the retired ``benchmarks.distill_regime`` name: recipe -> its student, the
 #: student's hyperparameters and, for a distilled one, the plain recipe it is paired with (``baseline``)
@@ -150,69 +150,27 @@ def ablation_section(group: list[dict[str, Any]]) -> list[str]:
     return out + (["**What it shows:**", "", *findings, ""] if findings else [])
 
 
-def ablation_headline(group: list[dict[str, Any]]) -> list[str]:
-    """The group's teacher, plain student and best distilled setting at 15 / 30 / 60 minutes."""
-    first, t = group[0], group[0]["teacher"]
-    rows = ablation_rows(group)
-    plain = next((r for r in rows if r["name"] == "plain"), None)
-    if plain is None:
-        return []
-    files = ", ".join(f"`{r['_file']}`" for r in group)
-    line = (f"- **{first['title']}** ({first['environment']['device'].upper()}, {len(first['seeds'])} seeds; teacher "
-            f"{t['parameters'] / 1e3:.0f} k parameters trained {t['epochs']} epochs, students {first['student_epochs']} "
-            f"epochs; {files}): test MAE at 15 / 30 / 60 min — teacher "
-            + " / ".join(f"{t['test'][h]['mae']:.2f}" for h in ("15min", "30min", "60min"))
-            + f"; `{first['student']}` width {first.get('width')} plain {maes_15_30_60(plain)}")
-    kd = [r for r in rows if r["distilled"] and r["60min/mae"][2]]
-    if kd:
-        best_kd = min(kd, key=lambda r: r["60min/mae"][0])
-        line += f"; best distilled ({best_kd['name']}) {maes_15_30_60(best_kd)}"
-    best = _best_closed(rows)
-    if best:
-        line += f"; best share of the 60-min gap closed: {100 * best['closed']:.0f} % ({best['name']})"
-    return [line + "."]
-
-
-def paired(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Distilled − plain per (recipe, days) of a regime record, over the seeds both have finished (runs keyed
-    ``"recipe | days | seed"``), with whether it pays (better by more than twice the seed spread of the plain
-    student, which needs two seeds)."""
-    runs, rows = report["runs"], []
-    for recipe in report["recipes"]:
-        base = REGIME_RECIPES.get(recipe, {}).get("baseline")
-        for days in report["days"] if base else []:
-            seeds = [s for s in report["seeds"] if f"{recipe} | {days} | {s}" in runs and f"{base} | {days} | {s}" in runs]
-            if not seeds:
-                continue
-            row: dict[str, Any] = {"recipe": recipe, "baseline": base, "days": days, "seeds": seeds}
-            for h in ("60min", "avg"):
-                kd, plain = ([runs[f"{r} | {days} | {s}"]["test"][h]["mae"] for s in seeds] for r in (recipe, base))
-                diffs = [a - b for a, b in zip(kd, plain)]
-                mean = statistics.fmean(diffs)
-                sd, plain_sd = ((statistics.stdev(v) if len(v) > 1 else math.nan) for v in (diffs, plain))
-                row[h] = {"delta": mean, "delta_sd": sd, "plain_sd": plain_sd, "plain": statistics.fmean(plain),
-                          "pays": bool(len(seeds) > 1 and mean < 0 and -mean > 2 * plain_sd)}
-            rows.append(row)
-    return rows
+def md_sections(text: str, headings: tuple[str, ...]) -> list[str]:
+    """The ``## `` sections of Markdown ``text`` whose heading starts with one of ``headings``, in the file's
+    order, each heading demoted to ``####``."""
+    parts = [part for part in ("\n" + text).split("\n## ")[1:] if part.startswith(tuple(h[3:] for h in headings))]
+    return [line for part in parts for line in [*("#### " + part.rstrip()).splitlines(), ""]]
 
 
 def regime_section(results_dir: Path) -> str:
-    """"When distillation pays": the paired distilled − plain rows of every ``distill-regime-*.json``, by
-    student and training days, with the verdict against twice the plain student's seed spread ("" for none)."""
+    """"When distillation pays": for each regime study (``distill-regime-*.json`` with its recipes), the test MAE
+    table and the distilled − plain table paired by seed of the Markdown its script wrote beside it ("" for
+    none)."""
     lines = []
     for path in sorted(Path(results_dir).glob("distill-regime-*.json")):
-        report = json.loads(path.read_text())
-        if isinstance(report, dict) and "recipes" in report:  # else a screen record named distill-regime-...
-            lines += [[f"`{path.name}`", r["recipe"], r["days"], len(r["seeds"]), f"{r['60min']['plain']:.3f}",
-                       *[f"{r[h]['delta']:+.3f}" + (f" ± {r[h]['delta_sd']:.3f}" if r[h]["delta_sd"] == r[h]["delta_sd"]
-                                                    else "") for h in ("60min", "avg")],
-                       " / ".join("yes" if r[h]["pays"] else "no" for h in ("60min", "avg"))] for r in paired(report)]
+        report, md = json.loads(path.read_text()), path.with_suffix(".md")
+        if isinstance(report, dict) and "recipes" in report and md.exists():  # else a screen record
+            lines += [f"### `{path.name}` ({report.get('date')})", "", f"Command: `{report.get('command')}`", "",
+                      *md_sections(md.read_text(), ("## Test masked MAE", "## Distilled − plain"))]
     if not lines:
         return ""
     return "\n".join(["", "## When distillation pays (distilled − plain, paired by seed)", "",
                       "From `python -m benchmarks.distill_regime` (retired; `python -m benchmarks.screen regime` runs "
-                      "the study now; each file states its command, teacher and budget; negative = distillation helps; "
-                      "it pays where it is better by more than twice the plain student's seed spread, which needs two "
-                      "seeds or more).", "",
-                      *table(["file", "recipe", "days", "seeds", "plain 60 min", "Δ60", "Δavg", "pays at 60 / avg"],
-                             lines)]) + "\n"
+                      "the study now): each study's tables as its script wrote them beside its record, which states "
+                      "its teacher and budget (negative = distillation helps; it pays where it is better by more than "
+                      "twice the plain student's seed spread, which needs two seeds or more).", "", *lines]) + "\n"

@@ -7,7 +7,7 @@ and recipe (mean ± sample std over its seeds), and joins each with the newest i
 (``benchmarks.latency``, one CPU thread, eager fp32, 207 sensors; a record or row timed on a busy machine is
 never used) that timed the same family with the same parameter count, width and input channels (each where
 both records state it). FLOPs at batch 1 come from the accuracy record where it counted them, else from a
-``benchmarks.model_timing`` record's batch-1 row of the same model. Nothing is filled in: a score without a
+model-timing record's (``benchmarks.latency --sections timing``) batch-1 row of the same model. Nothing is filled in: a score without a
 timing, a timing without a score and a record the main body's rule
 (:func:`~benchmarks.table.records.appendix_reason`) sends to the appendix are listed in
 :attr:`Frontier.missing` with the reason.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from benchmarks.table.records import (HORIZONS, MIN_TIMED_CALLS, WORSE, appendix_reason, as_ablation, best_baseline,
+from benchmarks.table.records import (HORIZONS, MIN_TIMED_CALLS, WORSE, appendix_reason, best_baseline,
                                       fmt_count, fmt_ms, mae_cells, mean_spread, read_json_files, table)
 
 __all__ = ["DATASET", "Score", "Timing", "Point", "Frontier", "StudyFront", "gather", "pareto", "which_student",
@@ -260,7 +260,7 @@ def _ablation_scores(name: str, report: dict[str, Any]) -> list[Score]:
 
     if DATASET not in str(report.get("data", "")) + str(report.get("command", "")):
         return []
-    excluded = appendix_reason(as_ablation(report, name) or {"_file": name})
+    excluded = appendix_reason(dict(report, _file=name))
     teacher, lr = report["teacher"], _option(shlex.split(report.get("command", "")), "--lr")
     out = [replace(_teacher_score(name, teacher, teacher.get("epochs"), None), excluded=excluded)]
     for setting, st in report["settings"].items():
@@ -349,8 +349,8 @@ def _latency_rows(name: str, rec: dict[str, Any]) -> list[Timing]:
 
 
 def _flops_rows(name: str, rec: dict[str, Any]) -> list[tuple[str, int, float, str]]:
-    """``(model, parameters, FLOPs, file)`` of the batch-1 fp32 rows of a ``benchmarks.model_timing`` record."""
-    if not str(rec.get("command", "")).startswith("python -m benchmarks.model_timing") or rec.get("nodes") != NODES:
+    """``(model, parameters, FLOPs, file)`` of the batch-1 fp32 rows of a model-timing record."""
+    if rec.get("protocol") != "model-timing" or rec.get("nodes") != NODES:
         return []
     return [(m["model"], m.get("parameters"), float(m["gflops"]) * 1e9, name) for m in rec.get("models", [])
             if m.get("batch") == 1 and m.get("dtype") == "fp32" and m.get("gflops")]
@@ -524,9 +524,9 @@ def frontier_lines(front: Frontier, fronts: list[StudyFront], skipped: list[tupl
     the points and baselines, "which student to use", what is not on the chart, and the tuning studies."""
     best = best_baseline(front.baselines_block)
 
-    def row(p: Point) -> list[Any]:
+    def row(n: int, p: Point) -> list[Any]:
         t, mae = p.timing, mae_cells(front.baselines_block, p.score.mae, ("60min", "avg"))
-        return [p.label, mae["60min"], mae["avg"], fmt_count(p.score.parameters), fmt_count(p.flops),
+        return [n, p.label, mae["60min"], mae["avg"], fmt_count(p.score.parameters), fmt_count(p.flops),
                 fmt_ms(t.b1_ms) if t else "not timed", fmt_ms(t.b64_ms) if t and t.b64_ms else "–",
                 " / ".join(f"{x:.1f}×" if x else "–" for x in (t.speedup_b1, t.speedup_b64)) if t else "–",
                 p.score.flags, f"`{p.score.source}`", f"`{t.source}`" if t else "–"]
@@ -538,11 +538,12 @@ def frontier_lines(front: Frontier, fronts: list[StudyFront], skipped: list[tupl
            "record or row timed on a busy machine is never used), the speed-up against Graph WaveNet timed in that "
            "same record. One point per model: where several recipes are on record, the one trained longest, then "
            f"with more seeds, then with the lower validation MAE. {WORSE} = worse than the best baseline at that "
-           "horizon.*", "", f"![MAE at 60 min against CPU latency and FLOPs]({chart})", ""]
-    out += table(["model", "MAE 60 min", "MAE avg 12", "params", "FLOPs b1", "CPU ms b1 (1 thread)", "CPU ms b64",
+           "horizon. On the chart each point is its number in the `#` column.*", "",
+           f"![MAE at 60 min against CPU latency and FLOPs]({chart})", ""]
+    out += table(["#", "model", "MAE 60 min", "MAE avg 12", "params", "FLOPs b1", "CPU ms b1 (1 thread)", "CPU ms b64",
                   "× Graph WaveNet b1 / b64", "how it was trained", "accuracy from", "latency from"],
-                 [row(p) for p in front.points] + [
-                     [f"baseline: {label}" + (" (best at 60 min)" if best.get("60min", ("",))[0] == label else ""),
+                 [row(n, p) for n, p in enumerate(front.points, 1)] + [
+                     ["–", f"baseline: {label}" + (" (best at 60 min)" if best.get("60min", ("",))[0] == label else ""),
                       f"{m.get('60min', math.nan):.2f}", f"{m.get('avg', math.nan):.2f}", "–", "–",
                       "no latency (a line on the chart)", "–", "–", "fitted on the training split",
                       front.baselines_source, "–"] for label, m in front.baselines.items()])

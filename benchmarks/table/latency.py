@@ -2,7 +2,7 @@
 
 :func:`latency_section` renders ``benchmarks.latency`` records (one line per model, one column per batch /
 mode / precision / CPU threads measured) and checks the latency goals (:data:`GOALS`) from them;
-:func:`timing_section` renders ``benchmarks.model_timing`` parts, :func:`scaling_section` the scaling study
+:func:`timing_section` renders model-timing records (``benchmarks.latency --sections timing``), :func:`scaling_section` the scaling study
 with its power-law fits.
 """
 
@@ -12,8 +12,7 @@ from typing import Any
 
 from benchmarks.table.records import BUSY, GOALS, fmt_count, fmt_ms, head, part_lines, power_law, table
 
-__all__ = ["latency_section", "latency_headline", "goal_figures", "models_table", "timing_section",
-           "scaling_section"]
+__all__ = ["latency_section", "goal_figures", "models_table", "timing_section", "scaling_section"]
 
 #: torch-geometric-temporal's recurrent peers in the latency table
 RECURRENT_PEERS = ("pgt-a3tgcn2", "pgt-tgcn2-stepped", "pgt-batched-dcrnn")
@@ -135,26 +134,6 @@ def latency_section(rec: dict[str, Any]) -> list[str]:
     return out + (["**Against the goals** (computed from the table):", "", *goals] if goals else [])
 
 
-def latency_headline(rec: dict[str, Any]) -> list[str]:
-    """Teacher, width-32 students and peers at batch 1 and 64 (fewest CPU threads; CUDA graph on a GPU)."""
-    rows = [r for r in rec.get("results", []) if "median_ms" in r and not r.get("busy") and r.get("dtype") == "fp32"]
-    if not rows:
-        return []
-    device = rec["environment"]["device"]
-    mode = "cuda-graph" if device == "cuda" and any(r["mode"] == "cuda-graph" for r in rows) else "eager"
-    threads = min((r.get("threads") or 0) for r in rows)
-    peers = list(dict.fromkeys(r["model"] for r in rows if r.get("section") == "peers"))
-    cells = []
-    for model in ["graph-wavenet", *[f"{s}-h32" for s in rec.get("students", [])], *peers]:
-        by_b = {r["batch"]: r["median_ms"] for r in rows if r["model"] == model and (r.get("threads") or 0) == threads
-                and r["mode"] == (mode if r.get("section") == "main" else "eager")}
-        if by_b:
-            cells.append(f"{model} " + " / ".join(f"b{b} {fmt_ms(v)}" for b, v in sorted(by_b.items())))
-    how = ("CUDA graph" if mode == "cuda-graph" else "eager") + (f", {threads} CPU thread(s)" if device == "cpu" else "")
-    return [f"- **{rec.get('title', 'Inference latency')}** ({device.upper()}, {rec['environment']['device_name']}, "
-            f"{rec['date']}, {how}; `{rec['_file']}`), median ms: " + "; ".join(cells) + "."]
-
-
 def models_table(models: list[dict[str, Any]]) -> list[str]:
     """One Markdown row per (model, batch, precision) of a ``benchmarks.model_timing`` record: forward and
     forward+backward median ms."""
@@ -181,7 +160,7 @@ def models_table(models: list[dict[str, Any]]) -> list[str]:
 
 
 def timing_section(rec: dict[str, Any]) -> list[str]:
-    """A ``benchmarks.model_timing`` part: forward and forward+backward time per model, batch and precision."""
+    """A model-timing record: forward and forward+backward time per model, batch and precision."""
     out = head(rec) + [f"Median ms per call ({rec.get('iters')} timed after {rec.get('warmup')} warm-up) on input "
                        f"(B, 12, {rec.get('nodes')}, 2), graph: {rec.get('graph')}; forward in eval mode without "
                        "gradients, forward+backward in train mode with the forecast's mean as the loss; "

@@ -6,18 +6,19 @@ regenerates a RESULTS.md from a results folder (atomically). Nothing here measur
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from benchmarks.table.ablations import ablation_groups, ablation_headline, ablation_section, regime_section
+from benchmarks.table.ablations import ablation_groups, ablation_section, regime_section
 from benchmarks.table.frontier_chart import frontier_section
 from benchmarks.table.goals import goals_section
-from benchmarks.table.latency import latency_headline, latency_section, scaling_section, timing_section
+from benchmarks.table.latency import latency_section, scaling_section, timing_section
 from benchmarks.table.parts import environment_section, gpu_runs, tuning_section
 from benchmarks.table.records import (FULL_DATASETS, MIN_PASSES, MIN_TIMED_CALLS, appendix_reason, failed_section,
                                       has_payload, head, is_suite, load_records)
 from benchmarks.table.screen import screen_sections
-from benchmarks.table.suites import budget_sensitivity, published_section, suite_headline, suite_section
+from benchmarks.table.suites import published_section, suite_section
 
 __all__ = ["SECTIONS", "render", "write_markdown"]
 
@@ -87,10 +88,19 @@ def _sections(records: list[dict[str, Any]], published: set[str]) -> list[str]:
     return out
 
 
-def render(records: list[dict[str, Any]], *, frontier: Sequence[str] = ()) -> str:
+def anchor(heading: str, seen: dict[str, int]) -> str:
+    """The fragment a heading answers to as GitHub renders it (lower case, punctuation dropped, spaces as hyphens,
+    a repeat suffixed ``-1``, ``-2``, ...); ``seen`` counts the slugs so far."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    seen[slug] = seen.get(slug, 0) + 1
+    return slug if seen[slug] == 1 else f"{slug}-{seen[slug] - 1}"
+
+
+def render(records: list[dict[str, Any]], *, frontier: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
     """The whole RESULTS.md text for ``records``: the main body (runs that meet :func:`appendix_reason`'s rule)
-    with ``frontier`` (the lines of :func:`~benchmarks.table.frontier_chart.frontier_section`) after the
-    headline, the goals computed from them, then the appendix of reduced and smoke runs."""
+    with a headline linking to each of its sections, ``frontier`` (the lines of
+    :func:`~benchmarks.table.frontier_chart.frontier_section`) first, ``extra`` (sections rendered elsewhere) after
+    the records', the goals computed from them, then the appendix of reduced and smoke runs."""
     main = [r for r in records if appendix_reason(r) is None]
     appendix = [r for r in records if appendix_reason(r) is not None]
     out = [INTRO, *(["- (none yet: run `python -m benchmarks.run --suite synthetic`)"] if not records else [])]
@@ -99,21 +109,24 @@ def render(records: list[dict[str, Any]], *, frontier: Sequence[str] = ()) -> st
     if appendix:
         out.append(f"- and {len(appendix)} reduced or smoke run(s), in the "
                    "[appendix](#appendix-reduced-and-smoke-runs) with the reason each is there")
-    headline = ([line for r in main if is_suite(r) for line in suite_headline(r)]
-                + [line for g in ablation_groups(main) for line in ablation_headline(g)]
-                + [line for r in main if r.get("protocol") == "latency" for line in latency_headline(r)])
-    out += ["", "## Headline", "", *(headline or ["No run meets the rule of the main body yet; see the appendix."]),
-            "", *frontier, *gpu_runs(main)]
+    body = [*frontier, *gpu_runs(main)]
     published: set[str] = set()
-    out += _sections(main, published)
+    body += _sections(main, published) + [*extra]
     remaining = [d for d in FULL_DATASETS if d not in {r.get("published") for r in main}]
     if remaining:
-        out += ["## Published results on the full datasets (quoted, not measured)", "",
-                "No run on these full datasets is recorded in `benchmarks/results/` (they are not in the repository; "
-                "`python -m benchmarks.run --suite metr-la` names the files and where to get them). The numbers below "
-                "are quoted from the papers for orientation; they are not comparable with the one-week runs above.", ""]
-        out += [line for d in remaining for line in (f"### {d}", "", *published_section(d), "")]
-    out += goals_section(records)
+        body += ["## Published results on the full datasets (quoted, not measured)", "",
+                 "No run on these full datasets is recorded in `benchmarks/results/` (they are not in the repository; "
+                 "`python -m benchmarks.run --suite metr-la` names the files and where to get them). The numbers below "
+                 "are quoted from the papers for orientation; they are not comparable with the one-week runs above.", ""]
+        body += [line for d in remaining for line in (f"### {d}", "", *published_section(d), "")]
+    body += goals_section(records)
+    seen, contents = {"benchmark-results": 1, "what-was-run": 1, "headline": 1}, []
+    for line in body:  # every heading counts towards the anchors' suffixes; the sections' are linked
+        fragment = anchor(line.lstrip("#"), seen) if line.startswith("#") else ""
+        contents += [f"- [{line[3:]}](#{fragment})"] if line.startswith("## ") else []
+    out += ["", "## Headline", "", "Every figure is in its section below, with the run that measured it; the goals, "
+            "computed from the records, are in the last one:", "",
+            *(contents or ["No run meets the rule of the main body yet; see the appendix."]), "", *body]
     if appendix:
         out += ["## Appendix: reduced and smoke runs", "",
                 "These runs checked that the code runs end to end, or were cut to fit a shared CPU; their figures are "
@@ -121,8 +134,7 @@ def render(records: list[dict[str, Any]], *, frontier: Sequence[str] = ()) -> st
                 "run, its file name marks it reduced (`-24steps`, `-reduced`, ...), some model saw fewer than "
                 f"{MIN_PASSES} passes over the training windows, or a cost study timed fewer than {MIN_TIMED_CALLS} "
                 "calls per figure.", "", *[f"- `{r['_file']}`: {appendix_reason(r)}." for r in appendix], ""]
-        body = gpu_runs(appendix) + _sections(appendix, published) + budget_sensitivity(appendix)
-        out += ["#" + line if line.startswith("##") else line for line in body]
+        out += ["#" + line if line.startswith("##") else line for line in gpu_runs(appendix) + _sections(appendix, published)]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -131,8 +143,8 @@ def write_markdown(results_dir: Path, markdown: Path) -> None:
     the records."""
     markdown = Path(markdown)
     frontier = frontier_section(Path(results_dir), markdown)
-    text = (render(load_records(results_dir), frontier=frontier) + regime_section(Path(results_dir))
-            + screen_sections(Path(results_dir)))
+    extra = (regime_section(Path(results_dir)) + screen_sections(Path(results_dir))).splitlines()
+    text = render(load_records(results_dir), frontier=frontier, extra=[*extra[1:], ""] if extra else [])
     markdown.parent.mkdir(parents=True, exist_ok=True)
     tmp = markdown.with_suffix(".md.tmp")
     tmp.write_text(text)

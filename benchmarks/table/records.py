@@ -1,9 +1,8 @@
 """The records, the rule of the main body, and the pieces every section of RESULTS.md is made of.
 
-:func:`load_records` reads every ``stgkd-bench`` record (and every distillation ablation, as one) from a
-results folder; :func:`appendix_reason` is the one rule of what the main body shows and what goes to the
-appendix ("Appendix: reduced and smoke runs"): a smoke or ``--tiny`` run, a file name marked reduced
-(``-24steps``, ``-reduced``, ``-smoke``, ``-tiny``), a training run in which some model saw fewer than
+:func:`load_records` reads every ``stgkd-bench`` record from a results folder; :func:`appendix_reason` is the
+one rule of what the main body shows and what goes to the appendix ("Appendix: reduced and smoke runs"): a
+smoke or ``--tiny`` run, a file name marked reduced (``-24steps``, ``-reduced``, ``-smoke``, ``-tiny``), a training run in which some model saw fewer than
 :data:`MIN_PASSES` passes over the training windows, or a cost study timing fewer than :data:`MIN_TIMED_CALLS`
 calls per figure. A latency figure timed on a busy machine (``"busy": true``, :func:`stgkd.latency.is_busy`)
 is never shown as a number: its cell says :data:`BUSY`. Every table is :func:`table`, every section starts
@@ -72,11 +71,6 @@ def fmt_pm(mean: float, spread: float, n: int, *, digits: int = 2, scale: float 
     if n == 0 or not math.isfinite(mean):
         return "–"
     return f"{mean * scale:.{digits}f}" + (f" ± {spread * scale:.{digits}f}" if n > 1 else "")
-
-
-def maes_15_30_60(row: Mapping[str, Any]) -> str:
-    """A row's test MAE at 15 / 30 / 60 minutes (``"3.16 ± 0.07 / 3.80 ± 0.05 / 4.96 ± 0.13"``)."""
-    return " / ".join(fmt_pm(*row[f"{h}/mae"]) for h in ("15min", "30min", "60min"))
 
 
 def fmt_count(x: float | None) -> str:
@@ -170,28 +164,10 @@ def read_json_files(results_dir: Path) -> list[tuple[Path, Any]]:
     return out
 
 
-def as_ablation(report: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """A ``benchmarks.distill_ablation`` report as a record of protocol ``distill-ablation`` (suite, device,
-    date and start from its own fields); ``None`` when it is not one."""
-    if not {"teacher", "settings", "student", "seeds"} <= set(report):
-        return None
-    machine = str(report.get("machine", ""))
-    device = machine.split(":", 1)[0].strip().lower() if ":" in machine else "cpu"
-    return dict(report, _file=name, schema=SCHEMA, suite="distill-ablation", protocol="distill-ablation",
-                title="METR-LA week: students against a converged teacher", started=str(report.get("date", "")),
-                date=str(report.get("date", ""))[:10],
-                environment={"device": device, "device_name": machine.split(":", 1)[-1].strip()})
-
-
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` record in ``results_dir`` with this schema, and every distillation ablation
-    (:func:`as_ablation`), in suite order, newest first."""
-    records = []
-    for path, rec in read_json_files(results_dir):
-        if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/"):
-            records.append(dict(rec, _file=path.name))
-        elif isinstance(rec, dict) and path.name.startswith("distill-ablation-") and as_ablation(rec, path.name):
-            records.append(as_ablation(rec, path.name))
+    """Every ``*.json`` record in ``results_dir`` with this schema, in suite order, newest first."""
+    records = [dict(rec, _file=path.name) for path, rec in read_json_files(results_dir)
+               if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/")]
     order = {name: i for i, name in enumerate(SUITE_ORDER)}
     records.sort(key=lambda r: r.get("started", ""), reverse=True)
     return sorted(records, key=lambda r: order.get(r["suite"], len(order)))

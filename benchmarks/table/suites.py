@@ -13,10 +13,9 @@ from typing import Any
 
 from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
 from benchmarks.table.records import (BUSY, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_ms, fmt_pm,
-                                      is_suite, mae_cells, maes_15_30_60, mean_spread, part_lines, passes, table,
-                                      title)
+                                      mae_cells, mean_spread, part_lines, passes, table, title)
 
-__all__ = ["aggregate", "trios", "suite_section", "suite_headline", "published_section", "budget_sensitivity"]
+__all__ = ["aggregate", "trios", "suite_section", "published_section"]
 
 KIND_ORDER = {"teacher": 0, "student": 1, "student+kd": 2, "peer": 3}
 HORIZON_NAMES = {"15min": "15 min", "30min": "30 min", "60min": "60 min", "avg": "avg 12"}
@@ -81,30 +80,6 @@ def _speedups(rec: dict[str, Any], rows: tuple[dict[str, Any], ...], where: str)
     if len(sps) == 2 and sps[1] > 1.05 * sps[0]:
         return f"{sps[0]:.1f}–{sps[1]:.1f}× faster {where}"
     return f"{sps[-1]:.1f}× faster {where}" if sps else None
-
-
-def suite_headline(rec: dict[str, Any]) -> list[str]:
-    """One bullet per (teacher, plain student, distilled student) trio of a suite record."""
-    device, b = rec["environment"]["device"], rec["budget"]
-    least = passes(rec)
-    budget = ((f"a {b['time_budget_s']:.0f} s time budget shared by the training runs" if b.get("time_budget_s")
-               else f"at most {b['epochs']} epochs")
-              + f", teacher {_steps(rec) or '?'} optimiser steps of {b['batch_size']} windows"
-              + (f", at least {least[0]:.0f} passes over the training windows per model" if least else ""))
-    out = []
-    for teacher, plain, kd in trios(aggregate(rec)):
-        where = f"at batch 1 ({'CUDA graph' if device == 'cuda' else 'CPU'})"
-        speed = _speedups(rec, (plain, kd), where)
-        if speed and "–" in speed:
-            speed = speed.removesuffix(")") + "; the same architecture timed twice, the range is timing noise)"
-        extra = [f"{teacher['parameters'] / kd['parameters']:.0f}× fewer parameters"
-                 if teacher.get("parameters") and kd.get("parameters") else None, speed]
-        extra = [e for e in extra if e]
-        out.append(f"- **{rec.get('title', rec['suite'])}** ({device.upper()}, {teacher['n']} seed(s), {budget}): "
-                   f"test MAE at 15 / 30 / 60 min — teacher {maes_15_30_60(teacher)}; {plain['label']} "
-                   f"{maes_15_30_60(plain)}; distilled {maes_15_30_60(kd)}"
-                   + (f" ({', '.join(extra)})" if extra else "") + ".")
-    return out
 
 
 def _findings(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
@@ -210,7 +185,8 @@ def suite_section(rec: dict[str, Any]) -> list[str]:
               f"{b['patience']})" + (f", at most {b['limit_batches']} batches per epoch" if b.get("limit_batches") else "")
               + (f"; a time budget of {b['time_budget_s']:.0f} s shared by the training runs (each stops after the "
                  "epoch that spends its share)" if b.get("time_budget_s") else "")
-              + f", batch {b['batch_size']}, AdamW lr {b['lr']}"
+              + f", batch {b['batch_size']}, AdamW lr {b['lr']}; teacher {_steps(rec) or '?'} optimiser steps"
+              + (f", at least {passes(rec)[0]:.0f} passes over the training windows per model" if passes(rec) else "")
               + (f"; teacher hyperparameters {json.dumps(b['teacher_hparams'])}" if b.get("teacher_hparams")
                  else "; teacher at the paper's size") + (" (--tiny: tiny data and teacher)" if b.get("tiny") else "")
               + f". Device: {env['device'].upper()} — {env['device_name']}; torch {env['torch']}"
@@ -251,25 +227,3 @@ def published_section(dataset: str) -> list[str]:
                     [[q.model, *cells(q), f"{q.source}, {q.table}" + (f" ({q.note})" if q.note else ""), q.checked]
                      for q in quotes])
             + ["", *[f"- {mark} {CHECK_MARKS[mark]}." for mark in marks]] + (["", *missing] if missing else []))
-
-
-def budget_sensitivity(records: list[dict[str, Any]]) -> list[str]:
-    """Where one suite was run at several budgets on one device: average test MAE per budget."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in records:
-        if is_suite(rec):
-            groups.setdefault((rec["suite"], rec["environment"]["device"]), []).append(rec)
-    out: list[str] = []
-    for (suite, device), recs in groups.items():
-        if len(recs) < 2:
-            continue
-        recs = sorted(recs, key=lambda r: _steps(r) or 0)
-        rows = {rec["_file"]: {r["label"]: r for r in aggregate(rec)} for rec in recs}
-        labels = list(dict.fromkeys(label for by in rows.values() for label in by))
-        out += [f"### {suite} on {device.upper()}: the same models at different budgets", ""]
-        out += table(["run", "optimiser steps per model", "lr", *[f"{label} avg MAE" for label in labels]],
-                     [[f"`{rec['_file']}`", _steps(rec) or "–", rec["budget"]["lr"],
-                       *[fmt_pm(*rows[rec["_file"]][label]["avg/mae"]) if label in rows[rec["_file"]] else "–"
-                         for label in labels]] for rec in recs]) + [""]
-    return (["## Budget sensitivity", "", "Every model in these runs is far from convergence; how much the numbers "
-             "move with the budget is part of the result:", ""] + out) if out else []

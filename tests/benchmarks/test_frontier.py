@@ -123,7 +123,7 @@ def test_a_missing_timing_is_listed_not_invented(results):
     assert "no idle one-thread CPU latency record has `dcgru` with 70 parameters" in missing["dcgru w32 plain"]
     assert missing["gru-h16"].startswith("timed (`latency-cpu-20260103-idle.json`) but no accuracy record")
     lines = frontier_section(results, results.parent / "RESULTS.md")
-    row = next(line for line in lines if line.startswith("| dcgru w32 plain |"))
+    row = next(line for line in lines if "| dcgru w32 plain |" in line)
     assert "not timed" in row and "5.10 ± 0.00 †" in row  # worse than the historical median's 5.00
     assert "**Not on the latency panel**" in "\n".join(lines) and (results / CHART).stat().st_size > 0
     assert "| baseline: historical median (best at 60 min) | 5.00 |" in "\n".join(lines)
@@ -172,7 +172,10 @@ def test_the_best_baseline_is_a_row_of_an_ablation_table(tmp_path):
 
     runs = [{"seed": s, "test": {h: {"mae": 4.2, "rmse": 8.4, "mape": 0.1} for h in ("15min", "30min", "60min", "avg")}}
             for s in (0, 1)]
-    report = {"date": "2026-01-01T00:00+00:00", "command": "python -m benchmarks.distill_ablation", "machine": "cpu: CPU",
+    report = {"schema": "stgkd-bench/1", "suite": "distill-ablation", "protocol": "distill-ablation",
+              "title": "METR-LA week: students against a converged teacher", "date": "2026-01-01",
+              "started": "2026-01-01T00:00+00:00", "environment": {"device": "cpu", "device_name": "CPU"},
+              "command": "python -m benchmarks.distill_ablation", "machine": "cpu: CPU",
               "data": "toy", "student": "gcn-gru", "width": 32, "student_epochs": 12, "seeds": [0, 1], "complete": True,
               "teacher": {"model": "graph-wavenet", "hparams": {}, "parameters": 1000, "path": "t.pt", "best_epoch": 20,
                           "seconds": 60.0, "epochs": 30, "test": _metrics(4.8)},
@@ -231,86 +234,68 @@ def test_a_screened_stgkd_distill_run_is_a_distilled_point_of_its_student_family
     assert plain.score.training == "plain" and plain.mae60 == pytest.approx(4.1)
 
 
-def _label_names(texts) -> set[str]:
-    """The model names the chart's point labels give ("gru w16, plain & KD; pgt-tgcn w32 ↑ 6.79" names
-    "gru w16", "gru w16 KD" and "pgt-tgcn w32")."""
-    names = set()
-    for text in texts:
-        for part in text.split("; "):
-            part = part.split(" ↑ ")[0]
-            if part.endswith(", plain & KD"):
-                base = part.removesuffix(", plain & KD")
-                names |= {base, base.replace(" + ", " KD + ", 1) if " + " in base else base + " KD"}
-            else:
-                names.add(part)
-    return names
+def _assert_readable(fig, front) -> None:
+    """Each point with a figure on a panel is a marker there, where its figures put it; the numbers written
+    beside markers are inside the panel and touch no other number, and every point of the students' front
+    carries its number on the latency panel; no two legend entries overlap, and the legend is outside both
+    panels."""
+    from benchmarks.table.frontier import pareto
+    from benchmarks.table.frontier_chart import LABEL_PAD
 
-
-def _assert_readable(fig) -> None:
-    """No two texts of a panel overlap, each lies inside its panel, none covers a marker, the legend is
-    outside both panels."""
-    from benchmarks.table.frontier_chart import text_box
-
+    fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    for ax in fig.axes:
+    panels = zip(fig.axes, (lambda p: p.timing.b1_ms if p.timing else None,
+                            lambda p: p.flops / 1e6 if p.flops else None))
+    for k, (ax, x) in enumerate(panels):
+        drawn = {line.get_gid(): line.get_xydata()[0] for line in ax.lines if line.get_marker() == "o"}
+        for n, p in enumerate(front.points, 1):
+            if x(p) is not None:
+                (dx, dy), top = drawn[str(n)], ax.get_ylim()[1]
+                assert dx == pytest.approx(x(p)) and (dy == pytest.approx(p.mae60) or top - 0.1 < dy < p.mae60)
         frame = ax.get_window_extent(renderer)
-        boxes = [(t.get_text(), text_box(t, renderer)) for t in ax.texts]
-        assert boxes
-        for i, (a, box) in enumerate(boxes):
+        labels = [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts]
+        for i, (a, box) in enumerate(labels):
             assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, a
-            for b, other in boxes[i + 1:]:
-                assert not box.overlaps(other), f"{a!r} overlaps {b!r}"
-        for line in ax.lines:
-            if line.get_marker() in (None, "None", "", " ", "_", "|"):
-                continue
-            r = line.get_markersize() * fig.dpi / 72 / 2
-            for cx, cy in ax.transData.transform(line.get_xydata()):
-                for a, box in boxes:
-                    assert not (box.x0 < cx + r and cx - r < box.x1 and box.y0 < cy + r and cy - r < box.y1), \
-                        f"{a!r} covers a marker"
+            assert {t for t, _ in labels} <= {str(n) for n in range(1, len(front.points) + 1)}
+            for b, other in labels[i + 1:]:
+                assert not box.overlaps(other), f"number {a} overlaps number {b}"
+        if k == 0:  # the students' front is numbered first: a front point without its number sits where it
+            # would touch a number already written
+            written = dict(labels)
+            for p in pareto([p for p in front.points if p.score.role == "student"]):
+                n = str(front.points.index(p) + 1)
+                if n not in written:
+                    probe = ax.annotate(n, (p.timing.b1_ms, p.mae60), xytext=(3, 3), textcoords="offset points",
+                                        fontsize=8)
+                    box = probe.get_window_extent(renderer).expanded(*LABEL_PAD)
+                    probe.remove()
+                    assert any(box.overlaps(b.expanded(*LABEL_PAD)) for b in written.values()), p.label
         assert not fig.legends[0].get_window_extent(renderer).overlaps(frame)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.legends[0].get_texts()]
+    for i, (a, box) in enumerate(boxes):
+        for b, other in boxes[i + 1:]:
+            assert not box.overlaps(other), f"{a!r} overlaps {b!r}"
 
 
-def test_the_charts_labels_neither_overlap_nor_cover_a_marker(results):
-    from benchmarks.table.frontier_chart import LABEL_GID, figure, short
+def test_the_chart_draws_each_point_where_its_row_of_the_table_puts_it(results):
+    from benchmarks.table.frontier_chart import figure
 
     front = gather(results)
-    fig = figure(front)
-    _assert_readable(fig)
-    labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == LABEL_GID]
-    assert {short(p) for p in front.charted} <= _label_names(labels)  # every point is named
+    _assert_readable(figure(front), front)
+    rows = [line for line in frontier_section(results, results.parent / "RESULTS.md") if line.startswith("| ")]
+    for n, p in enumerate(front.points, 1):  # the key: row n of the table is the point drawn as n
+        assert any(row.startswith(f"| {n} | {p.label} | ") for row in rows), p.label
 
 
 def test_the_chart_of_the_records_in_the_repository_is_readable():
     """The chart README shows, drawn from the records it is drawn from (nothing is written)."""
     from benchmarks.fresh_clone import REPO
-    from benchmarks.table.frontier_chart import LABEL_GID, figure, short
+    from benchmarks.table.frontier_chart import figure
 
     records = REPO / "benchmarks" / "results"
     front = gather(records)
     assert front.charted, f"no charted record in {records}"  # the records are committed beside the chart
-    fig = figure(front, study_fronts(records)[0])
-    _assert_readable(fig)
-    for ax, points in zip(fig.axes, ([p for p in front.points if p.timing], [p for p in front.points if p.flops])):
-        labels = [t.get_text() for t in ax.texts if t.get_gid() == LABEL_GID]
-        assert {short(p) for p in points} <= _label_names(labels)
-
-
-def test_points_whose_markers_touch_share_a_label(results):
-    from benchmarks.table.frontier_chart import point_labels
-
-    front = gather(results)
-    plain = _point(front, "stgru w32 plain, seasonal day input")
-    twin = type(plain)(score=type(plain.score)(**{**plain.score.__dict__, "training": "distilled",
-                                                  "mae": {"60min": (4.12, 0.0, 1)}}),
-                       timing=plain.timing, flops=plain.flops)
-    far = type(plain)(score=type(plain.score)(**{**plain.score.__dict__, "family": "gru", "inputs": "",
-                                                 "mae": {"60min": (9.0, 0.0, 1)}}),
-                      timing=plain.timing, flops=plain.flops)
-    labels = point_labels([(plain, 2.0), (twin, 2.0), (far, 2.0)], 6.0, {"stgru": "C0", "gru": "C1"})
-    assert [(text, points) for text, points, _ in labels] == [
-        ("stgru w32 + seasonal day, plain & KD", [(2.0, pytest.approx(4.1)), (2.0, 4.12)]),
-        ("gru w32 ↑ 9.00", [(2.0, 6.0)])]
+    _assert_readable(figure(front, study_fronts(records)[0]), front)
 
 
 def test_a_score_without_a_parameter_count_takes_only_its_own_widths_timing(results):

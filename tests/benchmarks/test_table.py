@@ -133,9 +133,11 @@ def test_reduced_and_smoke_runs_go_to_the_appendix_with_the_reason():
     assert "synthetic-cpu-2026-01-01.json" in body and "## Headline" in body
     for rec in (tiny, short, marked, smoke):
         assert rec["_file"] not in body.split("## Goals")[0] and f"`{rec['_file']}`:" in appendix
-    # the headline states each run's budget
+    # the headline links to each section of the main body; the section states the run's budget
     headline = body.split("## Headline")[1].split("\n## ")[0]
-    assert "2 seed(s), at most 1 epochs, teacher 120 optimiser steps of 8 windows, at least 10 passes" in headline
+    assert "](#toy--cpu--2026-01-01-synthetic-cpu-2026-01-01json)" in headline
+    assert "(#goals-and-where-we-fall-short)" in headline
+    assert "teacher 120 optimiser steps, at least 10 passes over the training windows per model" in body
 
 
 def test_busy_latency_is_not_a_figure_and_gives_no_speed_up():
@@ -148,7 +150,7 @@ def test_busy_latency_is_not_a_figure_and_gives_no_speed_up():
     text = render([dict(rec, _file="synthetic-cpu-2026-01-01.json")])
     row = next(line for line in text.splitlines() if line.startswith("| s | 10 | "))  # the cost table
     assert BUSY in row and "20.0×" not in row and "0.50" not in row
-    assert "faster at batch 1" not in _main_body(text).split("## Headline")[1].split("\n## ")[0]
+    assert "faster than the teacher" not in _main_body(text)  # no speed-up from a busy figure
     (busy_goal,) = [g for g in goals([dict(rec, _file="x.json")]) if "busy machine" in g["goal"]]
     assert busy_goal["status"] == "not met" and busy_goal["measured"].startswith("3 busy figure(s)")
 
@@ -188,7 +190,10 @@ def _ablation(settings: dict, *, name: str = "distill-ablation-cpu-2026-01-01.js
                 for s, v in enumerate(maes)]
 
     t = {h: {"mae": 3.0, "rmse": 6.0, "mape": 0.1} for h in ("15min", "30min", "60min", "avg")}
-    return {"date": "2026-01-01T00:00+00:00", "command": "python -m benchmarks.distill_ablation", "machine": "cpu: Test CPU",
+    return {"schema": "stgkd-bench/1", "suite": "distill-ablation", "protocol": "distill-ablation",
+            "title": "METR-LA week: students against a converged teacher", "date": "2026-01-01",
+            "started": "2026-01-01T00:00+00:00", "environment": {"device": "cpu", "device_name": "Test CPU"},
+            "command": "python -m benchmarks.distill_ablation", "machine": "cpu: Test CPU",
             "data": "toy", "student": "gcn-gru", "width": 32, "student_epochs": 12, "seeds": [0, 1, 2], "complete": True,
             "teacher": {"model": "graph-wavenet", "hparams": {}, "parameters": 1000, "path": "t.pt", "best_epoch": 20,
                         "seconds": 60.0, "epochs": teacher_epochs, "test": t},
@@ -219,21 +224,22 @@ def test_ablations_pair_distillation_with_the_same_student_and_move_short_teache
     assert "the teacher saw 5.0 passes" in text.split("## Appendix: reduced and smoke runs")[1]
 
 
-def test_regime_section_renders_paired_rows(tmp_path):
+def test_regime_section_shows_each_studys_own_tables(tmp_path):
     from benchmarks.table import regime_section
 
     assert regime_section(tmp_path) == ""
-
-    def run(mae):
-        return {"test": {h: {"mae": mae} for h in ("15min", "30min", "60min", "avg")}}
-
-    report = {"recipes": ["dcgru w32 plain", "dcgru w32 KD"], "days": ["1"], "seeds": [0, 1],
-              "runs": {"dcgru w32 plain | 1 | 0": run(5.30), "dcgru w32 plain | 1 | 1": run(5.32),
-                       "dcgru w32 KD | 1 | 0": run(5.04), "dcgru w32 KD | 1 | 1": run(5.06)}}
+    report = {"date": "2026-01-01", "command": "python -m benchmarks.distill_regime", "recipes": ["dcgru w32 KD"]}
     (tmp_path / "distill-regime-cpu-x.json").write_text(json.dumps(report))
+    (tmp_path / "distill-regime-cpu-x.md").write_text(
+        "# Title\n\n- teacher: t.pt\n\n## Test masked MAE (mean ± sample std over seeds)\n\n| recipe | 60 min |\n"
+        "|---|---|\n| dcgru w32 KD | 5.050 |\n\n## Distilled − plain (paired by seed)\n\n| recipe | Δ60 |\n|---|---|\n"
+        "| dcgru w32 KD | -0.260 ± 0.000 |\n\n## Each term's share of the gradient norm\n\n| run | first |\n")
+    (tmp_path / "distill-regime-cpu-y.json").write_text(json.dumps({"rows": []}))  # a screen record: not a study
     text = regime_section(tmp_path)
-    assert "| `distill-regime-cpu-x.json` | dcgru w32 KD | 1 | 2 | 5.310 | -0.260 ± 0.000 |" in text
-    assert text.rstrip().endswith("yes / yes |")
+    assert "### `distill-regime-cpu-x.json` (2026-01-01)" in text and "distill-regime-cpu-y" not in text
+    assert "#### Test masked MAE" in text and "| dcgru w32 KD | 5.050 |" in text
+    assert "#### Distilled − plain" in text and "| dcgru w32 KD | -0.260 ± 0.000 |" in text
+    assert "gradient norm" not in text
 
 
 def test_a_run_reduced_by_design_says_why_and_a_dead_part_shows_its_last_lines():
