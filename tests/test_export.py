@@ -249,7 +249,7 @@ def test_a_compile_nobody_asked_for_that_fails_warns_and_runs_uncompiled(tmp_pat
     import stgkd.export.program_cache as cache
     from stgkd import Forecaster
 
-    def cannot_build(program, inputs, out, where):
+    def cannot_build(program, inputs, out, where, *, atol):
         raise CheckpointError(f"{where}: compiling for the CPU failed (RuntimeError: C++ compile error)")
 
     ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
@@ -468,7 +468,8 @@ def test_checks_of_a_plain_export_time_a_compiled_program_under_the_compiled_lab
 
     compiled, through_compiled = [], []
 
-    def spy_compile(program, inputs, out, where):
+    def spy_compile(program, inputs, out, where, *, atol):
+        assert atol == 1e-4  # FAITHFUL_ATOL
         compiled.append(program)
         return out
 

@@ -147,17 +147,17 @@ class CachedProgram:
         return self
 
 
-def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], out: Path, where: str) -> Path:
+def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], out: Path, where: str, *,
+                    atol: float) -> Path:
     """``program`` (a ``torch.export.ExportedProgram`` of the raw-units wrapper, on the CPU) compiled by
-    AOTInductor into the package ``out``, loaded back and checked within ``FAITHFUL_ATOL`` of ``program``
-    run uncompiled at batch 1 and 3 on ``inputs(batch)`` (e.g. :func:`plausible_inputs`).
+    AOTInductor into the package ``out``, loaded back and checked within ``atol`` (raw units;
+    :data:`stgkd.export.programs.FAITHFUL_ATOL`) of ``program`` run uncompiled at batch 1 and 3 on
+    ``inputs(batch)`` (e.g. :func:`plausible_inputs`).
 
     Raises:
         CheckpointError: compilation failed, or the compiled program is not faithful (``where`` and the
             difference in the message); ``out`` is then removed.
     """
-    from stgkd.export.programs import FAITHFUL_ATOL
-
     try:
         from torch._inductor import aoti_compile_and_package
 
@@ -175,9 +175,9 @@ def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]]
                     worst = float("inf")
                 else:
                     worst = max(worst, float((got - want).abs().max()))
-        if worst > FAITHFUL_ATOL:
+        if worst > atol:
             raise CheckpointError(f"{where}: the compiled program differs from the file's by {worst:.3g} "
-                                  f"(> {FAITHFUL_ATOL:g}, raw units)")
+                                  f"(> {atol:g}, raw units)")
     except Exception as exc:
         out.unlink(missing_ok=True)
         if isinstance(exc, CheckpointError):
@@ -210,7 +210,7 @@ def store(package: Path, key: str) -> Path | None:
 
 
 def compiled_program(digest: str, inputs: Callable[[int], tuple[Tensor, Tensor]], export: Callable[[], Any],
-                     where: str) -> CachedProgram:
+                     where: str, *, atol: float) -> CachedProgram:
     """The compiled program of the file with SHA-256 ``digest``: from the cache where this machine compiled it
     before (for this torch and thread count), else compiled now from ``export()`` (its
     ``torch.export.ExportedProgram``, read only on a miss), checked on ``inputs(batch)`` (:func:`compile_package`)
@@ -230,6 +230,6 @@ def compiled_program(digest: str, inputs: Callable[[int], tuple[Tensor, Tensor]]
             except CheckpointError:
                 entry.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="stgkd-compile-") as tmp:
-        package = compile_package(export(), inputs, Path(tmp) / "program.pt2", where)
+        package = compile_package(export(), inputs, Path(tmp) / "program.pt2", where, atol=atol)
         kept = store(package, key)
         return CachedProgram(kept if kept is not None else package)

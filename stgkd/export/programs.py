@@ -133,7 +133,7 @@ def _torch_export_aoti(module: RawUnitsForecaster, threads: int, where: str) -> 
     buf.seek(0)
     with tempfile.TemporaryDirectory(prefix="stgkd-compile-") as tmp:
         package = compile_package(torch.export.load(buf), lambda b: example_inputs(module, b, seed=b),
-                                  Path(tmp) / "program.pt2", where)
+                                  Path(tmp) / "program.pt2", where, atol=FAITHFUL_ATOL)
         return CachedProgram(package)
 
 
@@ -268,7 +268,7 @@ def load_compiled(source: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], e
         return export()
 
     try:
-        return compiled_program(file_digest(source), inputs, build, where)
+        return compiled_program(file_digest(source), inputs, build, where, atol=FAITHFUL_ATOL)
     except (CheckpointError, ConfigError) as exc:
         if asked:
             raise

@@ -203,11 +203,13 @@ def _compiled_or_warn(program: Any, module: Any, tmp_dir: Path, where: str, run:
     here, ``(run, backend)`` uncompiled with a ``RuntimeWarning`` saying why."""
     from stgkd.export.aoti import cpp_compiler
     from stgkd.export.program_cache import BACKEND, CachedProgram, compile_package
+    from stgkd.export.programs import FAITHFUL_ATOL
 
     try:
         if cpp_compiler() is None:
             raise ConfigError(f"{where}: compiling for the CPU needs a C++ compiler (g++, or $CXX)")
-        package = compile_package(program, lambda b: example_inputs(module, b, seed=b), tmp_dir / "program.pt2", where)
+        package = compile_package(program, lambda b: example_inputs(module, b, seed=b), tmp_dir / "program.pt2", where,
+                                  atol=FAITHFUL_ATOL)
         return CachedProgram(package), BACKEND
     except (CheckpointError, ConfigError) as exc:
         warnings.warn(f"{exc}; the deployment checks time it uncompiled", RuntimeWarning, stacklevel=3)
