@@ -26,10 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.idle import refuse_busy
-from benchmarks.record import add_record_args, record_stem, write_record
-from benchmarks.table.records import table
-
 REPO = Path(__file__).resolve().parents[1]
 #: what the API promises (issue goals): load + first forecast on a warm cache, and predict(DataFrame) over the
 #: program's own time at batch 1
@@ -83,6 +79,8 @@ def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
+    from benchmarks.table.records import table
+
     g = report["goals"]
     lines = ["# The deployment API: load, first forecast, steady forecasts", "",
              f"- date: {report['date']}", f"- command: `{report['command']}`", f"- machine: {report['machine']}",
@@ -105,6 +103,8 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.record import add_record_args  # light: the child's import_s starts before torch
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.forecaster_api", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", help="an exported student (stgkd export)")
     parser.add_argument("--pairs", type=int, default=2, help="cold + warm process pairs (default: 2)")
@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.file, args.iters, args.rounds, args.threads)))
         return 0
+    from benchmarks.idle import refuse_busy
+    from benchmarks.record import record_stem, write_record
+
     if refuse_busy(parser.prog, args.allow_busy):
         return 2
 

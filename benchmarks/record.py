@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 __all__ = ["RESULTS", "add_record_args", "environment", "log", "one_line", "pgt_version", "record_stem", "write_json",
            "write_record"]
 
@@ -86,6 +84,8 @@ def log(msg: str) -> None:
 def environment(device: str) -> dict[str, Any]:
     """The device and its name, the versions of torch, CUDA, Python and torch-geometric-temporal, the
     platform and torch's intra-op thread count."""
+    import torch
+
     from stgkd.latency import device_name
 
     env = {
