@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from stgkd.engine.callbacks import TimeLimit
 
-__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "signal_group", "wait_or_stop"]
+__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "signal_group", "wait_or_stop", "run_child"]
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -59,6 +59,26 @@ def wait_or_stop(proc: subprocess.Popen, seconds: float, *, term_wait: float) ->
         signal_group(proc, signal.SIGKILL)
         proc.wait()
         raise
+
+
+def run_child(argv: list[str], seconds: float, *, term_wait: float, cwd: Any,
+              on_line: Callable[[str], None] | None = None, stdout: Any = subprocess.DEVNULL
+              ) -> tuple[int | None, str]:
+    """Run ``argv`` in its own process group (standard input closed, ``stdout`` dropped unless given; each line of
+    its standard error passed to ``on_line`` when given), stopped past ``seconds`` (:func:`wait_or_stop`); its exit code and
+    how it ended (``"exited"``, ``"stopped"``, ``"killed"``)."""
+    import threading
+
+    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+                            stdout=stdout, stderr=subprocess.PIPE if on_line else None, text=True,
+                            errors="replace", start_new_session=True)
+    reader = threading.Thread(target=lambda: [on_line(line) for line in proc.stderr], daemon=True) if on_line else None
+    if reader:
+        reader.start()
+    how = wait_or_stop(proc, seconds, term_wait=term_wait)
+    if reader:
+        reader.join(timeout=5)
+    return proc.returncode, how
 
 
 class OutOfTime(Exception):

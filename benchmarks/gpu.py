@@ -19,23 +19,19 @@ import argparse
 import collections
 import datetime as dt
 import json
-import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
-from benchmarks.gpu_parts import PARTS, Context, Part
+from benchmarks.budget import Deadline, OutOfTime, run_child
+from benchmarks.gpu_parts import PARTS, Context, Part, kept
 from benchmarks.record import environment, log, write_json
 from benchmarks.record import one_line as _one_line
 from benchmarks.run import SCHEMA
@@ -121,13 +117,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _light_environment(device: str, device_name: str | None) -> dict[str, Any]:
-    """The environment of a record the parent writes for a part that died: what the parent knows without
-    touching the GPU (:func:`benchmarks.record.environment` on the CPU, with the device the part was to use)."""
-    return {**environment("cpu"), "device": device,
-            "device_name": device_name or "unknown (the part's process wrote no record)"}
-
-
 def _complete(record: dict[str, Any], part: Part, *, index: int, budget_s: float, started: dt.datetime, wall: float,
               error: str | None, run_id: str, command: str, smoke: bool, environment: Callable[[], dict[str, Any]]
               ) -> dict[str, Any]:
@@ -153,18 +142,15 @@ def run_part(part: Part, ctx: Context, deadline: Deadline, *, index: int, budget
     started, t0 = _now(), time.monotonic()
     ctx.log(f"part {index} {part.name}: budget {budget_s:g} s ({max(0.0, deadline.remaining()):.1f} s until its "
             "deadline in the schedule)")
-    error = None
-    try:
+    out: dict[str, Any] = {}
+
+    def work() -> None:
         deadline.check(f"{part.name} (its time went to the parts before it)")
-        record = part.run(ctx, deadline)
-        error = record.get("error")
-    except OutOfTime as exc:
-        record = {"reached": exc.what}
-    except Exception as exc:  # recorded, not raised: the record says what failed
-        error = _one_line(exc)
-        ctx.log(f"part {part.name} failed: {error}")
-        traceback.print_exc()
-        record = {"error": error, "traceback": traceback.format_exc(limit=8)}
+        out.update(part.run(ctx, deadline))
+
+    reached, error = kept(work, ctx, f"part {part.name}")
+    record = {"reached": reached} if reached else {"error": error} if error else out
+    error = record.get("error")
     wall = time.monotonic() - t0
     record = _complete(record, part, index=index, budget_s=budget_s, started=started, wall=wall, error=error,
                        run_id=ctx.run_id, command=ctx.command, smoke=ctx.smoke,
@@ -187,7 +173,7 @@ def _child(name: str, request_path: Path) -> int:
     signal.signal(signal.SIGTERM, _stop_from_outside)
     part = next(p for p in PARTS if p.name == name)
     seconds = float(request["seconds"]) - (time.time() - float(request["launched_at"]))
-    ctx = Context(args=argparse.Namespace(debug=request["debug"]), device=request["device"], smoke=request["smoke"],
+    ctx = Context(device=request["device"], smoke=request["smoke"],
                   week=Path(request["week"]) if request["week"] else None, work=Path(request["work"]),
                   run_id=request["run_id"], command=request["command"], log=log, handover=request["handover"])
     record = run_part(part, ctx, Deadline.after(seconds), index=request["index"], budget_s=request["budget_s"])
@@ -213,30 +199,24 @@ def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
     record_path.unlink(missing_ok=True)
     request = {**request, "record": str(record_path), "seconds": seconds, "launched_at": time.time()}
     write_json(request_path, request)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # its own process group: stopping the part stops the processes it started too (capture probes)
-    proc = subprocess.Popen(_part_command(part, request_path), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    with open(log_file, "a", encoding="utf-8") as fh:
 
-    def tee() -> None:  # the part's stderr: to ours, to the run's log, and its last lines kept
-        with open(log_file, "a", encoding="utf-8") as fh:
-            for line in proc.stderr:
-                tail.append(line.rstrip("\n"))
-                sys.stderr.write(line)
-                fh.write(line)
-                fh.flush()
+        def tee(line: str) -> None:  # the part's stderr: to ours, to the run's log, and its last lines kept
+            tail.append(line.rstrip("\n"))
+            sys.stderr.write(line)
+            fh.write(line)
+            fh.flush()
 
-    reader = threading.Thread(target=tee, daemon=True)
-    reader.start()
-    how = wait_or_stop(proc, seconds + part.grace_s, term_wait=TERM_WAIT_S)
+        # its own process group: stopping the part stops the processes it started too (capture probes)
+        code, how = run_child(_part_command(part, request_path), seconds + part.grace_s, term_wait=TERM_WAIT_S,
+                              cwd=REPO_ROOT, on_line=tee, stdout=None)
     ended = {"exited": "exited",
              "stopped": f"stopped from outside {part.grace_s:g} s past its deadline (SIGTERM)",
              "killed": f"killed {TERM_WAIT_S:g} s after SIGTERM ({part.grace_s:g} s past its deadline)"}[how]
     if how != "exited":
         log(f"part {part.name}: {ended}")
-    reader.join(timeout=5)
-    outcome = {"exit_code": proc.returncode, "ended": ended, "stderr_tail": "\n".join(tail)}
+    outcome = {"exit_code": code, "ended": ended, "stderr_tail": "\n".join(tail)}
     record = None
     if record_path.is_file():
         try:
@@ -272,16 +252,12 @@ def _render(results: Path, markdowns: list[Path], log: Callable[[str], None]) ->
 
 def _smoke_week(folder: Path) -> Path:
     """A 6-sensor, 2-day synthetic stand-in for the METR-LA week, in the week's file layout."""
-    import pandas as pd
-
     from stgkd.cli import main as stgkd_main
 
     code = stgkd_main(["data", "synth", "--out", str(folder), "--nodes", "6", "--days", "2", "--seed", "0", "--force"])
     if code != 0:
         raise RuntimeError(f"stgkd data synth exited with {code}")
     (folder / "synthetic.h5").replace(folder / "metr-la-week.h5")
-    frame = pd.read_hdf(folder / "metr-la-week.h5", key="df")
-    frame.to_csv(folder / "los_speed.csv", index=False)
     return folder
 
 
@@ -305,7 +281,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="every part at toy size on the CPU, each in its own process, into --out only (what CI runs)")
     p.add_argument("--workdir", default=None, help="keep checkpoints and the study here (default: a temporary folder)")
-    p.add_argument("--debug", action="store_true", help="print tracebacks of failed parts")
     p.add_argument("--part", default=None, choices=names, help=argparse.SUPPRESS)  # a part's own process
     p.add_argument("--request", default=None, help=argparse.SUPPRESS)
     budgets = p.add_argument_group("time budgets (seconds; one schedule: time a part leaves goes to the next)")
@@ -379,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
             seconds = t_start + row["ends_s"] - time.monotonic()
             t0 = time.monotonic()
             common = dict(index=index, budget_s=budget, started=_now(), run_id=run_id, command=command,
-                          smoke=args.smoke, environment=lambda: _light_environment(device, handover.get("device_name")))
+                          smoke=args.smoke, environment=lambda: {  # what the parent knows without touching the GPU
+                              **environment("cpu"), "device": device, "device_name": handover.get(
+                                  "device_name") or "unknown (the part's process wrote no record)"})
             if seconds <= 0:  # no process is started for a part whose time is gone
                 log(f"part {index} {part.name}: no time left in the schedule; not started")
                 record = _complete({"reached": f"{part.name} (its time went to the parts before it)"}, part, wall=0.0,
@@ -388,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"part {index} {part.name}: its own process, {seconds:.0f} s until its deadline")
                 request = {"part": part.name, "index": index, "budget_s": budget, "device": device,
                            "smoke": args.smoke, "week": str(week) if week else None, "work": str(work),
-                           "run_id": run_id, "command": command, "debug": args.debug, "handover": handover}
+                           "run_id": run_id, "command": command, "handover": handover}
                 record, outcome = _launch(part, request, work=work, seconds=seconds, log=log, log_file=log_path)
                 if record is None:
                     dead = _dead_part_record(part, outcome)

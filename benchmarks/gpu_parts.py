@@ -9,7 +9,6 @@ the run, in order of value, with each part's budget on a GPU.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -29,7 +28,7 @@ from benchmarks.profile import part_profile, profile_lineup
 from benchmarks.record import one_line
 from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
-__all__ = ["PARTS", "Part", "Context", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
+__all__ = ["PARTS", "Part", "Context", "kept", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
 
 NO_CUDA = "no CUDA device"
 #: graph size of the smoke run's latency and timing parts (MTGNN's default subgraph needs 20 sensors)
@@ -58,10 +57,9 @@ class Part:
 
 @dataclass
 class Context:
-    """What a part's process knows: settings, the device, the data folder, the shared work folder, and what
-    earlier parts handed over (``handover``); what this part hands to the parts after it goes in ``handed``."""
+    """What a part's process knows: the device, the data folder, the shared work folder, and what earlier
+    parts handed over (``handover``); what this part hands to the parts after it goes in ``handed``."""
 
-    args: argparse.Namespace
     device: str
     smoke: bool
     week: Path | None
@@ -77,15 +75,15 @@ class Context:
         return self.device == "cuda"
 
 
-def _kept(work: Callable[[], None], rows: list, ctx: Context, name: str) -> tuple[str | None, str | None]:
-    """Run ``work`` (which appends to ``rows``); ``(reached, error)``: a deadline or an error (a CUDA error)
-    stops it, and the rows measured before stay the part's record."""
+def kept(work: Callable[[], None], ctx: Context, name: str) -> tuple[str | None, str | None]:
+    """Run ``work``; ``(reached, error)``: a deadline (:class:`OutOfTime`) or an error (a CUDA error) stops it,
+    is returned, not raised, and what ``work`` measured before stays where it put it."""
     try:
         work()
     except OutOfTime as exc:
         return exc.what, None
     except Exception as exc:
-        ctx.log(f"{name}: stopped by {one_line(exc)} after {len(rows)} settings; they are kept")
+        ctx.log(f"{name}: stopped by {one_line(exc)}; what it measured before is kept")
         traceback.print_exc()
         return None, one_line(exc)
     return None, None
@@ -156,7 +154,7 @@ def part_latency(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         ctx.handed["capture"] = dict(verdicts)
         latency.collect(args, rows, deadline, verdicts)
 
-    reached, error = _kept(work, rows, ctx, "latency")
+    reached, error = kept(work, ctx, "latency")
     teacher_b1 = _teacher_graph_b1(rows)
     if teacher_b1 is not None:  # the tuning study's budget is set from it
         ctx.handed["teacher_cuda_graph_b1_ms"] = teacher_b1
@@ -192,9 +190,9 @@ def part_timing(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         (adj, graph), batch, warmup, iters = load_graph(207, ctx.week), 64, 5, 20
     rows: list[dict[str, Any]] = []
     names = value_order(MODELS.names())
-    reached, error = _kept(lambda: time_models(names, adj, batches=[batch], dtypes=["fp32", "bf16"],
-                                               device=torch.device(ctx.device), warmup=warmup, iters=iters, rows=rows,
-                                               deadline=deadline), rows, ctx, "timing")
+    reached, error = kept(lambda: time_models(names, adj, batches=[batch], dtypes=["fp32", "bf16"],
+                                              device=torch.device(ctx.device), warmup=warmup, iters=iters, rows=rows,
+                                              deadline=deadline), ctx, "timing")
     record = {**timing_record(rows, graph=graph, nodes=int(adj.shape[0]), batches=[batch], warmup=warmup, iters=iters,
                               order=names), "reached": reached}
     return {**record, "error": error} if error else record
@@ -208,65 +206,53 @@ def _timing_lineup(smoke: bool) -> str:
             "forward and forward+backward")
 
 
-#: what a suite part trains on the GPU: seeds, students (labels of the suite's), peers, why it is reduced (if it is)
-SUITE_PLANS: dict[str, tuple[int, tuple[str, ...], tuple[str, ...], str | None]] = {
-    "metr-la-week": (3, (f"{DEFAULT_STUDENT} h32", "gcn-gru h32 structured"), ("pgt-tgcn",), None),
-    "los-loop": (1, ("gcn-gru h32",), (), "1 seed, the reference student (plainly and distilled), no peer: what the "
-                 "8-minute GPU plan leaves after the parts before it (`python -m benchmarks.run --suite los-loop` runs "
-                 "the whole suite)"),
-}
+#: what the metr-la-week part trains on the GPU: seeds, students (labels of the suite's), peers
+WEEK_PLAN = (3, (f"{DEFAULT_STUDENT} h32", "gcn-gru h32 structured"), ("pgt-tgcn",))
 
 
-def _suite_part(name: str) -> Callable[[Context, Deadline], dict[str, Any]]:
-    def run(ctx: Context, deadline: Deadline) -> dict[str, Any]:
-        """One suite of :mod:`benchmarks.run` as :data:`SUITE_PLANS` has it: every run at least ``--min-passes``
-        epochs, peers after every seed's teacher and students."""
-        from benchmarks.run import build_parser, run_suite
-        from benchmarks.suites import get_suite
+def part_week(ctx: Context, deadline: Deadline) -> dict[str, Any]:
+    """The ``metr-la-week`` suite of :mod:`benchmarks.run` as :data:`WEEK_PLAN` has it: every run at least
+    ``--min-passes`` epochs, peers after every seed's teacher and students. Hands on the seed-0 teacher."""
+    from benchmarks.run import build_parser, run_suite
+    from benchmarks.suites import get_suite
 
-        suite, (seeds, students, peers, reduced) = get_suite(name), SUITE_PLANS[name]
-        argv = ["--suite", name, "--device", ctx.device, "--latency-warmup", "1" if ctx.smoke else "5",
-                "--peers", *(peers or ["none"]), "--students", *students]
-        argv += (["--tiny", "--seeds", "1", "--epochs", "1", "--limit-batches", "2", "--batch-size", "16",
-                  "--eval-batch-size", "256", "--latency-iters", "1", "--latency-batches", "1"] if ctx.smoke else
-                 ["--seeds", str(seeds), "--epochs", str(suite.epochs), "--patience", "10", "--batch-size", "64",
-                  "--latency-iters", "50"])
-        args = build_parser().parse_args(argv)
-        args.argv, args.seed_list, args.deadline = argv, list(range(args.seeds)), deadline
-        args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
-        args.week, args.workdir, args.reduced_by_design = ctx.week, str(ctx.work / name), reduced
-        args.capture_verdicts = ctx.handover.get("capture")
-        args.note = [("A 6-sensor, 2-day synthetic stand-in for the week, a tiny teacher, one epoch of two batches."
-                      if ctx.smoke else
-                      f"Every training run gets a share of the part's time budget (the teacher 3 shares, each other "
-                      f"run 1) but trains at least {args.min_passes} epochs first; it stops after the epoch that "
-                      "spends its share, or earlier by early stopping (patience 10). Runs the budget leaves no time "
-                      "for are not started.")]
-        record = run_suite(args)
-        ctx.handed["capture"] = record.get("capture") or {}
-        teacher = ctx.work / name / "s0" / "teacher" / "best.pt"
-        if name == "metr-la-week" and teacher.is_file():
-            hp = record["budget"]["teacher_hparams"]
-            ctx.handed["teacher"] = str(teacher)
-            size = json.dumps(hp) if hp else "at the paper's size"
-            ctx.handed["teacher_note"] = f"the metr-la-week part's seed-0 teacher (Graph WaveNet {size}, early stopping)"
-        return record
-
-    return run
+    name, (seeds, students, peers) = "metr-la-week", WEEK_PLAN
+    suite = get_suite(name)
+    argv = ["--suite", name, "--device", ctx.device, "--latency-warmup", "1" if ctx.smoke else "5",
+            "--peers", *peers, "--students", *students]
+    argv += (["--tiny", "--seeds", "1", "--epochs", "1", "--limit-batches", "2", "--batch-size", "16",
+              "--eval-batch-size", "256", "--latency-iters", "1", "--latency-batches", "1"] if ctx.smoke else
+             ["--seeds", str(seeds), "--epochs", str(suite.epochs), "--patience", "10", "--batch-size", "64",
+              "--latency-iters", "50"])
+    args = build_parser().parse_args(argv)
+    args.argv, args.seed_list, args.deadline = argv, list(range(args.seeds)), deadline
+    args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
+    args.week, args.workdir, args.capture_verdicts = ctx.week, str(ctx.work / name), ctx.handover.get("capture")
+    args.note = [("A 6-sensor, 2-day synthetic stand-in for the week, a tiny teacher, one epoch of two batches."
+                  if ctx.smoke else
+                  f"Every training run gets a share of the part's time budget (the teacher 3 shares, each other "
+                  f"run 1) but trains at least {args.min_passes} epochs first; it stops after the epoch that "
+                  "spends its share, or earlier by early stopping (patience 10). Runs the budget leaves no time "
+                  "for are not started.")]
+    record = run_suite(args)
+    ctx.handed["capture"] = record.get("capture") or {}
+    teacher = ctx.work / name / "s0" / "teacher" / "best.pt"
+    if teacher.is_file():
+        hp = record["budget"]["teacher_hparams"]
+        ctx.handed["teacher"] = str(teacher)
+        size = json.dumps(hp) if hp else "at the paper's size"
+        ctx.handed["teacher_note"] = f"the metr-la-week part's seed-0 teacher (Graph WaveNet {size}, early stopping)"
+    return record
 
 
-def _suite_lineup(name: str) -> Callable[[bool], str]:
-    def lineup(smoke: bool) -> str:
-        from benchmarks.table.records import MIN_PASSES
+def _week_lineup(smoke: bool) -> str:
+    from benchmarks.table.records import MIN_PASSES
 
-        seeds, students, peers, reduced = SUITE_PLANS[name]
-        text = (f"{1 if smoke else seeds} seed(s): {DEFAULT_TEACHER} (teacher), "
-                + ", ".join(f"{s} (plain, then distilled)" for s in students)
-                + (f"; then, for every seed, {', '.join(peers)}" if peers else "; no peer")
-                + ("; one epoch of two batches" if smoke else f"; each run at least {MIN_PASSES} epochs"))
-        return text + (f" — reduced by design: {reduced}" if reduced else "")
-
-    return lineup
+    seeds, students, peers = WEEK_PLAN
+    return (f"{1 if smoke else seeds} seed(s): {DEFAULT_TEACHER} (teacher), "
+            + ", ".join(f"{s} (plain, then distilled)" for s in students)
+            + f"; then, for every seed, {', '.join(peers)}"
+            + ("; one epoch of two batches" if smoke else f"; each run at least {MIN_PASSES} epochs"))
 
 
 def part_tuning(ctx: Context, deadline: Deadline) -> dict[str, Any]:
@@ -363,10 +349,7 @@ PARTS: list[Part] = [
          95, part_profile, profile_lineup),
     Part("timing", "model-timing", "forward / forward+backward time of every model, batch 64", 10, part_timing,
          _timing_lineup),
-    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 70, _suite_part("metr-la-week"),
-         _suite_lineup("metr-la-week"), grace_s=30),
-    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 70, part_tuning,
+    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 70, part_week, _week_lineup, grace_s=30),
+    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 95, part_tuning,
          _tuning_lineup, grace_s=20),
-    Part("los-loop", "los-loop", "Los-loop suite, reduced by design", 10, _suite_part("los-loop"),
-         _suite_lineup("los-loop"), grace_s=20),
 ]

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from benchmarks.budget import Deadline, OutOfTime, wait_or_stop
+from benchmarks.budget import Deadline, OutOfTime, run_child
 from benchmarks.record import RESULTS, log, one_line, write_record
 from benchmarks.table.records import table
 from stgkd.latency import device_name, random_graph
@@ -150,13 +148,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_child(argv: list[str], seconds: float, log) -> dict[str, Any]:
     """``python -m benchmarks.profile ARGV`` in its own process group, stopped after ``seconds``; how it ended."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.profile", *argv], cwd=RESULTS.parents[1],
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, start_new_session=True)
-    if wait_or_stop(proc, seconds, term_wait=5.0) == "exited":
-        return {"exit_code": proc.returncode, "ended": "exited"}
-    log(f"profile: stopped at its time ({seconds:.0f} s)")
-    return {"exit_code": proc.returncode, "ended": f"stopped at its time ({seconds:.0f} s)"}
+    code, how = run_child([sys.executable, "-m", "benchmarks.profile", *argv], seconds, term_wait=5.0,
+                          cwd=RESULTS.parents[1])
+    if how != "exited":
+        log(f"profile: stopped at its time ({seconds:.0f} s)")
+    return {"exit_code": code, "ended": "exited" if how == "exited" else f"stopped at its time ({seconds:.0f} s)"}
 
 
 def part_profile(ctx: "Context", deadline: Deadline) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """How a benchmark suite trains and times its models, and what it has produced so far (:class:`SuiteState`).
 
 :func:`train_suite` runs every model of a suite through the library's one entry point, :func:`stgkd.engine.run`,
-under the suite's protocol: ``"dcrnn"`` (DCRNN's windows, split and masked metrics, prepared by the library
-from the series) or ``"los-loop"`` (T-GCN's hand-made windows, :mod:`benchmarks.los_loop`, handed to ``run`` as
-prepared data; each run's test forecasts are also scored by T-GCN's metrics per horizon). For every seed the
+under the suite's protocol (``"dcrnn"``: DCRNN's windows, split and masked metrics, prepared by the library
+from the series). For every seed the
 teacher trains first, then each student twice (plainly, and distilled from that seed's teacher with stgkd's
 default :class:`~stgkd.distill.DistillConfig`); the peers run after every seed's students, so that a time
 budget spent on a slow peer never costs the models the study is about. Each run gets its share of a time
@@ -135,22 +134,10 @@ def train_suite(suite: Any, data: Any, *, args: argparse.Namespace, device: str,
     (returned), so a caller that catches :class:`~benchmarks.budget.OutOfTime` keeps them."""
     from stgkd.distill import DistillConfig
     from stgkd.engine import DataSpec, RunSpec, run
-    from stgkd.engine.evaluate import predict_split
 
     state = state if state is not None else SuiteState()
     deadline, shares = deadline or Deadline(), shares or TimeShares(None, 0)
-    prepared = None
-    if suite.protocol == "los-loop":
-        from benchmarks.los_loop import prepare_los_loop
-
-        prepared, info = prepare_los_loop(data, device=device)
-        state.dataset_info = {
-            "windows": [len(prepared.train), len(prepared.val), len(prepared.test)],
-            "regions": {"train": info.train, "val": info.val, "test": info.test}, "max_value_train": info.max_value,
-            "max_value_all": info.max_value_all, "input_features": list(prepared.input_features),
-            "adjacency": "DCRNN adj_mx.pkl (Gaussian kernel of road distance, threshold 0.1); no los_adj.csv in the "
-                         "shared folder"}
-    state.graph = prepared.adj if prepared is not None else data.adj
+    state.graph = data.adj
     windows = {"run": 0, "full": 0}
 
     def one(seed: int, label: str, name: str, kind: str, hp: dict[str, Any], weight: float, out: Path,
@@ -166,10 +153,8 @@ def train_suite(suite: Any, data: Any, *, args: argparse.Namespace, device: str,
         cfg = train_config(args, seed, device)
         spec = RunSpec(name, hp, DataSpec(data), cfg, teachers=(teacher.best_path or teacher.last_path,),
                        distill=DistillConfig()) if teacher is not None else RunSpec(name, hp, DataSpec(data), cfg)
-        extra = {} if prepared is None else {"prepared": prepared, "teacher": teacher.model if teacher else None,
-                                             "diagnostics": teacher is None}
-        res = run(spec, out, overwrite=True, callbacks=cbs, progress=False, log=False, evaluate_test=True, **extra)
-        p = res.data if prepared is None else prepared
+        res = run(spec, out, overwrite=True, callbacks=cbs, progress=False, log=False, evaluate_test=True)
+        p = res.data
         if not windows["full"]:
             windows["full"] = math.ceil(len(p.train) / args.batch_size)
             windows["run"] = min(windows["full"], args.limit_batches) if args.limit_batches else windows["full"]
@@ -184,11 +169,6 @@ def train_suite(suite: Any, data: Any, *, args: argparse.Namespace, device: str,
         peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
         rec = seed_record(res, seed=seed, batches_run=windows["run"], batches_full=windows["full"], peak=peak,
                           wall=time.perf_counter() - t0, time_limited=any(getattr(cb, "fired", False) for cb in cbs))
-        if prepared is not None:
-            from benchmarks.los_loop import horizon_table
-
-            fc = predict_split(res.model, prepared.test, prepared.scaler, batch_size=cfg.eval_batch, device=device)
-            rec["tgcn"] = horizon_table(fc.true, fc.pred)
         entry = state.entry(label, name, kind, hp)
         entry["seeds"].append(rec)
         if res.distill is not None:

@@ -4,7 +4,6 @@ Usage::
 
     python -m benchmarks.run --suite synthetic                    # anywhere, minutes
     python -m benchmarks.run --suite metr-la-week --device cuda --seeds 3
-    python -m benchmarks.run --suite los-loop --seeds 3           # T-GCN's protocol, same week
     python -m benchmarks.run --suite metr-la --device cuda        # full datasets, when present
     python -m benchmarks.run --render                             # only regenerate RESULTS.md
 
@@ -116,8 +115,6 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "completed": reached is None and not state.unprofiled, "reached": reached, "notes": notes,
         "capture": state.capture, "models": list(state.models.values()), "baselines": state.baselines,
     }
-    if getattr(args, "reduced_by_design", None):
-        record["reduced_by_design"] = args.reduced_by_design
     return record
 
 

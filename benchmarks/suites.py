@@ -1,8 +1,7 @@
 """The benchmark suites: which data, which protocol, which models, and how much training.
 
 A :class:`Suite` names its dataset (a loader that raises :class:`~stgkd.errors.DataError` naming the missing files
-and where to get them), its protocol (``"dcrnn"``: DCRNN's windows, split and masked metrics; ``"los-loop"``:
-T-GCN's, :mod:`benchmarks.los_loop`), the teacher, the students (each trained plainly and by distillation from
+and where to get them), its protocol (``"dcrnn"``: DCRNN's windows, split and masked metrics), the teacher, the students (each trained plainly and by distillation from
 that teacher) and the peers, trained alone under the same protocol: PGT layers behind stgkd's model interface
 (``dcrnn``, ``stgcn``, ``agcrn``, ``mtgnn``) and PGT's own recurrent cells wrapped as PGT's METR-LA example uses
 them (``pgt-tgcn``, ``pgt-a3tgcn``, ``pgt-gconvgru``; :mod:`stgkd.nn.peers`). PGT's own METR-LA loader z-scores
@@ -31,7 +30,7 @@ SHARED_WEEK = REPO_ROOT / ".." / "shared" / "data" / "metr-la-week"
 #: where the GPU machine finds the week: copied into the ignored .gpu/ folder that travels with the
 #: checkout (see benchmarks/README.md)
 DEVICE_WEEK = REPO_ROOT / ".gpu" / "data" / "metr-la-week"
-WEEK_FILES = ("metr-la-week.h5", "adj_mx.pkl", "los_speed.csv")
+WEEK_FILES = ("metr-la-week.h5", "adj_mx.pkl")
 
 
 # ============================================================================ suites
@@ -39,11 +38,11 @@ WEEK_FILES = ("metr-la-week.h5", "adj_mx.pkl", "los_speed.csv")
 
 @dataclass
 class Suite:
-    """One benchmark setting: its registry ``name`` (``--suite``), ``title``, ``protocol`` (``"dcrnn"`` or
-    ``"los-loop"``), ``load(tiny, week=None) -> TrafficData`` (a :class:`DataError` naming missing files; ``week`` is
+    """One benchmark setting: its registry ``name`` (``--suite``), ``title``, ``protocol`` (``"dcrnn"``),
+    ``load(tiny, week=None) -> TrafficData`` (a :class:`DataError` naming missing files; ``week`` is
     the real METR-LA week's folder, :func:`week_folder`), the ``teacher`` (name, hyperparameters), the ``students``
     and ``peers`` (``(label, model name, hparams)`` each), the default training budget (``epochs``,
-    ``limit_batches``), the dataset whose quotes of :mod:`benchmarks.published` go beside it (``published``), a
+    ``limit_batches``), the dataset whose quotes (``results/published-full-datasets.json``) go beside it (``published``), a
     paragraph for RESULTS.md (``description``) and the teacher's hyperparameters under ``--tiny``."""
 
     name: str
@@ -130,12 +129,6 @@ def _week(tiny: bool, week: str | Path | None = None):
     return read_dcrnn(folder / "metr-la-week.h5", folder / "adj_mx.pkl", name="metr-la-week")
 
 
-def _los(tiny: bool, week: str | Path | None = None):
-    from stgkd.data.readers import read_los_loop
-
-    folder = week_folder(week)
-    return read_los_loop(folder / "los_speed.csv", folder / "adj_mx.pkl", name="los-loop")
-
 
 def _registered(name: str) -> Callable[..., Any]:
     def load(tiny: bool, week: str | Path | None = None):
@@ -178,19 +171,6 @@ SUITES.register("metr-la-week", Suite(
         "forecast Tuesday 6 March 13:50 to Wednesday 7 March 23:55, the training windows cover Thursday "
         "to Monday (one weekend). A week is 1/17 of METR-LA: numbers are not comparable with the "
         "published full-dataset results."
-    ),
-    tiny_teacher=TINY_TEACHER,
-))
-SUITES.register("los-loop", Suite(
-    name="los-loop", title="Los-loop (T-GCN protocol on the same week)", protocol="los-loop", load=_los,
-    teacher=TEACHER, students=STUDENTS_REAL, peers=PEERS_CPU[:1], epochs=30, limit_batches=None,
-    description=(
-        "T-GCN's Los-loop protocol (Zhao et al., IEEE T-ITS 2020) on the same real week: `los_speed.csv` "
-        "(207 sensors, 2,016 steps) with DCRNN's `adj_mx.pkl` as the graph (the shared folder has no "
-        "`los_adj.csv`), speeds divided by the training maximum, only the speed as input, 12 input steps, "
-        "first 80% of the steps for training (its last tenth held out for model selection) and the last 20% "
-        "for testing; RMSE, MAE, accuracy, R² and var at 15 / 30 / 45 / 60 min, plus the masked metrics "
-        "of the other suites."
     ),
     tiny_teacher=TINY_TEACHER,
 ))
