@@ -1,23 +1,13 @@
 """The student frontier on the METR-LA week: test MAE against one-thread CPU latency, gathered from the records.
 
-:func:`gather` reads every accuracy record of the week in a results folder (the screens
-``student-frontier-screen-*.json``, the regime studies ``distill-regime-*.json``, the distillation ablations
-``distill-ablation-*.json`` and the ``benchmarks.run`` suites; :data:`READERS`), one :class:`Score` per model
-and recipe (mean ± sample std over its seeds), and joins each with the newest idle latency record
-(``benchmarks.latency``, one CPU thread, eager fp32, 207 sensors; a record or row timed on a busy machine is
-never used) that timed the same family with the same parameter count, width and input channels (each where
-both records state it). FLOPs at batch 1 come from the accuracy record where it counted them, else from a
-model-timing record's (``benchmarks.latency --sections timing``) batch-1 row of the same model. Nothing is filled in: a score without a
-timing, a timing without a score and a record the main body's rule
-(:func:`~benchmarks.table.records.appendix_reason`) sends to the appendix are listed in
-:attr:`Frontier.missing` with the reason.
-
-One point per model (family, width, plain or distilled, inputs) is charted; where several recipes of one
-model are on record, the one trained longest is kept, then the one with more seeds, then the lower
-validation MAE, then the newer record (the rest are :attr:`Frontier.others`). The baselines come from the
-first accuracy record with a test ``baselines`` block of the week. :func:`study_fronts` reads the Pareto
-fronts of the week's tuning studies; :func:`frontier_lines` is the section's text
-(:mod:`benchmarks.table.frontier_chart` draws the chart).
+:func:`gather` reads every accuracy record of the week (:data:`READERS`: frontier screens, regime studies,
+distillation ablations, ``benchmarks.run`` suites), one :class:`Score` per model and recipe (mean ± sample std
+over seeds), and joins each with the newest idle one-thread eager fp32 latency record at 207 sensors that timed
+the same family, parameter count, width and input channels (a busy record or row is never used). FLOPs come
+from the accuracy record, else from a model-timing record's batch-1 row. Nothing is filled in: what lacks a
+timing or a score, or is sent to the appendix (:func:`~benchmarks.table.records.appendix_reason`), is listed
+in :attr:`Frontier.missing`. One point per model: the recipe trained longest, then with more seeds, lower
+validation MAE, newer record (the rest are :attr:`Frontier.others`).
 """
 
 from __future__ import annotations
@@ -47,12 +37,8 @@ _WIDTH = re.compile(r"^(?P<family>.+)-h(?P<width>\d+)$")
 
 @dataclass(frozen=True)
 class Score:
-    """One model's test masked MAE on the week from one record: ``mae`` is ``{horizon: (mean, std, n)}``,
-    ``role`` teacher / student / peer, ``training`` plain / distilled, ``parameters`` and ``channels`` (input
-    channels) the join keys with the latency records, ``val`` the mean validation MAE (chooses between recipes,
-    never the test), ``epochs`` the budget, ``flags`` how it was trained in the words of its command, ``design``
-    a variant with hyperparameters other than the width (not a point), ``excluded`` why the record cannot give a
-    point, ``ident`` what tells teachers apart, ``inputs`` channels beyond the reading and the time of day."""
+    """One model's test MAE on the week from one record (``mae``: ``{horizon: (mean, std, n)}``); ``val``
+    chooses between recipes (never the test), ``design`` marks a variant beyond the width (not a point)."""
 
     family: str
     role: str
@@ -181,11 +167,12 @@ def _option(tokens: list[str], name: str) -> str | None:
     return next((tokens[i + 1] for i, tok in enumerate(tokens[:-1]) if tok == name), None)
 
 
-def _screen_scores(name: str, rows: list[dict[str, Any]]) -> list[Score]:
-    """Screen rows (one per run, each with its command): runs of one command but the seed are one recipe; a
-    ``stgkd distill`` command's student is distilled, of ``--student`` (default ``stgru``)."""
+def _screen_scores(name: str, rec: dict[str, Any]) -> list[Score]:
+    """A frontier screen's rows (one per run, each with its command): runs of one command but the seed are one
+    recipe; a ``stgkd distill`` command's student is distilled, of ``--student`` (default ``stgru``)."""
     from benchmarks.suites import PEERS_ALL
 
+    rows = rec["rows"]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         tokens = shlex.split(row.get("command", ""))
@@ -305,10 +292,10 @@ def _suite_scores(name: str, record: dict[str, Any]) -> list[Score]:
 
 def _kind(obj: Any) -> str | None:
     """Which reader of :data:`READERS` a results file needs (``None``: not an accuracy record)."""
-    if isinstance(obj, list) and obj and isinstance(obj[0], dict) and "flops_b1" in obj[0] and "command" in obj[0]:
-        return "screen"
     if not isinstance(obj, dict):
         return None
+    if obj.get("protocol") == "frontier-screen":
+        return "screen"
     if {"recipes", "runs", "teacher"} <= set(obj) and isinstance(obj.get("runs"), dict):
         return "regime"
     if {"teacher", "settings", "student", "seeds"} <= set(obj):
@@ -371,7 +358,7 @@ def _timing_for(score: Score, timings: list[Timing]) -> Timing | None:
 
 def _baselines_block(obj: Any) -> dict[str, Any] | None:
     """A test-split ``baselines`` block of the week in a record or in one of its rows."""
-    return next((item["baselines"] for item in (obj if isinstance(obj, list) else [obj])
+    return next((item["baselines"] for item in [obj, *(obj.get("rows") or [] if isinstance(obj, dict) else [])]
                  if isinstance(item, dict) and isinstance(item.get("baselines"), dict)
                  and item["baselines"].get("split") == "test" and item["baselines"].get("dataset") == DATASET), None)
 

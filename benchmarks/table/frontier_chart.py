@@ -1,13 +1,6 @@
-"""The student frontier's chart and section: :func:`frontier_section` draws ``frontier-metr-la-week-cpu.png``
-into the results folder (matplotlib, Agg, written atomically) from :func:`benchmarks.table.frontier.gather`,
-with the Pareto fronts of the week's tuning studies, and returns the section's lines
-(:func:`~benchmarks.table.frontier.frontier_lines`) with a link to it relative to RESULTS.md.
-
-Each point is a marker coloured by its family; the points that matter most (the students' front, then the
-teachers, then the rest by accuracy) carry their number (the ``#`` column of the section's table) beside the
-marker, as many as fit without one number touching another (:func:`label_points`); the table names every
-point. Nothing here measures anything.
-"""
+"""The frontier chart (``frontier-metr-la-week-cpu.png``, matplotlib Agg, written atomically) and section
+(:func:`frontier_section`): each point a marker in its family's colour, numbered by its row of the table where
+the number touches no other (:func:`label_points`), with the tuning studies' Pareto fronts."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The cost studies in RESULTS.md: the latency table and its goals, model timing, scaling with the network.
-
-:func:`latency_section` renders ``benchmarks.latency`` records (one line per model, one column per batch /
-mode / precision / CPU threads measured) and checks the latency goals (:data:`GOALS`) from them;
-:func:`timing_section` renders model-timing records (``benchmarks.latency --sections timing``), :func:`scaling_section` the scaling study
-with its power-law fits.
-"""
+"""The cost studies: the latency grid and its goals (:data:`GOALS`, :func:`latency_section`), model timing
+(:func:`timing_section`) and scaling with the network size and its power laws (:func:`scaling_section`)."""
 
 from __future__ import annotations
 

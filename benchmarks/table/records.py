@@ -1,12 +1,10 @@
 """The records, the rule of the main body, and the pieces every section of RESULTS.md is made of.
 
-:func:`load_records` reads every ``stgkd-bench`` record from a results folder; :func:`appendix_reason` is the
-one rule of what the main body shows and what goes to the appendix ("Appendix: reduced and smoke runs"): a
-smoke or ``--tiny`` run, a file name marked reduced (``-24steps``, ``-reduced``, ``-smoke``, ``-tiny``), a training run in which some model saw fewer than
-:data:`MIN_PASSES` passes over the training windows, or a cost study timing fewer than :data:`MIN_TIMED_CALLS`
-calls per figure. A latency figure timed on a busy machine (``"busy": true``, :func:`stgkd.latency.is_busy`)
-is never shown as a number: its cell says :data:`BUSY`. Every table is :func:`table`, every section starts
-with :func:`head`, and a test MAE is marked :data:`WORSE` where the best baseline beats it (:func:`mae_cells`).
+Every record is a ``stgkd-bench/1`` JSON file in ``benchmarks/results/`` (:func:`load_records`; the quoted
+published numbers are one too, :func:`quoted`). :func:`appendix_reason` is the one rule of what goes to the
+appendix; a latency timed on a busy machine is never a number (its cell says :data:`BUSY`); every table is
+:func:`table`, every section starts with :func:`head`; a test MAE worse than the best baseline is marked
+:data:`WORSE` (:func:`mae_cells`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["SCHEMA", "MIN_PASSES", "MIN_TIMED_CALLS", "BUSY", "GOALS", "mean_spread", "fmt_pm", "power_law",
-           "table", "head", "load_records", "appendix_reason"]
+           "table", "head", "load_records", "appendix_reason", "quoted"]
 
 #: the schema of every benchmark record (``benchmarks.run``, ``benchmarks.latency``, ``benchmarks.gpu``)
 SCHEMA = "stgkd-bench/1"
@@ -44,6 +42,10 @@ GOAL_GAP_CLOSED = 0.5
 GOAL_SEEDS = 3
 #: the full datasets (a week of METR-LA is not METR-LA)
 FULL_DATASETS = ("metr-la", "pems-bay", "pems04", "pems08")
+#: records that are not runs: read by their own section, never listed as a run
+NOT_RUNS = ("quoted", "frontier-screen")
+#: the quoted published numbers (with their sources and checks), a record of protocol ``quoted``
+QUOTED = Path(__file__).resolve().parents[1] / "results" / "published-full-datasets.json"
 #: the key holding what a record measured, per protocol (a part cut short before its first unit has none)
 PAYLOAD = {"environment": "details", "latency": "results", "model-timing": "models", "tuning": "report",
            "scaling": "points", "dcrnn": "models", "los-loop": "models"}
@@ -165,12 +167,20 @@ def read_json_files(results_dir: Path) -> list[tuple[Path, Any]]:
 
 
 def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` record in ``results_dir`` with this schema, in suite order, newest first."""
+    """Every run record (``stgkd-bench`` schema, not of :data:`NOT_RUNS`) in ``results_dir``, in suite order,
+    newest first."""
     records = [dict(rec, _file=path.name) for path, rec in read_json_files(results_dir)
-               if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/")]
+               if isinstance(rec, dict) and str(rec.get("schema", "")).startswith("stgkd-bench/")
+               and rec.get("protocol") not in NOT_RUNS]
     order = {name: i for i, name in enumerate(SUITE_ORDER)}
     records.sort(key=lambda r: r.get("started", ""), reverse=True)
     return sorted(records, key=lambda r: order.get(r["suite"], len(order)))
+
+
+def quoted() -> dict[str, Any]:
+    """The record of quoted published numbers (:data:`QUOTED`): ``quotes`` (model, dataset, ``metrics`` per
+    horizon, source, table, check), ``check_marks``, ``unverified`` (model, dataset, why) and ``los_loop_source``."""
+    return json.loads(QUOTED.read_text())
 
 
 def is_suite(rec: dict[str, Any]) -> bool:

@@ -17,32 +17,20 @@ __all__ = ["SECTIONS", "chosen", "chosen_lines", "distill_table", "screen_sectio
 #: per plan, in page order: the section's heading and what it says first (a record is ``PLAN-*.json``)
 SECTIONS = {
     "counts": ("A count network: the default student against the best table",
-               "From `python -m benchmarks.screen counts` (`python -m benchmarks.counts` before, the same screen; "
-               "accuracy only; each row is one `stgkd train` command, named in the record). The best baseline is "
-               "chosen per horizon on validation among last value, zero, seasonal naive and the historical mean and "
-               "median per stop by hour, and by hour and weekday; margin = student / best baseline − 1 over the 12 "
-               "steps (negative = the student is better). The simulator's statistics beside the real network's: "
-               "`count-stats-*.md`."),
+               "The default student on the count simulator (its statistics beside the real network's: "
+               "`count-stats-*.md`); margin = student / best baseline − 1 over the 12 steps (negative = better)."),
     "teachers": ("The teacher families at the default student's care",
-                 "From `python -m benchmarks.screen teachers` (accuracy only; each row is one `stgkd train` command, "
-                 "named in the record): each teacher family screened as the default student was (the same learning "
-                 "rates with and without yesterday's readings, the same epochs), its setting chosen on validation. "
-                 "The best baseline is chosen per horizon on validation; margin = teacher / best baseline − 1 over "
-                 "the 12 steps (negative = the teacher is better)."),
+                 "Each teacher family screened as the default student was, its setting chosen on validation; "
+                 "margin = teacher / best baseline − 1 over the 12 steps (negative = better)."),
     "distill": ("Which distillation settings help",
-                "From `python -m benchmarks.screen distill` (accuracy only; each row is one `stgkd distill` command, "
-                "named in the record; `python -m benchmarks.distill_ablation` before): one student from one teacher "
-                "under each setting; gain = its plain row's test MAE − its own, paired by seed (positive = better)."),
+                "One student from one teacher under each setting; gain = its plain row's test MAE − its own, "
+                "paired by seed (positive = better)."),
     "regime": ("When distillation pays, by training data",
-               "From `python -m benchmarks.screen regime` (accuracy only; each row is one `stgkd distill` command; "
-               "`python -m benchmarks.distill_regime` before): students plain and distilled on the most recent day "
-               "of the training split and on all of it; gain = the plain student's test MAE on the same days − the "
-               "distilled one's, paired by seed (positive = distillation helps)."),
+               "Students plain and distilled on the most recent day of the training split and on all of it; gain "
+               "= plain − distilled test MAE on the same days, paired by seed (positive = distillation helps)."),
     "ensemble": ("A student from the best teacher and from the ensemble",
-                 "From `python -m benchmarks.screen ensemble` (accuracy only; each row is one `stgkd distill` "
-                 "command; `python -m benchmarks.teacher_ensemble --student` before): one student plain, from the "
-                 "teacher of lowest validation MAE and from the ensemble of all; gain over the plain student, "
-                 "paired by seed (positive = better); the teacher column is the (ensemble) teacher's validation MAE."),
+                 "One student plain, from the teacher of lowest validation MAE and from the ensemble of all; gain "
+                 "over the plain student, paired by seed; the teacher column is the teacher's validation MAE."),
 }
 
 
@@ -202,7 +190,8 @@ def _section(results_dir: Path, plan: str) -> str:
     if not reports:
         return ""
     heading, intro = SECTIONS[plan]
-    lines = ["", f"## {heading}", "", intro, ""]
+    lines = ["", f"## {heading}", "", f"From `python -m benchmarks.screen {plan}` (accuracy only; each row is one "
+             "`stgkd` command, named in the record; the best baseline is chosen per horizon on validation). " + intro, ""]
     for path, report in reports:
         lines += [f"### `{path.name}`: {report['dataset']}, `{report['model']}`", "",
                   f"{report['date']}, {report['machine']}, load average {report['load_average_start']} at start; "

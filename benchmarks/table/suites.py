@@ -1,19 +1,14 @@
-"""The accuracy suites (``benchmarks.run``): rows aggregated over seeds, and their sections of RESULTS.md.
-
-:func:`aggregate` turns one suite record into rows (mean ± sample standard deviation over seeds, ``n``
-given, cost columns, speed-ups against the teacher); :func:`suite_section` renders a suite's accuracy
-(with the best baseline beside the models), cost, T-GCN metrics and findings; :func:`published_section` the
-quoted numbers of the papers.
-"""
+"""The accuracy suites (``benchmarks.run``): :func:`aggregate` (rows over seeds: mean ± sample std, cost,
+speed-ups against the teacher), :func:`suite_section` (accuracy beside the best baseline, cost, T-GCN metrics,
+findings) and :func:`published_section` (the quoted numbers of the papers, from their record)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from benchmarks.published import CHECK_MARKS, LOS_LOOP_SOURCE, UNVERIFIED, quotes_for
 from benchmarks.table.records import (BUSY, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_ms, fmt_pm,
-                                      mae_cells, mean_spread, part_lines, passes, table, title)
+                                      mae_cells, mean_spread, part_lines, passes, quoted, table, title)
 
 __all__ = ["aggregate", "trios", "suite_section", "published_section"]
 
@@ -172,7 +167,7 @@ def _los_loop_lines(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
                "reports that epoch, which selects on the test set; we select on the held-out last 10% of the training "
                "steps and score the test part once. T-GCN trains one model per horizon; we train one 12-step model "
                "and score its first 3/6/9/12 steps. T-GCN divides by the maximum of the whole series; we divide by "
-               "the training maximum.", "", f"Published T-GCN Los-loop numbers: {LOS_LOOP_SOURCE}", ""])
+               "the training maximum.", "", f"Published T-GCN Los-loop numbers: {quoted()['los_loop_source']}", ""])
 
 
 def suite_section(rec: dict[str, Any]) -> list[str]:
@@ -211,19 +206,18 @@ def suite_section(rec: dict[str, Any]) -> list[str]:
 
 
 def published_section(dataset: str) -> list[str]:
-    """The numbers the papers report on ``dataset`` (quoted, not measured), each with its source and check."""
-    quotes = quotes_for(dataset)
-    horizons = sorted({h for q in quotes for h in q.metrics}, key=HORIZONS.index)
-
-    def cells(q: Any) -> list[str]:
-        return [("not verified" if q.metrics[h].get(k) is None else f"{q.metrics[h][k]:.2f}") if q.metrics.get(h)
-                else "–" for h in horizons for k in ("mae", "rmse", "mape")]
-
-    marks = sorted({mark for q in quotes for mark in CHECK_MARKS if mark in q.checked})
-    missing = [f"- {m}: no number quoted — {why}." for (m, d), why in UNVERIFIED.items() if d == dataset]
+    """The numbers the papers report on ``dataset`` (quoted, not measured; :func:`quoted`), each with its source
+    and check, and the models whose number could not be verified."""
+    rec = quoted()
+    quotes = [q for q in rec["quotes"] if q["dataset"] == dataset]
+    horizons = sorted({h for q in quotes for h in q["metrics"]}, key=HORIZONS.index)
+    cells = [[("not verified" if q["metrics"][h].get(k) is None else f"{q['metrics'][h][k]:.2f}")
+              if q["metrics"].get(h) else "–" for h in horizons for k in ("mae", "rmse", "mape")] for q in quotes]
+    marks = [f"- {m} {why}." for m, why in rec["check_marks"].items() if any(m in q["checked"] for q in quotes)]
+    missing = [f"- {u['model']}: no number quoted — {u['why']}." for u in rec["unverified"] if u["dataset"] == dataset]
     return ([f"Quoted, **not measured here** ({dataset}):", ""]
             + table(["model", *[f"{h} {m}" for h in horizons for m in ("MAE", "RMSE", "MAPE %")],
                      "source (paper, table)", "checked"],
-                    [[q.model, *cells(q), f"{q.source}, {q.table}" + (f" ({q.note})" if q.note else ""), q.checked]
-                     for q in quotes])
-            + ["", *[f"- {mark} {CHECK_MARKS[mark]}." for mark in marks]] + (["", *missing] if missing else []))
+                    [[q["model"], *c, f"{q['source']}, {q['table']}" + (f" ({q['note']})" if q.get("note") else ""),
+                      q["checked"]] for q, c in zip(quotes, cells)])
+            + ["", *marks] + (["", *missing] if missing else []))

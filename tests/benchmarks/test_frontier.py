@@ -82,7 +82,9 @@ def _latency(started: str, rows: list[dict], *, busy: bool = False) -> dict:
 def results(tmp_path: Path) -> Path:
     d = tmp_path / "benchmarks" / "results"
     d.mkdir(parents=True)
-    (d / "student-frontier-screen-cpu-2026-01-02.json").write_text(json.dumps(_screen_rows()))
+    (d / "student-frontier-screen-cpu-2026-01-02.json").write_text(json.dumps(
+        {"schema": "stgkd-bench/1", "suite": "student-frontier-screen", "protocol": "frontier-screen",
+         "date": "2026-01-02", "command": "python -m benchmarks.frontier_screen ...", "rows": _screen_rows()}))
     (d / "distill-regime-cpu-2026-01-01-week.json").write_text(json.dumps(_regime()))
     idle = [_lat_row("graph-wavenet", 1, 20.0, 1000, 2), _lat_row("graph-wavenet", 64, 2000.0, 1000, 2),
             _lat_row("stgru-h32", 1, 2.0, 300, 4), _lat_row("stgru-h32", 64, 100.0, 300, 4),
@@ -224,7 +226,8 @@ def test_a_screened_stgkd_distill_run_is_a_distilled_point_of_its_student_family
     rows[0] = {**rows[0], "name": "kd-w32", "test": _h(4.3),
                "command": f"stgkd distill --dataset {WEEK} --teacher t.pt --student stgru --out runs/x/kd --epochs 30 "
                           "--test --seed 0 --no-progress --overwrite --hparams '{\"hidden\":32}'"}
-    (results / "student-frontier-screen-cpu-2026-01-05-kd.json").write_text(json.dumps(rows))
+    (results / "student-frontier-screen-cpu-2026-01-05-kd.json").write_text(json.dumps(
+        {"schema": "stgkd-bench/1", "protocol": "frontier-screen", "rows": rows}))
     front = gather(results)
     kd = next(p for p in front.points + front.others if p.score.source.endswith("-kd.json"))
     assert (kd.score.family, kd.score.training, kd.score.width) == ("stgru", "distilled", 32)

@@ -259,3 +259,16 @@ def test_a_run_reduced_by_design_says_why_and_a_dead_part_shows_its_last_lines()
     assert "**Failed** after 12 s: `its process ended by signal SIGABRT and wrote no record`; no figures." in text
     assert "Its process ended with -6; the last lines it wrote:" in text
     assert "```\ntiming gcn-gru-h32\nCUDA error: an illegal memory access was encountered\n```" in text
+
+
+def test_records_that_are_not_runs_are_not_listed_and_the_quotes_come_from_their_record(tmp_path):
+    from benchmarks.table.records import QUOTED, quoted
+
+    (tmp_path / "published-full-datasets.json").write_text(QUOTED.read_text())
+    (tmp_path / "student-frontier-screen-cpu-2026-01-01.json").write_text(json.dumps(
+        {"schema": "stgkd-bench/1", "protocol": "frontier-screen", "rows": []}))
+    assert load_records(tmp_path) == []
+    rec = quoted()
+    assert rec["protocol"] == "quoted" and all(q["source"] and q["checked"] for q in rec["quotes"])
+    gwn = next(q for q in rec["quotes"] if (q["model"], q["dataset"]) == ("Graph WaveNet", "metr-la"))
+    assert gwn["metrics"]["60min"] == {"mae": 3.53, "rmse": 7.37, "mape": 10.01}
