@@ -87,7 +87,7 @@ def load_graph(num_nodes: int, week: Path | None = None) -> tuple[np.ndarray, st
 
             _, adj = read_adj_pickle(week_folder(week) / "adj_mx.pkl")
             return np.asarray(adj, dtype=np.float32), "METR-LA (DCRNN adj_mx.pkl)"
-        except DataError:
+        except DataError:  # the week's files are not here: a random graph of the size asked, named as such
             pass
     return random_graph(num_nodes), f"random, 8 out-edges per node, seed 0 (N={num_nodes})"
 

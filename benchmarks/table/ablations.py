@@ -101,12 +101,11 @@ def ablation_section(group: list[dict[str, Any]]) -> list[str]:
     first, t = group[0], group[0]["teacher"]
     rows = ablation_rows(group)
     block = next((r["baselines"] for r in group if r.get("baselines")), None)  # one teacher, data and split
-    minutes = f", {t['seconds'] / 60:.0f} min" if math.isfinite(float(t.get("seconds") or math.nan)) else ""
     partial = [r["_file"] for r in group if r.get("complete") is False]
     out = [f"## {first['title']} — {first['student']} width {first.get('width')} — "
            f"{first['environment']['device'].upper()} — {first['date']}", "",
            f"Teacher: {t['model']} {json.dumps(t.get('hparams', {}))}, {t['parameters']:,} parameters, trained "
-           f"{t['epochs']} epochs (best {t['best_epoch']}{minutes}) on the whole training slice; one teacher for every "
+           f"{t['epochs']} epochs (best {t['best_epoch']}) on the whole training slice; one teacher for every "
            f"student seed. Students: `{first['student']}` width {first.get('width')}, {first['student_epochs']} "
            f"epochs each, seeds {first['seeds']}; the best-validation epoch is scored once on the test split (DCRNN "
            "protocol, masked metrics).", "", f"Data: {first.get('data')}.", "", "Runs:", "",
