@@ -350,8 +350,8 @@ def measure(
 def measure_train_step(model: nn.Module, x: Tensor, *, dtype: str = "fp32", warmup: int = 5,
                        iters: int = 20) -> dict[str, float]:
     """Milliseconds of a training step's forward and backward of ``model`` on ``x`` (train mode, the forecast's
-    mean as the loss, gradients cleared after each; no optimiser step), :func:`summarize`\ d over ``iters`` steps
-    after ``warmup`` untimed ones, at ``dtype`` as :func:`~stgkd.precision.inference_precision` runs it, on
+    mean as the loss, gradients cleared after each; no optimiser step), summarised (:func:`summarize`) over
+    ``iters`` steps after ``warmup`` untimed ones, at ``dtype`` as :func:`~stgkd.precision.inference_precision` runs it, on
     ``x``'s device: CUDA events from an idle GPU there, the wall clock on the CPU.
 
     Shapes:
@@ -372,12 +372,7 @@ def measure_train_step(model: nn.Module, x: Tensor, *, dtype: str = "fp32", warm
         step()
     if dev.type == "cuda":
         return summarize(_time_cuda(step, [xin], iters, dev))
-    samples = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        step()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return summarize(samples)
+    return summarize(_time_cpu(step, [xin], iters))
 
 
 def _check_settings(*, mode: str, dtype: str, batch_size: int, warmup: int, iters: int) -> None:
@@ -435,13 +430,18 @@ def _timed_calls(fn: Callable[[Tensor], Any], inputs: list[Tensor], dev: torch.d
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             return _time_cuda(call, inputs, iters, dev)
-        samples: list[float] = []
-        for i in range(iters):
-            x = inputs[i % pool]
-            start = time.perf_counter()
-            call(x)
-            samples.append((time.perf_counter() - start) * 1e3)
-        return samples
+        return _time_cpu(call, inputs, iters)
+
+
+def _time_cpu(fn: Callable[[Tensor], Any], inputs: list[Tensor], iters: int) -> list[float]:
+    """Per-call wall-clock times in milliseconds, the inputs taken in turn."""
+    samples: list[float] = []
+    for i in range(iters):
+        x = inputs[i % len(inputs)]
+        start = time.perf_counter()
+        fn(x)
+        samples.append((time.perf_counter() - start) * 1e3)
+    return samples
 
 
 def _time_cuda(fn: Callable[[Tensor], Any], inputs: list[Tensor], iters: int, dev: torch.device) -> list[float]:

@@ -25,13 +25,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stgkd.latency import CudaGraphRunner
+from stgkd.export.programs import FAITHFUL_ATOL
+from stgkd.latency import MODES, CudaGraphRunner
 
 __all__ = ["MODES", "FAITHFUL_ATOL", "LAUNCH_CALLS", "profile_model", "summarize_profile", "compiled", "faithfulness"]
 
-MODES = ("eager", "cuda-graph", "compile")
-#: a mode's output is faithful when it is this close to eager's (max absolute difference)
-FAITHFUL_ATOL = 1e-4
 #: calls before a compiled model is profiled (compilation, then the CUDA-graph recording of reduce-overhead)
 COMPILE_WARMUP = 3
 #: host-side calls that put work on the GPU
