@@ -143,9 +143,6 @@ class CachedProgram:
         """Shapes: values ``(B, T, N)`` float32, timestamps ``(B, T)`` int64 -> ``(B, H, N)``."""
         return self._loader.boxed_run([values, timestamps])[0]
 
-    def eval(self) -> "CachedProgram":
-        return self
-
 
 def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], out: Path, where: str, *,
                     atol: float) -> Path:
