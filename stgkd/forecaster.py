@@ -48,6 +48,19 @@ class _ColumnOrder:
     input_from_model: np.ndarray
 
 
+def _wall_second(stamp: Any, where: str) -> int:
+    """:func:`_wall_seconds` of one timestamp (a datetime, ``np.datetime64`` or text), without building an index."""
+    try:
+        when = pd.Timestamp(stamp)
+    except (TypeError, ValueError) as exc:
+        raise StgkdError(f"{where}: cannot read timestamps ({exc})") from None
+    if when is pd.NaT:
+        raise StgkdError(f"{where}: timestamps hold NaT")
+    if when.tz is not None:
+        when = when.tz_localize(None)  # keep the local wall-clock time
+    return int((when - _EPOCH) // pd.Timedelta(seconds=1))
+
+
 def _wall_seconds(stamps: Any, where: str) -> np.ndarray:
     """Seconds since 1970-01-01 of the local wall-clock time of each timestamp (int64)."""
     try:
@@ -114,6 +127,7 @@ class Forecaster:
         self._cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._graphs: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()  # each thread's input buffers (_input_buffers)
 
     @property
     def num_nodes(self) -> int:
@@ -254,7 +268,10 @@ class Forecaster:
             values = (np.abs(mean + std * gen.standard_normal((int(b), self.input_steps, self.num_nodes))) + 1.0)
             secs = 1_700_000_000 + np.arange(self.input_steps, dtype=np.int64) * self.interval_minutes * 60
             for _ in range(2):
-                self._forecast(values.astype(np.float32), np.broadcast_to(secs, (int(b), self.input_steps)))
+                buffers = self._input_buffers(int(b))
+                buffers[0][...] = values
+                buffers[1][...] = secs
+                self._forecast(buffers)
 
     def __repr__(self) -> str:
         return (
@@ -313,7 +330,10 @@ class Forecaster:
             )
         secs = self._array_seconds(values.shape[0], values.shape[1], timestamps, start)
         t = self.input_steps
-        out = self._forecast(values[:, -t:], secs[:, -t:])
+        buffers = self._input_buffers(values.shape[0])
+        np.copyto(buffers[0], values[:, -t:])
+        np.copyto(buffers[1], secs[:, -t:])
+        out = self._forecast(buffers)
         return out[0] if single else out
 
     def _predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -342,13 +362,17 @@ class Forecaster:
                     f"step of {stamps[bad + 1] - stamps[bad]} after {stamps[bad]} (reindex to a regular "
                     f"index with NaN for missing readings: history.asfreq('{self.interval_minutes}min'))"
                 )
+        buffers = self._input_buffers(1)
         try:
             raw = frame.to_numpy()  # one float block: a view, no copy
-            values = np.asarray(raw[-t:] if order is None else raw[-t:, order.model_from_input], dtype=np.float32)
+            # cast (and transpose: a frame's block is column-major) straight into the model's input
+            np.copyto(buffers[0][0], raw[-t:] if order is None else raw[-t:, order.model_from_input],
+                      casting="unsafe")
         except (TypeError, ValueError) as exc:
             raise StgkdError(f"history: readings must be numbers ({exc})") from None
         wall = absolute if stamps.tz is None else stamps.tz_localize(None).asi8
-        out = self._forecast(values[None], (wall // 1_000_000_000)[None])[0]
+        np.floor_divide(wall, 1_000_000_000, out=buffers[1][0])
+        out = self._forecast(buffers)[0]
         if order is not None:
             out = out[:, order.input_from_model]
         if stamps.tz is None:  # from the integers: a third of the time of Timestamp + TimedeltaIndex arithmetic
@@ -401,7 +425,7 @@ class Forecaster:
                 raise StgkdError(f"timestamps: expected {t} or ({batch}, {t}) timestamps, got {secs.size}")
             return np.ascontiguousarray(secs)
         if start is not None:
-            first = _wall_seconds(start if np.ndim(start) else [start], "start")
+            first = _wall_seconds(start, "start") if np.ndim(start) else np.array([_wall_second(start, "start")])
             if first.size not in (1, batch):
                 raise StgkdError(f"start: expected one timestamp or {batch}, got {first.size}")
             offsets = np.arange(t, dtype=np.int64) * self.interval_minutes * 60
@@ -413,10 +437,31 @@ class Forecaster:
             )
         return np.zeros((batch, t), dtype=np.int64)
 
-    def _forecast(self, values: np.ndarray, secs: np.ndarray) -> np.ndarray:
-        if np.isinf(values).any():
-            raise StgkdError("history holds Inf readings; use NaN for missing readings")
-        observed = ~self._missing.is_missing(values)
+    def _input_buffers(self, batch: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+        """This thread's model inputs for ``batch`` windows, to be filled in place: numpy views
+        ``(batch, input_steps, N)`` float32 and ``(batch, input_steps)`` int64 and the CPU tensors they share
+        memory with. Reused from call to call (nothing allocated, the memory the program reads warm in the cache,
+        strides the compiled program's guards accept); another batch size replaces them."""
+        held = getattr(self._local, "inputs", None)
+        if held is None or held[0].shape[0] != batch:
+            x = torch.empty((batch, self.input_steps, self.num_nodes), dtype=torch.float32)
+            s = torch.empty((batch, self.input_steps), dtype=torch.int64)
+            held = self._local.inputs = (x.numpy(), s.numpy(), x, s)
+        return held
+
+    def _check_readings(self, values: np.ndarray) -> None:
+        """Refuse Inf readings and a sensor with no observed reading in a window (``values`` ``(B, T, N)``).
+        One pass where every reading is finite (the usual case), the convention's sentinel compared after it."""
+        finite = np.isfinite(values)
+        sentinel = self._missing.sentinel
+        if finite.all():
+            if sentinel is None:
+                return
+            observed = values != values.dtype.type(sentinel)
+        else:
+            if np.isinf(values).any():
+                raise StgkdError("history holds Inf readings; use NaN for missing readings")
+            observed = finite if sentinel is None else finite & (values != values.dtype.type(sentinel))
         dead = ~observed.any(axis=1)  # (B, N)
         if dead.any():
             b, n = np.argwhere(dead)[0]
@@ -426,15 +471,18 @@ class Forecaster:
                 f"{f' of window {b}' if values.shape[0] > 1 else ''}: {ids[:5]}{' ...' if len(ids) > 5 else ''}"
                 " (the model needs at least one observed reading per sensor)"
             )
-        # new row-major arrays (what a compiled program's guards expect: a length-1 axis of a view can carry any
-        # stride), owned by torch
-        x = torch.from_numpy(np.array(values, dtype=np.float32, order="C", copy=True)).to(self.device)
-        s = torch.from_numpy(np.array(secs, dtype=np.int64, order="C", copy=True)).to(self.device)
+
+    def _forecast(self, buffers: tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]) -> np.ndarray:
+        """The forecast ``(B, H, N)`` float32 of the windows filled into :meth:`_input_buffers`."""
+        values, _, x, s = buffers
+        self._check_readings(values)
         with torch.inference_mode():
             if self._cuda_graphs:
-                out = self._replay(x, s)
+                out = self._replay(x.to(self.device), s.to(self.device))
             else:
-                out = self._module(x, s)
+                out = self._module(x.to(self.device), s.to(self.device))
+        if out.device.type == "cpu" and out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            out = out.clone()  # a program returning a view of its input (a naive forecast): the buffer is reused
         return out.float().cpu().numpy()
 
     def _replay(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -140,6 +140,13 @@ def test_bad_histories_raise_clear_errors(exported):
         fc.predict(np.ones((T, N)))
     with pytest.raises(StgkdError, match="Inf"):
         fc.predict(np.full((T, N), np.inf), start="2026-01-01")
+    one_inf = df.copy()
+    one_inf.iloc[2, 1] = -np.inf  # among finite readings, and beside a missing one
+    with pytest.raises(StgkdError, match="Inf"):
+        fc.predict(one_inf)
+    one_inf.iloc[0, 0] = np.nan
+    with pytest.raises(StgkdError, match="Inf"):
+        fc.predict(one_inf)
     with pytest.raises(StgkdError, match="timestamps: expected 4"):
         fc.predict(np.ones((T, N)), timestamps=pd.date_range("2026-01-01", periods=3, freq="5min"))
 
@@ -213,10 +220,11 @@ def test_load_forecasts_before_it_returns(exported, monkeypatch):
     calls: list[int] = []
     real = Forecaster._forecast
 
-    def spy(self, values, secs):
+    def spy(self, buffers):
+        values, secs = buffers[:2]
         calls.append(int(values.shape[0]))
         assert values.shape[1:] == (T, N) and secs.shape == values.shape[:2]
-        return real(self, values, secs)
+        return real(self, buffers)
 
     monkeypatch.setattr(Forecaster, "_forecast", spy)
     fc = Forecaster.load(exported[0])
@@ -251,6 +259,23 @@ def test_load_checkpoint_directly_and_bad_files(exported, tmp_path):
         with pytest.raises(ConfigError, match=r"best.pt: an export for device='cuda' .* CUDA is not available here"):
             export_student(ckpt, tmp_path / "cuda.pt", device="cuda")
         assert not (tmp_path / "cuda.pt").exists()
+
+
+def test_each_forecast_is_the_callers_own(exported):
+    """The inputs live in buffers reused call after call; a forecast returned earlier never changes, even from a
+    program whose output is a view of its input (a last-values forecast)."""
+    fc = Forecaster.load(exported[0])
+    a, b = frame(1), frame(2)
+    first = fc.predict(a)
+    kept = first.to_numpy().copy()
+    fc.predict(b)
+    np.testing.assert_array_equal(first.to_numpy(), kept)
+
+    naive = Forecaster(lambda values, stamps: values[:, -H:], fc.metadata)  # returns a view of its input
+    got = naive.predict(a)
+    naive.predict(b)
+    naive.predict(b.to_numpy(), start=b.index[0])
+    np.testing.assert_array_equal(got.to_numpy(), a.to_numpy()[-H:])
 
 
 def test_shared_across_threads_gives_identical_results(exported):
