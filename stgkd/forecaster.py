@@ -33,6 +33,8 @@ from stgkd.missing import parse_missing
 __all__ = ["Forecaster"]
 
 _EPOCH = pd.Timestamp("1970-01-01")
+#: integer ticks per second of each unit a DatetimeIndex may hold
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 #: the batch sizes :meth:`Forecaster.load` forecasts at before it returns (:meth:`Forecaster.warm_up`): 1, what
 #: :meth:`Forecaster.predict` runs for a DataFrame
@@ -120,9 +122,9 @@ class Forecaster:
         self._missing = parse_missing(metadata.get("missing", "zero"), where=f"{source or 'metadata'}: missing")
         self.missing = self._missing.name
         self._index = {s: i for i, s in enumerate(self.sensor_ids)}
-        self._interval_ns = self.interval_minutes * 60 * 1_000_000_000
-        self._future_ns = np.arange(1, self.horizon + 1, dtype=np.int64) * self._interval_ns
-        self._future_offsets = pd.to_timedelta(self._future_ns, unit="ns")
+        self._interval_s = self.interval_minutes * 60
+        self._future_s = np.arange(1, self.horizon + 1, dtype=np.int64) * self._interval_s
+        self._future_offsets = pd.to_timedelta(self._future_s, unit="s")
         self._columns: tuple[pd.Index, _ColumnOrder | None] | None = None  # the last frame's columns, checked
         self._cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._graphs: dict[int, Any] = {}
@@ -348,13 +350,13 @@ class Forecaster:
             )
         order = self._column_order(frame.columns)
         stamps = index[-t:] if len(index) > t else index
-        if stamps.unit != "ns":
-            stamps = stamps.as_unit("ns")
         if stamps.hasnans:
             raise StgkdError(f"history index: the last {t} timestamps hold NaT")
-        absolute = stamps.asi8  # int64 ns since the epoch (UTC for an aware index)
+        # integers in the index's own unit (s, ms, us or ns) since the epoch, UTC for an aware index
+        absolute, unit = stamps.asi8, stamps.unit
+        per_second = _TICKS_PER_SECOND[unit]
         if t > 1:
-            irregular = np.flatnonzero(np.diff(absolute) != self._interval_ns)
+            irregular = np.flatnonzero(np.diff(absolute) != self._interval_s * per_second)
             if irregular.size:
                 bad = int(irregular[0])
                 raise StgkdError(
@@ -371,12 +373,13 @@ class Forecaster:
         except (TypeError, ValueError) as exc:
             raise StgkdError(f"history: readings must be numbers ({exc})") from None
         wall = absolute if stamps.tz is None else stamps.tz_localize(None).asi8
-        np.floor_divide(wall, 1_000_000_000, out=buffers[1][0])
+        np.floor_divide(wall, per_second, out=buffers[1][0])
         out = self._forecast(buffers)[0]
         if order is not None:
             out = out[:, order.input_from_model]
         if stamps.tz is None:  # from the integers: a third of the time of Timestamp + TimedeltaIndex arithmetic
-            future = pd.DatetimeIndex((absolute[-1] + self._future_ns).view("M8[ns]"), name=index.name)
+            future = pd.DatetimeIndex((absolute[-1] + self._future_s * per_second).view(f"M8[{unit}]"),
+                                      name=index.name)
         else:
             future = (stamps[-1] + self._future_offsets).rename(index.name)
         return pd.DataFrame(out, index=future, columns=frame.columns, copy=False)

@@ -110,6 +110,18 @@ def test_arrays_with_start_or_timestamps(exported):
     assert got.index[0] == local.index[-1] + pd.Timedelta(minutes=5) and str(got.index.tz) == "America/Los_Angeles"
 
 
+def test_an_index_in_any_unit_gives_the_same_forecast(exported):
+    fc = Forecaster.load(exported[0])
+    df = frame(3)
+    want = fc.predict(df.set_axis(df.index.as_unit("ns")))
+    for unit in ("s", "ms", "us"):
+        got = fc.predict(df.set_axis(df.index.as_unit(unit)))
+        np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+        assert got.index.unit == unit and (got.index == want.index).all()
+    with pytest.raises(StgkdError, match="regular, 5 min apart"):
+        fc.predict(df.set_axis((df.index + pd.to_timedelta(np.arange(T), unit="s")).as_unit("s")))
+
+
 def test_bad_histories_raise_clear_errors(exported):
     fc = Forecaster.load(exported[0])
     df = frame()
