@@ -3,7 +3,8 @@
 Each run is a new Python process (one thread, nothing else running) that imports stgkd, calls
 ``Forecaster.load(FILE)``, forecasts once from a DataFrame, then times steady forecasts from a DataFrame of
 exactly ``input_steps`` rows, from a rolling buffer a day longer, from an array, and the loaded program
-itself on the same inputs (``fc.program``: what ``stgkd latency FILE`` times), in interleaved rounds.
+itself on the same inputs (``fc.program``: what ``stgkd latency FILE`` times) and ``predict(DataFrame)``
+around a program that returns at once (the API's own cost), in interleaved rounds.
 Runs alternate between cold caches (a new, empty ``TORCHINDUCTOR_CACHE_DIR`` and stgkd program cache
 ``STGKD_CACHE_DIR``: a new machine or a new torch, the file's first load there) and warm ones (the
 directories the cold run just filled: a service restarted).
@@ -58,8 +59,13 @@ def child(path: str, iters: int, rounds: int, threads: int = 1) -> dict[str, Any
         gap = float(np.abs(fc.program(values, stamps).numpy()[0] - fc.predict(frame).to_numpy()).max())
     if gap > 1e-4:
         raise SystemExit(f"{path}: the program and predict(frame) differ by {gap:.3g} on the same window")
+    with torch.inference_mode():
+        canned = fc.program(values, stamps)
+    # the same API around a program that returns at once: what predict costs beside the model
+    around = Forecaster(lambda v, s: canned.clone(), fc.metadata)
     calls = {"program": lambda: fc.program(values, stamps), "frame": lambda: fc.predict(frame),
-             "buffer": lambda: fc.predict(buffer), "array": lambda: fc.predict(array, start=frame.index[0])}
+             "buffer": lambda: fc.predict(buffer), "array": lambda: fc.predict(array, start=frame.index[0]),
+             "frame_no_model": lambda: around.predict(frame)}
     samples: dict[str, list[float]] = {k: [] for k in calls}
     with torch.inference_mode():
         for _ in range(rounds):
@@ -82,6 +88,10 @@ def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def render(report: dict[str, Any]) -> str:
     from benchmarks.table.records import table
 
@@ -93,12 +103,13 @@ def render(report: dict[str, Any]) -> str:
              "One process per row, one thread, the runs one after another on an otherwise idle machine (1-minute load "
              "before each). *load + first* is `Forecaster.load` and the first `predict(DataFrame)`; import is "
              "torch + stgkd before it. Steady figures: median ms per call; *frame / program* is "
-             "`predict(DataFrame)` over the loaded program's own time on the same inputs.", ""] + table(["cache", "load before", "import s", "load s", "first forecast ms", "load + first s",
+             "`predict(DataFrame)` over the loaded program's own time on the same inputs; *around the model* is "
+             "`predict(DataFrame)` with a program that returns at once (what the API itself costs).", ""] + table(["cache", "load before", "import s", "load s", "first forecast ms", "load + first s",
                           "program ms", "predict(frame) ms", "predict(buffer +1 day) ms", "predict(array) ms",
-                          "frame / program"], (
+                          "around the model ms", "frame / program"], (
         [r["cache"], r["load_before"], f"{r['import_s']:.2f}", f"{r['load_s']:.2f}", f"{r['first_forecast_ms']:.1f}",
          f"{r['load_first_s']:.2f}"] + [f"{r['median_ms'][k]:.3f}" for k in ("program", "frame", "buffer", "array")]
-        + [f"{r['over_program']['frame']:.2f}x"] for r in report["runs"]))
+        + [_ms(r["median_ms"].get("frame_no_model")), f"{r['over_program']['frame']:.2f}x"] for r in report["runs"]))
     lines += ["", f"Goals: load + first forecast on a warm cache ≤ {GOALS['load_first_warm_s']:g} s: "
               f"{'met' if g['load_first_warm_met'] else 'not met'} ({g['load_first_warm_s']}); predict(DataFrame) within "
               f"{GOALS['frame_over_program']:g}x of the program: {'met' if g['frame_over_program_met'] else 'not met'} "
