@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +30,16 @@ def _study(out: Path) -> optuna.Study | None:
         return None
 
 
+def _mid_trial(out: Path) -> bool:
+    """A trial completed and another one running (a worker has claimed it)."""
+    study = _study(out)
+    if study is None:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+    return bool(running) and any(t.state == TrialState.COMPLETE for t in trials)
+
+
 def test_kill_9_mid_trial_then_resume(tmp_path, tiny_space, tiny_teacher):
     out = tmp_path / "study"
     args = search_args(out, tiny_space, tiny_teacher, n_trials=N_TRIALS, epochs=3,
@@ -42,14 +53,15 @@ def test_kill_9_mid_trial_then_resume(tmp_path, tiny_space, tiny_teacher):
             assert proc.poll() is None, f"the study ended before it could be killed:\n{proc.stderr.read()}"
             assert time.monotonic() < deadline, "no trial was running after the first one completed"
             time.sleep(0.1)
-            study = _study(out)
-            if study is None:
+            if not _mid_trial(out):
                 continue
-            trials = study.get_trials(deepcopy=False)
-            running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
-            if running and any(t.state == TrialState.COMPLETE for t in trials):  # mid-study, mid-trial
+            # frozen, the study cannot finish the trial between the look and the kill: look again, then kill
+            proc.send_signal(signal.SIGSTOP)
+            if _mid_trial(out):
                 proc.kill()  # SIGKILL: no handler, no cleanup
                 killed = True
+            else:
+                proc.send_signal(signal.SIGCONT)
         proc.wait()
     finally:
         if proc.poll() is None:
