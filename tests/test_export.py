@@ -249,7 +249,7 @@ def test_a_compile_nobody_asked_for_that_fails_warns_and_runs_uncompiled(tmp_pat
     import stgkd.export.program_cache as cache
     from stgkd import Forecaster
 
-    def cannot_build(program, inputs, out, where, *, atol):
+    def cannot_build(program, inputs, out, where, *, atol, device):
         raise CheckpointError(f"{where}: compiling for the CPU failed (RuntimeError: C++ compile error)")
 
     ckpt, model, _ = make_checkpoint(tmp_path / "best.pt")
@@ -792,6 +792,7 @@ def test_compile_at_load_refuses_a_file_without_an_eager_program_or_a_machine_wi
                                                                                                    monkeypatch):
     import stgkd.export.aoti as aoti
     from stgkd import Forecaster
+    from stgkd.export import programs
     from stgkd.export.programs import check_compilable
 
     ckpt, _, _ = make_checkpoint(tmp_path / "best.pt")
@@ -802,8 +803,11 @@ def test_compile_at_load_refuses_a_file_without_an_eager_program_or_a_machine_wi
     aoti_file = tmp_path / "student.aoti.pt2"
     with pytest.raises(ConfigError, match=r"compile=True compiles an eager program.*'aoti'"):
         check_compilable("aoti", torch.device("cpu"), str(aoti_file))  # Forecaster.load asks before reading
-    with pytest.raises(ConfigError, match=r"best\.pt: compile=True compiles for the CPU .* on 'cuda' load the file"):
-        check_compilable("checkpoint", torch.device("cuda"), str(ckpt))  # the check Forecaster.load makes first
+    with pytest.raises(ConfigError, match=r"best\.pt: compile=True compiles for the CPU .* or a CUDA GPU .* on 'mps'"):
+        check_compilable("checkpoint", torch.device("mps"), str(ckpt))  # the check Forecaster.load makes first
+    monkeypatch.setattr(programs, "_has_triton", lambda: False)
+    with pytest.raises(ConfigError, match=r"best\.pt: compile=True on cuda needs Triton \(pip install triton"):
+        check_compilable("checkpoint", torch.device("cuda"), str(ckpt))
     monkeypatch.setattr(aoti, "cpp_compiler", lambda: None)
     with pytest.raises(ConfigError, match=r"best\.pt: compile=True needs a C\+\+ compiler"):
         Forecaster.load(ckpt, compile=True)
@@ -821,3 +825,21 @@ def test_a_checkpoint_or_torch_export_file_compiled_at_load_forecasts_like_eager
         fc = Forecaster.load(path, compile=True)
         assert fc.backend == "aoti-cached"
         assert_forecasts_like_eager(fc, stgru_student)
+
+
+@pytest.mark.compile  # inductor writes Triton kernels and builds the wrapper
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_compiled_for_the_gpu_at_load_forecasts_like_eager_in_a_cuda_graph(stgru_student, tmp_path):
+    from stgkd import Forecaster
+
+    exported = export_student(stgru_student, tmp_path / "student.pt2", format="torch.export")
+    eager = Forecaster.load(exported, device="cuda")
+    assert eager.backend == "torch.export"  # on a GPU a file runs as read unless compile=True
+    for path in (stgru_student, exported):
+        fc = Forecaster.load(path, device="cuda", compile=True, warm_batches=(1, 64))
+        assert fc.backend == "aoti-cached" and fc.program.device.type == "cuda"
+        for batch in (1, 64):  # replayed in the CUDA graphs warm_up captured
+            values, starts = forecaster_inputs(fc, batch)
+            got, want = fc.predict(values, start=starts), eager.predict(values, start=starts)
+            assert float(np.abs(got - want).max()) <= 1e-4

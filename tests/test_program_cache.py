@@ -54,6 +54,17 @@ def test_a_key_names_the_file_the_torch_the_threads_and_the_cpu(monkeypatch):
     assert key != cache.program_key("a" * 64, 1)
 
 
+def test_a_key_for_a_gpu_names_the_gpu(monkeypatch):
+    gpus = {0: {"gpu": "NVIDIA H100", "capability": "9.0", "cuda": "12.8"},
+            1: {"gpu": "NVIDIA A100", "capability": "8.0", "cuda": "12.8"}}
+    monkeypatch.setattr(cache, "cuda_signature", lambda device: gpus[device.index])
+    cpu = cache.program_key("a" * 64, 1)
+    h100, a100 = (cache.program_key("a" * 64, 1, torch.device("cuda", i)) for i in (0, 1))
+    assert len({cpu, h100, a100}) == 3  # a program compiled for one GPU is never loaded for another
+    assert h100 == cache.program_key("a" * 64, 1, torch.device("cuda", 0))
+    assert cpu == cache.program_key("a" * 64, 1, torch.device("cpu"))  # the CPU's key is the one it always was
+
+
 def test_file_digest_is_sha256_of_the_bytes(tmp_path):
     import hashlib
 

@@ -40,7 +40,7 @@ from torch import Tensor
 from stgkd.errors import CheckpointError
 
 __all__ = ["BACKEND", "CACHE_ENV", "CachedProgram", "cache_dir", "compile_package", "compiled_program",
-           "cpu_signature", "file_digest", "plausible_inputs", "program_key", "store"]
+           "cpu_signature", "cuda_signature", "file_digest", "plausible_inputs", "program_key", "store"]
 
 #: :attr:`stgkd.Forecaster.backend` of a program from this cache
 BACKEND = "aoti-cached"
@@ -50,6 +50,7 @@ CACHE_ENV = "STGKD_CACHE_DIR"
 _LAYOUT = 1
 #: batch sizes a new entry is checked at (1, and one above it: the batch dimension is dynamic)
 _CHECK_BATCHES = (1, 3)
+_CPU = torch.device("cpu")
 
 
 def cache_dir() -> Path | None:
@@ -101,12 +102,29 @@ def cpu_signature() -> dict[str, str]:
     return sig
 
 
-def program_key(digest: str, threads: int) -> str:
+def cuda_signature(device: torch.device) -> dict[str, str]:
+    """What a program compiled for a GPU depends on: the GPU's name and compute capability, and the CUDA
+    version torch was built with (inductor's Triton kernels are compiled for one architecture)."""
+    props = torch.cuda.get_device_properties(_device_index(device))
+    return {"gpu": props.name, "capability": f"{props.major}.{props.minor}", "cuda": str(torch.version.cuda)}
+
+
+def program_key(digest: str, threads: int, device: torch.device = _CPU) -> str:
     """The cache key of a program compiled from the file with SHA-256 ``digest`` for ``threads`` CPU threads
-    on this machine under this torch (inductor's CPU code is generated for a thread count)."""
-    parts = {"layout": _LAYOUT, "file": digest, "torch": torch.__version__, "threads": int(threads),
-             "cpu": cpu_signature()}
+    on this machine under this torch (inductor's CPU code is generated for a thread count), and for the GPU
+    of ``device`` where it is a CUDA device."""
+    parts: dict[str, Any] = {"layout": _LAYOUT, "file": digest, "torch": torch.__version__, "threads": int(threads),
+                             "cpu": cpu_signature()}
+    if device.type == "cuda":
+        parts["cuda"] = cuda_signature(device)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _device_index(device: torch.device) -> int:
+    """The loader's device index: -1 for the CPU, the CUDA device's (the current one where unnamed)."""
+    if device.type != "cuda":
+        return -1
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def plausible_inputs(metadata: dict[str, Any], batch: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -125,16 +143,19 @@ def plausible_inputs(metadata: dict[str, Any], batch: int, *, seed: int = 0) -> 
 
 class CachedProgram:
     """A compiled program's library, loaded: ``(values (B, T, N), timestamps (B, T)) -> (B, H, N)`` raw units,
-    any batch size. Calls may come from several threads (the library serves one at a time).
+    any batch size, on the device it was compiled for (``device``: the CPU, or a CUDA device, where it runs on
+    the current stream). Calls may come from several threads (the library serves one at a time).
 
     Raises:
         CheckpointError: the package does not load (its path in the message).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, device: torch.device = _CPU) -> None:
         self.path = Path(path)
+        self.device = device
         try:
-            self._loader = torch._C._aoti.AOTIModelPackageLoader(str(self.path), "model", False, 1, -1)
+            self._loader = torch._C._aoti.AOTIModelPackageLoader(str(self.path), "model", False, 1,
+                                                                 _device_index(device))
         except Exception as exc:  # a truncated or foreign package, a library that does not link here
             raise CheckpointError(f"{self.path}: the compiled program does not load ({type(exc).__name__}: "
                                   f"{(str(exc).strip().splitlines() or [''])[0][:300]})") from None
@@ -145,11 +166,12 @@ class CachedProgram:
 
 
 def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], out: Path, where: str, *,
-                    atol: float) -> Path:
-    """``program`` (a ``torch.export.ExportedProgram`` of the raw-units wrapper, on the CPU) compiled by
-    AOTInductor into the package ``out``, loaded back and checked within ``atol`` (raw units;
-    :data:`stgkd.export.programs.FAITHFUL_ATOL`) of ``program`` run uncompiled at batch 1 and 3 on
-    ``inputs(batch)`` (e.g. :func:`plausible_inputs`).
+                    atol: float, device: torch.device = _CPU) -> Path:
+    """``program`` (a ``torch.export.ExportedProgram`` of the raw-units wrapper, on ``device``: the CPU, where
+    inductor writes C++, or a GPU, where it writes Triton kernels) compiled by AOTInductor into the package
+    ``out``, loaded back and checked within ``atol`` (raw units; :data:`stgkd.export.programs.FAITHFUL_ATOL`)
+    of ``program`` run uncompiled at batch 1 and 3 on ``inputs(batch)`` (e.g. :func:`plausible_inputs`),
+    moved to ``device``.
 
     Raises:
         CheckpointError: compilation failed, or the compiled program is not faithful (``where`` and the
@@ -161,12 +183,12 @@ def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             aoti_compile_and_package(program, package_path=str(out))
-        compiled = CachedProgram(out)
+        compiled = CachedProgram(out, device)
         reference = program.module()
         worst = 0.0
         with torch.inference_mode():
             for b in _CHECK_BATCHES:
-                values, stamps = inputs(b)
+                values, stamps = (t.to(device) for t in inputs(b))
                 want, got = reference(values, stamps), compiled(values, stamps)
                 if got.shape != want.shape or not bool(torch.isfinite(got).all()):
                     worst = float("inf")
@@ -179,7 +201,8 @@ def compile_package(program: Any, inputs: Callable[[int], tuple[Tensor, Tensor]]
         out.unlink(missing_ok=True)
         if isinstance(exc, CheckpointError):
             raise
-        raise CheckpointError(f"{where}: compiling for this CPU failed ({type(exc).__name__}: "
+        target = "this CPU" if device.type == "cpu" else f"this GPU ({device})"
+        raise CheckpointError(f"{where}: compiling for {target} failed ({type(exc).__name__}: "
                               f"{(str(exc).strip().splitlines() or [''])[0][:300]})") from None
     return out
 
@@ -207,26 +230,25 @@ def store(package: Path, key: str) -> Path | None:
 
 
 def compiled_program(digest: str, inputs: Callable[[int], tuple[Tensor, Tensor]], export: Callable[[], Any],
-                     where: str, *, atol: float) -> CachedProgram:
-    """The compiled program of the file with SHA-256 ``digest``: from the cache where this machine compiled it
-    before (for this torch and thread count), else compiled now from ``export()`` (its
-    ``torch.export.ExportedProgram``, read only on a miss), checked on ``inputs(batch)`` (:func:`compile_package`)
-    and kept. An entry
-    that no longer loads is compiled again.
+                     where: str, *, atol: float, device: torch.device = _CPU) -> CachedProgram:
+    """The compiled program of the file with SHA-256 ``digest`` for ``device``: from the cache where this
+    machine compiled it before (for this torch, thread count and GPU), else compiled now from ``export()`` (its
+    ``torch.export.ExportedProgram`` on ``device``, read only on a miss), checked on ``inputs(batch)``
+    (:func:`compile_package`) and kept. An entry that no longer loads is compiled again.
 
     Raises:
         CheckpointError: compilation failed or is not faithful (``where`` names the file).
     """
-    key = program_key(digest, torch.get_num_threads())
+    key = program_key(digest, torch.get_num_threads(), device)
     directory = cache_dir()
     if directory is not None:
         entry = directory / f"{key}.pt2"
         if entry.is_file():
             try:
-                return CachedProgram(entry)
+                return CachedProgram(entry, device)
             except CheckpointError:
                 entry.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="stgkd-compile-") as tmp:
-        package = compile_package(export(), inputs, Path(tmp) / "program.pt2", where, atol=atol)
+        package = compile_package(export(), inputs, Path(tmp) / "program.pt2", where, atol=atol, device=device)
         kept = store(package, key)
-        return CachedProgram(kept if kept is not None else package)
+        return CachedProgram(kept if kept is not None else package, device)

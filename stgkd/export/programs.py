@@ -217,21 +217,33 @@ def check_compilable(kind: str, device: torch.device, where: str) -> None:
     (:func:`load_compiled`); asked before the file is read.
 
     Raises:
-        ConfigError: not on the CPU, a file that holds no eager program (TorchScript, ONNX, AOTInductor),
-            or no C++ compiler; the message names ``where`` and what would do.
+        ConfigError: neither the CPU nor an available CUDA GPU with Triton, a file that holds no eager program
+            (TorchScript, ONNX, AOTInductor), or no C++ compiler; the message names ``where`` and what would do.
     """
     from stgkd.errors import ConfigError
     from stgkd.export.aoti import cpp_compiler
 
-    if device.type != "cpu":
-        raise ConfigError(f"{where}: compile=True compiles for the CPU (inductor's C++ backend); on "
-                          f"{device.type!r} load the file without it")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{where}: compile=True compiles for the CPU (inductor's C++ backend) or a CUDA GPU "
+                          f"(Triton kernels); on {device.type!r} load the file without it")
+    if device.type == "cuda" and not _has_triton():
+        raise ConfigError(f"{where}: compile=True on {device} needs Triton (pip install triton, which CUDA "
+                          "builds of torch normally bring); without it, load the file without compile=True")
     if kind not in COMPILABLE_KINDS:
         raise ConfigError(f"{where}: compile=True compiles an eager program: a training checkpoint or a "
                           f"torch.export file (what stgkd export writes on the CPU); this file is {kind!r}")
     if cpp_compiler() is None:
         raise ConfigError(f"{where}: compile=True needs a C++ compiler (g++, or the compiler named by $CXX; e.g. "
                           "apt-get install g++); without one, load the file without compile=True")
+
+
+def _has_triton() -> bool:
+    """Whether inductor can write Triton kernels for a CUDA GPU here."""
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:
+        return False
+    return bool(has_triton())
 
 
 def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device) -> bool:
@@ -243,10 +255,11 @@ def compile_by_default(kind: str, metadata: dict[str, Any], device: torch.device
 
 
 def load_compiled(source: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], export: Callable[[], Any], where: str,
-                  *, asked: bool = True) -> Any:
-    """The compiled program of the file ``source`` (``Forecaster.load``): from the program cache where this
-    machine compiled it before, else compiled by AOTInductor from ``export()`` (its
-    ``torch.export.ExportedProgram``), checked on ``inputs(batch)`` and kept (:func:`stgkd.export.program_cache.compiled_program`).
+                  *, asked: bool = True, device: torch.device = torch.device("cpu")) -> Any:
+    """The compiled program of the file ``source`` for ``device`` (``Forecaster.load``): from the program cache
+    where this machine compiled it before, else compiled by AOTInductor from ``export()`` (its
+    ``torch.export.ExportedProgram`` on ``device``), checked on ``inputs(batch)`` and kept
+    (:func:`stgkd.export.program_cache.compiled_program`).
     Inductor writes and builds the C++ here, from a program read and checked: nothing read from a file a user
     was handed runs as code.
 
@@ -268,7 +281,7 @@ def load_compiled(source: Any, inputs: Callable[[int], tuple[Tensor, Tensor]], e
         return export()
 
     try:
-        return compiled_program(file_digest(source), inputs, build, where, atol=FAITHFUL_ATOL)
+        return compiled_program(file_digest(source), inputs, build, where, atol=FAITHFUL_ATOL, device=device)
     except (CheckpointError, ConfigError) as exc:
         if asked:
             raise
