@@ -1,16 +1,11 @@
-"""Wall-clock budgets for benchmark parts: a deadline checked between units of work, and fair shares.
+"""Wall-clock budgets for benchmark parts: a deadline checked between units of work, fair shares of it, and
+child processes stopped at their time.
 
-A :class:`Deadline` is an instant on a clock (:func:`time.monotonic` unless another is given, as tests
-do), or none. Code that measures many settings calls :meth:`Deadline.check` before each one; past the
-deadline it raises :class:`OutOfTime` naming the unit it did not start, and whatever was measured before
-stays in the caller's lists. A unit is never interrupted, so a part ends at most one unit past its
-deadline.
-
-:class:`TimeShares` splits what is left of a deadline between training runs still to do, by weight:
-each run gets ``(time left - reserve) * weight / (weight of the runs left)`` as a :class:`ShareLimit`
-(a :class:`~stgkd.engine.callbacks.TimeLimit` that lets the run finish ``min_epochs`` first), so a run
-that stops early (early stopping) leaves its time to the runs after it, and the last run of the last
-seed still gets its share.
+Code that measures many settings calls :meth:`Deadline.check` before each one; past the deadline it raises
+:class:`OutOfTime` naming the unit it did not start, and what was measured before stays in the caller's lists.
+A unit is never interrupted, so a part ends at most one unit past its deadline. :class:`TimeShares` splits
+what is left of a deadline between the training runs still to do, by weight, so a run that stops early
+leaves its time to the runs after it and the last run still gets its share.
 """
 
 from __future__ import annotations
@@ -19,66 +14,60 @@ import math
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from stgkd.engine.callbacks import TimeLimit
 
-__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "signal_group", "wait_or_stop", "run_child"]
+__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "last_line", "run_child"]
 
 
-def signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """Send ``sig`` to ``proc``'s process group (a child started with ``start_new_session=True`` and what it
-    started): how a part or a profile child past its time is stopped. A group that has exited is left alone."""
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # the group has already exited: nothing left to signal
 
 
-def wait_or_stop(proc: subprocess.Popen, seconds: float, *, term_wait: float) -> str:
-    """Wait for ``proc`` (started with ``start_new_session=True``) up to ``seconds``; past them send its group
-    SIGTERM (it stops where it is and writes what it has) and SIGKILL ``term_wait`` seconds later. Returns how it
-    ended: ``"exited"``, ``"stopped"`` (after SIGTERM) or ``"killed"``. Interrupted while waiting (the caller
-    stopped), the group is killed before the interruption goes on: a child never runs on alone."""
-    try:
-        try:
-            proc.wait(timeout=max(1.0, seconds))
-            return "exited"
-        except subprocess.TimeoutExpired:
-            signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=term_wait)
-            return "stopped"
-        except subprocess.TimeoutExpired:
-            signal_group(proc, signal.SIGKILL)
-            proc.wait()
-            return "killed"
-    except BaseException:
-        signal_group(proc, signal.SIGKILL)
-        proc.wait()
-        raise
-
-
 def run_child(argv: list[str], seconds: float, *, term_wait: float, cwd: Any,
               on_line: Callable[[str], None] | None = None, stdout: Any = subprocess.DEVNULL
               ) -> tuple[int | None, str]:
-    """Run ``argv`` in its own process group (standard input closed, ``stdout`` dropped unless given; each line of
-    its standard error passed to ``on_line`` when given), stopped past ``seconds`` (:func:`wait_or_stop`); its exit code and
-    how it ended (``"exited"``, ``"stopped"``, ``"killed"``)."""
-    import threading
-
+    """Run ``argv`` in its own process group (standard input closed, ``stdout`` dropped unless given, each line of
+    its standard error passed to ``on_line`` when given); its exit code and how it ended: ``"exited"``, or past
+    ``seconds`` ``"stopped"`` by SIGTERM to its group (it stops where it is and writes what it has) or
+    ``"killed"`` ``term_wait`` seconds later. Interrupted while waiting, the group is killed before the
+    interruption goes on: a child never runs on alone."""
     proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
                             stdout=stdout, stderr=subprocess.PIPE if on_line else None, text=True,
                             errors="replace", start_new_session=True)
     reader = threading.Thread(target=lambda: [on_line(line) for line in proc.stderr], daemon=True) if on_line else None
     if reader:
         reader.start()
-    how = wait_or_stop(proc, seconds, term_wait=term_wait)
+    how = "exited"
+    try:
+        for timeout, sig, ended in ((max(1.0, seconds), signal.SIGTERM, "stopped"),
+                                    (term_wait, signal.SIGKILL, "killed")):
+            try:
+                proc.wait(timeout=timeout)
+                break
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, sig)
+                how = ended
+        proc.wait()
+    except BaseException:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        raise
     if reader:
         reader.join(timeout=5)
     return proc.returncode, how
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a child's output, stripped, at most 200 characters (``""`` when none)."""
+    return next((line.strip()[:200] for line in reversed(text.splitlines()) if line.strip()), "")
 
 
 class OutOfTime(Exception):
@@ -135,14 +124,9 @@ class ShareLimit(TimeLimit):
 
 
 class TimeShares:
-    """Hands out a :class:`~stgkd.engine.callbacks.TimeLimit` per training run from a deadline.
-
-    Args:
-        deadline: the budget being shared (no limit: :meth:`callbacks` returns no callback).
-        total_weight: the weights of every run still to come, summed.
-        reserve: seconds kept back for the work after the last run (e.g. timing the trained models).
-        min_epochs: epochs every run trains before its share can stop it (default: 0).
-    """
+    """Hands out a :class:`ShareLimit` per training run from ``deadline`` (none without a limit): each run gets
+    ``(time left - reserve) * weight / (weight of the runs left)``, ``total_weight`` at first, and trains
+    ``min_epochs`` first; ``reserve`` is kept back for the work after the last run (e.g. timing the models)."""
 
     def __init__(self, deadline: Deadline | None, total_weight: float, *, reserve: float = 0.0,
                  min_epochs: int = 0) -> None:

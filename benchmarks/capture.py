@@ -1,16 +1,12 @@
 """CUDA-graph capture probed in a child process, so a model that cannot be captured costs only its own
 CUDA-graph figures.
 
-A failed capture can leave PyTorch's caching allocator believing a capture is still under way; in the
-process that tried, no further capture is safe (:func:`stgkd.latency.failed_capture`). A benchmark that
-captures many models therefore asks a child process first whether each setting (model, batch,
-precision) captures (:func:`probe`). The child captures them one after another exactly as
-:func:`stgkd.latency.measure` does and stops at the first failed capture; the parent starts a fresh child
-for the settings left. Only what a probe captured is captured again, and timed, in the benchmark's own
-process (:func:`timed`); the rest is recorded as ``"not capturable: <reason>"`` and timed eagerly.
-
-Models travel to the child as :meth:`~stgkd.nn.ForecastModel.config` (JSON) and their graph as a
-``.npy`` file (read with ``allow_pickle=False``): nothing the child loads can run code.
+A failed capture can leave PyTorch's caching allocator believing a capture is still under way, and no further
+capture is safe in that process (:func:`stgkd.latency.failed_capture`). So a benchmark first asks child
+processes whether each setting (model, batch, precision) captures (:func:`probe`), a fresh child after each
+failed capture; only what captured there is captured and timed in its own process (:func:`timed`). Models
+travel as :meth:`~stgkd.nn.ForecastModel.config` (JSON), graphs as ``.npy`` read with ``allow_pickle=False``:
+nothing the child loads can run code.
 
     python -m benchmarks.capture --jobs JOBS.json --out VERDICTS.jsonl   # what probe() runs
 """
@@ -19,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,11 +24,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmarks.budget import Deadline
+from benchmarks.budget import Deadline, last_line, run_child
 from benchmarks.record import log as _log
 from benchmarks.record import one_line
 
-__all__ = ["CaptureJob", "probe", "probe_missing", "not_capturable", "model_config", "setting_key", "timed"]
+__all__ = ["CaptureJob", "probe", "probe_missing", "model_config", "setting_key", "timed"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: the longest one probe process may run (a capture that hangs must not hold a part)
@@ -42,15 +37,9 @@ PROBE_LIMIT_S = 180.0
 EXIT_POISONED = 3
 
 
-def not_capturable(reason: str) -> str:
-    """What a row says for a setting that was not captured: ``"not capturable: <reason>"``."""
-    return f"not capturable: {reason}"
-
-
 def model_config(name: str, num_nodes: int, *, in_steps: int = 12, out_steps: int = 12, in_channels: int = 2,
                  **hparams: Any) -> dict[str, Any]:
-    """The :meth:`~stgkd.nn.ForecastModel.config` of ``build(name, num_nodes=..., **hparams)`` without
-    building it."""
+    """The :meth:`~stgkd.nn.ForecastModel.config` of ``build(name, num_nodes=..., **hparams)``, unbuilt."""
     return {"name": name, "num_nodes": int(num_nodes), "in_steps": int(in_steps), "out_steps": int(out_steps),
             "in_channels": int(in_channels), "hparams": dict(hparams)}
 
@@ -76,17 +65,17 @@ class CaptureJob:
 
 def timed(model: Any, *, batch: int, mode: str, dtype: str = "fp32", verdict: str | None = None, **kwargs: Any):
     """``(LatencyResult, None)`` of :func:`stgkd.latency.measure` at one setting, or ``(None, reason)``: the
-    probe's ``verdict`` for a CUDA graph (not tried), or the error (out of memory, a failed capture). After
-    an error the allocator's cache is released, unless a capture failed in this process."""
+    probe's ``verdict`` for a CUDA graph (not tried), or the error. After an error the allocator's cache is
+    released, unless a capture failed in this process."""
     from stgkd import latency
 
     if mode == "cuda-graph" and verdict is not None:
-        return None, not_capturable(verdict)
+        return None, f"not capturable: {verdict}"
     try:
         return latency.measure(model, batch_size=batch, mode=mode, dtype=dtype, **kwargs), None
     except Exception as exc:  # recorded with the reason; the next setting runs
         latency.release_cached_memory()
-        return None, not_capturable(one_line(exc)) if isinstance(exc, latency.CaptureError) else one_line(exc)
+        return None, ("not capturable: " if isinstance(exc, latency.CaptureError) else "") + one_line(exc)
 
 
 # ============================================================================ the parent
@@ -113,19 +102,12 @@ def _child_command(jobs_path: Path, out_path: Path, device: str) -> list[str]:
             "--device", device]
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "no message"
-
-
 def probe(jobs: Sequence[CaptureJob], *, device: str = "cuda", deadline: Deadline | None = None,
           log: Callable[[str], None] = _log) -> dict[str, str | None]:
-    """Whether each job's setting captures into a CUDA graph, asked of child processes.
-
-    Returns ``{job.key: None}`` for a setting that captured and ``{job.key: reason}`` for one that did not
-    (the capture's error, the child's death, or a time budget spent before it was probed). One child
-    runs the jobs in order and stops after a failed capture; a fresh child takes the rest. Past
-    ``deadline`` no child starts and a running one is stopped."""
+    """``{job.key: None}`` for each setting that captures into a CUDA graph, ``{job.key: reason}`` for one that
+    does not (the capture's error, the child's death, the time budget). One child captures the jobs in order
+    as :func:`stgkd.latency.measure` does and stops after a failed capture; a fresh child takes the rest.
+    Past ``deadline`` no child starts and a running one is stopped."""
     deadline = deadline or Deadline()
     verdicts: dict[str, str | None] = {}
     todo, launches = list(jobs), 0
@@ -136,14 +118,11 @@ def probe(jobs: Sequence[CaptureJob], *, device: str = "cuda", deadline: Deadlin
                 break
             launches += 1
             jobs_path, out_path = _write_jobs(todo, Path(tmp)), Path(tmp) / f"verdicts-{launches}.jsonl"
-            limit, t0 = min(PROBE_LIMIT_S, max(1.0, deadline.remaining())), time.monotonic()
-            try:
-                done = subprocess.run(_child_command(jobs_path, out_path, device), cwd=REPO_ROOT, capture_output=True,
-                                      text=True, timeout=limit)
-                code, stderr, how = done.returncode, done.stderr, f"exited with {done.returncode}"
-            except subprocess.TimeoutExpired as exc:
-                code, how = None, f"stopped after {limit:.0f} s"
-                stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            limit, t0, stderr = min(PROBE_LIMIT_S, max(1.0, deadline.remaining())), time.monotonic(), []
+            code, ended = run_child(_child_command(jobs_path, out_path, device), limit, term_wait=5.0,
+                                    cwd=REPO_ROOT, on_line=stderr.append)
+            how = f"exited with {code}" if ended == "exited" else f"stopped after {limit:.0f} s"
+            last = last_line("".join(stderr)) or "no message"
             started = None
             for line in out_path.read_text().splitlines() if out_path.is_file() else []:
                 try:
@@ -155,11 +134,11 @@ def probe(jobs: Sequence[CaptureJob], *, device: str = "cuda", deadline: Deadlin
                 else:
                     started = event["key"]
             if started is not None and started not in verdicts:
-                verdicts[started] = f"the probe process {how} while capturing it ({_last_line(stderr)})"
+                verdicts[started] = f"the probe process {how} while capturing it ({last})"
             elif code not in (0, EXIT_POISONED) and len(verdicts) < len(jobs):
                 # died between settings (or before the first): the next setting is the one that killed it
                 nxt = next(job for job in todo if job.key not in verdicts)
-                verdicts[nxt.key] = f"the probe process {how} ({_last_line(stderr)})"
+                verdicts[nxt.key] = f"the probe process {how} ({last})"
             todo = [job for job in todo if job.key not in verdicts]
             log(f"capture probe {launches}: {len(verdicts)} of {len(jobs)} settings decided in "
                 f"{time.monotonic() - t0:.1f} s" + (f", {len(todo)} left" if todo else ""))
@@ -189,10 +168,7 @@ def _run_jobs(jobs_path: Path, out_path: Path, device: str) -> int:
     from stgkd.latency import failed_capture, measure
     from stgkd.nn.registry import from_config
 
-    try:  # registers PGT's recurrent cells and the peers as models too, where PGT is installed
-        import stgkd.nn.peers  # noqa: F401
-    except ImportError:
-        pass
+    import stgkd.nn.peers  # noqa: F401  (registers the peers, which from_config may be asked to build)
     with open(out_path, "a", encoding="utf-8") as out:
         for job in json.loads(jobs_path.read_text()):
             out.write(json.dumps({"key": job["key"]}) + "\n")

@@ -18,10 +18,11 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.record import add_record_args, record_stem, write_record
+from benchmarks.record import add_record_args, environment, record_stem, write_record
 from benchmarks.table.records import table
 from stgkd.data.count_stats import BUS_NETWORK, count_statistics
 from stgkd.data.synthetic_counts import generate_counts
+from stgkd.latency import load_average
 
 #: how each figure of BUS_NETWORK reads in the table
 LABELS = {
@@ -101,10 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.2,
                         help="largest relative difference counted as a match (default: 0.2)")
     args = add_record_args(parser).parse_args(argv)
-
-    from benchmarks.record import environment
-    from stgkd.latency import load_average
-
     env = environment("cpu")
     stamp = dt.datetime.now(dt.timezone.utc)
     report: dict[str, Any] = {

@@ -4,20 +4,15 @@
         [--programs ...] [--batches 1 64] [--threads 1] [--rounds 3] [--warmup 10] [--iters 50] [--allow-busy]
         [--smoke] [--tag T] [--out benchmarks/results]
 
-Each student (``--student-checkpoints``, or each of ``--students`` trained here on the 207-sensor synthetic network,
-:data:`TRAIN`) is built as every program of :data:`stgkd.export.programs.PROGRAMS` (eager, the default torch.export
-file uncompiled and compiled in process as ``Forecaster.load`` runs it, TorchScript, frozen TorchScript,
-torch.compile default / max-autotune, AOTInductor, ONNX Runtime ALL / EXTENDED) and checked against the eager model
-on the same raw inputs at every batch size (faithful: max abs difference at most 1e-4 in raw units); a program that
-fails to build or is not faithful is recorded with the reason and not timed. The faithful ones are timed end to
-end (raw readings and timestamps in, raw forecasts out) on ``--threads`` threads in ``--rounds`` rounds that rotate
-their order; a figure is the median of the rounds' medians. Records ``OUT/cpu-programs-<date>[-tag].json`` and
-``.md``, with the goal: the fastest faithful program of each family at least :data:`GOAL_PROGRAM_SPEEDUP` times
-its eager model at batch :data:`GOAL_PROGRAM_BATCH`. (The section ``variants`` is retired: ``benchmarks/README.md``.)
-
-It refuses a busy machine (:mod:`benchmarks.idle`), before and after measuring, unless ``--allow-busy`` (then the
-record is labelled busy). ``--smoke`` runs a tiny network (6 sensors, 2 days, width 8, 3 calls, one round) to
-check the code path; its figures mean nothing and are labelled so.
+Each student (``--student-checkpoints``, or each of ``--students`` trained here, :data:`TRAIN`) is built as every
+program of :data:`stgkd.export.programs.PROGRAMS` and checked against the eager model on the same raw inputs at
+every batch size (faithful: within 1e-4 in raw units); a program that fails to build or is not faithful is
+recorded with the reason and not timed. The faithful ones are timed end to end on ``--threads`` threads in
+``--rounds`` rounds that rotate their order; a figure is the median of the rounds' medians. Records
+``OUT/cpu-programs-<date>[-tag].json`` and ``.md``, with the goal (:data:`GOAL_PROGRAM_SPEEDUP`). It refuses a
+busy machine, before and after measuring, unless ``--allow-busy``; ``--smoke`` checks the code path at toy
+size (its figures mean nothing and are labelled so). The section ``variants`` is retired
+(``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +22,7 @@ import datetime as dt
 import os
 import platform
 import shlex
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -106,46 +102,31 @@ def train_student(train: dict[str, Any], work: Path, family: str) -> Path:
     return work / f"student-{family}" / "best.pt"
 
 
-def program_students(args: argparse.Namespace, work: Path) -> list[tuple[str, Path]]:
-    """``(label, checkpoint)`` of each student measured: ``--student-checkpoints``, or each of ``--students``
-    trained here."""
-    if args.student_checkpoints:
-        return [(str(path), path) for path in args.student_checkpoints]
-    train = SMOKE_TRAIN if args.smoke else TRAIN
-    return [(family, train_student(train, work, family)) for family in args.students]
-
-
 def time_programs(module: Any, programs: dict[str, Any], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Each program timed end to end (:func:`stgkd.latency.measure` through
-    :class:`~stgkd.latency.RawUnitsAdapter`) on ``--threads`` threads at every batch size, ``--rounds`` times
-    with the programs' order rotated each round: ``{program: {batch: summary}}``, the summary's
-    ``median_ms`` the median of the rounds' medians."""
-    import statistics
-
+    """``{program: {batch: summary}}``: each program timed end to end (through
+    :class:`~stgkd.latency.RawUnitsAdapter`) at every batch, ``--rounds`` times, its order rotated each round."""
     from stgkd.latency import RawUnitsAdapter, cpu_threads, measure
 
     names = list(programs)
-    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {n: {str(b): [] for b in args.batches} for n in names}
+    rounds: dict[str, dict[str, list[Any]]] = {n: {str(b): [] for b in args.batches} for n in names}
     with cpu_threads(args.threads):
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)] if names else []
             for b in args.batches:
                 for name in order:
                     adapter = RawUnitsAdapter(programs[name], module.history_steps, module.interval_minutes)
-                    res = measure(adapter, batch_size=int(b), num_nodes=module.num_nodes, in_steps=module.history_steps,
-                                  in_channels=1, device="cpu", warmup=args.warmup, iters=args.iters, seed=r, name=name)
-                    rounds[name][str(b)].append({"median_ms": res.median_ms, "p90_ms": res.p90_ms, "p99_ms": res.p99_ms,
-                                                 "busy": res.busy, "load_average": res.load_average})
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        out[name] = {}
-        for b, per_round in rounds[name].items():
-            medians = [x["median_ms"] for x in per_round]
-            out[name][b] = {"median_ms": statistics.median(medians), "round_medians_ms": medians,
-                            "p90_ms": statistics.median(x["p90_ms"] for x in per_round),
-                            "busy": any(x["busy"] for x in per_round),
-                            "load_average": [x["load_average"] for x in per_round]}
-    return out
+                    rounds[name][str(b)].append(measure(
+                        adapter, batch_size=int(b), num_nodes=module.num_nodes, in_steps=module.history_steps,
+                        in_channels=1, device="cpu", warmup=args.warmup, iters=args.iters, seed=r, name=name))
+    return {name: {b: _rounds(per_round) for b, per_round in by_batch.items()} for name, by_batch in rounds.items()}
+
+
+def _rounds(per_round: list[Any]) -> dict[str, Any]:
+    """One program's rounds at one batch: the median of their medians (and p90s), busy when any round was."""
+    medians = [x.median_ms for x in per_round]
+    return {"median_ms": statistics.median(medians), "round_medians_ms": medians,
+            "p90_ms": statistics.median(x.p90_ms for x in per_round), "busy": any(x.busy for x in per_round),
+            "load_average": [x.load_average for x in per_round]}
 
 
 def run_programs(args: argparse.Namespace, students: list[tuple[str, Path]]) -> list[dict[str, Any]]:
@@ -163,32 +144,25 @@ def run_programs(args: argparse.Namespace, students: list[tuple[str, Path]]) -> 
         torch._dynamo.reset()  # each student's compiled programs start from an empty cache
         builds = {}
         for name in args.programs:
-            built = build_program(name, module, threads=args.threads, batches=args.batches, where=str(ckpt))
-            builds[name] = built
+            builds[name] = built = build_program(name, module, threads=args.threads, batches=args.batches,
+                                                 where=str(ckpt))
             state = "faithful" if built.faithful else built.reason
             print(f"{label} {name}: {state} (max abs diff {built.check.get('max_abs_diff')})", file=sys.stderr)
         before = load_average()
         timed = time_programs(module, {n: b.program for n, b in builds.items() if b.faithful}, args)
         after = load_average()
-        programs = []
+        programs, eager = [], timed.get("eager")
         for name, built in builds.items():
-            row = built.to_dict()
-            row["latency"] = timed.get(name)
-            programs.append(row)
-        eager = timed.get("eager")
-        for row in programs:
+            row = {**built.to_dict(), "latency": timed.get(name)}
             if eager and row["latency"]:
                 row["speedup_vs_eager"] = {b: eager[b]["median_ms"] / row["latency"][b]["median_ms"] for b in eager}
+            programs.append(row)
         rows.append({
-            "student": label,
-            "model": payload["model"].get("name"),
+            "student": label, "model": payload["model"].get("name"),
             "hparams": {k: v for k, v in payload["model"].items() if k not in ("name", "num_nodes")},
-            "parameters": sum(int(p.numel()) for p in module.student.parameters()),
-            "sensors": module.num_nodes,
-            "input_features": list(module.input_features),
-            "history_steps": module.history_steps,
-            "load_average": {"before": before, "after": after},
-            "programs": programs,
+            "parameters": sum(int(p.numel()) for p in module.student.parameters()), "sensors": module.num_nodes,
+            "input_features": list(module.input_features), "history_steps": module.history_steps,
+            "load_average": {"before": before, "after": after}, "programs": programs,
             "fastest": fastest_faithful(programs, args.batches),
         })
         for b, best in rows[-1]["fastest"].items():
@@ -198,15 +172,12 @@ def run_programs(args: argparse.Namespace, students: list[tuple[str, Path]]) -> 
 
 def fastest_faithful(programs: list[dict[str, Any]], batches: list[int]) -> dict[str, dict[str, Any] | None]:
     """The faithful program with the lowest median at each batch size, with its speed-up over eager."""
+    timed = [r for r in programs if r["faithful"] and r["latency"]]
     out: dict[str, dict[str, Any] | None] = {}
     for b in map(str, batches):
-        timed = [r for r in programs if r["faithful"] and r["latency"]]
-        if not timed:
-            out[b] = None
-            continue
-        best = min(timed, key=lambda r: r["latency"][b]["median_ms"])
-        out[b] = {"program": best["program"], "median_ms": best["latency"][b]["median_ms"],
-                  "speedup_vs_eager": (best.get("speedup_vs_eager") or {}).get(b)}
+        best = min(timed, key=lambda r: r["latency"][b]["median_ms"], default=None)
+        out[b] = best and {"program": best["program"], "median_ms": best["latency"][b]["median_ms"],
+                           "speedup_vs_eager": (best.get("speedup_vs_eager") or {}).get(b)}
     return out
 
 
@@ -298,8 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     if refuse_busy("benchmarks.cpu_deploy", args.allow_busy):
         return EXIT_BUSY
     started, start_load, info = dt.datetime.now(dt.timezone.utc), load_average(), machine()
+    t = SMOKE_TRAIN if args.smoke else TRAIN
     with tempfile.TemporaryDirectory(prefix="stgkd-cpu-deploy-") as tmp:
-        rows = run_programs(args, program_students(args, Path(tmp)))
+        students = ([(str(path), path) for path in args.student_checkpoints] if args.student_checkpoints
+                    else [(family, train_student(t, Path(tmp), family)) for family in args.students])
+        rows = run_programs(args, students)
     end_load = load_average()
     was_busy = (busy(start_load) or busy(end_load)
                 or any(busy(r["load_average"]["before"]) or busy(r["load_average"]["after"]) for r in rows)
@@ -309,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(end {end_load}); no results written. Run again on an idle machine, or pass --allow-busy.",
               file=sys.stderr)
         return EXIT_BUSY
-    t = SMOKE_TRAIN if args.smoke else TRAIN
     report = {
         "schema": "stgkd-cpu-deploy/2", "command": "python -m benchmarks.cpu_deploy " + shlex.join(argv),
         "date": started.isoformat(timespec="seconds"), "machine": info,
@@ -322,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
         "programs": rows, "program_goal": program_goal(rows), "batches": args.batches, "threads": args.threads,
         "rounds": args.rounds, "warmup": args.warmup, "atol": FAITHFUL_ATOL,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     write_record(record_stem(args, "cpu-programs", f"{started:%Y-%m-%d}"), report, to_markdown(report))
     return 0
 

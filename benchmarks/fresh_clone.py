@@ -1,12 +1,9 @@
 """Time README's first command ("Set everything up and run the whole path") on a fresh clone.
 
 The command is read from README.md (the first ``bash`` block under "Two commands" that ends in
-``stgkd demo``), run in a ``git clone`` of the committed HEAD, as a newcomer would: its install part
-(everything before ``&& .venv/bin/stgkd demo``) with pip's cache off, then the demo (unless
-``--install-only``). Each part's wall time is recorded with the load average before and after it, beside
-the demo's own 9-minute promise (install included). Every demo and test run gets an empty inductor cache
-(``TORCHINDUCTOR_CACHE_DIR``) and stgkd program cache (``STGKD_CACHE_DIR``), as on a new machine: what it
-compiles, it compiles cold.
+``stgkd demo``) and run in a ``git clone`` of HEAD, as a newcomer would: its install part with pip's cache
+off, then the demo (unless ``--install-only``), each part timed with the load average before and after it.
+Every demo and test run gets empty inductor and stgkd program caches, as on a new machine.
 
     python -m benchmarks.fresh_clone                     # install + demo, as the README says
     python -m benchmarks.fresh_clone --seeds 0 1 2       # ... then the demo again with --seed 1 and --seed 2
@@ -41,26 +38,26 @@ TESTS_PROMISE_MINUTES = 6.0
 DEMO_TAIL = " && .venv/bin/stgkd demo"
 
 
-def readme_command(readme: Path) -> str:
-    """The first one-line ``bash`` command under README's "Two commands" heading that runs the demo."""
+def _commands(readme: Path) -> list[str]:
+    """The ``bash`` blocks under README's "Two commands" heading, each stripped."""
     text = readme.read_text()
     start = text.find("## Two commands")
     if start < 0:
         raise SystemExit(f"{readme}: no '## Two commands' section")
-    for block in re.findall(r"```bash\n(.*?)```", text[start:], flags=re.S):
-        line = block.strip()
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", text[start:], flags=re.S)]
+
+
+def readme_command(readme: Path) -> str:
+    """The first one-line ``bash`` command under README's "Two commands" heading that runs the demo."""
+    for line in _commands(readme):
         if line.endswith(DEMO_TAIL.removeprefix(" && ")):
             return line
     raise SystemExit(f"{readme}: no bash block under 'Two commands' ends in '.venv/bin/stgkd demo'")
 
 
 def readme_test_steps(readme: Path, install: str) -> list[str]:
-    """The pytest steps of README's test command: the bash block under "Two commands" that runs pytest,
-    with the install part (the same as the demo's) taken off."""
-    text = readme.read_text()
-    start = text.find("## Two commands")
-    for block in re.findall(r"```bash\n(.*?)```", text[start:], flags=re.S):
-        line = block.strip()
+    """The pytest steps of README's test command, with the install part (the same as the demo's) taken off."""
+    for line in _commands(readme):
         if "pytest" in line and line.startswith(install + " && "):
             return line[len(install) + 4:].split(" && ")
     raise SystemExit(f"{readme}: no bash block under 'Two commands' installs as the demo's does and runs pytest")
@@ -105,20 +102,19 @@ def demo_outcome(summary: Path) -> dict[str, Any]:
             "others_busy_cores": (data.get("latency") or {}).get("others_busy_cores")}
 
 
+def _parts(report: dict[str, Any]) -> list[str]:
+    """The install and demo parts of a report, in order."""
+    return [name for name in report if name == "install" or name.startswith("demo")]
+
+
 def render(report: dict[str, Any]) -> str:
     from benchmarks.table.records import table
 
-    lines = [
-        "# README's first command on a fresh clone: install and demo, timed",
-        "",
-        f"- date: {report['date']}",
-        f"- command: `{report['command']}`",
-        f"- machine: {report['machine']}",
-        f"- clone: `git clone` of {report['commit']}",
-        f"- pip configuration: `{report['pip_config'] or 'none'}` (pip's cache off)",
-        "",
-    ]
-    parts = [(name, report[name]) for name in report if name == "install" or name.startswith("demo")]
+    lines = ["# README's first command on a fresh clone: install and demo, timed", "",
+             f"- date: {report['date']}", f"- command: `{report['command']}`", f"- machine: {report['machine']}",
+             f"- clone: `git clone` of {report['commit']}",
+             f"- pip configuration: `{report['pip_config'] or 'none'}` (pip's cache off)", ""]
+    parts = [(name, report[name]) for name in _parts(report)]
     parts += [(f"tests {j + 1}", step) for j, step in enumerate(report.get("tests", []))]
     lines += table(["part", "command", "exit", "wall s", "load before", "load after"], (
         [name, f"`{p['command']}`", p["rc"], f"{p['wall_seconds']:.0f}", p["load_average_before"],
@@ -168,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "inherited_environment": {k: v for k, v in os.environ.items()
                                   if k.startswith(("OMP_", "MKL_", "STGKD_", "PIP_", "CUDA_VISIBLE"))},
     }
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["PIP_NO_CACHE_DIR"] = "1"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")} | {"PIP_NO_CACHE_DIR": "1"}
     with tempfile.TemporaryDirectory(prefix="stgkd-fresh-") as tmp:
         root = args.workdir or Path(tmp)
         clone = root / "stgkd"
@@ -185,10 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             print((root / "install.log").read_text()[-3000:], file=sys.stderr)
         elif not args.install_only:
             for i, seed in enumerate(args.seeds):
-                part, out = ("demo", "runs/demo") if i == 0 else (f"demo-seed{seed}", f"runs/demo-seed{seed}")
-                command = demo if i == 0 else f"{demo} --seed {seed} --out {out}"
-                if i == 0 and seed != 0:
-                    command, out = f"{demo} --seed {seed}", "runs/demo"
+                part = "demo" if i == 0 else f"demo-seed{seed}"
+                out = f"runs/{part}"  # the first as README's command writes it, the others beside it
+                command = f"{demo} --seed {seed} --out {out}" if i else demo + (f" --seed {seed}" if seed else "")
                 log(f"{part}: {command}")
                 report[part] = timed(command, clone, cold_cache(env, root / f"inductor-{part}"), root / f"{part}.log")
                 report[part].update(seed=seed, **demo_outcome(clone / out / "summary.json"))
@@ -203,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
                                                  root / f"tests-{j}.log"))
                 first = report["tests"][0]
                 report["tests_within_promise"] = first["rc"] == 0 and first["wall_seconds"] / 60 <= TESTS_PROMISE_MINUTES
-        for part in [p for p in report if p == "install" or p.startswith("demo")]:
+        for part in _parts(report):
             report[part]["log"] = (str(root / f"{part}.log") if args.workdir
                                    else f"{part}.log (in a temporary folder, not kept)")
-    print(render(report).split("```json")[0])
-    write_record(record_stem(args, "fresh-clone-cpu", f"{stamp:%Y-%m-%d}"), report, render(report))
-    parts = [report[p] for p in report if p == "install" or p.startswith("demo")] + report.get("tests", [])
+    text = render(report)
+    print(text.split("```json")[0])
+    write_record(record_stem(args, "fresh-clone-cpu", f"{stamp:%Y-%m-%d}"), report, text)
+    parts = [report[p] for p in _parts(report)] + report.get("tests", [])
     return 0 if all(p["rc"] == 0 for p in parts) else 1
 
 

@@ -1,12 +1,9 @@
 """``python -m benchmarks.gpu``: every GPU figure of the study from one command, each part in its own
-process under a time budget (``benchmarks/README.md`` has the plan, its budgets and how to run it).
+process under a time budget (the parts: :data:`benchmarks.gpu_parts.PARTS`; the plan: ``benchmarks/README.md``).
 
-The parts are :data:`benchmarks.gpu_parts.PARTS`, in order of value. A crash, a CUDA error or an out-of-memory
-in one part loses nothing of another: the parent never touches the GPU, writes each part's record as soon as
-the part ends (the one the part wrote, or one saying how it died) and renders RESULTS.md once, at the end. The
-budgets form one schedule (:func:`plan`) that fits :data:`PLAN_LIMIT_S`; a part past its deadline by its grace
-is sent SIGTERM (it writes what it has) and killed :data:`TERM_WAIT_S` later. ``--smoke`` runs every part on
-the CPU at toy size into ``--out`` only.
+A crash, a CUDA error or an out-of-memory in one part loses nothing of another: the parent never touches the
+GPU, writes each part's record as soon as the part ends (the part's own, or one saying how it died) and
+renders RESULTS.md once, at the end. The budgets form one schedule (:func:`plan`) that fits :data:`PLAN_LIMIT_S`.
 
     python -m benchmarks.gpu --plan                         # the parts, models and budgets; runs nothing
     python -m benchmarks.gpu --out "$OUT"                   # the GPU machine
@@ -30,25 +27,21 @@ from typing import Any, Callable
 
 import torch
 
-from benchmarks.budget import Deadline, OutOfTime, run_child
+from benchmarks.budget import Deadline, OutOfTime, last_line, run_child
 from benchmarks.gpu_parts import PARTS, Context, Part, kept
 from benchmarks.record import environment, log, write_json
 from benchmarks.record import one_line as _one_line
-from benchmarks.run import SCHEMA
+from benchmarks.run import RESULTS_DIR, RESULTS_MD, SCHEMA
 
 __all__ = ["PARTS", "Part", "plan", "format_plan", "run_part", "build_parser", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-RESULTS_MD = REPO_ROOT / "benchmarks" / "RESULTS.md"
-#: the whole run on the GPU machine, install and rendering included: 8 of the 15 minutes a GPU is lent
-#: for; after a machine start of a minute or more, a rerun of the parts that failed (``--parts``) still fits
+#: the whole run, install and rendering included: 8 of the 15 minutes a GPU is lent for, so that after a
+#: machine start a rerun of the parts that failed (``--parts``) still fits
 PLAN_LIMIT_S = 480.0
-#: installing the wheels and the parent's imports (``../shared/device/README.md``: about 5 s)
+#: installing the wheels and the parent's imports (about 5 s)
 INSTALL_S = 10.0
-#: starting a part's process (Python, torch, CUDA, the project's imports) before its budget can be spent:
-#: 11-16 s per part on the H200 machine (``results/gpu-run-cuda-2026-12-04-1.log``); the schedule gives
-#: each part this on top of its budget
+#: starting a part's process, on top of its budget: 11-16 s on the H200 (``results/gpu-run-cuda-2026-12-04-1.log``)
 STARTUP_S = 15.0
 #: rendering RESULTS.md once at the end
 RENDER_S = 10.0
@@ -71,12 +64,10 @@ def _budgets(args: argparse.Namespace, parts: list[Part]) -> list[float]:
 
 
 def plan(parts: list[Part], budgets: list[float], *, smoke: bool = False) -> dict[str, Any]:
-    """The schedule of ``parts`` under ``budgets``: when each must end, and the whole run's worst case,
-    ``INSTALL_S + sum(budgets) + parts * STARTUP_S + the last part's grace + TERM_WAIT_S + RENDER_S`` (a part
-    that overruns takes its time from the next, so only the last part's overrun adds to the total), against
-    :data:`PLAN_LIMIT_S`. Each part's deadline is its process's start allowance (:data:`STARTUP_S`) and its
-    budget after the one before it; a process that starts faster leaves the rest to its part. A smoke run
-    has no start allowance: its budgets are generous, and a budget it is given is the part's whole time."""
+    """When each part must end (its start allowance and budget after the part before), and the whole run's worst
+    case against :data:`PLAN_LIMIT_S`: a part that overruns takes its time from the next, so only the last
+    part's grace adds to the total. A smoke run has no start allowance: a budget it is given is the part's
+    whole time."""
     startup_s = 0.0 if smoke else STARTUP_S
     rows, end = [], 0.0
     for index, (part, budget) in enumerate(zip(parts, budgets), start=1):
@@ -90,8 +81,7 @@ def plan(parts: list[Part], budgets: list[float], *, smoke: bool = False) -> dic
 
 
 def format_plan(parts: list[Part], budgets: list[float], *, smoke: bool, device: str) -> str:
-    """The plan as text: one line per part (its budget, when it must end, its grace, its models in order),
-    then the total against the limit."""
+    """The plan as text: one line per part, then the total against the limit."""
     p = plan(parts, budgets, smoke=smoke)
     lines = [f"python -m benchmarks.gpu: {len(parts)} part(s), {'smoke run (toy sizes)' if smoke else 'full size'} on "
              f"{device}; each part in its own process, in this order:", "",
@@ -191,9 +181,8 @@ def _part_command(part: Part, request_path: Path) -> list[str]:
 
 def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
             log: Callable[[str], None], log_file: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Run ``part`` in its own process; return its record (``None`` when it wrote none) and how the process
-    ended: ``{"exit_code", "ended", "stderr_tail"}``. Past ``seconds`` and the part's grace the process
-    is sent SIGTERM, and killed :data:`TERM_WAIT_S` later."""
+    """Run ``part`` in its own process, stopped past ``seconds`` and its grace (:func:`run_child`); its record
+    (``None`` when it wrote none) and ``{"exit_code", "ended", "stderr_tail"}``."""
     stem = f"part-{request['index']}-{part.name}"
     request_path, record_path = work / f"{stem}.request.json", work / f"{stem}.record.json"
     record_path.unlink(missing_ok=True)
@@ -228,11 +217,10 @@ def _launch(part: Part, request: dict[str, Any], *, work: Path, seconds: float,
 
 def _dead_part_record(part: Part, outcome: dict[str, Any]) -> dict[str, Any]:
     """The record of a part whose process wrote none: how it ended and the last line it wrote."""
-    last = next((line.strip() for line in reversed(outcome["stderr_tail"].splitlines()) if line.strip()), "")
-    code = outcome["exit_code"]
+    last, code = last_line(outcome["stderr_tail"]), outcome["exit_code"]
     how = (outcome["ended"] if outcome["ended"] != "exited" else f"ended by exit code {code}" if code is None or code >= 0
            else f"ended by signal {signal.Signals(-code).name if -code in signal.valid_signals() else -code}")
-    return {"error": f"its process {how} and wrote no record" + (f" (last line: {last[:200]})" if last else "")}
+    return {"error": f"its process {how} and wrote no record" + (f" (last line: {last})" if last else "")}
 
 
 # ============================================================================ the parent
@@ -307,20 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         print(format_plan(selected, budgets, smoke=args.smoke, device="cuda" if device == "auto" else device))
         return 0
-    if device == "auto":
-        if not torch.cuda.is_available():
-            print("benchmarks.gpu: no CUDA device; run with --smoke (toy sizes on the CPU) or --device cpu "
-                  "(full size on the CPU, which the budgets cut short)", file=sys.stderr)
-            return 2
-        device = "cuda"
-    if device == "cuda" and not torch.cuda.is_available():
-        print("benchmarks.gpu: --device cuda but CUDA is not available", file=sys.stderr)
+    if device != "cpu" and not torch.cuda.is_available():
+        why = ("--device cuda but CUDA is not available" if device == "cuda" else "no CUDA device; run with --smoke "
+               "(toy sizes on the CPU) or --device cpu (full size on the CPU, which the budgets cut short)")
+        print(f"benchmarks.gpu: {why}", file=sys.stderr)
         return 2
+    device = "cuda" if device == "auto" else device
     out = Path(args.out) if args.out else None
     if args.smoke and out is None and args.results_dir is None:
         out = Path(tempfile.mkdtemp(prefix="stgkd-gpu-smoke-"))
     results = Path(args.results_dir) if args.results_dir else (None if args.smoke else RESULTS_DIR)
-    folders = [f for f in dict.fromkeys(p.resolve() for p in (results, out) if p is not None)]
+    folders = list(dict.fromkeys(p.resolve() for p in (results, out) if p is not None))
     primary = folders[0]
     markdown = Path(args.markdown) if args.markdown else (primary / "RESULTS.md" if args.smoke else RESULTS_MD)
     markdowns = list(dict.fromkeys([markdown.resolve()] + ([out.resolve() / "RESULTS.md"] if out else [])))
@@ -337,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="stgkd-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
-    t_start = time.monotonic()  # reset below, when the first part starts
     try:
         week = _smoke_week(work / "toy-week") if args.smoke else _find_week(args.week)
         command = "python -m benchmarks.gpu " + shlex.join(argv)

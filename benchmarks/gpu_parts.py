@@ -1,10 +1,9 @@
-"""The parts of ``python -m benchmarks.gpu``: what each measures, its default budget, its models in order.
+"""The parts of ``python -m benchmarks.gpu`` (:data:`PARTS`, in order of value): what each measures, its
+default budget on a GPU, its models in order.
 
-Each part is a function ``run(ctx, deadline) -> record`` that :mod:`benchmarks.gpu` calls in the part's own
-process, over the scripts that measure (:mod:`benchmarks.latency`, :mod:`benchmarks.profile`,
-:mod:`benchmarks.run`, ``tuning.search``); a part hands what later parts need (the
-metr-la-week teacher, the teacher's CUDA-graph latency, capture verdicts) through ``ctx.handed``. :data:`PARTS` is
-the run, in order of value, with each part's budget on a GPU.
+Each part is a function ``run(ctx, deadline) -> record`` run in the part's own process over the scripts that
+measure; it hands what later parts need (the metr-la-week teacher, the teacher's CUDA-graph latency, capture
+verdicts) through ``ctx.handed``.
 """
 
 from __future__ import annotations
@@ -24,13 +23,13 @@ import torch
 
 import stgkd.nn.peers  # noqa: F401  (registers the peers: the timing part times every registered model)
 from benchmarks.budget import Deadline, OutOfTime
+from benchmarks.latency import NO_CUDA
 from benchmarks.profile import part_profile, profile_lineup
 from benchmarks.record import one_line
 from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
 __all__ = ["PARTS", "Part", "Context", "kept", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
 
-NO_CUDA = "no CUDA device"
 #: graph size of the smoke run's latency and timing parts (MTGNN's default subgraph needs 20 sensors)
 SMOKE_NODES = 20
 #: trials the tuning study must finish to count as complete (the study is asked for more, within its time)

@@ -1,13 +1,9 @@
 """Timing only on an idle machine: the check every timing script runs before it measures.
 
-A CPU timing taken while more processes are runnable than there are cores measures the other work too
-(on a shared 2-core machine at load 15 a width-32 student at batch 64 took 5.5 s instead of 0.15 s).
-The scripts that time (``benchmarks.latency``, ``benchmarks.run``, ``benchmarks.cpu_deploy``,
-``benchmarks.forecaster_api``) therefore refuse to start when the 1-minute load average exceeds the core
-count (:func:`stgkd.latency.is_busy`), with exit code :data:`EXIT_BUSY`; ``--allow-busy`` runs anyway,
-and every figure measured while the machine was busy carries ``"busy": true`` (:attr:`stgkd.latency.LatencyResult.busy`), which
-``benchmarks/table`` shows as "busy, not a figure" (:data:`~benchmarks.table.records.BUSY`) instead of a
-number.
+A CPU timing taken while more processes are runnable than there are cores measures the other work too (on a
+shared 2-core machine at load 15 a width-32 student at batch 64 took 5.5 s instead of 0.15 s). A timing script
+refuses to start when the 1-minute load average exceeds the core count (:func:`stgkd.latency.is_busy`);
+``--allow-busy`` runs anyway, and ``benchmarks/table`` shows every figure labelled busy as "busy, not a figure".
 """
 
 from __future__ import annotations

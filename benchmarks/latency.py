@@ -1,27 +1,17 @@
 """Inference latency of the teacher, the students and the PGT peers, and the training-step time of every model.
 
-Every inference figure is :func:`stgkd.latency.measure`'s (CUDA events with a synchronised start on a GPU,
-``perf_counter`` on a CPU) on untrained models of the right shape; latency does not depend on the weights.
-Sections (``--sections``):
+Every figure is :mod:`stgkd.latency`'s on untrained models of the right shape (latency does not depend on the
+weights). Sections (``--sections``): ``main``, Graph WaveNet and every registered student family at
+``--widths``, eager and CUDA graph, fp32 and bf16 (each row's ``precision`` says how bf16 ran); ``peers``, PGT's
+``A3TGCN2``, ``TGCN2`` stepped over the window, ``BatchedDCRNN`` and ``MTGNN`` at ``--peer-batch``, eager, fp32;
+``timing``, forward and forward+backward of every registered model, teacher and students before the peers, on
+METR-LA's graph when the week is present. On CUDA each CUDA-graph setting is first captured in a child process
+(:mod:`benchmarks.capture`): one that does not capture, or that fails otherwise, is a row saying why and costs
+no other model its figures. ``--threads 1 2`` times every setting once per CPU thread count.
 
-* ``main``: Graph WaveNet and every registered student family at widths 16/32/64 on a seeded random graph
-  (8 neighbours per node), batch 1 and 64, eager and CUDA graph, fp32 and bf16 (each row's ``precision``
-  says how bf16 ran, :func:`stgkd.precision.inference_precision`);
-* ``peers``: PyTorch Geometric Temporal's ``A3TGCN2``, ``TGCN2`` stepped over the window, ``BatchedDCRNN`` and
-  ``MTGNN`` (stgkd's wrappers) at ``--peer-batch``, eager, fp32;
-* ``timing``: forward (:func:`stgkd.latency.measure`) and forward+backward
-  (:func:`stgkd.latency.measure_train_step`) of every registered model at each ``--batch``, fp32 and bf16, Graph
-  WaveNet and the students before the peers (:func:`value_order`), on METR-LA's graph when the week is present.
-
-On CUDA every CUDA-graph setting is first captured in a child process (:mod:`benchmarks.capture`): one that
-does not capture is recorded ``"not capturable: <reason>"`` and costs no other model its figures. A setting
-that fails otherwise (out of memory) is recorded with the reason. Settings a CPU cannot run are rows with
-``"skipped": "no CUDA device"``. ``--threads 1 2`` times every setting once per CPU thread count.
-
-Records (``stgkd-bench``, rendered into RESULTS.md): ``latency-<device>-<date>[-tag]`` (main, peers) and
-``model-timing-<device>-<date>[-tag]`` (timing), JSON and Markdown. :func:`collect` and :func:`time_models` are
-the measuring loops without the files (``python -m benchmarks.gpu`` calls them under a time budget). The script
-refuses a busy machine (:mod:`benchmarks.idle`); with ``--allow-busy`` such rows say ``"busy": true``.
+Records ``latency-<device>-<date>[-tag]`` (main, peers) and ``model-timing-<device>-<date>[-tag]`` (timing);
+:func:`collect` and :func:`time_models` are the loops without the files (``benchmarks.gpu`` runs them under a
+time budget). A busy machine is refused (:mod:`benchmarks.idle`).
 
     python -m benchmarks.latency --device cpu --sections main peers --nodes 207 --batch 1 64 --peer-batch 1 64 \\
         --modes eager --dtypes fp32 --threads 1 2 --iters 10 --warmup 2 --tag idle
@@ -79,20 +69,16 @@ def load_graph(num_nodes: int, week: Path | None = None) -> tuple[np.ndarray, st
     """METR-LA's adjacency (DCRNN's ``adj_mx.pkl`` of the week, :func:`benchmarks.suites.week_folder`) at 207
     sensors when it is there, else a seeded random graph; and what it is."""
     from benchmarks.suites import week_folder
+    from stgkd.data.readers import read_adj_pickle
     from stgkd.errors import DataError
 
     if num_nodes == 207:
         try:
-            from stgkd.data.readers import read_adj_pickle
-
             _, adj = read_adj_pickle(week_folder(week) / "adj_mx.pkl")
             return np.asarray(adj, dtype=np.float32), "METR-LA (DCRNN adj_mx.pkl)"
         except DataError:  # the week's files are not here: a random graph of the size asked, named as such
             pass
     return random_graph(num_nodes), f"random, 8 out-edges per node, seed 0 (N={num_nodes})"
-
-
-# --------------------------------------------------------------------------- main and peers
 
 
 def _main_lineup(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
@@ -144,9 +130,9 @@ def _timed(rows: list[dict[str, Any]], section: str, label: str, make: Callable[
 
 def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Deadline | None = None,
             verdicts: dict[str, str | None] | None = None) -> None:
-    """Measure the main and peers sections of ``args`` (:func:`resolve_args`), one row per setting appended to
-    ``rows``. Past ``deadline`` it raises :class:`~benchmarks.budget.OutOfTime` before the next setting; the rows
-    measured stay. ``verdicts`` are the capture probe's (:func:`probe_captures`; probed here when ``None``)."""
+    """Measure the main and peers sections of ``args`` (:func:`resolve_args`) into ``rows``, one row per setting;
+    past ``deadline`` :class:`~benchmarks.budget.OutOfTime` keeps the rows measured. ``verdicts``: the capture
+    probe's (:func:`probe_captures`; probed here when ``None``)."""
     from stgkd.nn import build
     from stgkd.nn.registry import from_config
 
@@ -165,9 +151,6 @@ def collect(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: Dead
             hp = {"hidden": args.peer_hidden} if name.startswith("pgt-") else {}
             _timed(rows, "peers", f"pgt-{peer}", lambda n=name, h=hp: build(n, num_nodes=args.nodes, graph=adj, **h),
                    batches=args.peer_batch, modes=["eager"], dtypes=["fp32"], **common)
-
-
-# --------------------------------------------------------------------------- timing
 
 
 def time_models(names: list[str], adj: np.ndarray, *, batches: list[int], dtypes: list[str], device: torch.device,
@@ -217,9 +200,6 @@ def time_models(names: list[str], adj: np.ndarray, *, batches: list[int], dtypes
                     log(f"{name} B={batch} {dtype} {p}: " + (row["error"] or f"{stats['median_ms']:.2f} ms"))
             del model
     return rows
-
-
-# --------------------------------------------------------------------------- the command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,7 +291,6 @@ def main(argv: list[str] | None = None) -> int:
             if adj is not None:
                 time_models(order, adj, batches=args.batch, dtypes=args.dtypes, device=torch.device(args.device),
                             warmup=args.warmup, iters=args.iters, rows=timing)
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = f"{args.device_kind}-{started:%Y%m%d}{'-' + args.tag if args.tag else ''}"
     if rows:
         report = make_report(args, rows, started, load, command=command)

@@ -1,13 +1,11 @@
 """Where a forward's time goes: :func:`stgkd.profiling.profile_model` of one model at each batch, in every mode,
-written as a record; and the ``profile`` part of ``python -m benchmarks.gpu`` (the default student, then the
-default teacher).
+written as a record; and the ``profile`` part of ``python -m benchmarks.gpu``.
 
-For each batch the model runs in each mode (``eager``, ``cuda-graph``, ``compile``) ``--warmup`` times, then
-``--iters`` times under the profiler; a mode that fails is recorded with its error and the others go on. Writes
+A mode that fails is recorded with its error and the others go on. Writes
 ``profile-<device>-<date>-<model>-w<width>-b<batch>.json`` and ``.md`` per batch (a Chrome trace per mode with
-``--trace``). The part (:func:`part_profile`) profiles each model in its own child process (a failed capture or
-compilation poisons only that process), the student first with half of the part's time; a child stopped at its
-time keeps the batches it finished.
+``--trace``). The part (:func:`part_profile`) profiles the default student, then the default teacher, each in its
+own process (a failed capture or compilation poisons only that process); a child stopped at its time keeps the
+batches it finished.
 
     python -m benchmarks.profile --model stgru --width 32 --batch 1 64 --device cuda
 """

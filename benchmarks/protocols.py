@@ -1,13 +1,10 @@
 """How a benchmark suite trains and times its models, and what it has produced so far (:class:`SuiteState`).
 
-:func:`train_suite` runs every model of a suite through the library's one entry point, :func:`stgkd.engine.run`,
-under the suite's protocol (``"dcrnn"``: DCRNN's windows, split and masked metrics, prepared by the library
-from the series). For every seed the
-teacher trains first, then each student twice (plainly, and distilled from that seed's teacher with stgkd's
-default :class:`~stgkd.distill.DistillConfig`); the peers run after every seed's students, so that a time
-budget spent on a slow peer never costs the models the study is about. Each run gets its share of a time
-budget (a teacher :data:`TEACHER_WEIGHT` shares) and past the deadline no run starts; what finished stays in
-the :class:`SuiteState`, which then times the last trained model of each label (:func:`model_profile`).
+:func:`train_suite` runs every model through :func:`stgkd.engine.run`. For every seed the teacher trains first,
+then each student twice (plainly, and distilled from that seed's teacher with the default
+:class:`~stgkd.distill.DistillConfig`); the peers run after every seed's students, so that a time budget spent
+on a slow peer never costs the models the study is about. What finished stays in the :class:`SuiteState`,
+which then times the last trained model of each label (:func:`model_profile`).
 """
 
 from __future__ import annotations
@@ -24,19 +21,11 @@ import torch
 from benchmarks.budget import Deadline, TimeShares
 from benchmarks.record import log
 
-__all__ = ["TEACHER_WEIGHT", "SuiteState", "train_suite", "train_config", "model_profile", "seed_record"]
+__all__ = ["TEACHER_WEIGHT", "SuiteState", "train_suite", "model_profile", "seed_record"]
 
 #: share of a time budget a teacher's training gets against one student's (a Graph WaveNet epoch costs several
 #: student epochs); peers and students count 1
 TEACHER_WEIGHT = 3.0
-
-
-def train_config(args: argparse.Namespace, seed: int, device: str):
-    from stgkd.engine import TrainConfig
-
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
-                       lr=args.lr, patience=args.patience, seed=seed, device=device, limit_batches=args.limit_batches,
-                       amp=device == "cuda")
 
 
 def seed_record(result: Any, *, seed: int, batches_run: int, batches_full: int, peak: float | None, wall: float,
@@ -51,7 +40,7 @@ def seed_record(result: Any, *, seed: int, batches_run: int, batches_full: int, 
         "val": {k: v for k, v in (result.best_val or {}).items() if k != "per_step"},
         "best_epoch": int(result.best_epoch), "epochs_run": int(result.epochs_run),
         "stopped_early": bool(result.stopped_early), "time_limited": bool(time_limited),
-        "train_seconds_per_epoch": mean_train, "epoch_seconds": [float(h["seconds"]) for h in result.history],
+        "train_seconds_per_epoch": mean_train, "epoch_seconds": result.epoch_seconds,
         "batches_per_epoch": batches_run, "batches_per_full_epoch": batches_full,
         "full_epoch_seconds_est": mean_train * batches_full / max(1, batches_run),
         "peak_gpu_mem_mb": peak, "wall_seconds": wall,
@@ -132,8 +121,7 @@ def train_suite(suite: Any, data: Any, *, args: argparse.Namespace, device: str,
                 deadline: Deadline | None = None, shares: TimeShares | None = None) -> SuiteState:
     """Train and time every model of ``suite`` on ``data`` under its protocol; results accumulate in ``state``
     (returned), so a caller that catches :class:`~benchmarks.budget.OutOfTime` keeps them."""
-    from stgkd.distill import DistillConfig
-    from stgkd.engine import DataSpec, RunSpec, run
+    from stgkd.engine import DataSpec, RunSpec, TrainConfig, run
 
     state = state if state is not None else SuiteState()
     deadline, shares = deadline or Deadline(), shares or TimeShares(None, 0)
@@ -150,10 +138,13 @@ def train_suite(suite: Any, data: Any, *, args: argparse.Namespace, device: str,
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0, cbs = time.perf_counter(), shares.callbacks(weight)
-        cfg = train_config(args, seed, device)
-        spec = RunSpec(name, hp, DataSpec(data), cfg, teachers=(teacher.best_path or teacher.last_path,),
-                       distill=DistillConfig()) if teacher is not None else RunSpec(name, hp, DataSpec(data), cfg)
-        res = run(spec, out, overwrite=True, callbacks=cbs, progress=False, log=False, evaluate_test=True)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
+                          lr=args.lr, patience=args.patience, seed=seed, device=device,
+                          limit_batches=args.limit_batches, amp=device == "cuda")
+        teachers = () if teacher is None else (teacher.best_path or teacher.last_path,)  # default DistillConfig
+        spec = RunSpec(name, hp, DataSpec(data), cfg, teachers=teachers)
+        res = run(spec, out, overwrite=True, callbacks=cbs, progress=False, log=False, evaluate_test=True,
+                  baselines=state.baselines is None)  # scored once, on the test targets every model is scored on
         p = res.data
         if not windows["full"]:
             windows["full"] = math.ceil(len(p.train) / args.batch_size)
@@ -162,10 +153,7 @@ def train_suite(suite: Any, data: Any, *, args: argparse.Namespace, device: str,
             state.dataset_info = {"windows": [len(p.train), len(p.val), len(p.test)],
                                   "scaler": [p.scaler.mean, p.scaler.std], "input_features": list(p.input_features)}
         if state.baselines is None:
-            from stgkd.engine.baselines import score_baselines
-
-            log("baselines on the test split")
-            state.baselines = score_baselines(p, "test").to_dict()
+            state.baselines = res.baselines.to_dict()
         peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
         rec = seed_record(res, seed=seed, batches_run=windows["run"], batches_full=windows["full"], peak=peak,
                           wall=time.perf_counter() - t0, time_limited=any(getattr(cb, "fired", False) for cb in cbs))

@@ -1,11 +1,5 @@
-"""What every benchmark run records about itself: the environment it ran in, and its progress log.
-
-:func:`environment` is the ``"environment"`` entry of a results record (device, versions, threads;
-torch-geometric-temporal imported through the project's ``torch_sparse`` stand-in, :func:`pgt_version`);
-:func:`log` prints a timestamped progress line on stderr; :func:`one_line` states an error in one line;
-:func:`write_record` writes a record's JSON and Markdown beside each other, at :func:`record_stem`; :func:`add_record_args`
-adds the flags every script that writes a record shares.
-"""
+"""What every benchmark script shares: its record flags, where and how a record is written, the environment
+it ran in (:func:`environment`), its progress log and how it states an error."""
 
 from __future__ import annotations
 
@@ -25,9 +19,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def add_record_args(parser: argparse.ArgumentParser, *, allow_busy: bool = False,
                     smoke: str | None = None) -> argparse.ArgumentParser:
-    """``--out`` (the results folder) and ``--tag`` (a suffix of the record's file names), worded alike in every
-    script; with ``allow_busy`` also ``--allow-busy`` (:func:`benchmarks.idle.add_allow_busy`), with ``smoke`` a
-    ``--smoke`` flag that help text describes."""
+    """``--out`` and ``--tag``, worded alike in every script; with ``allow_busy`` also ``--allow-busy``, with
+    ``smoke`` a ``--smoke`` flag that help text describes."""
     from benchmarks.idle import add_allow_busy
 
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default: benchmarks/results)")
@@ -40,7 +33,7 @@ def add_record_args(parser: argparse.ArgumentParser, *, allow_busy: bool = False
 
 
 def record_stem(args: argparse.Namespace, name: str, date: str) -> Path:
-    """``OUT/<name>-<date>[-TAG]`` (:func:`add_record_args`'s flags): where a record's JSON and Markdown go."""
+    """``OUT/<name>-<date>[-TAG]``: where a record's JSON and Markdown go."""
     return Path(args.out) / f"{name}-{date}{'-' + args.tag if args.tag else ''}"
 
 
@@ -71,8 +64,7 @@ def write_record(stem: Path, report: dict[str, Any], markdown: str) -> None:
 
 
 def one_line(exc: BaseException) -> str:
-    """``"TypeName: the first line of its message"`` (at most 300 characters of it): an error as a record
-    states it."""
+    """``"TypeName: the first line of its message"`` (at most 300 characters of it)."""
     return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
 
 
@@ -88,24 +80,15 @@ def environment(device: str) -> dict[str, Any]:
 
     from stgkd.latency import device_name
 
-    env = {
-        "device": device,
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "threads": torch.get_num_threads(),
-    }
-    env.update(pgt_version())
-    return env
+    return {"device": device, "device_name": device_name(device), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "python": platform.python_version(), "platform": platform.platform(),
+            "threads": torch.get_num_threads(), **pgt_version()}
 
 
 def pgt_version() -> dict[str, Any]:
-    """``{"torch_geometric_temporal": version}`` of the installed torch-geometric-temporal (``None`` when not
-    installed), imported as the peers import it, through :func:`stgkd.compat.import_torch_geometric_temporal`
-    (PGT's ``import torch_sparse`` needs that module's stand-in where torch-sparse is absent); when the
-    import fails anyway, ``"torch_geometric_temporal_import_error"`` says why."""
+    """``{"torch_geometric_temporal": version}`` (``None`` when not installed), imported as the peers import it
+    (:func:`stgkd.compat.import_torch_geometric_temporal`: PGT's ``import torch_sparse`` needs a stand-in);
+    when the import fails anyway, ``"torch_geometric_temporal_import_error"`` says why."""
     from importlib.metadata import PackageNotFoundError, version
 
     from stgkd.compat import import_torch_geometric_temporal

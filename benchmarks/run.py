@@ -7,12 +7,11 @@ Usage::
     python -m benchmarks.run --suite metr-la --device cuda        # full datasets, when present
     python -m benchmarks.run --render                             # only regenerate RESULTS.md
 
-A suite (:mod:`benchmarks.suites`) is trained and timed by :func:`benchmarks.protocols.train_suite`. Each run writes ``benchmarks/results/<suite>-<device>-<date>.json`` (per model
-and seed the test metrics, epochs and seconds; per model the parameters, FLOPs and latency; the baselines on the
-same test targets) and regenerates ``benchmarks/RESULTS.md`` from every record there. Under a time budget every
-run gets its share (:class:`~benchmarks.budget.TimeShares`) but trains at least ``--min-passes`` epochs first (the
-main body's rule, :data:`benchmarks.table.records.MIN_PASSES`); the runs the budget leaves no time for are not
-started, and the record says which. A busy machine is refused (:mod:`benchmarks.idle`) unless ``--allow-busy``.
+A suite (:mod:`benchmarks.suites`) is trained and timed by :func:`benchmarks.protocols.train_suite`; each run
+writes ``benchmarks/results/<suite>-<device>-<date>.json`` and regenerates ``benchmarks/RESULTS.md`` from every
+record there. Under a time budget every run still trains ``--min-passes`` epochs (the main body's rule); runs the
+budget leaves no time for are not started, and the record says which. A busy machine is refused
+(:mod:`benchmarks.idle`) unless ``--allow-busy``.
 """
 
 from __future__ import annotations
@@ -34,14 +33,14 @@ from benchmarks import suites as _suites
 from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from benchmarks.idle import EXIT_BUSY, add_allow_busy, refuse_busy
 from benchmarks.protocols import TEACHER_WEIGHT, SuiteState, train_suite
-from benchmarks.record import environment, log, write_json
+from benchmarks.record import RESULTS, environment, log, write_json
 from benchmarks.table.records import MIN_PASSES, SCHEMA  # SCHEMA re-exported; its home is the module that reads it
 from stgkd.errors import ConfigError, StgkdError
 
 __all__ = ["main", "run_suite", "RESULTS_DIR", "RESULTS_MD", "SCHEMA"]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS_DIR = RESULTS
+RESULTS_MD = RESULTS.parent / "RESULTS.md"
 #: share of a suite's time budget kept back for timing the trained models at the end
 PROFILE_RESERVE = 0.1
 
@@ -59,13 +58,10 @@ def _selected(items: list[tuple[str, str, dict[str, Any]]], wanted: Sequence[str
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``args.suite`` and return its JSON record.
-
-    With a time budget (``args.deadline``, a :class:`~benchmarks.budget.Deadline`, or ``args.time_budget``
-    seconds) every training run gets its share of the time left (a teacher
-    :data:`~benchmarks.protocols.TEACHER_WEIGHT` shares, :data:`PROFILE_RESERVE` of the budget kept for timing the
-    models); past the deadline no further run starts, and the record keeps what finished with
-    ``"completed": false`` and ``"reached"`` naming the first run not started."""
+    """Run ``args.suite`` and return its JSON record. Under a time budget (``args.deadline`` or
+    ``args.time_budget`` seconds) each training run gets its share of the time left; past the deadline no run
+    starts, and the record keeps what finished with ``"completed": false`` and ``"reached"``, the first run not
+    started."""
     suite = _suites.get_suite(args.suite)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -99,7 +95,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     state.profile(device=device, args=args, deadline=deadline)  # what an early stop left untimed
     if state.unprofiled:
         notes.append(f"Not timed (time budget spent): {', '.join(state.unprofiled)}.")
-    record = {
+    return {
         "schema": SCHEMA, "suite": suite.name, "title": suite.title, "protocol": suite.protocol,
         "description": suite.description, "published": suite.published, "date": started.strftime("%Y-%m-%d"),
         "started": started.isoformat(timespec="seconds"), "wall_seconds": time.perf_counter() - t0,
@@ -115,22 +111,6 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "completed": reached is None and not state.unprofiled, "reached": reached, "notes": notes,
         "capture": state.capture, "models": list(state.models.values()), "baselines": state.baselines,
     }
-    return record
-
-
-def timed_busy(record: dict[str, Any]) -> bool:
-    """Whether any figure of a suite record was timed on a busy machine (:func:`stgkd.latency.is_busy`)."""
-    return any(bool(x.get("busy")) for m in record.get("models", []) for x in (m.get("latency") or {}).values())
-
-
-def write_results(record: dict[str, Any], results_dir: Path, markdown: Path) -> Path:
-    """Write the record's JSON file and regenerate ``markdown`` from every JSON file in ``results_dir``."""
-    from benchmarks.table.page import write_markdown
-
-    path = write_json(results_dir / f"{record['suite']}-{record['environment']['device']}-{record['date']}.json",
-                      record)
-    write_markdown(results_dir, markdown)
-    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,18 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.table.page import write_markdown
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    results, markdown = Path(args.results_dir), Path(args.markdown)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         if args.render:
-            from benchmarks.table.page import write_markdown
-
-            write_markdown(Path(args.results_dir), Path(args.markdown))
-            print(f"wrote {args.markdown}")
+            write_markdown(results, markdown)
+            print(f"wrote {markdown}")
             return 0
         if not args.suite:
             parser.error("--suite is required (or --render)")
@@ -192,9 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs = args.epochs if args.epochs is not None else 1 if args.tiny else suite.epochs
         args.limit_batches = args.limit_batches if args.limit_batches is not None else suite.limit_batches
         record = run_suite(args)
-        record["busy"] = timed_busy(record)
-        path = write_results(record, Path(args.results_dir), Path(args.markdown))
-        print(f"wrote {path} and {args.markdown}")
+        # whether any figure was timed on a busy machine (stgkd.latency.is_busy)
+        record["busy"] = any(bool(x.get("busy")) for m in record["models"] for x in (m.get("latency") or {}).values())
+        path = write_json(results / f"{record['suite']}-{record['environment']['device']}-{record['date']}.json",
+                          record)
+        write_markdown(results, markdown)
+        print(f"wrote {path} and {markdown}")
         return 0
     except StgkdError as exc:
         print(f"error: {exc}", file=sys.stderr)

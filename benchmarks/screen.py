@@ -2,20 +2,13 @@
 chosen one on three seeds; a train row against the best baseline table on the same test targets, a distill
 row against its plain row (the same student trained without a distillation loss), paired by seed.
 
-Plans (:data:`PLANS`; ``--list`` prints a plan's settings and their flags; ``benchmarks/README.md`` says what
-each screens): ``counts`` (the default student on the count simulator), ``teachers`` (every teacher family on
-the real METR-LA week at the default student's screen of learning rates and inputs), and the distill plans
-``distill`` (which distillation settings help), ``regime`` (students plain and distilled on one day of training
-data and on all of it) and ``ensemble`` (a student from the best of several ``--teacher`` files and from their
-ensemble).
-
-Every row is the command a user types (``python -m stgkd train --dataset D --model M --test ...`` or
-``python -m stgkd distill --teacher CKPT ... --student S --out DIR --test ...``), run from the repository
-root in its own process, one at a time; a row whose run directory already holds a ``metrics.json`` is read,
-not run again (the screen resumes after a kill; the directory's name is the setting's and the seed's, so a
-changed ``--epochs``, ``--flags`` or ``--teacher`` needs another ``--out``). Per model family the setting with
-the lowest validation MAE is chosen (:func:`benchmarks.table.screen.chosen`), never on test; ``--chosen`` runs
-each family's choice on ``--seeds``. Accuracy only: no figure here is a timing.
+Plans (``--list`` prints a plan's settings and their flags; ``benchmarks/README.md`` says what each screens):
+``counts``, ``teachers`` (train plans), ``distill``, ``regime`` and ``ensemble`` (distill plans, from
+``--teacher`` files). Every row is the command a user types, run from the repository root in its own process,
+one at a time; a row whose run directory (named by the setting and the seed) already holds a ``metrics.json``
+is read, not run again, so a changed ``--epochs``, ``--flags`` or ``--teacher`` needs another ``--out``. Per
+model family the setting of lowest validation MAE is chosen, never on test; ``--chosen`` runs each family's
+choice on ``--seeds``. Accuracy only: no figure here is a timing.
 
     python -m benchmarks.screen counts --out runs/counts --only defaults --seeds 0 1 2
     python -m benchmarks.screen teachers --chosen --seeds 1 2                  # each family's choice, 2 more seeds
@@ -40,26 +33,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.record import environment, log, write_record
+from benchmarks.record import RESULTS, environment, log, write_record
 from benchmarks.suites import SHARED_WEEK, TINY_TEACHER
+from stgkd.latency import load_average
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A screen: its record's title, default dataset (``None``: a distill plan's, the teacher's), run folder
-    and model (``None``: each setting names its own), the settings (label -> (model or ``None``, extra
-    flags)) and the ``--epochs`` given to every run (``None``: none, each setting's own). A distill plan
-    (``command="distill"``) runs ``stgkd distill`` from the ``--teacher`` files: ``flags`` go to every row
-    before its own, ``plain`` names the row each setting's gain is measured against (by default the
-    setting ``plain``, where there is one), the settings of ``best_member`` are distilled from the teacher
-    of lowest validation MAE alone, and ``teachers`` is the fewest ``--teacher`` files it takes."""
+    """A screen. ``dataset`` ``None``: the teacher's; ``model`` ``None``: each setting names its own; settings:
+    label -> (model or ``None``, extra flags); ``epochs`` ``None``: each setting's own. A distill plan
+    (``command="distill"``) runs ``stgkd distill``: ``flags`` go to every row before its own, ``plain`` names
+    the row each setting's gain is measured against (default: ``plain``, where there is one), the settings of
+    ``best_member`` are distilled from the teacher of lowest validation MAE alone, and ``teachers`` is the
+    fewest ``--teacher`` files it takes."""
 
     title: str
     dataset: str | None
-    out: Path
     model: str | None
     settings: dict[str, tuple[str | None, list[str]]]
     epochs: int | None = None
@@ -167,22 +158,22 @@ def _regime_plan() -> Plan:
             settings[f"{recipe}, {days}"] = (student, ["--hidden", "32", *flags, *data])
             if base:
                 plain[f"{recipe}, {days}"] = f"{base}, {days}"
-    return Plan("When distillation pays: students plain and distilled by training days", None, Path("runs/regime"),
-                None, settings, epochs=30, command="distill", plain=plain)
+    return Plan("When distillation pays: students plain and distilled by training days", None, None, settings,
+                epochs=30, command="distill", plain=plain)
 
 
 PLANS: dict[str, Plan] = {
     "counts": Plan("The default student against the best baseline table on a count network", "synthetic-counts",
-                   Path("runs/counts"), "stgru", {label: (None, flags) for label, flags in COUNTS.items()}),
+                   "stgru", {label: (None, flags) for label, flags in COUNTS.items()}),
     "teachers": Plan("The teacher families at the default student's care on the METR-LA week",
-                     os.path.relpath(SHARED_WEEK, REPO), Path("runs/teachers"), None, _teacher_settings(), epochs=30),
-    "distill": Plan("Which distillation settings help: one teacher, one student", None, Path("runs/distill"),
-                    "gcn-gru", {label: (None, flags) for label, (flags, _) in ABLATION.items()}, epochs=12,
+                     os.path.relpath(SHARED_WEEK, REPO), None, _teacher_settings(), epochs=30),
+    "distill": Plan("Which distillation settings help: one teacher, one student", None, "gcn-gru",
+                    {label: (None, flags) for label, (flags, _) in ABLATION.items()}, epochs=12,
                     command="distill", flags=("--hidden", "32", "--lr", "3e-3", "--patience", "0"),
                     plain={label: base for label, (_, base) in ABLATION.items() if base}),
     "regime": _regime_plan(),
-    "ensemble": Plan("A student from the best teacher and from the teachers' ensemble", None, Path("runs/ensemble"),
-                     "stgru", {label: (None, flags) for label, flags in ENSEMBLE.items()}, epochs=30,
+    "ensemble": Plan("A student from the best teacher and from the teachers' ensemble", None, "stgru",
+                     {label: (None, flags) for label, flags in ENSEMBLE.items()}, epochs=30,
                      command="distill", flags=("--hidden", "32"), best_member=("plain", "best member"), teachers=2),
 }
 
@@ -195,13 +186,6 @@ def slug(label: str) -> str:
 def command(dataset: str, model: str, flags: list[str], seed: int, out: Path) -> list[str]:
     return [sys.executable, "-m", "stgkd", "train", "--dataset", dataset, "--model", model, "--test",
             "--no-progress", "--seed", str(seed), "--out", str(out), "--overwrite", *flags]
-
-
-def distill_command(teachers: list[str], student: str, flags: list[str], seed: int, out: Path,
-                    dataset: str | None = None) -> list[str]:
-    return [sys.executable, "-m", "stgkd", "distill", "--teacher", *teachers, "--student", student, "--out", str(out),
-            "--test", "--no-progress", "--seed", str(seed), "--overwrite",
-            *(["--dataset", dataset] if dataset else []), *flags]
 
 
 def plain_of(plan: Plan, label: str) -> str | None:
@@ -250,17 +234,16 @@ def render(report: dict[str, Any]) -> str:
 
     plan = PLANS[report.get("plan", "counts")]
     models = ", ".join(f"`{m}`" for m in models_of(report))
+    how = ("each row is the command shown, run in its own process; the screen chooses on validation (val MAE over "
+           "the 12 steps); ")
     if plan.command == "distill":
         what = (f"student{'s' if len(models_of(report)) > 1 else ''} {models} distilled by `stgkd distill` at its "
                 "defaults but for the flags of each command")
-        how = ("each row is the command shown, run in its own process; the screen chooses on validation (val MAE over "
-               "the 12 steps); a setting's gain is its plain row's test MAE minus its own, paired by seed")
+        how += "a setting's gain is its plain row's test MAE minus its own, paired by seed"
     else:
         what = (f"model `{report['model']}` at its family's defaults" if plan.model else
                 f"models {models} at their families' defaults but for the flags of each command")
-        how = ("each row is the command shown, run in its own process; the screen chooses on validation (val MAE over "
-               "the 12 steps); the best baseline is chosen per horizon on validation and scored on the same test "
-               "targets")
+        how += "the best baseline is chosen per horizon on validation and scored on the same test targets"
     lines = [
         f"# {plan.title}", "",
         f"- date: {report['date']}; machine: {report['machine']}; load average at start "
@@ -275,24 +258,22 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _teachers(args: argparse.Namespace, plan: Plan, label: str) -> list[str]:
-    """The ``--teacher`` files of ``label``'s command: the best on validation alone, or every one given."""
-    return [args.best] if label in plan.best_member else list(args.teacher)
-
-
 def _argv(args: argparse.Namespace, plan: Plan, label: str, seed: int) -> tuple[list[str], Path]:
     """The command of ``label`` at ``seed`` and its run directory."""
     model, flags = plan.settings[label]
-    model = model or args.model or plan.model
+    model = model or plan.model
     if args.smoke:
         extra = SMOKE_FLAGS + (["--hidden", "4"] if plan.command == "distill" else ["--hparams", *SMOKE_HPARAMS[model]])
     else:
         extra = ["--epochs", str(args.epochs)] if args.epochs else []
     out = args.out / f"{slug(label)}-s{seed}"
     flags = [*plan.flags, *flags, *extra, *shlex.split(args.flags)]
-    if plan.command == "distill":
-        return distill_command(_teachers(args, plan, label), model, flags, seed, out, args.dataset), out
-    return command(args.dataset, model, flags, seed, out), out
+    if plan.command == "train":
+        return command(args.dataset, model, flags, seed, out), out
+    teachers = [args.best] if label in plan.best_member else list(args.teacher)  # the best on validation alone
+    return [sys.executable, "-m", "stgkd", "distill", "--teacher", *teachers, "--student", model,
+            "--out", str(out), "--test", "--no-progress", "--seed", str(seed), "--overwrite",
+            *(["--dataset", args.dataset] if args.dataset else []), *flags], out
 
 
 def _seeds_on_disk(out: Path, label: str) -> list[int]:
@@ -339,8 +320,6 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("plan", choices=sorted(PLANS))
     parser.add_argument("--dataset", default=None, help="name or path (default: the plan's: synthetic-counts, "
                         "the real METR-LA week; a distill plan's teacher's)")
-    parser.add_argument("--model", default=None, help="the model (a distill plan's student) of a plan whose "
-                        "settings name none (counts: default stgru; distill: gcn-gru; ensemble: stgru)")
     parser.add_argument("--teacher", nargs="+", metavar="CKPT", help="a distill plan's teacher checkpoint(s) "
                         "(distill, regime: every one given is distilled, one as usual; ensemble: two or more)")
     parser.add_argument("--out", type=Path, default=None, help="run directories (default: runs/PLAN)")
@@ -365,8 +344,6 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
     unknown = sorted(set(args.only or []) - set(plan.settings))
     if unknown:
         parser.error(f"{args.plan} has no setting {', '.join(map(repr, unknown))} (--list)")
-    if args.model and not plan.model:
-        parser.error(f"{args.plan}: each setting names its model (--only chooses)")
     if args.record and not args.record.startswith(f"{args.plan}-"):
         parser.error(f"--record {args.record}: a {args.plan} record's name starts with '{args.plan}-'")
     args.teachers_info, args.best = [], None
@@ -390,8 +367,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
         args.teachers_info = _teacher_record(args.teacher)
         args.best = min(args.teachers_info, key=lambda t: (t["val_mae"] is None, t["val_mae"] or 0.0))["path"]
     args.dataset = args.dataset or plan.dataset
-    args.model = args.model or plan.model
-    args.out = args.out or plan.out
+    args.model = plan.model
+    args.out = args.out or Path("runs") / args.plan
     args.epochs = plan.epochs if args.epochs is None else args.epochs
     return args, plan
 
@@ -416,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from stgkd.data.rebuild import load_data
 
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    load_start = load_average()
     rows = _read(args, plan, labels, args.seeds)
     models = [args.model] if plan.model else list(dict.fromkeys(plan.settings[lb][0] for lb in labels))
     if args.dataset:
@@ -428,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["python", "-m", "benchmarks.screen", *(argv if argv is not None else sys.argv[1:])]),
         "plan": args.plan, "kind": plan.command,
         "machine": f"{environment('cpu')['device_name']}, {os.cpu_count()} CPUs",
-        "load_average_start": load_start, "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "load_average_start": load_start, "load_average_end": load_average(),
         "dataset": dataset, "data": data, "model": ", ".join(models), "rows": rows,
         "notes": list(args.note),
     }

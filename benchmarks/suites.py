@@ -1,12 +1,10 @@
 """The benchmark suites: which data, which protocol, which models, and how much training.
 
-A :class:`Suite` names its dataset (a loader that raises :class:`~stgkd.errors.DataError` naming the missing files
-and where to get them), its protocol (``"dcrnn"``: DCRNN's windows, split and masked metrics), the teacher, the students (each trained plainly and by distillation from
-that teacher) and the peers, trained alone under the same protocol: PGT layers behind stgkd's model interface
-(``dcrnn``, ``stgcn``, ``agcrn``, ``mtgnn``) and PGT's own recurrent cells wrapped as PGT's METR-LA example uses
-them (``pgt-tgcn``, ``pgt-a3tgcn``, ``pgt-gconvgru``; :mod:`stgkd.nn.peers`). PGT's own METR-LA loader z-scores
-with statistics of the whole series; here every peer gets our protocol (train-slice statistics, missing
-readings masked), like every other model.
+Every suite follows DCRNN's protocol (windows, split, masked metrics). Its peers are trained alone under it:
+PGT layers behind stgkd's model interface (``dcrnn``, ``stgcn``, ``agcrn``, ``mtgnn``) and PGT's own recurrent
+cells as its METR-LA example uses them (``pgt-tgcn``, ``pgt-a3tgcn``, ``pgt-gconvgru``; :mod:`stgkd.nn.peers`).
+PGT's own loader z-scores with statistics of the whole series; here every peer gets train-slice statistics and
+masked missing readings, like every other model.
 """
 
 from __future__ import annotations
@@ -32,48 +30,41 @@ SHARED_WEEK = REPO_ROOT / ".." / "shared" / "data" / "metr-la-week"
 DEVICE_WEEK = REPO_ROOT / ".gpu" / "data" / "metr-la-week"
 WEEK_FILES = ("metr-la-week.h5", "adj_mx.pkl")
 
-
-# ============================================================================ suites
+#: the teacher and the students every suite compares (hidden widths chosen so the students are ~100x smaller)
+TEACHER = ("graph-wavenet", {})
+TINY_TEACHER = {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16, "end_channels": 16}
 
 
 @dataclass
 class Suite:
-    """One benchmark setting: its registry ``name`` (``--suite``), ``title``, ``protocol`` (``"dcrnn"``),
-    ``load(tiny, week=None) -> TrafficData`` (a :class:`DataError` naming missing files; ``week`` is
-    the real METR-LA week's folder, :func:`week_folder`), the ``teacher`` (name, hyperparameters), the ``students``
-    and ``peers`` (``(label, model name, hparams)`` each), the default training budget (``epochs``,
-    ``limit_batches``), the dataset whose quotes (``results/published-full-datasets.json``) go beside it (``published``), a
-    paragraph for RESULTS.md (``description``) and the teacher's hyperparameters under ``--tiny``."""
+    """One benchmark setting (``--suite name``). ``load(tiny, week=None)`` returns its data or raises a
+    :class:`DataError` naming the missing files (``week``: the real METR-LA week's folder, :func:`week_folder`);
+    ``students`` and ``peers`` are ``(label, model name, hparams)``; ``published`` names the dataset whose quotes
+    (``results/published-full-datasets.json``) go beside it; ``description`` is its paragraph in RESULTS.md."""
 
     name: str
     title: str
-    protocol: str
-    load: Callable[[bool], Any]
-    teacher: tuple[str, dict[str, Any]]
+    load: Callable[..., Any]
     students: list[tuple[str, str, dict[str, Any]]]
     peers: list[tuple[str, str, dict[str, Any]]]
     epochs: int = 20
     limit_batches: int | None = None
     published: str | None = None
     description: str = ""
-    tiny_teacher: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "dcrnn"
+    teacher: tuple[str, dict[str, Any]] = TEACHER
+    tiny_teacher: dict[str, Any] = field(default_factory=lambda: dict(TINY_TEACHER))
 
 
 SUITES: Registry[Suite] = Registry("benchmark suite")
 
-#: the teacher and the students every suite compares (hidden widths chosen so the students are ~100x smaller)
-TEACHER = ("graph-wavenet", {})
-TINY_TEACHER = {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 16, "end_channels": 16}
 #: the reference student
 STUDENT_REFERENCE = ("gcn-gru h32", "gcn-gru", {"hidden": 32})
 #: the best student structure found on the real week (README, "Accuracy on the real METR-LA week"): a
 #: learned adjacency, the neighbours' readings diffused 2 hops into the input, a 16-wide sensor embedding
 STUDENT_STRUCTURED = ("gcn-gru h32 structured", "gcn-gru",
                       {"hidden": 32, "adaptive": True, "input_hops": 2, "node_embed": 16})
-STUDENTS = [
-    STUDENT_REFERENCE,
-    ("gru h32", "gru", {"hidden": 32}),
-]
+STUDENTS = [STUDENT_REFERENCE, ("gru h32", "gru", {"hidden": 32})]
 #: the library's default student at width 32 (:data:`stgkd.nn.DEFAULT_STUDENT`)
 STUDENT_DEFAULT = (f"{DEFAULT_STUDENT} h32", DEFAULT_STUDENT, {"hidden": 32})
 #: the real-data suites also train the default and the structured student
@@ -94,18 +85,14 @@ PEERS_CPU = PEERS_ALL[:3]
 def _synthetic(tiny: bool, week: str | Path | None = None):
     from stgkd.data.synthetic import generate
 
-    if tiny:
-        data, _ = generate(num_nodes=6, num_days=1, seed=0)
-    else:
-        data, _ = generate(num_nodes=64, num_days=14, seed=0)
+    data, _ = generate(num_nodes=6 if tiny else 64, num_days=1 if tiny else 14, seed=0)
     return data
 
 
 def week_folder(week: str | Path | None = None) -> Path:
     """The folder of the real METR-LA week: ``week`` when given, else ``$STGKD_WEEK``, else the first of
-    ``../shared/data/metr-la-week`` and ``.gpu/data/metr-la-week`` that holds the files.
-
-    Raises :class:`DataError` naming the missing files and the folders looked at."""
+    ``../shared/data/metr-la-week`` and ``.gpu/data/metr-la-week`` that holds the files (:class:`DataError`
+    naming the missing files and the folders looked at otherwise)."""
     if week is not None or os.environ.get("STGKD_WEEK"):
         candidates = [Path(week if week is not None else os.environ["STGKD_WEEK"])]
     else:
@@ -129,40 +116,29 @@ def _week(tiny: bool, week: str | Path | None = None):
     return read_dcrnn(folder / "metr-la-week.h5", folder / "adj_mx.pkl", name="metr-la-week")
 
 
-
 def _registered(name: str) -> Callable[..., Any]:
-    def load(tiny: bool, week: str | Path | None = None):
-        from stgkd.data.datasets import get_dataset, load_dataset
+    """The registered dataset ``name`` (:func:`stgkd.data.datasets.load_dataset` names the missing files)."""
 
-        info = get_dataset(name)
-        folder = info.folder()
-        missing = info.missing_files(folder)
-        if missing:
-            lines = [f"{name}: the full dataset is not in {folder}; missing:"]
-            for f in missing:
-                where = (f"`stgkd data fetch {name}` downloads it from {f.urls[0]}" if f.urls
-                         else f"get it from {f.manual}")
-                lines.append(f"  - {f.name}: {where}")
-            lines.append(f"put the files in {folder} (or set $STGKD_DATA to the folder holding {name}/)")
-            raise DataError("\n".join(lines))
+    def load(tiny: bool, week: str | Path | None = None):
+        from stgkd.data.datasets import load_dataset
+
         return load_dataset(name)
 
     return load
 
 
 SUITES.register("synthetic", Suite(
-    name="synthetic", title="Synthetic road network (64 sensors, 14 days)", protocol="dcrnn", load=_synthetic,
-    teacher=TEACHER, students=STUDENTS, peers=PEERS_CPU, epochs=3, limit_batches=20,
+    name="synthetic", title="Synthetic road network (64 sensors, 14 days)", load=_synthetic,
+    students=STUDENTS, peers=PEERS_CPU, epochs=3, limit_batches=20,
     description=(
         "stgkd's seeded simulator (`stgkd.data.synthetic.generate(num_nodes=64, num_days=14, seed=0)`): "
         "rush-hour and incident congestion travelling upstream, 4% missing readings; DCRNN protocol "
         "(70/10/20 chronological split, 12 -> 12 steps, masked metrics). Runs anywhere in minutes."
     ),
-    tiny_teacher=TINY_TEACHER,
 ))
 SUITES.register("metr-la-week", Suite(
-    name="metr-la-week", title="METR-LA, first week (207 sensors, 2,016 steps)", protocol="dcrnn", load=_week,
-    teacher=TEACHER, students=STUDENTS_REAL, peers=PEERS_CPU, epochs=30, limit_batches=None,
+    name="metr-la-week", title="METR-LA, first week (207 sensors, 2,016 steps)", load=_week,
+    students=STUDENTS_REAL, peers=PEERS_CPU, epochs=30,
     description=(
         "The real first week of METR-LA (2012-03-01 to 03-07, 207 loop detectors, 5 min) from "
         "`../shared/data/metr-la-week` with DCRNN's adjacency; DCRNN protocol (70/10/20 chronological "
@@ -172,7 +148,6 @@ SUITES.register("metr-la-week", Suite(
         "to Monday (one weekend). A week is 1/17 of METR-LA: numbers are not comparable with the "
         "published full-dataset results."
     ),
-    tiny_teacher=TINY_TEACHER,
 ))
 for _name, _title, _quote in (
     ("metr-la", "METR-LA (full, 207 sensors, 34,272 steps)", "metr-la"),
@@ -181,13 +156,12 @@ for _name, _title, _quote in (
     ("pems08", "PEMS08 (170 sensors, flow, 17,856 steps)", "pems08"),
 ):
     SUITES.register(_name, Suite(
-        name=_name, title=_title, protocol="dcrnn", load=_registered(_name), teacher=TEACHER, students=STUDENTS_REAL,
-        peers=PEERS_ALL, epochs=100, limit_batches=None, published=_quote,
+        name=_name, title=_title, load=_registered(_name), students=STUDENTS_REAL, peers=PEERS_ALL, epochs=100,
+        published=_quote,
         description=(
             f"The full {_title.split(' (')[0]} release in its standard layout and split (registered dataset "
             f"`{_name}`), DCRNN protocol; published numbers are quoted beside it."
         ),
-        tiny_teacher=TINY_TEACHER,
     ))
 
 

@@ -1,12 +1,6 @@
 """The distillation ablations (``benchmarks.distill_ablation``) and regime studies (``benchmarks.distill_regime``),
 both retired (``benchmarks.screen``'s ``distill`` and ``regime`` plans run them now): their committed records'
-rows and their sections of RESULTS.md.
-
-An ablation group is one teacher, student family, width, epochs and seeds; :func:`ablation_rows` gives one
-row per setting with the paired difference to the plain student and what distillation adds over the same
-student trained without a distillation loss. :func:`regime_section` renders "When distillation pays" from the
-tables each regime study's script wrote beside its record (:func:`md_sections`).
-"""
+rows and their sections of RESULTS.md (a regime study's from the tables its script wrote beside its record)."""
 
 from __future__ import annotations
 
@@ -17,9 +11,6 @@ from typing import Any
 
 from benchmarks.table.records import (GOAL_GAP_CLOSED, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_pm,
                                       mae_cells, mean_spread, table)
-
-__all__ = ["REGIME_RECIPES", "is_distilled", "ablation_groups", "ablation_rows", "ablation_section",
-           "md_sections", "regime_section"]
 
 #: the recipes the records of the retired ``benchmarks.distill_regime`` name: recipe -> its student, the
 #: student's hyperparameters and, for a distilled one, the plain recipe it is paired with (``baseline``)
@@ -91,11 +82,6 @@ def ablation_rows(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _best_closed(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return max((r for r in rows if r["closed"] is not None and r["name"] != "plain"), key=lambda r: r["closed"],
-               default=None)
-
-
 def ablation_section(group: list[dict[str, Any]]) -> list[str]:
     """One group's section: the teacher, the runs, one row per setting, the best baseline and what it shows."""
     first, t = group[0], group[0]["teacher"]
@@ -134,7 +120,8 @@ def ablation_section(group: list[dict[str, Any]]) -> list[str]:
                   "Δ60 vs plain", "60-min gap closed", "Δ60 of distillation (vs)", "seeds"], lines)
     out += baseline_notes(block) + [""]
     findings = []
-    best_row = _best_closed(rows)
+    best_row = max((r for r in rows if r["closed"] is not None and r["name"] != "plain"), key=lambda r: r["closed"],
+                   default=None)
     if best_row:
         findings.append(f"- Closest to the teacher at 60 minutes: **{best_row['name']}**, {100 * best_row['closed']:.0f} "
                         f"% of the plain student's gap closed (goal {100 * GOAL_GAP_CLOSED:.0f} %: "

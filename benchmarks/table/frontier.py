@@ -1,13 +1,9 @@
 """The student frontier on the METR-LA week: test MAE against one-thread CPU latency, gathered from the records.
 
-:func:`gather` reads every accuracy record of the week (:data:`READERS`: frontier screens, regime studies,
-distillation ablations, ``benchmarks.run`` suites), one :class:`Score` per model and recipe (mean ± sample std
-over seeds), and joins each with the newest idle one-thread eager fp32 latency record at 207 sensors that timed
-the same family, parameter count, width and input channels (a busy record or row is never used). FLOPs come
-from the accuracy record, else from a model-timing record's batch-1 row. Nothing is filled in: what lacks a
-timing or a score, or is sent to the appendix (:func:`~benchmarks.table.records.appendix_reason`), is listed
-in :attr:`Frontier.missing`. One point per model: the recipe trained longest, then with more seeds, lower
-validation MAE, newer record (the rest are :attr:`Frontier.others`).
+:func:`gather` joins each model's score on the week (:func:`_scores`; mean ± sample std over seeds) with the
+newest idle one-thread eager fp32 latency record at 207 sensors that timed the same model; FLOPs come from the
+accuracy record, else from a model-timing record. Nothing is filled in: what lacks a timing or a score, or is in
+the appendix, is listed in :attr:`Frontier.missing`.
 """
 
 from __future__ import annotations
@@ -21,10 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from benchmarks.table.records import (HORIZONS, MIN_TIMED_CALLS, WORSE, appendix_reason, best_baseline,
-                                      fmt_count, fmt_ms, mae_cells, mean_spread, read_json_files, table)
-
-__all__ = ["DATASET", "Score", "Timing", "Point", "Frontier", "StudyFront", "gather", "pareto", "which_student",
-           "study_fronts", "frontier_lines"]
+                                      fmt_count, fmt_ms, fmt_pm, mae_cells, mean_spread, read_json_files, table)
 
 #: the data every figure of the frontier is on
 DATASET = "metr-la-week"
@@ -43,15 +36,15 @@ class Score:
     family: str
     role: str
     training: str
-    width: int | None
-    parameters: int | None
-    channels: int | None
     mae: dict[str, tuple[float, float, int]]
-    val: float | None
-    epochs: int | None
-    flops: float | None
     source: str
     flags: str
+    width: int | None = None
+    parameters: int | None = None
+    channels: int | None = None
+    val: float | None = None
+    epochs: int | None = None
+    flops: float | None = None
     date: str = ""
     design: bool = False
     excluded: str | None = None
@@ -208,10 +201,10 @@ def _screen_scores(name: str, rec: dict[str, Any]) -> list[Score]:
 
 def _teacher_score(name: str, teacher: dict[str, Any], epochs: int | None, channels: int | None) -> Score:
     path = str(teacher.get("path", "?"))
-    return Score(family=teacher.get("model", "graph-wavenet"), role="teacher", training="plain", width=None,
+    return Score(family=teacher.get("model", "graph-wavenet"), role="teacher", training="plain",
                  parameters=teacher.get("parameters"), channels=channels,
-                 mae={h: (teacher["test"][h]["mae"], 0.0, 1) for h in HORIZONS}, val=None, epochs=epochs, flops=None,
-                 source=name, flags=f"checkpoint `{path}`" + (f" ({epochs} epochs)" if epochs else "") + ", 1 seed",
+                 mae={h: (teacher["test"][h]["mae"], 0.0, 1) for h in HORIZONS}, epochs=epochs, source=name,
+                 flags=f"checkpoint `{path}`" + (f" ({epochs} epochs)" if epochs else "") + ", 1 seed",
                  date=_date(name), ident=f"`{path}`" + (f", {epochs} epochs" if epochs else ""))
 
 
@@ -236,7 +229,7 @@ def _regime_scores(name: str, report: dict[str, Any]) -> list[Score]:
                 family=spec["student"], role="student", training="distilled" if distilled else "plain",
                 width=spec["hparams"].get("hidden"), parameters=runs[0].get("parameters"), channels=channels,
                 mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), val=mean_spread(r.get("val_mae") for r in runs)[0],
-                epochs=report.get("epochs"), flops=None, source=name, flags=flags,
+                epochs=report.get("epochs"), source=name, flags=flags,
                 date=_date(name, report.get("date", "")), design=bool(set(spec["hparams"]) - {"hidden"})))
     return out
 
@@ -258,16 +251,16 @@ def _ablation_scores(name: str, report: dict[str, Any]) -> list[Score]:
                      + (f", teacher `{teacher.get('path')}`" if distilled else ""))
             out.append(Score(
                 family=report["student"], role="student", training="distilled" if distilled else "plain",
-                width=report.get("width"), parameters=runs[0].get("parameters"), channels=None,
-                mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), val=None, epochs=report.get("student_epochs"),
-                flops=None, source=name, flags=flags, date=_date(name, report.get("date", "")),
+                width=report.get("width"), parameters=runs[0].get("parameters"),
+                mae=_spread(runs, lambda r, h: r["test"][h]["mae"]), epochs=report.get("student_epochs"),
+                source=name, flags=flags, date=_date(name, report.get("date", "")),
                 design=bool(set(st.get("student_hparams") or {}) - {"hidden"}), excluded=excluded))
     return out
 
 
 def _suite_scores(name: str, record: dict[str, Any]) -> list[Score]:
     """``benchmarks.run`` suites on the week: the teacher, each student plain and distilled, the peers."""
-    if record.get("protocol") != "dcrnn" or (record.get("dataset") or {}).get("name") != DATASET:
+    if (record.get("dataset") or {}).get("name") != DATASET:
         return []
     excluded, budget = appendix_reason(dict(record, _file=name)), record.get("budget") or {}
     features = (record.get("dataset") or {}).get("input_features")
@@ -290,22 +283,12 @@ def _suite_scores(name: str, record: dict[str, Any]) -> list[Score]:
     return out
 
 
-def _kind(obj: Any) -> str | None:
-    """Which reader of :data:`READERS` a results file needs (``None``: not an accuracy record)."""
-    if not isinstance(obj, dict):
-        return None
-    if obj.get("protocol") == "frontier-screen":
-        return "screen"
-    if {"recipes", "runs", "teacher"} <= set(obj) and isinstance(obj.get("runs"), dict):
-        return "regime"
-    if {"teacher", "settings", "student", "seeds"} <= set(obj):
-        return "ablation"
-    return "suite" if str(obj.get("schema", "")).startswith("stgkd-bench/") and "models" in obj else None
-
-
-#: accuracy readers, by the kind of record :func:`_kind` names
-READERS: dict[str, Callable[[str, Any], list[Score]]] = {
-    "screen": _screen_scores, "regime": _regime_scores, "ablation": _ablation_scores, "suite": _suite_scores}
+def _scores(name: str, obj: Any) -> list[Score]:
+    """The scores of a results file: a frontier screen, a regime study (no protocol), an ablation or a suite."""
+    if isinstance(obj, dict) and {"recipes", "runs", "teacher"} <= set(obj) and isinstance(obj["runs"], dict):
+        return _regime_scores(name, obj)
+    reader = {"frontier-screen": _screen_scores, "distill-ablation": _ablation_scores, "dcrnn": _suite_scores}
+    return reader[obj["protocol"]](name, obj) if isinstance(obj, dict) and obj.get("protocol") in reader else []
 
 
 # ============================================================================ timings, FLOPs, baselines
@@ -376,7 +359,7 @@ def gather(results_dir: Path) -> Frontier:
     """The frontier of the week from every record in ``results_dir`` (see the module's docstring)."""
     front, scores, timings, flops = Frontier(), [], [], []
     for path, obj in read_json_files(Path(results_dir)):
-        found = READERS[_kind(obj)](path.name, obj) if _kind(obj) else []
+        found = _scores(path.name, obj)
         scores += found
         if found and front.baselines_block is None and _baselines_block(obj) is not None:
             front.baselines_block, front.baselines_source = _baselines_block(obj), f"`{path.name}`"
@@ -454,14 +437,14 @@ def which_student(front: Frontier) -> list[str]:
         lines.append(f"- none: every charted student is worse than the best baseline ({base[0]}, {base[1]:.2f}) at "
                      "60 min.")
     for p in steps:
-        t, mae = p.timing, p.score.mae["60min"]
+        t = p.timing
         notes = [", ".join(x for x in (f"{t.speedup_b1:.1f}× faster than Graph WaveNet at batch 1" if t.speedup_b1
                                        else "", f"{t.speedup_b64:.1f}× at batch 64" if t.speedup_b64 else "") if x),
                  f"{p.mae60 - base[1]:+.2f} against the best baseline ({base[0]}, {base[1]:.2f})" if base else "",
                  "against the teacher " + ", ".join(f"{p.mae60 - tp.mae60:+.2f} ({tp.score.ident}: {tp.mae60:.2f})"
                                                     for tp in teachers) if teachers else ""]
-        lines.append(f"- from {t.b1_ms:.2f} ms: **{p.label}**, {mae[0]:.2f}" + (f" ± {mae[1]:.2f}" if mae[2] > 1 else "")
-                     + f" at 60 min ({p.score.flags}; `{t.source}`)" + "".join(f"; {n}" for n in notes if n) + ".")
+        lines.append(f"- from {t.b1_ms:.2f} ms: **{p.label}**, {fmt_pm(*p.score.mae['60min'])} at 60 min "
+                     f"({p.score.flags}; `{t.source}`)" + "".join(f"; {n}" for n in notes if n) + ".")
 
     def listed(points: list[Point]) -> str:
         return ", ".join(f"{p.label} ({p.mae60:.2f}, {p.timing.b1_ms:.2f} ms)" for p in points) + "."
@@ -482,10 +465,8 @@ def study_fronts(results_dir: Path) -> tuple[list[StudyFront], list[tuple[str, s
     from stgkd.latency import is_busy
 
     fronts, skipped = [], []
-    for path in sorted(Path(results_dir).glob("tuning-*.json")):
-        try:
-            rec: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
+    for path, rec in read_json_files(Path(results_dir)):
+        if not path.name.startswith("tuning-") or not isinstance(rec, dict):
             continue
         st = rec.get("settings") or {}
         lat, load = st.get("latency") or {}, st.get("load_average") or {}

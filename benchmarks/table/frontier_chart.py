@@ -11,8 +11,6 @@ from typing import Any
 
 from benchmarks.table.frontier import DATASET, Frontier, StudyFront, frontier_lines, gather, pareto, study_fronts
 
-__all__ = ["CHART", "figure", "draw", "frontier_section"]
-
 #: the chart's file name in the results folder
 CHART = f"frontier-{DATASET}-cpu.png"
 DPI = 110

@@ -10,8 +10,6 @@ from benchmarks.table.records import (BUSY, FULL_DATASETS, GOAL_GAP_CLOSED, GOAL
                                       is_suite, quoted, table)
 from benchmarks.table.suites import aggregate, trios
 
-__all__ = ["goals", "goals_section"]
-
 #: the latency goals (:data:`GOALS`) in words
 LATENCY_GOALS = {
     "b1_graph_ms": f"a width-32 student under {GOALS['b1_graph_ms']} ms at batch 1 as a CUDA graph",

@@ -7,8 +7,6 @@ from typing import Any
 
 from benchmarks.table.records import BUSY, GOALS, fmt_count, fmt_ms, head, part_lines, power_law, table
 
-__all__ = ["latency_section", "goal_figures", "models_table", "timing_section", "scaling_section"]
-
 #: torch-geometric-temporal's recurrent peers in the latency table
 RECURRENT_PEERS = ("pgt-a3tgcn2", "pgt-tgcn2-stepped", "pgt-batched-dcrnn")
 
@@ -69,9 +67,7 @@ def goal_figures(rec: dict[str, Any]) -> tuple[int, dict[str, dict[str, Any]]]:
 
 def _latency_goals(rec: dict[str, Any]) -> list[str]:
     """One line per width-32 student against the latency goals, and one against the recurrent peers."""
-    def verdict(ok: bool) -> str:
-        return "**met**" if ok else "**not met**"
-
+    verdict = {True: "**met**", False: "**not met**"}.get
     skipped = next((r["skipped"] for r in rec.get("results", []) if r.get("mode") == "cuda-graph" and "skipped" in r),
                    None)
     big, figures = goal_figures(rec)
@@ -136,20 +132,16 @@ def models_table(models: list[dict[str, Any]]) -> list[str]:
 
     keyed: dict[tuple, dict[str, Any]] = {}
     for r in models:
-        keyed.setdefault((r["model"], r["batch"], r["dtype"]), {"row": r})[r["passes"]] = r["median_ms"]
-        keyed[(r["model"], r["batch"], r["dtype"])]["row"] = r
-
-    def ms(v: float) -> str:
-        return "n/a" if v != v else f"{v:.2f}"
-
+        keyed.setdefault((r["model"], r["batch"], r["dtype"]), {})[r["passes"]] = r
     lines = []
     for by in keyed.values():
-        r = by["row"]
+        r = list(by.values())[-1]
         lines.append([r["model"], r["role"], r["batch"], "", "", "", f"build failed: {r['error'][:80]}", ""]
                      if r["error"] and r["dtype"] == "-" else
                      [r["model"], r["role"], r["batch"], f"{r['parameters']:,}", f"{r['gflops']:.3f}",
-                      precision_label(r["dtype"], r.get("precision")), ms(by.get("forward", float("nan"))),
-                      ms(by.get("forward+backward", float("nan")))])
+                      precision_label(r["dtype"], r.get("precision")),
+                      *[f"{by[k]['median_ms']:.2f}" if k in by and by[k]["median_ms"] == by[k]["median_ms"] else "n/a"
+                        for k in ("forward", "forward+backward")]])
     return table(["model", "role", "batch", "params", "GFLOPs (fwd)", "dtype", "forward ms", "forward+backward ms"],
                  lines)
 

@@ -1,8 +1,5 @@
-"""RESULTS.md as a whole: the introduction, the headline, every record's section, the goals and the appendix.
-
-Each record is rendered by the section of its protocol (:data:`SECTIONS`); :func:`render` is the whole text for a list of records; :func:`write_markdown`
-regenerates a RESULTS.md from a results folder (atomically). Nothing here measures anything.
-"""
+"""RESULTS.md as a whole: the introduction, the headline, every record's section (by its protocol,
+:data:`SECTIONS`), the goals and the appendix."""
 
 from __future__ import annotations
 
@@ -19,8 +16,6 @@ from benchmarks.table.records import (FULL_DATASETS, MIN_PASSES, MIN_TIMED_CALLS
                                       has_payload, head, is_suite, load_records)
 from benchmarks.table.screen import screen_sections
 from benchmarks.table.suites import published_section, suite_section
-
-__all__ = ["SECTIONS", "render", "write_markdown"]
 
 #: a record's section, by its protocol (a group of distillation ablations is one section, at its first record)
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {

@@ -7,8 +7,6 @@ from typing import Any
 
 from benchmarks.table.records import head, table
 
-__all__ = ["gpu_runs", "environment_section", "tuning_section"]
-
 
 def gpu_runs(records: list[dict[str, Any]]) -> list[str]:
     """One table per ``python -m benchmarks.gpu`` run: its parts, budgets, wall times and how each ended."""

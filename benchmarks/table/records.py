@@ -1,11 +1,5 @@
-"""The records, the rule of the main body, and the pieces every section of RESULTS.md is made of.
-
-Every record is a ``stgkd-bench/1`` JSON file in ``benchmarks/results/`` (:func:`load_records`; the quoted
-published numbers are one too, :func:`quoted`). :func:`appendix_reason` is the one rule of what goes to the
-appendix; a latency timed on a busy machine is never a number (its cell says :data:`BUSY`); every table is
-:func:`table`, every section starts with :func:`head`; a test MAE worse than the best baseline is marked
-:data:`WORSE` (:func:`mae_cells`).
-"""
+"""The ``stgkd-bench/1`` records in ``benchmarks/results/``, the one rule of the main body (:func:`appendix_reason`)
+and the pieces every section of RESULTS.md is made of: cells, :func:`table`, :func:`head`, the best baseline."""
 
 from __future__ import annotations
 
@@ -15,9 +9,6 @@ import re
 import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-
-__all__ = ["SCHEMA", "MIN_PASSES", "MIN_TIMED_CALLS", "BUSY", "GOALS", "mean_spread", "fmt_pm", "power_law",
-           "table", "head", "load_records", "appendix_reason", "quoted"]
 
 #: the schema of every benchmark record (``benchmarks.run``, ``benchmarks.latency``, ``benchmarks.gpu``)
 SCHEMA = "stgkd-bench/1"
@@ -68,11 +59,11 @@ def mean_spread(values: Iterable[float | None]) -> tuple[float, float, int]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0), len(xs)
 
 
-def fmt_pm(mean: float, spread: float, n: int, *, digits: int = 2, scale: float = 1.0) -> str:
-    """``"3.12 ± 0.04"`` (``n`` > 1), ``"3.12"`` (``n`` = 1), ``"–"`` (no value)."""
+def fmt_pm(mean: float, spread: float, n: int, *, digits: int = 2, scale: float = 1.0, sign: str = "") -> str:
+    """``"3.12 ± 0.04"`` (``n`` > 1), ``"3.12"`` (``n`` = 1), ``"–"`` (no value); ``sign="+"`` signs the mean."""
     if n == 0 or not math.isfinite(mean):
         return "–"
-    return f"{mean * scale:.{digits}f}" + (f" ± {spread * scale:.{digits}f}" if n > 1 else "")
+    return f"{mean * scale:{sign}.{digits}f}" + (f" ± {spread * scale:.{digits}f}" if n > 1 else "")
 
 
 def fmt_count(x: float | None) -> str:
@@ -101,10 +92,12 @@ def power_law(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] |
     return math.exp(my - k * mx), k
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """A Markdown table: ``header``, then one line per row (each cell as ``str`` gives it)."""
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
+    """A Markdown table: ``header``, then one line per row (each cell as ``str`` gives it); ``align``, one letter
+    per column, ``l`` or ``r``, spells the rule out (``| --- | ---: |``)."""
+    rule = ("| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |" if align
+            else "|" + "---|" * len(header))
+    return ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(map(str, row)) + " |" for row in rows]
 
 
 # ============================================================================ baselines

@@ -1,18 +1,16 @@
 """RESULTS.md's screen sections: the records of ``python -m benchmarks.screen PLAN --record PLAN-...`` (a train
-screen: each setting's validation and test MAE beside the best baseline table on the same targets and, per
-setting with several seeds, the mean margin; a distill screen: each setting's test MAE over seeds and its
-gain over its plain row, paired by seed) and the setting chosen per model family on validation. Nothing here
-measures anything."""
+screen's rows beside the best baseline; a distill screen's settings over seeds, with their gain over their plain
+row paired by seed) and the setting chosen per model family on validation."""
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SECTIONS", "chosen", "chosen_lines", "distill_table", "screen_sections", "screen_table", "table_lines",
-           "teacher_lines"]
+from benchmarks.table.records import fmt_pm, mean_spread, table
 
 #: per plan, in page order: the section's heading and what it says first (a record is ``PLAN-*.json``)
 SECTIONS = {
@@ -34,63 +32,56 @@ SECTIONS = {
 }
 
 
+def _by_setting(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    by: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["setting"], {})[r["seed"]] = r
+    return by
+
+
+def _pm(values: list[float], sign: str = "") -> str:
+    return fmt_pm(*mean_spread(values), digits=4, sign=sign)
+
+
 def screen_table(report: dict[str, Any]) -> list[str]:
-    """The rows of one screen report: per setting and seed, the validation MAE over the horizon, the test MAE
-    per horizon (the keys of its ``metrics.json``), the best baseline over the horizon and the margin."""
+    """Per setting and seed: the validation MAE, the test MAE per horizon (the keys of its ``metrics.json``), the
+    best baseline over the horizon and the margin."""
     rows = report["rows"]
     horizons = [h for h in rows[0]["test_mae"] if h != "avg"] if rows else []
-    lines = ["| setting | seed | val MAE | " + " | ".join(f"test {h}" for h in horizons)
-             + " | test avg | best baseline avg | margin avg |",
-             "| --- | ---: | ---: | " + " | ".join("---:" for _ in horizons) + " | ---: | --- | ---: |"]
-    for r in rows:
-        t, b = r["test_mae"], r["best_baseline"].get("avg", {})
-        lines.append(f"| {r['setting']} | {r['seed']} | {r['val_mae']:.4f} | "
-                     + " | ".join(f"{t[h]:.4f}" for h in [*horizons, "avg"])
-                     + f" | {b.get('mae', float('nan')):.4f} ({b.get('baseline', '-')}) | "
-                     f"{100 * r['margin'].get('avg', float('nan')):+.1f} % |")
-    return lines
-
-
-def _pm(values: list[float]) -> str:
-    """Mean ± sample std (the mean alone for one value)."""
-    return f"{statistics.fmean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
-
-
-def _gain(values: list[float]) -> str:
-    return (f"{statistics.fmean(values):+.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
-            if values else "–")
+    return table(["setting", "seed", "val MAE", *[f"test {h}" for h in horizons], "test avg", "best baseline avg",
+                  "margin avg"],
+                 [[r["setting"], r["seed"], f"{r['val_mae']:.4f}",
+                   *[f"{r['test_mae'][h]:.4f}" for h in [*horizons, "avg"]],
+                   f"{b.get('mae', math.nan):.4f} ({b.get('baseline', '-')})",
+                   f"{100 * r['margin'].get('avg', math.nan):+.1f} %"] for r in rows
+                  for b in [r["best_baseline"].get("avg", {})]], align="lrr" + "r" * len(horizons) + "rlr")
 
 
 def distill_table(report: dict[str, Any]) -> list[str]:
-    """The rows of one distill screen report, one per setting: its seeds, validation MAE, test MAE per horizon
-    (mean ± sample std over seeds), its gain over its plain row at the longest horizon and over the horizon
-    (the plain row's test MAE − its own, on the seeds both ran: paired by seed; positive = better), the
-    student's validation MAE to the teacher's forecasts (fidelity) and the teacher's validation MAE."""
-    by_setting: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in report["rows"]:
-        by_setting.setdefault(r["setting"], {})[r["seed"]] = r
+    """Per setting: its seeds, validation MAE, test MAE per horizon (mean ± sample std over seeds), its gain over
+    its plain row at the longest horizon and over the horizon (the plain row's test MAE − its own on the seeds
+    both ran: paired by seed; positive = better), the student's validation MAE to the teacher's forecasts
+    (fidelity) and the teacher's validation MAE."""
+    by_setting = _by_setting(report["rows"])
     first = report["rows"][0] if report["rows"] else {"test_mae": {}}
     horizons = [h for h in first["test_mae"] if h != "avg"]
     last = horizons[-1] if horizons else "avg"
-    lines = ["| setting | seeds | val MAE | " + " | ".join(f"test {h}" for h in [*horizons, "avg"])
-             + f" | gain {last} | gain avg | vs | val MAE to teacher | teacher val MAE |",
-             "| --- | --- | ---: | " + " | ".join("---:" for _ in [*horizons, "avg"])
-             + " | ---: | ---: | --- | ---: | ---: |"]
+    lines = []
     for setting, runs in by_setting.items():
         rs = list(runs.values())
         base = by_setting.get(rs[0].get("plain") or "", {})
         gains = {h: [base[s]["test_mae"][h] - r["test_mae"][h] for s, r in runs.items() if s in base]
                  for h in (last, "avg")}
-        fidelity = [r["val_fidelity"] for r in rs if r.get("val_fidelity") is not None]
-        teacher = [r["teacher_val_mae"] for r in rs if r.get("teacher_val_mae") is not None]
         vs = rs[0].get("plain") or ""
         if vs and len(gains["avg"]) < len(rs):  # the seeds the gain is on
             vs += f" (seeds {', '.join(str(s) for s in runs if s in base) or 'none: not run'})"
-        lines.append(f"| {setting} | {', '.join(map(str, runs))} | {_pm([r['val_mae'] for r in rs])} | "
-                     + " | ".join(_pm([r["test_mae"][h] for r in rs]) for h in [*horizons, "avg"])
-                     + f" | {_gain(gains[last]) if vs else ''} | {_gain(gains['avg']) if vs else ''} | {vs} | "
-                     f"{_pm(fidelity) if fidelity else '–'} | {_pm(teacher) if teacher else '–'} |")
-    return lines
+        lines.append([setting, ", ".join(map(str, runs)), _pm([r["val_mae"] for r in rs]),
+                      *[_pm([r["test_mae"][h] for r in rs]) for h in [*horizons, "avg"]],
+                      *[_pm(gains[h], "+") if vs else "" for h in (last, "avg")], vs,
+                      *[_pm([r[k] for r in rs if r.get(k) is not None]) for k in ("val_fidelity", "teacher_val_mae")]])
+    return table(["setting", "seeds", "val MAE", *[f"test {h}" for h in [*horizons, "avg"]], f"gain {last}",
+                  "gain avg", "vs", "val MAE to teacher", "teacher val MAE"], lines,
+                 align="llr" + "r" * len(horizons) + "rrrlrr")
 
 
 def table_lines(report: dict[str, Any]) -> list[str]:
@@ -158,47 +149,36 @@ def chosen_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _seed_means(report: dict[str, Any]) -> list[str]:
-    by_setting: dict[str, list[dict[str, Any]]] = {}
-    for r in report["rows"]:
-        by_setting.setdefault(r["setting"], []).append(r)
     lines = []
-    for setting, rows in by_setting.items():
-        if len(rows) < 2:
-            continue
-        margins = [100 * r["margin"]["avg"] for r in rows]
-        test = [r["test_mae"]["avg"] for r in rows]
-        worst = max(margins)
-        lines.append(f"- {setting}, seeds {', '.join(str(r['seed']) for r in rows)}: test MAE over the horizon "
-                     f"{statistics.fmean(test):.4f} ± {statistics.stdev(test):.4f}, margin against the best baseline "
-                     f"{statistics.fmean(margins):+.1f} % on average, {worst:+.1f} % on the worst seed")
+    for setting, runs in _by_setting(report["rows"]).items():
+        if len(runs) > 1:
+            margins = [100 * r["margin"]["avg"] for r in runs.values()]
+            lines.append(f"- {setting}, seeds {', '.join(map(str, runs))}: test MAE over the horizon "
+                         f"{_pm([r['test_mae']['avg'] for r in runs.values()])}, margin against the best baseline "
+                         f"{statistics.fmean(margins):+.1f} % on average, {max(margins):+.1f} % on the worst seed")
     return lines
 
 
 def screen_sections(results_dir: Path) -> str:
-    """A section per plan of :data:`SECTIONS` with a record (``PLAN-*.json``, a report with ``rows``), each
-    record newest last; empty when there is none."""
-    return "".join(_section(Path(results_dir), plan) for plan in SECTIONS)
-
-
-def _section(results_dir: Path, plan: str) -> str:
-    reports = []
-    for path in sorted(results_dir.glob(f"{plan}-*.json")):
-        report = json.loads(path.read_text())
-        if (isinstance(report, dict) and isinstance(report.get("rows"), list) and report["rows"]
-                and report.get("plan", "counts") == plan):  # distill-*.json: not the retired ablations
-            reports.append((path, report))
-    if not reports:
-        return ""
-    heading, intro = SECTIONS[plan]
-    lines = ["", f"## {heading}", "", f"From `python -m benchmarks.screen {plan}` (accuracy only; each row is one "
-             "`stgkd` command, named in the record; the best baseline is chosen per horizon on validation). " + intro, ""]
-    for path, report in reports:
-        lines += [f"### `{path.name}`: {report['dataset']}, `{report['model']}`", "",
-                  f"{report['date']}, {report['machine']}, load average {report['load_average_start']} at start; "
-                  f"`{report['command']}`", ""]
-        lines += teacher_lines(report) + ([""] if report.get("teachers") else [])
-        lines += table_lines(report) + [""] + chosen_lines(report)
-        lines += _seed_means(report) if report.get("kind") != "distill" else []
-        lines += [""] + [f"Note: {n}" for n in report.get("notes", [])] if report.get("notes") else []
-        lines.append("")
+    """A section per plan of :data:`SECTIONS` with a record (``PLAN-*.json``, a report with ``rows``; one without
+    ``plan`` is a counts record), each record newest last; empty when there is none."""
+    lines = []
+    for plan, (heading, intro) in SECTIONS.items():
+        reports = [(path, report) for path in sorted(Path(results_dir).glob(f"{plan}-*.json"))
+                   for report in [json.loads(path.read_text())]  # distill-*.json: not the retired ablations
+                   if isinstance(report, dict) and isinstance(report.get("rows"), list) and report["rows"]
+                   and report.get("plan", "counts") == plan]
+        if reports:
+            lines += ["", f"## {heading}", "", f"From `python -m benchmarks.screen {plan}` (accuracy only; each row "
+                      "is one `stgkd` command, named in the record; the best baseline is chosen per horizon on "
+                      "validation). " + intro, ""]
+        for path, report in reports:
+            lines += [f"### `{path.name}`: {report['dataset']}, `{report['model']}`", "",
+                      f"{report['date']}, {report['machine']}, load average {report['load_average_start']} at "
+                      f"start; `{report['command']}`", ""]
+            lines += teacher_lines(report) + ([""] if report.get("teachers") else [])
+            lines += table_lines(report) + [""] + chosen_lines(report)
+            lines += _seed_means(report) if report.get("kind") != "distill" else []
+            lines += [""] + [f"Note: {n}" for n in report.get("notes", [])] if report.get("notes") else []
+            lines.append("")
     return "\n".join(lines)

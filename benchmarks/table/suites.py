@@ -10,8 +10,6 @@ from typing import Any
 from benchmarks.table.records import (BUSY, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_ms, fmt_pm,
                                       mae_cells, mean_spread, part_lines, passes, quoted, table, title)
 
-__all__ = ["aggregate", "trios", "suite_section", "published_section"]
-
 KIND_ORDER = {"teacher": 0, "student": 1, "student+kd": 2, "peer": 3}
 HORIZON_NAMES = {"15min": "15 min", "30min": "30 min", "60min": "60 min", "avg": "avg 12"}
 
@@ -68,19 +66,11 @@ def _steps(rec: dict[str, Any]) -> int | None:
                  for m in rec.get("models", []) for s in m.get("seeds", []) if s.get("batches_per_epoch")), None)
 
 
-def _speedups(rec: dict[str, Any], rows: tuple[dict[str, Any], ...], where: str) -> str | None:
-    """The speed-up at batch 1 of a plain and a distilled student (one architecture timed twice: a range)."""
-    key = "cuda-cuda-graph-b1" if rec["environment"]["device"] == "cuda" else "cpu-eager-b1"
-    sps = sorted(x for x in (r.get(f"speedup/{key}") for r in rows) if x)
-    if len(sps) == 2 and sps[1] > 1.05 * sps[0]:
-        return f"{sps[0]:.1f}–{sps[1]:.1f}× faster {where}"
-    return f"{sps[-1]:.1f}× faster {where}" if sps else None
-
-
 def _findings(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Plain statements computed from the rows (no claims the numbers do not carry)."""
     out = []
-    lat = "CUDA-graph latency at batch 1" if rec["environment"]["device"] == "cuda" else "CPU latency at batch 1"
+    cuda = rec["environment"]["device"] == "cuda"
+    lat, key = ("CUDA-graph", "cuda-cuda-graph-b1") if cuda else ("CPU", "cpu-eager-b1")
     for teacher, plain, r in trios(rows):
         t, p, k = teacher["avg/mae"], plain["avg/mae"], r["avg/mae"]
         if not all(x[2] for x in (t, p, k)):
@@ -90,12 +80,11 @@ def _findings(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
                    "from a single seed, so no spread is known" if p[2] == 1 else "beyond the seed spread")
         closes = (f"; it closes {100 * gain / gap:.0f}% of the plain student's gap to the teacher"
                   if gap > 0 and gain > 0 else "")
-        speed = _speedups(rec, (r, plain), "than the teacher")
-        if speed and "–" in speed:
-            speed += (f" ({lat}; the plain and the distilled student share one architecture, so the range is timing "
-                      "noise)")
-        elif speed:
-            speed += f" ({lat})"
+        sps = sorted(x for x in (r.get(f"speedup/{key}"), plain.get(f"speedup/{key}")) if x)
+        speed = (f"{sps[0]:.1f}–{sps[1]:.1f}× faster than the teacher ({lat} latency at batch 1; the plain and the "
+                 "distilled student share one architecture, so the range is timing noise)"
+                 if len(sps) == 2 and sps[1] > 1.05 * sps[0] else
+                 f"{sps[-1]:.1f}× faster than the teacher ({lat} latency at batch 1)" if sps else None)
         out.append(f"- **{r['label']}**: average masked MAE {k[0]:.3f} vs {p[0]:.3f} trained plainly "
                    f"({'better' if gain > 0 else 'worse'} by {abs(gain):.3f}, {verdict}){closes}; teacher {t[0]:.3f}. "
                    f"It has {fmt_count(r['parameters'])} parameters against the teacher's "
