@@ -14,7 +14,9 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import traceback
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 import stgkd.nn.peers  # noqa: F401  (registers the peers: the timing part times every registered model)
-from benchmarks.budget import Deadline, OutOfTime
+from benchmarks.budget import Deadline, OutOfTime, run_child
 from benchmarks.latency import NO_CUDA
 from benchmarks.profile import part_profile, profile_lineup
 from benchmarks.record import one_line
@@ -30,6 +32,7 @@ from stgkd.nn.registry import DEFAULT_STUDENT, DEFAULT_TEACHER
 
 __all__ = ["PARTS", "Part", "Context", "kept", "NO_CUDA", "MIN_TRIALS", "TUNING_EPOCHS"]
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 #: graph size of the smoke run's latency and timing parts (MTGNN's default subgraph needs 20 sensors)
 SMOKE_NODES = 20
 #: trials the tuning study must finish to count as complete (the study is asked for more, within its time)
@@ -114,6 +117,26 @@ def part_environment(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         info["nvidia_smi"] = _nvidia_smi()
     return {"suite": "environment", "title": "Device and software", "environment": environment(ctx.device),
             "details": info}
+
+
+def part_cuda_tests(ctx: Context, deadline: Deadline) -> dict[str, Any]:
+    """The test suite's CUDA tests (``pytest -m cuda``: the forecaster's CUDA graphs, CUDA exports, the program
+    compiled for the GPU) run on this GPU in a child process stopped at the deadline; each test's outcome."""
+    report = ctx.work / "cuda-tests.xml"
+    argv = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+            "tests"]
+    code, ended = run_child(argv, max(1.0, deadline.remaining()), term_wait=10, cwd=REPO_ROOT)
+    tests = []
+    for case in ET.parse(report).iter("testcase") if report.is_file() else ():
+        found = [c for c in case if c.tag in ("failure", "error", "skipped")]
+        outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[found[0].tag] if found else "passed"
+        tests.append({"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
+                      "seconds": round(float(case.get("time") or 0.0), 2),
+                      "message": " ".join((found[0].get("message") or "").split())[:300] if found else ""})
+    record = {"pytest": shlex.join(["python", *argv[1:]]).replace(str(report), "REPORT.xml"), "exit_code": code,
+              "ended": ended,
+              "tests": tests, "reached": None if ended == "exited" else "the CUDA tests left when it was stopped"}
+    return {**record, "error": f"pytest exited with {code} and wrote no report"} if not tests and code else record
 
 
 #: ``nvidia-smi --query-gpu`` fields, most useful first (an unknown field fails the whole query, so it is retried
@@ -342,13 +365,15 @@ def _tuning_lineup(smoke: bool) -> str:
 PARTS: list[Part] = [
     Part("environment", "environment", "environment: GPU, driver, clocks, versions", 5, part_environment,
          lambda smoke: "GPU, driver, clocks (nvidia-smi), torch / CUDA / cuDNN and package versions", grace_s=10),
-    Part("latency", "latency", "latency table at 207 sensors (teacher, students, then PGT peers)", 50, part_latency,
+    Part("latency", "latency", "latency table at 207 sensors (teacher, students, then PGT peers)", 45, part_latency,
          _latency_lineup),
     Part("profile", "profile", "profiler summary of the default student and teacher, eager / CUDA graph / compile",
-         95, part_profile, profile_lineup),
+         85, part_profile, profile_lineup),
+    Part("cuda-tests", "cuda-tests", "the test suite's CUDA tests (pytest -m cuda)", 40, part_cuda_tests,
+         lambda smoke: "pytest -m cuda: CUDA graphs, CUDA exports, the program compiled for the GPU"),
     Part("timing", "model-timing", "forward / forward+backward time of every model, batch 64", 10, part_timing,
          _timing_lineup),
-    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 70, part_week, _week_lineup, grace_s=30),
-    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 95, part_tuning,
+    Part("metr-la-week", "metr-la-week", "metr-la-week suite, 3 seeds", 65, part_week, _week_lineup, grace_s=30),
+    Part("tuning", "tuning", "tuning study, >= 30 trials, CUDA-graph latency budget", 75, part_tuning,
          _tuning_lineup, grace_s=20),
 ]

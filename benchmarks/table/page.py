@@ -11,7 +11,7 @@ from benchmarks.table.ablations import ablation_groups, ablation_section, regime
 from benchmarks.table.frontier_chart import frontier_section
 from benchmarks.table.goals import goals_section
 from benchmarks.table.latency import latency_section, scaling_section, timing_section
-from benchmarks.table.parts import environment_section, gpu_runs, tuning_section
+from benchmarks.table.parts import cuda_tests_section, environment_section, gpu_runs, tuning_section
 from benchmarks.table.records import (FULL_DATASETS, MIN_PASSES, MIN_TIMED_CALLS, appendix_reason, failed_section,
                                       has_payload, head, is_suite, load_records)
 from benchmarks.table.screen import screen_sections
@@ -20,9 +20,10 @@ from benchmarks.table.suites import published_section, suite_section
 #: a record's section, by its protocol (a group of distillation ablations is one section, at its first record)
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "environment": environment_section, "latency": latency_section, "model-timing": timing_section,
-    "tuning": tuning_section, "scaling": scaling_section, "dcrnn": suite_section, "los-loop": suite_section}
+    "tuning": tuning_section, "scaling": scaling_section, "dcrnn": suite_section, "los-loop": suite_section,
+    "cuda-tests": cuda_tests_section}
 #: the protocols whose section shows what a run measured before it failed
-SHOWN_WHEN_FAILED = ("environment", "latency", "model-timing", "tuning")
+SHOWN_WHEN_FAILED = ("environment", "latency", "model-timing", "tuning", "cuda-tests")
 
 INTRO = f"""\
 # Benchmark results

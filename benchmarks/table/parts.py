@@ -1,5 +1,5 @@
-"""The parts of a ``python -m benchmarks.gpu`` run in RESULTS.md: the run table, the environment and the tuning
-study (its latency and timing parts are cost studies, :mod:`benchmarks.table.latency`)."""
+"""The parts of a ``python -m benchmarks.gpu`` run in RESULTS.md: the run table, the environment, the CUDA tests and
+the tuning study (its latency and timing parts are cost studies, :mod:`benchmarks.table.latency`)."""
 
 from __future__ import annotations
 
@@ -79,3 +79,13 @@ def tuning_section(rec: dict[str, Any]) -> list[str]:
         [t["number"], f"{t['val_mae']:.4f}", f"{t['latency_ms']:.4g}",
          *[t.get("params", {}).get(k, "") for k in ("family", "hidden", "layers")]]
         for t in report.get("pareto_front") or []]) if report.get("pareto_front") else out
+
+
+def cuda_tests_section(rec: dict[str, Any]) -> list[str]:
+    """The test suite's CUDA tests as a GPU run ran them: how many passed, and each test's outcome."""
+    tests = rec.get("tests") or []
+    counts = {o: sum(t["outcome"] == o for t in tests) for o in ("passed", "failed", "error", "skipped")}
+    out = head(rec) + [f"`{rec.get('pytest')}` (exit code {rec.get('exit_code')}, {rec.get('ended')}): "
+                       + ", ".join(f"{n} {o}" for o, n in counts.items() if n), ""]
+    return out + table(["test", "outcome", "s", "message"], [
+        [f"`{t['test']}`", t["outcome"], f"{t['seconds']:.1f}", t["message"][:120]] for t in tests])

@@ -39,7 +39,7 @@ NOT_RUNS = ("quoted", "frontier-screen")
 QUOTED = Path(__file__).resolve().parents[1] / "results" / "published-full-datasets.json"
 #: the key holding what a record measured, per protocol (a part cut short before its first unit has none)
 PAYLOAD = {"environment": "details", "latency": "results", "model-timing": "models", "tuning": "report",
-           "scaling": "points", "dcrnn": "models", "los-loop": "models"}
+           "scaling": "points", "dcrnn": "models", "los-loop": "models", "cuda-tests": "tests"}
 #: the mark on a test MAE worse than the best baseline at that horizon
 WORSE = "†"
 WORSE_NOTE = (f"{WORSE} = worse than the best baseline at that horizon (last value, seasonal naive, historical "

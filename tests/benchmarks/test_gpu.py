@@ -21,8 +21,8 @@ from benchmarks.gpu_parts import Context, Part
 from benchmarks.table.page import render
 from stgkd.nn.registry import DEFAULT_STUDENT
 
-SUITES = {"environment": "environment", "latency": "latency", "profile": "profile", "timing": "model-timing",
-          "metr-la-week": "metr-la-week", "tuning": "tuning"}
+SUITES = {"environment": "environment", "latency": "latency", "profile": "profile", "cuda-tests": "cuda-tests",
+          "timing": "model-timing", "metr-la-week": "metr-la-week", "tuning": "tuning"}
 
 
 @pytest.fixture
@@ -361,9 +361,10 @@ def test_the_plan_fits_its_limit_with_install_grace_and_rendering():
                                                 for i in range(len(budgets))]
     over = gpu.plan(gpu.PARTS, budgets[:-1] + [budgets[-1] + 60])
     assert not over["fits"] and over["total_s"] == p["total_s"] + 60
-    # in order of value: the environment first, the latency table before everything else, Graph WaveNet and
-    # the students before the peers, the tuning study on the metr-la-week teacher last
-    assert [q.name for q in gpu.PARTS] == ["environment", "latency", "profile", "timing", "metr-la-week", "tuning"]
+    # in order of value: the environment first, the latency table before everything else, the profile, then the
+    # CUDA tests; Graph WaveNet and the students before the peers, the tuning study on the metr-la-week teacher last
+    assert [q.name for q in gpu.PARTS] == ["environment", "latency", "profile", "cuda-tests", "timing", "metr-la-week",
+                                           "tuning"]
 
 
 def test_plan_prints_parts_models_and_budgets_and_runs_nothing(monkeypatch, capsys, tmp_path):
@@ -381,19 +382,20 @@ def test_plan_prints_parts_models_and_budgets_and_runs_nothing(monkeypatch, caps
     assert f"{DEFAULT_STUDENT} w32 (the default student), then graph-wavenet" in profile
     assert "batch 1 and 64" in profile
     assert "eager, cuda-graph, compile" in profile
-    timing = next(line for line in lines if line.split()[:2] == ["4", "timing"])
+    assert "pytest -m cuda" in next(line for line in lines if line.split()[:2] == ["4", "cuda-tests"])
+    timing = next(line for line in lines if line.split()[:2] == ["5", "timing"])
     order = timing.split("in this order: ")[1].split(";")[0].split(", ")
     assert order[0] == "graph-wavenet" and order.index("gcn-gru") < order.index("dcrnn")
     assert order.index("gru") < order.index("agcrn") < order.index("pgt-tgcn")
-    week = next(line for line in lines if line.split()[:2] == ["5", "metr-la-week"])
+    week = next(line for line in lines if line.split()[:2] == ["6", "metr-la-week"])
     assert "3 seed(s)" in week and week.index("gcn-gru h32 structured") < week.index("pgt-tgcn")
     assert f"graph-wavenet (teacher), {DEFAULT_STUDENT} h32 (plain, then distilled)" in week
-    tuning = next(line for line in lines if line.split()[:2] == ["6", "tuning"])
+    tuning = next(line for line in lines if line.split()[:2] == ["7", "tuning"])
     assert f"{DEFAULT_STUDENT} (the default student) first" in tuning and "1/10 of graph-wavenet's" in tuning
     assert "at least 10 epochs" in week
     assert f"= {gpu.plan(gpu.PARTS, [p.budget_s for p in gpu.PARTS])['total_s']:.0f} s at most: fits the 480 s" in text
     assert gpu.main(["--plan", "--budget-metr-la-week", "200"]) == 0
-    assert "DOES NOT FIT (over by 115 s)" in capsys.readouterr().out  # 200 s instead of its 70
+    assert "DOES NOT FIT (over by 135 s)" in capsys.readouterr().out  # 200 s instead of its 65
 
 
 # ---------------------------------------------------------------- capture failures inside a part
@@ -508,3 +510,42 @@ def test_the_profile_part_keeps_the_batches_a_stopped_child_wrote(monkeypatch, t
                                  "device_busy_us_per_forward": 0.0, "launch_calls_per_forward": {},
                                  "max_abs_diff_to_eager": None, "within_1e-4": None}
     assert rec["summary"][1]["skipped"] == "needs a CUDA device"
+
+
+def test_the_cuda_tests_part_records_each_tests_outcome(monkeypatch, tmp_path):
+    """The part runs ``pytest -m cuda`` in a child and reads its JUnit report (the child faked here: it writes a
+    report with one test of each outcome); RESULTS.md shows the counts and every test."""
+    from benchmarks import gpu_parts
+    from benchmarks.table.parts import cuda_tests_section
+
+    junit = """<testsuites><testsuite>
+      <testcase classname="tests.test_forecaster" name="test_ok" time="1.25"/>
+      <testcase classname="tests.test_export" name="test_bad" time="3.5">
+        <failure message="assert 0.2 &lt;= 0.0001"/></testcase>
+      <testcase classname="tests.nn.test_dcgru.TestDCGRU" name="test_skip" time="0">
+        <skipped message="no GPU"/></testcase>
+    </testsuite></testsuites>"""
+    seen = {}
+
+    def fake_child(argv, seconds, *, term_wait, cwd):
+        seen.update(argv=argv, seconds=seconds)
+        Path(next(a for a in argv if a.startswith("--junitxml=")).split("=", 1)[1]).write_text(junit)
+        return 1, "exited"
+
+    monkeypatch.setattr(gpu_parts, "run_child", fake_child)
+    rec = gpu_parts.part_cuda_tests(_ctx(tmp_path), Deadline.after(40))
+    assert seen["argv"][1:5] == ["-m", "pytest", "-m", "cuda"] and 0 < seen["seconds"] <= 40
+    assert [(t["test"], t["outcome"]) for t in rec["tests"]] == [
+        ("tests.test_forecaster::test_ok", "passed"), ("tests.test_export::test_bad", "failed"),
+        ("tests.nn.test_dcgru.TestDCGRU::test_skip", "skipped")]
+    assert rec["tests"][1]["message"] == "assert 0.2 <= 0.0001" and rec["exit_code"] == 1 and rec["reached"] is None
+    full = dict(rec, _file="cuda-tests.json", suite="cuda-tests", protocol="cuda-tests", title="CUDA tests",
+                command="python -m benchmarks.gpu", date="2026-12-08",
+                environment={"device": "cuda", "device_name": "H100"})
+    md = "\n".join(cuda_tests_section(full))
+    assert "(exit code 1, exited): 1 passed, 1 failed, 1 skipped" in md
+    assert "| `tests.test_export::test_bad` | failed | 3.5 | assert 0.2 <= 0.0001 |" in md
+
+    monkeypatch.setattr(gpu_parts, "run_child", lambda argv, seconds, **kw: (4, "exited"))  # no report written
+    (tmp_path / "cuda-tests.xml").unlink()
+    assert gpu_parts.part_cuda_tests(_ctx(tmp_path), Deadline.after(40))["error"].startswith("pytest exited with 4")
