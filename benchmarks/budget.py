@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from stgkd.engine.callbacks import TimeLimit
 
-__all__ = ["Deadline", "OutOfTime", "ShareLimit", "TimeShares", "last_line", "run_child"]
+__all__ = ["Deadline", "OutOfTime", "TimeShares", "last_line", "run_child"]
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -109,24 +109,11 @@ class Deadline:
         return Deadline(min(ends) if ends else None, self.clock)
 
 
-class ShareLimit(TimeLimit):
-    """A run's share of a time budget: a :class:`~stgkd.engine.callbacks.TimeLimit` at the instant
-    ``until`` that does not stop the run before epoch ``min_epochs`` (so every run that starts reaches the
-    passes a result needs; the part's deadline then stops the runs after it from starting)."""
-
-    def __init__(self, *, until: float, min_epochs: int = 0) -> None:
-        super().__init__(until=until)
-        self.min_epochs = int(min_epochs)
-
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
-        if epoch >= self.min_epochs:
-            super().on_epoch_end(trainer, epoch, logs)
-
-
 class TimeShares:
-    """Hands out a :class:`ShareLimit` per training run from ``deadline`` (none without a limit): each run gets
-    ``(time left - reserve) * weight / (weight of the runs left)``, ``total_weight`` at first, and trains
-    ``min_epochs`` first; ``reserve`` is kept back for the work after the last run (e.g. timing the models)."""
+    """Hands out a :class:`~stgkd.engine.callbacks.TimeLimit` per training run from ``deadline`` (none without a
+    limit): each run gets ``(time left - reserve) * weight / (weight of the runs left)``, ``total_weight`` at first,
+    and trains ``min_epochs`` first; ``reserve`` is kept back for the work after the last run (e.g. timing the
+    models)."""
 
     def __init__(self, deadline: Deadline | None, total_weight: float, *, reserve: float = 0.0,
                  min_epochs: int = 0) -> None:
@@ -141,4 +128,4 @@ class TimeShares:
         if self.deadline.end is None:
             return []
         share = max(0.0, self.deadline.remaining() - self.reserve) * weight / max(left, weight)
-        return [ShareLimit(until=self.deadline.clock() + share, min_epochs=self.min_epochs)]
+        return [TimeLimit(until=self.deadline.clock() + share, min_epochs=self.min_epochs)]

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from benchmarks.idle import EXIT_BUSY, refuse_busy
-from benchmarks.record import add_record_args, record_stem, write_record
+from benchmarks.record import add_record_args, installed, record_stem, write_record
 from benchmarks.table.records import table
 
 #: benchmark sections (``variants`` is retired)
@@ -68,18 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def machine() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
     from stgkd.export.aoti import compiled_for, cpp_compiler
     from stgkd.latency import device_name, load_average
 
-    try:
-        onnxruntime = version("onnxruntime")
-    except PackageNotFoundError:
-        onnxruntime = None
     return {"cpu": device_name("cpu").rsplit(" (", 1)[0], "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "quantized_engine": torch.backends.quantized.engine, "os": platform.platform(),
-            "load_average": load_average(), "onnxruntime": onnxruntime, "cxx": cpp_compiler(),
+            "load_average": load_average(), "onnxruntime": installed("onnxruntime"), "cxx": cpp_compiler(),
             "vector_isa": compiled_for()["vector_isa"]}
 
 

@@ -93,15 +93,7 @@ def kept(work: Callable[[], None], ctx: Context, name: str) -> tuple[str | None,
 
 def part_environment(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     """GPU, driver, clocks (``nvidia-smi``), library versions; ``"skipped: no CUDA device"`` for what needs a GPU."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from benchmarks.record import environment
-
-    def installed(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
+    from benchmarks.record import environment, installed
 
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(), "float32_matmul_precision": torch.get_float32_matmul_precision(),

@@ -7,6 +7,7 @@ import argparse
 import datetime as _dt
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +86,23 @@ def environment(device: str) -> dict[str, Any]:
             "threads": torch.get_num_threads(), **pgt_version()}
 
 
+def installed(package: str) -> str | None:
+    """The installed version of ``package`` (its distribution name), ``None`` when it is not installed."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def pgt_version() -> dict[str, Any]:
     """``{"torch_geometric_temporal": version}`` (``None`` when not installed), imported as the peers import it
     (:func:`stgkd.compat.import_torch_geometric_temporal`: PGT's ``import torch_sparse`` needs a stand-in);
     when the import fails anyway, ``"torch_geometric_temporal_import_error"`` says why."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from stgkd.compat import import_torch_geometric_temporal
 
-    try:
-        out: dict[str, Any] = {"torch_geometric_temporal": version("torch-geometric-temporal")}
-    except PackageNotFoundError:
-        return {"torch_geometric_temporal": None}
+    out: dict[str, Any] = {"torch_geometric_temporal": installed("torch-geometric-temporal")}
+    if out["torch_geometric_temporal"] is None:
+        return out
     try:
         import_torch_geometric_temporal()
     except Exception as exc:  # installed but not importable: the peers' rows will fail too, and say so

@@ -176,15 +176,18 @@ class TimeLimit(Callback):
     Args:
         seconds: limit counted from the start of training (default: none).
         until: absolute :func:`time.monotonic` limit (default: none); with both, the earlier one applies.
+        min_epochs: epochs always trained before the limit can stop the run (default: 1), e.g. the passes a
+            result needs when the run's share of a budget is spent before it starts.
     """
 
-    def __init__(self, seconds: float | None = None, *, until: float | None = None) -> None:
+    def __init__(self, seconds: float | None = None, *, until: float | None = None, min_epochs: int = 1) -> None:
         if seconds is None and until is None:
             raise ConfigError("TimeLimit: give seconds or until")
         if seconds is not None and not seconds > 0:
             raise ConfigError(f"TimeLimit: seconds must be > 0, got {seconds}")
         self.seconds = seconds
         self.until = until
+        self.min_epochs = int(min_epochs)
         self.end = until
         self.stopped_epoch = 0
 
@@ -200,7 +203,8 @@ class TimeLimit(Callback):
         return self.stopped_epoch > 0
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, Any]) -> None:
-        if time.monotonic() >= self.end and not trainer.should_stop and epoch < trainer.config.epochs:
+        if (epoch >= self.min_epochs and time.monotonic() >= self.end and not trainer.should_stop
+                and epoch < trainer.config.epochs):
             self.stopped_epoch = epoch
             trainer.should_stop = True
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from benchmarks import gpu
-from benchmarks.budget import Deadline, OutOfTime, ShareLimit, TimeShares
+from benchmarks.budget import Deadline, OutOfTime, TimeShares
 from benchmarks.gpu_parts import Context, Part
 from benchmarks.table.page import render
 from stgkd.nn.registry import DEFAULT_STUDENT
@@ -197,22 +197,6 @@ def test_time_shares_split_what_is_left_by_weight():
     clock.now += 70.0
     assert deadline.expired() and deadline.remaining() == 0.0
     assert Deadline(5.0, clock=clock).earliest(Deadline(3.0)).end == 3.0
-
-
-def test_a_share_lets_every_run_reach_its_minimum_epochs():
-    class Trainer:
-        should_stop = False
-        config = type("Config", (), {"epochs": 30})()
-
-    limit, trainer = ShareLimit(until=time.monotonic() - 1.0, min_epochs=10), Trainer()  # its share already spent
-    for epoch in range(1, 10):
-        limit.on_epoch_end(trainer, epoch, {})
-        assert not trainer.should_stop and not limit.fired
-    limit.on_epoch_end(trainer, 10, {})
-    assert trainer.should_stop and limit.stopped_epoch == 10
-    free = ShareLimit(until=time.monotonic() - 1.0)  # no minimum: stops after the first epoch
-    free.on_epoch_end(Trainer(), 1, {})
-    assert free.fired
 
 
 def test_failed_and_partial_parts_render():

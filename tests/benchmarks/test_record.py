@@ -29,5 +29,5 @@ def test_an_uninstalled_pgt_is_recorded_as_none(monkeypatch):
     def missing(name):
         raise PackageNotFoundError(name)
 
-    monkeypatch.setattr("importlib.metadata.version", missing)
+    monkeypatch.setattr(record, "version", missing)
     assert record.pgt_version() == {"torch_geometric_temporal": None}

@@ -416,3 +416,23 @@ def test_a_run_without_a_budget_records_the_resolved_one(tiny_data, tmp_path):
     from stgkd.engine.checkpoint import run_progress
 
     assert run_progress(load_checkpoint(tmp_path / "lv" / "last.pt")).epochs == 0
+
+
+def test_a_time_limit_lets_a_run_reach_its_minimum_epochs():
+    import time
+
+    from stgkd.engine import TimeLimit
+
+    class Trainer:
+        should_stop = False
+        config = type("Config", (), {"epochs": 30})()
+
+    limit, trainer = TimeLimit(until=time.monotonic() - 1.0, min_epochs=10), Trainer()  # its share already spent
+    for epoch in range(1, 10):
+        limit.on_epoch_end(trainer, epoch, {})
+        assert not trainer.should_stop and not limit.fired
+    limit.on_epoch_end(trainer, 10, {})
+    assert trainer.should_stop and limit.stopped_epoch == 10
+    free = TimeLimit(until=time.monotonic() - 1.0)  # no minimum: stops after the first epoch
+    free.on_epoch_end(Trainer(), 1, {})
+    assert free.fired
