@@ -5,12 +5,11 @@ rows and their sections of RESULTS.md (a regime study's from the tables its scri
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from benchmarks.table.records import (GOAL_GAP_CLOSED, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_pm,
-                                      mae_cells, mean_spread, table)
+                                      kd_gap, mae_cells, mean_spread, table)
 
 #: the recipes the records of the retired ``benchmarks.distill_regime`` name: recipe -> its student, the
 #: student's hyperparameters and, for a distilled one, the plain recipe it is paired with (``baseline``)
@@ -52,7 +51,6 @@ def ablation_rows(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
     plain = next((r["settings"]["plain"] for r in group if "plain" in r["settings"]), None)
     plain_by_seed = {r["seed"]: r["test"]["60min"]["mae"] for r in (plain or {}).get("runs", [])}
     p60 = mean_spread(plain_by_seed.values())
-    gap = p60[0] - teacher60 if p60[2] else math.nan
     rows = []
     for rec in group:
         for name, st in rec["settings"].items():
@@ -67,7 +65,8 @@ def ablation_rows(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row[f"60min/{m}"] = mean_spread(r["test"]["60min"][m] for r in runs)
             diffs = [r["test"]["60min"]["mae"] - plain_by_seed[r["seed"]] for r in runs if r["seed"] in plain_by_seed]
             row["d60"] = mean_spread(diffs) if diffs and name != "plain" else None
-            row["closed"] = (p60[0] - row["60min/mae"][0]) / gap if gap > 0 and row["60min/mae"][2] else None
+            measured = p60[2] and row["60min/mae"][2]
+            row["closed"] = kd_gap(teacher60, p60[0], row["60min/mae"][0])[1] if measured else None
             rows.append(row)
     for row in rows:
         row["baseline"], row["kd_d60"], row["pays"] = None, None, False

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.table.ablations import ablation_groups, ablation_rows
-from benchmarks.table.latency import goal_figures
+from benchmarks.table.latency import goal_figures, goal_values, meets_goal
 from benchmarks.table.records import (BUSY, FULL_DATASETS, GOAL_GAP_CLOSED, GOAL_SEEDS, GOALS, appendix_reason,
-                                      is_suite, quoted, table)
+                                      is_suite, kd_gap, quoted, table)
 from benchmarks.table.suites import aggregate, trios
 
 #: the latency goals (:data:`GOALS`) in words
@@ -30,10 +30,9 @@ def _kd_comparisons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rec in filter(is_suite, records):
         for teacher, plain, r in trios(aggregate(rec)):
             if r["60min/mae"][2]:
-                gap, d60 = plain["60min/mae"][0] - teacher["60min/mae"][0], r["60min/mae"][0] - plain["60min/mae"][0]
+                d60, closed = kd_gap(teacher["60min/mae"][0], plain["60min/mae"][0], r["60min/mae"][0])
                 out.append({"name": f"{r['label']} (`{rec['_file']}`)", "distilled": True, "d60": d60,
-                            "closed": -d60 / gap if gap > 0 else None,
-                            "pays": r["n"] > 1 and -d60 > 2 * plain["60min/mae"][1]})
+                            "closed": closed, "pays": r["n"] > 1 and -d60 > 2 * plain["60min/mae"][1]})
     return out
 
 
@@ -46,18 +45,12 @@ def _latency_goal_rows(records: list[dict[str, Any]]) -> list[tuple[str, str, st
         measured = "no CUDA-graph latency in a main-body run" + (
             f"; CPU figures in `{records[0]['_file']}` assess no GPU goal" if records else "")
         return [(text, measured, "not measured") for text in LATENCY_GOALS.values()]
-    vals: dict[str, list[tuple[str, float]]] = {k: [] for k in LATENCY_GOALS}
-    for s, f in goal_figures(rec)[1].items():
-        if f["g1"]:
-            vals["b1_graph_ms"].append((s, f["g1"]))
-            vals["speedup_b1"] += [(s, f["t1"] / f["g1"])] if f["t1"] else []
-            vals["speedup_peers"] += [(s, min(f["peers"].values()) / f["g1"])] if f["peers"] else []
-        vals["speedup_b64"] += [(s, f["tb"] / f["gb"])] if f["gb"] and f["tb"] else []
+    values = {s: goal_values(f) for s, f in goal_figures(rec)[1].items()}
     out = []
     for key, text in LATENCY_GOALS.items():
-        v = vals[key]
+        v = [(s, x[key]) for s, x in values.items() if x[key] is not None]
         ms = key == "b1_graph_ms"
-        ok = [s for s, x in v if (x < GOALS[key] if ms else x >= GOALS[key])]
+        ok = [s for s, x in v if meets_goal(key, x)]
         measured = ", ".join(f"{s} {x:.3f} ms" if ms else f"{s} {x:.1f}×" for s, x in v)
         out.append((text, f"{measured} (`{rec['_file']}`)", f"met by {len(ok)} of {len(v)}" if ok else "not met")
                    if v else (text, f"not in `{rec['_file']}`", "not measured"))

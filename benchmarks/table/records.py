@@ -59,6 +59,14 @@ def mean_spread(values: Iterable[float | None]) -> tuple[float, float, int]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0), len(xs)
 
 
+def kd_gap(teacher: float, plain: float, distilled: float) -> tuple[float, float | None]:
+    """A distilled student against the same student trained plainly, on one error: ``distilled − plain``
+    (negative = distillation better) and the share of the plain student's gap to the teacher it closes,
+    ``(plain − distilled) / (plain − teacher)`` (``None`` where the plain student is not behind the teacher)."""
+    gap = plain - teacher
+    return distilled - plain, (plain - distilled) / gap if gap > 0 else None
+
+
 def fmt_pm(mean: float, spread: float, n: int, *, digits: int = 2, scale: float = 1.0, sign: str = "") -> str:
     """``"3.12 ± 0.04"`` (``n`` > 1), ``"3.12"`` (``n`` = 1), ``"–"`` (no value); ``sign="+"`` signs the mean."""
     if n == 0 or not math.isfinite(mean):

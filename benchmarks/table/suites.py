@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from benchmarks.table.records import (BUSY, HORIZONS, baseline_notes, baseline_row, fmt_count, fmt_ms, fmt_pm,
-                                      mae_cells, mean_spread, part_lines, passes, quoted, table, title)
+                                      kd_gap, mae_cells, mean_spread, part_lines, passes, quoted, table, title)
 
 KIND_ORDER = {"teacher": 0, "student": 1, "student+kd": 2, "peer": 3}
 HORIZON_NAMES = {"15min": "15 min", "30min": "30 min", "60min": "60 min", "avg": "avg 12"}
@@ -75,11 +75,12 @@ def _findings(rec: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
         t, p, k = teacher["avg/mae"], plain["avg/mae"], r["avg/mae"]
         if not all(x[2] for x in (t, p, k)):
             continue
-        gain, gap = p[0] - k[0], p[0] - t[0]
+        diff, closed = kd_gap(t[0], p[0], k[0])
+        gain = -diff
         verdict = ("within the seed spread" if p[2] > 1 and abs(gain) <= max(p[1], k[1]) else
                    "from a single seed, so no spread is known" if p[2] == 1 else "beyond the seed spread")
-        closes = (f"; it closes {100 * gain / gap:.0f}% of the plain student's gap to the teacher"
-                  if gap > 0 and gain > 0 else "")
+        closes = (f"; it closes {100 * closed:.0f}% of the plain student's gap to the teacher"
+                  if closed is not None and gain > 0 else "")
         sps = sorted(x for x in (r.get(f"speedup/{key}"), plain.get(f"speedup/{key}")) if x)
         speed = (f"{sps[0]:.1f}–{sps[1]:.1f}× faster than the teacher ({lat} latency at batch 1; the plain and the "
                  "distilled student share one architecture, so the range is timing noise)"
