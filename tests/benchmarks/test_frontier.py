@@ -143,6 +143,28 @@ def test_which_student_names_the_most_accurate_within_each_latency(results):
     assert "gcn-gru w32 plain (5.30, 1.00 ms)" in losing and "gcn-gru w32 distilled (5.40, 1.00 ms)" in losing
 
 
+def test_which_student_is_chosen_on_validation_not_on_test(results):
+    """Two students where validation and test disagree: the faster one is better on validation and worse on test;
+    the slower one, better on test, is no step of the advice. A student without a validation MAE is not ranked."""
+    from dataclasses import replace
+
+    front = gather(results)
+    p = _point(front, "stgru w32 plain, seasonal day input")
+    fast = replace(p, score=replace(p.score, family="fast", val=2.80, mae={**p.score.mae, "60min": (4.40, 0.0, 1)}),
+                   timing=replace(p.timing, b1_ms=1.50))
+    slow = replace(p, score=replace(p.score, family="slow", val=2.90, mae={**p.score.mae, "60min": (4.00, 0.0, 1)}),
+                   timing=replace(p.timing, b1_ms=1.80))
+    blind = replace(p, score=replace(p.score, family="blind", val=None, mae={**p.score.mae, "60min": (3.50, 0.0, 1)}),
+                    timing=replace(p.timing, b1_ms=1.60))
+    front.points = [q for q in front.points if q.score.role != "student"] + [fast, slow, blind]
+    lines = which_student(front)
+    steps = [line for line in lines if line.startswith("- from ")]
+    assert [s.split("**")[1].split(" ")[0] for s in steps] == ["fast"]
+    assert "validation 2.800, test 4.40 at 60 min" in steps[0]
+    assert any(line.startswith("Every other") and "slow w32" in line for line in lines)
+    assert any(line.startswith("Not ranked, no validation MAE") and "blind w32" in line for line in lines)
+
+
 def test_the_best_baseline_is_a_row_of_a_suite_table_and_worse_models_are_marked():
     rec = {
         "schema": "stgkd-bench/1", "suite": "metr-la-week", "title": "Week", "protocol": "dcrnn", "description": "",
