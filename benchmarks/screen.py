@@ -11,6 +11,7 @@ model family the setting of lowest validation MAE is chosen, never on test; ``--
 choice on ``--seeds``. Accuracy only: no figure here is a timing.
 
     python -m benchmarks.screen counts --out runs/counts --only defaults --seeds 0 1 2
+    python -m benchmarks.screen counts --out runs/counts --only 'default teacher' --seeds 0 1 2 --flags='--device cuda'
     python -m benchmarks.screen teachers --chosen --seeds 1 2                  # each family's choice, 2 more seeds
     python -m benchmarks.screen teachers --seeds 0 1 2 --no-run --record teachers-cpu-DATE   # the record
     python -m benchmarks.screen teachers --dataset DIR --out /tmp/t --smoke    # tiny models, 1 epoch of 2 batches
@@ -36,6 +37,7 @@ from typing import Any
 from benchmarks.record import RESULTS, environment, log, write_record
 from benchmarks.suites import SHARED_WEEK, TINY_TEACHER
 from stgkd.latency import load_average
+from stgkd.nn.registry import DEFAULT_TEACHER
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,7 +166,8 @@ def _regime_plan() -> Plan:
 
 PLANS: dict[str, Plan] = {
     "counts": Plan("The default student against the best baseline table on a count network", "synthetic-counts",
-                   "stgru", {label: (None, flags) for label, flags in COUNTS.items()}),
+                   "stgru", {**{label: (None, flags) for label, flags in COUNTS.items()},
+                             "default teacher": (DEFAULT_TEACHER, [])}),
     "teachers": Plan("The teacher families at the default student's care on the METR-LA week",
                      os.path.relpath(SHARED_WEEK, REPO), None, _teacher_settings(), epochs=30),
     "distill": Plan("Which distillation settings help: one teacher, one student", None, "gcn-gru",

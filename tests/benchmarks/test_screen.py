@@ -50,11 +50,14 @@ def test_the_counts_plan_runs_each_command_once_and_resumes(tiny, tmp_path, caps
 def test_the_counts_plan_keeps_the_commands_and_run_directories_of_benchmarks_counts(capsys):
     assert screen.main(["counts", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 7 and lines[0] == ("defaults: stgkd train --dataset synthetic-counts --model stgru --test "
+    assert len(lines) == 8 and lines[0] == ("defaults: stgkd train --dataset synthetic-counts --model stgru --test "
                                             "--no-progress --seed 0 --out runs/counts/defaults-s0 --overwrite")
     assert lines[2].endswith("--out runs/counts/day-lag-100-epochs-the-defaults-before-s0 --overwrite --seasonal day "
                              "--no-day-of-week --epochs 100")
     assert lines[6].endswith("--out runs/counts/defaults-and-weekday-embedding-8-s0 --overwrite --hparams dow_embed=8")
+    # the default teacher, at its command's defaults too (a GPU's work at 675 stops: about 28 s a step on 2 CPU cores)
+    assert lines[7] == ("default teacher: stgkd train --dataset synthetic-counts --model graph-wavenet --test "
+                        "--no-progress --seed 0 --out runs/counts/default-teacher-s0 --overwrite")
 
 
 def test_the_teachers_plan_screens_each_family_as_the_student_was(capsys):
