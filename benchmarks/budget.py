@@ -32,12 +32,13 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def run_child(argv: list[str], seconds: float, *, term_wait: float, cwd: Any,
-              on_line: Callable[[str], None] | None = None, stdout: Any = subprocess.DEVNULL
-              ) -> tuple[int | None, str]:
+              on_line: Callable[[str], None] | None = None, stdout: Any = subprocess.DEVNULL,
+              stop: int = signal.SIGTERM) -> tuple[int | None, str]:
     """Run ``argv`` in its own process group (standard input closed, ``stdout`` dropped unless given, each line of
     its standard error passed to ``on_line`` when given); its exit code and how it ended: ``"exited"``, or past
-    ``seconds`` ``"stopped"`` by SIGTERM to its group (it stops where it is and writes what it has) or
-    ``"killed"`` ``term_wait`` seconds later. Interrupted while waiting, the group is killed before the
+    ``seconds`` ``"stopped"`` by ``stop`` sent to its group (SIGTERM: it stops where it is and writes what it has;
+    SIGINT for a program that writes its report on an interruption, as pytest does) or ``"killed"``
+    ``term_wait`` seconds later. Interrupted while waiting, the group is killed before the
     interruption goes on: a child never runs on alone."""
     proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
                             stdout=stdout, stderr=subprocess.PIPE if on_line else None, text=True,
@@ -47,7 +48,7 @@ def run_child(argv: list[str], seconds: float, *, term_wait: float, cwd: Any,
         reader.start()
     how = "exited"
     try:
-        for timeout, sig, ended in ((max(1.0, seconds), signal.SIGTERM, "stopped"),
+        for timeout, sig, ended in ((max(1.0, seconds), stop, "stopped"),
                                     (term_wait, signal.SIGKILL, "killed")):
             try:
                 proc.wait(timeout=timeout)

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import traceback
@@ -115,11 +116,14 @@ def part_cuda_tests(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     """The test suite's CUDA tests (``pytest -m cuda``: the forecaster's CUDA graphs, CUDA exports, the program
     compiled for the GPU) run on this GPU in a child process stopped at the deadline; each test's outcome."""
     report = ctx.work / "cuda-tests.xml"
+    report.unlink(missing_ok=True)  # never an earlier run's outcomes
     argv = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
             "tests"]
-    code, ended = run_child(argv, max(1.0, deadline.remaining()), term_wait=10, cwd=REPO_ROOT)
+    # stopped with SIGINT: pytest then ends its session and writes the report of the tests it ran
+    code, ended = run_child(argv, max(1.0, deadline.remaining()), term_wait=10, cwd=REPO_ROOT, stop=signal.SIGINT)
     tests = []
-    for case in ET.parse(report).iter("testcase") if report.is_file() else ():
+    cases = ET.parse(report).iter("testcase") if report.is_file() else ()
+    for case in (c for c in cases if c.get("name")):  # an interrupted test is written without a name
         found = [c for c in case if c.tag in ("failure", "error", "skipped")]
         outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[found[0].tag] if found else "passed"
         tests.append({"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,

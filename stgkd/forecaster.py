@@ -390,7 +390,7 @@ class Forecaster:
             future = pd.DatetimeIndex((absolute[-1] + self._future_s * per_second).view(f"M8[{unit}]"),
                                       name=index.name)
         else:
-            future = (stamps[-1] + self._future_offsets).rename(index.name)
+            future = (stamps[-1] + self._future_offsets).as_unit(unit).rename(index.name)
         return pd.DataFrame(out, index=future, columns=frame.columns, copy=False)
 
     def _column_order(self, columns: pd.Index) -> "_ColumnOrder | None":
@@ -437,7 +437,10 @@ class Forecaster:
                 raise StgkdError(f"timestamps: expected {t} or ({batch}, {t}) timestamps, got {secs.size}")
             return np.ascontiguousarray(secs)
         if start is not None:
-            first = _wall_seconds(start, "start") if np.ndim(start) else np.array([_wall_second(start, "start")])
+            if isinstance(start, (str, _dt.date, np.generic, int, float)):  # one timestamp: no index built
+                first = np.array([_wall_second(start, "start")])
+            else:
+                first = _wall_seconds(start if np.ndim(start) else [start], "start")
             if first.size not in (1, batch):
                 raise StgkdError(f"start: expected one timestamp or {batch}, got {first.size}")
             offsets = np.arange(t, dtype=np.int64) * self.interval_minutes * 60

@@ -120,6 +120,22 @@ def test_an_index_in_any_unit_gives_the_same_forecast(exported):
         assert got.index.unit == unit and (got.index == want.index).all()
     with pytest.raises(StgkdError, match="regular, 5 min apart"):
         fc.predict(df.set_axis((df.index + pd.to_timedelta(np.arange(T), unit="s")).as_unit("s")))
+    local = df.tz_localize("America/Los_Angeles")
+    want = fc.predict(local)
+    for unit in ("s", "ms"):  # an aware index keeps its unit too
+        got = fc.predict(local.set_axis(local.index.as_unit(unit)))
+        np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+        assert got.index.unit == unit and (got.index == want.index).all()
+
+
+def test_a_start_given_in_any_form_reads_the_same(exported):
+    fc = Forecaster.load(exported[0])
+    df = frame(4)
+    want = fc.predict(df)
+    first = df.index[0]
+    for start in (first, str(first), first.to_pydatetime(), first.to_datetime64(), np.array(first.to_datetime64()),
+                  np.array(str(first)), [first], pd.DatetimeIndex([first]), int(first.as_unit("ns").value)):
+        np.testing.assert_array_equal(fc.predict(df.to_numpy(), start=start), want.to_numpy())
 
 
 def test_bad_histories_raise_clear_errors(exported):

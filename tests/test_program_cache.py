@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 
@@ -62,7 +64,11 @@ def test_a_key_for_a_gpu_names_the_gpu(monkeypatch):
     h100, a100 = (cache.program_key("a" * 64, 1, torch.device("cuda", i)) for i in (0, 1))
     assert len({cpu, h100, a100}) == 3  # a program compiled for one GPU is never loaded for another
     assert h100 == cache.program_key("a" * 64, 1, torch.device("cuda", 0))
-    assert cpu == cache.program_key("a" * 64, 1, torch.device("cpu"))  # the CPU's key is the one it always was
+    assert cpu == cache.program_key("a" * 64, 1, torch.device("cpu"))
+    # the CPU's key is the one it always was: programs compiled before a GPU could be named are found again
+    parts = {"layout": cache._LAYOUT, "file": "a" * 64, "torch": torch.__version__, "threads": 1,
+             "cpu": cache.cpu_signature()}
+    assert cpu == hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def test_file_digest_is_sha256_of_the_bytes(tmp_path):

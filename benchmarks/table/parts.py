@@ -88,4 +88,5 @@ def cuda_tests_section(rec: dict[str, Any]) -> list[str]:
     out = head(rec) + [f"`{rec.get('pytest')}` (exit code {rec.get('exit_code')}, {rec.get('ended')}): "
                        + ", ".join(f"{n} {o}" for o, n in counts.items() if n), ""]
     return out + table(["test", "outcome", "s", "message"], [
-        [f"`{t['test']}`", t["outcome"], f"{t['seconds']:.1f}", t["message"][:120]] for t in tests])
+        [f"`{t['test']}`", t["outcome"], f"{t['seconds']:.1f}", t["message"][:120].replace("|", "\\|")]
+        for t in tests])

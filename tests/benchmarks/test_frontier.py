@@ -163,6 +163,9 @@ def test_which_student_is_chosen_on_validation_not_on_test(results):
     assert "validation 2.800, test 4.40 at 60 min" in steps[0]
     assert any(line.startswith("Every other") and "slow w32" in line for line in lines)
     assert any(line.startswith("Not ranked, no validation MAE") and "blind w32" in line for line in lines)
+    front.points = [q for q in front.points if q.score.role != "student"] + [blind]
+    assert "- none ranked: no charted student better than the best baseline has a validation MAE on record." in (
+        which_student(front))
 
 
 def test_the_best_baseline_is_a_row_of_a_suite_table_and_worse_models_are_marked():
