@@ -70,16 +70,26 @@ def split_command(command: str) -> tuple[str, str]:
     return command[: -len(DEMO_TAIL)], DEMO_TAIL.removeprefix(" && ")
 
 
+#: lines of a failed step's output kept in the record (its log is in a temporary folder, removed afterwards)
+FAILED_TAIL_LINES = 40
+
+
 def timed(command: str, cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run ``command`` in a shell in ``cwd`` (output to ``log``): exit status, wall seconds, load before/after."""
+    """Run ``command`` in a shell in ``cwd`` (output to ``log``): exit status, wall seconds, load before/after, and
+    for a step that failed the last lines of its output (``output_tail``) and pytest's failure lines (``failed``)."""
     from stgkd.latency import load_average
 
     before = load_average()
     t0 = time.perf_counter()
     with open(log, "w") as out:
         rc = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    return {"command": command, "rc": rc, "wall_seconds": round(time.perf_counter() - t0, 1),
+    step = {"command": command, "rc": rc, "wall_seconds": round(time.perf_counter() - t0, 1),
             "load_average_before": before, "load_average_after": load_average(), "log": str(log)}
+    if rc != 0:
+        lines = log.read_text(errors="replace").splitlines()
+        step["failed"] = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+        step["output_tail"] = lines[-FAILED_TAIL_LINES:]
+    return step
 
 
 def cold_cache(env: dict[str, str], folder: Path) -> dict[str, str]:
@@ -129,6 +139,11 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", f"README's test command, its first step ({first['command']}) with cold caches: "
                   f"**{first['wall_seconds'] / 60:.1f} min** (promise: ≤ {TESTS_PROMISE_MINUTES:g} min): "
                   f"{'yes' if report['tests_within_promise'] else '**no**'}."]
+    for name, step in parts:
+        if step["rc"] != 0:
+            lines += ["", f"**{name} failed** (exit {step['rc']})"
+                      + (": " + "; ".join(f"`{f}`" for f in step["failed"]) if step.get("failed") else "")
+                      + f"; its last {len(step.get('output_tail', []))} lines are in the JSON below (`output_tail`)."]
     for name, demo in [(n, report[n]) for n in report if n.startswith("demo")]:
         if demo.get("gain_line"):
             held = all(v is True for v in (demo.get("verdicts") or {}).values())

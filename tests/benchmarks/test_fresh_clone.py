@@ -67,3 +67,19 @@ def test_each_seed_and_test_step_is_a_row_and_a_verdict(tmp_path):
     text = render(report)
     assert "| demo-seed1 | `stgkd demo --seed 1` | 0 | 400 |" in text and "| tests 2 | `pytest -m compile` |" in text
     assert "demo-seed1 (seed 1): gained +0.3." in text and "**6.2 min** (promise: ≤ 6 min): **no**" in text
+
+
+def test_a_failed_step_keeps_its_failures_and_last_lines_in_the_record(tmp_path):
+    """A step's log lives in a temporary folder removed after the run: what failed must be in the record."""
+    from benchmarks.fresh_clone import render, timed
+
+    ok = timed("echo fine", tmp_path, {"PATH": "/bin:/usr/bin"}, tmp_path / "ok.log")
+    assert ok["rc"] == 0 and "failed" not in ok and "output_tail" not in ok
+    bad = timed("echo collecting; echo 'FAILED tests/test_x.py::test_y - assert 1 == 2'; echo '1 failed'; exit 1",
+                tmp_path, {"PATH": "/bin:/usr/bin"}, tmp_path / "bad.log")
+    assert bad["rc"] == 1 and bad["failed"] == ["FAILED tests/test_x.py::test_y - assert 1 == 2"]
+    assert bad["output_tail"][-1] == "1 failed"
+    part = {"rc": 0, "wall_seconds": 1.0, "load_average_before": [0.1], "load_average_after": [0.2]}
+    text = render({"date": "d", "command": "c", "machine": "m", "commit": "x", "pip_config": "",
+                   "install": {**part, "command": "pip"}, "tests": [bad]})
+    assert "**tests 1 failed** (exit 1): `FAILED tests/test_x.py::test_y - assert 1 == 2`" in text

@@ -539,17 +539,40 @@ def test_the_cuda_tests_part_records_each_tests_outcome(monkeypatch, tmp_path):
 
 
 def test_pytest_stopped_by_sigint_still_reports_the_tests_it_ran(tmp_path):
-    """What the cuda-tests part relies on: past its time a pytest child gets SIGINT, ends its session and writes
-    the JUnit report of the tests that finished (SIGTERM would kill it with no report)."""
+    """What the cuda-tests part relies on: a pytest child sent SIGINT ends its session and writes the JUnit report
+    of the tests that finished (SIGTERM would kill it with no report). The signal is sent once the slow test has
+    started, whatever the machine's speed."""
+    import subprocess
     import xml.etree.ElementTree as ET
 
-    from benchmarks.budget import run_child
-
-    (tmp_path / "test_two.py").write_text("import time\n\ndef test_quick():\n    pass\n\n"
-                                          "def test_slow():\n    time.sleep(60)\n")
+    started = tmp_path / "slow-started"
+    (tmp_path / "test_two.py").write_text(f"import pathlib, time\n\ndef test_quick():\n    pass\n\n"
+                                          f"def test_slow():\n    pathlib.Path({str(started)!r}).touch()\n"
+                                          f"    time.sleep(60)\n")
     report = tmp_path / "report.xml"
-    code, ended = run_child([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-                             str(tmp_path / "test_two.py")], 4.0, term_wait=10, cwd=tmp_path, stop=signal.SIGINT)
-    assert ended == "stopped" and code != 0
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+                             str(tmp_path / "test_two.py")], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the slow test never started"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     names = [c.get("name") for c in ET.parse(report).iter("testcase")]
     assert "test_quick" in names and "test_slow" not in names
+
+
+def test_run_child_stops_with_the_signal_it_is_given(tmp_path):
+    from benchmarks.budget import run_child
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    code, ended = run_child(sleeper, 1.0, term_wait=10, cwd=tmp_path, stop=signal.SIGINT)
+    assert ended == "stopped" and code in (1, -signal.SIGINT)  # a KeyboardInterrupt, not a SIGTERM's -15
+    code, ended = run_child(sleeper, 1.0, term_wait=10, cwd=tmp_path)
+    assert ended == "stopped" and code == -signal.SIGTERM
