@@ -117,8 +117,8 @@ def part_cuda_tests(ctx: Context, deadline: Deadline) -> dict[str, Any]:
     compiled for the GPU) run on this GPU in a child process stopped at the deadline; each test's outcome."""
     report = ctx.work / "cuda-tests.xml"
     report.unlink(missing_ok=True)  # never an earlier run's outcomes
-    argv = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-            "tests"]
+    args = ["-m", "cuda", "-q", "-p", "no:cacheprovider", "--junitxml={}", "tests"]
+    argv = [sys.executable, "-m", "pytest", *(a.format(report) for a in args)]
     # stopped with SIGINT: pytest then ends its session and writes the report of the tests it ran
     code, ended = run_child(argv, max(1.0, deadline.remaining()), term_wait=10, cwd=REPO_ROOT, stop=signal.SIGINT)
     tests = []
@@ -129,9 +129,8 @@ def part_cuda_tests(ctx: Context, deadline: Deadline) -> dict[str, Any]:
         tests.append({"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
                       "seconds": round(float(case.get("time") or 0.0), 2),
                       "message": " ".join((found[0].get("message") or "").split())[:300] if found else ""})
-    record = {"pytest": shlex.join(["python", *argv[1:]]).replace(str(report), "REPORT.xml"), "exit_code": code,
-              "ended": ended,
-              "tests": tests, "reached": None if ended == "exited" else "the CUDA tests left when it was stopped"}
+    record = {"pytest": shlex.join(["python", "-m", "pytest", *(a.format("REPORT.xml") for a in args)]),
+              "exit_code": code, "ended": ended, "tests": tests, "reached": None if ended == "exited" else "the CUDA tests left when it was stopped"}
     return {**record, "error": f"pytest exited with {code} and wrote no report"} if not tests and code else record
 
 

@@ -56,6 +56,11 @@ class Score:
         return self.mae.get("60min", (math.nan, math.nan, 0))[2]
 
     @property
+    def validation(self) -> float | None:
+        """The validation MAE, where the record holds a finite one."""
+        return self.val if self.val is not None and math.isfinite(self.val) else None
+
+    @property
     def label(self) -> str:
         if self.role == "teacher":
             return f"{self.family} ({self.ident})" if self.ident else self.family
@@ -351,8 +356,8 @@ def _baselines_block(obj: Any) -> dict[str, Any] | None:
 
 def _rank(score: Score) -> tuple:
     """Which recipe of one model is charted: trained longest, more seeds, lower validation MAE, newer."""
-    val = score.val if score.val is not None and math.isfinite(score.val) else math.inf
-    return (score.epochs or 0, score.seeds, -val, score.date, score.source)
+    val = score.validation
+    return (score.epochs or 0, score.seeds, -(math.inf if val is None else val), score.date, score.source)
 
 
 def gather(results_dir: Path) -> Frontier:
@@ -415,10 +420,6 @@ def pareto(points: list[Point], error: Callable[[Point], float] = lambda p: p.ma
     return front
 
 
-def _has_val(p: Point) -> bool:
-    return p.score.val is not None and math.isfinite(p.score.val)
-
-
 def which_student(front: Frontier) -> list[str]:
     """"Which student to use", computed from the charted students better than the best baseline at 60 minutes:
     those no other is both faster and more accurate than, the latency from which each is the most accurate
@@ -433,8 +434,8 @@ def which_student(front: Frontier) -> list[str]:
     teachers = [p for p in front.points if p.score.role == "teacher"]
     losing = [p for p in students if base is not None and p.mae60 >= base[1]]
     students = [p for p in students if p not in losing]  # a student the naive forecast beats is not advice
-    unranked = [p for p in students if not _has_val(p)]
-    steps = pareto([p for p in students if _has_val(p)], error=lambda p: p.score.val)
+    unranked = [p for p in students if p.score.validation is None]
+    steps = pareto([p for p in students if p.score.validation is not None], error=lambda p: p.score.validation)
     lines = ["**Which student to use** (chosen on validation: each step of the list is the student with the lowest "
              "validation MAE over the 12 steps within that one-thread CPU latency at batch 1; test MAE at 60 min "
              "only leaves out the students worse than the best baseline there, a finding rather than advice, and "
